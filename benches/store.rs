@@ -1,0 +1,3 @@
+//! Store benchmarks. (Being built: issue 2.)
+
+fn main() {}

@@ -1,0 +1,3 @@
+//! The `minitwit` binary. (Being built: issue 6.)
+
+fn main() {}

@@ -1,0 +1,56 @@
+//! [`PageSize`]: how many items a listing returns, with the API's default and cap.
+
+use super::ValidationError;
+
+/// A number of items to list, between 0 and [`PageSize::MAX`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageSize(usize);
+
+impl PageSize {
+    /// The simulator API's default `no`.
+    pub const API_DEFAULT: PageSize = PageSize(100);
+    /// The web front end's page length.
+    pub const WEB: PageSize = PageSize(30);
+    /// The largest page any listing returns; larger requests are capped to it.
+    pub const MAX: usize = 1000;
+
+    /// A page of `n` items, capped at [`PageSize::MAX`].
+    pub fn new(n: usize) -> Self {
+        Self(n.min(Self::MAX))
+    }
+
+    /// Parses the API's `no` query parameter: absent means the default; a non-negative
+    /// integer is capped at [`PageSize::MAX`]; anything else (negative, not a number,
+    /// beyond `u64`) is refused.
+    pub fn parse_api(raw: Option<&str>) -> Result<Self, ValidationError> {
+        match raw {
+            None => Ok(Self::API_DEFAULT),
+            Some(raw) => raw
+                .trim()
+                .parse::<u64>()
+                .map(|n| Self::new(usize::try_from(n).unwrap_or(usize::MAX)))
+                .map_err(|_| ValidationError::PageSizeInvalid),
+        }
+    }
+
+    /// The number of items.
+    pub fn get(self) -> usize {
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_caps_and_refuses() {
+        assert_eq!(PageSize::parse_api(None).unwrap().get(), 100);
+        assert_eq!(PageSize::parse_api(Some("7")).unwrap().get(), 7);
+        assert_eq!(PageSize::parse_api(Some("0")).unwrap().get(), 0);
+        assert_eq!(PageSize::parse_api(Some("99999999999")).unwrap().get(), PageSize::MAX);
+        for bad in ["-1", "abc", "1.5", "", "999999999999999999999999999"] {
+            assert_eq!(PageSize::parse_api(Some(bad)), Err(ValidationError::PageSizeInvalid));
+        }
+    }
+}

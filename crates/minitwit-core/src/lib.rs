@@ -1,0 +1,43 @@
+//! MiniTwit's domain: users, messages, follows and timelines, with every rule of the
+//! system, behind an async [`Store`] trait. No HTTP, no SQL: embed it in any Rust program.
+//!
+//! Layout:
+//! - [`domain`]: parse-don't-validate newtypes for client input, with the contract's error
+//!   texts ([`Username`], [`Email`], [`Password`], [`MessageText`], [`PageSize`],
+//!   [`Registration`]).
+//! - [`model`]: the records stores keep and return, and keyset [`Cursor`]s.
+//! - [`store`]: the [`Store`] trait that backends implement, and [`StoreError`].
+//! - [`service`]: [`MiniTwit`], the service front ends and the CLI call.
+//! - [`password_hash`]: Argon2id hashing off the async executor.
+//! - [`gravatar`]: picture addresses for emails.
+//! - `testkit` (feature `testkit`): the conformance suite every backend runs, the
+//!   in-memory reference model and the proptest model test.
+//!
+//! ```no_run
+//! # async fn demo(store: std::sync::Arc<dyn minitwit_core::Store>) -> Result<(), minitwit_core::ServiceError> {
+//! use minitwit_core::{MiniTwit, MessageText, PageSize, Registration, Timeline};
+//! let twit = MiniTwit::new(store);
+//! let alice = twit.register(Registration::parse("alice", "a@example.com", "pw", None)?).await?;
+//! twit.post(&alice, MessageText::parse("hello")?).await?;
+//! let page = twit.timeline(Timeline::Public, None, PageSize::WEB).await?;
+//! assert_eq!(page.entries[0].text, "hello");
+//! # Ok(()) }
+//! ```
+
+pub mod domain;
+pub mod gravatar;
+pub mod model;
+pub mod password_hash;
+pub mod service;
+pub mod store;
+#[cfg(feature = "testkit")]
+pub mod testkit;
+
+pub use domain::{Email, MessageText, PageSize, Password, Registration, Username, ValidationError};
+pub use model::{
+    Counts, Cursor, Follow, ImportBatch, Message, MessageFilter, MessageId, NewMessage, NewUser,
+    Page, Timeline, TimelineEntry, User, UserId,
+};
+pub use password_hash::{HashCost, Hasher};
+pub use service::{MiniTwit, ServiceError, ServiceResult, unix_now};
+pub use store::{Store, StoreError, StoreResult};

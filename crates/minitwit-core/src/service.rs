@@ -1,0 +1,270 @@
+//! [`MiniTwit`]: the service both front ends and the CLI call. Every rule lives here.
+
+use crate::domain::{MessageText, PageSize, Password, Registration, ValidationError};
+use crate::model::{
+    Counts, Cursor, Message, MessageFilter, MessageId, NewMessage, NewUser, Page, Timeline, User,
+    UserId,
+};
+use crate::password_hash::{HashCost, Hasher};
+use crate::store::{Store, StoreError};
+use std::sync::Arc;
+
+/// Why a service call failed. Each variant says which HTTP status a front end answers.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ServiceError {
+    /// 400: client input broke a rule; the text is the contract's.
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    /// 400: registration with a name that exists.
+    #[error("The username is already taken")]
+    UsernameTaken,
+    /// 404: no user of that name or id.
+    #[error("Unknown user")]
+    UnknownUser,
+    /// 404: no message with that id.
+    #[error("Unknown message {0}")]
+    UnknownMessage(MessageId),
+    /// Login with a name nobody has.
+    #[error("Invalid username")]
+    InvalidUsername,
+    /// Login with the wrong password.
+    #[error("Invalid password")]
+    InvalidPassword,
+    /// 403: the account is disabled.
+    #[error("This account is disabled")]
+    AccountDisabled,
+    /// 503: the store cannot be reached; try again later.
+    #[error("The service is temporarily unavailable")]
+    Unavailable,
+    /// 500: a failure inside the server. The detail is for the log, never the client.
+    #[error("Internal server error")]
+    Internal(String),
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::UsernameTaken => Self::UsernameTaken,
+            StoreError::UnknownUser(_) => Self::UnknownUser,
+            StoreError::Unavailable(_) => Self::Unavailable,
+            other @ (StoreError::Conflict(_) | StoreError::Backend(_)) => {
+                Self::Internal(other.to_string())
+            }
+        }
+    }
+}
+
+/// Shorthand for service results.
+pub type ServiceResult<T> = Result<T, ServiceError>;
+
+/// The settings key under which the session signing key is kept.
+const SESSION_KEY_SETTING: &str = "session_key";
+/// Length of a generated session key, in bytes.
+const SESSION_KEY_LEN: usize = 64;
+
+/// The MiniTwit service over any [`Store`]. Cheap to clone.
+#[derive(Clone)]
+pub struct MiniTwit {
+    store: Arc<dyn Store>,
+    hasher: Hasher,
+}
+
+impl MiniTwit {
+    /// The service over `store` with recommended password hashing.
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self::with_hash_cost(store, HashCost::Recommended)
+    }
+
+    /// The service with an explicit hashing cost (tests and benchmarks use
+    /// [`HashCost::Insecure`]).
+    pub fn with_hash_cost(store: Arc<dyn Store>, cost: HashCost) -> Self {
+        Self { store, hasher: Hasher::new(cost) }
+    }
+
+    /// The underlying store, for bulk work (export, copy) and shutdown.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Whether the store answers (`/ready`).
+    pub async fn ready(&self) -> ServiceResult<()> {
+        Ok(self.store.ping().await?)
+    }
+
+    // --- accounts ---
+
+    /// Registers a user; [`ServiceError::UsernameTaken`] if the name exists.
+    pub async fn register(&self, registration: Registration) -> ServiceResult<User> {
+        if self.store.user_by_name(registration.username.as_ref()).await?.is_some() {
+            return Err(ServiceError::UsernameTaken);
+        }
+        let pw_hash =
+            self.hasher.hash(&registration.password).await.map_err(ServiceError::Internal)?;
+        let user = NewUser { username: registration.username, email: registration.email, pw_hash };
+        Ok(self.store.create_user(user).await?)
+    }
+
+    /// Checks a login: [`ServiceError::InvalidUsername`], [`ServiceError::InvalidPassword`]
+    /// or [`ServiceError::AccountDisabled`] when it fails.
+    pub async fn authenticate(&self, username: &str, password: &str) -> ServiceResult<User> {
+        let user = self.store.user_by_name(username).await?.ok_or(ServiceError::InvalidUsername)?;
+        if !self.hasher.verify(password, &user.pw_hash).await {
+            return Err(ServiceError::InvalidPassword);
+        }
+        if user.disabled {
+            return Err(ServiceError::AccountDisabled);
+        }
+        Ok(user)
+    }
+
+    /// The user with exactly this name, or [`ServiceError::UnknownUser`].
+    pub async fn user(&self, username: &str) -> ServiceResult<User> {
+        self.store.user_by_name(username).await?.ok_or(ServiceError::UnknownUser)
+    }
+
+    /// The user with this id, if any (a session may outlive its user).
+    pub async fn user_by_id(&self, id: UserId) -> ServiceResult<Option<User>> {
+        Ok(self.store.user_by_id(id).await?)
+    }
+
+    /// Up to `limit` users with ids above `after`, by id.
+    pub async fn users(&self, after: Option<UserId>, limit: PageSize) -> ServiceResult<Vec<User>> {
+        Ok(self.store.users_after(after, limit.get()).await?)
+    }
+
+    /// Sets a new password for `username`.
+    pub async fn set_password(&self, username: &str, password: &Password) -> ServiceResult<()> {
+        let user = self.user(username).await?;
+        let hash = self.hasher.hash(password).await.map_err(ServiceError::Internal)?;
+        self.store
+            .set_password_hash(user.id, &hash)
+            .await?
+            .then_some(())
+            .ok_or(ServiceError::UnknownUser)
+    }
+
+    /// Disables (or re-enables) `username`: a disabled user cannot log in or post.
+    pub async fn set_disabled(&self, username: &str, disabled: bool) -> ServiceResult<()> {
+        let user = self.user(username).await?;
+        self.store
+            .set_disabled(user.id, disabled)
+            .await?
+            .then_some(())
+            .ok_or(ServiceError::UnknownUser)
+    }
+
+    /// Deletes `username` with their messages and follows.
+    pub async fn delete_user(&self, username: &str) -> ServiceResult<()> {
+        let user = self.user(username).await?;
+        self.store.delete_user(user.id).await?.then_some(()).ok_or(ServiceError::UnknownUser)
+    }
+
+    // --- messages ---
+
+    /// Posts `text` as `author` now; [`ServiceError::AccountDisabled`] for a disabled author.
+    pub async fn post(&self, author: &User, text: MessageText) -> ServiceResult<MessageId> {
+        if author.disabled {
+            return Err(ServiceError::AccountDisabled);
+        }
+        let message = NewMessage { author_id: author.id, text, pub_date: unix_now() };
+        Ok(self.store.add_message(message).await?)
+    }
+
+    /// Flags (hides) or unflags every message in `ids`. All ids are checked first, so an
+    /// unknown id changes nothing: [`ServiceError::UnknownMessage`] names the first.
+    pub async fn set_flagged(&self, ids: &[MessageId], flagged: bool) -> ServiceResult<()> {
+        for &id in ids {
+            if self.store.message_by_id(id).await?.is_none() {
+                return Err(ServiceError::UnknownMessage(id));
+            }
+        }
+        for &id in ids {
+            if !self.store.set_flagged(id, flagged).await? {
+                return Err(ServiceError::UnknownMessage(id));
+            }
+        }
+        Ok(())
+    }
+
+    /// Messages for administration, newest id first.
+    pub async fn messages(&self, filter: MessageFilter) -> ServiceResult<Vec<Message>> {
+        Ok(self.store.list_messages(filter).await?)
+    }
+
+    // --- follows ---
+
+    /// `follower` follows `followee`; following twice leaves one pair.
+    pub async fn follow(&self, follower: &User, followee: &User) -> ServiceResult<()> {
+        Ok(self.store.follow(follower.id, followee.id).await?)
+    }
+
+    /// `follower` stops following `followee`; not following is not an error.
+    pub async fn unfollow(&self, follower: &User, followee: &User) -> ServiceResult<()> {
+        Ok(self.store.unfollow(follower.id, followee.id).await?)
+    }
+
+    /// Whether `follower` follows `followee`.
+    pub async fn is_following(&self, follower: UserId, followee: UserId) -> ServiceResult<bool> {
+        Ok(self.store.is_following(follower, followee).await?)
+    }
+
+    /// The names of up to `limit` users whom `user` follows.
+    pub async fn followees(&self, user: &User, limit: PageSize) -> ServiceResult<Vec<String>> {
+        Ok(self.store.followees(user.id, limit.get()).await?)
+    }
+
+    // --- timelines ---
+
+    /// One page of `timeline`, older than `before`, with the cursor of the next page.
+    pub async fn timeline(
+        &self,
+        timeline: Timeline,
+        before: Option<Cursor>,
+        size: PageSize,
+    ) -> ServiceResult<Page> {
+        let size = size.get();
+        // One extra entry tells whether an older page exists, without a count query.
+        let mut entries = self.store.timeline(timeline, before, size + 1).await?;
+        let next = if entries.len() > size {
+            entries.truncate(size);
+            entries.last().map(Cursor::after)
+        } else {
+            None
+        };
+        Ok(Page { entries, next })
+    }
+
+    // --- simulator state, settings, stats ---
+
+    /// The id of the last simulator action, or -1 before any.
+    pub async fn latest(&self) -> ServiceResult<i64> {
+        Ok(self.store.latest().await?.unwrap_or(-1))
+    }
+
+    /// Records the id of the last simulator action.
+    pub async fn set_latest(&self, latest: i64) -> ServiceResult<()> {
+        Ok(self.store.set_latest(latest).await?)
+    }
+
+    /// The session signing key: generated once and kept in the store, so every replica
+    /// over the same store signs with the same key.
+    pub async fn session_key(&self) -> ServiceResult<Vec<u8>> {
+        if let Some(key) = self.store.setting(SESSION_KEY_SETTING).await? {
+            return Ok(key);
+        }
+        let fresh: [u8; SESSION_KEY_LEN] = rand::random();
+        Ok(self.store.init_setting(SESSION_KEY_SETTING, &fresh).await?)
+    }
+
+    /// Totals of users, messages, follows and flagged messages.
+    pub async fn stats(&self) -> ServiceResult<Counts> {
+        Ok(self.store.counts().await?)
+    }
+}
+
+/// Seconds since the Unix epoch, now.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}

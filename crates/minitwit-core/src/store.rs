@@ -1,0 +1,140 @@
+//! The [`Store`] trait: the storage primitives every backend provides, and nothing more.
+//!
+//! Design decisions, shared by all backends:
+//! - Stores hold no business rules: validation, hashing and error texts live in the
+//!   service. A store only keeps data consistent (unique usernames, one row per follow
+//!   pair, no message or follow pointing at a missing user).
+//! - Every method that returns `Ok` has made its write durable: a crash right after
+//!   cannot lose it (backends may offer a documented relaxed mode).
+//! - Timelines are read with keyset cursors, newest first by `(pub_date, id)`, and a
+//!   first page costs O(log n + page), never a scan of all messages.
+//! - The trait is object-safe (`Arc<dyn Store>`), so front ends never name a backend.
+
+use crate::model::{
+    Counts, Cursor, Follow, ImportBatch, Message, MessageFilter, MessageId, NewMessage, NewUser,
+    Timeline, TimelineEntry, User, UserId,
+};
+use async_trait::async_trait;
+
+/// What went wrong in a store. Front ends map these to statuses through
+/// [`crate::ServiceError`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// A user with that name exists already.
+    #[error("the username is already taken")]
+    UsernameTaken,
+    /// The operation names a user id that does not exist.
+    #[error("no user with id {0}")]
+    UnknownUser(UserId),
+    /// Imported records collide with what the store holds (a duplicate id, say).
+    #[error("conflicting record: {0}")]
+    Conflict(String),
+    /// The store cannot be reached right now (database down, pool exhausted); retrying
+    /// later may succeed. Front ends answer 503.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else: I/O errors, corrupt data. Logged, answered as 500.
+    #[error("store failure: {0}")]
+    Backend(String),
+}
+
+/// Shorthand for store results.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Persistent storage for MiniTwit. See the module documentation for the guarantees.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// A short name for logs and metrics: `"sled"`, `"postgres"`.
+    fn backend(&self) -> &'static str;
+
+    /// Checks that the store answers (for `/ready`).
+    async fn ping(&self) -> StoreResult<()>;
+
+    /// Makes every acknowledged write durable and releases what can be released; called
+    /// at shutdown.
+    async fn flush(&self) -> StoreResult<()>;
+
+    // --- users ---
+
+    /// Creates a user; [`StoreError::UsernameTaken`] if the name exists.
+    async fn create_user(&self, user: NewUser) -> StoreResult<User>;
+    /// The user with this id.
+    async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>>;
+    /// The user with exactly this name.
+    async fn user_by_name(&self, username: &str) -> StoreResult<Option<User>>;
+    /// Up to `limit` users with ids greater than `after`, by id ascending.
+    async fn users_after(&self, after: Option<UserId>, limit: usize) -> StoreResult<Vec<User>>;
+    /// Replaces a user's password hash; `false` if there is no such user.
+    async fn set_password_hash(&self, id: UserId, pw_hash: &str) -> StoreResult<bool>;
+    /// Disables or enables a user; `false` if there is no such user.
+    async fn set_disabled(&self, id: UserId, disabled: bool) -> StoreResult<bool>;
+    /// Deletes a user with their messages and follows (both ways); `false` if there was
+    /// no such user.
+    async fn delete_user(&self, id: UserId) -> StoreResult<bool>;
+
+    // --- messages ---
+
+    /// Stores a message; [`StoreError::UnknownUser`] if the author does not exist.
+    async fn add_message(&self, message: NewMessage) -> StoreResult<MessageId>;
+    /// The message with this id, flagged or not.
+    async fn message_by_id(&self, id: MessageId) -> StoreResult<Option<Message>>;
+    /// Flags or unflags a message; `false` if there is no such message.
+    async fn set_flagged(&self, id: MessageId, flagged: bool) -> StoreResult<bool>;
+    /// Messages matching `filter`, by id descending (flagged ones included unless the
+    /// filter says otherwise).
+    async fn list_messages(&self, filter: MessageFilter) -> StoreResult<Vec<Message>>;
+    /// Up to `limit` messages with ids greater than `after`, by id ascending, flagged
+    /// included: the export order.
+    async fn messages_after(
+        &self,
+        after: Option<MessageId>,
+        limit: usize,
+    ) -> StoreResult<Vec<Message>>;
+
+    // --- follows ---
+
+    /// Records that `follower` follows `followee`; an existing pair is left as it is.
+    /// [`StoreError::UnknownUser`] if either user does not exist.
+    async fn follow(&self, follower: UserId, followee: UserId) -> StoreResult<()>;
+    /// Removes the pair if it exists.
+    async fn unfollow(&self, follower: UserId, followee: UserId) -> StoreResult<()>;
+    /// Whether the pair exists.
+    async fn is_following(&self, follower: UserId, followee: UserId) -> StoreResult<bool>;
+    /// The names of up to `limit` users whom `follower` follows, by followee id ascending.
+    async fn followees(&self, follower: UserId, limit: usize) -> StoreResult<Vec<String>>;
+    /// Up to `limit` follow pairs greater than `after`, by (follower, followee)
+    /// ascending: the export order.
+    async fn follows_after(&self, after: Option<Follow>, limit: usize) -> StoreResult<Vec<Follow>>;
+
+    // --- timelines ---
+
+    /// Up to `limit` unflagged entries of `timeline` strictly older than `before` (all
+    /// from the newest when `None`), newest first by `(pub_date, id)`.
+    async fn timeline(
+        &self,
+        timeline: Timeline,
+        before: Option<Cursor>,
+        limit: usize,
+    ) -> StoreResult<Vec<TimelineEntry>>;
+
+    // --- simulator state and settings ---
+
+    /// The id of the last simulator action processed, if any was recorded.
+    async fn latest(&self) -> StoreResult<Option<i64>>;
+    /// Records the id of the last simulator action processed.
+    async fn set_latest(&self, latest: i64) -> StoreResult<()>;
+    /// A server setting (such as the session signing key).
+    async fn setting(&self, key: &str) -> StoreResult<Option<Vec<u8>>>;
+    /// Stores `value` under `key` unless a value is there already, atomically, and
+    /// returns the value now stored: replicas racing to create a key agree on one.
+    async fn init_setting(&self, key: &str, value: &[u8]) -> StoreResult<Vec<u8>>;
+
+    // --- bulk ---
+
+    /// Cheap totals (no scan of all data).
+    async fn counts(&self) -> StoreResult<Counts>;
+    /// Writes records as they are, keeping ids, hashes, dates and flags, in one durable
+    /// step; later ids continue above the largest imported ones.
+    /// [`StoreError::Conflict`] if an id or username exists already.
+    async fn import(&self, batch: ImportBatch) -> StoreResult<()>;
+}

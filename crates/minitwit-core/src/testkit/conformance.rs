@@ -1,0 +1,515 @@
+//! The store contract as tests. A backend runs all of them with one line:
+//!
+//! ```ignore
+//! minitwit_core::conformance_tests!(my_backend::fresh_store);
+//! ```
+//!
+//! where `fresh_store()` is an async fn returning `(Arc<dyn Store>, guard)`: a new, empty
+//! store and whatever must live as long as it (a temporary directory, a database).
+//! Each function below is one rule; they panic with a message saying which rule broke.
+
+use crate::model::{
+    Cursor, Follow, ImportBatch, Message, MessageFilter, NewMessage, NewUser, Timeline,
+    TimelineEntry, User,
+};
+use crate::{
+    Email, HashCost, MessageText, MiniTwit, PageSize, Registration, ServiceError, Store,
+    StoreError, Username,
+};
+use std::sync::Arc;
+
+/// Expands into one `#[tokio::test]` per conformance rule, each on a fresh store from
+/// `$make` (an async fn returning `(Arc<dyn Store>, guard)`).
+#[macro_export]
+macro_rules! conformance_tests {
+    ($make:path) => {
+        $crate::conformance_tests!(@each $make;
+            users_are_found_by_exact_name,
+            duplicate_username_is_refused,
+            concurrent_registrations_create_one_user,
+            users_page_by_id,
+            password_and_disabled_flag_change,
+            message_text_is_kept_exactly,
+            messages_need_an_existing_author,
+            following_twice_leaves_one_pair,
+            concurrent_follows_leave_one_pair,
+            unfollowing_when_not_following_is_fine,
+            follows_need_existing_users,
+            followees_are_listed_in_order,
+            flagged_messages_are_hidden_everywhere,
+            equal_times_are_ordered_by_id,
+            pages_have_no_gap_or_duplicate,
+            home_timeline_is_self_and_followees,
+            unknown_users_have_empty_timelines,
+            latest_is_kept,
+            settings_are_initialised_once,
+            counts_follow_changes,
+            deleting_a_user_removes_their_traces,
+            export_reads_everything_in_order,
+            import_keeps_ids_and_is_all_or_nothing,
+            admin_listing_filters_messages,
+            service_registers_and_authenticates,
+        );
+    };
+    (@each $make:path; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let (store, _guard) = $make().await;
+                $crate::testkit::conformance::$name(store).await;
+            }
+        )*
+    };
+}
+
+fn new_user(name: &str) -> NewUser {
+    NewUser {
+        username: Username::parse(name).expect("test names are valid"),
+        email: Email::parse(&format!("{}@example.com", name.replace(' ', "."))).expect("valid"),
+        pw_hash: format!("hash-of-{name}"),
+    }
+}
+
+async fn user(store: &Arc<dyn Store>, name: &str) -> User {
+    store.create_user(new_user(name)).await.expect("creating a fresh user")
+}
+
+async fn post(store: &Arc<dyn Store>, author: &User, text: &str, pub_date: i64) -> i64 {
+    let text = MessageText::parse(text).expect("test texts are valid");
+    store.add_message(NewMessage { author_id: author.id, text, pub_date }).await.expect("posting")
+}
+
+async fn texts(store: &Arc<dyn Store>, timeline: Timeline) -> Vec<String> {
+    let entries = store.timeline(timeline, None, 1000).await.expect("reading a timeline");
+    entries.into_iter().map(|e| e.text).collect()
+}
+
+/// Reads a whole timeline in pages of `size`, following cursors.
+async fn all_pages(store: &Arc<dyn Store>, timeline: Timeline, size: usize) -> Vec<TimelineEntry> {
+    let mut seen = Vec::new();
+    let mut before = None;
+    loop {
+        let page = store.timeline(timeline, before, size).await.expect("reading a page");
+        assert!(page.len() <= size, "a page holds at most `limit` entries");
+        let Some(last) = page.last() else { return seen };
+        before = Some(Cursor::after(last));
+        seen.extend(page);
+    }
+}
+
+/// Names are exact and case-sensitive; spaces and non-ASCII letters work.
+pub async fn users_are_found_by_exact_name(store: Arc<dyn Store>) {
+    let roger = user(&store, "Roger Histand").await;
+    let ase = user(&store, "Åse Ødegård").await;
+    let lower = user(&store, "roger histand").await;
+    assert_ne!(roger.id, lower.id);
+    assert_eq!(store.user_by_name("Roger Histand").await.unwrap(), Some(roger.clone()));
+    assert_eq!(store.user_by_name("Åse Ødegård").await.unwrap(), Some(ase.clone()));
+    assert_eq!(store.user_by_id(ase.id).await.unwrap(), Some(ase));
+    assert_eq!(store.user_by_name("ROGER HISTAND").await.unwrap(), None);
+    assert_eq!(store.user_by_name("Roger").await.unwrap(), None);
+    assert_eq!(store.user_by_id(roger.id + 1000).await.unwrap(), None);
+    assert_eq!(roger.email, "Roger.Histand@example.com");
+    assert_eq!(roger.pw_hash, "hash-of-Roger Histand");
+    assert!(!roger.disabled);
+}
+
+/// A second user with the same name is refused and changes nothing.
+pub async fn duplicate_username_is_refused(store: Arc<dyn Store>) {
+    user(&store, "alice").await;
+    let again = store.create_user(new_user("alice")).await;
+    assert_eq!(again, Err(StoreError::UsernameTaken));
+    assert_eq!(store.counts().await.unwrap().users, 1);
+}
+
+/// Racing registrations of one name create exactly one user.
+pub async fn concurrent_registrations_create_one_user(store: Arc<dyn Store>) {
+    let attempts = (0..8).map(|_| {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move { store.create_user(new_user("racer")).await })
+    });
+    let mut created = 0;
+    for attempt in attempts {
+        match attempt.await.expect("task ran") {
+            Ok(_) => created += 1,
+            Err(e) => assert_eq!(e, StoreError::UsernameTaken),
+        }
+    }
+    assert_eq!(created, 1);
+    assert_eq!(store.counts().await.unwrap().users, 1);
+}
+
+/// `users_after` pages through users by id.
+pub async fn users_page_by_id(store: Arc<dyn Store>) {
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(user(&store, &format!("user{i}")).await.id);
+    }
+    let first = store.users_after(None, 2).await.unwrap();
+    assert_eq!(first.iter().map(|u| u.id).collect::<Vec<_>>(), ids[..2]);
+    let rest = store.users_after(Some(ids[1]), 10).await.unwrap();
+    assert_eq!(rest.iter().map(|u| u.id).collect::<Vec<_>>(), ids[2..]);
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids increase");
+}
+
+/// Password hashes and the disabled flag can change; unknown ids report `false`.
+pub async fn password_and_disabled_flag_change(store: Arc<dyn Store>) {
+    let u = user(&store, "bob").await;
+    assert!(store.set_password_hash(u.id, "new-hash").await.unwrap());
+    assert!(store.set_disabled(u.id, true).await.unwrap());
+    let got = store.user_by_name("bob").await.unwrap().expect("bob exists");
+    assert_eq!((got.pw_hash.as_str(), got.disabled), ("new-hash", true));
+    assert!(store.set_disabled(u.id, false).await.unwrap());
+    assert!(!store.user_by_id(u.id).await.unwrap().expect("bob").disabled);
+    assert!(!store.set_password_hash(u.id + 99, "x").await.unwrap());
+    assert!(!store.set_disabled(u.id + 99, true).await.unwrap());
+}
+
+/// Text with markup characters, quotes and emoji comes back byte for byte.
+pub async fn message_text_is_kept_exactly(store: Arc<dyn Store>) {
+    let u = user(&store, "writer").await;
+    let raw = "<test message 2> & \"double\" 'single' 🦀 naïve 漢字";
+    let id = post(&store, &u, raw, 10).await;
+    assert_eq!(store.message_by_id(id).await.unwrap().expect("stored").text, raw);
+    assert_eq!(texts(&store, Timeline::Public).await, [raw]);
+    let entry = &store.timeline(Timeline::User(u.id), None, 1).await.unwrap()[0];
+    assert_eq!((entry.author.as_str(), entry.email.as_str()), ("writer", "writer@example.com"));
+    assert_eq!((entry.pub_date, entry.id, entry.author_id), (10, id, u.id));
+}
+
+/// A message by a user who does not exist is refused.
+pub async fn messages_need_an_existing_author(store: Arc<dyn Store>) {
+    let text = MessageText::parse("orphan").unwrap();
+    let refused = store.add_message(NewMessage { author_id: 4242, text, pub_date: 1 }).await;
+    assert_eq!(refused, Err(StoreError::UnknownUser(4242)));
+    assert_eq!(store.counts().await.unwrap().messages, 0);
+}
+
+/// Following twice is not an error and leaves one pair.
+pub async fn following_twice_leaves_one_pair(store: Arc<dyn Store>) {
+    let (a, b) = (user(&store, "a").await, user(&store, "b").await);
+    store.follow(a.id, b.id).await.unwrap();
+    store.follow(a.id, b.id).await.unwrap();
+    assert!(store.is_following(a.id, b.id).await.unwrap());
+    assert!(!store.is_following(b.id, a.id).await.unwrap());
+    assert_eq!(store.followees(a.id, 10).await.unwrap(), ["b"]);
+    assert_eq!(store.counts().await.unwrap().follows, 1);
+}
+
+/// Racing follows of one pair leave one pair.
+pub async fn concurrent_follows_leave_one_pair(store: Arc<dyn Store>) {
+    let (a, b) = (user(&store, "a").await, user(&store, "b").await);
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move { store.follow(a.id, b.id).await })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("task ran").expect("follow succeeds");
+    }
+    assert_eq!(store.counts().await.unwrap().follows, 1);
+    assert_eq!(store.follows_after(None, 10).await.unwrap().len(), 1);
+}
+
+/// Unfollowing someone not followed is not an error.
+pub async fn unfollowing_when_not_following_is_fine(store: Arc<dyn Store>) {
+    let (a, b) = (user(&store, "a").await, user(&store, "b").await);
+    store.unfollow(a.id, b.id).await.unwrap();
+    store.follow(a.id, b.id).await.unwrap();
+    store.unfollow(a.id, b.id).await.unwrap();
+    store.unfollow(a.id, b.id).await.unwrap();
+    assert!(!store.is_following(a.id, b.id).await.unwrap());
+    assert_eq!(store.counts().await.unwrap().follows, 0);
+}
+
+/// Follows naming a missing user are refused.
+pub async fn follows_need_existing_users(store: Arc<dyn Store>) {
+    let a = user(&store, "a").await;
+    assert_eq!(store.follow(a.id, 999).await, Err(StoreError::UnknownUser(999)));
+    assert_eq!(store.follow(999, a.id).await, Err(StoreError::UnknownUser(999)));
+    assert_eq!(store.counts().await.unwrap().follows, 0);
+}
+
+/// Followees come by followee id, limited.
+pub async fn followees_are_listed_in_order(store: Arc<dyn Store>) {
+    let me = user(&store, "me").await;
+    let others = [user(&store, "x").await, user(&store, "Zoë Q").await, user(&store, "b").await];
+    for other in others.iter().rev() {
+        store.follow(me.id, other.id).await.unwrap();
+    }
+    assert_eq!(store.followees(me.id, 10).await.unwrap(), ["x", "Zoë Q", "b"]);
+    assert_eq!(store.followees(me.id, 2).await.unwrap(), ["x", "Zoë Q"]);
+    assert!(store.followees(others[0].id, 10).await.unwrap().is_empty());
+}
+
+/// Flagged messages vanish from all three timelines, stay stored, and come back unflagged.
+pub async fn flagged_messages_are_hidden_everywhere(store: Arc<dyn Store>) {
+    let (a, b) = (user(&store, "a").await, user(&store, "b").await);
+    store.follow(b.id, a.id).await.unwrap();
+    let keep = post(&store, &a, "keep", 1).await;
+    let hide = post(&store, &a, "hide", 2).await;
+    assert!(store.set_flagged(hide, true).await.unwrap());
+    for timeline in
+        [Timeline::Public, Timeline::User(a.id), Timeline::Home(a.id), Timeline::Home(b.id)]
+    {
+        assert_eq!(texts(&store, timeline).await, ["keep"], "{timeline:?}");
+    }
+    assert!(store.message_by_id(hide).await.unwrap().expect("kept").flagged);
+    assert_eq!(store.counts().await.unwrap().flagged, 1);
+    assert!(store.set_flagged(hide, false).await.unwrap());
+    assert_eq!(texts(&store, Timeline::Home(b.id)).await, ["hide", "keep"]);
+    assert!(!store.set_flagged(keep + hide + 100, true).await.unwrap());
+    assert_eq!(store.counts().await.unwrap().flagged, 0);
+}
+
+/// Among equal publication times the higher id comes first.
+pub async fn equal_times_are_ordered_by_id(store: Arc<dyn Store>) {
+    let u = user(&store, "u").await;
+    post(&store, &u, "old", 5).await;
+    post(&store, &u, "first at 7", 7).await;
+    post(&store, &u, "second at 7", 7).await;
+    post(&store, &u, "earlier but posted later", 6).await;
+    let expected = ["second at 7", "first at 7", "earlier but posted later", "old"];
+    assert_eq!(texts(&store, Timeline::Public).await, expected);
+    assert_eq!(texts(&store, Timeline::User(u.id)).await, expected);
+    assert_eq!(texts(&store, Timeline::Home(u.id)).await, expected);
+}
+
+/// Reading page after page with cursors yields each entry once, in order, with many ties.
+pub async fn pages_have_no_gap_or_duplicate(store: Arc<dyn Store>) {
+    let (a, b, c) = (user(&store, "a").await, user(&store, "b").await, user(&store, "c").await);
+    store.follow(a.id, b.id).await.unwrap();
+    for i in 0..90_i64 {
+        let author = [&a, &b, &c][(i % 3) as usize];
+        post(&store, author, &format!("m{i}"), i / 4).await;
+    }
+    for (timeline, expected) in
+        [(Timeline::Public, 90), (Timeline::User(b.id), 30), (Timeline::Home(a.id), 60)]
+    {
+        let whole = store.timeline(timeline, None, 1000).await.unwrap();
+        assert_eq!(whole.len(), expected, "{timeline:?}");
+        assert!(whole.windows(2).all(|w| (w[0].pub_date, w[0].id) > (w[1].pub_date, w[1].id)));
+        for size in [1, 7, 30] {
+            assert_eq!(
+                all_pages(&store, timeline, size).await,
+                whole,
+                "{timeline:?} pages of {size}"
+            );
+        }
+    }
+}
+
+/// The home timeline holds the user's own messages and their followees', no one else's.
+pub async fn home_timeline_is_self_and_followees(store: Arc<dyn Store>) {
+    let (me, friend, stranger) =
+        (user(&store, "me").await, user(&store, "friend").await, user(&store, "stranger").await);
+    store.follow(me.id, friend.id).await.unwrap();
+    store.follow(stranger.id, me.id).await.unwrap();
+    post(&store, &me, "mine", 1).await;
+    post(&store, &friend, "friend's", 2).await;
+    post(&store, &stranger, "stranger's", 3).await;
+    assert_eq!(texts(&store, Timeline::Home(me.id)).await, ["friend's", "mine"]);
+    assert_eq!(texts(&store, Timeline::Home(stranger.id)).await, ["stranger's", "mine"]);
+    assert_eq!(texts(&store, Timeline::Home(friend.id)).await, ["friend's"]);
+    store.unfollow(me.id, friend.id).await.unwrap();
+    assert_eq!(texts(&store, Timeline::Home(me.id)).await, ["mine"]);
+}
+
+/// Timelines of ids nobody has are empty, not errors.
+pub async fn unknown_users_have_empty_timelines(store: Arc<dyn Store>) {
+    assert!(texts(&store, Timeline::User(77)).await.is_empty());
+    assert!(texts(&store, Timeline::Home(77)).await.is_empty());
+    assert!(texts(&store, Timeline::Public).await.is_empty());
+    assert!(store.followees(77, 10).await.unwrap().is_empty());
+}
+
+/// `latest` starts unset and keeps the last value written.
+pub async fn latest_is_kept(store: Arc<dyn Store>) {
+    assert_eq!(store.latest().await.unwrap(), None);
+    store.set_latest(3).await.unwrap();
+    store.set_latest(25_921).await.unwrap();
+    assert_eq!(store.latest().await.unwrap(), Some(25_921));
+    store.set_latest(-5).await.unwrap();
+    assert_eq!(store.latest().await.unwrap(), Some(-5));
+}
+
+/// A setting is created once; racing initialisations all see the winner's value.
+pub async fn settings_are_initialised_once(store: Arc<dyn Store>) {
+    assert_eq!(store.setting("k").await.unwrap(), None);
+    let tasks: Vec<_> = (0..6u8)
+        .map(|i| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move { store.init_setting("k", &[i; 16]).await })
+        })
+        .collect();
+    let mut seen = Vec::new();
+    for task in tasks {
+        seen.push(task.await.expect("task ran").expect("init works"));
+    }
+    assert!(seen.windows(2).all(|w| w[0] == w[1]), "every racer sees one value");
+    assert_eq!(store.setting("k").await.unwrap(), Some(seen[0].clone()));
+    assert_eq!(store.init_setting("k", b"other").await.unwrap(), seen[0]);
+}
+
+/// Counts track users, messages, follows and flags.
+pub async fn counts_follow_changes(store: Arc<dyn Store>) {
+    assert_eq!(store.counts().await.unwrap(), Default::default());
+    let (a, b) = (user(&store, "a").await, user(&store, "b").await);
+    let m = post(&store, &a, "one", 1).await;
+    post(&store, &b, "two", 2).await;
+    store.follow(a.id, b.id).await.unwrap();
+    store.set_flagged(m, true).await.unwrap();
+    store.set_flagged(m, true).await.unwrap();
+    let counts = store.counts().await.unwrap();
+    assert_eq!((counts.users, counts.messages, counts.follows, counts.flagged), (2, 2, 1, 1));
+}
+
+/// Deleting a user removes them, their messages and their follows both ways.
+pub async fn deleting_a_user_removes_their_traces(store: Arc<dyn Store>) {
+    let (a, b, c) = (user(&store, "a").await, user(&store, "b").await, user(&store, "c").await);
+    store.follow(a.id, b.id).await.unwrap();
+    store.follow(b.id, c.id).await.unwrap();
+    store.follow(c.id, b.id).await.unwrap();
+    let gone = post(&store, &b, "b's", 1).await;
+    post(&store, &c, "c's", 2).await;
+    assert!(store.delete_user(b.id).await.unwrap());
+    assert!(!store.delete_user(b.id).await.unwrap());
+    assert_eq!(store.user_by_name("b").await.unwrap(), None);
+    assert_eq!(store.message_by_id(gone).await.unwrap(), None);
+    assert_eq!(texts(&store, Timeline::Public).await, ["c's"]);
+    assert!(store.followees(a.id, 10).await.unwrap().is_empty());
+    assert!(store.followees(c.id, 10).await.unwrap().is_empty());
+    let counts = store.counts().await.unwrap();
+    assert_eq!((counts.users, counts.messages, counts.follows), (2, 1, 0));
+    // The name is free again.
+    user(&store, "b").await;
+}
+
+/// The export reads return every record, flagged included, in key order.
+pub async fn export_reads_everything_in_order(store: Arc<dyn Store>) {
+    let (a, b) = (user(&store, "a").await, user(&store, "b").await);
+    let m1 = post(&store, &a, "one", 9).await;
+    let m2 = post(&store, &b, "two", 1).await;
+    let m3 = post(&store, &a, "three", 5).await;
+    store.set_flagged(m2, true).await.unwrap();
+    store.follow(b.id, a.id).await.unwrap();
+    store.follow(a.id, b.id).await.unwrap();
+    let ids = |ms: Vec<Message>| ms.into_iter().map(|m| m.id).collect::<Vec<_>>();
+    assert_eq!(ids(store.messages_after(None, 10).await.unwrap()), [m1, m2, m3]);
+    assert_eq!(ids(store.messages_after(Some(m1), 1).await.unwrap()), [m2]);
+    assert!(store.messages_after(None, 10).await.unwrap()[1].flagged);
+    let follows = store.follows_after(None, 10).await.unwrap();
+    assert_eq!(
+        follows,
+        [Follow { follower: a.id, followee: b.id }, Follow { follower: b.id, followee: a.id }]
+    );
+    assert_eq!(store.follows_after(Some(follows[0]), 10).await.unwrap(), follows[1..]);
+}
+
+/// Import keeps ids, hashes, dates and flags; later ids continue above them; a batch
+/// that collides with existing data changes nothing.
+pub async fn import_keeps_ids_and_is_all_or_nothing(store: Arc<dyn Store>) {
+    let alice = User {
+        id: 10,
+        username: "alice".into(),
+        email: "a@x".into(),
+        pw_hash: "$argon2id$h".into(),
+        disabled: true,
+    };
+    let bob = User {
+        id: 20,
+        username: "bob".into(),
+        email: "b@x".into(),
+        pw_hash: "h2".into(),
+        disabled: false,
+    };
+    let msg = |id, author_id, flagged| Message {
+        id,
+        author_id,
+        text: format!("m{id}"),
+        pub_date: id * 10,
+        flagged,
+    };
+    let batch = ImportBatch {
+        users: vec![alice.clone(), bob.clone()],
+        messages: vec![msg(5, 10, false), msg(7, 20, true)],
+        follows: vec![Follow { follower: 20, followee: 10 }],
+    };
+    store.import(batch).await.expect("import into an empty store");
+    assert_eq!(store.user_by_name("alice").await.unwrap(), Some(alice));
+    assert_eq!(store.message_by_id(7).await.unwrap(), Some(msg(7, 20, true)));
+    assert!(store.is_following(20, 10).await.unwrap());
+    assert_eq!(texts(&store, Timeline::Home(20)).await, ["m5"]);
+    let carol = user(&store, "carol").await;
+    assert!(carol.id > 20, "new ids continue above imported ones");
+    assert!(post(&store, &carol, "new", 1).await > 7);
+
+    let before = store.counts().await.unwrap();
+    let clash = ImportBatch {
+        users: vec![User { id: 30, username: "dave".into(), ..bob.clone() }, bob],
+        messages: vec![],
+        follows: vec![],
+    };
+    assert!(matches!(
+        store.import(clash).await,
+        Err(StoreError::Conflict(_) | StoreError::UsernameTaken)
+    ));
+    assert_eq!(store.counts().await.unwrap(), before, "a failed import changes nothing");
+    assert_eq!(store.user_by_name("dave").await.unwrap(), None);
+}
+
+/// The admin listing filters by author and flag, newest id first, with keyset paging.
+pub async fn admin_listing_filters_messages(store: Arc<dyn Store>) {
+    let (a, b) = (user(&store, "a").await, user(&store, "b").await);
+    let ids = [
+        post(&store, &a, "1", 1).await,
+        post(&store, &b, "2", 2).await,
+        post(&store, &a, "3", 3).await,
+    ];
+    store.set_flagged(ids[2], true).await.unwrap();
+    let list = |filter| {
+        let store = Arc::clone(&store);
+        async move {
+            store.list_messages(filter).await.unwrap().into_iter().map(|m| m.id).collect::<Vec<_>>()
+        }
+    };
+    let all = MessageFilter { limit: 10, ..Default::default() };
+    assert_eq!(list(all).await, [ids[2], ids[1], ids[0]]);
+    assert_eq!(list(MessageFilter { author: Some(a.id), ..all }).await, [ids[2], ids[0]]);
+    assert_eq!(list(MessageFilter { flagged: Some(true), ..all }).await, [ids[2]]);
+    assert_eq!(
+        list(MessageFilter { flagged: Some(false), author: Some(a.id), ..all }).await,
+        [ids[0]]
+    );
+    assert_eq!(list(MessageFilter { before: Some(ids[2]), limit: 1, ..all }).await, [ids[1]]);
+}
+
+/// The service over this store: register, refuse a taken name, log in, post, read.
+pub async fn service_registers_and_authenticates(store: Arc<dyn Store>) {
+    let twit = MiniTwit::with_hash_cost(store, HashCost::Insecure);
+    let reg =
+        || Registration::parse("Roger Histand", "Roger+Histand@hotmail.com", "]=)[X{Km{z", None);
+    let roger = twit.register(reg().unwrap()).await.expect("registers");
+    assert_eq!(twit.register(reg().unwrap()).await.unwrap_err(), ServiceError::UsernameTaken);
+    assert_eq!(ServiceError::UsernameTaken.to_string(), "The username is already taken");
+    assert!(!roger.pw_hash.contains("]=)[X{Km{z"), "only the hash is stored");
+    assert_eq!(twit.authenticate("Roger Histand", "]=)[X{Km{z").await.unwrap().id, roger.id);
+    assert_eq!(
+        twit.authenticate("Roger Histand", "nope").await.unwrap_err(),
+        ServiceError::InvalidPassword
+    );
+    assert_eq!(twit.authenticate("nobody", "x").await.unwrap_err(), ServiceError::InvalidUsername);
+    twit.post(&roger, MessageText::parse("<hi> & 👋").unwrap()).await.unwrap();
+    let page = twit.timeline(Timeline::Public, None, PageSize::new(30)).await.unwrap();
+    assert_eq!((page.entries[0].text.as_str(), page.next), ("<hi> & 👋", None));
+    assert_eq!(twit.latest().await.unwrap(), -1);
+    let key = twit.session_key().await.unwrap();
+    assert_eq!(key.len(), 64);
+    assert_eq!(twit.session_key().await.unwrap(), key, "the key is generated once");
+    twit.set_disabled("Roger Histand", true).await.unwrap();
+    assert_eq!(
+        twit.authenticate("Roger Histand", "]=)[X{Km{z").await.unwrap_err(),
+        ServiceError::AccountDisabled
+    );
+}

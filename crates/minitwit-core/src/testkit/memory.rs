@@ -1,0 +1,301 @@
+//! [`MemoryStore`]: the reference model of the store contract, kept obviously correct
+//! rather than fast (timelines scan and sort everything).
+
+use crate::model::{
+    Counts, Cursor, Follow, ImportBatch, Message, MessageFilter, MessageId, NewMessage, NewUser,
+    Timeline, TimelineEntry, User, UserId,
+};
+use crate::store::{Store, StoreError, StoreResult};
+use async_trait::async_trait;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+
+#[derive(Default, Clone)]
+struct State {
+    users: BTreeMap<UserId, User>,
+    messages: BTreeMap<MessageId, Message>,
+    follows: BTreeSet<Follow>,
+    latest: Option<i64>,
+    settings: BTreeMap<String, Vec<u8>>,
+    last_user_id: UserId,
+    last_message_id: MessageId,
+}
+
+/// The in-memory reference model. Data lives only as long as the value.
+#[derive(Default)]
+pub struct MemoryStore {
+    state: Mutex<State>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
+        // A panic while holding the lock can only come from a bug in this model; the data
+        // is still consistent, so keep using it.
+        let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        f(&mut state)
+    }
+}
+
+impl State {
+    fn require_user(&self, id: UserId) -> StoreResult<&User> {
+        self.users.get(&id).ok_or(StoreError::UnknownUser(id))
+    }
+
+    fn entry(&self, m: &Message) -> TimelineEntry {
+        let author = &self.users[&m.author_id];
+        TimelineEntry {
+            id: m.id,
+            author_id: m.author_id,
+            author: author.username.clone(),
+            email: author.email.clone(),
+            text: m.text.clone(),
+            pub_date: m.pub_date,
+        }
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    fn backend(&self) -> &'static str {
+        "memory"
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        Ok(())
+    }
+
+    async fn flush(&self) -> StoreResult<()> {
+        Ok(())
+    }
+
+    async fn create_user(&self, user: NewUser) -> StoreResult<User> {
+        self.with(|s| {
+            if s.users.values().any(|u| u.username == user.username.as_ref()) {
+                return Err(StoreError::UsernameTaken);
+            }
+            s.last_user_id += 1;
+            let created = User {
+                id: s.last_user_id,
+                username: user.username.into(),
+                email: user.email.into(),
+                pw_hash: user.pw_hash,
+                disabled: false,
+            };
+            s.users.insert(created.id, created.clone());
+            Ok(created)
+        })
+    }
+
+    async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>> {
+        Ok(self.with(|s| s.users.get(&id).cloned()))
+    }
+
+    async fn user_by_name(&self, username: &str) -> StoreResult<Option<User>> {
+        Ok(self.with(|s| s.users.values().find(|u| u.username == username).cloned()))
+    }
+
+    async fn users_after(&self, after: Option<UserId>, limit: usize) -> StoreResult<Vec<User>> {
+        let from = after.map_or(UserId::MIN, |a| a.saturating_add(1));
+        Ok(self.with(|s| s.users.range(from..).take(limit).map(|(_, u)| u.clone()).collect()))
+    }
+
+    async fn set_password_hash(&self, id: UserId, pw_hash: &str) -> StoreResult<bool> {
+        Ok(self.with(|s| s.users.get_mut(&id).map(|u| u.pw_hash = pw_hash.to_owned()).is_some()))
+    }
+
+    async fn set_disabled(&self, id: UserId, disabled: bool) -> StoreResult<bool> {
+        Ok(self.with(|s| s.users.get_mut(&id).map(|u| u.disabled = disabled).is_some()))
+    }
+
+    async fn delete_user(&self, id: UserId) -> StoreResult<bool> {
+        Ok(self.with(|s| {
+            if s.users.remove(&id).is_none() {
+                return false;
+            }
+            s.messages.retain(|_, m| m.author_id != id);
+            s.follows.retain(|f| f.follower != id && f.followee != id);
+            true
+        }))
+    }
+
+    async fn add_message(&self, message: NewMessage) -> StoreResult<MessageId> {
+        self.with(|s| {
+            s.require_user(message.author_id)?;
+            s.last_message_id += 1;
+            let id = s.last_message_id;
+            let stored = Message {
+                id,
+                author_id: message.author_id,
+                text: message.text.into(),
+                pub_date: message.pub_date,
+                flagged: false,
+            };
+            s.messages.insert(id, stored);
+            Ok(id)
+        })
+    }
+
+    async fn message_by_id(&self, id: MessageId) -> StoreResult<Option<Message>> {
+        Ok(self.with(|s| s.messages.get(&id).cloned()))
+    }
+
+    async fn set_flagged(&self, id: MessageId, flagged: bool) -> StoreResult<bool> {
+        Ok(self.with(|s| s.messages.get_mut(&id).map(|m| m.flagged = flagged).is_some()))
+    }
+
+    async fn list_messages(&self, filter: MessageFilter) -> StoreResult<Vec<Message>> {
+        Ok(self.with(|s| {
+            s.messages
+                .values()
+                .rev()
+                .filter(|m| filter.before.is_none_or(|b| m.id < b))
+                .filter(|m| filter.author.is_none_or(|a| m.author_id == a))
+                .filter(|m| filter.flagged.is_none_or(|f| m.flagged == f))
+                .take(filter.limit)
+                .cloned()
+                .collect()
+        }))
+    }
+
+    async fn messages_after(
+        &self,
+        after: Option<MessageId>,
+        limit: usize,
+    ) -> StoreResult<Vec<Message>> {
+        let from = after.map_or(MessageId::MIN, |a| a.saturating_add(1));
+        Ok(self.with(|s| s.messages.range(from..).take(limit).map(|(_, m)| m.clone()).collect()))
+    }
+
+    async fn follow(&self, follower: UserId, followee: UserId) -> StoreResult<()> {
+        self.with(|s| {
+            s.require_user(follower)?;
+            s.require_user(followee)?;
+            s.follows.insert(Follow { follower, followee });
+            Ok(())
+        })
+    }
+
+    async fn unfollow(&self, follower: UserId, followee: UserId) -> StoreResult<()> {
+        self.with(|s| s.follows.remove(&Follow { follower, followee }));
+        Ok(())
+    }
+
+    async fn is_following(&self, follower: UserId, followee: UserId) -> StoreResult<bool> {
+        Ok(self.with(|s| s.follows.contains(&Follow { follower, followee })))
+    }
+
+    async fn followees(&self, follower: UserId, limit: usize) -> StoreResult<Vec<String>> {
+        Ok(self.with(|s| {
+            s.follows
+                .iter()
+                .filter(|f| f.follower == follower)
+                .take(limit)
+                .map(|f| s.users[&f.followee].username.clone())
+                .collect()
+        }))
+    }
+
+    async fn follows_after(&self, after: Option<Follow>, limit: usize) -> StoreResult<Vec<Follow>> {
+        Ok(self.with(|s| {
+            s.follows
+                .iter()
+                .filter(|f| after.is_none_or(|a| **f > a))
+                .take(limit)
+                .copied()
+                .collect()
+        }))
+    }
+
+    async fn timeline(
+        &self,
+        timeline: Timeline,
+        before: Option<Cursor>,
+        limit: usize,
+    ) -> StoreResult<Vec<TimelineEntry>> {
+        Ok(self.with(|s| {
+            let shows = |author: UserId| match timeline {
+                Timeline::Public => true,
+                Timeline::User(user) => author == user,
+                Timeline::Home(user) => {
+                    author == user
+                        || s.follows.contains(&Follow { follower: user, followee: author })
+                }
+            };
+            let mut entries: Vec<&Message> = s
+                .messages
+                .values()
+                .filter(|m| !m.flagged && shows(m.author_id))
+                .filter(|m| before.is_none_or(|c| c.is_before(m.pub_date, m.id)))
+                .collect();
+            entries.sort_by_key(|m| std::cmp::Reverse((m.pub_date, m.id)));
+            entries.into_iter().take(limit).map(|m| s.entry(m)).collect()
+        }))
+    }
+
+    async fn latest(&self) -> StoreResult<Option<i64>> {
+        Ok(self.with(|s| s.latest))
+    }
+
+    async fn set_latest(&self, latest: i64) -> StoreResult<()> {
+        self.with(|s| s.latest = Some(latest));
+        Ok(())
+    }
+
+    async fn setting(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
+        Ok(self.with(|s| s.settings.get(key).cloned()))
+    }
+
+    async fn init_setting(&self, key: &str, value: &[u8]) -> StoreResult<Vec<u8>> {
+        Ok(self
+            .with(|s| s.settings.entry(key.to_owned()).or_insert_with(|| value.to_vec()).clone()))
+    }
+
+    async fn counts(&self) -> StoreResult<Counts> {
+        Ok(self.with(|s| Counts {
+            users: s.users.len() as u64,
+            messages: s.messages.len() as u64,
+            follows: s.follows.len() as u64,
+            flagged: s.messages.values().filter(|m| m.flagged).count() as u64,
+        }))
+    }
+
+    async fn import(&self, batch: ImportBatch) -> StoreResult<()> {
+        self.with(|s| {
+            // All or nothing: work on a copy and keep it only if every record fits.
+            let mut next = s.clone();
+            import_into(&mut next, batch)?;
+            *s = next;
+            Ok(())
+        })
+    }
+}
+
+/// Imports `batch` into `s`; on error the caller discards `s`.
+fn import_into(s: &mut State, batch: ImportBatch) -> StoreResult<()> {
+    for user in batch.users {
+        if s.users.contains_key(&user.id) || s.users.values().any(|u| u.username == user.username) {
+            return Err(StoreError::Conflict(format!("user {} ({})", user.id, user.username)));
+        }
+        s.last_user_id = s.last_user_id.max(user.id);
+        s.users.insert(user.id, user);
+    }
+    for message in batch.messages {
+        s.require_user(message.author_id)?;
+        if s.messages.contains_key(&message.id) {
+            return Err(StoreError::Conflict(format!("message {}", message.id)));
+        }
+        s.last_message_id = s.last_message_id.max(message.id);
+        s.messages.insert(message.id, message);
+    }
+    for follow in batch.follows {
+        s.require_user(follow.follower)?;
+        s.require_user(follow.followee)?;
+        s.follows.insert(follow);
+    }
+    Ok(())
+}

@@ -1,0 +1,29 @@
+//! Test support for backends: run [`conformance_tests!`](crate::conformance_tests) and
+//! [`model::check_against_model`] against a fresh store and a backend is proven to keep
+//! the [`Store`](crate::Store) contract.
+//!
+//! - [`memory`]: [`MemoryStore`], the reference model: the simplest store that can be
+//!   right, used as the oracle of the model test (not as a backend).
+//! - [`conformance`]: one async test per rule of the contract, and the macro that expands
+//!   them into `#[tokio::test]`s for a backend.
+//! - [`model`]: random operation sequences run against a backend and the model side by
+//!   side; every answer must match.
+
+pub mod conformance;
+pub mod memory;
+pub mod model;
+
+pub use memory::MemoryStore;
+
+/// The reference model must keep the contract it stands for.
+#[cfg(test)]
+mod memory_conformance {
+    use crate::Store;
+    use std::sync::Arc;
+
+    async fn fresh() -> (Arc<dyn Store>, ()) {
+        (Arc::new(super::MemoryStore::new()), ())
+    }
+
+    crate::conformance_tests!(fresh);
+}

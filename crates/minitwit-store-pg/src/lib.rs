@@ -1,0 +1,1 @@
+//! MiniTwit's PostgreSQL store. (Being built: issue 3.)

@@ -1,0 +1,1 @@
+//! MiniTwit's embedded default store on sled. (Being built: issue 2.)
