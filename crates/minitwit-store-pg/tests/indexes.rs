@@ -1,0 +1,94 @@
+//! The index check: on a loaded database (200,000 messages; users following 50 and 500
+//! active people, and one following 50 people who posted long ago), the plan of every
+//! timeline query, first page and a keyset page, reads messages through the intended
+//! index and never scans the messages table; and the pages are the reference model's.
+
+use minitwit_core::testkit::MemoryStore;
+use minitwit_core::{Cursor, Follow, ImportBatch, Message, Store, Timeline, User};
+use minitwit_store_pg::testkit;
+use sqlx::Connection;
+
+const USERS: i64 = 1_000;
+const MESSAGES: i64 = 200_000;
+/// Users who posted only long ago, and the one who follows them all.
+const QUIET: std::ops::RangeInclusive<i64> = 1_002..=1_051;
+const QUIET_FOLLOWER: i64 = 1_001;
+
+/// Users 1..=1000; messages by author in turn, about one per 7 seconds with ties, one
+/// in 50 flagged; user 1 follows 50 people, user 2 follows 500; user 1001 follows the
+/// 50 quiet users 1002..=1051, who posted 2,000 messages before everyone else.
+fn batch() -> ImportBatch {
+    let users = (1..=*QUIET.end())
+        .map(|id| User {
+            id,
+            username: format!("user{id}"),
+            email: format!("user{id}@example.com"),
+            pw_hash: "hash".into(),
+            disabled: false,
+        })
+        .collect();
+    let messages = (1..=MESSAGES)
+        .map(|id| Message {
+            id,
+            author_id: 1 + id % USERS,
+            text: format!("message {id}"),
+            pub_date: 1_600_000_000 + id * 7 / 10,
+            flagged: id % 50 == 0,
+        })
+        .chain((1..=2_000).map(|i| Message {
+            id: MESSAGES + i,
+            author_id: QUIET.start() + i % 50,
+            text: format!("old message {i}"),
+            pub_date: 1_500_000_000 + i,
+            flagged: false,
+        }))
+        .collect();
+    let follows = (3..53)
+        .map(|followee| Follow { follower: 1, followee })
+        .chain((3..503).map(|followee| Follow { follower: 2, followee }))
+        .chain(QUIET.map(|followee| Follow { follower: QUIET_FOLLOWER, followee }))
+        .collect();
+    ImportBatch { users, messages, follows }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_timeline_page_is_read_through_an_index() {
+    let (url, _db) = testkit::fresh_database_url().await;
+    let store = testkit::connect(&url).await;
+    store.import(batch()).await.expect("imports the data set");
+    let model = MemoryStore::new();
+    model.import(batch()).await.expect("the model imports the data set");
+    let mut conn = sqlx::PgConnection::connect(&url).await.expect("connects");
+    sqlx::query("VACUUM ANALYZE").execute(&mut conn).await.expect("analyzes");
+
+    let cases = [
+        (Timeline::Public, &["messages_public_idx"][..]),
+        (Timeline::User(7), &["messages_author_timeline_idx"]),
+        (Timeline::Home(1), BOTH),
+        (Timeline::Home(2), BOTH),
+        (Timeline::Home(QUIET_FOLLOWER), BOTH),
+    ];
+    const BOTH: &[&str] = &["messages_public_idx", "messages_author_timeline_idx"];
+    for (timeline, indexes) in cases {
+        let first = store.timeline(timeline, None, 30).await.expect("reads a page");
+        assert_eq!(first.len(), 30, "{timeline:?} has a full first page");
+        let keyset = Some(Cursor::after(&first[29]));
+        for before in [None, keyset] {
+            assert_eq!(
+                store.timeline(timeline, before, 30).await.expect("reads a page"),
+                model.timeline(timeline, before, 30).await.expect("the model reads a page"),
+                "{timeline:?} before {before:?} is the model's page"
+            );
+            let plan = store.explain_timeline(timeline, before, 30).await.expect("explains");
+            let plan = plan.join("\n");
+            println!("{timeline:?} before {before:?}:\n{plan}\n");
+            for index in indexes {
+                assert!(plan.contains(index), "{timeline:?} {before:?} uses {index}:\n{plan}");
+            }
+            assert!(
+                !plan.contains("Seq Scan on messages"),
+                "{timeline:?} {before:?} scans messages:\n{plan}"
+            );
+        }
+    }
+}
