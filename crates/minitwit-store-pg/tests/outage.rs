@@ -1,10 +1,11 @@
 //! Outage: with a server of its own, the test stops PostgreSQL under a connected store,
 //! sees the store answer "unavailable" (callers answer 503), starts the server again
-//! and sees the same store work again without a restart.
+//! and sees the same store work again without a restart. Connecting with no server or
+//! a malformed URL fails with the matching `PgError`.
 
 use minitwit_core::{Email, NewUser, Store, StoreError, Username};
 use minitwit_store_pg::testkit::TestCluster;
-use minitwit_store_pg::{PgOptions, PgStore};
+use minitwit_store_pg::{PgError, PgOptions, PgStore};
 use std::time::Duration;
 
 /// Runs a blocking cluster operation off the async workers.
@@ -43,4 +44,17 @@ async fn an_outage_is_reported_and_survived() {
     store.ping().await.expect("the same store answers again");
     let back = store.user_by_name("alice").await.expect("reads again");
     assert_eq!(back.map(|u| u.username).as_deref(), Some("alice"));
+}
+
+#[tokio::test]
+async fn connecting_without_a_server_fails_clearly() {
+    let nowhere = tempfile::tempdir().expect("a temporary directory");
+    let url = format!("postgres://postgres@localhost/x?host={}", nowhere.path().display());
+    let options = PgOptions { acquire_timeout: Duration::from_millis(300), ..PgOptions::default() };
+    let err = PgStore::connect(&url, options.clone()).await.expect_err("no server there");
+    assert!(matches!(err, PgError::Unreachable(_)), "{err:?}");
+    let err = PgStore::connect("postgres://h:notaport/db", options)
+        .await
+        .expect_err("not a PostgreSQL URL");
+    assert!(matches!(err, PgError::InvalidUrl(_)), "{err:?}");
 }
