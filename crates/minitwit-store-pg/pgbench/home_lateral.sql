@@ -1,6 +1,6 @@
--- The home timeline's first page as PgStore reads it (src/timeline.rs): each author's
--- newest keys from the per-author index, the best 30 of those, then the rows.
--- Run with `-D user=1` or `-D user=2`.
+-- The home timeline's first page by per-followee reads only (the fallback half of
+-- home_pgstore.sql): each author's newest 30 keys from the per-author index, the best
+-- 30 of those, then the rows. Run with `-D user=N`.
 WITH authors AS (
     SELECT :user::BIGINT AS id
     UNION

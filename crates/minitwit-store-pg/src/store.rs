@@ -19,9 +19,19 @@ use std::str::FromStr;
 pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
 
 /// MiniTwit's data in PostgreSQL. Cheap to clone: clones share one connection pool.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct PgStore {
     pool: PgPool,
+}
+
+/// Shows the pool's state, never its connect options (they hold the password).
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore")
+            .field("connections", &self.pool.size())
+            .field("idle", &self.pool.num_idle())
+            .finish()
+    }
 }
 
 impl PgStore {

@@ -3,8 +3,8 @@
 //! test, copied from a migrated template database so creating one is quick.
 //!
 //! Set `MINITWIT_TEST_DATABASE_URL` to use an existing server instead: each test then
-//! gets a fresh database created on it (the URL's user must be allowed to create
-//! databases), migrated when a store connects.
+//! gets a fresh database created and migrated on it (the URL's user must be allowed to
+//! create databases), dropped again when the test's guard goes.
 //!
 //! If no server can be had, these functions panic with a message saying how to fix
 //! it: the tests fail, they never skip.
@@ -87,7 +87,11 @@ pub async fn fresh_database_url() -> (String, TestDatabase) {
     let admin_url = server.admin_url();
     execute(&admin_url, &create).await;
     let guard = TestDatabase { name: name.clone(), admin_url };
-    (server.url(&name), guard)
+    let url = server.url(&name);
+    if let Server::External(_) = server {
+        migrate(&url).await;
+    }
+    (url, guard)
 }
 
 /// A [`PgStore`] on a fresh database (see [`fresh_database_url`]), as the conformance
@@ -113,18 +117,18 @@ async fn ensure_template(cluster: &TestCluster) {
     static DONE: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
     DONE.get_or_init(|| async {
         execute(&cluster.url("postgres"), &format!("CREATE DATABASE {TEMPLATE}")).await;
-        let url = cluster.url(TEMPLATE);
-        let mut conn = PgConnection::connect(&url)
-            .await
-            .unwrap_or_else(|e| panic!("connecting to the template database: {e}"));
-        crate::store::MIGRATOR
-            .run(&mut conn)
-            .await
-            .unwrap_or_else(|e| panic!("migrating the template database: {e}"));
-        // Copying a database needs it to have no connections.
-        conn.close().await.unwrap_or_else(|e| panic!("closing the template connection: {e}"));
+        migrate(&cluster.url(TEMPLATE)).await;
     })
     .await;
+}
+
+/// Applies the migrations to the database at `url` and disconnects (a template must
+/// have no connections to be copied).
+async fn migrate(url: &str) {
+    let mut conn =
+        PgConnection::connect(url).await.unwrap_or_else(|e| panic!("connecting to {url}: {e}"));
+    crate::store::MIGRATOR.run(&mut conn).await.unwrap_or_else(|e| panic!("migrating {url}: {e}"));
+    conn.close().await.unwrap_or_else(|e| panic!("disconnecting from {url}: {e}"));
 }
 
 /// Runs one statement on its own connection to `url`; panics on failure.
