@@ -75,6 +75,19 @@ impl PgStore {
     }
 }
 
+impl PgStore {
+    /// Refreshes the planner's statistics and the visibility map (`VACUUM (ANALYZE)`),
+    /// as autovacuum does within a minute or so; worth calling right after a bulk
+    /// import so that the first queries are planned with the new sizes.
+    pub async fn vacuum_analyze(&self) -> StoreResult<()> {
+        sqlx::query("VACUUM (ANALYZE) users, messages, follows")
+            .execute(&self.pool)
+            .await
+            .map_err(backend_error)?;
+        Ok(())
+    }
+}
+
 /// A `LIMIT` value: Rust's sizes are unsigned, PostgreSQL's are `BIGINT`.
 pub(crate) fn sql_limit(limit: usize) -> i64 {
     i64::try_from(limit).unwrap_or(i64::MAX)

@@ -6,7 +6,6 @@
 use minitwit_core::testkit::MemoryStore;
 use minitwit_core::{Cursor, Follow, ImportBatch, Message, Store, Timeline, User};
 use minitwit_store_pg::testkit;
-use sqlx::Connection;
 
 const USERS: i64 = 1_000;
 const MESSAGES: i64 = 200_000;
@@ -58,8 +57,7 @@ async fn every_timeline_page_is_read_through_an_index() {
     store.import(batch()).await.expect("imports the data set");
     let model = MemoryStore::new();
     model.import(batch()).await.expect("the model imports the data set");
-    let mut conn = sqlx::PgConnection::connect(&url).await.expect("connects");
-    sqlx::query("VACUUM ANALYZE").execute(&mut conn).await.expect("analyzes");
+    store.vacuum_analyze().await.expect("analyzes");
 
     let cases = [
         (Timeline::Public, &["messages_public_idx"][..]),
