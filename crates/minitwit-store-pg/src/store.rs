@@ -58,9 +58,21 @@ impl PgStore {
     }
 
     /// Applies the migrations not applied yet. Replicas starting together are safe:
-    /// the migrator holds an advisory lock while it works.
+    /// the migrator holds an advisory lock while it works. The statement timeout does
+    /// not apply: building an index on a large table may take a while.
     pub async fn migrate(&self) -> Result<(), PgError> {
-        MIGRATOR.run(&self.pool).await.map_err(PgError::Migration)
+        let mut conn = self.pool.acquire().await.map_err(PgError::Unreachable)?;
+        sqlx::query("SET statement_timeout = 0")
+            .execute(&mut *conn)
+            .await
+            .map_err(PgError::Unreachable)?;
+        let migrated = MIGRATOR.run(&mut *conn).await.map_err(PgError::Migration);
+        // Back to the pool's setting before the connection is reused.
+        sqlx::query("RESET statement_timeout")
+            .execute(&mut *conn)
+            .await
+            .map_err(PgError::Unreachable)?;
+        migrated
     }
 
     /// The query plan PostgreSQL chooses for reading this page of `timeline`
@@ -73,9 +85,7 @@ impl PgStore {
     ) -> StoreResult<Vec<String>> {
         timeline::explain(&self.pool, timeline, before, limit).await
     }
-}
 
-impl PgStore {
     /// Refreshes the planner's statistics and the visibility map (`VACUUM (ANALYZE)`),
     /// as autovacuum does within a minute or so; worth calling right after a bulk
     /// import so that the first queries are planned with the new sizes.
