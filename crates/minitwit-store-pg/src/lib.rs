@@ -5,7 +5,8 @@
 //! Layout:
 //! - [`PgStore`] (`store`): connecting, migrating, and every [`minitwit_core::Store`]
 //!   operation as a runtime-checked query (building needs no database).
-//! - `timeline`: the three timeline queries and why each is served by an index.
+//! - [`TimelinePlans`] (`timeline`): the three timeline queries, why each is served by
+//!   an index, and their plans for inspection.
 //! - `import`: bulk import in one transaction.
 //! - [`PgOptions`] (`options`): pool size and timeouts.
 //! - [`PgError`] (`error`): setup errors, and the single mapping from database errors
@@ -34,3 +35,4 @@ mod timeline;
 pub use error::PgError;
 pub use options::PgOptions;
 pub use store::PgStore;
+pub use timeline::TimelinePlans;

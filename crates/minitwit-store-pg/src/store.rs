@@ -3,9 +3,10 @@
 //! one statement or one transaction, durable when acknowledged.
 
 use crate::error::{FOLLOWEE_FK, PgError, backend_error, store_error};
+use crate::import;
 use crate::options::PgOptions;
 use crate::rows::{CountsRow, MessageRow, UserRow, into_all};
-use crate::{import, timeline};
+use crate::timeline::{self, TimelinePlans};
 use async_trait::async_trait;
 use minitwit_core::{
     Counts, Cursor, Follow, ImportBatch, Message, MessageFilter, MessageId, NewMessage, NewUser,
@@ -75,14 +76,14 @@ impl PgStore {
         migrated
     }
 
-    /// The query plan PostgreSQL chooses for reading this page of `timeline`
-    /// (`EXPLAIN` output, one line per element): for checking index use on real data.
+    /// The query plans PostgreSQL chooses for reading this page of `timeline`: for
+    /// checking index use on real data.
     pub async fn explain_timeline(
         &self,
         timeline: Timeline,
         before: Option<Cursor>,
         limit: usize,
-    ) -> StoreResult<Vec<String>> {
+    ) -> StoreResult<TimelinePlans> {
         timeline::explain(&self.pool, timeline, before, limit).await
     }
 

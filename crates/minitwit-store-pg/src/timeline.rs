@@ -27,35 +27,35 @@ const PUBLIC: &str = "
     FROM messages m JOIN users u ON u.id = m.author_id
     WHERE NOT m.flagged AND (m.pub_date, m.id) < ($1, $2)
     ORDER BY m.pub_date DESC, m.id DESC
-    LIMIT $3";
+    LIMIT __LIMIT__";
 
 const USER: &str = "
     SELECT m.id, m.author_id, u.username AS author, u.email, m.text, m.pub_date
     FROM messages m JOIN users u ON u.id = m.author_id
-    WHERE m.author_id = $4 AND NOT m.flagged AND (m.pub_date, m.id) < ($1, $2)
+    WHERE m.author_id = $3 AND NOT m.flagged AND (m.pub_date, m.id) < ($1, $2)
     ORDER BY m.pub_date DESC, m.id DESC
-    LIMIT $3";
+    LIMIT __LIMIT__";
 
 const HOME: &str = "
     WITH window_end AS (
         SELECT w.pub_date, w.id FROM messages w
         WHERE NOT w.flagged AND (w.pub_date, w.id) < ($1, $2)
         ORDER BY w.pub_date DESC, w.id DESC
-        OFFSET $5 LIMIT 1
+        OFFSET __WINDOW__ LIMIT 1
     ), recent AS (
         SELECT m.pub_date, m.id FROM messages m
         WHERE NOT m.flagged AND (m.pub_date, m.id) < ($1, $2)
           AND (m.pub_date, m.id) >= (
               COALESCE((SELECT pub_date FROM window_end), -9223372036854775808),
               COALESCE((SELECT id FROM window_end), -9223372036854775808))
-          AND (m.author_id = $4
-               OR m.author_id IN (SELECT followee_id FROM follows WHERE follower_id = $4))
+          AND (m.author_id = $3
+               OR m.author_id IN (SELECT followee_id FROM follows WHERE follower_id = $3))
         ORDER BY m.pub_date DESC, m.id DESC
-        LIMIT $3
+        LIMIT __LIMIT__
     ), authors AS (
-        SELECT $4::BIGINT AS id
+        SELECT $3::BIGINT AS id
         UNION
-        SELECT followee_id FROM follows WHERE follower_id = $4
+        SELECT followee_id FROM follows WHERE follower_id = $3
     ), per_author AS (
         SELECT k.pub_date, k.id
         FROM authors a
@@ -63,13 +63,13 @@ const HOME: &str = "
             SELECT m.pub_date, m.id FROM messages m
             WHERE m.author_id = a.id AND NOT m.flagged AND (m.pub_date, m.id) < ($1, $2)
             ORDER BY m.pub_date DESC, m.id DESC
-            LIMIT $3
+            LIMIT __LIMIT__
         ) k
-        WHERE (SELECT count(*) FROM recent) < $3
+        WHERE (SELECT count(*) FROM recent) < __LIMIT__
         ORDER BY k.pub_date DESC, k.id DESC
-        LIMIT $3
+        LIMIT __LIMIT__
     ), newest AS (
-        SELECT pub_date, id FROM recent WHERE (SELECT count(*) FROM recent) >= $3
+        SELECT pub_date, id FROM recent WHERE (SELECT count(*) FROM recent) >= __LIMIT__
         UNION ALL
         SELECT pub_date, id FROM per_author
     )
@@ -84,22 +84,31 @@ const HOME: &str = "
 const WINDOW_PER_ENTRY: usize = 32;
 
 /// The SQL for reading a page of `timeline` and its parameters: `$1, $2` the cursor,
-/// `$3` the limit, `$4` the user, `$5` the home timeline's fast-path window.
-fn statement(timeline: Timeline, before: Option<Cursor>, limit: usize) -> (&'static str, Vec<i64>) {
+/// `$3` the user.
+///
+/// The limit (and the home timeline's window) are written into the SQL as numbers, not
+/// passed as parameters: PostgreSQL plans a prepared statement once for all parameter
+/// values after a few runs, and a plan made without knowing that a page is short joins
+/// the page to whole tables. A handful of page sizes means a handful of statements.
+fn statement(timeline: Timeline, before: Option<Cursor>, limit: usize) -> (String, Vec<i64>) {
     // "Before the newest possible entry" reads from the start with the same query.
     let before = before.unwrap_or(Cursor { pub_date: i64::MAX, id: i64::MAX });
-    let mut params = vec![before.pub_date, before.id, sql_limit(limit)];
-    let sql = match timeline {
+    let mut params = vec![before.pub_date, before.id];
+    let template = match timeline {
         Timeline::Public => PUBLIC,
         Timeline::User(id) => {
             params.push(id);
             USER
         }
         Timeline::Home(id) => {
-            params.extend([id, sql_limit(limit.saturating_mul(WINDOW_PER_ENTRY))]);
+            params.push(id);
             HOME
         }
     };
+    let window = sql_limit(limit.saturating_mul(WINDOW_PER_ENTRY));
+    let sql = template
+        .replace("__LIMIT__", &sql_limit(limit).to_string())
+        .replace("__WINDOW__", &window.to_string());
     (sql, params)
 }
 
@@ -114,19 +123,51 @@ pub(crate) async fn read(
         return Ok(Vec::new());
     }
     let (sql, params) = statement(timeline, before, limit);
-    let query = params.into_iter().fold(sqlx::query_as::<_, EntryRow>(sql), |q, p| q.bind(p));
+    let query = sqlx::query_as::<_, EntryRow>(sqlx::AssertSqlSafe(sql));
+    let query = params.into_iter().fold(query, |q, p| q.bind(p));
     Ok(into_all(query.fetch_all(pool).await.map_err(backend_error)?))
 }
 
-/// The plan of [`read`]'s query for these arguments, as `EXPLAIN` prints it.
+/// The plans of [`read`]'s query for these arguments, as `EXPLAIN` prints them.
 pub(crate) async fn explain(
     pool: &PgPool,
     timeline: Timeline,
     before: Option<Cursor>,
     limit: usize,
-) -> StoreResult<Vec<String>> {
+) -> StoreResult<TimelinePlans> {
     let (sql, params) = statement(timeline, before, limit);
     let explain = sqlx::AssertSqlSafe(format!("EXPLAIN {sql}"));
-    let query = params.into_iter().fold(sqlx::query_scalar::<_, String>(explain), |q, p| q.bind(p));
-    query.fetch_all(pool).await.map_err(backend_error)
+    let custom = params
+        .iter()
+        .fold(sqlx::query_scalar::<_, String>(explain), |q, p| q.bind(*p))
+        .fetch_all(pool)
+        .await
+        .map_err(backend_error)?;
+    let generic = explain_generic(pool, &sql, &params).await.map_err(backend_error)?;
+    Ok(TimelinePlans { custom, generic })
+}
+
+/// The generic plan of `sql`: prepared on a connection of its own that is closed
+/// afterwards, so neither the setting nor the prepared statement outlives the call.
+async fn explain_generic(pool: &PgPool, sql: &str, params: &[i64]) -> sqlx::Result<Vec<String>> {
+    let mut conn = pool.acquire().await?;
+    conn.close_on_drop();
+    sqlx::query("SET plan_cache_mode = force_generic_plan").execute(&mut *conn).await?;
+    let types = vec!["BIGINT"; params.len()].join(", ");
+    let prepare = format!("PREPARE minitwit_explain ({types}) AS {sql}");
+    sqlx::query(sqlx::AssertSqlSafe(prepare)).execute(&mut *conn).await?;
+    // The arguments are integers: written out, they cannot change the statement.
+    let args: Vec<String> = params.iter().map(i64::to_string).collect();
+    let execute = format!("EXPLAIN EXECUTE minitwit_explain ({})", args.join(", "));
+    sqlx::query_scalar(sqlx::AssertSqlSafe(execute)).fetch_all(&mut *conn).await
+}
+
+/// How PostgreSQL runs a timeline query, as `EXPLAIN` prints it (one line per element).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimelinePlans {
+    /// The plan for these very arguments: what the first runs of a statement use.
+    pub custom: Vec<String>,
+    /// The plan for any arguments, which PostgreSQL may switch to once a prepared
+    /// statement has run a few times.
+    pub generic: Vec<String>,
 }
