@@ -5,7 +5,8 @@
 use minitwit_core::ServiceError;
 use serde::Serialize;
 use std::convert::Infallible;
-use warp::http::StatusCode;
+use warp::http::header::ALLOW;
+use warp::http::{HeaderValue, StatusCode};
 use warp::reply::{Reply as _, Response};
 
 /// The text of every 403 for missing or wrong simulator credentials.
@@ -26,6 +27,9 @@ pub enum ApiError {
     /// 400: a follow request names neither or both of `follow` and `unfollow`.
     #[error("The body must have exactly one of \"follow\" and \"unfollow\"")]
     BadFollowBody,
+    /// 405: the path exists but not with this method; the methods it allows.
+    #[error("Method not allowed")]
+    MethodNotAllowed(&'static str),
     /// 413: the body is larger than [`MAX_BODY_BYTES`](crate::MAX_BODY_BYTES).
     #[error("The request body may be at most {} bytes", crate::MAX_BODY_BYTES)]
     BodyTooLarge,
@@ -42,6 +46,7 @@ impl ApiError {
         match self {
             Self::NotAuthorized => StatusCode::FORBIDDEN,
             Self::BadLatest | Self::BadBody(_) | Self::BadFollowBody => StatusCode::BAD_REQUEST,
+            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Service(err) => service_status(err),
         }
@@ -87,15 +92,21 @@ pub(crate) fn error_response(status: StatusCode, message: &str) -> Response {
 
 /// Renders any rejection as the JSON error shape. Our own [`ApiError`]s come first (a
 /// combined rejection may also hold "not found" or "method not allowed" from routes that
-/// did not match); anything unforeseen is logged and answered with a bare 500.
+/// did not match), then warp's own; anything unforeseen is logged and answered with a
+/// bare 500.
 pub async fn handle_rejection(rejection: warp::Rejection) -> Result<Response, Infallible> {
     use warp::reject::{
         InvalidHeader, InvalidQuery, LengthRequired, MethodNotAllowed, MissingHeader,
         PayloadTooLarge, UnsupportedMediaType,
     };
-    let (status, message) = if let Some(err) = rejection.find::<ApiError>() {
-        (err.status(), err.client_message())
-    } else if rejection.is_not_found() {
+    if let Some(err) = rejection.find::<ApiError>() {
+        let mut response = error_response(err.status(), &err.client_message());
+        if let ApiError::MethodNotAllowed(allow) = err {
+            response.headers_mut().insert(ALLOW, HeaderValue::from_static(allow));
+        }
+        return Ok(response);
+    }
+    let (status, message) = if rejection.is_not_found() {
         (StatusCode::NOT_FOUND, "Not found".to_owned())
     } else if rejection.find::<MethodNotAllowed>().is_some() {
         (StatusCode::METHOD_NOT_ALLOWED, "Method not allowed".to_owned())

@@ -12,8 +12,9 @@ use percent_encoding::percent_decode_str;
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
 use warp::filters::BoxedFilter;
-use warp::http::HeaderMap;
+use warp::filters::path::FullPath;
 use warp::http::header::AUTHORIZATION;
+use warp::http::{HeaderMap, Method};
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
@@ -34,6 +35,8 @@ pub fn api(service: MiniTwit, config: SimConfig) -> BoxedFilter<(Response,)> {
         .or(change_follow(&service, &config))
         .unify()
         .or(openapi())
+        .unify()
+        .or(other_methods())
         .unify();
     latest_recorded(&service).and(endpoints).boxed()
 }
@@ -129,6 +132,26 @@ fn openapi() -> BoxedFilter<(Response,)> {
     warp::path!("openapi.yaml").and(warp::get()).map(handlers::openapi).boxed()
 }
 
+/// Any method a known path does not support: 405 with the methods it does. (Listed last:
+/// it rejects as "not found" for the supported methods, so it never masks their errors.)
+fn other_methods() -> BoxedFilter<(Response,)> {
+    warp::path::full()
+        .and(warp::method())
+        .and_then(|path: FullPath, method: Method| async move {
+            let allow = match crate::route_label(path.as_str()) {
+                "/latest" | "/msgs" | "/openapi.yaml" => "GET",
+                "/register" => "POST",
+                "/msgs/{username}" | "/fllws/{username}" => "GET, POST",
+                _ => return Err(warp::reject::not_found()),
+            };
+            if allow.split(", ").any(|allowed| allowed == method.as_str()) {
+                return Err(warp::reject::not_found());
+            }
+            Err(Rejection::from(ApiError::MethodNotAllowed(allow)))
+        })
+        .boxed()
+}
+
 /// Injects the service.
 fn with_service(service: &MiniTwit) -> BoxedFilter<(MiniTwit,)> {
     let service = service.clone();
@@ -182,10 +205,16 @@ fn json_body<T: DeserializeOwned + Send + 'static>() -> BoxedFilter<(T,)> {
                 return Err(Rejection::from(ApiError::BodyTooLarge));
             }
             let bytes = read_limited(body).await?;
-            serde_json::from_slice(&bytes)
-                .map_err(|err| Rejection::from(ApiError::BadBody(err.to_string())))
+            parse_object(&bytes).map_err(|err| Rejection::from(ApiError::BadBody(err.to_string())))
         })
         .boxed()
+}
+
+/// Parses a JSON object into `T`. Every body of the API is an object: going through a map
+/// first refuses arrays, which serde would otherwise accept as a struct's fields in order.
+fn parse_object<T: DeserializeOwned>(bytes: &[u8]) -> serde_json::Result<T> {
+    let object: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(bytes)?;
+    T::deserialize(serde_json::Value::Object(object))
 }
 
 /// Collects a body stream, refusing it as soon as it grows beyond the limit.
