@@ -59,7 +59,7 @@ mod tests {
     use super::*;
 
     fn header(value: &str) -> HeaderValue {
-        HeaderValue::from_str(value).unwrap()
+        HeaderValue::from_str(value).expect("test values are valid headers")
     }
 
     #[test]
