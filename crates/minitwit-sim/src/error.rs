@@ -24,9 +24,6 @@ pub enum ApiError {
     /// 400: the body is not JSON of the expected shape; the text says what is wrong.
     #[error("Invalid request body: {0}")]
     BadBody(String),
-    /// 400: a follow request names neither or both of `follow` and `unfollow`.
-    #[error("The body must have exactly one of \"follow\" and \"unfollow\"")]
-    BadFollowBody,
     /// 405: the path exists but not with this method; the methods it allows.
     #[error("Method not allowed")]
     MethodNotAllowed(&'static str),
@@ -45,7 +42,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::NotAuthorized => StatusCode::FORBIDDEN,
-            Self::BadLatest | Self::BadBody(_) | Self::BadFollowBody => StatusCode::BAD_REQUEST,
+            Self::BadLatest | Self::BadBody(_) => StatusCode::BAD_REQUEST,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Service(err) => service_status(err),

@@ -73,10 +73,9 @@ pub async fn follows(username: String, size: PageSize, service: MiniTwit) -> Han
 
 /// `POST /fllws/{username}`
 pub async fn change_follow(username: String, body: FollowBody, service: MiniTwit) -> Handled {
-    let (target, follow) = match (body.follow, body.unfollow) {
-        (Some(target), None) => (target, true),
-        (None, Some(target)) => (target, false),
-        _ => return Err(ApiError::BadFollowBody.into()),
+    let (target, follow) = match body {
+        FollowBody::Follow(target) => (target, true),
+        FollowBody::Unfollow(target) => (target, false),
     };
     let user = service.user(&username).await.map_err(ApiError::from)?;
     let target = service.user(&target).await.map_err(ApiError::from)?;

@@ -32,14 +32,15 @@ pub struct PostBody {
     pub content: String,
 }
 
-/// `POST /fllws/{username}`: exactly one of the two fields.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct FollowBody {
+/// `POST /fllws/{username}`: an object with exactly one key, `follow` or `unfollow`.
+#[derive(Debug, Deserialize)]
+pub enum FollowBody {
     /// The name of the user to follow.
-    pub follow: Option<String>,
+    #[serde(rename = "follow")]
+    Follow(String),
     /// The name of the user to stop following.
-    pub unfollow: Option<String>,
+    #[serde(rename = "unfollow")]
+    Unfollow(String),
 }
 
 /// One message in a listing, as the reference renders it.
