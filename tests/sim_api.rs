@@ -5,9 +5,14 @@
 
 mod sim_support;
 
+use minitwit_core::HashCost;
 use minitwit_core::MessageFilter;
+use minitwit_store_pg::testkit::TestCluster;
+use minitwit_store_pg::{PgOptions, PgStore};
 use serde_json::json;
 use sim_support::{TestApp, assert_error};
+use std::sync::Arc;
+use std::time::Duration;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 on_every_backend!([
@@ -30,6 +35,43 @@ on_every_backend!([
 ]);
 
 const NOT_AUTHORIZED: &str = "You are not authorized to use this resource!";
+
+/// A store that cannot be reached answers 503 with the JSON shape, and the API serves again
+/// once it is back. PostgreSQL is the backend that can go away: this test stops its own
+/// throwaway server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_store_answers_503_and_recovers() {
+    let cluster = TestCluster::start().unwrap_or_else(|err| panic!("{err}"));
+    let options = PgOptions {
+        max_connections: 2,
+        acquire_timeout: Duration::from_secs(2),
+        ..PgOptions::default()
+    };
+    let store = PgStore::connect(&cluster.url("postgres"), options).await.expect("connecting");
+    let app = TestApp::spawn((Arc::new(store), Box::new(())), HashCost::Insecure).await;
+    app.register("alice").await;
+    tokio::task::block_in_place(|| cluster.stop()).expect("stopping PostgreSQL");
+    let answers = [
+        app.get("/latest").await,
+        app.get("/msgs/alice").await,
+        app.post("/msgs/alice", json!({"content": "lost?"})).await,
+        app.get("/msgs?latest=5").await,
+    ];
+    for answer in &answers {
+        assert_eq!(assert_error(answer, 503), "The service is temporarily unavailable");
+    }
+    tokio::task::block_in_place(|| cluster.resume()).expect("restarting PostgreSQL");
+    // The pool reconnects on demand; give it a few attempts (no timing is asserted).
+    let mut status = 0;
+    for _ in 0..50 {
+        status = app.get("/msgs/alice").await.status;
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(status, 200, "the API serves again once PostgreSQL is back");
+}
 
 async fn latest_starts_at_minus_one_and_follows_every_request(app: &TestApp) {
     assert_eq!(app.latest().await, -1);
@@ -307,34 +349,43 @@ async fn percent_encoded_usernames_are_decoded(app: &TestApp) {
 
 async fn oversized_bodies_are_413(app: &TestApp) {
     app.register("alice").await;
-    let huge = format!(r#"{{"content": "{}"}}"#, "x".repeat(70 * 1024));
+    // An announced length over the limit is refused before the body is read, so only the
+    // head is sent: the answer cannot race a half-written body.
     for path in ["/register", "/msgs/alice", "/fllws/alice"] {
-        let message = assert_error(&app.post_raw(path, huge.clone()).await, 413);
-        assert!(message.contains("65536"), "{message}");
+        let answer = raw_exchange(app, path, "Content-Length: 71680\r\n", &[]).await;
+        assert!(answer.starts_with("HTTP/1.1 413"), "{path}: {answer}");
+        assert!(answer.contains(r#""status":413"#) && answer.contains("65536"), "{answer}");
     }
-    // Without a Content-Length (chunked), the limit holds while reading.
+    // Without a length (chunked), the limit holds while reading: 5 chunks of 16 KiB.
+    let chunk = format!("4000\r\n{}\r\n", "y".repeat(16 * 1024));
+    let answer =
+        raw_exchange(app, "/msgs/alice", "Transfer-Encoding: chunked\r\n", &[chunk.as_bytes(); 5])
+            .await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains(r#""status":413"#), "{answer}");
+    // Just under the limit is read (and then judged on its content).
+    let long = json!({"content": "z".repeat(60 * 1024)});
+    assert_error(&app.post("/msgs/alice", long).await, 400);
+    assert_eq!(app.service.stats().await.expect("stats").messages, 0);
+}
+
+/// Sends a POST with the simulator's credentials, `headers` and the `body` parts over a
+/// raw connection, and returns the whole answer.
+async fn raw_exchange(app: &TestApp, path: &str, headers: &str, body: &[&[u8]]) -> String {
     let mut stream = tokio::net::TcpStream::connect(app.addr).await.expect("connect");
     let head = format!(
-        "POST /msgs/alice HTTP/1.1\r\nHost: {}\r\nAuthorization: {}\r\n\
-         Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+        "POST {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: {}\r\n\
+         Content-Type: application/json\r\nConnection: close\r\n{headers}\r\n",
         app.addr,
         sim_support::SIMULATOR_AUTH
     );
     stream.write_all(head.as_bytes()).await.expect("write head");
-    let chunk = "y".repeat(16 * 1024);
-    let mut answer = Vec::new();
-    for _ in 0..8 {
-        let frame = format!("{:x}\r\n{chunk}\r\n", chunk.len());
-        if stream.write_all(frame.as_bytes()).await.is_err() {
-            break; // The server may stop reading once the limit is passed.
-        }
+    for part in body {
+        stream.write_all(part).await.expect("write body");
     }
-    let _ = stream.write_all(b"0\r\n\r\n").await;
+    let mut answer = Vec::new();
     stream.read_to_end(&mut answer).await.expect("read answer");
-    let answer = String::from_utf8_lossy(&answer);
-    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
-    assert!(answer.contains(r#""status":413"#), "{answer}");
-    assert_eq!(app.service.stats().await.expect("stats").messages, 0);
+    String::from_utf8_lossy(&answer).into_owned()
 }
 
 async fn unknown_routes_and_methods_answer_json(app: &TestApp) {

@@ -35,7 +35,7 @@ fn schemathesis() -> PathBuf {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schemathesis_finds_no_server_error_and_no_contradiction() {
     let st = schemathesis();
-    let app = TestApp::spawn(sim_support::memory().await, HashCost::Insecure).await;
+    let app = TestApp::spawn(sim_support::sled().await, HashCost::Insecure).await;
     // A user to find: schemathesis tries the credentials' user name in paths.
     app.register("simulator").await;
     let schema = app.url("/openapi.yaml");

@@ -55,13 +55,18 @@ async fn replays_without_errors(store: (Arc<dyn Store>, Guard), limit: Option<us
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn full_scenario_replays_without_errors_on_memory() {
-    replays_without_errors(sim_support::memory().await, None).await;
+async fn full_scenario_replays_without_errors_on_sled() {
+    replays_without_errors(sim_support::sled().await, None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_5000_actions_replay_without_errors_on_pg() {
+    replays_without_errors(sim_support::pg().await, Some(5_000)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sequential_replay_with_closed_connections_keeps_scenario_order() {
-    let app = TestApp::spawn(sim_support::memory().await, HashCost::Insecure).await;
+    let app = TestApp::spawn(sim_support::sled().await, HashCost::Insecure).await;
     let options = ReplayOptions { close_connections: true, ..options(&app, Some(600), 1) };
     let report = replay::run_file(&scenario(), &options).await.expect("replay runs");
     assert_eq!((report.sent, report.error_count()), (600, 0), "{report}");
@@ -70,7 +75,7 @@ async fn sequential_replay_with_closed_connections_keeps_scenario_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_credentials_are_counted_as_unexpected_statuses() {
-    let app = TestApp::spawn(sim_support::memory().await, HashCost::Insecure).await;
+    let app = TestApp::spawn(sim_support::sled().await, HashCost::Insecure).await;
     let options = ReplayOptions { password: "wrong".into(), ..options(&app, Some(100), 4) };
     let report = replay::run_file(&scenario(), &options).await.expect("replay runs");
     println!("{report}");

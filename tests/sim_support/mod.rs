@@ -23,9 +23,16 @@ pub const SIMULATOR_AUTH: &str = "Basic c2ltdWxhdG9yOnN1cGVyX3NhZmUh";
 //     (store, Box::new(dir))
 // }
 
-/// The in-memory reference store (until the sled store lands).
-pub async fn memory() -> (Arc<dyn Store>, Guard) {
-    (Arc::new(minitwit_core::testkit::MemoryStore::new()), Box::new(()))
+/// A fresh sled store in a temporary directory.
+pub async fn sled() -> (Arc<dyn Store>, Guard) {
+    let (store, dir) = minitwit_store_sled::testkit::fresh_store().await;
+    (store, Box::new(dir))
+}
+
+/// A fresh PostgreSQL database on the test process's throwaway server.
+pub async fn pg() -> (Arc<dyn Store>, Guard) {
+    let (store, database) = minitwit_store_pg::testkit::fresh_store().await;
+    (store, Box::new(database))
 }
 
 /// Expands test functions `async fn NAME(app: &TestApp)` into one `#[tokio::test]` per
@@ -33,7 +40,7 @@ pub async fn memory() -> (Arc<dyn Store>, Guard) {
 #[macro_export]
 macro_rules! on_every_backend {
     ($tests:tt) => {
-        $crate::on_every_backend!(@backends [memory]; $tests);
+        $crate::on_every_backend!(@backends [sled, pg]; $tests);
     };
     (@backends [$($backend:ident),*]; $tests:tt) => {
         $( $crate::on_every_backend!(@one $backend; $tests); )*
