@@ -52,6 +52,10 @@ async fn replays_without_errors(store: (Arc<dyn Store>, Guard), limit: Option<us
     let expected = limit.unwrap_or(25_922);
     assert_eq!(report.sent, expected as u64);
     assert_eq!(app.latest().await, expected as i64 - 1, "latest is the last action's id");
+    if limit.is_none() {
+        let counts = app.service.stats().await.expect("stats");
+        assert_eq!((counts.users, counts.messages), (200, 11_306), "every user and message");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
