@@ -1,0 +1,44 @@
+//! Request handlers: each turns one route's input into service calls and a page or a
+//! redirect, and nothing else (every rule lives in the core).
+//!
+//! - [`timeline`]: the three timelines, with keyset pagination.
+//! - [`account`]: sign up, sign in, sign out.
+//! - [`actions`]: posting, following and unfollowing.
+//! - [`statics`]: the embedded static files.
+
+pub(crate) mod account;
+pub(crate) mod actions;
+pub(crate) mod statics;
+pub(crate) mod timeline;
+
+use crate::error::WebError;
+use percent_encoding::percent_decode_str;
+use warp::Rejection;
+use warp::reply::Response;
+
+/// What every handler returns to warp.
+pub(crate) type Reply = Result<Response, Rejection>;
+
+/// Hands a handler's failure to the site's rejection handler.
+pub(crate) fn finish(result: Result<Response, WebError>) -> Reply {
+    result.map_err(warp::reject::custom)
+}
+
+/// A username from a path segment (percent-decoded); not UTF-8 means no such user.
+pub(crate) fn username_from_segment(segment: &str) -> Result<String, WebError> {
+    percent_decode_str(segment)
+        .decode_utf8()
+        .map(|name| name.into_owned())
+        .map_err(|_| WebError::NotFound)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments_are_percent_decoded() {
+        assert_eq!(username_from_segment("Roger%20Histand").unwrap(), "Roger Histand");
+        assert_eq!(username_from_segment("%FF"), Err(WebError::NotFound));
+    }
+}
