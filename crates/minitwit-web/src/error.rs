@@ -86,14 +86,8 @@ pub(crate) fn explanation(status: StatusCode) -> &'static str {
     }
 }
 
-/// The status of a rejection warp or a handler produced.
+/// The status of a rejection warp produced.
 fn status_of(rejection: &Rejection) -> StatusCode {
-    if let Some(err) = rejection.find::<WebError>() {
-        if let WebError::Internal(detail) = err {
-            tracing::error!(%detail, "request failed");
-        }
-        return err.status();
-    }
     if rejection.is_not_found() {
         StatusCode::NOT_FOUND
     } else if rejection.find::<PayloadTooLarge>().is_some() {
@@ -120,7 +114,10 @@ pub(crate) async fn handle_rejection(
     site: Arc<Site>,
     rejection: Rejection,
 ) -> Result<Response, Infallible> {
-    Ok(site.error_page(status_of(&rejection)))
+    match rejection.find::<WebError>() {
+        Some(err) => Ok(site.error_response(err)),
+        None => Ok(site.error_page(status_of(&rejection))),
+    }
 }
 
 #[cfg(test)]

@@ -105,7 +105,7 @@ impl Site {
         });
         match html {
             Ok(html) => self.with_session(visit, html_response(status, html)),
-            Err(err) => self.failure(&err),
+            Err(err) => self.error_response(&err),
         }
     }
 
@@ -144,10 +144,12 @@ impl Site {
         html_response(status, html.unwrap_or_else(|_| heading.clone()))
     }
 
-    /// Logs an internal failure and answers 500.
-    pub fn failure(&self, err: &WebError) -> WarpResponse {
-        tracing::error!(error = %err, "request failed");
-        self.error_page(StatusCode::INTERNAL_SERVER_ERROR)
+    /// The error page for `err`; internal failures are logged (only there).
+    pub fn error_response(&self, err: &WebError) -> WarpResponse {
+        if let WebError::Internal(detail) = err {
+            tracing::error!(%detail, "request failed");
+        }
+        self.error_page(err.status())
     }
 
     /// Adds the session cookie to `response` when the session changed.

@@ -74,7 +74,7 @@ pub(crate) async fn register(site: Arc<Site>, form: RegisterForm, mut visit: Vis
         Err(refused @ (ServiceError::Invalid(_) | ServiceError::UsernameTaken)) => {
             register_page(&site, visit, Some(&refused.to_string()), &form)
         }
-        Err(other) => finish(Err(other.into())),
+        Err(other) => finish(&site, Err(other.into())),
     }
 }
 
@@ -123,7 +123,7 @@ pub(crate) async fn login(
             | ServiceError::InvalidPassword
             | ServiceError::AccountDisabled),
         ) => login_page(&site, visit, StatusCode::OK, Some(&refused.to_string()), &form.username),
-        Err(other) => finish(Err(other.into())),
+        Err(other) => finish(&site, Err(other.into())),
     }
 }
 

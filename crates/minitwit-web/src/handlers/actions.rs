@@ -29,6 +29,7 @@ pub(crate) enum Relation {
 /// `POST /add_message`: posts and redirects to `/`; empty text records nothing.
 pub(crate) async fn add_message(site: Arc<Site>, form: MessageForm, mut visit: Visit) -> Reply {
     finish(
+        &site,
         async {
             let author = visit.user.clone().ok_or(WebError::Unauthorized)?;
             match MessageText::parse(&form.text) {
@@ -54,6 +55,7 @@ pub(crate) async fn follow(
     mut visit: Visit,
 ) -> Reply {
     finish(
+        &site,
         async {
             let reader = visit.user.clone().ok_or(WebError::Unauthorized)?;
             let name = username_from_segment(&segment)?;

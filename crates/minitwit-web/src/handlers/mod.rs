@@ -12,6 +12,7 @@ pub(crate) mod statics;
 pub(crate) mod timeline;
 
 use crate::error::WebError;
+use crate::site::Site;
 use percent_encoding::percent_decode_str;
 use warp::Rejection;
 use warp::reply::Response;
@@ -19,9 +20,10 @@ use warp::reply::Response;
 /// What every handler returns to warp.
 pub(crate) type Reply = Result<Response, Rejection>;
 
-/// Hands a handler's failure to the site's rejection handler.
-pub(crate) fn finish(result: Result<Response, WebError>) -> Reply {
-    result.map_err(warp::reject::custom)
+/// Answers a handler's failure with its error page at once: a rejection would let warp
+/// try the remaining routes, which could run for a request already handled.
+pub(crate) fn finish(site: &Site, result: Result<Response, WebError>) -> Reply {
+    Ok(result.unwrap_or_else(|err| site.error_response(&err)))
 }
 
 /// A username from a path segment (percent-decoded); not UTF-8 means no such user.

@@ -39,6 +39,7 @@ async fn entries(
 /// `GET /`: "My Timeline", or a redirect to `/public` when nobody is signed in.
 pub(crate) async fn home(site: Arc<Site>, query: PageQuery, visit: Visit) -> Reply {
     finish(
+        &site,
         async {
             let Some(user) = visit.user.clone() else {
                 return Ok(site.redirect(visit, "/public"));
@@ -60,6 +61,7 @@ pub(crate) async fn home(site: Arc<Site>, query: PageQuery, visit: Visit) -> Rep
 /// `GET /public`: every unflagged message.
 pub(crate) async fn public(site: Arc<Site>, query: PageQuery, visit: Visit) -> Reply {
     finish(
+        &site,
         async {
             let (entries, older_url) = entries(&site, Timeline::Public, &query, "/public").await?;
             let view = TimelineView {
@@ -83,6 +85,7 @@ pub(crate) async fn user(
     visit: Visit,
 ) -> Reply {
     finish(
+        &site,
         async {
             let name = username_from_segment(&segment)?;
             let author = site.service.user(&name).await?;
