@@ -13,6 +13,7 @@ use std::sync::Arc;
 /// Runs each listed test (an `async fn(TestApp)`) once per backend, as
 /// `BACKEND::TEST`. Adding a backend is one line: `name => async expression giving
 /// (Arc<dyn Store>, guard)`. (Declare the harness with `#[macro_use] mod web_support;`.)
+#[allow(unused_macros)] // the browser tests run against one backend
 macro_rules! web_tests {
     (backends { $($backend:ident => $store:expr),+ $(,)? } tests $tests:tt) => {
         $( web_tests!(@one $backend, $store, $tests); )+
