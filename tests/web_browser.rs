@@ -171,7 +171,7 @@ async fn wait_until_ready(port: u16) {
 
 /// A site where alice has one message from a fixed time.
 async fn site_with_alice() -> TestApp {
-    let app = spawn_app(web_support::memory_store().await, |_| {}).await;
+    let app = spawn_app(minitwit_store_sled::testkit::fresh_store().await, |_| {}).await;
     let registration = Registration::parse("alice", "alice@example.com", "pw", None).unwrap();
     let alice = app.service.register(registration).await.unwrap();
     let message = Message {

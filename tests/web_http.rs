@@ -10,7 +10,8 @@ use web_support::{Page, TestApp, spawn_app};
 
 web_tests! {
     backends {
-        memory => crate::web_support::memory_store().await,
+        sled => minitwit_store_sled::testkit::fresh_store().await,
+        pg => minitwit_store_pg::testkit::fresh_store().await,
     }
     tests {
         registration_errors_come_in_contract_order,
@@ -272,7 +273,7 @@ async fn sessions_are_encrypted_cookies(app: TestApp) {
 /// clear message; once the quota refills, signing in works again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_throttling_kicks_in_and_lifts() {
-    let app = spawn_app(web_support::memory_store().await, |config| {
+    let app = spawn_app(minitwit_store_sled::testkit::fresh_store().await, |config| {
         config.login_per_account.burst = 2;
         config.login_per_account.replenish_every = Duration::from_millis(500);
     })

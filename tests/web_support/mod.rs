@@ -99,11 +99,6 @@ pub async fn spawn_app<G: Send + 'static>(
     TestApp { addr, base: format!("http://{addr}"), service, client, _store_guard: Box::new(guard) }
 }
 
-/// The in-memory reference store, for a quick run of the suite.
-pub async fn memory_store() -> (Arc<dyn Store>, ()) {
-    (Arc::new(minitwit_core::testkit::MemoryStore::new()), ())
-}
-
 impl TestApp {
     /// The absolute URL of `path`.
     pub fn url(&self, path: &str) -> String {

@@ -26,6 +26,8 @@
 //! # Ok(()) }
 //! ```
 
+#![cfg_attr(test, allow(clippy::unwrap_used))] // tests may unwrap: a panic is a failure
+
 mod assets;
 pub mod config;
 pub mod error;

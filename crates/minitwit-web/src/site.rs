@@ -154,10 +154,10 @@ impl Site {
 
     /// Adds the session cookie to `response` when the session changed.
     fn with_session(&self, visit: Visit, mut response: WarpResponse) -> WarpResponse {
-        if visit.session != visit.original {
-            if let Ok(cookie) = HeaderValue::from_str(&self.sessions.write(&visit.session)) {
-                response.headers_mut().append(SET_COOKIE, cookie);
-            }
+        if visit.session != visit.original
+            && let Ok(cookie) = HeaderValue::from_str(&self.sessions.write(&visit.session))
+        {
+            response.headers_mut().append(SET_COOKIE, cookie);
         }
         response
     }
