@@ -198,6 +198,11 @@ async fn a_new_user_signs_up_posts_follows_and_signs_out() {
     browser.fill("username", "newbie").await;
     browser.fill("email", "newbie@example.com").await;
     browser.fill("password", "s3cret").await;
+    browser.fill("password2", "typo").await;
+    browser.click(Locator::Css("input[type='submit']")).await;
+    browser.wait_for_text("The two passwords do not match").await;
+    browser.screenshot("signup-error.png").await;
+    browser.fill("password", "s3cret").await;
     browser.fill("password2", "s3cret").await;
     browser.click(Locator::Css("input[type='submit']")).await;
     browser.wait_for_text("You were successfully registered and can login now").await;
@@ -219,6 +224,7 @@ async fn a_new_user_signs_up_posts_follows_and_signs_out() {
     browser.click(Locator::LinkText("public timeline")).await;
     browser.click(Locator::LinkText("alice")).await;
     browser.wait_for_text("alice's Timeline").await;
+    browser.screenshot("profile.png").await;
     browser.click(Locator::Css("button.follow")).await;
     browser.wait_for_text(r#"You are now following "alice""#).await;
 

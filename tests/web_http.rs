@@ -297,3 +297,44 @@ async fn login_throttling_kicks_in_and_lifts() {
     }
     assert_eq!(page.location.as_deref(), Some("/"), "signing in works again");
 }
+
+/// A store outage: pages answer 503 with a page that leaks nothing, and the site works
+/// again once the database is back, without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_outage_is_a_503_page_and_passes() {
+    use minitwit_store_pg::testkit::TestCluster;
+    use minitwit_store_pg::{PgOptions, PgStore};
+    use std::sync::Arc;
+    let blocking = |f: fn(&TestCluster) -> Result<(), _>, cluster: Arc<TestCluster>| {
+        tokio::task::spawn_blocking(move || f(&cluster).expect("cluster operation"))
+    };
+    let cluster = tokio::task::spawn_blocking(TestCluster::start).await.unwrap();
+    let cluster = Arc::new(cluster.unwrap_or_else(|e| panic!("{e}")));
+    let options = PgOptions {
+        max_connections: 2,
+        acquire_timeout: Duration::from_millis(500),
+        ..PgOptions::default()
+    };
+    let store = PgStore::connect(&cluster.url("postgres"), options).await.expect("connects");
+    let app = spawn_app((Arc::new(store), cluster.clone()), |_| {}).await;
+    assert_eq!(app.get("/public").await.status, 200);
+
+    blocking(TestCluster::stop, cluster.clone()).await.unwrap();
+    let page = app.get("/public").await;
+    assert_eq!(page.status, 503);
+    page.assert_contains("503 Service Unavailable").assert_contains("temporarily unavailable");
+    for secret in ["postgres", "sqlx", "connection", "pool", "/tmp"] {
+        page.assert_lacks(secret);
+    }
+
+    blocking(TestCluster::resume, cluster.clone()).await.unwrap();
+    let mut status = 0;
+    for _ in 0..50 {
+        status = app.get("/public").await.status;
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, 200, "the site works again");
+}
