@@ -4,8 +4,8 @@
 use crate::error::{self, WebError};
 use crate::handlers::account::{self, LoginForm, RegisterForm};
 use crate::handlers::actions::{self, MessageForm, Relation};
+use crate::handlers::statics;
 use crate::handlers::timeline::{self, PageQuery};
-use crate::handlers::{Reply, statics};
 use crate::security::{add_security_headers, client_address, is_cross_site};
 use crate::site::{Site, Visit};
 use serde::de::DeserializeOwned;
@@ -193,26 +193,15 @@ fn follow(s: &Arc<Site>) -> BoxedFilter<(Response,)> {
         .map(|| Relation::Follow)
         .or(warp::path("unfollow").map(|| Relation::Unfollow))
         .unify();
-    warp::path::param::<String>()
+    with_site(s)
+        .and(warp::path::param::<String>())
         .and(relation)
         .and(warp::path::end())
         .and(warp::post().or(warp::get()).unify())
         .and(same_site())
-        .map(|segment, relation| (segment, relation))
-        .untuple_one()
-        .and(with_site(s))
         .and(visit(s))
-        .and_then(follow_handler)
+        .and_then(actions::follow)
         .boxed()
-}
-
-async fn follow_handler(
-    segment: String,
-    relation: Relation,
-    site: Arc<Site>,
-    visit: Visit,
-) -> Reply {
-    actions::follow(site, segment, relation, visit).await
 }
 
 /// `GET /{username}`

@@ -6,7 +6,7 @@
 //! [`WebConfig`]; [`route_label`] names the route a path belongs to, for metrics.
 //!
 //! Layout:
-//! - [`config`]: [`WebConfig`] and its defaults.
+//! - `config`: [`WebConfig`] and its defaults.
 //! - `filters`: the routes as warp filters.
 //! - `handlers`: one function per route, calling the service.
 //! - `site`: shared state, per-request readers, responses with the session cookie.
@@ -15,7 +15,7 @@
 //! - `security`: cross-site check, security headers, client address.
 //! - `throttle`: login throttling.
 //! - `assets`: static files with caching headers.
-//! - [`error`]: [`WebError`] and the error pages.
+//! - `error`: [`WebError`] and the error pages.
 //! - `labels`: [`route_label`].
 //!
 //! ```no_run
@@ -29,8 +29,8 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))] // tests may unwrap: a panic is a failure
 
 mod assets;
-pub mod config;
-pub mod error;
+mod config;
+mod error;
 mod filters;
 mod handlers;
 mod labels;
@@ -40,7 +40,7 @@ mod site;
 mod throttle;
 mod views;
 
-pub use config::{ConfigError, SessionKey, Throttle, WebConfig};
+pub use config::{ConfigError, MIN_SESSION_KEY_LEN, SessionKey, Throttle, WebConfig};
 pub use error::WebError;
 pub use labels::route_label;
 
