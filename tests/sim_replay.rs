@@ -78,6 +78,15 @@ async fn sequential_replay_with_closed_connections_keeps_scenario_order() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_rate_paces_the_replay() {
+    let app = TestApp::spawn(sim_support::sled().await, HashCost::Insecure).await;
+    let options = ReplayOptions { rate: Some(200.0), ..options(&app, Some(40), 4) };
+    let report = replay::run_file(&scenario(), &options).await.expect("replay runs");
+    assert_eq!((report.sent, report.error_count()), (40, 0), "{report}");
+    assert_eq!(app.latest().await, 39);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_credentials_are_counted_as_unexpected_statuses() {
     let app = TestApp::spawn(sim_support::sled().await, HashCost::Insecure).await;
     let options = ReplayOptions { password: "wrong".into(), ..options(&app, Some(100), 4) };

@@ -49,15 +49,16 @@ impl ApiError {
         }
     }
 
-    /// The message the client sees: the contract's text, or a generic one for internal
-    /// failures (whose detail is logged instead).
-    fn client_message(&self) -> String {
-        if let Self::Service(ServiceError::Internal(detail)) = self {
-            tracing::error!(%detail, "internal error in the simulator API");
-        } else if let Self::Service(ServiceError::Unavailable) = self {
-            tracing::warn!("store unavailable");
+    /// Logs what the operator should see: the detail of an internal failure (which the
+    /// client never gets) and store outages.
+    fn log(&self) {
+        match self {
+            Self::Service(ServiceError::Internal(detail)) => {
+                tracing::error!(%detail, "internal error in the simulator API");
+            }
+            Self::Service(ServiceError::Unavailable) => tracing::warn!("store unavailable"),
+            _ => {}
         }
-        self.to_string()
     }
 }
 
@@ -97,7 +98,8 @@ pub async fn handle_rejection(rejection: warp::Rejection) -> Result<Response, In
         PayloadTooLarge, UnsupportedMediaType,
     };
     if let Some(err) = rejection.find::<ApiError>() {
-        let mut response = error_response(err.status(), &err.client_message());
+        err.log();
+        let mut response = error_response(err.status(), &err.to_string());
         if let ApiError::MethodNotAllowed(allow) = err {
             response.headers_mut().insert(ALLOW, HeaderValue::from_static(allow));
         }
@@ -151,6 +153,6 @@ mod tests {
     #[test]
     fn internal_details_stay_out_of_the_message() {
         let err = ApiError::from(ServiceError::Internal("secret detail".into()));
-        assert_eq!(err.client_message(), "Internal server error");
+        assert_eq!(err.to_string(), "Internal server error");
     }
 }

@@ -180,3 +180,17 @@ fn progress_bar(len: usize, show: bool) -> ProgressBar {
     }
     bar
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_must_be_positive() {
+        assert_eq!(pace(None).expect("no rate"), None);
+        assert_eq!(pace(Some(4.0)).expect("valid"), Some(Duration::from_millis(250)));
+        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            assert!(matches!(pace(Some(bad)), Err(ReplayError::Rate(_))), "{bad}");
+        }
+    }
+}
