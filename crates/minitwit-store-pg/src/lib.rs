@@ -8,6 +8,7 @@
 //! - [`TimelinePlans`] (`timeline`): the three timeline queries, why each is served by
 //!   an index, and their plans for inspection.
 //! - `import`: bulk import in one transaction.
+//! - `rows`: rows as queries return them, converted into the core's records.
 //! - [`PgOptions`] (`options`): pool size and timeouts.
 //! - [`PgError`] (`error`): setup errors, and the single mapping from database errors
 //!   (constraint violations, outages) to [`minitwit_core::StoreError`].

@@ -9,6 +9,10 @@
 //! If no server can be had, these functions panic with a message saying how to fix
 //! it: the tests fail, they never skip.
 //!
+//! Layout: this module hands out databases ([`fresh_store`], [`fresh_database_url`],
+//! the [`TestDatabase`] guard); `cluster` starts, stops and cleans up a
+//! [`TestCluster`]; `url` swaps the database name in a URL.
+//!
 //! ```no_run
 //! # async fn demo() {
 //! let (store, _db) = minitwit_store_pg::testkit::fresh_store().await;
