@@ -2,7 +2,7 @@
 //! stores, and [`Fingerprint`]s to prove that nothing was lost on the way.
 //!
 //! - [`fingerprint`](mod@fingerprint): counts and a checksum over a canonical encoding.
-//! - [`file`]: the export file format (versioned JSON Lines with a checking trailer).
+//! - [`file`](mod@file): the export file format (versioned JSON Lines with a checking trailer).
 //!
 //! Everything streams: stores are read in id order in chunks ([`StoreReader`]) and
 //! written in [`ImportBatch`] chunks (users first, then messages, then follows, then
@@ -252,8 +252,9 @@ pub async fn import_file(
 ) -> TransferResult<Fingerprint> {
     let open =
         || async { Ok::<_, TransferError>(BufReader::new(tokio::fs::File::open(path).await?)) };
-    check_file(open().await?).await?;
-    import(store, open().await?, options, progress).await
+    let checked = check_file(open().await?).await?;
+    progress.start(checked.counts);
+    import_records(store, open().await?, options, progress).await
 }
 
 /// Imports an export file from `input` into `store` in [`ImportBatch`] chunks, then
@@ -265,10 +266,20 @@ pub async fn import<R: AsyncBufRead + Unpin>(
     options: TransferOptions,
     progress: &mut dyn Progress,
 ) -> TransferResult<Fingerprint> {
+    progress.start(Counts::default());
+    import_records(store, input, options, progress).await
+}
+
+/// The import proper, after progress was started.
+async fn import_records<R: AsyncBufRead + Unpin>(
+    store: &Arc<dyn Store>,
+    input: R,
+    options: TransferOptions,
+    progress: &mut dyn Progress,
+) -> TransferResult<Fingerprint> {
     let before = guard_target(store, options).await?;
     let mut reader = ExportReader::start(input).await?;
     let mut batch = Batcher::new(Arc::clone(store), options.chunk_size);
-    progress.start(Counts::default());
     while let Some(record) = reader.next().await? {
         if let Some(section) = section_of(&record) {
             progress.advance(section, 1);
