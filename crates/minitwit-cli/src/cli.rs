@@ -305,6 +305,9 @@ pub struct ReplayArgs {
     /// Per-request timeout, in milliseconds (the simulator's is 300).
     #[arg(long, default_value_t = 300)]
     pub timeout_ms: u64,
+    /// Open a new connection for every request, as the course's simulator does.
+    #[arg(long)]
+    pub close_connections: bool,
     /// Exit successfully even when some requests failed (the report still lists them).
     #[arg(long)]
     pub allow_errors: bool,
