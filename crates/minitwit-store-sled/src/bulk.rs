@@ -1,0 +1,75 @@
+//! Counters, import, and the small values: `latest` and server settings.
+
+use crate::keys;
+use crate::trees::{Trees, abort, backend, decode_int, meta};
+use minitwit_core::{Counts, ImportBatch, StoreError, StoreResult};
+
+impl Trees {
+    /// The totals, from the counters every write keeps (sled's `len()` would scan).
+    pub(crate) fn counts(&self) -> StoreResult<Counts> {
+        let count = |name| Ok::<_, StoreError>(u64::try_from(self.meta_int(name)?).unwrap_or(0));
+        Ok(Counts {
+            users: count(meta::USERS)?,
+            messages: count(meta::MESSAGES)?,
+            follows: count(meta::FOLLOWS)?,
+            flagged: count(meta::FLAGGED)?,
+        })
+    }
+
+    /// Writes `batch` as it is, all or nothing; ids continue above the imported ones.
+    pub(crate) fn import(&self, batch: &ImportBatch) -> StoreResult<()> {
+        self.transaction(|tx| {
+            for user in &batch.users {
+                if tx.user_exists(user.id)? || tx.usernames.get(user.username.as_bytes())?.is_some()
+                {
+                    let clash = format!("user {} ({})", user.id, user.username);
+                    return Err(abort(StoreError::Conflict(clash)));
+                }
+                tx.insert_user(user)?;
+                tx.raise(meta::LAST_USER_ID, user.id)?;
+            }
+            for message in &batch.messages {
+                tx.require_user(message.author_id)?;
+                if tx.messages.get(keys::int(message.id))?.is_some() {
+                    let clash = format!("message {}", message.id);
+                    return Err(abort(StoreError::Conflict(clash)));
+                }
+                tx.insert_message(message)?;
+                tx.raise(meta::LAST_MESSAGE_ID, message.id)?;
+            }
+            for follow in &batch.follows {
+                tx.require_user(follow.follower)?;
+                tx.require_user(follow.followee)?;
+                tx.insert_follow(follow.follower, follow.followee)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// The simulator's `latest`, if set.
+    pub(crate) fn latest(&self) -> StoreResult<Option<i64>> {
+        self.meta.get(meta::LATEST).map_err(backend)?.map(|v| decode_int(&v)).transpose()
+    }
+
+    /// Records the simulator's `latest`.
+    pub(crate) fn set_latest(&self, latest: i64) -> StoreResult<()> {
+        self.meta.insert(meta::LATEST, &latest.to_be_bytes()[..]).map_err(backend)?;
+        Ok(())
+    }
+
+    /// A server setting.
+    pub(crate) fn setting(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
+        Ok(self.settings.get(key).map_err(backend)?.map(|v| v.to_vec()))
+    }
+
+    /// Stores `value` under `key` unless set, and returns what is stored.
+    pub(crate) fn init_setting(&self, key: &str, value: &[u8]) -> StoreResult<Vec<u8>> {
+        self.transaction(|tx| match tx.settings.get(key)? {
+            Some(existing) => Ok(existing.to_vec()),
+            None => {
+                tx.settings.insert(key, value)?;
+                Ok(value.to_vec())
+            }
+        })
+    }
+}

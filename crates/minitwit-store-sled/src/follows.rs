@@ -1,0 +1,89 @@
+//! Follows: each pair is kept twice, by follower (`follows`) and by followee
+//! (`followers`), so both "whom do I follow" and "who follows me" are prefix scans.
+
+use crate::keys;
+use crate::messages::key_field;
+use crate::trees::{EMPTY, Trees, Tx, TxResult, backend, meta};
+use minitwit_core::{Follow, StoreResult, UserId};
+use sled::IVec;
+use std::ops::Bound;
+
+impl Trees {
+    /// Records the pair; both users must exist; an existing pair stays as it is.
+    pub(crate) fn follow(&self, follower: UserId, followee: UserId) -> StoreResult<()> {
+        self.transaction(|tx| {
+            tx.require_user(follower)?;
+            tx.require_user(followee)?;
+            tx.insert_follow(follower, followee)
+        })
+    }
+
+    /// Removes the pair if it exists.
+    pub(crate) fn unfollow(&self, follower: UserId, followee: UserId) -> StoreResult<()> {
+        self.transaction(|tx| tx.remove_follow(follower, followee))
+    }
+
+    /// Whether the pair exists.
+    pub(crate) fn is_following(&self, follower: UserId, followee: UserId) -> StoreResult<bool> {
+        self.follows.contains_key(keys::pair(follower, followee)).map_err(backend)
+    }
+
+    /// Ids of everyone `follower` follows, by id.
+    pub(crate) fn followee_ids(&self, follower: UserId) -> StoreResult<Vec<UserId>> {
+        self.second_fields(&self.follows, follower)
+    }
+
+    /// Names of up to `limit` users `follower` follows, by followee id.
+    pub(crate) fn followees(&self, follower: UserId, limit: usize) -> StoreResult<Vec<String>> {
+        let mut names = Vec::new();
+        for item in self.follows.scan_prefix(keys::int(follower)) {
+            if names.len() >= limit {
+                break;
+            }
+            if let Some(user) = self.user_by_id(key_field(item, 1)?)? {
+                names.push(user.username);
+            }
+        }
+        Ok(names)
+    }
+
+    /// Up to `limit` pairs after `after`, by (follower, followee): the export order.
+    pub(crate) fn follows_after(
+        &self,
+        after: Option<Follow>,
+        limit: usize,
+    ) -> StoreResult<Vec<Follow>> {
+        let start =
+            after.map_or(Bound::Unbounded, |a| Bound::Excluded(keys::pair(a.follower, a.followee)));
+        self.follows
+            .range::<IVec, _>((start, Bound::Unbounded))
+            .take(limit)
+            .map(|item| {
+                let (key, _) = item.map_err(backend)?;
+                let field =
+                    |i| keys::field(&key, i).ok_or_else(|| crate::trees::corrupt("a follow"));
+                Ok(Follow { follower: field(0)?, followee: field(1)? })
+            })
+            .collect()
+    }
+}
+
+impl Tx<'_> {
+    /// Writes the pair both ways and counts it, unless it exists.
+    pub(crate) fn insert_follow(&self, follower: UserId, followee: UserId) -> TxResult<()> {
+        if self.follows.insert(keys::pair(follower, followee), EMPTY)?.is_none() {
+            self.followers.insert(keys::pair(followee, follower), EMPTY)?;
+            self.bump(meta::FOLLOWS, 1)?;
+        }
+        Ok(())
+    }
+
+    /// Removes the pair both ways and uncounts it, if it exists.
+    pub(crate) fn remove_follow(&self, follower: UserId, followee: UserId) -> TxResult<()> {
+        if self.follows.remove(keys::pair(follower, followee))?.is_some() {
+            self.followers.remove(keys::pair(followee, follower))?;
+            self.bump(meta::FOLLOWS, -1)?;
+        }
+        Ok(())
+    }
+}

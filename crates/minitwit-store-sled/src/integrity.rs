@@ -1,0 +1,191 @@
+//! The integrity check: every index entry points at a record that agrees with it, every
+//! record has its index entries, and the counters equal the records. It reads the whole
+//! store (O(n)); for the crash test and the CLI, not for request paths.
+
+use crate::keys;
+use crate::trees::{Trees, backend, corrupt, decode, meta};
+use minitwit_core::{Message, StoreResult, User};
+use sled::IVec;
+
+/// At most this many problems are listed; the rest are only counted.
+const MAX_LISTED: usize = 100;
+
+/// What [`SledStore::check_integrity`](crate::SledStore::check_integrity) found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IntegrityReport {
+    /// User records.
+    pub users: u64,
+    /// Message records.
+    pub messages: u64,
+    /// Follow pairs.
+    pub follows: u64,
+    /// Flagged messages.
+    pub flagged: u64,
+    /// Descriptions of the first inconsistencies found (at most 100).
+    pub problems: Vec<String>,
+    /// How many inconsistencies were found in all.
+    pub problem_count: u64,
+}
+
+impl IntegrityReport {
+    /// Whether no inconsistency was found.
+    pub fn is_consistent(&self) -> bool {
+        self.problem_count == 0
+    }
+
+    fn problem(&mut self, what: String) {
+        self.problem_count += 1;
+        if self.problems.len() < MAX_LISTED {
+            self.problems.push(what);
+        }
+    }
+
+    fn expect(&mut self, holds: bool, what: impl FnOnce() -> String) {
+        if !holds {
+            self.problem(what());
+        }
+    }
+}
+
+impl Trees {
+    /// Checks every record, index entry and counter. Run it on a quiet store: writes
+    /// during the scan can show up as false problems.
+    pub(crate) fn check_integrity(&self) -> StoreResult<IntegrityReport> {
+        let mut report = IntegrityReport::default();
+        self.check_users(&mut report)?;
+        self.check_messages(&mut report)?;
+        self.check_message_indexes(&mut report)?;
+        self.check_follows(&mut report)?;
+        self.check_counters(&mut report)?;
+        Ok(report)
+    }
+
+    fn check_users(&self, report: &mut IntegrityReport) -> StoreResult<()> {
+        let last_id = self.meta_int(meta::LAST_USER_ID)?;
+        for item in self.users.iter() {
+            let (key, value) = item.map_err(backend)?;
+            let user: User = decode(&value)?;
+            report.users += 1;
+            report.expect(key == keys::int(user.id), || {
+                format!("user {} under a wrong key", user.id)
+            });
+            report.expect(user.id <= last_id, || format!("user {} above the id counter", user.id));
+            let indexed = self.usernames.get(user.username.as_bytes()).map_err(backend)?;
+            report.expect(indexed == Some(key), || {
+                format!("user {} missing from usernames", user.id)
+            });
+        }
+        for item in self.usernames.iter() {
+            let (name, id) = item.map_err(backend)?;
+            let user: Option<User> =
+                self.users.get(&id).map_err(backend)?.map(|v| decode(&v)).transpose()?;
+            let matches = user.is_some_and(|u| u.username.as_bytes() == &name[..]);
+            report.expect(matches, || {
+                format!("usernames entry {:?} has no matching user", String::from_utf8_lossy(&name))
+            });
+        }
+        Ok(())
+    }
+
+    fn check_messages(&self, report: &mut IntegrityReport) -> StoreResult<()> {
+        let last_id = self.meta_int(meta::LAST_MESSAGE_ID)?;
+        for item in self.messages.iter() {
+            let (key, value) = item.map_err(backend)?;
+            let m: Message = decode(&value)?;
+            report.messages += 1;
+            report.flagged += u64::from(m.flagged);
+            let id = m.id;
+            report.expect(key == keys::int(id), || format!("message {id} under a wrong key"));
+            report.expect(id <= last_id, || format!("message {id} above the id counter"));
+            let author = self.users.contains_key(keys::int(m.author_id)).map_err(backend)?;
+            report.expect(author, || format!("message {id} by missing user {}", m.author_id));
+            let listed = has(&self.author_msgs, keys::pair(m.author_id, id))?;
+            report.expect(listed, || format!("message {id} missing from author_msgs"));
+            let in_public = has(&self.public_idx, keys::pair(m.pub_date, id))?;
+            let in_author = has(&self.author_idx, keys::triple(m.author_id, m.pub_date, id))?;
+            let in_flagged = has(&self.flagged, keys::int(id))?;
+            let expected = (!m.flagged, !m.flagged, m.flagged);
+            report.expect((in_public, in_author, in_flagged) == expected, || {
+                format!("message {id} (flagged: {}) indexed as public {in_public}, author {in_author}, flagged {in_flagged}", m.flagged)
+            });
+        }
+        Ok(())
+    }
+
+    /// Every index entry points at a message that agrees with it.
+    fn check_message_indexes(&self, report: &mut IntegrityReport) -> StoreResult<()> {
+        let message = |id| self.message_by_id(id);
+        for item in self.public_idx.iter() {
+            let (key, _) = item.map_err(backend)?;
+            let (date, id) = (field(&key, 0)?, field(&key, 1)?);
+            let ok = message(id)?.is_some_and(|m| !m.flagged && m.pub_date == date);
+            report
+                .expect(ok, || format!("public_idx entry ({date}, {id}) has no matching message"));
+        }
+        for item in self.author_idx.iter() {
+            let (key, _) = item.map_err(backend)?;
+            let (author, date, id) = (field(&key, 0)?, field(&key, 1)?, field(&key, 2)?);
+            let ok = message(id)?
+                .is_some_and(|m| !m.flagged && m.pub_date == date && m.author_id == author);
+            report.expect(ok, || {
+                format!("author_idx entry ({author}, {date}, {id}) has no matching message")
+            });
+        }
+        for item in self.author_msgs.iter() {
+            let (key, _) = item.map_err(backend)?;
+            let (author, id) = (field(&key, 0)?, field(&key, 1)?);
+            let ok = message(id)?.is_some_and(|m| m.author_id == author);
+            report.expect(ok, || {
+                format!("author_msgs entry ({author}, {id}) has no matching message")
+            });
+        }
+        for item in self.flagged.iter() {
+            let (key, _) = item.map_err(backend)?;
+            let id = field(&key, 0)?;
+            let ok = message(id)?.is_some_and(|m| m.flagged);
+            report.expect(ok, || format!("flagged entry {id} has no flagged message"));
+        }
+        Ok(())
+    }
+
+    /// Both users of every pair exist, and `follows` and `followers` mirror each other.
+    fn check_follows(&self, report: &mut IntegrityReport) -> StoreResult<()> {
+        for item in self.follows.iter() {
+            let (key, _) = item.map_err(backend)?;
+            let (a, b) = (field(&key, 0)?, field(&key, 1)?);
+            report.follows += 1;
+            let users = has(&self.users, keys::int(a))? && has(&self.users, keys::int(b))?;
+            report.expect(users, || format!("follow ({a}, {b}) names a missing user"));
+            let mirrored = has(&self.followers, keys::pair(b, a))?;
+            report.expect(mirrored, || format!("follow ({a}, {b}) missing from followers"));
+        }
+        for item in self.followers.iter() {
+            let (key, _) = item.map_err(backend)?;
+            let (b, a) = (field(&key, 0)?, field(&key, 1)?);
+            let mirrored = has(&self.follows, keys::pair(a, b))?;
+            report.expect(mirrored, || format!("followers entry ({b}, {a}) missing from follows"));
+        }
+        Ok(())
+    }
+
+    /// The counters equal the records counted by the scans above.
+    fn check_counters(&self, report: &mut IntegrityReport) -> StoreResult<()> {
+        let counts = self.counts()?;
+        let found = (report.users, report.messages, report.follows, report.flagged);
+        let kept = (counts.users, counts.messages, counts.follows, counts.flagged);
+        report.expect(found == kept, || {
+            format!("counters (users, messages, follows, flagged) say {kept:?}, records {found:?}")
+        });
+        Ok(())
+    }
+}
+
+/// Whether `tree` holds `key`.
+fn has(tree: &sled::Tree, key: IVec) -> StoreResult<bool> {
+    tree.contains_key(key).map_err(backend)
+}
+
+/// Field `index` of an index key.
+fn field(key: &[u8], index: usize) -> StoreResult<i64> {
+    keys::field(key, index).ok_or_else(|| corrupt("an index key"))
+}

@@ -1,0 +1,136 @@
+//! Messages: posting, flagging (which moves a message out of or back into the timeline
+//! indexes), deletion, and the admin and export listings.
+
+use crate::keys;
+use crate::trees::{EMPTY, Trees, Tx, TxResult, abort, backend, corrupt, decode, encode, meta};
+use minitwit_core::{Message, MessageFilter, MessageId, NewMessage, StoreResult};
+use sled::IVec;
+use std::ops::Bound;
+
+impl Trees {
+    /// Stores a message under a fresh id; the author must exist.
+    pub(crate) fn add_message(&self, new: &NewMessage) -> StoreResult<MessageId> {
+        self.transaction(|tx| {
+            tx.require_user(new.author_id)?;
+            let message = Message {
+                id: tx.bump(meta::LAST_MESSAGE_ID, 1)?,
+                author_id: new.author_id,
+                text: new.text.as_ref().to_owned(),
+                pub_date: new.pub_date,
+                flagged: false,
+            };
+            tx.insert_message(&message)?;
+            Ok(message.id)
+        })
+    }
+
+    /// The message with this id.
+    pub(crate) fn message_by_id(&self, id: MessageId) -> StoreResult<Option<Message>> {
+        self.messages.get(keys::int(id)).map_err(backend)?.map(|v| decode(&v)).transpose()
+    }
+
+    /// Flags or unflags a message; `false` if there is none.
+    pub(crate) fn set_flagged(&self, id: MessageId, flagged: bool) -> StoreResult<bool> {
+        self.transaction(|tx| {
+            let Some(bytes) = tx.messages.get(keys::int(id))? else { return Ok(false) };
+            let mut message: Message = decode(&bytes).map_err(abort)?;
+            if message.flagged != flagged {
+                tx.remove_message(id)?;
+                message.flagged = flagged;
+                tx.insert_message(&message)?;
+            }
+            Ok(true)
+        })
+    }
+
+    /// The admin listing: newest id first, filtered.
+    pub(crate) fn list_messages(&self, filter: &MessageFilter) -> StoreResult<Vec<Message>> {
+        let ids: Box<dyn Iterator<Item = StoreResult<MessageId>>> = match filter.author {
+            Some(author) => {
+                let end = filter.before.map_or(i64::MAX, |b| b.saturating_sub(1));
+                let range = keys::pair(author, i64::MIN)..=keys::pair(author, end);
+                Box::new(self.author_msgs.range(range).rev().map(|item| key_field(item, 1)))
+            }
+            None if filter.flagged == Some(true) => {
+                Box::new(self.flagged.range(below(filter.before)).rev().map(|i| key_field(i, 0)))
+            }
+            None => {
+                Box::new(self.messages.range(below(filter.before)).rev().map(|i| key_field(i, 0)))
+            }
+        };
+        let mut found = Vec::new();
+        for id in ids {
+            if found.len() >= filter.limit {
+                break;
+            }
+            let Some(message) = self.message_by_id(id?)? else { continue };
+            if filter.flagged.is_none_or(|f| message.flagged == f) {
+                found.push(message);
+            }
+        }
+        Ok(found)
+    }
+
+    /// Up to `limit` messages with ids above `after`, by id: the export order.
+    pub(crate) fn messages_after(
+        &self,
+        after: Option<MessageId>,
+        limit: usize,
+    ) -> StoreResult<Vec<Message>> {
+        let start = after.map_or(Bound::Unbounded, |a| Bound::Excluded(keys::int(a)));
+        self.messages
+            .range::<IVec, _>((start, Bound::Unbounded))
+            .take(limit)
+            .map(|item| decode(&item.map_err(backend)?.1))
+            .collect()
+    }
+}
+
+/// Keys of single ids strictly below `before` (all when `None`).
+fn below(before: Option<MessageId>) -> (Bound<IVec>, Bound<IVec>) {
+    (Bound::Unbounded, before.map_or(Bound::Unbounded, |b| Bound::Excluded(keys::int(b))))
+}
+
+/// Field `index` of a key from a range scan.
+pub(crate) fn key_field(
+    item: sled::Result<(sled::IVec, sled::IVec)>,
+    index: usize,
+) -> StoreResult<i64> {
+    let (key, _) = item.map_err(backend)?;
+    keys::field(&key, index).ok_or_else(|| corrupt("an index key"))
+}
+
+impl Tx<'_> {
+    /// Writes a message with its index entries (timeline indexes only when unflagged)
+    /// and counts it. The id must be free.
+    pub(crate) fn insert_message(&self, m: &Message) -> TxResult<()> {
+        let id = keys::int(m.id);
+        self.messages.insert(&id, encode(m).map_err(abort)?)?;
+        self.author_msgs.insert(keys::pair(m.author_id, m.id), EMPTY)?;
+        if m.flagged {
+            self.flagged.insert(&id, EMPTY)?;
+            self.bump(meta::FLAGGED, 1)?;
+        } else {
+            self.public_idx.insert(keys::pair(m.pub_date, m.id), EMPTY)?;
+            self.author_idx.insert(keys::triple(m.author_id, m.pub_date, m.id), EMPTY)?;
+        }
+        self.bump(meta::MESSAGES, 1)?;
+        Ok(())
+    }
+
+    /// Removes a message and every index entry of it, uncounting it; nothing if absent.
+    pub(crate) fn remove_message(&self, id: MessageId) -> TxResult<()> {
+        let Some(bytes) = self.messages.remove(keys::int(id))? else { return Ok(()) };
+        let m: Message = decode(&bytes).map_err(abort)?;
+        self.author_msgs.remove(keys::pair(m.author_id, m.id))?;
+        if m.flagged {
+            self.flagged.remove(keys::int(id))?;
+            self.bump(meta::FLAGGED, -1)?;
+        } else {
+            self.public_idx.remove(keys::pair(m.pub_date, m.id))?;
+            self.author_idx.remove(keys::triple(m.author_id, m.pub_date, m.id))?;
+        }
+        self.bump(meta::MESSAGES, -1)?;
+        Ok(())
+    }
+}

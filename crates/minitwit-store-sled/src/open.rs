@@ -1,0 +1,150 @@
+//! Opening a store: options, the directory lock, the format-version check, and the
+//! errors that can stop a store from opening.
+
+use crate::flusher::Flusher;
+use crate::trees::{Trees, decode_int, meta};
+use std::fs::{File, OpenOptions, TryLockError};
+use std::path::{Path, PathBuf};
+
+/// The on-disk format this build reads and writes, recorded in the `meta` tree.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Name of the lock file inside the store's directory.
+const LOCK_FILE: &str = "minitwit.lock";
+
+/// When a write is acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// An operation returns only after its write is on disk (flushed and fsynced);
+    /// concurrent writers share flushes (group commit). The default.
+    #[default]
+    Durable,
+    /// An operation returns as soon as its write is applied in memory; sled flushes on
+    /// its own timer (every 500 ms), so a crash can lose the last half second of
+    /// acknowledged writes. Faster; for bulk loads and benchmarks.
+    Relaxed,
+}
+
+/// How to open a [`SledStore`](crate::SledStore).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SledOptions {
+    /// When writes are acknowledged.
+    pub durability: Durability,
+    /// Upper bound of sled's page cache, in bytes (sled's own default is 1 GiB).
+    pub cache_capacity_bytes: u64,
+}
+
+impl Default for SledOptions {
+    /// Durable, with a 64 MiB page cache.
+    fn default() -> Self {
+        Self { durability: Durability::Durable, cache_capacity_bytes: 64 * 1024 * 1024 }
+    }
+}
+
+/// Why a store could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// Another process (a running server, say) has the store open. sled allows one
+    /// process per directory: stop the other process, or use PostgreSQL for replicas.
+    #[error("the sled store at {} is in use by another process", path.display())]
+    Locked {
+        /// The store's directory.
+        path: PathBuf,
+    },
+    /// The directory holds a store written in a format this build does not read.
+    #[error(
+        "the sled store at {} has format version {found}; this build reads version {supported}",
+        path.display()
+    )]
+    UnsupportedFormat {
+        /// The store's directory.
+        path: PathBuf,
+        /// The version recorded in the store.
+        found: i64,
+        /// The version this build reads.
+        supported: u32,
+    },
+    /// The directory or its files could not be created, read or locked.
+    #[error("cannot open the sled store at {}: {source}", path.display())]
+    Io {
+        /// The store's directory.
+        path: PathBuf,
+        /// What the operating system said.
+        source: std::io::Error,
+    },
+    /// sled refused the data (corrupt files, say).
+    #[error("cannot open the sled store at {}: {source}", path.display())]
+    Storage {
+        /// The store's directory.
+        path: PathBuf,
+        /// What sled said.
+        source: sled::Error,
+    },
+}
+
+/// An open store's parts, before they are wrapped in a [`SledStore`](crate::SledStore).
+pub(crate) struct Opened {
+    pub(crate) db: sled::Db,
+    pub(crate) trees: Trees,
+    pub(crate) flusher: Flusher,
+    pub(crate) lock: File,
+}
+
+/// Locks the directory, opens sled and its trees, checks the format and starts the
+/// group-commit flusher.
+pub(crate) fn open(path: &Path, options: SledOptions) -> Result<Opened, OpenError> {
+    let io = |source| OpenError::Io { path: path.to_owned(), source };
+    let storage = |source| OpenError::Storage { path: path.to_owned(), source };
+    std::fs::create_dir_all(path).map_err(io)?;
+    let lock = lock_directory(path)?;
+    let db = sled::Config::new()
+        .path(path)
+        .cache_capacity(options.cache_capacity_bytes)
+        .open()
+        .map_err(storage)?;
+    let trees = Trees::open(&db).map_err(storage)?;
+    check_format(path, &trees)?;
+    let flusher = Flusher::start(db.clone()).map_err(io)?;
+    Ok(Opened { db, trees, flusher, lock })
+}
+
+/// Takes an exclusive lock on the directory's lock file, held while the store is open.
+/// The operating system releases it when the process dies, however it dies.
+fn lock_directory(path: &Path) -> Result<File, OpenError> {
+    let io = |source| OpenError::Io { path: path.to_owned(), source };
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path.join(LOCK_FILE))
+        .map_err(io)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(TryLockError::WouldBlock) => Err(OpenError::Locked { path: path.to_owned() }),
+        Err(TryLockError::Error(source)) => Err(io(source)),
+    }
+}
+
+/// Records the format version in a new store; refuses a store of another version.
+fn check_format(path: &Path, trees: &Trees) -> Result<(), OpenError> {
+    let storage = |source| OpenError::Storage { path: path.to_owned(), source };
+    let unsupported = |found| OpenError::UnsupportedFormat {
+        path: path.to_owned(),
+        found,
+        supported: FORMAT_VERSION,
+    };
+    let recorded = trees.meta.get(meta::FORMAT_VERSION).map_err(storage)?;
+    match recorded {
+        None => {
+            let version = i64::from(FORMAT_VERSION).to_be_bytes();
+            trees.meta.insert(meta::FORMAT_VERSION, &version[..]).map_err(storage)?;
+            trees.meta.flush().map_err(storage)?;
+            Ok(())
+        }
+        Some(bytes) => match decode_int(&bytes) {
+            Ok(found) if found == i64::from(FORMAT_VERSION) => Ok(()),
+            Ok(found) => Err(unsupported(found)),
+            Err(_) => Err(unsupported(-1)),
+        },
+    }
+}

@@ -1,0 +1,133 @@
+//! The [`Store`] implementation: each method runs its synchronous operation on tokio's
+//! blocking pool, writes under the write lock and, when durable, behind a shared flush.
+
+use crate::SledStore;
+use minitwit_core::{
+    Counts, Cursor, Follow, ImportBatch, Message, MessageFilter, MessageId, NewMessage, NewUser,
+    Store, StoreResult, Timeline, TimelineEntry, User, UserId,
+};
+
+#[async_trait::async_trait]
+impl Store for SledStore {
+    fn backend(&self) -> &'static str {
+        "sled"
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        self.read(|trees| trees.latest().map(drop)).await
+    }
+
+    async fn flush(&self) -> StoreResult<()> {
+        self.inner.flusher.flush_all().await
+    }
+
+    async fn create_user(&self, user: NewUser) -> StoreResult<User> {
+        self.write(move |trees| trees.create_user(&user)).await
+    }
+
+    async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>> {
+        self.read(move |trees| trees.user_by_id(id)).await
+    }
+
+    async fn user_by_name(&self, username: &str) -> StoreResult<Option<User>> {
+        let username = username.to_owned();
+        self.read(move |trees| trees.user_by_name(&username)).await
+    }
+
+    async fn users_after(&self, after: Option<UserId>, limit: usize) -> StoreResult<Vec<User>> {
+        self.read(move |trees| trees.users_after(after, limit)).await
+    }
+
+    async fn set_password_hash(&self, id: UserId, pw_hash: &str) -> StoreResult<bool> {
+        let pw_hash = pw_hash.to_owned();
+        self.write(move |trees| trees.update_user(id, |user| user.pw_hash.clone_from(&pw_hash)))
+            .await
+    }
+
+    async fn set_disabled(&self, id: UserId, disabled: bool) -> StoreResult<bool> {
+        self.write(move |trees| trees.update_user(id, |user| user.disabled = disabled)).await
+    }
+
+    async fn delete_user(&self, id: UserId) -> StoreResult<bool> {
+        self.write(move |trees| trees.delete_user(id)).await
+    }
+
+    async fn add_message(&self, message: NewMessage) -> StoreResult<MessageId> {
+        self.write(move |trees| trees.add_message(&message)).await
+    }
+
+    async fn message_by_id(&self, id: MessageId) -> StoreResult<Option<Message>> {
+        self.read(move |trees| trees.message_by_id(id)).await
+    }
+
+    async fn set_flagged(&self, id: MessageId, flagged: bool) -> StoreResult<bool> {
+        self.write(move |trees| trees.set_flagged(id, flagged)).await
+    }
+
+    async fn list_messages(&self, filter: MessageFilter) -> StoreResult<Vec<Message>> {
+        self.read(move |trees| trees.list_messages(&filter)).await
+    }
+
+    async fn messages_after(
+        &self,
+        after: Option<MessageId>,
+        limit: usize,
+    ) -> StoreResult<Vec<Message>> {
+        self.read(move |trees| trees.messages_after(after, limit)).await
+    }
+
+    async fn follow(&self, follower: UserId, followee: UserId) -> StoreResult<()> {
+        self.write(move |trees| trees.follow(follower, followee)).await
+    }
+
+    async fn unfollow(&self, follower: UserId, followee: UserId) -> StoreResult<()> {
+        self.write(move |trees| trees.unfollow(follower, followee)).await
+    }
+
+    async fn is_following(&self, follower: UserId, followee: UserId) -> StoreResult<bool> {
+        self.read(move |trees| trees.is_following(follower, followee)).await
+    }
+
+    async fn followees(&self, follower: UserId, limit: usize) -> StoreResult<Vec<String>> {
+        self.read(move |trees| trees.followees(follower, limit)).await
+    }
+
+    async fn follows_after(&self, after: Option<Follow>, limit: usize) -> StoreResult<Vec<Follow>> {
+        self.read(move |trees| trees.follows_after(after, limit)).await
+    }
+
+    async fn timeline(
+        &self,
+        timeline: Timeline,
+        before: Option<Cursor>,
+        limit: usize,
+    ) -> StoreResult<Vec<TimelineEntry>> {
+        self.read(move |trees| trees.timeline(timeline, before, limit)).await
+    }
+
+    async fn latest(&self) -> StoreResult<Option<i64>> {
+        self.read(|trees| trees.latest()).await
+    }
+
+    async fn set_latest(&self, latest: i64) -> StoreResult<()> {
+        self.write(move |trees| trees.set_latest(latest)).await
+    }
+
+    async fn setting(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
+        let key = key.to_owned();
+        self.read(move |trees| trees.setting(&key)).await
+    }
+
+    async fn init_setting(&self, key: &str, value: &[u8]) -> StoreResult<Vec<u8>> {
+        let (key, value) = (key.to_owned(), value.to_vec());
+        self.write(move |trees| trees.init_setting(&key, &value)).await
+    }
+
+    async fn counts(&self) -> StoreResult<Counts> {
+        self.read(|trees| trees.counts()).await
+    }
+
+    async fn import(&self, batch: ImportBatch) -> StoreResult<()> {
+        self.write(move |trees| trees.import(&batch)).await
+    }
+}

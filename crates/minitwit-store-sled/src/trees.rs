@@ -1,0 +1,193 @@
+//! The trees of the store, what each one maps, and the transactional view of all of them.
+//!
+//! | tree | key | value |
+//! |---|---|---|
+//! | `meta` | a name (see [`meta`]) | an `i64` (format version, last ids, counters, latest) |
+//! | `settings` | setting name | raw bytes |
+//! | `users` | user id | the [`User`](minitwit_core::User) as JSON |
+//! | `usernames` | exact username bytes | user id |
+//! | `messages` | message id | the [`Message`](minitwit_core::Message) as JSON |
+//! | `public_idx` | (pub_date, id) | empty; unflagged messages only |
+//! | `author_idx` | (author, pub_date, id) | empty; unflagged messages only |
+//! | `author_msgs` | (author, id) | empty; every message, for deletion and admin listings |
+//! | `flagged` | message id | empty; flagged messages only |
+//! | `follows` | (follower, followee) | empty |
+//! | `followers` | (followee, follower) | empty |
+
+use crate::keys;
+use minitwit_core::{StoreError, StoreResult};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sled::transaction::{ConflictableTransactionError, TransactionalTree};
+use sled::{Db, IVec, Tree};
+
+/// Names of the values in the `meta` tree.
+pub(crate) mod meta {
+    /// The on-disk format version of this store.
+    pub(crate) const FORMAT_VERSION: &[u8] = b"format_version";
+    /// The largest user id ever assigned.
+    pub(crate) const LAST_USER_ID: &[u8] = b"last_user_id";
+    /// The largest message id ever assigned.
+    pub(crate) const LAST_MESSAGE_ID: &[u8] = b"last_message_id";
+    /// Number of users.
+    pub(crate) const USERS: &[u8] = b"count_users";
+    /// Number of messages.
+    pub(crate) const MESSAGES: &[u8] = b"count_messages";
+    /// Number of follow pairs.
+    pub(crate) const FOLLOWS: &[u8] = b"count_follows";
+    /// Number of flagged messages.
+    pub(crate) const FLAGGED: &[u8] = b"count_flagged";
+    /// The simulator's `latest` value.
+    pub(crate) const LATEST: &[u8] = b"latest";
+}
+
+/// Declares the trees once and derives both the plain handles and the transactional view.
+macro_rules! trees {
+    ($($(#[$doc:meta])* $name:ident),* $(,)?) => {
+        /// Handles on every tree of the store.
+        #[derive(Clone)]
+        pub(crate) struct Trees {
+            $($(#[$doc])* pub(crate) $name: Tree,)*
+            /// All of the above, in declaration order, for whole-store transactions.
+            all: Vec<Tree>,
+        }
+
+        /// The same trees inside one transaction.
+        pub(crate) struct Tx<'a> {
+            $($(#[$doc])* pub(crate) $name: &'a TransactionalTree,)*
+        }
+
+        impl Trees {
+            /// Opens (creating if needed) every tree of `db`.
+            pub(crate) fn open(db: &Db) -> sled::Result<Self> {
+                $(let $name = db.open_tree(stringify!($name))?;)*
+                let all = vec![$($name.clone()),*];
+                Ok(Self { $($name,)* all })
+            }
+        }
+
+        impl<'a> Tx<'a> {
+            /// Names the trees of a whole-store transaction view.
+            fn new(view: &'a [TransactionalTree]) -> Self {
+                let mut trees = view.iter();
+                $(
+                    // The view is built from `Trees::all`, which has one entry per name.
+                    let $name = trees.next().expect("one transactional tree per declared tree");
+                )*
+                Self { $($name),* }
+            }
+        }
+    };
+}
+
+trees! {
+    /// Format version, id counters, record counters, `latest`.
+    meta,
+    /// Server settings.
+    settings,
+    /// Users by id.
+    users,
+    /// User ids by exact name.
+    usernames,
+    /// Messages by id.
+    messages,
+    /// The public timeline index.
+    public_idx,
+    /// The per-author timeline index.
+    author_idx,
+    /// Every message id per author.
+    author_msgs,
+    /// Flagged message ids.
+    flagged,
+    /// Follow pairs by follower.
+    follows,
+    /// Follow pairs by followee.
+    followers,
+}
+
+/// The value of index entries: the key says it all.
+pub(crate) const EMPTY: &[u8] = &[];
+
+/// A transaction body's result: `Abort` carries a [`StoreError`].
+pub(crate) type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
+
+impl Trees {
+    /// Runs `body` as one atomic transaction over every tree. `body` may run more than
+    /// once (sled retries on conflict), so it must have no side effects.
+    pub(crate) fn transaction<T>(&self, body: impl Fn(&Tx<'_>) -> TxResult<T>) -> StoreResult<T> {
+        use sled::Transactional as _;
+        let result = self.all[..].transaction(|view: &Vec<TransactionalTree>| body(&Tx::new(view)));
+        result.map_err(|err| match err {
+            sled::transaction::TransactionError::Abort(store_error) => store_error,
+            sled::transaction::TransactionError::Storage(sled_error) => backend(sled_error),
+        })
+    }
+
+    /// A counter or other integer from `meta` (0 when absent).
+    pub(crate) fn meta_int(&self, name: &[u8]) -> StoreResult<i64> {
+        self.meta.get(name).map_err(backend)?.map_or(Ok(0), |v| decode_int(&v))
+    }
+}
+
+impl Tx<'_> {
+    /// An integer from `meta` (0 when absent).
+    pub(crate) fn meta_int(&self, name: &[u8]) -> TxResult<i64> {
+        self.meta.get(name)?.map_or(Ok(0), |v| decode_int(&v)).map_err(abort)
+    }
+
+    /// Adds `delta` to an integer in `meta` and returns the new value.
+    pub(crate) fn bump(&self, name: &[u8], delta: i64) -> TxResult<i64> {
+        let value = self.meta_int(name)? + delta;
+        self.meta.insert(name, &value.to_be_bytes()[..])?;
+        Ok(value)
+    }
+
+    /// Raises an integer in `meta` to at least `value`.
+    pub(crate) fn raise(&self, name: &[u8], value: i64) -> TxResult<()> {
+        if self.meta_int(name)? < value {
+            self.meta.insert(name, &value.to_be_bytes()[..])?;
+        }
+        Ok(())
+    }
+
+    /// Whether a user with this id exists.
+    pub(crate) fn user_exists(&self, id: i64) -> TxResult<bool> {
+        Ok(self.users.get(keys::int(id))?.is_some())
+    }
+
+    /// Fails with [`StoreError::UnknownUser`] unless the user exists.
+    pub(crate) fn require_user(&self, id: i64) -> TxResult<()> {
+        if self.user_exists(id)? { Ok(()) } else { Err(abort(StoreError::UnknownUser(id))) }
+    }
+}
+
+/// Wraps a [`StoreError`] to abort a transaction with it.
+pub(crate) fn abort(error: StoreError) -> ConflictableTransactionError<StoreError> {
+    ConflictableTransactionError::Abort(error)
+}
+
+/// A sled failure as a store failure.
+pub(crate) fn backend(error: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(format!("sled: {error}"))
+}
+
+/// Decodes an `i64` stored big-endian in a value.
+pub(crate) fn decode_int(bytes: &[u8]) -> StoreResult<i64> {
+    let array: [u8; 8] = bytes.try_into().map_err(|_| corrupt("an integer value"))?;
+    Ok(i64::from_be_bytes(array))
+}
+
+/// Encodes a record as JSON.
+pub(crate) fn encode<T: Serialize>(record: &T) -> StoreResult<Vec<u8>> {
+    serde_json::to_vec(record).map_err(|e| StoreError::Backend(format!("encoding a record: {e}")))
+}
+
+/// Decodes a record written by [`encode`].
+pub(crate) fn decode<T: DeserializeOwned>(bytes: &IVec) -> StoreResult<T> {
+    serde_json::from_slice(bytes).map_err(|e| corrupt(&format!("a record ({e})")))
+}
+
+/// The error for data that does not decode.
+pub(crate) fn corrupt(what: &str) -> StoreError {
+    StoreError::Backend(format!("corrupt data in the sled store: {what}"))
+}

@@ -1,0 +1,113 @@
+//! Users: creation with a unique name, look-ups, changes, and deletion with every trace.
+
+use crate::keys;
+use crate::trees::{Trees, Tx, TxResult, abort, backend, decode, encode, meta};
+use minitwit_core::{NewUser, StoreError, StoreResult, User, UserId};
+use sled::IVec;
+use std::ops::Bound;
+
+impl Trees {
+    /// Creates a user under a fresh id; [`StoreError::UsernameTaken`] if the name exists.
+    pub(crate) fn create_user(&self, new: &NewUser) -> StoreResult<User> {
+        let name: &str = new.username.as_ref();
+        self.transaction(|tx| {
+            if tx.usernames.get(name)?.is_some() {
+                return Err(abort(StoreError::UsernameTaken));
+            }
+            let user = User {
+                id: tx.bump(meta::LAST_USER_ID, 1)?,
+                username: name.to_owned(),
+                email: new.email.as_ref().to_owned(),
+                pw_hash: new.pw_hash.clone(),
+                disabled: false,
+            };
+            tx.insert_user(&user)?;
+            Ok(user)
+        })
+    }
+
+    /// The user with this id.
+    pub(crate) fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>> {
+        self.users.get(keys::int(id)).map_err(backend)?.map(|v| decode(&v)).transpose()
+    }
+
+    /// The user with exactly this name.
+    pub(crate) fn user_by_name(&self, name: &str) -> StoreResult<Option<User>> {
+        match self.usernames.get(name).map_err(backend)? {
+            None => Ok(None),
+            Some(id) => self.users.get(id).map_err(backend)?.map(|v| decode(&v)).transpose(),
+        }
+    }
+
+    /// Up to `limit` users with ids above `after`, by id.
+    pub(crate) fn users_after(
+        &self,
+        after: Option<UserId>,
+        limit: usize,
+    ) -> StoreResult<Vec<User>> {
+        let start = after.map_or(Bound::Unbounded, |id| Bound::Excluded(keys::int(id)));
+        self.users
+            .range::<IVec, _>((start, Bound::Unbounded))
+            .take(limit)
+            .map(|item| decode(&item.map_err(backend)?.1))
+            .collect()
+    }
+
+    /// Applies `change` to the user with this id; `false` if there is none.
+    pub(crate) fn update_user(&self, id: UserId, change: impl Fn(&mut User)) -> StoreResult<bool> {
+        self.transaction(|tx| {
+            let Some(bytes) = tx.users.get(keys::int(id))? else { return Ok(false) };
+            let mut user: User = decode(&bytes).map_err(abort)?;
+            change(&mut user);
+            tx.users.insert(keys::int(id), encode(&user).map_err(abort)?)?;
+            Ok(true)
+        })
+    }
+
+    /// Deletes a user, their messages and their follows both ways; `false` if there was
+    /// no such user. The caller holds the write lock, so the scans below stay true until
+    /// the transaction applies.
+    pub(crate) fn delete_user(&self, id: UserId) -> StoreResult<bool> {
+        let messages = self.second_fields(&self.author_msgs, id)?;
+        let followees = self.second_fields(&self.follows, id)?;
+        let followers = self.second_fields(&self.followers, id)?;
+        self.transaction(|tx| {
+            let Some(bytes) = tx.users.get(keys::int(id))? else { return Ok(false) };
+            let user: User = decode(&bytes).map_err(abort)?;
+            for &message in &messages {
+                tx.remove_message(message)?;
+            }
+            for &followee in &followees {
+                tx.remove_follow(id, followee)?;
+            }
+            for &follower in &followers {
+                tx.remove_follow(follower, id)?;
+            }
+            tx.users.remove(keys::int(id))?;
+            tx.usernames.remove(user.username.as_bytes())?;
+            tx.bump(meta::USERS, -1)?;
+            Ok(true)
+        })
+    }
+
+    /// The second fields of the pair keys in `tree` whose first field is `first`.
+    pub(crate) fn second_fields(&self, tree: &sled::Tree, first: i64) -> StoreResult<Vec<i64>> {
+        tree.scan_prefix(keys::int(first))
+            .map(|item| {
+                let (key, _) = item.map_err(backend)?;
+                keys::field(&key, 1).ok_or_else(|| crate::trees::corrupt("a pair key"))
+            })
+            .collect()
+    }
+}
+
+impl Tx<'_> {
+    /// Writes a new user record and its name index, and counts it.
+    pub(crate) fn insert_user(&self, user: &User) -> TxResult<()> {
+        let id = keys::int(user.id);
+        self.users.insert(id.clone(), encode(user).map_err(abort)?)?;
+        self.usernames.insert(user.username.as_bytes(), id)?;
+        self.bump(meta::USERS, 1)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,221 @@
+//! sled-specific edges the core's conformance suite cannot see: persistence across
+//! reopening, the directory lock, the format version, the integrity check, key order
+//! across signs, relaxed durability, and timelines on a larger data set compared with
+//! the reference model.
+
+use minitwit_core::testkit::MemoryStore;
+use minitwit_core::{
+    Cursor, Email, MessageText, NewMessage, NewUser, Store, Timeline, TimelineEntry, User, Username,
+};
+use minitwit_store_sled::{Durability, OpenError, SledOptions, SledStore};
+use std::path::Path;
+use std::sync::Arc;
+
+fn open(dir: &Path) -> SledStore {
+    SledStore::open(dir, SledOptions::default()).expect("opening the store")
+}
+
+async fn user(store: &dyn Store, name: &str) -> User {
+    let new = NewUser {
+        username: Username::parse(name).expect("valid name"),
+        email: Email::parse(&format!("{name}@example.com")).expect("valid email"),
+        pw_hash: format!("hash-{name}"),
+    };
+    store.create_user(new).await.expect("creating a user")
+}
+
+async fn post(store: &dyn Store, author: &User, text: &str, pub_date: i64) -> i64 {
+    let text = MessageText::parse(text).expect("valid text");
+    store.add_message(NewMessage { author_id: author.id, text, pub_date }).await.expect("posting")
+}
+
+async fn texts(store: &dyn Store, timeline: Timeline) -> Vec<String> {
+    let page = store.timeline(timeline, None, 1000).await.expect("reading");
+    page.into_iter().map(|e| e.text).collect()
+}
+
+#[tokio::test]
+async fn data_survives_reopening_and_ids_continue() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (alice, bob, hidden) = {
+        let store = open(dir.path());
+        let (alice, bob) = (user(&store, "alice").await, user(&store, "Bøb Å").await);
+        store.follow(bob.id, alice.id).await.expect("follow");
+        post(&store, &alice, "kept <&> 🦀", 5).await;
+        let hidden = post(&store, &alice, "hidden", 6).await;
+        store.set_flagged(hidden, true).await.expect("flag");
+        store.set_latest(77).await.expect("latest");
+        store.init_setting("key", b"secret").await.expect("setting");
+        (alice, bob, hidden)
+    };
+    let store = open(dir.path());
+    assert_eq!(store.user_by_name("Bøb Å").await.expect("read"), Some(bob.clone()));
+    assert_eq!(texts(&store, Timeline::Home(bob.id)).await, ["kept <&> 🦀"]);
+    assert!(store.message_by_id(hidden).await.expect("read").expect("kept").flagged);
+    assert_eq!(store.latest().await.expect("read"), Some(77));
+    assert_eq!(store.setting("key").await.expect("read"), Some(b"secret".to_vec()));
+    let counts = store.counts().await.expect("counts");
+    assert_eq!((counts.users, counts.messages, counts.follows, counts.flagged), (2, 2, 1, 1));
+    assert!(user(&store, "carol").await.id > bob.id, "user ids continue after reopening");
+    assert!(post(&store, &alice, "later", 7).await > hidden, "message ids continue");
+}
+
+#[tokio::test]
+async fn a_store_in_use_is_refused_with_a_clear_error() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let first = open(dir.path());
+    let Err(err) = SledStore::open(dir.path(), SledOptions::default()) else {
+        panic!("a second open of a store in use must fail");
+    };
+    assert!(matches!(err, OpenError::Locked { .. }), "{err:?}");
+    let expected =
+        format!("the sled store at {} is in use by another process", dir.path().display());
+    assert_eq!(err.to_string(), expected);
+    drop(first);
+    open(dir.path());
+}
+
+#[tokio::test]
+async fn another_format_version_is_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    drop(open(dir.path()));
+    {
+        let db = sled::open(dir.path()).expect("raw sled");
+        let meta = db.open_tree("meta").expect("meta tree");
+        meta.insert("format_version", &2_i64.to_be_bytes()[..]).expect("write");
+        db.flush().expect("flush");
+    }
+    let Err(err) = SledStore::open(dir.path(), SledOptions::default()) else {
+        panic!("a store of format version 2 must be refused");
+    };
+    assert!(matches!(err, OpenError::UnsupportedFormat { found: 2, supported: 1, .. }), "{err:?}");
+    assert!(err.to_string().contains("has format version 2; this build reads version 1"));
+}
+
+#[tokio::test]
+async fn the_integrity_check_passes_after_every_kind_of_change_and_finds_damage() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    {
+        let store = open(dir.path());
+        let (a, b, c) = (user(&store, "a").await, user(&store, "b").await, user(&store, "c").await);
+        store.follow(a.id, b.id).await.expect("follow");
+        store.follow(c.id, b.id).await.expect("follow");
+        store.follow(b.id, c.id).await.expect("follow");
+        let m = post(&store, &b, "b1", 1).await;
+        post(&store, &c, "c1", 2).await;
+        post(&store, &a, "a1", 3).await;
+        store.set_flagged(m, true).await.expect("flag");
+        store.delete_user(c.id).await.expect("delete");
+        store.unfollow(a.id, b.id).await.expect("unfollow");
+        let report = store.check_integrity().await.expect("check");
+        assert!(report.is_consistent(), "{:?}", report.problems);
+        assert_eq!((report.users, report.messages, report.follows, report.flagged), (2, 2, 0, 1));
+    }
+    {
+        let db = sled::open(dir.path()).expect("raw sled");
+        let public = db.open_tree("public_idx").expect("public index");
+        let (key, _) = public.pop_max().expect("read").expect("one public entry");
+        db.open_tree("follows").expect("follows").insert(&key[..], &[][..]).expect("write");
+        db.flush().expect("flush");
+    }
+    let report = open(dir.path()).check_integrity().await.expect("check");
+    assert!(!report.is_consistent());
+    let problems = report.problems.join("\n");
+    assert!(problems.contains("indexed as public false"), "{problems}");
+    assert!(problems.contains("missing from followers"), "{problems}");
+    assert!(problems.contains("counters"), "{problems}");
+}
+
+#[tokio::test]
+async fn dates_before_1970_and_far_ahead_keep_their_order() {
+    let (store, _dir) = minitwit_store_sled::testkit::fresh_store().await;
+    let u = user(&*store, "u").await;
+    for (text, date) in
+        [("zero", 0), ("far", i64::MAX), ("past", -5), ("ancient", i64::MIN), ("3", 3)]
+    {
+        post(&*store, &u, text, date).await;
+    }
+    let expected = ["far", "3", "zero", "past", "ancient"];
+    assert_eq!(texts(&*store, Timeline::Public).await, expected);
+    assert_eq!(texts(&*store, Timeline::User(u.id)).await, expected);
+    let after_zero = Cursor { pub_date: 0, id: i64::MAX };
+    let older = store.timeline(Timeline::Home(u.id), Some(after_zero), 10).await.expect("read");
+    let older: Vec<_> = older.into_iter().map(|e| e.text).collect();
+    assert_eq!(older, ["zero", "past", "ancient"]);
+}
+
+#[tokio::test]
+async fn relaxed_writes_are_kept_after_an_explicit_flush() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    {
+        let options = SledOptions { durability: Durability::Relaxed, ..SledOptions::default() };
+        let store = SledStore::open(dir.path(), options).expect("opening relaxed");
+        assert_eq!(store.durability(), Durability::Relaxed);
+        let a = user(&store, "a").await;
+        post(&store, &a, "quick", 1).await;
+        store.flush().await.expect("flush");
+    }
+    assert_eq!(texts(&open(dir.path()), Timeline::Public).await, ["quick"]);
+}
+
+#[tokio::test]
+async fn following_oneself_does_not_repeat_home_entries() {
+    let (store, _dir) = minitwit_store_sled::testkit::fresh_store().await;
+    let u = user(&*store, "narcissus").await;
+    store.follow(u.id, u.id).await.expect("a store accepts any pair of existing users");
+    post(&*store, &u, "me", 1).await;
+    assert_eq!(texts(&*store, Timeline::Home(u.id)).await, ["me"]);
+}
+
+/// Reads a whole timeline in pages of `size`.
+async fn all_pages(store: &dyn Store, timeline: Timeline, size: usize) -> Vec<TimelineEntry> {
+    let mut seen = Vec::new();
+    let mut before = None;
+    loop {
+        let page = store.timeline(timeline, before, size).await.expect("reading a page");
+        let Some(last) = page.last() else { return seen };
+        before = Some(Cursor::after(last));
+        seen.extend(page);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timelines_match_the_model_on_a_larger_data_set() {
+    let (sled, _dir) = minitwit_store_sled::testkit::fresh_store().await;
+    let model: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let stores = [&sled, &model];
+    let mut users = Vec::new();
+    for i in 0..12 {
+        let mut created = Vec::new();
+        for store in stores {
+            created.push(user(&**store, &format!("user{i}")).await);
+        }
+        users.push(created.swap_remove(0));
+    }
+    for (i, follower) in users.iter().enumerate() {
+        for followee in users.iter().skip(i % 3).step_by(i % 4 + 2) {
+            for store in stores {
+                store.follow(follower.id, followee.id).await.expect("follow");
+            }
+        }
+    }
+    for n in 0..300_i64 {
+        let author = &users[(n * 7 % 12) as usize];
+        let date = n / 5 + (n % 3) * 10;
+        for store in stores {
+            let id = post(&**store, author, &format!("m{n}"), date).await;
+            if n % 11 == 0 {
+                store.set_flagged(id, true).await.expect("flag");
+            }
+        }
+    }
+    let mut timelines = vec![Timeline::Public];
+    timelines.extend(users.iter().flat_map(|u| [Timeline::User(u.id), Timeline::Home(u.id)]));
+    for timeline in timelines {
+        for size in [1, 13, 30] {
+            let got = all_pages(&*sled, timeline, size).await;
+            let expected = all_pages(&*model, timeline, size).await;
+            assert_eq!(got, expected, "{timeline:?} in pages of {size}");
+        }
+    }
+}
