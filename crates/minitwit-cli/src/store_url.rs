@@ -70,8 +70,10 @@ impl StoreUrl {
                 Ok(Arc::new(SledStore::open(path, options)?))
             }
             Self::Postgres(url) => {
-                let options =
-                    PgOptions { max_connections: options.pg_max_connections, ..PgOptions::default() };
+                let options = PgOptions {
+                    max_connections: options.pg_max_connections,
+                    ..PgOptions::default()
+                };
                 let store = PgStore::connect(url, options)
                     .await
                     .map_err(|source| OpenStoreError::Postgres { url: redact(url), source })?;

@@ -168,12 +168,21 @@ pub const USERS: [(&str, &str); 3] =
 /// Writes an export file of a small store: the [`USERS`], six messages by alice and bob
 /// (one non-ASCII, ids 1..=6), alice follows bob, latest 42.
 pub fn write_fixture(path: &Path) {
+    let path = path.to_owned();
+    // A thread of its own, so async tests may call this too.
+    let writer = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(fixture_export(&path));
+    });
+    writer.join().unwrap();
+}
+
+async fn fixture_export(path: &Path) {
     use minitwit_core::testkit::MemoryStore;
     use minitwit_core::transfer::{TransferOptions, export};
     use minitwit_core::{HashCost, MessageText, MiniTwit, Registration, Store};
     use std::sync::Arc;
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    runtime.block_on(async {
+    {
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
         let twit = MiniTwit::with_hash_cost(Arc::clone(&store), HashCost::Insecure);
         let mut users = Vec::new();
@@ -192,7 +201,7 @@ pub fn write_fixture(path: &Path) {
         let mut out = tokio::io::BufWriter::new(file);
         export(&store, &mut out, TransferOptions::default(), &mut ()).await.unwrap();
         tokio::io::AsyncWriteExt::flush(&mut out).await.unwrap();
-    });
+    }
 }
 
 /// A scratch sled store loaded with the fixture; returns its URL.

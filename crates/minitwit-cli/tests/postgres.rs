@@ -1,0 +1,156 @@
+//! The binary against real PostgreSQL (a throwaway server from minitwit-store-pg's
+//! testkit): unreachable databases fail with one line, migrations and admin commands
+//! work, and the full simulator scenario survives sled → PostgreSQL → sled exactly, with
+//! users still able to log in.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{Scratch, fails, fixture_store, ok};
+use minitwit_core::transfer::fingerprint;
+use minitwit_core::{
+    HashCost, MessageText, MiniTwit, PageSize, Registration, ServiceError, Store, Timeline,
+};
+use minitwit_store_pg::testkit::fresh_database_url;
+use minitwit_store_sled::{Durability, SledOptions, SledStore};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+#[test]
+fn an_unreachable_database_fails_with_one_line() {
+    let url = "postgres://minitwit:s3cret-pass@127.0.0.1:1/minitwit";
+    let line = fails(&["--store", url, "stats"]);
+    assert!(
+        line.contains("cannot open the PostgreSQL store at postgres://minitwit:***@"),
+        "{line}"
+    );
+    assert!(!line.contains("s3cret-pass"), "{line}");
+    let scratch = Scratch::new();
+    let line = fails(&["copy", "--from", &scratch.sled("a"), "--to", url]);
+    assert!(line.contains("opening --to") && !line.contains("s3cret-pass"), "{line}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_and_administer_a_postgres_store() {
+    let (url, _db) = fresh_database_url().await;
+    assert!(ok(&["--store", &url, "migrate"]).contains("postgres"));
+    let scratch = Scratch::new();
+    let file = scratch.path("fixture.jsonl");
+    common::write_fixture(&file);
+    ok(&["--store", &url, "import", "--in", file.to_str().unwrap()]);
+    ok(&["--store", &url, "message", "flag", "1", "2"]);
+    let line = fails(&["--store", &url, "message", "unflag", "1", "77"]);
+    assert!(line.contains("no message with id 77"), "{line}");
+    assert_eq!(
+        ok(&["--store", &url, "stats"]),
+        "users\t3\nmessages\t6\nfollows\t1\nflagged\t2\nlatest\t42\n"
+    );
+    ok(&["--store", &url, "user", "disable", "bob"]);
+    assert!(ok(&["--store", &url, "user", "list"]).contains("\tbob\tbob@example.com\tdisabled"));
+
+    // And back to sled, exactly.
+    let sled = fixture_store(&scratch, "unused");
+    let line = fails(&["copy", "--from", &url, "--to", &sled]);
+    assert!(line.contains("not empty"), "{line}");
+    let copied = ok(&["copy", "--from", &url, "--to", &scratch.sled("copy")]);
+    assert!(copied.contains("verified: 3 users, 6 messages (2 flagged), 1 follows"), "{copied}");
+}
+
+/// The scenario file: `MINITWIT_SCENARIO`, else the shared data directory.
+fn scenario_path() -> PathBuf {
+    let path = std::env::var_os("MINITWIT_SCENARIO")
+        .map_or_else(|| PathBuf::from("/work/shared/data/minitwit_scenario.csv"), PathBuf::from);
+    assert!(
+        path.is_file(),
+        "the simulator scenario is missing at {}: set MINITWIT_SCENARIO to minitwit_scenario.csv",
+        path.display()
+    );
+    path
+}
+
+/// Loads the whole scenario into a new sled store at `dir` through the core service,
+/// exactly as the simulator API would apply it (register, tweet, follow, unfollow, and
+/// `latest` after each action). Returns the registered users and their passwords.
+async fn load_scenario(dir: &Path) -> Vec<(String, String)> {
+    let options = SledOptions { durability: Durability::Relaxed, ..SledOptions::default() };
+    let store: Arc<dyn Store> = Arc::new(SledStore::open(dir, options).unwrap());
+    // Real Argon2id hashes, at a cost that keeps 200 registrations quick in a debug test.
+    let twit = MiniTwit::with_hash_cost(Arc::clone(&store), HashCost::Insecure);
+    let text = std::fs::read_to_string(scenario_path()).unwrap();
+    let mut registered = Vec::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let fields: Vec<&str> = line.split('\t').collect();
+        let (id, action, user) = (fields[0].parse::<i64>().unwrap(), fields[3], fields[4]);
+        match action {
+            "register" => {
+                let registration = Registration::parse(user, fields[5], fields[6], None).unwrap();
+                twit.register(registration).await.unwrap();
+                registered.push((user.to_owned(), fields[6].to_owned()));
+            }
+            "tweet" => {
+                let author = twit.user(user).await.unwrap();
+                twit.post(&author, MessageText::parse(fields[5]).unwrap()).await.unwrap();
+            }
+            "follow" | "unfollow" => {
+                let (who, whom) =
+                    (twit.user(user).await.unwrap(), twit.user(fields[5]).await.unwrap());
+                if action == "follow" {
+                    twit.follow(&who, &whom).await.unwrap();
+                } else {
+                    twit.unfollow(&who, &whom).await.unwrap();
+                }
+            }
+            other => panic!("unknown scenario action {other:?}"),
+        }
+        twit.set_latest(id).await.unwrap();
+    }
+    // Flag a few, so flags travel too.
+    twit.set_flagged(&[3, 500, 11_306], true).await.unwrap();
+    store.flush().await.unwrap();
+    registered
+}
+
+fn open_sled(dir: &Path) -> Arc<dyn Store> {
+    Arc::new(SledStore::open(dir, SledOptions::default()).unwrap())
+}
+
+/// The `sha256 …` at the end of a copy's report.
+fn checksum(report: &str) -> String {
+    report.rsplit("sha256 ").next().unwrap().trim().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_full_scenario_survives_sled_to_postgres_to_sled() {
+    let scratch = Scratch::new();
+    let (source_dir, target_dir) = (scratch.path("source"), scratch.path("target"));
+    let users = load_scenario(&source_dir).await;
+    let source_url = scratch.sled("source");
+    let (pg, _db) = fresh_database_url().await;
+
+    let there = ok(&["copy", "--from", &source_url, "--to", &pg]);
+    let back = ok(&["copy", "--from", &pg, "--to", &scratch.sled("target")]);
+    assert!(there.contains("verified: 200 users, 11306 messages (3 flagged)"), "{there}");
+    assert_eq!(checksum(&there), checksum(&back), "{there}\n{back}");
+    assert_eq!(ok(&["--store", &source_url, "stats"]), ok(&["--store", &pg, "stats"]));
+    assert!(ok(&["--store", &pg, "stats"]).ends_with("latest\t25921\n"));
+
+    // Independently of the copy's own verification: the same records in the same order.
+    let source = open_sled(&source_dir);
+    let target = open_sled(&target_dir);
+    assert_eq!(fingerprint(&source).await.unwrap(), fingerprint(&target).await.unwrap());
+    let page = |store: &Arc<dyn Store>| {
+        let twit = MiniTwit::new(Arc::clone(store));
+        async move { twit.timeline(Timeline::Public, None, PageSize::WEB).await.unwrap() }
+    };
+    assert_eq!(page(&source).await, page(&target).await);
+
+    // The copied users log in with their scenario passwords.
+    let twit = MiniTwit::new(Arc::clone(&target));
+    for (name, password) in [&users[0], &users[99], &users[199]] {
+        let user = twit.authenticate(name, password).await.unwrap();
+        assert_eq!(&user.username, name);
+    }
+    let wrong = twit.authenticate(&users[0].0, "not-the-password").await;
+    assert_eq!(wrong.unwrap_err(), ServiceError::InvalidPassword);
+}
