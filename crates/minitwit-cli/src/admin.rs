@@ -8,6 +8,7 @@ use minitwit_core::{
     Message, MessageFilter, MiniTwit, PageSize, Password, Registration, ServiceError, User, UserId,
 };
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::io::{BufRead, Write};
 
 /// Runs a `user` subcommand.
@@ -150,14 +151,15 @@ async fn print_messages(
 ) -> Result<()> {
     let mut authors: HashMap<UserId, String> = HashMap::new();
     for message in messages {
-        if !authors.contains_key(&message.author_id) {
-            let name = service
-                .user_by_id(message.author_id)
-                .await?
-                .map_or_else(|| format!("#{}", message.author_id), |u| u.username);
-            authors.insert(message.author_id, name);
-        }
-        let author = authors.get(&message.author_id).map_or("?", String::as_str);
+        let author = match authors.entry(message.author_id) {
+            Entry::Occupied(known) => known.into_mut(),
+            Entry::Vacant(unknown) => unknown.insert(
+                service
+                    .user_by_id(message.author_id)
+                    .await?
+                    .map_or_else(|| format!("#{}", message.author_id), |u| u.username),
+            ),
+        };
         let flag = if message.flagged { "flagged" } else { "-" };
         let text = message.text.replace('\\', "\\\\").replace('\n', "\\n").replace('\t', "\\t");
         writeln!(out, "{}\t{}\t{author}\t{flag}\t{text}", message.id, message.pub_date)?;

@@ -5,9 +5,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::{Scratch, fails, fixture_store, ok};
+use crate::common::{Scratch, fails, fixture_store, ok};
 use minitwit_core::transfer::fingerprint;
 use minitwit_core::{
     HashCost, MessageText, MiniTwit, PageSize, Registration, ServiceError, Store, Timeline,
@@ -37,7 +35,7 @@ async fn migrate_and_administer_a_postgres_store() {
     assert!(ok(&["--store", &url, "migrate"]).contains("postgres"));
     let scratch = Scratch::new();
     let file = scratch.path("fixture.jsonl");
-    common::write_fixture(&file);
+    crate::common::write_fixture(&file);
     ok(&["--store", &url, "import", "--in", file.to_str().unwrap()]);
     ok(&["--store", &url, "message", "flag", "1", "2"]);
     let line = fails(&["--store", &url, "message", "unflag", "1", "77"]);

@@ -4,9 +4,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::{Scratch, fails, fixture_store, ok, run, run_with_stdin};
+use crate::common::{Scratch, fails, fixture_store, ok, run, run_with_stdin};
 
 #[test]
 fn users_are_created_listed_disabled_and_deleted() {
@@ -54,7 +52,7 @@ fn user_commands_refuse_bad_input() {
         &["--store", &store, "user", "create", "eve", "e@x", "--password-stdin"],
         "",
     );
-    assert_eq!(common::failure_line(&no_password, &[]), "error: no password on stdin");
+    assert_eq!(crate::common::failure_line(&no_password, &[]), "error: no password on stdin");
     for command in ["disable", "enable", "delete"] {
         assert_eq!(
             fails(&["--store", &store, "user", command, "nobody"]),
@@ -127,6 +125,7 @@ fn unknown_store_urls_fail_with_one_line() {
         assert!(line.contains("sled:PATH") || line.contains("needs a directory"), "{line}");
         assert!(!line.contains("secret"), "passwords are never printed: {line}");
     }
-    let env_url = common::minitwit(&["stats"]).env("MINITWIT_STORE", "redis://x").output().unwrap();
-    assert!(common::failure_line(&env_url, &[]).contains("redis://x"));
+    let env_url =
+        crate::common::minitwit(&["stats"]).env("MINITWIT_STORE", "redis://x").output().unwrap();
+    assert!(crate::common::failure_line(&env_url, &[]).contains("redis://x"));
 }

@@ -4,9 +4,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::{Scratch, fails, fixture_store, ok};
+use crate::common::{Scratch, fails, fixture_store, ok};
 
 fn export(store: &str, file: &std::path::Path) -> String {
     ok(&["--store", store, "export", "--out", file.to_str().unwrap()])

@@ -4,9 +4,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::{Scratch, Server, fails, fixture_store, http, signal};
+use crate::common::{Scratch, Server, fails, fixture_store, http, signal};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serves_operations_routes_on_both_listeners() {
@@ -63,7 +61,7 @@ async fn a_running_server_locks_its_sled_store() {
     let (status, _) = server.stop();
     assert!(status.success());
     // Released on exit.
-    assert!(common::ok(&["--store", &store, "stats"]).starts_with("users\t0"));
+    assert!(crate::common::ok(&["--store", &store, "stats"]).starts_with("users\t0"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -82,14 +80,14 @@ async fn sigint_stops_the_server_too_and_the_data_stays() {
     signal(&server.child, "INT");
     let mut server = server;
     assert!(server.child.wait().unwrap().success());
-    assert!(common::ok(&["--store", &store, "user", "show", "zoe"]).contains("\tzoe\t"));
+    assert!(crate::common::ok(&["--store", &store, "user", "show", "zoe"]).contains("\tzoe\t"));
 }
 
 #[test]
 fn bad_serve_configuration_fails_with_one_line() {
     let scratch = Scratch::new();
     let store = scratch.sled("db");
-    let short_key = common::minitwit(&[
+    let short_key = crate::common::minitwit(&[
         "--store",
         &store,
         "serve",
@@ -101,7 +99,7 @@ fn bad_serve_configuration_fails_with_one_line() {
     .env("MINITWIT_SESSION_KEY", "too-short")
     .output()
     .unwrap();
-    let line = common::failure_line(&short_key, &[]);
+    let line = crate::common::failure_line(&short_key, &[]);
     assert!(line.contains("at least 64 bytes") && !line.contains("too-short"), "{line}");
 
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

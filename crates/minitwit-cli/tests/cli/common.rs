@@ -1,7 +1,7 @@
 //! Shared helpers for the binary's tests: run `minitwit` with a clean environment, start
 //! `minitwit serve` on free ports and stop it with a signal, make scratch stores.
 
-#![allow(dead_code, clippy::unwrap_used)] // each test binary uses a subset
+#![allow(clippy::unwrap_used)]
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
