@@ -12,10 +12,22 @@ use std::path::PathBuf;
 /// Stores are named by URL: `sled:PATH` (embedded, one process at a time) or
 /// `postgres://USER:PASSWORD@HOST/DB` (several replicas).
 #[derive(Debug, Parser)]
-#[command(name = "minitwit", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "minitwit",
+    version,
+    propagate_version = true,
+    max_term_width = 100,
+    after_long_help = EXAMPLES
+)]
 pub struct Cli {
     /// Where the data lives: `sled:PATH` or `postgres://…` / `postgresql://…`.
-    #[arg(long, env = "MINITWIT_STORE", default_value = "sled:./minitwit-data", global = true)]
+    #[arg(
+        long,
+        env = "MINITWIT_STORE",
+        default_value = "sled:./minitwit-data",
+        global = true,
+        hide_env_values = true
+    )]
     pub store: String,
 
     /// How opening a store behaves (sled durability, PostgreSQL pool).
@@ -31,6 +43,20 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
 }
+
+/// Shown at the end of `minitwit --help`.
+const EXAMPLES: &str = "\
+Examples:
+  minitwit serve                                  # site on :5000, API on :5001, data in ./minitwit-data
+  MINITWIT_STORE=postgres://minitwit:PW@db/minitwit minitwit serve --web-addr 0.0.0.0:5000
+  minitwit user create alice alice@example.com --password-stdin < password.txt
+  minitwit message list --flagged --limit 20
+  minitwit message flag 12 13                     # all or nothing: unknown ids change nothing
+  minitwit export --out backup.jsonl              # then: minitwit --store sled:./new import --in backup.jsonl
+  minitwit copy --from sled:./minitwit-data --to postgres://minitwit:PW@db/minitwit
+  minitwit replay --csv minitwit_scenario.csv --base-url http://127.0.0.1:5001 --concurrency 4
+
+Exit status: 0 on success, 1 on any failure (one line on stderr), 2 on bad usage.";
 
 /// Options for opening stores.
 #[derive(Debug, Clone, Copy, Args)]
@@ -271,10 +297,10 @@ pub struct ImportArgs {
 #[derive(Debug, Args)]
 pub struct CopyArgs {
     /// The store to read, by URL.
-    #[arg(long, env = "MINITWIT_COPY_FROM")]
+    #[arg(long, env = "MINITWIT_COPY_FROM", hide_env_values = true)]
     pub from: String,
     /// The store to write, by URL; must be empty unless `--force`.
-    #[arg(long, env = "MINITWIT_COPY_TO")]
+    #[arg(long, env = "MINITWIT_COPY_TO", hide_env_values = true)]
     pub to: String,
     /// Write even if the target holds data (ids must not collide).
     #[arg(long)]
