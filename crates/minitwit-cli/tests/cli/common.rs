@@ -104,6 +104,7 @@ impl Server {
         args.extend(["--api-addr", "127.0.0.1:0", "--log-format", "json"]);
         args.extend(extra);
         let mut child = minitwit(&args)
+            .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -211,4 +212,22 @@ pub fn fixture_store(scratch: &Scratch, name: &str) -> String {
     let url = scratch.sled(name);
     ok(&["--store", &url, "import", "--in", file.to_str().unwrap()]);
     url
+}
+
+/// The scenario file: `MINITWIT_SCENARIO`, else the repository's `data/`, else the
+/// shared data directory of the development machine.
+pub fn scenario_path() -> PathBuf {
+    let in_repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/minitwit_scenario.csv");
+    let path = match std::env::var_os("MINITWIT_SCENARIO") {
+        Some(path) => PathBuf::from(path),
+        None if in_repo.is_file() => in_repo,
+        None => PathBuf::from("/work/shared/data/minitwit_scenario.csv"),
+    };
+    assert!(
+        path.is_file(),
+        "the simulator scenario is missing at {}: put minitwit_scenario.csv in data/ or set \
+         MINITWIT_SCENARIO to its path",
+        path.display()
+    );
+    path
 }

@@ -5,14 +5,14 @@
 
 #![allow(clippy::unwrap_used)]
 
-use crate::common::{Scratch, fails, fixture_store, ok};
+use crate::common::{Scratch, fails, fixture_store, ok, scenario_path};
 use minitwit_core::transfer::fingerprint;
 use minitwit_core::{
     HashCost, MessageText, MiniTwit, PageSize, Registration, ServiceError, Store, Timeline,
 };
 use minitwit_store_pg::testkit::fresh_database_url;
 use minitwit_store_sled::{Durability, SledOptions, SledStore};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 #[test]
@@ -53,18 +53,6 @@ async fn migrate_and_administer_a_postgres_store() {
     assert!(line.contains("not empty"), "{line}");
     let copied = ok(&["copy", "--from", &url, "--to", &scratch.sled("copy")]);
     assert!(copied.contains("verified: 3 users, 6 messages (2 flagged), 1 follows"), "{copied}");
-}
-
-/// The scenario file: `MINITWIT_SCENARIO`, else the shared data directory.
-fn scenario_path() -> PathBuf {
-    let path = std::env::var_os("MINITWIT_SCENARIO")
-        .map_or_else(|| PathBuf::from("/work/shared/data/minitwit_scenario.csv"), PathBuf::from);
-    assert!(
-        path.is_file(),
-        "the simulator scenario is missing at {}: set MINITWIT_SCENARIO to minitwit_scenario.csv",
-        path.display()
-    );
-    path
 }
 
 /// Loads the whole scenario into a new sled store at `dir` through the core service,
