@@ -140,3 +140,17 @@ async fn the_full_scenario_survives_sled_to_postgres_to_sled() {
     let wrong = twit.authenticate(&users[0].0, "not-the-password").await;
     assert_eq!(wrong.unwrap_err(), ServiceError::InvalidPassword);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_runs_on_postgres() {
+    let (url, _db) = fresh_database_url().await;
+    let server = crate::common::Server::start(&url, &["--pg-max-connections", "3"]);
+    let client = crate::common::http();
+    let ready = client.get(format!("{}/ready", server.web)).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let metrics = client.get(format!("{}/metrics", server.api)).send().await.unwrap();
+    let text = metrics.text().await.unwrap();
+    assert!(text.contains(r#"backend="postgres",operation="ping",outcome="ok""#), "{text}");
+    let (status, _) = server.stop();
+    assert!(status.success());
+}
