@@ -135,7 +135,7 @@ pub struct ServeArgs {
     #[arg(long, env = "MINITWIT_API_ADDR", default_value = "127.0.0.1:5001")]
     pub api_addr: SocketAddr,
 
-    /// Key signing session cookies (at least 64 bytes). Without one, a key is generated
+    /// Key signing session cookies (at least 32 bytes). Without one, a key is generated
     /// once and kept in the store, so replicas sharing a database share it.
     #[arg(long, env = "MINITWIT_SESSION_KEY", hide_env_values = true)]
     pub session_key: Option<Secret>,
@@ -143,6 +143,11 @@ pub struct ServeArgs {
     /// Mark session cookies `Secure` (serve behind HTTPS).
     #[arg(long, env = "MINITWIT_SECURE_COOKIES")]
     pub secure_cookies: bool,
+
+    /// Take client addresses (for login throttling) from the last `X-Forwarded-For`
+    /// entry: only behind a reverse proxy that appends it.
+    #[arg(long, env = "MINITWIT_TRUST_FORWARDED_FOR")]
+    pub trust_forwarded_for: bool,
 
     /// The simulator's credentials.
     #[command(flatten)]

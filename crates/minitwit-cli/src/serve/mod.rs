@@ -13,7 +13,7 @@ pub mod metered_store;
 pub mod metrics;
 
 use crate::cli::ServeArgs;
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use layers::{Front, Ops};
 use metered_store::MeteredStore;
 use minitwit_core::{MiniTwit, Store};
@@ -29,45 +29,21 @@ use tokio::sync::watch;
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
 
-/// The shortest session key accepted from configuration, in bytes.
-const MIN_SESSION_KEY: usize = 64;
-
 /// Serves until SIGTERM or SIGINT, then shuts down gracefully.
 pub async fn run(store: Arc<dyn Store>, args: &ServeArgs, out: &mut impl Write) -> Result<()> {
     let handle = metrics::handle()?;
     metrics::describe();
     let store: Arc<dyn Store> = Arc::new(MeteredStore::new(store));
     let service = MiniTwit::new(Arc::clone(&store));
-    let web_config = WebConfig {
-        session_key: session_key(&service, args).await?,
-        secure_cookies: args.secure_cookies,
-    };
-    let sim_config = SimConfig {
-        username: args.simulator.sim_user.clone(),
-        password: args.simulator.sim_password.expose().to_owned(),
-    };
     let ops = Ops::new(service.clone(), handle.clone());
-    let web = layers::instrument(
-        Front { name: "web", route_label: minitwit_web::route_label },
-        minitwit_web::routes(service.clone(), web_config),
-        ops.clone(),
-    );
-    let api = layers::instrument(
-        Front { name: "api", route_label: minitwit_sim::route_label },
-        minitwit_sim::routes(service.clone(), sim_config),
-        ops.clone(),
-    );
+    let (web, api) = front_ends(&service, args, &ops).await?;
     let web_listener = bind(args.web_addr, "web site").await?;
     let api_listener = bind(args.api_addr, "simulator API").await?;
-    let web_addr = web_listener.local_addr()?;
-    let api_addr = api_listener.local_addr()?;
+    let (web_addr, api_addr) = (web_listener.local_addr()?, api_listener.local_addr()?);
 
     metrics::refresh_gauges(&service).await;
-    let maintenance = tokio::spawn(metrics::maintain(
-        service.clone(),
-        handle,
-        Duration::from_secs(args.gauge_interval),
-    ));
+    let every = Duration::from_secs(args.gauge_interval);
+    let maintenance = tokio::spawn(metrics::maintain(service, handle, every));
     let (stop_tx, stop_rx) = watch::channel(false);
     let web_server = tokio::spawn(serve(web, web_listener, stopped(stop_rx.clone())));
     let api_server = tokio::spawn(serve(api, api_listener, stopped(stop_rx)));
@@ -90,12 +66,36 @@ pub async fn run(store: Arc<dyn Store>, args: &ServeArgs, out: &mut impl Write) 
     Ok(())
 }
 
+/// Both front ends, configured and wrapped by the same layers.
+async fn front_ends(
+    service: &MiniTwit,
+    args: &ServeArgs,
+    ops: &Ops,
+) -> Result<(BoxedFilter<(Response,)>, BoxedFilter<(Response,)>)> {
+    let mut web_config = WebConfig::new(session_key(service, args).await?)
+        .context("MINITWIT_SESSION_KEY is not usable")?;
+    web_config.secure_cookies = args.secure_cookies;
+    web_config.trust_forwarded_for = args.trust_forwarded_for;
+    let sim_config = SimConfig {
+        username: args.simulator.sim_user.clone(),
+        password: args.simulator.sim_password.expose().to_owned(),
+    };
+    let web = layers::instrument(
+        Front { name: "web", route_label: minitwit_web::route_label },
+        minitwit_web::routes(service.clone(), web_config),
+        ops.clone(),
+    );
+    let api = layers::instrument(
+        Front { name: "api", route_label: minitwit_sim::route_label },
+        minitwit_sim::routes(service.clone(), sim_config),
+        ops.clone(),
+    );
+    Ok((web, api))
+}
+
 /// The configured session key, or the one kept in the store.
 async fn session_key(service: &MiniTwit, args: &ServeArgs) -> Result<Vec<u8>> {
     match &args.session_key {
-        Some(key) if key.expose().len() < MIN_SESSION_KEY => {
-            bail!("MINITWIT_SESSION_KEY must be at least {MIN_SESSION_KEY} bytes long")
-        }
         Some(key) => Ok(key.expose().as_bytes().to_vec()),
         None => Ok(service.session_key().await.context("reading the session key")?),
     }

@@ -139,6 +139,23 @@ async fn the_full_scenario_survives_sled_to_postgres_to_sled() {
     }
     let wrong = twit.authenticate(&users[0].0, "not-the-password").await;
     assert_eq!(wrong.unwrap_err(), ServiceError::InvalidPassword);
+
+    // And through the web site served from the copy.
+    drop((twit, source, target));
+    let server = crate::common::Server::start(&scratch.sled("target"), &[]);
+    let client =
+        reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let (name, password) = &users[42];
+    let login = client
+        .post(format!("{}/login", server.web))
+        .form(&[("username", name.as_str()), ("password", password.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 302, "{name} logs in on the copy");
+    assert_eq!(login.headers()["location"], "/");
+    let (status, _) = server.stop();
+    assert!(status.success());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

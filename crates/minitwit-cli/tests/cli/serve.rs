@@ -100,7 +100,7 @@ fn bad_serve_configuration_fails_with_one_line() {
     .output()
     .unwrap();
     let line = crate::common::failure_line(&short_key, &[]);
-    assert!(line.contains("at least 64 bytes") && !line.contains("too-short"), "{line}");
+    assert!(line.contains("at least 32 bytes") && !line.contains("too-short"), "{line}");
 
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
