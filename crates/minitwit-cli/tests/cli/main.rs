@@ -7,10 +7,12 @@
 //!   graceful shutdown.
 //! - `postgres`: unreachable databases, admin on PostgreSQL, and the full scenario
 //!   copied sled → PostgreSQL → sled.
+//! - `replay`: `replay` against a running server, and its failures.
 //! - `common`: running the binary, scratch stores, the fixture.
 
 mod admin;
 mod common;
 mod data;
 mod postgres;
+mod replay;
 mod serve;
