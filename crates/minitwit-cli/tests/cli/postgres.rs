@@ -1,17 +1,15 @@
 //! The binary against real PostgreSQL (a throwaway server from minitwit-store-pg's
-//! testkit): unreachable databases fail with one line, migrations and admin commands
-//! work, and the full simulator scenario survives sled → PostgreSQL → sled exactly, with
-//! users still able to log in.
+//! testkit): unreachable databases fail with one line, migrations, admin commands and
+//! `serve` work, and the full simulator scenario (replayed through `minitwit serve`)
+//! survives sled → PostgreSQL → sled exactly, with users still able to log in.
 
 #![allow(clippy::unwrap_used)]
 
 use crate::common::{Scratch, fails, fixture_store, ok, scenario_path};
 use minitwit_core::transfer::fingerprint;
-use minitwit_core::{
-    HashCost, MessageText, MiniTwit, PageSize, Registration, ServiceError, Store, Timeline,
-};
+use minitwit_core::{MiniTwit, PageSize, ServiceError, Store, Timeline};
 use minitwit_store_pg::testkit::fresh_database_url;
-use minitwit_store_sled::{Durability, SledOptions, SledStore};
+use minitwit_store_sled::{SledOptions, SledStore};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -55,46 +53,38 @@ async fn migrate_and_administer_a_postgres_store() {
     assert!(copied.contains("verified: 3 users, 6 messages (2 flagged), 1 follows"), "{copied}");
 }
 
-/// Loads the whole scenario into a new sled store at `dir` through the core service,
-/// exactly as the simulator API would apply it (register, tweet, follow, unfollow, and
-/// `latest` after each action). Returns the registered users and their passwords.
-async fn load_scenario(dir: &Path) -> Vec<(String, String)> {
-    let options = SledOptions { durability: Durability::Relaxed, ..SledOptions::default() };
-    let store: Arc<dyn Store> = Arc::new(SledStore::open(dir, options).unwrap());
-    // Real Argon2id hashes, at a cost that keeps 200 registrations quick in a debug test.
-    let twit = MiniTwit::with_hash_cost(Arc::clone(&store), HashCost::Insecure);
-    let text = std::fs::read_to_string(scenario_path()).unwrap();
-    let mut registered = Vec::new();
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let fields: Vec<&str> = line.split('\t').collect();
-        let (id, action, user) = (fields[0].parse::<i64>().unwrap(), fields[3], fields[4]);
-        match action {
-            "register" => {
-                let registration = Registration::parse(user, fields[5], fields[6], None).unwrap();
-                twit.register(registration).await.unwrap();
-                registered.push((user.to_owned(), fields[6].to_owned()));
-            }
-            "tweet" => {
-                let author = twit.user(user).await.unwrap();
-                twit.post(&author, MessageText::parse(fields[5]).unwrap()).await.unwrap();
-            }
-            "follow" | "unfollow" => {
-                let (who, whom) =
-                    (twit.user(user).await.unwrap(), twit.user(fields[5]).await.unwrap());
-                if action == "follow" {
-                    twit.follow(&who, &whom).await.unwrap();
-                } else {
-                    twit.unfollow(&who, &whom).await.unwrap();
-                }
-            }
-            other => panic!("unknown scenario action {other:?}"),
-        }
-        twit.set_latest(id).await.unwrap();
-    }
-    // Flag a few, so flags travel too.
-    twit.set_flagged(&[3, 500, 11_306], true).await.unwrap();
-    store.flush().await.unwrap();
-    registered
+/// Loads the whole scenario into a new sled store through the real thing: `minitwit
+/// serve` on the store and `minitwit replay` of every action against it (about half a
+/// minute in a debug build). Flags three messages so flags travel too. Returns the
+/// registered users with their scenario passwords.
+fn load_scenario(store: &str) -> Vec<(String, String)> {
+    let server = crate::common::Server::start(store, &[]);
+    let csv = scenario_path();
+    let report = ok(&[
+        "replay",
+        "--csv",
+        csv.to_str().unwrap(),
+        "--base-url",
+        &server.api,
+        "--concurrency",
+        "4",
+        "--timeout-ms",
+        "30000",
+    ]);
+    assert!(
+        report.contains("actions sent:  25922") && report.contains("errors:        0"),
+        "{report}"
+    );
+    let (status, _) = server.stop();
+    assert!(status.success());
+    ok(&["--store", store, "message", "flag", "3", "500", "11306"]);
+    std::fs::read_to_string(&csv)
+        .unwrap()
+        .lines()
+        .map(|line| line.split('\t').collect::<Vec<_>>())
+        .filter(|fields| fields.get(3) == Some(&"register"))
+        .map(|fields| (fields[4].to_owned(), fields[6].to_owned()))
+        .collect()
 }
 
 fn open_sled(dir: &Path) -> Arc<dyn Store> {
@@ -110,8 +100,9 @@ fn checksum(report: &str) -> String {
 async fn the_full_scenario_survives_sled_to_postgres_to_sled() {
     let scratch = Scratch::new();
     let (source_dir, target_dir) = (scratch.path("source"), scratch.path("target"));
-    let users = load_scenario(&source_dir).await;
     let source_url = scratch.sled("source");
+    let users = load_scenario(&source_url);
+    assert_eq!(users.len(), 200);
     let (pg, _db) = fresh_database_url().await;
 
     let there = ok(&["copy", "--from", &source_url, "--to", &pg]);
