@@ -159,10 +159,10 @@ impl Browser {
 async fn wait_until_ready(port: u16) {
     let status = format!("http://127.0.0.1:{port}/status");
     for _ in 0..200 {
-        if let Ok(response) = reqwest::get(&status).await {
-            if response.status().is_success() {
-                return;
-            }
+        if let Ok(response) = reqwest::get(&status).await
+            && response.status().is_success()
+        {
+            return;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
