@@ -100,13 +100,23 @@ impl Server {
     /// Starts `minitwit serve` on free ports with `extra` arguments and waits until it
     /// prints both addresses.
     pub fn start(store: &str, extra: &[&str]) -> Self {
+        Self::spawn(store, extra, "warn", Stdio::inherit())
+    }
+
+    /// [`Server::start`] with `info` logs written to `log`.
+    pub fn start_logging_to(store: &str, extra: &[&str], log: &Path) -> Self {
+        let file = std::fs::File::create(log).unwrap();
+        Self::spawn(store, extra, "info", Stdio::from(file))
+    }
+
+    fn spawn(store: &str, extra: &[&str], level: &str, stderr: Stdio) -> Self {
         let mut args = vec!["--store", store, "serve", "--web-addr", "127.0.0.1:0"];
         args.extend(["--api-addr", "127.0.0.1:0", "--log-format", "json"]);
         args.extend(extra);
         let mut child = minitwit(&args)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", level)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("spawning minitwit serve");
         let mut stdout = BufReader::new(child.stdout.take().unwrap());

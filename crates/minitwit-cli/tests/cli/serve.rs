@@ -108,3 +108,51 @@ fn bad_serve_configuration_fails_with_one_line() {
         fails(&["--store", &store, "serve", "--web-addr", &addr, "--api-addr", "127.0.0.1:0"]);
     assert!(line.contains(&format!("cannot listen on {addr}")), "{line}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_logs_are_structured_and_hold_no_secret() {
+    let scratch = Scratch::new();
+    let store = fixture_store(&scratch, "db");
+    let log = scratch.path("serve.log");
+    let server = Server::start_logging_to(&store, &[], &log);
+    let client =
+        reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let login = client
+        .post(format!("{}/login", server.web))
+        .header("cookie", "session=cookie-secret-value")
+        .form(&[("username", "alice"), ("password", "alice-pw")])
+        .send()
+        .await
+        .unwrap();
+    assert!(login.status().is_success() || login.status().is_redirection());
+    let msgs = client
+        .get(format!("{}/msgs?no=5", server.api))
+        .basic_auth("simulator", Some("super_safe!"))
+        .header("x-request-id", "req-for-the-log")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(msgs.status(), 200);
+    client.get(format!("{}/health", server.api)).send().await.unwrap();
+    let (status, _) = server.stop();
+    assert!(status.success());
+
+    let text = std::fs::read_to_string(&log).unwrap();
+    let requests: Vec<serde_json::Value> = text
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .filter(|entry: &serde_json::Value| entry["fields"]["message"] == "request")
+        .collect();
+    assert_eq!(requests.len(), 2, "one line per request, none for /health at info: {text}");
+    let api = &requests[1];
+    assert_eq!(api["span"]["front"], "api");
+    assert_eq!(api["span"]["route"], "/msgs");
+    assert_eq!(api["span"]["method"], "GET");
+    assert_eq!(api["span"]["request_id"], "req-for-the-log");
+    assert_eq!(api["fields"]["status"], 200);
+    assert!(api["fields"]["latency_ms"].is_f64());
+    assert_eq!(requests[0]["span"]["route"], "/login");
+    for secret in ["alice-pw", "cookie-secret-value", "super_safe!", "c2ltdWxhdG9y", "argon2"] {
+        assert!(!text.contains(secret), "{secret} leaked into the log:\n{text}");
+    }
+}
