@@ -121,7 +121,7 @@ impl Bars {
 impl Progress for Bars {
     fn start(&mut self, totals: Counts) {
         let style = ProgressStyle::with_template(
-            "{prefix:>18} [{bar:40}] {pos:>8}/{len:8} {per_sec:>10} eta {eta}",
+            "{prefix:>18} [{bar:40}] {pos:>8}/{len:8} {elapsed_precise}",
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> ");
