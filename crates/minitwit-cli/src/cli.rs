@@ -97,7 +97,8 @@ pub enum Command {
     /// The commands on the store named by `--store`.
     #[command(flatten)]
     OnStore(StoreCommand),
-    /// Copy one store into another (e.g. sled → PostgreSQL), then verify the copy.
+    /// Copy one store into another (e.g. sled → PostgreSQL), then verify the copy. Stop
+    /// the servers writing to the source first: a change during the copy fails the check.
     Copy(CopyArgs),
     /// Replay the simulator's scenario against a running API and report errors by kind,
     /// throughput and latency percentiles. Exits 1 if any action failed (unless
