@@ -47,14 +47,15 @@ pub struct Cli {
 /// Shown at the end of `minitwit --help`.
 const EXAMPLES: &str = "\
 Examples:
-  minitwit serve                                  # site on :5000, API on :5001, data in ./minitwit-data
+  minitwit serve                          # site :5000, API :5001, data in ./minitwit-data
   MINITWIT_STORE=postgres://minitwit:PW@db/minitwit minitwit serve --web-addr 0.0.0.0:5000
   minitwit user create alice alice@example.com --password-stdin < password.txt
   minitwit message list --flagged --limit 20
-  minitwit message flag 12 13                     # all or nothing: unknown ids change nothing
-  minitwit export --out backup.jsonl              # then: minitwit --store sled:./new import --in backup.jsonl
+  minitwit message flag 12 13             # all or nothing: an unknown id changes nothing
+  minitwit export --out backup.jsonl
+  minitwit --store sled:./restored import --in backup.jsonl
   minitwit copy --from sled:./minitwit-data --to postgres://minitwit:PW@db/minitwit
-  minitwit replay --csv minitwit_scenario.csv --base-url http://127.0.0.1:5001 --concurrency 4
+  minitwit replay --csv minitwit_scenario.csv --base-url http://127.0.0.1:5001
 
 Exit status: 0 on success, 1 on any failure (one line on stderr), 2 on bad usage.";
 
@@ -97,12 +98,15 @@ pub enum Command {
     /// The commands on the store named by `--store`.
     #[command(flatten)]
     OnStore(StoreCommand),
-    /// Copy one store into another (e.g. sled → PostgreSQL), then verify the copy. Stop
-    /// the servers writing to the source first: a change during the copy fails the check.
+    /// Copy one store into another (e.g. sled → PostgreSQL), then verify the copy.
+    ///
+    /// Stop the servers writing to the source first: a change during the copy fails the
+    /// verification.
     Copy(CopyArgs),
-    /// Replay the simulator's scenario against a running API and report errors by kind,
-    /// throughput and latency percentiles. Exits 1 if any action failed (unless
-    /// `--allow-errors`).
+    /// Replay the simulator's scenario against a running API and report.
+    ///
+    /// The report gives errors by kind, throughput and latency percentiles. Exits 1 if
+    /// any action failed (unless `--allow-errors`).
     Replay(ReplayArgs),
 }
 
