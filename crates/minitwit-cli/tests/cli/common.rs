@@ -224,20 +224,16 @@ pub fn fixture_store(scratch: &Scratch, name: &str) -> String {
     url
 }
 
-/// The scenario file: `MINITWIT_SCENARIO`, else the repository's `data/`, else the
-/// shared data directory of the development machine.
+/// The simulator's real scenario, kept gzipped in the repository's `data/`.
 pub fn scenario_path() -> PathBuf {
-    let in_repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/minitwit_scenario.csv");
-    let path = match std::env::var_os("MINITWIT_SCENARIO") {
-        Some(path) => PathBuf::from(path),
-        None if in_repo.is_file() => in_repo,
-        None => PathBuf::from("/work/shared/data/minitwit_scenario.csv"),
-    };
-    assert!(
-        path.is_file(),
-        "the simulator scenario is missing at {}: put minitwit_scenario.csv in data/ or set \
-         MINITWIT_SCENARIO to its path",
-        path.display()
-    );
-    path
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/minitwit_scenario.csv.gz")
+}
+
+/// The scenario's text, decompressed.
+pub fn scenario_text() -> String {
+    let file = std::fs::File::open(scenario_path()).expect("the scenario is in data/");
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(file), &mut text)
+        .expect("the scenario decompresses");
+    text
 }

@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use crate::common::{Scratch, fails, fixture_store, ok, scenario_path};
+use crate::common::{Scratch, fails, fixture_store, ok, scenario_path, scenario_text};
 use minitwit_core::transfer::fingerprint;
 use minitwit_core::{MiniTwit, PageSize, ServiceError, Store, Timeline};
 use minitwit_store_pg::testkit::fresh_database_url;
@@ -78,8 +78,7 @@ fn load_scenario(store: &str) -> Vec<(String, String)> {
     let (status, _) = server.stop();
     assert!(status.success());
     ok(&["--store", store, "message", "flag", "3", "500", "11306"]);
-    std::fs::read_to_string(&csv)
-        .unwrap()
+    scenario_text()
         .lines()
         .map(|line| line.split('\t').collect::<Vec<_>>())
         .filter(|fields| fields.get(3) == Some(&"register"))

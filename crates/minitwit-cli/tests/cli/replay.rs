@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use crate::common::{Scratch, Server, fails, ok, scenario_path};
+use crate::common::{Scratch, Server, fails, ok, scenario_path, scenario_text};
 
 /// Actions replayed: the first 300 hold registrations, tweets, follows and unfollows.
 const SLICE: usize = 300;
@@ -35,7 +35,7 @@ async fn a_scenario_slice_replays_without_errors() {
     let (status, _) = server.stop();
     assert!(status.success());
 
-    let text = std::fs::read_to_string(&csv).unwrap();
+    let text = scenario_text();
     let slice: Vec<&str> = text.lines().take(SLICE).collect();
     let registrations = slice.iter().filter(|l| l.split('\t').nth(3) == Some("register")).count();
     let tweets = slice.iter().filter(|l| l.split('\t').nth(3) == Some("tweet")).count();
