@@ -6,6 +6,11 @@
 //! to that number is durable. Writers that arrive during a flush ride on the next one, so
 //! N concurrent writers cost about two flushes, not N. Waiting is async (a tokio watch
 //! channel); only the flusher thread blocks on I/O.
+//!
+//! The flusher holds the store's write lock while it flushes. sled's flush holds sled's
+//! global read lock for the whole fsync and a transaction needs its write lock; a writer
+//! queued there would make every reader queue behind it too. Queued on the store's own
+//! lock instead, writers wait for the flush just as long, but readers do not wait at all.
 
 use minitwit_core::{StoreError, StoreResult};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -56,8 +61,8 @@ pub(crate) struct Flusher {
 }
 
 impl Flusher {
-    /// Starts the flusher thread for `db`.
-    pub(crate) fn start(db: sled::Db) -> std::io::Result<Self> {
+    /// Starts the flusher thread for `db`, which flushes while holding `write_lock`.
+    pub(crate) fn start(db: sled::Db, write_lock: Arc<Mutex<()>>) -> std::io::Result<Self> {
         let shared = Arc::new(Shared {
             requests: Mutex::default(),
             wake: Condvar::new(),
@@ -66,7 +71,7 @@ impl Flusher {
         let worker = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
             .name("sled-group-commit".into())
-            .spawn(move || run(&worker, &db))?;
+            .spawn(move || run(&worker, &db, &write_lock))?;
         Ok(Self { shared, thread: Some(thread) })
     }
 
@@ -109,10 +114,14 @@ impl Drop for Flusher {
 }
 
 /// The flusher thread: flush whenever tickets are pending; end when asked and idle.
-fn run(shared: &Shared, db: &sled::Db) {
+fn run(shared: &Shared, db: &sled::Db, write_lock: &Mutex<()>) {
     let mut flushed = 0;
     while let Some(target) = next_target(shared, flushed) {
-        let error = db.flush().err().map(|e| e.to_string());
+        let error = {
+            // Like the writers' use of it, the lock guards no data: poison is harmless.
+            let _writers_wait = write_lock.lock().unwrap_or_else(PoisonError::into_inner);
+            db.flush().err().map(|e| e.to_string())
+        };
         flushed = target;
         shared.done.send_replace(Round { up_to: target, error });
     }

@@ -63,7 +63,8 @@ struct Inner {
     trees: Trees,
     /// Serialises writers: each write (a short in-memory transaction, plus any scans
     /// it needs, which sled transactions cannot hold) sees a store no one else changes.
-    write_lock: Mutex<()>,
+    /// The group-commit flusher takes it too, while it flushes.
+    write_lock: Arc<Mutex<()>>,
     durability: Durability,
     /// Declared before `db` and `lock`: dropping it runs the last flush first.
     flusher: Flusher,
@@ -79,7 +80,7 @@ impl SledStore {
         let opened = open::open(path.as_ref(), options)?;
         let inner = Inner {
             trees: opened.trees,
-            write_lock: Mutex::new(()),
+            write_lock: opened.write_lock,
             durability: options.durability,
             flusher: opened.flusher,
             _db: opened.db,

@@ -5,9 +5,13 @@ use crate::flusher::Flusher;
 use crate::trees::{Trees, decode_int, meta};
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 /// The on-disk format this build reads and writes, recorded in the `meta` tree.
 pub const FORMAT_VERSION: u32 = 1;
+
+/// How often sled flushes a relaxed store on its own (sled's default).
+const RELAXED_FLUSH_EVERY_MS: u64 = 500;
 
 /// Name of the lock file inside the store's directory.
 const LOCK_FILE: &str = "minitwit.lock";
@@ -87,6 +91,7 @@ pub(crate) struct Opened {
     pub(crate) db: sled::Db,
     pub(crate) trees: Trees,
     pub(crate) flusher: Flusher,
+    pub(crate) write_lock: Arc<Mutex<()>>,
     pub(crate) lock: File,
 }
 
@@ -97,15 +102,23 @@ pub(crate) fn open(path: &Path, options: SledOptions) -> Result<Opened, OpenErro
     let storage = |source| OpenError::Storage { path: path.to_owned(), source };
     std::fs::create_dir_all(path).map_err(io)?;
     let lock = lock_directory(path)?;
+    // A durable store flushes through its own flusher; sled's timer would only add
+    // flushes that stall readers (see the `flusher` module).
+    let timer = match options.durability {
+        Durability::Durable => None,
+        Durability::Relaxed => Some(RELAXED_FLUSH_EVERY_MS),
+    };
     let db = sled::Config::new()
         .path(path)
         .cache_capacity(options.cache_capacity_bytes)
+        .flush_every_ms(timer)
         .open()
         .map_err(storage)?;
     let trees = Trees::open(&db).map_err(storage)?;
     check_format(path, &trees)?;
-    let flusher = Flusher::start(db.clone()).map_err(io)?;
-    Ok(Opened { db, trees, flusher, lock })
+    let write_lock = Arc::new(Mutex::new(()));
+    let flusher = Flusher::start(db.clone(), Arc::clone(&write_lock)).map_err(io)?;
+    Ok(Opened { db, trees, flusher, write_lock, lock })
 }
 
 /// Takes an exclusive lock on the directory's lock file, held while the store is open.
