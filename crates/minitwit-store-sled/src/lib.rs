@@ -17,7 +17,7 @@
 //! - `keys`: order-preserving integer keys.
 //! - `flusher`: the group-commit flusher thread.
 //! - `users`, `messages`, `follows`, `timeline`, `bulk`: the operations, synchronous.
-//! - `store`: the async [`Store`] implementation, running them off the executor.
+//! - `store`: the async [`Store`](minitwit_core::Store) implementation, running them off the executor.
 //! - `integrity`: [`IntegrityReport`] and the whole-store check.
 //! - [`testkit`] (feature `testkit`): a fresh store in a temporary directory.
 //!
