@@ -1,7 +1,7 @@
 //! Opening a store: options, the directory lock, the format-version check, and the
 //! errors that can stop a store from opening.
 
-use crate::flusher::Flusher;
+use crate::flusher::{Disk, Flusher};
 use crate::trees::{Trees, decode_int, meta};
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
@@ -12,6 +12,9 @@ pub const FORMAT_VERSION: u32 = 1;
 
 /// How often sled flushes a relaxed store on its own (sled's default).
 const RELAXED_FLUSH_EVERY_MS: u64 = 500;
+
+/// The file sled 0.34 keeps its log in, inside the store's directory.
+const SLED_LOG_FILE: &str = "db";
 
 /// Name of the lock file inside the store's directory.
 const LOCK_FILE: &str = "minitwit.lock";
@@ -116,9 +119,17 @@ pub(crate) fn open(path: &Path, options: SledOptions) -> Result<Opened, OpenErro
         .map_err(storage)?;
     let trees = Trees::open(&db).map_err(storage)?;
     check_format(path, &trees)?;
+    sync_directory(path).map_err(io)?;
     let write_lock = Arc::new(Mutex::new(()));
-    let flusher = Flusher::start(db.clone(), Arc::clone(&write_lock)).map_err(io)?;
+    let log_file = File::open(path.join(SLED_LOG_FILE)).map_err(io)?;
+    let disk = Disk { db: db.clone(), log_file, write_lock: Arc::clone(&write_lock) };
+    let flusher = Flusher::start(disk).map_err(io)?;
     Ok(Opened { db, trees, flusher, write_lock, lock })
+}
+
+/// Makes the directory's entries (sled's files, when just created) durable.
+fn sync_directory(path: &Path) -> std::io::Result<()> {
+    File::open(path)?.sync_all()
 }
 
 /// Takes an exclusive lock on the directory's lock file, held while the store is open.
