@@ -57,10 +57,12 @@ fn sled_options(mode: &str) -> SledOptions {
 fn load_sled(runtime: &Runtime, shape: &Shape) -> Box<dyn Loaded> {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let store = SledStore::open(dir.path(), sled_options("relaxed")).expect("opening sled");
+    let started = std::time::Instant::now();
     runtime.block_on(async {
         workload::load(&store, shape).await.expect("loading the data set");
         store.flush().await.expect("flushing the data set");
     });
+    eprintln!("sled: loaded {} messages in {:.1?}", shape.label(), started.elapsed());
     Box::new(SledData { dir })
 }
 
