@@ -65,7 +65,7 @@ impl Shared {
     }
 }
 
-/// The group-commit flusher of one store; stops (after a last flush) when dropped.
+/// The group-commit flusher of one store; stops, after a last flush, when dropped.
 pub(crate) struct Flusher {
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
@@ -114,7 +114,10 @@ impl Flusher {
 }
 
 impl Drop for Flusher {
+    /// Closing makes everything durable: one last flush (for a relaxed store too), then
+    /// the thread ends.
     fn drop(&mut self) {
+        let _last = self.ticket();
         self.shared.requests().stop = true;
         self.shared.wake.notify_one();
         if let Some(thread) = self.thread.take() {
