@@ -1,28 +1,81 @@
-//! MiniTwit's simulator API and the simulator's replay client. Being built: issue 4.
+//! MiniTwit's simulator API (SPEC.md §3), its OpenAPI document, and the simulator's replay
+//! client.
 //!
-//! Interface the CLI composes: [`routes`] builds the API as one warp filter over the core
-//! service; [`route_label`] names the route a path belongs to, for metrics.
+//! The CLI composes [`routes`] (the whole API as one warp filter over the core service) and
+//! [`route_label`] (the route a path belongs to, for bounded metrics labels); `minitwit
+//! replay` runs [`replay::run`].
+//!
+//! Layout:
+//! - [`auth`]: the simulator's credentials ([`SimConfig`]) and their constant-time check.
+//! - `filters`: the routes, one filter per endpoint, composed by [`routes`].
+//! - `handlers`: each endpoint's call into the [`MiniTwit`] service.
+//! - `models`: the JSON bodies the API reads and writes.
+//! - [`error`]: [`ApiError`], and the one rejection handler that renders every failure as
+//!   `{"status":N,"error_msg":"…"}`.
+//! - [`replay`]: the simulator as a library: reads the scenario, replays it, reports.
+//! - `openapi.yaml` (crate root): the API's OpenAPI 3 document, served at `GET /openapi.yaml`.
+
+pub mod auth;
+pub mod error;
+mod filters;
+mod handlers;
+mod models;
+pub mod replay;
+
+pub use auth::SimConfig;
+pub use error::ApiError;
 
 use minitwit_core::MiniTwit;
 use warp::Filter;
 use warp::filters::BoxedFilter;
 
-/// What the API needs besides the service.
-#[derive(Clone, Debug)]
-pub struct SimConfig {
-    /// The `Authorization` header value the simulator must send (user `simulator`,
-    /// password `super_safe!` by default).
-    pub username: String,
-    /// The simulator's password.
-    pub password: String,
+/// The OpenAPI 3 document describing this API, as served at `GET /openapi.yaml`.
+pub const OPENAPI_YAML: &str = include_str!("../openapi.yaml");
+
+/// The largest request body the API reads, in bytes; larger bodies get a 413.
+pub const MAX_BODY_BYTES: u64 = 64 * 1024;
+
+/// The whole API as one filter: every endpoint of SPEC.md §3 and `GET /openapi.yaml`, with
+/// every failure rendered as the JSON error shape.
+pub fn routes(service: MiniTwit, config: SimConfig) -> BoxedFilter<(warp::reply::Response,)> {
+    filters::api(service, config).recover(error::handle_rejection).unify().boxed()
 }
 
-/// The whole API as one filter.
-pub fn routes(_service: MiniTwit, _config: SimConfig) -> BoxedFilter<(warp::reply::Response,)> {
-    warp::any().map(|| warp::reply::Response::new("MiniTwit API: not built yet".into())).boxed()
+/// The route template a request path belongs to (`"/msgs/{username}"`, …), for metrics
+/// labels: any path outside the API is `"other"`, so the label set stays bounded.
+pub fn route_label(path: &str) -> &'static str {
+    let path = path.strip_prefix('/').unwrap_or(path);
+    let mut segments = path.split('/');
+    let first = segments.next().unwrap_or_default();
+    let second = segments.next();
+    if segments.next().is_some() {
+        return "other";
+    }
+    match (first, second) {
+        ("latest", None) => "/latest",
+        ("register", None) => "/register",
+        ("msgs", None) => "/msgs",
+        ("openapi.yaml", None) => "/openapi.yaml",
+        ("msgs", Some(name)) if !name.is_empty() => "/msgs/{username}",
+        ("fllws", Some(name)) if !name.is_empty() => "/fllws/{username}",
+        _ => "other",
+    }
 }
 
-/// The route template a request path belongs to (`"/msgs/{username}"`, …), for metrics.
-pub fn route_label(_path: &str) -> &'static str {
-    "other"
+#[cfg(test)]
+mod tests {
+    use super::route_label;
+
+    #[test]
+    fn labels_are_route_templates() {
+        assert_eq!(route_label("/latest"), "/latest");
+        assert_eq!(route_label("/register"), "/register");
+        assert_eq!(route_label("/msgs"), "/msgs");
+        assert_eq!(route_label("/msgs/Roger%20Histand"), "/msgs/{username}");
+        assert_eq!(route_label("/fllws/a"), "/fllws/{username}");
+        assert_eq!(route_label("/openapi.yaml"), "/openapi.yaml");
+        for other in ["/", "", "/msgs/", "/fllws", "/msgs/a/b", "/public", "/latest/x"] {
+            assert_eq!(route_label(other), "other", "{other}");
+        }
+    }
 }

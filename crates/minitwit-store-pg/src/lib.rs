@@ -1,1 +1,36 @@
-//! MiniTwit's PostgreSQL store. (Being built: issue 3.)
+//! MiniTwit's PostgreSQL store: [`PgStore`] implements [`minitwit_core::Store`] over a
+//! sqlx connection pool, so several stateless `minitwit serve` replicas can share one
+//! database.
+//!
+//! Layout:
+//! - [`PgStore`] (`store`): connecting, migrating, and every [`minitwit_core::Store`]
+//!   operation as a runtime-checked query (building needs no database).
+//! - `timeline`: the three timeline queries and why each is served by an index.
+//! - `import`: bulk import in one transaction.
+//! - [`PgOptions`] (`options`): pool size and timeouts.
+//! - [`PgError`] (`error`): setup errors, and the single mapping from database errors
+//!   (constraint violations, outages) to [`minitwit_core::StoreError`].
+//! - `migrations/` (crate root): versioned schema migrations, embedded in the binary,
+//!   applied by [`PgStore::connect`] and [`PgStore::migrate`]. Never edit a released one.
+//! - [`testkit`] (feature `testkit`): a throwaway PostgreSQL for tests, with a fresh
+//!   database per test.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), minitwit_store_pg::PgError> {
+//! use minitwit_store_pg::{PgOptions, PgStore};
+//! let store = PgStore::connect("postgres://minitwit@localhost/minitwit", PgOptions::default()).await?;
+//! # let _ = store; Ok(()) }
+//! ```
+
+mod error;
+mod import;
+mod options;
+mod rows;
+mod store;
+#[cfg(feature = "testkit")]
+pub mod testkit;
+mod timeline;
+
+pub use error::PgError;
+pub use options::PgOptions;
+pub use store::PgStore;

@@ -1,28 +1,56 @@
-//! MiniTwit's HTML site (warp + handlebars). Being built: issue 5.
+//! MiniTwit's HTML site: the original Flask app's pages, texts, redirects and statuses
+//! (SPEC.md §2) over the core service, with stateless encrypted-cookie sessions and the
+//! protections of SPEC.md §5. Templates and static files are embedded in the binary.
 //!
-//! Interface the CLI composes: [`routes`] builds the whole site as one warp filter over
-//! the core service; [`route_label`] names the route a path belongs to, for metrics.
+//! The CLI composes it: [`routes`] builds the whole site as one warp filter from a
+//! [`WebConfig`]; [`route_label`] names the route a path belongs to, for metrics.
+//!
+//! Layout:
+//! - `config`: [`WebConfig`] and its defaults.
+//! - `filters`: the routes as warp filters.
+//! - `handlers`: one function per route, calling the service.
+//! - `site`: shared state, per-request readers, responses with the session cookie.
+//! - `session`: the encrypted session cookie.
+//! - `views`: templates, MarkupSafe escaping, view models.
+//! - `security`: cross-site check, security headers, client address.
+//! - `throttle`: login throttling.
+//! - `assets`: static files with caching headers.
+//! - `error`: [`WebError`] and the error pages.
+//! - `labels`: [`route_label`].
+//!
+//! ```no_run
+//! # async fn demo(service: minitwit_core::MiniTwit) -> Result<(), Box<dyn std::error::Error>> {
+//! let key = service.session_key().await?;
+//! let site = minitwit_web::routes(service, minitwit_web::WebConfig::new(key)?);
+//! warp::serve(site).run(([127, 0, 0, 1], 5000)).await;
+//! # Ok(()) }
+//! ```
+
+#![cfg_attr(test, allow(clippy::unwrap_used))] // tests may unwrap: a panic is a failure
+
+mod assets;
+mod config;
+mod error;
+mod filters;
+mod handlers;
+mod labels;
+mod security;
+mod session;
+mod site;
+mod throttle;
+mod views;
+
+pub use config::{ConfigError, MIN_SESSION_KEY_LEN, SessionKey, Throttle, WebConfig};
+pub use error::WebError;
+pub use labels::route_label;
 
 use minitwit_core::MiniTwit;
-use warp::Filter;
+use std::sync::Arc;
 use warp::filters::BoxedFilter;
 
-/// What the site needs besides the service.
-#[derive(Clone, Debug)]
-pub struct WebConfig {
-    /// The key that signs/encrypts session cookies (at least 64 bytes).
-    pub session_key: Vec<u8>,
-    /// Mark cookies `Secure` (when served over HTTPS).
-    pub secure_cookies: bool,
-}
-
-/// The whole site as one filter.
-pub fn routes(_service: MiniTwit, _config: WebConfig) -> BoxedFilter<(warp::reply::Response,)> {
-    warp::any().map(|| warp::reply::Response::new("MiniTwit site: not built yet".into())).boxed()
-}
-
-/// The route template a request path belongs to (`"/{username}"`, `"/public"`, …), so
-/// metrics labels stay bounded whatever users are called.
-pub fn route_label(_path: &str) -> &'static str {
-    "other"
+/// The whole site as one filter: every route of SPEC.md §2, one rejection handler that
+/// renders HTML error pages (400/401/403/404/405/413/429/500/503) leaking nothing, and
+/// the security headers on every response.
+pub fn routes(service: MiniTwit, config: WebConfig) -> BoxedFilter<(warp::reply::Response,)> {
+    filters::site(Arc::new(site::Site::new(service, config)))
 }

@@ -8,6 +8,9 @@
 //! store and whatever must live as long as it (a temporary directory, a database).
 //! Each function below is one rule; they panic with a message saying which rule broke.
 
+// This module is a test suite: a store call that fails must fail the test.
+#![allow(clippy::unwrap_used)]
+
 use crate::model::{
     Cursor, Follow, ImportBatch, Message, MessageFilter, NewMessage, NewUser, Timeline,
     TimelineEntry, User,

@@ -71,13 +71,16 @@ struct Side {
     messages: Vec<i64>,
 }
 
+/// A timeline read page by page: (author, text, pub_date) per entry.
+type Pages = Vec<Vec<(String, String, i64)>>;
+
 /// An observable answer, with ids replaced by what they mean.
 #[derive(Debug, PartialEq)]
 enum Answer {
     Unit(Result<(), StoreError>),
     Bool(Result<bool, StoreError>),
     Names(Result<Vec<String>, StoreError>),
-    Pages(Result<Vec<Vec<(String, String, i64)>>, StoreError>),
+    Pages(Result<Pages, StoreError>),
     Counts(Result<crate::Counts, StoreError>),
     Latest(Result<Option<i64>, StoreError>),
 }
@@ -146,7 +149,7 @@ async fn read_pages(
     store: &Arc<dyn Store>,
     timeline: Timeline,
     size: usize,
-) -> Result<Vec<Vec<(String, String, i64)>>, StoreError> {
+) -> Result<Pages, StoreError> {
     let mut pages = Vec::new();
     let mut before = None;
     loop {

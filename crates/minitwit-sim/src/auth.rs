@@ -1,0 +1,80 @@
+//! The simulator's credentials: configuration, and the check every protected endpoint
+//! makes. The comparison is constant-time and the password never reaches a log line.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use subtle::ConstantTimeEq as _;
+use warp::http::HeaderValue;
+
+/// What the API needs besides the service: the credentials the simulator must present with
+/// HTTP Basic authentication.
+#[derive(Clone)]
+pub struct SimConfig {
+    /// The simulator's user name (the course uses `simulator`).
+    pub username: String,
+    /// The simulator's password (the course uses `super_safe!`). Never printed.
+    pub password: String,
+}
+
+impl Default for SimConfig {
+    /// The course's credentials, `simulator` / `super_safe!`.
+    fn default() -> Self {
+        Self { username: "simulator".to_owned(), password: "super_safe!".to_owned() }
+    }
+}
+
+impl std::fmt::Debug for SimConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimConfig")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+impl SimConfig {
+    /// Whether an `Authorization` header carries exactly these credentials (scheme `Basic`,
+    /// any case). The decoded `user:password` is compared in constant time.
+    pub fn authorizes(&self, header: Option<&HeaderValue>) -> bool {
+        let Some(presented) = header.and_then(|value| basic_credentials(value.as_bytes())) else {
+            return false;
+        };
+        let expected = format!("{}:{}", self.username, self.password);
+        presented.ct_eq(expected.as_bytes()).into()
+    }
+}
+
+/// The decoded `user:password` bytes of a `Basic` authorization value, if it is one.
+fn basic_credentials(value: &[u8]) -> Option<Vec<u8>> {
+    let space = value.iter().position(|&b| b == b' ')?;
+    let (scheme, rest) = value.split_at(space);
+    if !scheme.eq_ignore_ascii_case(b"basic") {
+        return None;
+    }
+    STANDARD.decode(rest.trim_ascii()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(value: &str) -> HeaderValue {
+        HeaderValue::from_str(value).expect("test values are valid headers")
+    }
+
+    #[test]
+    fn accepts_only_the_configured_credentials() {
+        let config = SimConfig::default();
+        assert!(config.authorizes(Some(&header("Basic c2ltdWxhdG9yOnN1cGVyX3NhZmUh"))));
+        assert!(config.authorizes(Some(&header("basic  c2ltdWxhdG9yOnN1cGVyX3NhZmUh "))));
+        for bad in ["", "Basic", "Basic !!!", "Bearer c2ltdWxhdG9yOnN1cGVyX3NhZmUh", "Basic eDp5"] {
+            assert!(!config.authorizes(Some(&header(bad))), "{bad}");
+        }
+        assert!(!config.authorizes(None));
+    }
+
+    #[test]
+    fn debug_hides_the_password() {
+        assert!(!format!("{:?}", SimConfig::default()).contains("super_safe"));
+    }
+}

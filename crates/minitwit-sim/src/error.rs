@@ -1,0 +1,158 @@
+//! How the API fails: [`ApiError`], each variant with its HTTP status, and
+//! [`handle_rejection`], the one place where every rejection becomes the JSON error shape
+//! `{"status":N,"error_msg":"…"}`. Internal details go to the log, never to the client.
+
+use minitwit_core::ServiceError;
+use serde::Serialize;
+use std::convert::Infallible;
+use warp::http::header::ALLOW;
+use warp::http::{HeaderValue, StatusCode};
+use warp::reply::{Reply as _, Response};
+
+/// The text of every 403 for missing or wrong simulator credentials.
+pub const NOT_AUTHORIZED: &str = "You are not authorized to use this resource!";
+
+/// Why an API request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 403: the request lacks the simulator's credentials.
+    #[error("You are not authorized to use this resource!")]
+    NotAuthorized,
+    /// 400: `latest` in the query is not an integer.
+    #[error("The query parameter latest must be an integer")]
+    BadLatest,
+    /// 400: the body is not JSON of the expected shape; the text says what is wrong.
+    #[error("Invalid request body: {0}")]
+    BadBody(String),
+    /// 405: the path exists but not with this method; the methods it allows.
+    #[error("Method not allowed")]
+    MethodNotAllowed(&'static str),
+    /// 413: the body is larger than [`MAX_BODY_BYTES`](crate::MAX_BODY_BYTES).
+    #[error("The request body may be at most {} bytes", crate::MAX_BODY_BYTES)]
+    BodyTooLarge,
+    /// The service refused or failed: its own status (400, 403, 404, 503 or 500).
+    #[error(transparent)]
+    Service(#[from] ServiceError),
+}
+
+impl warp::reject::Reject for ApiError {}
+
+impl ApiError {
+    /// The HTTP status of this failure.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::NotAuthorized => StatusCode::FORBIDDEN,
+            Self::BadLatest | Self::BadBody(_) => StatusCode::BAD_REQUEST,
+            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Service(err) => service_status(err),
+        }
+    }
+
+    /// Logs what the operator should see: the detail of an internal failure (which the
+    /// client never gets) and store outages.
+    fn log(&self) {
+        match self {
+            Self::Service(ServiceError::Internal(detail)) => {
+                tracing::error!(%detail, "internal error in the simulator API");
+            }
+            Self::Service(ServiceError::Unavailable) => tracing::warn!("store unavailable"),
+            _ => {}
+        }
+    }
+}
+
+/// The HTTP status of a service failure, as documented on [`ServiceError`].
+fn service_status(err: &ServiceError) -> StatusCode {
+    match err {
+        ServiceError::Invalid(_) | ServiceError::UsernameTaken => StatusCode::BAD_REQUEST,
+        ServiceError::UnknownUser | ServiceError::UnknownMessage(_) => StatusCode::NOT_FOUND,
+        ServiceError::InvalidUsername
+        | ServiceError::InvalidPassword
+        | ServiceError::AccountDisabled => StatusCode::FORBIDDEN,
+        ServiceError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ServiceError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// The JSON error shape of every failed request.
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    status: u16,
+    error_msg: &'a str,
+}
+
+/// A response with `status` and the JSON error shape.
+pub(crate) fn error_response(status: StatusCode, message: &str) -> Response {
+    let body = ErrorBody { status: status.as_u16(), error_msg: message };
+    warp::reply::with_status(warp::reply::json(&body), status).into_response()
+}
+
+/// Renders any rejection as the JSON error shape. Our own [`ApiError`]s come first (a
+/// combined rejection may also hold "not found" or "method not allowed" from routes that
+/// did not match), then warp's own; anything unforeseen is logged and answered with a
+/// bare 500.
+pub async fn handle_rejection(rejection: warp::Rejection) -> Result<Response, Infallible> {
+    use warp::reject::{
+        InvalidHeader, InvalidQuery, LengthRequired, MethodNotAllowed, MissingHeader,
+        PayloadTooLarge, UnsupportedMediaType,
+    };
+    if let Some(err) = rejection.find::<ApiError>() {
+        err.log();
+        let mut response = error_response(err.status(), &err.to_string());
+        if let ApiError::MethodNotAllowed(allow) = err {
+            response.headers_mut().insert(ALLOW, HeaderValue::from_static(allow));
+        }
+        return Ok(response);
+    }
+    let (status, message) = if rejection.is_not_found() {
+        (StatusCode::NOT_FOUND, "Not found".to_owned())
+    } else if rejection.find::<MethodNotAllowed>().is_some() {
+        (StatusCode::METHOD_NOT_ALLOWED, "Method not allowed".to_owned())
+    } else if rejection.find::<InvalidQuery>().is_some() {
+        (StatusCode::BAD_REQUEST, "Invalid query string".to_owned())
+    } else if rejection.find::<PayloadTooLarge>().is_some() {
+        (StatusCode::PAYLOAD_TOO_LARGE, ApiError::BodyTooLarge.to_string())
+    } else if let Some(err) = rejection.find::<MissingHeader>() {
+        (StatusCode::BAD_REQUEST, err.to_string())
+    } else if let Some(err) = rejection.find::<InvalidHeader>() {
+        (StatusCode::BAD_REQUEST, err.to_string())
+    } else if let Some(err) = rejection.find::<LengthRequired>() {
+        (StatusCode::LENGTH_REQUIRED, err.to_string())
+    } else if let Some(err) = rejection.find::<UnsupportedMediaType>() {
+        (StatusCode::UNSUPPORTED_MEDIA_TYPE, err.to_string())
+    } else {
+        tracing::error!(?rejection, "unhandled rejection in the simulator API");
+        (StatusCode::INTERNAL_SERVER_ERROR, "Internal server error".to_owned())
+    };
+    Ok(error_response(status, &message))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use minitwit_core::ValidationError;
+
+    #[test]
+    fn statuses_follow_the_contract() {
+        let cases = [
+            (ApiError::NotAuthorized, 403),
+            (ApiError::BadLatest, 400),
+            (ApiError::BodyTooLarge, 413),
+            (ServiceError::UsernameTaken.into(), 400),
+            (ServiceError::Invalid(ValidationError::EmailInvalid).into(), 400),
+            (ServiceError::UnknownUser.into(), 404),
+            (ServiceError::Unavailable.into(), 503),
+            (ServiceError::Internal("secret detail".into()).into(), 500),
+        ];
+        for (err, status) in cases {
+            assert_eq!(err.status().as_u16(), status, "{err:?}");
+        }
+    }
+
+    #[test]
+    fn internal_details_stay_out_of_the_message() {
+        let err = ApiError::from(ServiceError::Internal("secret detail".into()));
+        assert_eq!(err.to_string(), "Internal server error");
+    }
+}

@@ -1,0 +1,244 @@
+//! The API's routes, one filter per endpoint (each filter's doc comment is its route), and
+//! the small filters they share: the service, the credentials check, the `latest` and
+//! `no` query parameters, percent-decoded usernames and size-limited JSON bodies.
+
+use crate::auth::SimConfig;
+use crate::error::ApiError;
+use crate::handlers;
+use crate::models::ApiQuery;
+use futures::TryStreamExt as _;
+use minitwit_core::{MiniTwit, PageSize, ServiceError};
+use percent_encoding::percent_decode_str;
+use serde::de::DeserializeOwned;
+use std::sync::Arc;
+use warp::filters::BoxedFilter;
+use warp::filters::path::FullPath;
+use warp::http::header::AUTHORIZATION;
+use warp::http::{HeaderMap, Method};
+use warp::reply::Response;
+use warp::{Filter, Rejection};
+
+/// Every endpoint, after `latest` has been recorded.
+pub fn api(service: MiniTwit, config: SimConfig) -> BoxedFilter<(Response,)> {
+    let config = Arc::new(config);
+    let endpoints = latest(&service)
+        .or(register(&service))
+        .unify()
+        .or(public_messages(&service, &config))
+        .unify()
+        .or(user_messages(&service, &config))
+        .unify()
+        .or(post_message(&service, &config))
+        .unify()
+        .or(follows(&service, &config))
+        .unify()
+        .or(change_follow(&service, &config))
+        .unify()
+        .or(openapi())
+        .unify()
+        .or(other_methods())
+        .unify();
+    latest_recorded(&service).and(endpoints).boxed()
+}
+
+/// Every request: stores `latest=N` from the query before anything else happens, so it is
+/// recorded whatever the outcome of the request.
+fn latest_recorded(service: &MiniTwit) -> BoxedFilter<()> {
+    warp::query::<ApiQuery>()
+        .and(with_service(service))
+        .and_then(|query: ApiQuery, service| async move {
+            handlers::record_latest(query.latest, service).await.map_err(Rejection::from)
+        })
+        .untuple_one()
+        .boxed()
+}
+
+/// `GET /latest`
+fn latest(service: &MiniTwit) -> BoxedFilter<(Response,)> {
+    warp::path!("latest")
+        .and(warp::get())
+        .and(with_service(service))
+        .and_then(handlers::latest)
+        .boxed()
+}
+
+/// `POST /register`
+fn register(service: &MiniTwit) -> BoxedFilter<(Response,)> {
+    warp::path!("register")
+        .and(warp::post())
+        .and(json_body())
+        .and(with_service(service))
+        .and_then(handlers::register)
+        .boxed()
+}
+
+/// `GET /msgs?no=N`
+fn public_messages(service: &MiniTwit, config: &Arc<SimConfig>) -> BoxedFilter<(Response,)> {
+    warp::path!("msgs")
+        .and(warp::get())
+        .and(authorized(config))
+        .and(page_size())
+        .and(with_service(service))
+        .and_then(handlers::public_messages)
+        .boxed()
+}
+
+/// `GET /msgs/{username}?no=N`
+fn user_messages(service: &MiniTwit, config: &Arc<SimConfig>) -> BoxedFilter<(Response,)> {
+    user_path("msgs")
+        .and(warp::get())
+        .and(authorized(config))
+        .and(page_size())
+        .and(with_service(service))
+        .and_then(handlers::user_messages)
+        .boxed()
+}
+
+/// `POST /msgs/{username}`
+fn post_message(service: &MiniTwit, config: &Arc<SimConfig>) -> BoxedFilter<(Response,)> {
+    user_path("msgs")
+        .and(warp::post())
+        .and(authorized(config))
+        .and(json_body())
+        .and(with_service(service))
+        .and_then(handlers::post_message)
+        .boxed()
+}
+
+/// `GET /fllws/{username}?no=N`
+fn follows(service: &MiniTwit, config: &Arc<SimConfig>) -> BoxedFilter<(Response,)> {
+    user_path("fllws")
+        .and(warp::get())
+        .and(authorized(config))
+        .and(page_size())
+        .and(with_service(service))
+        .and_then(handlers::follows)
+        .boxed()
+}
+
+/// `POST /fllws/{username}`
+fn change_follow(service: &MiniTwit, config: &Arc<SimConfig>) -> BoxedFilter<(Response,)> {
+    user_path("fllws")
+        .and(warp::post())
+        .and(authorized(config))
+        .and(json_body())
+        .and(with_service(service))
+        .and_then(handlers::change_follow)
+        .boxed()
+}
+
+/// `GET /openapi.yaml`, without credentials.
+fn openapi() -> BoxedFilter<(Response,)> {
+    warp::path!("openapi.yaml").and(warp::get()).map(handlers::openapi).boxed()
+}
+
+/// Any method a known path does not support: 405 with the methods it does. (Listed last:
+/// it rejects as "not found" for the supported methods, so it never masks their errors.)
+fn other_methods() -> BoxedFilter<(Response,)> {
+    warp::path::full()
+        .and(warp::method())
+        .and_then(|path: FullPath, method: Method| async move {
+            let allow = match crate::route_label(path.as_str()) {
+                "/latest" | "/msgs" | "/openapi.yaml" => "GET",
+                "/register" => "POST",
+                "/msgs/{username}" | "/fllws/{username}" => "GET, POST",
+                _ => return Err(warp::reject::not_found()),
+            };
+            if allow.split(", ").any(|allowed| allowed == method.as_str()) {
+                return Err(warp::reject::not_found());
+            }
+            Err(Rejection::from(ApiError::MethodNotAllowed(allow)))
+        })
+        .boxed()
+}
+
+/// Injects the service.
+fn with_service(service: &MiniTwit) -> BoxedFilter<(MiniTwit,)> {
+    let service = service.clone();
+    warp::any().map(move || service.clone()).boxed()
+}
+
+/// Passes only requests with the simulator's credentials; 403 otherwise.
+fn authorized(config: &Arc<SimConfig>) -> BoxedFilter<()> {
+    let config = Arc::clone(config);
+    warp::header::headers_cloned()
+        .and_then(move |headers: HeaderMap| {
+            let allowed = config.authorizes(headers.get(AUTHORIZATION));
+            async move { if allowed { Ok(()) } else { Err(Rejection::from(ApiError::NotAuthorized)) } }
+        })
+        .untuple_one()
+        .boxed()
+}
+
+/// The page size from `no` (default and cap from the core); 400 when it is not a count.
+fn page_size() -> BoxedFilter<(PageSize,)> {
+    warp::query::<ApiQuery>()
+        .and_then(|query: ApiQuery| async move {
+            PageSize::parse_api(query.no.as_deref())
+                .map_err(|err| Rejection::from(ApiError::Service(err.into())))
+        })
+        .boxed()
+}
+
+/// `/{prefix}/{username}`, with the username percent-decoded (`Roger%20Histand`). A
+/// segment that does not decode to UTF-8 names nobody: 404.
+fn user_path(prefix: &'static str) -> BoxedFilter<(String,)> {
+    warp::path(prefix)
+        .and(warp::path::param::<String>())
+        .and(warp::path::end())
+        .and_then(|raw: String| async move {
+            percent_decode_str(&raw)
+                .decode_utf8()
+                .map(|name| name.into_owned())
+                .map_err(|_| Rejection::from(ApiError::Service(ServiceError::UnknownUser)))
+        })
+        .boxed()
+}
+
+/// A JSON body of type `T`, read up to [`MAX_BODY_BYTES`](crate::MAX_BODY_BYTES) whether
+/// or not the client announced its length: 413 beyond, 400 when it is not such JSON.
+fn json_body<T: DeserializeOwned + Send + 'static>() -> BoxedFilter<(T,)> {
+    warp::header::optional::<u64>("content-length")
+        .and(warp::body::stream())
+        .and_then(|announced: Option<u64>, body| async move {
+            if announced.is_some_and(|len| len > crate::MAX_BODY_BYTES) {
+                return Err(Rejection::from(ApiError::BodyTooLarge));
+            }
+            let bytes = read_limited(body).await?;
+            parse_object(&bytes).map_err(|err| Rejection::from(ApiError::BadBody(err.to_string())))
+        })
+        .boxed()
+}
+
+/// Parses a JSON object into `T`. Every body of the API is an object: going through a map
+/// first refuses arrays, which serde would otherwise accept as a struct's fields in order.
+fn parse_object<T: DeserializeOwned>(bytes: &[u8]) -> serde_json::Result<T> {
+    let object: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(bytes)?;
+    T::deserialize(serde_json::Value::Object(object))
+}
+
+/// Collects a body stream, refusing it as soon as it grows beyond the limit.
+async fn read_limited<S, B>(body: S) -> Result<Vec<u8>, ApiError>
+where
+    S: futures::Stream<Item = Result<B, warp::Error>>,
+    B: warp::Buf,
+{
+    let mut body = std::pin::pin!(body);
+    let mut bytes = Vec::new();
+    while let Some(mut chunk) =
+        body.try_next().await.map_err(|_| ApiError::BadBody("the body could not be read".into()))?
+    {
+        if bytes.len() + chunk.remaining()
+            > usize::try_from(crate::MAX_BODY_BYTES).unwrap_or(usize::MAX)
+        {
+            return Err(ApiError::BodyTooLarge);
+        }
+        while chunk.has_remaining() {
+            let part = chunk.chunk();
+            bytes.extend_from_slice(part);
+            let len = part.len();
+            chunk.advance(len);
+        }
+    }
+    Ok(bytes)
+}

@@ -1,0 +1,95 @@
+//! Each endpoint's work: turn the parsed request into core types, call the [`MiniTwit`]
+//! service, render the answer. No rule lives here: validation is the core's.
+
+use crate::error::ApiError;
+use crate::models::{FollowBody, FollowsDto, LatestDto, MessageDto, PostBody, RegisterBody};
+use minitwit_core::{MessageText, MiniTwit, PageSize, Registration, Timeline};
+use warp::http::StatusCode;
+use warp::reply::{Reply as _, Response};
+
+/// What a handler returns: a response, or a rejection the rejection handler renders.
+type Handled = Result<Response, warp::Rejection>;
+
+/// 204 with an empty body: the simulator's success for every write.
+fn no_content() -> Response {
+    warp::reply::with_status(warp::reply(), StatusCode::NO_CONTENT).into_response()
+}
+
+/// Stores `latest` when the query carries one; 400 when it is not an integer.
+pub async fn record_latest(latest: Option<String>, service: MiniTwit) -> Result<(), ApiError> {
+    let Some(raw) = latest else { return Ok(()) };
+    let latest = raw.parse::<i64>().map_err(|_| ApiError::BadLatest)?;
+    Ok(service.set_latest(latest).await?)
+}
+
+/// `GET /latest`
+pub async fn latest(service: MiniTwit) -> Handled {
+    let latest = service.latest().await.map_err(ApiError::from)?;
+    Ok(warp::reply::json(&LatestDto { latest }).into_response())
+}
+
+/// `POST /register`
+pub async fn register(body: RegisterBody, service: MiniTwit) -> Handled {
+    let field = |value: &Option<String>| value.clone().unwrap_or_default();
+    let registration =
+        Registration::parse(&field(&body.username), &field(&body.email), &field(&body.pwd), None)
+            .map_err(|err| ApiError::Service(err.into()))?;
+    service.register(registration).await.map_err(ApiError::from)?;
+    Ok(no_content())
+}
+
+/// `GET /msgs`
+pub async fn public_messages(size: PageSize, service: MiniTwit) -> Handled {
+    messages(Timeline::Public, size, &service).await
+}
+
+/// `GET /msgs/{username}`
+pub async fn user_messages(username: String, size: PageSize, service: MiniTwit) -> Handled {
+    let user = service.user(&username).await.map_err(ApiError::from)?;
+    messages(Timeline::User(user.id), size, &service).await
+}
+
+/// The first `size` messages of `timeline` in the reference's shape.
+async fn messages(timeline: Timeline, size: PageSize, service: &MiniTwit) -> Handled {
+    let page = service.timeline(timeline, None, size).await.map_err(ApiError::from)?;
+    let messages: Vec<MessageDto> = page.entries.into_iter().map(MessageDto::from).collect();
+    Ok(warp::reply::json(&messages).into_response())
+}
+
+/// `POST /msgs/{username}`
+pub async fn post_message(username: String, body: PostBody, service: MiniTwit) -> Handled {
+    let author = service.user(&username).await.map_err(ApiError::from)?;
+    let text = MessageText::parse(&body.content).map_err(|err| ApiError::Service(err.into()))?;
+    service.post(&author, text).await.map_err(ApiError::from)?;
+    Ok(no_content())
+}
+
+/// `GET /fllws/{username}`
+pub async fn follows(username: String, size: PageSize, service: MiniTwit) -> Handled {
+    let user = service.user(&username).await.map_err(ApiError::from)?;
+    let follows = service.followees(&user, size).await.map_err(ApiError::from)?;
+    Ok(warp::reply::json(&FollowsDto { follows }).into_response())
+}
+
+/// `POST /fllws/{username}`
+pub async fn change_follow(username: String, body: FollowBody, service: MiniTwit) -> Handled {
+    let (target, follow) = match body {
+        FollowBody::Follow(target) => (target, true),
+        FollowBody::Unfollow(target) => (target, false),
+    };
+    let user = service.user(&username).await.map_err(ApiError::from)?;
+    let target = service.user(&target).await.map_err(ApiError::from)?;
+    let changed = if follow {
+        service.follow(&user, &target).await
+    } else {
+        service.unfollow(&user, &target).await
+    };
+    changed.map_err(ApiError::from)?;
+    Ok(no_content())
+}
+
+/// `GET /openapi.yaml`
+pub fn openapi() -> Response {
+    let reply = warp::reply::with_header(crate::OPENAPI_YAML, "content-type", "application/yaml");
+    reply.into_response()
+}

@@ -1,0 +1,133 @@
+//! `import`: a whole [`ImportBatch`] in one transaction, written with `UNNEST` batch
+//! inserts of a few thousand rows per statement, after which the id sequences continue
+//! above the largest imported ids.
+
+use crate::error::backend_error;
+use minitwit_core::{ImportBatch, StoreError, StoreResult, UserId};
+use sqlx::{PgPool, Postgres, Transaction};
+use std::collections::HashSet;
+
+/// Rows per `INSERT … SELECT FROM UNNEST(…)` statement.
+const CHUNK: usize = 10_000;
+
+/// Writes `batch` all or nothing.
+pub(crate) async fn run(pool: &PgPool, batch: ImportBatch) -> StoreResult<()> {
+    let mut tx = pool.begin().await.map_err(backend_error)?;
+    insert_users(&mut tx, &batch).await?;
+    if let Some(missing) = first_missing_user(&mut tx, &batch).await? {
+        return Err(StoreError::UnknownUser(missing));
+    }
+    insert_messages(&mut tx, &batch).await?;
+    insert_follows(&mut tx, &batch).await?;
+    let max_user = batch.users.iter().map(|u| u.id).max();
+    let max_message = batch.messages.iter().map(|m| m.id).max();
+    continue_sequence(&mut tx, "users", max_user).await?;
+    continue_sequence(&mut tx, "messages", max_message).await?;
+    tx.commit().await.map_err(backend_error)
+}
+
+async fn insert_users(
+    tx: &mut Transaction<'static, Postgres>,
+    batch: &ImportBatch,
+) -> StoreResult<()> {
+    for chunk in batch.users.chunks(CHUNK) {
+        sqlx::query(
+            "INSERT INTO users (id, username, email, pw_hash, disabled)
+             SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::BOOLEAN[])",
+        )
+        .bind(chunk.iter().map(|u| u.id).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|u| u.username.as_str()).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|u| u.email.as_str()).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|u| u.pw_hash.as_str()).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|u| u.disabled).collect::<Vec<_>>())
+        .execute(&mut **tx)
+        .await
+        .map_err(backend_error)?;
+    }
+    Ok(())
+}
+
+/// The first user id, in batch order (message authors, then follow pairs), that
+/// neither the store nor the batch holds.
+async fn first_missing_user(
+    tx: &mut Transaction<'static, Postgres>,
+    batch: &ImportBatch,
+) -> StoreResult<Option<UserId>> {
+    let mut seen = HashSet::new();
+    let referenced: Vec<UserId> = batch
+        .messages
+        .iter()
+        .map(|m| m.author_id)
+        .chain(batch.follows.iter().flat_map(|f| [f.follower, f.followee]))
+        .filter(|id| seen.insert(*id))
+        .collect();
+    sqlx::query_scalar::<_, i64>(
+        "SELECT r.id FROM UNNEST($1::BIGINT[]) WITH ORDINALITY AS r (id, n)
+         WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.id = r.id)
+         ORDER BY r.n LIMIT 1",
+    )
+    .bind(referenced)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(backend_error)
+}
+
+async fn insert_messages(
+    tx: &mut Transaction<'static, Postgres>,
+    batch: &ImportBatch,
+) -> StoreResult<()> {
+    for chunk in batch.messages.chunks(CHUNK) {
+        sqlx::query(
+            "INSERT INTO messages (id, author_id, text, pub_date, flagged)
+             SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::BIGINT[], $5::BOOLEAN[])",
+        )
+        .bind(chunk.iter().map(|m| m.id).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|m| m.author_id).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|m| m.text.as_str()).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|m| m.pub_date).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|m| m.flagged).collect::<Vec<_>>())
+        .execute(&mut **tx)
+        .await
+        .map_err(backend_error)?;
+    }
+    Ok(())
+}
+
+/// Pairs the store holds already are kept, as `follow` does.
+async fn insert_follows(
+    tx: &mut Transaction<'static, Postgres>,
+    batch: &ImportBatch,
+) -> StoreResult<()> {
+    for chunk in batch.follows.chunks(CHUNK) {
+        sqlx::query(
+            "INSERT INTO follows (follower_id, followee_id)
+             SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[]) ON CONFLICT DO NOTHING",
+        )
+        .bind(chunk.iter().map(|f| f.follower).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|f| f.followee).collect::<Vec<_>>())
+        .execute(&mut **tx)
+        .await
+        .map_err(backend_error)?;
+    }
+    Ok(())
+}
+
+/// Moves `table`'s id sequence up to `max_imported` if it is behind, never down:
+/// ids are never reused.
+async fn continue_sequence(
+    tx: &mut Transaction<'static, Postgres>,
+    table: &'static str,
+    max_imported: Option<i64>,
+) -> StoreResult<()> {
+    let Some(max_imported) = max_imported else { return Ok(()) };
+    sqlx::query(
+        "SELECT setval(s::REGCLASS, GREATEST($2, COALESCE(pg_sequence_last_value(s::REGCLASS), 1)))
+         FROM pg_get_serial_sequence($1, 'id') AS s",
+    )
+    .bind(table)
+    .bind(max_imported)
+    .execute(&mut **tx)
+    .await
+    .map_err(backend_error)?;
+    Ok(())
+}

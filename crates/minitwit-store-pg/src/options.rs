@@ -1,0 +1,30 @@
+//! [`PgOptions`]: the connection pool's size and timeouts, from configuration.
+
+use std::time::Duration;
+
+/// How a [`crate::PgStore`] sizes its connection pool and how long it waits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PgOptions {
+    /// The most connections the pool opens. Each replica holds up to this many, so
+    /// replicas × this must stay below the server's `max_connections`.
+    pub max_connections: u32,
+    /// Connections kept open while idle.
+    pub min_connections: u32,
+    /// How long an operation waits for a connection before failing with
+    /// [`minitwit_core::StoreError::Unavailable`]. Short, so an outage answers 503
+    /// quickly instead of piling up requests.
+    pub acquire_timeout: Duration,
+    /// The server-side limit on one statement (`statement_timeout`); `None` for none.
+    pub statement_timeout: Option<Duration>,
+}
+
+impl Default for PgOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 10,
+            min_connections: 0,
+            acquire_timeout: Duration::from_secs(2),
+            statement_timeout: Some(Duration::from_secs(30)),
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! Rows as queries return them, and their conversion into the core's records.
+
+use minitwit_core::{Message, TimelineEntry, User};
+
+/// A `users` row.
+#[derive(sqlx::FromRow)]
+pub(crate) struct UserRow {
+    id: i64,
+    username: String,
+    email: String,
+    pw_hash: String,
+    disabled: bool,
+}
+
+impl From<UserRow> for User {
+    fn from(r: UserRow) -> Self {
+        User {
+            id: r.id,
+            username: r.username,
+            email: r.email,
+            pw_hash: r.pw_hash,
+            disabled: r.disabled,
+        }
+    }
+}
+
+/// A `messages` row.
+#[derive(sqlx::FromRow)]
+pub(crate) struct MessageRow {
+    id: i64,
+    author_id: i64,
+    text: String,
+    pub_date: i64,
+    flagged: bool,
+}
+
+impl From<MessageRow> for Message {
+    fn from(r: MessageRow) -> Self {
+        Message {
+            id: r.id,
+            author_id: r.author_id,
+            text: r.text,
+            pub_date: r.pub_date,
+            flagged: r.flagged,
+        }
+    }
+}
+
+/// A timeline query's row: a message joined with its author.
+#[derive(sqlx::FromRow)]
+pub(crate) struct EntryRow {
+    id: i64,
+    author_id: i64,
+    author: String,
+    email: String,
+    text: String,
+    pub_date: i64,
+}
+
+impl From<EntryRow> for TimelineEntry {
+    fn from(r: EntryRow) -> Self {
+        TimelineEntry {
+            id: r.id,
+            author_id: r.author_id,
+            author: r.author,
+            email: r.email,
+            text: r.text,
+            pub_date: r.pub_date,
+        }
+    }
+}
+
+/// The totals, summed over the counter slots.
+#[derive(sqlx::FromRow)]
+pub(crate) struct CountsRow {
+    pub(crate) users: i64,
+    pub(crate) messages: i64,
+    pub(crate) follows: i64,
+    pub(crate) flagged: i64,
+}
+
+/// Converts rows into records.
+pub(crate) fn into_all<R, T: From<R>>(rows: Vec<R>) -> Vec<T> {
+    rows.into_iter().map(T::from).collect()
+}

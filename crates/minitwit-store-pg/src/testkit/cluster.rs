@@ -1,0 +1,212 @@
+//! [`TestCluster`]: a throwaway PostgreSQL server in a temporary directory, reachable
+//! only through a Unix socket in that directory (no TCP port to clash over).
+//!
+//! PostgreSQL refuses to run as root, so as root `initdb`, `pg_ctl` and the server run
+//! as the `postgres` system user (`runuser -u postgres --`) in a directory it owns.
+//! A watchdog process (`sh`) waits for end-of-file on a pipe that only this process
+//! holds open; when this process exits in any way, even killed, the pipe closes and the
+//! watchdog stops the server and deletes the directory: no orphaned servers.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+
+/// The socket's port number: it only names the socket file, as nothing listens on TCP.
+const PORT: u16 = 5432;
+
+/// Why a throwaway server could not be started. Its message says how to fix it.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "cannot start a throwaway PostgreSQL for the tests: {0}. \
+     Fix: install the server (Debian: `apt-get install postgresql`; as root the tests run it \
+     as the `postgres` user through `runuser`, from util-linux), or set \
+     MINITWIT_TEST_DATABASE_URL to a server where this user may CREATE DATABASE"
+)]
+pub struct ClusterError(String);
+
+impl ClusterError {
+    fn io(what: &str, err: io::Error) -> Self {
+        Self(format!("{what}: {err}"))
+    }
+}
+
+/// A running throwaway PostgreSQL server, superuser `postgres` without password.
+/// Dropping it stops the server and deletes its files.
+#[derive(Debug)]
+pub struct TestCluster {
+    root: PathBuf,
+    bin: PathBuf,
+    as_postgres: bool,
+    watchdog: Option<(Child, ChildStdin)>,
+}
+
+impl TestCluster {
+    /// Starts a server tuned for tests: `fsync` and synchronous commit are off, so a
+    /// crash of the machine could lose data, which a test does not mind.
+    pub fn start() -> Result<Self, ClusterError> {
+        Self::start_with(false)
+    }
+
+    /// Starts a server that makes commits durable as production does (for benchmarks).
+    pub fn start_durable() -> Result<Self, ClusterError> {
+        Self::start_with(true)
+    }
+
+    fn start_with(durable: bool) -> Result<Self, ClusterError> {
+        let bin = find_binaries()?;
+        let root = tempfile::Builder::new()
+            .prefix("minitwit-pg-")
+            .tempdir_in("/tmp")
+            .map_err(|e| ClusterError::io("creating a directory in /tmp", e))?
+            .keep();
+        let mut cluster = Self { root, bin, as_postgres: running_as_root(), watchdog: None };
+        if cluster.as_postgres {
+            run(Command::new("chown").arg("postgres:").arg(&cluster.root), "chown")?;
+        }
+        cluster.watchdog = Some(cluster.spawn_watchdog()?);
+        let data = cluster.data_dir();
+        let mut initdb = cluster.command("initdb");
+        initdb.arg("-D").arg(&data).args(["-U", "postgres", "-A", "trust", "-E", "UTF8"]);
+        run(initdb.args(["--locale=C", "--no-sync", "--no-instructions"]), "initdb")?;
+        cluster.configure(durable)?;
+        cluster.resume()?;
+        Ok(cluster)
+    }
+
+    /// A connection URL for `database` on this server.
+    pub fn url(&self, database: &str) -> String {
+        format!("postgres://postgres@localhost:{PORT}/{database}?host={}", self.root.display())
+    }
+
+    /// Stops the server (fast shutdown: open connections are cut). For outage tests.
+    pub fn stop(&self) -> Result<(), ClusterError> {
+        let mut stop = self.command("pg_ctl");
+        run(
+            stop.arg("stop").arg("-D").arg(self.data_dir()).args(["-m", "fast", "-w"]),
+            "pg_ctl stop",
+        )
+    }
+
+    /// Starts the server again after [`TestCluster::stop`].
+    pub fn resume(&self) -> Result<(), ClusterError> {
+        let mut start = self.command("pg_ctl");
+        start.arg("start").arg("-D").arg(self.data_dir()).args(["-w", "-t", "60", "-l"]);
+        run(start.arg(self.root.join("server.log")), "pg_ctl start")
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.root.join("data")
+    }
+
+    /// A command running PostgreSQL's `program`, as the `postgres` user when we are root.
+    fn command(&self, program: &str) -> Command {
+        let program = self.bin.join(program);
+        if self.as_postgres {
+            let mut command = Command::new("runuser");
+            command.args(["-u", "postgres", "--"]).arg(program);
+            command
+        } else {
+            Command::new(program)
+        }
+    }
+
+    /// Socket only, in our directory; the test settings appended to `postgresql.conf`.
+    fn configure(&self, durable: bool) -> Result<(), ClusterError> {
+        let mut settings = format!(
+            "\nlisten_addresses = ''\nunix_socket_directories = '{}'\nport = {PORT}\n\
+             max_connections = 200\n",
+            self.root.display()
+        );
+        if !durable {
+            settings.push_str("fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n");
+        }
+        let conf = self.data_dir().join("postgresql.conf");
+        let mut current = std::fs::read_to_string(&conf)
+            .map_err(|e| ClusterError::io("reading postgresql.conf", e))?;
+        current.push_str(&settings);
+        std::fs::write(&conf, current).map_err(|e| ClusterError::io("writing postgresql.conf", e))
+    }
+
+    /// Starts the watchdog: it blocks reading its stdin, which only we hold open.
+    fn spawn_watchdog(&self) -> Result<(Child, ChildStdin), ClusterError> {
+        let stop = self.command("pg_ctl");
+        let mut watchdog = Command::new("sh");
+        watchdog
+            .arg("-c")
+            .arg(r#"root="$1"; shift; cat >/dev/null; "$@" >/dev/null 2>&1; rm -rf "$root""#)
+            .arg("minitwit-pg-watchdog")
+            .arg(&self.root)
+            .arg(stop.get_program())
+            .args(stop.get_args())
+            .arg("stop")
+            .arg("-D")
+            .arg(self.data_dir())
+            .args(["-m", "immediate"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        // Its own process group: a Ctrl-C aimed at the tests must not kill it first.
+        std::os::unix::process::CommandExt::process_group(&mut watchdog, 0);
+        let mut child = watchdog.spawn().map_err(|e| ClusterError::io("starting sh", e))?;
+        let stdin = child.stdin.take().ok_or_else(|| ClusterError("no pipe to sh".into()))?;
+        Ok((child, stdin))
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        if let Some((mut child, stdin)) = self.watchdog.take() {
+            drop(stdin);
+            // Waiting makes "dropped" mean "stopped"; an error leaves nothing to do.
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Runs `command` to completion; its output becomes the error if it fails.
+fn run(command: &mut Command, what: &str) -> Result<(), ClusterError> {
+    let output = command
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| ClusterError::io(&format!("running {what}"), e))?;
+    if output.status.success() {
+        return Ok(());
+    }
+    Err(ClusterError(format!(
+        "{what} failed ({}): {}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )))
+}
+
+/// The directory holding `initdb` and `pg_ctl`: on `PATH`, or the newest
+/// `/usr/lib/postgresql/*/bin` (Debian keeps them off `PATH`).
+fn find_binaries() -> Result<PathBuf, ClusterError> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let on_path = std::env::split_paths(&path).find(|dir| has_binaries(dir));
+    let debian = std::fs::read_dir("/usr/lib/postgresql").into_iter().flatten().flatten();
+    let mut versions: Vec<(u32, PathBuf)> = debian
+        .filter_map(|entry| {
+            let version = entry.file_name().to_str()?.parse().ok()?;
+            Some((version, entry.path().join("bin")))
+        })
+        .filter(|(_, bin)| has_binaries(bin))
+        .collect();
+    versions.sort();
+    on_path.or_else(|| versions.pop().map(|(_, bin)| bin)).ok_or_else(|| {
+        ClusterError(
+            "initdb and pg_ctl are neither on PATH nor in /usr/lib/postgresql/*/bin".into(),
+        )
+    })
+}
+
+fn has_binaries(dir: &Path) -> bool {
+    dir.join("initdb").is_file() && dir.join("pg_ctl").is_file()
+}
+
+/// Whether this process runs as root (`/proc/self` belongs to the effective user).
+fn running_as_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}

@@ -1,0 +1,174 @@
+//! A real PostgreSQL for tests, started by the tests themselves: one throwaway server
+//! ([`TestCluster`]) per test process, shared by its tests, and a fresh database per
+//! test, copied from a migrated template database so creating one is quick.
+//!
+//! Set `MINITWIT_TEST_DATABASE_URL` to use an existing server instead: each test then
+//! gets a fresh database created on it (the URL's user must be allowed to create
+//! databases), migrated when a store connects.
+//!
+//! If no server can be had, these functions panic with a message saying how to fix
+//! it: the tests fail, they never skip.
+//!
+//! ```no_run
+//! # async fn demo() {
+//! let (store, _db) = minitwit_store_pg::testkit::fresh_store().await;
+//! let (url, _other) = minitwit_store_pg::testkit::fresh_database_url().await;
+//! # let _ = (store, url); }
+//! ```
+
+mod cluster;
+mod url;
+
+pub use cluster::{ClusterError, TestCluster};
+
+use crate::{PgOptions, PgStore};
+use minitwit_core::Store;
+use sqlx::{Connection, Executor, PgConnection};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+/// The environment variable naming a server to use instead of a throwaway one.
+pub const DATABASE_URL_VAR: &str = "MINITWIT_TEST_DATABASE_URL";
+
+/// The migrated database every fresh one is copied from (throwaway server only).
+const TEMPLATE: &str = "minitwit_template";
+
+/// Where the test databases live.
+enum Server {
+    /// Our own throwaway server; fresh databases are copies of [`TEMPLATE`].
+    Throwaway(TestCluster),
+    /// A server named by [`DATABASE_URL_VAR`]; fresh databases start empty.
+    External(String),
+}
+
+impl Server {
+    /// The URL of `database` on this server.
+    fn url(&self, database: &str) -> String {
+        match self {
+            Server::Throwaway(cluster) => cluster.url(database),
+            Server::External(url) => url::with_database(url, database),
+        }
+    }
+
+    /// A URL of a database that always exists, for creating and dropping others.
+    fn admin_url(&self) -> String {
+        match self {
+            Server::Throwaway(cluster) => cluster.url("postgres"),
+            Server::External(url) => url.clone(),
+        }
+    }
+}
+
+/// The process's server, started on first use. Never dropped: the cluster's watchdog
+/// stops it when the process exits.
+fn server() -> &'static Server {
+    static SERVER: OnceLock<Server> = OnceLock::new();
+    SERVER.get_or_init(|| match std::env::var(DATABASE_URL_VAR) {
+        Ok(url) if !url.is_empty() => Server::External(url),
+        _ => Server::Throwaway(TestCluster::start().unwrap_or_else(|e| panic!("{e}"))),
+    })
+}
+
+/// A fresh, empty, migrated database; it is dropped with the returned guard. Panics
+/// (with the fix) when no PostgreSQL can be had.
+pub async fn fresh_database_url() -> (String, TestDatabase) {
+    let server = server();
+    if let Server::Throwaway(cluster) = server {
+        ensure_template(cluster).await;
+    }
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let name =
+        format!("minitwit_test_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+    let create = match server {
+        Server::Throwaway(_) => format!("CREATE DATABASE {name} TEMPLATE {TEMPLATE}"),
+        Server::External(_) => format!("CREATE DATABASE {name}"),
+    };
+    let admin_url = server.admin_url();
+    execute(&admin_url, &create).await;
+    let guard = TestDatabase { name: name.clone(), admin_url };
+    (server.url(&name), guard)
+}
+
+/// A [`PgStore`] on a fresh database (see [`fresh_database_url`]), as the conformance
+/// suite wants it.
+pub async fn fresh_store() -> (Arc<dyn Store>, TestDatabase) {
+    let (url, guard) = fresh_database_url().await;
+    (Arc::new(connect(&url).await), guard)
+}
+
+/// Connects a store to `url` with test settings: a small pool and a generous wait for
+/// connections, so a busy machine does not fail tests.
+pub async fn connect(url: &str) -> PgStore {
+    let options = PgOptions {
+        max_connections: 4,
+        acquire_timeout: Duration::from_secs(60),
+        ..PgOptions::default()
+    };
+    PgStore::connect(url, options).await.unwrap_or_else(|e| panic!("connecting to {url}: {e}"))
+}
+
+/// Creates and migrates the template database once per process.
+async fn ensure_template(cluster: &TestCluster) {
+    static DONE: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    DONE.get_or_init(|| async {
+        execute(&cluster.url("postgres"), &format!("CREATE DATABASE {TEMPLATE}")).await;
+        let url = cluster.url(TEMPLATE);
+        let mut conn = PgConnection::connect(&url)
+            .await
+            .unwrap_or_else(|e| panic!("connecting to the template database: {e}"));
+        crate::store::MIGRATOR
+            .run(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("migrating the template database: {e}"));
+        // Copying a database needs it to have no connections.
+        conn.close().await.unwrap_or_else(|e| panic!("closing the template connection: {e}"));
+    })
+    .await;
+}
+
+/// Runs one statement on its own connection to `url`; panics on failure.
+async fn execute(url: &str, sql: &str) {
+    let mut conn = PgConnection::connect(url)
+        .await
+        .unwrap_or_else(|e| panic!("connecting to the test server ({url}): {e}"));
+    conn.execute(sqlx::AssertSqlSafe(sql)).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    // Closing politely only matters to the server's log.
+    let _ = conn.close().await;
+}
+
+/// A test database; dropping it drops the database (and cuts its connections).
+#[derive(Debug)]
+pub struct TestDatabase {
+    name: String,
+    admin_url: String,
+}
+
+impl TestDatabase {
+    /// The database's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        let url = self.admin_url.clone();
+        // Drop runs without an async context of its own (maybe inside a runtime that
+        // must not be blocked on), so the statement runs on a runtime of its own thread.
+        let dropping = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
+            if let Ok(runtime) = runtime {
+                runtime.block_on(async {
+                    if let Ok(mut conn) = PgConnection::connect(&url).await {
+                        let _ = conn.execute(sqlx::AssertSqlSafe(sql)).await;
+                        let _ = conn.close().await;
+                    }
+                });
+            }
+        });
+        // Best effort: a leftover database vanishes with the throwaway server anyway.
+        let _ = dropping.join();
+    }
+}

@@ -1,0 +1,102 @@
+//! [`WebConfig`]: what the site needs besides the service — the session key, cookie and
+//! proxy settings, login throttling quotas and the body size limit — with good defaults.
+
+use std::fmt;
+use std::time::Duration;
+
+/// The shortest session key accepted, in bytes: the cookie keys are derived from it
+/// (HKDF-SHA256), which needs at least 256 bits of key material.
+pub const MIN_SESSION_KEY_LEN: usize = 32;
+
+/// Why a configuration was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// The session key is shorter than [`MIN_SESSION_KEY_LEN`] bytes.
+    #[error("the session key must be at least {MIN_SESSION_KEY_LEN} bytes long, got {0}")]
+    SessionKeyTooShort(usize),
+}
+
+/// The secret from which the cookie encryption keys are derived. Never printed.
+#[derive(Clone)]
+pub struct SessionKey(Vec<u8>);
+
+impl SessionKey {
+    /// The key bytes.
+    pub(crate) fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SessionKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SessionKey(<redacted>)")
+    }
+}
+
+/// A rate limit: `burst` attempts at once, then one more every `replenish_every`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Throttle {
+    /// How many attempts may be made at once. Zero is treated as one.
+    pub burst: u32,
+    /// How long until one more attempt is allowed. Zero is treated as one nanosecond.
+    pub replenish_every: Duration,
+}
+
+/// What the site needs besides the service. Build it with [`WebConfig::new`] and adjust
+/// the public fields.
+#[derive(Debug, Clone)]
+pub struct WebConfig {
+    session_key: SessionKey,
+    /// Mark cookies `Secure` (when the site is served over HTTPS). Default: off.
+    pub secure_cookies: bool,
+    /// How long a sign-in lasts. Default: 30 days.
+    pub session_max_age: Duration,
+    /// Login attempts per account name. Default: 10 at once, then one every 6 seconds.
+    pub login_per_account: Throttle,
+    /// Login attempts per client address (IPv6 by /64). Default: 30 at once, then one
+    /// every 2 seconds.
+    pub login_per_address: Throttle,
+    /// Take the client address from the last `X-Forwarded-For` entry (set this only
+    /// behind a reverse proxy that appends it). Default: off.
+    pub trust_forwarded_for: bool,
+    /// The largest form body accepted, in bytes; larger ones get 413. Default: 64 KiB.
+    pub max_form_bytes: u64,
+}
+
+impl WebConfig {
+    /// A configuration with good defaults, signing and encrypting cookies with keys
+    /// derived from `session_key` (at least [`MIN_SESSION_KEY_LEN`] bytes; the core's
+    /// `MiniTwit::session_key()` gives 64 random bytes).
+    pub fn new(session_key: impl Into<Vec<u8>>) -> Result<Self, ConfigError> {
+        let key = session_key.into();
+        if key.len() < MIN_SESSION_KEY_LEN {
+            return Err(ConfigError::SessionKeyTooShort(key.len()));
+        }
+        Ok(Self {
+            session_key: SessionKey(key),
+            secure_cookies: false,
+            session_max_age: Duration::from_secs(30 * 24 * 60 * 60),
+            login_per_account: Throttle { burst: 10, replenish_every: Duration::from_secs(6) },
+            login_per_address: Throttle { burst: 30, replenish_every: Duration::from_secs(2) },
+            trust_forwarded_for: false,
+            max_form_bytes: 64 * 1024,
+        })
+    }
+
+    /// The session key.
+    pub fn session_key(&self) -> &SessionKey {
+        &self.session_key
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_short_keys_and_hides_the_key() {
+        assert_eq!(WebConfig::new(vec![1; 31]).unwrap_err(), ConfigError::SessionKeyTooShort(31));
+        let config = WebConfig::new(vec![7; 64]).unwrap();
+        assert!(!format!("{config:?}").contains("7, 7"));
+    }
+}

@@ -1,0 +1,135 @@
+//! [`WebError`]: why a request failed, each variant with its HTTP status; and the single
+//! rejection handler that turns every failure into an HTML error page that leaks nothing.
+
+use crate::site::Site;
+use minitwit_core::ServiceError;
+use std::convert::Infallible;
+use std::sync::Arc;
+use warp::http::StatusCode;
+use warp::reject::{
+    InvalidHeader, InvalidQuery, LengthRequired, MethodNotAllowed, PayloadTooLarge, Reject,
+    Rejection, UnsupportedMediaType,
+};
+use warp::reply::Response;
+
+/// Why a request failed. The variant decides the status and the page shown; details
+/// are for the log only.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WebError {
+    /// 400: a malformed request (a bad page token, say).
+    #[error("bad request: {0}")]
+    BadRequest(&'static str),
+    /// 401: the action needs a signed-in user.
+    #[error("not signed in")]
+    Unauthorized,
+    /// 403: a state-changing request from another site.
+    #[error("cross-site request refused")]
+    CrossSite,
+    /// 403: the account may not do this (disabled).
+    #[error("forbidden")]
+    Forbidden,
+    /// 404: no such page or user.
+    #[error("not found")]
+    NotFound,
+    /// 503: the store cannot be reached.
+    #[error("service unavailable")]
+    Unavailable,
+    /// 500: a failure inside the server; the detail is logged, never shown.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Reject for WebError {}
+
+impl From<ServiceError> for WebError {
+    fn from(err: ServiceError) -> Self {
+        match err {
+            ServiceError::Invalid(_) | ServiceError::UsernameTaken => {
+                Self::BadRequest("invalid input")
+            }
+            ServiceError::UnknownUser | ServiceError::UnknownMessage(_) => Self::NotFound,
+            ServiceError::InvalidUsername | ServiceError::InvalidPassword => Self::Unauthorized,
+            ServiceError::AccountDisabled => Self::Forbidden,
+            ServiceError::Unavailable => Self::Unavailable,
+            ServiceError::Internal(detail) => Self::Internal(detail),
+        }
+    }
+}
+
+impl WebError {
+    /// The status answered.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::CrossSite | Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+/// What an error page says for `status`: safe, fixed texts.
+pub(crate) fn explanation(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 => "The request could not be understood. Please check the address and try again.",
+        401 => "You have to sign in to do that.",
+        403 => "This request was refused. Requests from other sites cannot change anything here.",
+        404 => "There is nothing here. Please check the address.",
+        405 => "This address does not accept that kind of request.",
+        411 | 413 => "The request is too large.",
+        415 => "The request was sent in a form this site does not understand.",
+        429 => "Too many requests. Please wait a moment and try again.",
+        503 => "MiniTwit is temporarily unavailable. Please try again in a moment.",
+        _ => "Something went wrong on our side. Please try again later.",
+    }
+}
+
+/// The status of a rejection warp produced.
+fn status_of(rejection: &Rejection) -> StatusCode {
+    if rejection.is_not_found() {
+        StatusCode::NOT_FOUND
+    } else if rejection.find::<PayloadTooLarge>().is_some() {
+        StatusCode::PAYLOAD_TOO_LARGE
+    } else if rejection.find::<LengthRequired>().is_some() {
+        StatusCode::LENGTH_REQUIRED
+    } else if rejection.find::<MethodNotAllowed>().is_some() {
+        StatusCode::METHOD_NOT_ALLOWED
+    } else if rejection.find::<UnsupportedMediaType>().is_some() {
+        StatusCode::UNSUPPORTED_MEDIA_TYPE
+    } else if rejection.find::<InvalidQuery>().is_some()
+        || rejection.find::<InvalidHeader>().is_some()
+        || rejection.find::<warp::filters::body::BodyDeserializeError>().is_some()
+    {
+        StatusCode::BAD_REQUEST
+    } else {
+        tracing::error!(?rejection, "unhandled rejection");
+        StatusCode::INTERNAL_SERVER_ERROR
+    }
+}
+
+/// The site's one rejection handler: every failure becomes an HTML error page.
+pub(crate) async fn handle_rejection(
+    site: Arc<Site>,
+    rejection: Rejection,
+) -> Result<Response, Infallible> {
+    match rejection.find::<WebError>() {
+        Some(err) => Ok(site.error_response(err)),
+        None => Ok(site.error_page(status_of(&rejection))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_errors_map_to_documented_statuses() {
+        let status = |e: ServiceError| WebError::from(e).status().as_u16();
+        assert_eq!(status(ServiceError::UnknownUser), 404);
+        assert_eq!(status(ServiceError::Unavailable), 503);
+        assert_eq!(status(ServiceError::AccountDisabled), 403);
+        assert_eq!(status(ServiceError::Internal("secret detail".into())), 500);
+    }
+}

@@ -1,0 +1,217 @@
+//! The routes as warp filters, one per row of SPEC.md §2, and the shared filters they
+//! are built from (state, session, cross-site guard, body limit, client address).
+
+use crate::error::{self, WebError};
+use crate::handlers::account::{self, LoginForm, RegisterForm};
+use crate::handlers::actions::{self, MessageForm, Relation};
+use crate::handlers::statics;
+use crate::handlers::timeline::{self, PageQuery};
+use crate::security::{add_security_headers, client_address, is_cross_site};
+use crate::site::{Site, Visit};
+use serde::de::DeserializeOwned;
+use std::convert::Infallible;
+use std::net::IpAddr;
+use std::sync::Arc;
+use warp::filters::BoxedFilter;
+use warp::http::HeaderMap;
+use warp::http::header::COOKIE;
+use warp::reply::Response;
+use warp::{Filter, Rejection};
+
+/// The whole site: every route, one rejection handler, security headers on everything.
+pub(crate) fn site(site: Arc<Site>) -> BoxedFilter<(Response,)> {
+    let recover_site = site.clone();
+    pages(site)
+        .recover(move |rejection| error::handle_rejection(recover_site.clone(), rejection))
+        .unify()
+        .map(|mut response: Response| {
+            add_security_headers(response.headers_mut());
+            response
+        })
+        .boxed()
+}
+
+fn pages(site: Arc<Site>) -> BoxedFilter<(Response,)> {
+    let s = &site;
+    home(s)
+        .or(public(s))
+        .unify()
+        .or(register(s))
+        .unify()
+        .or(login(s))
+        .unify()
+        .or(logout(s))
+        .unify()
+        .or(add_message(s))
+        .unify()
+        .or(static_files(s))
+        .unify()
+        .or(follow(s))
+        .unify()
+        .or(user(s))
+        .unify()
+        .boxed()
+}
+
+/// The shared state.
+fn with_site(
+    site: &Arc<Site>,
+) -> impl Filter<Extract = (Arc<Site>,), Error = Infallible> + Clone + use<> {
+    let site = site.clone();
+    warp::any().map(move || site.clone())
+}
+
+/// The reader: session cookie and signed-in user.
+fn visit(site: &Arc<Site>) -> impl Filter<Extract = (Visit,), Error = Rejection> + Clone + use<> {
+    with_site(site).and(warp::header::headers_cloned()).and_then(
+        |site: Arc<Site>, headers: HeaderMap| async move {
+            let cookie = headers.get(COOKIE).and_then(|v| v.to_str().ok());
+            site.visit(cookie).await.map_err(warp::reject::custom)
+        },
+    )
+}
+
+/// Refuses state-changing requests from other sites (SPEC.md §5) with 403.
+fn same_site() -> impl Filter<Extract = (), Error = Rejection> + Clone {
+    warp::header::headers_cloned()
+        .and_then(|headers: HeaderMap| async move {
+            if is_cross_site(&headers) {
+                Err(warp::reject::custom(WebError::CrossSite))
+            } else {
+                Ok(())
+            }
+        })
+        .untuple_one()
+}
+
+/// A url-encoded form, at most `max_form_bytes` long (413 beyond).
+fn form<T: DeserializeOwned + Send + 'static>(
+    site: &Site,
+) -> impl Filter<Extract = (T,), Error = Rejection> + Clone + use<T> {
+    warp::body::content_length_limit(site.config.max_form_bytes).and(warp::body::form())
+}
+
+/// The client address used for throttling.
+fn client(
+    site: &Arc<Site>,
+) -> impl Filter<Extract = (Option<IpAddr>,), Error = Infallible> + Clone + use<> {
+    let trust = site.config.trust_forwarded_for;
+    warp::addr::remote()
+        .and(warp::header::headers_cloned())
+        .map(move |peer, headers: HeaderMap| client_address(peer, &headers, trust))
+}
+
+fn page_query() -> impl Filter<Extract = (PageQuery,), Error = Rejection> + Clone {
+    warp::query::<PageQuery>()
+}
+
+/// `GET /`
+fn home(s: &Arc<Site>) -> BoxedFilter<(Response,)> {
+    warp::path::end()
+        .and(warp::get())
+        .and(with_site(s))
+        .and(page_query())
+        .and(visit(s))
+        .and_then(timeline::home)
+        .boxed()
+}
+
+/// `GET /public`
+fn public(s: &Arc<Site>) -> BoxedFilter<(Response,)> {
+    warp::path!("public")
+        .and(warp::get())
+        .and(with_site(s))
+        .and(page_query())
+        .and(visit(s))
+        .and_then(timeline::public)
+        .boxed()
+}
+
+/// `GET /register`, `POST /register`
+fn register(s: &Arc<Site>) -> BoxedFilter<(Response,)> {
+    let show = warp::get().and(with_site(s)).and(visit(s)).and_then(account::register_form);
+    let submit = warp::post()
+        .and(same_site())
+        .and(with_site(s))
+        .and(form::<RegisterForm>(s))
+        .and(visit(s))
+        .and_then(account::register);
+    warp::path!("register").and(show.or(submit).unify()).boxed()
+}
+
+/// `GET /login`, `POST /login`
+fn login(s: &Arc<Site>) -> BoxedFilter<(Response,)> {
+    let show = warp::get().and(with_site(s)).and(visit(s)).and_then(account::login_form);
+    let submit = warp::post()
+        .and(same_site())
+        .and(with_site(s))
+        .and(form::<LoginForm>(s))
+        .and(client(s))
+        .and(visit(s))
+        .and_then(account::login);
+    warp::path!("login").and(show.or(submit).unify()).boxed()
+}
+
+/// `GET /logout`
+fn logout(s: &Arc<Site>) -> BoxedFilter<(Response,)> {
+    warp::path!("logout")
+        .and(warp::get())
+        .and(same_site())
+        .and(with_site(s))
+        .and(visit(s))
+        .and_then(account::logout)
+        .boxed()
+}
+
+/// `POST /add_message`
+fn add_message(s: &Arc<Site>) -> BoxedFilter<(Response,)> {
+    warp::path!("add_message")
+        .and(warp::post())
+        .and(same_site())
+        .and(with_site(s))
+        .and(form::<MessageForm>(s))
+        .and(visit(s))
+        .and_then(actions::add_message)
+        .boxed()
+}
+
+/// `GET /static/{file}`
+fn static_files(s: &Arc<Site>) -> BoxedFilter<(Response,)> {
+    warp::path("static")
+        .and(warp::get())
+        .and(with_site(s))
+        .and(warp::path::tail())
+        .and(warp::header::optional::<String>("if-none-match"))
+        .and_then(statics::file)
+        .boxed()
+}
+
+/// `POST|GET /{username}/follow`, `POST|GET /{username}/unfollow` (GET: the original's
+/// links, kept for same-site and non-browser clients).
+fn follow(s: &Arc<Site>) -> BoxedFilter<(Response,)> {
+    let relation = warp::path("follow")
+        .map(|| Relation::Follow)
+        .or(warp::path("unfollow").map(|| Relation::Unfollow))
+        .unify();
+    with_site(s)
+        .and(warp::path::param::<String>())
+        .and(relation)
+        .and(warp::path::end())
+        .and(warp::post().or(warp::get()).unify())
+        .and(same_site())
+        .and(visit(s))
+        .and_then(actions::follow)
+        .boxed()
+}
+
+/// `GET /{username}`
+fn user(s: &Arc<Site>) -> BoxedFilter<(Response,)> {
+    with_site(s)
+        .and(warp::path::param::<String>())
+        .and(warp::path::end())
+        .and(warp::get())
+        .and(page_query())
+        .and(visit(s))
+        .and_then(timeline::user)
+        .boxed()
+}

@@ -1,0 +1,135 @@
+//! `GET|POST /register`, `GET|POST /login`, `GET /logout`: accounts and sign-in, with
+//! the contract's texts and login throttling.
+
+use super::{Reply, finish};
+use crate::site::{Site, Title, Visit};
+use crate::views::{LoginView, RegisterView};
+use minitwit_core::{Registration, ServiceError};
+use serde::Deserialize;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use warp::http::StatusCode;
+use warp::http::header::{HeaderValue, RETRY_AFTER};
+
+/// The sign-up form.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct RegisterForm {
+    username: String,
+    email: String,
+    password: String,
+    password2: String,
+}
+
+/// The sign-in form.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct LoginForm {
+    username: String,
+    password: String,
+}
+
+fn register_page(site: &Site, visit: Visit, error: Option<&str>, form: &RegisterForm) -> Reply {
+    let view = RegisterView { error, username: &form.username, email: &form.email };
+    Ok(site.page(visit, StatusCode::OK, Title::Fixed("Sign Up"), "register", &view))
+}
+
+fn login_page(
+    site: &Site,
+    visit: Visit,
+    status: StatusCode,
+    error: Option<&str>,
+    name: &str,
+) -> Reply {
+    let view = LoginView { error, username: name };
+    Ok(site.page(visit, status, Title::Fixed("Sign In"), "login", &view))
+}
+
+/// `GET /register`: the form; signed-in users go to `/`.
+pub(crate) async fn register_form(site: Arc<Site>, visit: Visit) -> Reply {
+    if visit.user.is_some() {
+        return Ok(site.redirect(visit, "/"));
+    }
+    register_page(&site, visit, None, &RegisterForm::default())
+}
+
+/// `POST /register`: the first error in contract order, or the account and a redirect to
+/// `/login`.
+pub(crate) async fn register(site: Arc<Site>, form: RegisterForm, mut visit: Visit) -> Reply {
+    if visit.user.is_some() {
+        return Ok(site.redirect(visit, "/"));
+    }
+    let parsed =
+        Registration::parse(&form.username, &form.email, &form.password, Some(&form.password2));
+    let result = match parsed {
+        Ok(registration) => site.service.register(registration).await.map(drop),
+        Err(invalid) => Err(invalid.into()),
+    };
+    match result {
+        Ok(()) => {
+            visit.session.flash("You were successfully registered and can login now");
+            Ok(site.redirect(visit, "/login"))
+        }
+        Err(refused @ (ServiceError::Invalid(_) | ServiceError::UsernameTaken)) => {
+            register_page(&site, visit, Some(&refused.to_string()), &form)
+        }
+        Err(other) => finish(&site, Err(other.into())),
+    }
+}
+
+/// `GET /login`: the form; signed-in users go to `/`.
+pub(crate) async fn login_form(site: Arc<Site>, visit: Visit) -> Reply {
+    if visit.user.is_some() {
+        return Ok(site.redirect(visit, "/"));
+    }
+    login_page(&site, visit, StatusCode::OK, None, "")
+}
+
+/// The page for a throttled attempt: 429 with `Retry-After`.
+fn throttled(site: &Site, visit: Visit, wait: Duration, name: &str) -> Reply {
+    let seconds = wait.as_secs() + 1;
+    let error = format!(
+        "Too many sign-in attempts. Please wait {seconds} second{} and try again.",
+        if seconds == 1 { "" } else { "s" }
+    );
+    let mut response = login_page(site, visit, StatusCode::TOO_MANY_REQUESTS, Some(&error), name)?;
+    response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(seconds));
+    Ok(response)
+}
+
+/// `POST /login`: throttled per account and address; "Invalid username" / "Invalid
+/// password", or the session and a redirect to `/`.
+pub(crate) async fn login(
+    site: Arc<Site>,
+    form: LoginForm,
+    client: Option<IpAddr>,
+    mut visit: Visit,
+) -> Reply {
+    if visit.user.is_some() {
+        return Ok(site.redirect(visit, "/"));
+    }
+    if let Err(wait) = site.throttle.check(&form.username, client) {
+        return throttled(&site, visit, wait, &form.username);
+    }
+    match site.service.authenticate(&form.username, &form.password).await {
+        Ok(user) => {
+            visit.session.sign_in(user.id);
+            visit.session.flash("You were logged in");
+            Ok(site.redirect(visit, "/"))
+        }
+        Err(
+            refused @ (ServiceError::InvalidUsername
+            | ServiceError::InvalidPassword
+            | ServiceError::AccountDisabled),
+        ) => login_page(&site, visit, StatusCode::OK, Some(&refused.to_string()), &form.username),
+        Err(other) => finish(&site, Err(other.into())),
+    }
+}
+
+/// `GET /logout`: signs out and redirects to `/public`.
+pub(crate) async fn logout(site: Arc<Site>, mut visit: Visit) -> Reply {
+    visit.session.sign_out();
+    visit.session.flash("You were logged out");
+    Ok(site.redirect(visit, "/public"))
+}

@@ -1,0 +1,121 @@
+//! `GET /`, `GET /public`, `GET /{username}`: the three timelines, 30 messages a page,
+//! with an "older messages" link carrying the keyset cursor in `?before=`.
+
+use super::{Reply, finish, username_from_segment};
+use crate::error::WebError;
+use crate::site::{Site, Title, Visit};
+use crate::views::{EntryView, ProfileView, TimelineView, user_path};
+use minitwit_core::{Cursor, PageSize, Timeline};
+use serde::Deserialize;
+use std::sync::Arc;
+use warp::http::StatusCode;
+
+/// The query of a timeline page.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct PageQuery {
+    /// Where the page starts: a [`Cursor`] token from an "older messages" link.
+    #[serde(default)]
+    before: Option<String>,
+}
+
+/// One page of `timeline` and the link to the next, for a page at `path`.
+async fn entries(
+    site: &Site,
+    timeline: Timeline,
+    query: &PageQuery,
+    path: &str,
+) -> Result<(Vec<EntryView>, Option<String>), WebError> {
+    let before = match query.before.as_deref() {
+        Some(token) => {
+            Some(Cursor::from_token(token).ok_or(WebError::BadRequest("bad page token"))?)
+        }
+        None => None,
+    };
+    let page = site.service.timeline(timeline, before, PageSize::WEB).await?;
+    let older = page.next.map(|next| format!("{path}?before={}", next.to_token()));
+    Ok((page.entries.into_iter().map(EntryView::from).collect(), older))
+}
+
+/// `GET /`: "My Timeline", or a redirect to `/public` when nobody is signed in.
+pub(crate) async fn home(site: Arc<Site>, query: PageQuery, visit: Visit) -> Reply {
+    finish(
+        &site,
+        async {
+            let Some(user) = visit.user.clone() else {
+                return Ok(site.redirect(visit, "/public"));
+            };
+            let (entries, older_url) = entries(&site, Timeline::Home(user.id), &query, "/").await?;
+            let view = TimelineView {
+                heading: "My Timeline",
+                profile: None,
+                twitbox: Some(user.username),
+                entries,
+                older_url,
+            };
+            Ok(site.page(visit, StatusCode::OK, Title::Fixed("My Timeline"), "timeline", &view))
+        }
+        .await,
+    )
+}
+
+/// `GET /public`: every unflagged message.
+pub(crate) async fn public(site: Arc<Site>, query: PageQuery, visit: Visit) -> Reply {
+    finish(
+        &site,
+        async {
+            let (entries, older_url) = entries(&site, Timeline::Public, &query, "/public").await?;
+            let view = TimelineView {
+                heading: "Public Timeline",
+                profile: None,
+                twitbox: None,
+                entries,
+                older_url,
+            };
+            Ok(site.page(visit, StatusCode::OK, Title::Fixed("Public Timeline"), "timeline", &view))
+        }
+        .await,
+    )
+}
+
+/// `GET /{username}`: one user's messages and, for a signed-in reader, the follow state.
+pub(crate) async fn user(
+    site: Arc<Site>,
+    segment: String,
+    query: PageQuery,
+    visit: Visit,
+) -> Reply {
+    finish(
+        &site,
+        async {
+            let name = username_from_segment(&segment)?;
+            let author = site.service.user(&name).await?;
+            let following = match &visit.user {
+                Some(reader) if reader.id != author.id => {
+                    site.service.is_following(reader.id, author.id).await?
+                }
+                _ => false,
+            };
+            let path = user_path(&author.username, None);
+            let (entries, older_url) =
+                entries(&site, Timeline::User(author.id), &query, &path).await?;
+            let profile = ProfileView {
+                signed_in: visit.user.is_some(),
+                is_self: visit.user.as_ref().is_some_and(|reader| reader.id == author.id),
+                following,
+                follow_url: user_path(&author.username, Some("follow")),
+                unfollow_url: user_path(&author.username, Some("unfollow")),
+                username: author.username.clone(),
+            };
+            let view = TimelineView {
+                heading: "",
+                profile: Some(profile),
+                twitbox: None,
+                entries,
+                older_url,
+            };
+            let title = Title::UserTimeline(&author.username);
+            Ok(site.page(visit, StatusCode::OK, title, "timeline", &view))
+        }
+        .await,
+    )
+}

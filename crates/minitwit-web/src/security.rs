@@ -1,0 +1,110 @@
+//! Browser-facing protections: the cross-site request check of SPEC.md §5 (Fetch
+//! Metadata, then `Origin` against `Host`, as Go's `CrossOriginProtection` does), the
+//! security headers every response carries, and the client address used for throttling.
+
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use warp::http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+/// The Content-Security-Policy: no inline script or style, pictures only from here and
+/// Gravatar, forms only to here, no framing.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+    img-src 'self' https://www.gravatar.com https://secure.gravatar.com; \
+    form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// Whether a state-changing request comes from a browser on another site and must be
+/// refused. Requests without these headers are not from browsers and pass.
+pub(crate) fn is_cross_site(headers: &HeaderMap) -> bool {
+    let text = |name: HeaderName| headers.get(name).map(|v| v.to_str().unwrap_or("\u{0}"));
+    match text(HeaderName::from_static("sec-fetch-site")) {
+        Some("same-origin" | "none") => false,
+        Some("cross-site") => true,
+        // same-site (a sibling subdomain), unknown values, or an older browser: the
+        // Origin decides.
+        _ => text(header::ORIGIN).is_some_and(|origin| !origin_matches(origin, headers)),
+    }
+}
+
+/// Whether `origin` (`scheme://host[:port]`) names the host the request was sent to.
+fn origin_matches(origin: &str, headers: &HeaderMap) -> bool {
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    match (origin.split_once("://"), host) {
+        (Some((_scheme, authority)), Some(host)) => authority.eq_ignore_ascii_case(host),
+        _ => false,
+    }
+}
+
+/// Adds the security headers to a response.
+pub(crate) fn add_security_headers(headers: &mut HeaderMap) {
+    let fixed = [
+        (header::CONTENT_SECURITY_POLICY, CSP),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "same-origin"),
+        (HeaderName::from_static("cross-origin-opener-policy"), "same-origin"),
+    ];
+    for (name, value) in fixed {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+}
+
+/// The client's address for throttling: the connection's peer, or the last
+/// `X-Forwarded-For` entry when a trusted proxy sets it. IPv6 addresses are cut to their
+/// /64, which one client usually holds whole.
+pub(crate) fn client_address(
+    peer: Option<SocketAddr>,
+    headers: &HeaderMap,
+    trust_forwarded_for: bool,
+) -> Option<IpAddr> {
+    let forwarded = || {
+        headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .next_back()
+            .and_then(|last| last.trim().parse::<IpAddr>().ok())
+    };
+    let ip = if trust_forwarded_for { forwarded() } else { None };
+    ip.or(peer.map(|p| p.ip())).map(|ip| match ip {
+        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(v6.to_bits() & !u128::from(u64::MAX))),
+        v4 @ IpAddr::V4(_) => v4,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        pairs
+            .iter()
+            .map(|(k, v)| (HeaderName::from_static(k), HeaderValue::from_static(v)))
+            .collect()
+    }
+
+    #[test]
+    fn cross_site_requests_are_recognised() {
+        let host = ("host", "example.com:5000");
+        assert!(!is_cross_site(&headers(&[host])), "no browser headers: not a browser");
+        assert!(!is_cross_site(&headers(&[host, ("sec-fetch-site", "same-origin")])));
+        assert!(!is_cross_site(&headers(&[host, ("sec-fetch-site", "none")])));
+        assert!(is_cross_site(&headers(&[host, ("sec-fetch-site", "cross-site")])));
+        let same = ("origin", "http://example.com:5000");
+        let other = ("origin", "https://evil.example");
+        assert!(!is_cross_site(&headers(&[host, same])));
+        assert!(is_cross_site(&headers(&[host, other])));
+        assert!(is_cross_site(&headers(&[host, ("origin", "null")])));
+        assert!(!is_cross_site(&headers(&[host, ("sec-fetch-site", "same-site"), same])));
+        assert!(is_cross_site(&headers(&[host, ("sec-fetch-site", "same-site"), other])));
+    }
+
+    #[test]
+    fn client_addresses_honour_the_proxy_setting_and_group_ipv6() {
+        let peer: SocketAddr = "10.0.0.1:1234".parse().unwrap();
+        let fwd = headers(&[("x-forwarded-for", "1.2.3.4, 5.6.7.8")]);
+        assert_eq!(client_address(Some(peer), &fwd, false), Some(peer.ip()));
+        assert_eq!(client_address(Some(peer), &fwd, true), "5.6.7.8".parse().ok());
+        let v6: SocketAddr = "[2001:db8::1:2:3:4]:80".parse().unwrap();
+        assert_eq!(client_address(Some(v6), &HeaderMap::new(), false), "2001:db8::".parse().ok());
+    }
+}

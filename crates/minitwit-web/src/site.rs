@@ -1,0 +1,174 @@
+//! [`Site`]: everything a request handler needs (service, templates, session codec,
+//! throttle, static files), per-request [`Visit`]s (who is reading, their session), and
+//! the helpers that turn a handler's result into a response with the session cookie.
+
+use crate::assets::{AssetUrls, Assets};
+use crate::config::WebConfig;
+use crate::error::{WebError, explanation};
+use crate::session::{Session, SessionCodec};
+use crate::throttle::LoginThrottle;
+use crate::views::{ErrorView, LayoutView, Views};
+use minitwit_core::{MiniTwit, User};
+use serde::Serialize;
+use warp::http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue, LOCATION, SET_COOKIE};
+use warp::http::{Response, StatusCode};
+use warp::reply::Response as WarpResponse;
+
+/// The site's shared state.
+pub(crate) struct Site {
+    /// The core service.
+    pub service: MiniTwit,
+    /// The configuration.
+    pub config: WebConfig,
+    /// Login attempt limiters.
+    pub throttle: LoginThrottle,
+    /// The static files.
+    pub assets: Assets,
+    views: Views,
+    sessions: SessionCodec,
+    asset_urls: AssetUrls,
+}
+
+/// One request's reader: the signed-in user, if any, and the session as it changes.
+pub(crate) struct Visit {
+    /// The signed-in user.
+    pub user: Option<User>,
+    /// The session; changes are written back with the response.
+    pub session: Session,
+    original: Session,
+}
+
+/// What a page is called: a fixed title, or "NAME's Timeline".
+pub(crate) enum Title<'a> {
+    /// A fixed title such as "Public Timeline".
+    Fixed(&'a str),
+    /// A user's timeline.
+    UserTimeline(&'a str),
+}
+
+impl Site {
+    /// The site over `service` with `config`.
+    pub fn new(service: MiniTwit, config: WebConfig) -> Self {
+        let assets = Assets::embedded();
+        Self {
+            service,
+            throttle: LoginThrottle::new(config.login_per_account, config.login_per_address),
+            asset_urls: assets.urls(),
+            assets,
+            views: Views::new(),
+            sessions: SessionCodec::new(&config),
+            config,
+        }
+    }
+
+    /// The reader of a request with this `Cookie` header. A session whose user no longer
+    /// exists is signed out.
+    pub async fn visit(&self, cookie_header: Option<&str>) -> Result<Visit, WebError> {
+        let original = self.sessions.read(cookie_header);
+        let mut session = original.clone();
+        let user = match session.user_id {
+            Some(id) => self.service.user_by_id(id).await?,
+            None => None,
+        };
+        if user.is_none() {
+            session.sign_out();
+        }
+        Ok(Visit { user, session, original })
+    }
+
+    /// A page: `template` rendered with `data` inside the layout, showing (and so
+    /// consuming) the session's flashes.
+    pub fn page<T: Serialize>(
+        &self,
+        mut visit: Visit,
+        status: StatusCode,
+        title: Title<'_>,
+        template: &str,
+        data: &T,
+    ) -> WarpResponse {
+        let flashes = std::mem::take(&mut visit.session.flashes);
+        let (title, title_user) = match title {
+            Title::Fixed(title) => (title, None),
+            Title::UserTimeline(name) => ("", Some(name)),
+        };
+        let html = self.views.render(template, data).and_then(|body| {
+            let layout = LayoutView {
+                title,
+                title_user,
+                user: visit.user.as_ref().map(|u| u.username.as_str()),
+                error_nav: false,
+                flashes: &flashes,
+                body: &body,
+                assets: &self.asset_urls,
+            };
+            self.views.render("layout", &layout)
+        });
+        match html {
+            Ok(html) => self.with_session(visit, html_response(status, html)),
+            Err(err) => self.error_response(&err),
+        }
+    }
+
+    /// A `302 Found` to `location` (an absolute path).
+    pub fn redirect(&self, visit: Visit, location: &str) -> WarpResponse {
+        let mut response = WarpResponse::new(Default::default());
+        *response.status_mut() = StatusCode::FOUND;
+        if let Ok(value) = HeaderValue::from_str(location) {
+            response.headers_mut().insert(LOCATION, value);
+        }
+        self.with_session(visit, response)
+    }
+
+    /// The error page for `status`: fixed texts only, no session touched.
+    pub fn error_page(&self, status: StatusCode) -> WarpResponse {
+        let heading =
+            format!("{} {}", status.as_u16(), status.canonical_reason().unwrap_or("Error"));
+        let view = ErrorView {
+            heading: &heading,
+            explanation: explanation(status),
+            sign_in: status == StatusCode::UNAUTHORIZED,
+        };
+        let html = self.views.render("error", &view).and_then(|body| {
+            let layout = LayoutView {
+                title: &heading,
+                title_user: None,
+                user: None,
+                error_nav: true,
+                flashes: &[],
+                body: &body,
+                assets: &self.asset_urls,
+            };
+            self.views.render("layout", &layout)
+        });
+        // The templates are tested; should one still fail, a bare page says as much.
+        html_response(status, html.unwrap_or_else(|_| heading.clone()))
+    }
+
+    /// The error page for `err`; internal failures are logged (only there).
+    pub fn error_response(&self, err: &WebError) -> WarpResponse {
+        if let WebError::Internal(detail) = err {
+            tracing::error!(%detail, "request failed");
+        }
+        self.error_page(err.status())
+    }
+
+    /// Adds the session cookie to `response` when the session changed.
+    fn with_session(&self, visit: Visit, mut response: WarpResponse) -> WarpResponse {
+        if visit.session != visit.original
+            && let Ok(cookie) = HeaderValue::from_str(&self.sessions.write(&visit.session))
+        {
+            response.headers_mut().append(SET_COOKIE, cookie);
+        }
+        response
+    }
+}
+
+/// An HTML response that no shared cache keeps (pages are personal).
+fn html_response(status: StatusCode, html: String) -> WarpResponse {
+    let mut response = Response::new(html.into());
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}

@@ -1,0 +1,125 @@
+//! The replay client against a real server: the full scenario (SPEC.md §3) replays with no
+//! error and leaves `latest` at the last action's id; errors are counted by kind. The
+//! report (throughput, latency percentiles) is printed: run with `--nocapture` to see it.
+
+mod sim_support;
+
+use minitwit_core::{HashCost, Store};
+use minitwit_sim::replay::{self, ActionKind, ErrorKind, ReplayOptions};
+use sim_support::{Guard, TestApp};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The scenario: `MINITWIT_SCENARIO`, or `shared/data/minitwit_scenario.csv` in the nearest
+/// directory above the repository that has it.
+fn scenario() -> PathBuf {
+    const RELATIVE: &str = "shared/data/minitwit_scenario.csv";
+    let found = std::env::var_os("MINITWIT_SCENARIO").map(PathBuf::from).or_else(|| {
+        let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+        manifest.ancestors().map(|dir| dir.join(RELATIVE)).find(|path| path.is_file())
+    });
+    match found {
+        Some(path) if path.is_file() => path,
+        _ => panic!(
+            "the scenario is missing: put shared/ (with {RELATIVE}) beside the repository \
+             or set MINITWIT_SCENARIO to the file"
+        ),
+    }
+}
+
+/// Options for a replay against `app`: generous timeout, since a loaded test machine must
+/// not turn into flaky errors (the printed p99 tells how the 0.3 s budget is met).
+fn options(app: &TestApp, limit: Option<usize>, concurrency: usize) -> ReplayOptions {
+    ReplayOptions {
+        base_url: app.base_url(),
+        limit,
+        concurrency,
+        timeout: Duration::from_secs(10),
+        progress: false,
+        ..ReplayOptions::default()
+    }
+}
+
+/// Replays the first `limit` actions (all when `None`) on a fresh server over `store` and
+/// checks there was no error and that `latest` is the last id sent.
+async fn replays_without_errors(store: (Arc<dyn Store>, Guard), limit: Option<usize>) {
+    let app = TestApp::spawn(store, HashCost::Recommended).await;
+    let report =
+        replay::run_file(&scenario(), &options(&app, limit, 8)).await.expect("replay runs");
+    println!("replay of {} actions, concurrency 8:\n{report}", report.sent);
+    assert_eq!(report.error_count(), 0, "{report}");
+    let expected = limit.unwrap_or(25_922);
+    assert_eq!(report.sent, expected as u64);
+    assert_eq!(app.latest().await, expected as i64 - 1, "latest is the last action's id");
+    if limit.is_none() {
+        let counts = app.service.stats().await.expect("stats");
+        assert_eq!((counts.users, counts.messages), (200, 11_306), "every user and message");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_scenario_replays_without_errors_on_sled() {
+    replays_without_errors(sim_support::sled().await, None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_5000_actions_replay_without_errors_on_pg() {
+    replays_without_errors(sim_support::pg().await, Some(5_000)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sequential_replay_with_closed_connections_keeps_scenario_order() {
+    let app = TestApp::spawn(sim_support::sled().await, HashCost::Insecure).await;
+    let options = ReplayOptions { close_connections: true, ..options(&app, Some(600), 1) };
+    let report = replay::run_file(&scenario(), &options).await.expect("replay runs");
+    assert_eq!((report.sent, report.error_count()), (600, 0), "{report}");
+    assert_eq!(app.latest().await, 599);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_rate_paces_the_replay() {
+    let app = TestApp::spawn(sim_support::sled().await, HashCost::Insecure).await;
+    let options = ReplayOptions { rate: Some(200.0), ..options(&app, Some(40), 4) };
+    let report = replay::run_file(&scenario(), &options).await.expect("replay runs");
+    assert_eq!((report.sent, report.error_count()), (40, 0), "{report}");
+    assert_eq!(app.latest().await, 39);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_credentials_are_counted_as_unexpected_statuses() {
+    let app = TestApp::spawn(sim_support::sled().await, HashCost::Insecure).await;
+    let options = ReplayOptions { password: "wrong".into(), ..options(&app, Some(100), 4) };
+    let report = replay::run_file(&scenario(), &options).await.expect("replay runs");
+    println!("{report}");
+    assert_eq!(report.sent, 100);
+    // Registration needs no credentials; every other action is refused.
+    let forbidden: u64 = report
+        .errors
+        .iter()
+        .filter(|(kind, _)| matches!(kind, ErrorKind::UnexpectedStatus { status: 403, .. }))
+        .map(|(_, count)| count)
+        .sum();
+    assert_eq!(forbidden, report.error_count());
+    assert_eq!(report.succeeded + forbidden, 100);
+    let tweets = ErrorKind::UnexpectedStatus { action: ActionKind::Tweet, status: 403 };
+    assert!(report.errors.get(&tweets).is_some_and(|&n| n > 0), "{report}");
+    assert!(report.to_string().contains("tweet: status 403"), "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_absent_server_is_counted_as_connection_errors() {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("address").port()
+    };
+    let options = ReplayOptions {
+        base_url: format!("http://127.0.0.1:{port}"),
+        limit: Some(5),
+        progress: false,
+        ..ReplayOptions::default()
+    };
+    let report = replay::run_file(&scenario(), &options).await.expect("replay runs");
+    assert_eq!(report.sent, 5);
+    assert_eq!(report.errors.get(&ErrorKind::Connection), Some(&5), "{report}");
+}
