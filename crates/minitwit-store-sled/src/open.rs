@@ -91,7 +91,6 @@ pub enum OpenError {
 
 /// An open store's parts, before they are wrapped in a [`SledStore`](crate::SledStore).
 pub(crate) struct Opened {
-    pub(crate) db: sled::Db,
     pub(crate) trees: Trees,
     pub(crate) flusher: Flusher,
     pub(crate) write_lock: Arc<Mutex<()>>,
@@ -105,26 +104,30 @@ pub(crate) fn open(path: &Path, options: SledOptions) -> Result<Opened, OpenErro
     let storage = |source| OpenError::Storage { path: path.to_owned(), source };
     std::fs::create_dir_all(path).map_err(io)?;
     let lock = lock_directory(path)?;
-    // A durable store flushes through its own flusher; sled's timer would only add
-    // flushes that stall readers (see the `flusher` module).
-    let timer = match options.durability {
-        Durability::Durable => None,
-        Durability::Relaxed => Some(RELAXED_FLUSH_EVERY_MS),
-    };
-    let db = sled::Config::new()
-        .path(path)
-        .cache_capacity(options.cache_capacity_bytes)
-        .flush_every_ms(timer)
-        .open()
-        .map_err(storage)?;
+    let db = open_sled(path, options).map_err(storage)?;
     let trees = Trees::open(&db).map_err(storage)?;
     check_format(path, &trees)?;
     sync_directory(path).map_err(io)?;
     let write_lock = Arc::new(Mutex::new(()));
     let log_file = File::open(path.join(SLED_LOG_FILE)).map_err(io)?;
-    let disk = Disk { db: db.clone(), log_file, write_lock: Arc::clone(&write_lock) };
+    let disk = Disk { db, log_file, write_lock: Arc::clone(&write_lock) };
     let flusher = Flusher::start(disk).map_err(io)?;
-    Ok(Opened { db, trees, flusher, write_lock, lock })
+    Ok(Opened { trees, flusher, write_lock, lock })
+}
+
+/// Opens sled with the page cache bounded and, for a durable store, without sled's
+/// own timer flushes: the flusher does them, and the timer's would only stall readers
+/// (see the `flusher` module).
+fn open_sled(path: &Path, options: SledOptions) -> sled::Result<sled::Db> {
+    let timer = match options.durability {
+        Durability::Durable => None,
+        Durability::Relaxed => Some(RELAXED_FLUSH_EVERY_MS),
+    };
+    sled::Config::new()
+        .path(path)
+        .cache_capacity(options.cache_capacity_bytes)
+        .flush_every_ms(timer)
+        .open()
 }
 
 /// Makes the directory's entries (sled's files, when just created) durable.
