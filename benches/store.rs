@@ -1,3 +1,252 @@
-//! Store benchmarks. (Being built: issue 2.)
+//! Store benchmarks: register, post, follow, and the first page (30) of the public, user
+//! and home timelines, on data sets of 10k and 1M messages (shapes in
+//! `minitwit::workload`), for every backend in [`backends`] and each durability mode it
+//! offers; then group commit: concurrent durable posts with shared flushes against one
+//! flush per write.
+//!
+//! ```text
+//! cargo bench --bench store                    # everything (loads 1M messages once)
+//! MINITWIT_BENCH_SKIP_1M=1 cargo bench --bench store
+//! cargo bench --bench store -- 'sled/durable'  # criterion's name filter
+//! ```
+//!
+//! Registration goes through the service with `HashCost::Insecure`, so it measures the
+//! store and not Argon2. Writes accumulate in the data set while they are measured.
 
-fn main() {}
+use criterion::{BenchmarkGroup, Criterion, Throughput, measurement::WallTime};
+use minitwit::workload::{self, Shape};
+use minitwit_core::{
+    HashCost, MessageText, MiniTwit, NewMessage, PageSize, Registration, Store, Timeline, User,
+};
+use minitwit_store_sled::{Durability, SledOptions, SledStore};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::time::Duration;
+use tokio::runtime::Runtime;
+
+/// A backend loaded with one data set, opened once per durability mode it offers.
+trait Loaded {
+    /// The modes to measure, such as `["durable", "relaxed"]`.
+    fn modes(&self) -> &'static [&'static str];
+    /// Opens the loaded data in `mode` (the store of the previous mode is dropped first).
+    fn open(&self, runtime: &Runtime, mode: &str) -> Arc<dyn Store>;
+}
+
+/// A backend to measure: its name and how to load a data set into it.
+struct Backend {
+    name: &'static str,
+    load: fn(&Runtime, &Shape) -> Box<dyn Loaded>,
+}
+
+/// Every backend measured. To add one, add an entry.
+fn backends() -> Vec<Backend> {
+    vec![Backend { name: "sled", load: load_sled }]
+}
+
+/// A sled data set in a temporary directory.
+struct SledData {
+    dir: tempfile::TempDir,
+}
+
+fn sled_options(mode: &str) -> SledOptions {
+    let durability = if mode == "relaxed" { Durability::Relaxed } else { Durability::Durable };
+    SledOptions { durability, ..SledOptions::default() }
+}
+
+/// Loads `shape` into a new sled store (relaxed, then one flush) and closes it.
+fn load_sled(runtime: &Runtime, shape: &Shape) -> Box<dyn Loaded> {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let store = SledStore::open(dir.path(), sled_options("relaxed")).expect("opening sled");
+    let started = std::time::Instant::now();
+    runtime.block_on(async {
+        workload::load(&store, shape).await.expect("loading the data set");
+        store.flush().await.expect("flushing the data set");
+    });
+    eprintln!("sled: loaded {} messages in {:.1?}", shape.label(), started.elapsed());
+    Box::new(SledData { dir })
+}
+
+impl Loaded for SledData {
+    fn modes(&self) -> &'static [&'static str] {
+        &["durable", "relaxed"]
+    }
+
+    fn open(&self, _runtime: &Runtime, mode: &str) -> Arc<dyn Store> {
+        Arc::new(SledStore::open(self.dir.path(), sled_options(mode)).expect("reopening sled"))
+    }
+}
+
+/// Makes every registered name unique across modes and data sets.
+static NEXT_NAME: AtomicI64 = AtomicI64::new(0);
+
+/// The six operations on one store: the three timelines' first pages, then the writes.
+fn bench_operations(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    runtime: &Runtime,
+    store: Arc<dyn Store>,
+    shape: &Shape,
+) {
+    let twit = MiniTwit::with_hash_cost(store, HashCost::Insecure);
+    let users: Vec<User> = (1..=shape.users).map(|id| shape.user(id)).collect();
+    let reader = users[0].id;
+    group.throughput(Throughput::Elements(1));
+    // Reads first, on the data set as generated; the writes below add to it.
+    for (name, timeline) in [
+        ("public_timeline", Timeline::Public),
+        ("user_timeline", Timeline::User(reader)),
+        ("home_timeline", Timeline::Home(reader)),
+    ] {
+        group.bench_function(name, |b| {
+            b.to_async(runtime).iter(|| async {
+                let page = twit.timeline(timeline, None, PageSize::WEB).await.expect("reading");
+                assert_eq!(page.entries.len(), 30, "{name} has a full first page");
+                page
+            });
+        });
+    }
+    bench_writes(group, runtime, &twit, &users);
+}
+
+/// Register, post and follow on one store. The posts are by user 2 and the follows never
+/// by user 1, so user 1's timelines keep their shape for the next mode's reads.
+fn bench_writes(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    runtime: &Runtime,
+    twit: &MiniTwit,
+    users: &[User],
+) {
+    let count = users.len();
+    let next = AtomicUsize::new(0);
+    group.bench_function("register", |b| {
+        b.to_async(runtime).iter(|| async {
+            let name = format!("bench{}", NEXT_NAME.fetch_add(1, Ordering::Relaxed));
+            let registration = Registration::parse(&name, "bench@example.com", "secret", None)
+                .expect("a valid registration");
+            twit.register(registration).await.expect("registering")
+        });
+    });
+    group.bench_function("post", |b| {
+        b.to_async(runtime).iter(|| async {
+            let text = MessageText::parse("A benchmark post of a typical length, no more.")
+                .expect("a valid text");
+            twit.post(&users[1], text).await.expect("posting")
+        });
+    });
+    group.bench_function("follow", |b| {
+        b.to_async(runtime).iter(|| async {
+            let n = next.fetch_add(1, Ordering::Relaxed);
+            let follower = &users[1 + n % (count - 1)];
+            let followee = &users[(n * 7919 + n / count) % count];
+            twit.follow(follower, followee).await.expect("following")
+        });
+    });
+}
+
+/// Concurrent writers in the group-commit comparison.
+const WRITERS: usize = 16;
+/// Posts per writer per iteration.
+const POSTS_PER_WRITER: usize = 4;
+
+/// How the concurrent posts are made durable.
+#[derive(Clone, Copy)]
+enum Commit {
+    /// Durable store: writers share flushes.
+    Shared,
+    /// Relaxed store, each write followed by its own flush, one write at a time: what a
+    /// store without group commit does.
+    OneFlushPerWrite,
+    /// Relaxed store, no flush waited for (for reference; not durable).
+    Relaxed,
+}
+
+/// 16 writers posting 4 messages each, with and without shared flushes.
+fn bench_group_commit(c: &mut Criterion, runtime: &Runtime) {
+    let mut group = c.benchmark_group("group_commit");
+    group.throughput(Throughput::Elements((WRITERS * POSTS_PER_WRITER) as u64));
+    for (name, commit, mode) in [
+        ("shared_flushes", Commit::Shared, "durable"),
+        ("one_flush_per_write", Commit::OneFlushPerWrite, "relaxed"),
+        ("relaxed_no_flush", Commit::Relaxed, "relaxed"),
+    ] {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let store: Arc<dyn Store> =
+            Arc::new(SledStore::open(dir.path(), sled_options(mode)).expect("opening sled"));
+        let author = runtime.block_on(async {
+            workload::load(&*store, &Shape::SMALL).await.expect("loading");
+            store.user_by_id(1).await.expect("reading").expect("user 1 exists")
+        });
+        let serial = Arc::new(tokio::sync::Mutex::new(()));
+        group.bench_function(name, |b| {
+            b.to_async(runtime).iter(|| {
+                let tasks: Vec<_> = (0..WRITERS)
+                    .map(|_| {
+                        tokio::spawn(write_posts(
+                            Arc::clone(&store),
+                            author.id,
+                            commit,
+                            Arc::clone(&serial),
+                        ))
+                    })
+                    .collect();
+                async move {
+                    for task in tasks {
+                        task.await.expect("a writer");
+                    }
+                }
+            });
+        });
+    }
+    group.finish();
+}
+
+/// One writer's posts in the group-commit comparison.
+async fn write_posts(
+    store: Arc<dyn Store>,
+    author_id: i64,
+    commit: Commit,
+    serial: Arc<tokio::sync::Mutex<()>>,
+) {
+    for _ in 0..POSTS_PER_WRITER {
+        let text = MessageText::parse("A concurrent post.").expect("a valid text");
+        let message = NewMessage { author_id, text, pub_date: workload::FIRST_PUB_DATE };
+        let _one_at_a_time = match commit {
+            Commit::OneFlushPerWrite => Some(serial.lock().await),
+            Commit::Shared | Commit::Relaxed => None,
+        };
+        store.add_message(message).await.expect("posting");
+        if let Commit::OneFlushPerWrite = commit {
+            store.flush().await.expect("flushing");
+        }
+    }
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let mut criterion = Criterion::default()
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .configure_from_args();
+    let mut shapes = vec![Shape::SMALL];
+    if std::env::var_os("MINITWIT_BENCH_SKIP_1M").is_none() {
+        shapes.push(Shape::LARGE);
+    }
+    for shape in shapes {
+        for backend in backends() {
+            let loaded = (backend.load)(&runtime, &shape);
+            for mode in loaded.modes() {
+                let store = loaded.open(&runtime, mode);
+                let name = format!("{}/{mode}/{}", backend.name, shape.label());
+                let mut group = criterion.benchmark_group(name);
+                bench_operations(&mut group, &runtime, store, &shape);
+                group.finish();
+            }
+        }
+    }
+    bench_group_commit(&mut criterion, &runtime);
+    criterion.final_summary();
+}

@@ -11,21 +11,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The scenario: `MINITWIT_SCENARIO`, or `shared/data/minitwit_scenario.csv` in the nearest
-/// directory above the repository that has it.
+/// The simulator's real scenario, kept gzipped in the repository's `data/`.
 fn scenario() -> PathBuf {
-    const RELATIVE: &str = "shared/data/minitwit_scenario.csv";
-    let found = std::env::var_os("MINITWIT_SCENARIO").map(PathBuf::from).or_else(|| {
-        let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-        manifest.ancestors().map(|dir| dir.join(RELATIVE)).find(|path| path.is_file())
-    });
-    match found {
-        Some(path) if path.is_file() => path,
-        _ => panic!(
-            "the scenario is missing: put shared/ (with {RELATIVE}) beside the repository \
-             or set MINITWIT_SCENARIO to the file"
-        ),
-    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("data/minitwit_scenario.csv.gz")
 }
 
 /// Options for a replay against `app`: generous timeout, since a loaded test machine must

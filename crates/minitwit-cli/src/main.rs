@@ -1,3 +1,92 @@
-//! The `minitwit` binary. (Being built: issue 6.)
+//! The `minitwit` binary: the composition root of MiniTwit. It picks the store from a
+//! URL, serves both front ends, and runs the administration and data commands.
+//!
+//! Layout:
+//! - [`cli`]: the command line (clap), every flag also an environment variable.
+//! - [`store_url`]: `sled:PATH` / `postgres://…` to an opened store.
+//! - [`admin`]: `user …`, `message …`, `stats`.
+//! - [`data`]: `export`, `import`, `copy`.
+//! - [`serve`]: `serve`, with its layers, metrics and graceful shutdown.
+//! - [`replay`]: `replay`, the simulator client.
+//! - [`logging`]: the tracing subscriber.
+//!
+//! Every failure ends as one line on stderr (`error: …`) and exit status 1; nothing
+//! panics on bad input.
 
-fn main() {}
+mod admin;
+mod cli;
+mod data;
+mod logging;
+mod replay;
+mod serve;
+mod store_url;
+
+use anyhow::Result;
+use clap::Parser;
+use cli::{Cli, Command, StoreCommand};
+use minitwit_core::{MiniTwit, Store};
+use std::process::ExitCode;
+use std::sync::Arc;
+use store_url::StoreUrl;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let level = if matches!(cli.command, Command::OnStore(StoreCommand::Serve(_))) {
+        "info"
+    } else {
+        "warn"
+    };
+    logging::init(cli.log_format, level);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => return fail(&anyhow::Error::new(err).context("starting the runtime")),
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => fail(&err),
+    }
+}
+
+/// Prints the error and its causes on one line.
+fn fail(err: &anyhow::Error) -> ExitCode {
+    eprintln!("error: {err:#}");
+    ExitCode::FAILURE
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    let out = &mut out;
+    match cli.command {
+        Command::Copy(args) => data::copy(&args, cli.store_options, out).await,
+        Command::Replay(args) => replay::run(&args, out).await,
+        Command::OnStore(command) => {
+            let store = StoreUrl::parse(&cli.store)?.open(cli.store_options).await?;
+            let result = on_store(Arc::clone(&store), command, out).await;
+            // Flush even after a failure: whatever was acknowledged must be on disk.
+            let flushed = store.flush().await;
+            result?;
+            Ok(flushed?)
+        }
+    }
+}
+
+/// Runs a command on the one store named by `--store`.
+async fn on_store(
+    store: Arc<dyn Store>,
+    command: StoreCommand,
+    out: &mut impl std::io::Write,
+) -> Result<()> {
+    let service = MiniTwit::new(Arc::clone(&store));
+    match command {
+        StoreCommand::Serve(args) => serve::run(store, &args, out).await,
+        StoreCommand::Migrate => {
+            writeln!(out, "store is up to date ({} backend)", store.backend())?;
+            Ok(())
+        }
+        StoreCommand::User(command) => admin::user(&service, command, out).await,
+        StoreCommand::Message(command) => admin::message(&service, command, out).await,
+        StoreCommand::Stats => admin::stats(&service, out).await,
+        StoreCommand::Export(args) => data::export(&store, &args, out).await,
+        StoreCommand::Import(args) => data::import(&store, &args, out).await,
+    }
+}

@@ -10,6 +10,7 @@
 //! - [`service`]: [`MiniTwit`], the service front ends and the CLI call.
 //! - [`password_hash`]: Argon2id hashing off the async executor.
 //! - [`gravatar`]: picture addresses for emails.
+//! - [`transfer`]: moving whole stores: export files, import, copy, fingerprints.
 //! - `testkit` (feature `testkit`): the conformance suite every backend runs, the
 //!   in-memory reference model and the proptest model test.
 //!
@@ -32,6 +33,7 @@ pub mod service;
 pub mod store;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod transfer;
 
 pub use domain::{Email, MessageText, PageSize, Password, Registration, Username, ValidationError};
 pub use model::{

@@ -1,9 +1,9 @@
 //! MiniTwit's embedded default store: [`SledStore`] implements
 //! [`minitwit_core::Store`] on sled 0.34.
 //!
-//! - **Durable by default**: an operation returns only after its write is flushed and
-//!   fsynced; concurrent writers share flushes (group commit) so throughput holds.
-//!   [`Durability::Relaxed`] acknowledges before the flush.
+//! - **Durable by default**: an operation returns only after its write is written out
+//!   and synced to the drive (`fdatasync`); concurrent writers share flushes (group
+//!   commit) so throughput holds. [`Durability::Relaxed`] acknowledges before the flush.
 //! - **Indexed timelines**: the first page of any timeline costs O(log n + page) (home:
 //!   about O(k log n + page) for k followees); nothing scans all messages.
 //! - **Atomic**: every operation is one sled transaction over all trees it touches; one
@@ -17,7 +17,8 @@
 //! - `keys`: order-preserving integer keys.
 //! - `flusher`: the group-commit flusher thread.
 //! - `users`, `messages`, `follows`, `timeline`, `bulk`: the operations, synchronous.
-//! - `store`: the async [`Store`] implementation, running them off the executor.
+//! - `store`: the async [`Store`](minitwit_core::Store) implementation, running them
+//!   off the executor.
 //! - `integrity`: [`IntegrityReport`] and the whole-store check.
 //! - [`testkit`] (feature `testkit`): a fresh store in a temporary directory.
 //!
@@ -63,12 +64,11 @@ struct Inner {
     trees: Trees,
     /// Serialises writers: each write (a short in-memory transaction, plus any scans
     /// it needs, which sled transactions cannot hold) sees a store no one else changes.
-    write_lock: Mutex<()>,
+    /// The group-commit flusher takes it too, while it flushes.
+    write_lock: Arc<Mutex<()>>,
     durability: Durability,
-    /// Declared before `db` and `lock`: dropping it runs the last flush first.
+    /// Declared before `_lock`: dropping it runs the last flush first.
     flusher: Flusher,
-    /// Kept for whole-database flushes; the trees share it.
-    _db: sled::Db,
     /// The directory lock, released when the store closes.
     _lock: std::fs::File,
 }
@@ -79,10 +79,9 @@ impl SledStore {
         let opened = open::open(path.as_ref(), options)?;
         let inner = Inner {
             trees: opened.trees,
-            write_lock: Mutex::new(()),
+            write_lock: opened.write_lock,
             durability: options.durability,
             flusher: opened.flusher,
-            _db: opened.db,
             _lock: opened.lock,
         };
         Ok(Self { inner: Arc::new(inner) })

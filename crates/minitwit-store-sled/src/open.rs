@@ -1,13 +1,20 @@
 //! Opening a store: options, the directory lock, the format-version check, and the
 //! errors that can stop a store from opening.
 
-use crate::flusher::Flusher;
+use crate::flusher::{Disk, Flusher};
 use crate::trees::{Trees, decode_int, meta};
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 /// The on-disk format this build reads and writes, recorded in the `meta` tree.
 pub const FORMAT_VERSION: u32 = 1;
+
+/// How often sled flushes a relaxed store on its own (sled's default).
+const RELAXED_FLUSH_EVERY_MS: u64 = 500;
+
+/// The file sled 0.34 keeps its log in, inside the store's directory.
+const SLED_LOG_FILE: &str = "db";
 
 /// Name of the lock file inside the store's directory.
 const LOCK_FILE: &str = "minitwit.lock";
@@ -84,9 +91,9 @@ pub enum OpenError {
 
 /// An open store's parts, before they are wrapped in a [`SledStore`](crate::SledStore).
 pub(crate) struct Opened {
-    pub(crate) db: sled::Db,
     pub(crate) trees: Trees,
     pub(crate) flusher: Flusher,
+    pub(crate) write_lock: Arc<Mutex<()>>,
     pub(crate) lock: File,
 }
 
@@ -97,15 +104,35 @@ pub(crate) fn open(path: &Path, options: SledOptions) -> Result<Opened, OpenErro
     let storage = |source| OpenError::Storage { path: path.to_owned(), source };
     std::fs::create_dir_all(path).map_err(io)?;
     let lock = lock_directory(path)?;
-    let db = sled::Config::new()
-        .path(path)
-        .cache_capacity(options.cache_capacity_bytes)
-        .open()
-        .map_err(storage)?;
+    let db = open_sled(path, options).map_err(storage)?;
     let trees = Trees::open(&db).map_err(storage)?;
     check_format(path, &trees)?;
-    let flusher = Flusher::start(db.clone()).map_err(io)?;
-    Ok(Opened { db, trees, flusher, lock })
+    sync_directory(path).map_err(io)?;
+    let write_lock = Arc::new(Mutex::new(()));
+    let log_file = File::open(path.join(SLED_LOG_FILE)).map_err(io)?;
+    let disk = Disk { db, log_file, write_lock: Arc::clone(&write_lock) };
+    let flusher = Flusher::start(disk).map_err(io)?;
+    Ok(Opened { trees, flusher, write_lock, lock })
+}
+
+/// Opens sled with the page cache bounded and, for a durable store, without sled's
+/// own timer flushes: the flusher does them, and the timer's would only stall readers
+/// (see the `flusher` module).
+fn open_sled(path: &Path, options: SledOptions) -> sled::Result<sled::Db> {
+    let timer = match options.durability {
+        Durability::Durable => None,
+        Durability::Relaxed => Some(RELAXED_FLUSH_EVERY_MS),
+    };
+    sled::Config::new()
+        .path(path)
+        .cache_capacity(options.cache_capacity_bytes)
+        .flush_every_ms(timer)
+        .open()
+}
+
+/// Makes the directory's entries (sled's files, when just created) durable.
+fn sync_directory(path: &Path) -> std::io::Result<()> {
+    File::open(path)?.sync_all()
 }
 
 /// Takes an exclusive lock on the directory's lock file, held while the store is open.

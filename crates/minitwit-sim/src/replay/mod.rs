@@ -110,10 +110,14 @@ pub enum ReplayError {
     Rate(f64),
 }
 
-/// Replays the scenario file at `path`; see [`run`].
+/// Replays the scenario file at `path` (gzipped when its name ends in `.gz`); see [`run`].
 pub async fn run_file(path: &Path, options: &ReplayOptions) -> Result<ReplayReport, ReplayError> {
     let file = std::fs::File::open(path)?;
-    run(std::io::BufReader::new(file), options).await
+    if path.extension().is_some_and(|ext| ext == "gz") {
+        run(std::io::BufReader::new(flate2::read::GzDecoder::new(file)), options).await
+    } else {
+        run(std::io::BufReader::new(file), options).await
+    }
 }
 
 /// Replays the scenario read from `scenario` against `options.base_url` and reports how it

@@ -1,0 +1,404 @@
+//! The command line: every subcommand and flag, each flag also read from an environment
+//! variable (`MINITWIT_…`) so containers are configured the usual way.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// MiniTwit: a small Twitter. Serves the web site and the simulator API, administers
+/// users and messages, and moves data between stores.
+///
+/// Stores are named by URL: `sled:PATH` (embedded, one process at a time) or
+/// `postgres://USER:PASSWORD@HOST/DB` (several replicas).
+#[derive(Debug, Parser)]
+#[command(
+    name = "minitwit",
+    version,
+    propagate_version = true,
+    max_term_width = 100,
+    after_long_help = EXAMPLES
+)]
+pub struct Cli {
+    /// Where the data lives: `sled:PATH` or `postgres://…` / `postgresql://…`.
+    #[arg(
+        long,
+        env = "MINITWIT_STORE",
+        default_value = "sled:./minitwit-data",
+        global = true,
+        hide_env_values = true
+    )]
+    pub store: String,
+
+    /// How opening a store behaves (sled durability, PostgreSQL pool).
+    #[command(flatten)]
+    pub store_options: StoreOptions,
+
+    /// Log format on stderr: `auto` is pretty on a terminal and JSON otherwise. The level
+    /// comes from `RUST_LOG` (default `info` for `serve`, `warn` for other commands).
+    #[arg(long, env = "MINITWIT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Auto, global = true)]
+    pub log_format: LogFormat,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Shown at the end of `minitwit --help`.
+const EXAMPLES: &str = "\
+Examples:
+  minitwit serve                          # site :5000, API :5001, data in ./minitwit-data
+  MINITWIT_STORE=postgres://minitwit:PW@db/minitwit minitwit serve --web-addr 0.0.0.0:5000
+  minitwit user create alice alice@example.com --password-stdin < password.txt
+  minitwit message list --flagged --limit 20
+  minitwit message flag 12 13             # all or nothing: an unknown id changes nothing
+  minitwit export --out backup.jsonl
+  minitwit --store sled:./restored import --in backup.jsonl
+  minitwit copy --from sled:./minitwit-data --to postgres://minitwit:PW@db/minitwit
+  minitwit replay --csv minitwit_scenario.csv --base-url http://127.0.0.1:5001
+
+Exit status: 0 on success, 1 on any failure (one line on stderr), 2 on bad usage.";
+
+/// Options for opening stores.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct StoreOptions {
+    /// Most connections in the PostgreSQL pool (per process).
+    #[arg(long, env = "MINITWIT_PG_MAX_CONNECTIONS", default_value_t = 10, global = true)]
+    pub pg_max_connections: u32,
+
+    /// When sled acknowledges writes: `durable` (on disk first) or `relaxed` (flushed
+    /// within half a second; faster, for bulk loads).
+    #[arg(long, env = "MINITWIT_SLED_DURABILITY", value_enum, default_value_t = SledDurability::Durable, global = true)]
+    pub sled_durability: SledDurability,
+}
+
+/// sled's durability modes, as flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SledDurability {
+    /// A write is on disk before it is acknowledged.
+    Durable,
+    /// Writes are flushed on a timer: a crash may lose the last half second.
+    Relaxed,
+}
+
+/// Log output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Pretty on a terminal, JSON otherwise.
+    Auto,
+    /// Human-readable lines.
+    Pretty,
+    /// One JSON object per line, for aggregation.
+    Json,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// The commands on the store named by `--store`.
+    #[command(flatten)]
+    OnStore(StoreCommand),
+    /// Copy one store into another (e.g. sled → PostgreSQL), then verify the copy.
+    ///
+    /// Stop the servers writing to the source first: a change during the copy fails the
+    /// verification.
+    Copy(CopyArgs),
+    /// Replay the simulator's scenario against a running API and report.
+    ///
+    /// The report gives errors by kind, throughput and latency percentiles. Exits 1 if
+    /// any action failed (unless `--allow-errors`).
+    Replay(ReplayArgs),
+}
+
+/// The subcommands that work on the store named by `--store`.
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Serve the web site and the simulator API, with /metrics, /health and /ready.
+    Serve(Box<ServeArgs>),
+    /// Apply PostgreSQL migrations (or check the sled format) and exit.
+    Migrate,
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// List, flag and unflag messages.
+    #[command(subcommand)]
+    Message(MessageCommand),
+    /// Print totals: users, messages, follows, flagged messages, latest.
+    Stats,
+    /// Write the whole store to a portable export file (JSON Lines).
+    Export(ExportArgs),
+    /// Load an export file into an empty store, then verify it.
+    Import(ImportArgs),
+}
+
+/// `serve` options.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address of the web site.
+    #[arg(long, env = "MINITWIT_WEB_ADDR", default_value = "127.0.0.1:5000")]
+    pub web_addr: SocketAddr,
+
+    /// Address of the simulator API.
+    #[arg(long, env = "MINITWIT_API_ADDR", default_value = "127.0.0.1:5001")]
+    pub api_addr: SocketAddr,
+
+    /// Key signing session cookies (at least 32 bytes). Without one, a key is generated
+    /// once and kept in the store, so replicas sharing a database share it.
+    #[arg(long, env = "MINITWIT_SESSION_KEY", hide_env_values = true)]
+    pub session_key: Option<Secret>,
+
+    /// Mark session cookies `Secure` (serve behind HTTPS).
+    #[arg(long, env = "MINITWIT_SECURE_COOKIES")]
+    pub secure_cookies: bool,
+
+    /// Take client addresses (for login throttling) from the last `X-Forwarded-For`
+    /// entry: only behind a reverse proxy that appends it.
+    #[arg(long, env = "MINITWIT_TRUST_FORWARDED_FOR")]
+    pub trust_forwarded_for: bool,
+
+    /// The simulator's credentials.
+    #[command(flatten)]
+    pub simulator: SimulatorCredentials,
+
+    /// Seconds between refreshes of the business gauges (users, messages, …).
+    #[arg(long, env = "MINITWIT_GAUGE_INTERVAL", default_value_t = 15)]
+    pub gauge_interval: u64,
+}
+
+/// The simulator's credentials (HTTP Basic).
+#[derive(Debug, Clone, Args)]
+pub struct SimulatorCredentials {
+    /// The simulator's user name (HTTP Basic).
+    #[arg(long, env = "MINITWIT_SIM_USER", default_value = "simulator")]
+    pub sim_user: String,
+
+    /// The simulator's password (HTTP Basic).
+    #[arg(
+        long,
+        env = "MINITWIT_SIM_PASSWORD",
+        default_value = "super_safe!",
+        hide_default_value = true,
+        hide_env_values = true
+    )]
+    pub sim_password: Secret,
+}
+
+/// `user` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// List users by id: `ID  USERNAME  EMAIL  active|disabled`.
+    List {
+        /// At most this many (all when absent).
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Only users with a larger id (to page on).
+        #[arg(long)]
+        after: Option<i64>,
+    },
+    /// Show one user.
+    Show {
+        /// The exact user name.
+        username: String,
+    },
+    /// Create a user; the password is read from stdin or `--password`.
+    Create {
+        /// The user name.
+        username: String,
+        /// The email address.
+        email: String,
+        /// Where the password comes from.
+        #[command(flatten)]
+        password: PasswordSource,
+    },
+    /// Disable a user: they can no longer log in or post.
+    Disable {
+        /// The exact user name.
+        username: String,
+    },
+    /// Re-enable a disabled user.
+    Enable {
+        /// The exact user name.
+        username: String,
+    },
+    /// Delete a user with their messages and follows.
+    Delete {
+        /// The exact user name.
+        username: String,
+    },
+    /// Set a new password, read from stdin or `--password`.
+    Password {
+        /// The exact user name.
+        username: String,
+        /// Where the password comes from.
+        #[command(flatten)]
+        password: PasswordSource,
+    },
+}
+
+/// Where a password comes from: scriptable, never a prompt.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct PasswordSource {
+    /// Read the password from the first line of standard input.
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// The password itself (visible in the process list; prefer `--password-stdin`).
+    #[arg(long, env = "MINITWIT_USER_PASSWORD", hide_env_values = true)]
+    pub password: Option<Secret>,
+}
+
+/// `message` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum MessageCommand {
+    /// List messages, newest first, flagged ones included (marked):
+    /// `ID  PUB_DATE  AUTHOR  flagged|-  TEXT`.
+    List {
+        /// Only flagged messages.
+        #[arg(long, conflicts_with = "unflagged")]
+        flagged: bool,
+        /// Only unflagged messages.
+        #[arg(long)]
+        unflagged: bool,
+        /// Only this user's messages.
+        #[arg(long)]
+        user: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// Only messages with a smaller id (to page on).
+        #[arg(long)]
+        before: Option<i64>,
+    },
+    /// Flag (hide) messages by id. Unknown ids change nothing and are reported.
+    Flag {
+        /// Message ids.
+        #[arg(required = true, num_args = 1..)]
+        ids: Vec<i64>,
+    },
+    /// Unflag (show again) messages by id. Unknown ids change nothing and are reported.
+    Unflag {
+        /// Message ids.
+        #[arg(required = true, num_args = 1..)]
+        ids: Vec<i64>,
+    },
+}
+
+/// `export` options.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The file to write (written to a temporary file first, then renamed).
+    #[arg(long = "out", short = 'o')]
+    pub out: PathBuf,
+    /// Replace the file if it exists.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `import` options.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The export file to read (checked completely before anything is written).
+    #[arg(long = "in", short = 'i')]
+    pub input: PathBuf,
+    /// Write even if the store holds data (ids must not collide).
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `copy` options.
+#[derive(Debug, Args)]
+pub struct CopyArgs {
+    /// The store to read, by URL.
+    #[arg(long, env = "MINITWIT_COPY_FROM", hide_env_values = true)]
+    pub from: String,
+    /// The store to write, by URL; must be empty unless `--force`.
+    #[arg(long, env = "MINITWIT_COPY_TO", hide_env_values = true)]
+    pub to: String,
+    /// Write even if the target holds data (ids must not collide).
+    #[arg(long)]
+    pub force: bool,
+    /// Records per batch.
+    #[arg(long, default_value_t = 1000)]
+    pub batch_size: usize,
+}
+
+/// `replay` options.
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The scenario (tab-separated: id, delay, unix-ms, action, user, argument[, password]).
+    #[arg(long, env = "MINITWIT_SCENARIO")]
+    pub csv: PathBuf,
+    /// Base URL of the simulator API.
+    #[arg(long, env = "MINITWIT_API_URL", default_value = "http://127.0.0.1:5001")]
+    pub base_url: String,
+    /// Replay only the first N actions.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// At most this many requests per second (unlimited when absent).
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Requests in flight at once (actions of one user stay in order).
+    #[arg(long, default_value_t = 1)]
+    pub concurrency: usize,
+    /// Per-request timeout, in milliseconds (the simulator's is 300).
+    #[arg(long, default_value_t = 300)]
+    pub timeout_ms: u64,
+    /// Open a new connection for every request, as the course's simulator does.
+    #[arg(long)]
+    pub close_connections: bool,
+    /// Exit successfully even when some requests failed (the report still lists them).
+    #[arg(long)]
+    pub allow_errors: bool,
+    /// The simulator's credentials.
+    #[command(flatten)]
+    pub simulator: SimulatorCredentials,
+}
+
+/// A secret from the command line or the environment: never printed, not even by
+/// `Debug`.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret itself, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let secret: Secret = "hunter2".parse().unwrap_or_else(|never| match never {});
+        assert!(!format!("{secret:?} {secret}").contains("hunter2"));
+    }
+}

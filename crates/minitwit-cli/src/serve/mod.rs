@@ -1,0 +1,132 @@
+//! `minitwit serve`: the web site and the simulator API on their own listeners, each
+//! wrapped by the same [`layers`], over one store wrapped by a [`MeteredStore`].
+//!
+//! - [`layers`]: request ids, logs, request metrics, `/health`, `/ready`, `/metrics`.
+//! - [`metrics`]: the Prometheus recorder, metric names, business gauges.
+//! - [`metered_store`]: store operation latency.
+//!
+//! Shutdown (SIGTERM or SIGINT): `/ready` turns 503, both listeners stop accepting,
+//! in-flight requests finish, then the store is flushed.
+
+pub mod layers;
+pub mod metered_store;
+pub mod metrics;
+
+use crate::cli::ServeArgs;
+use anyhow::{Context, Result};
+use layers::{Front, Ops};
+use metered_store::MeteredStore;
+use minitwit_core::{MiniTwit, Store};
+use minitwit_sim::SimConfig;
+use minitwit_web::WebConfig;
+use std::future::Future;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use warp::filters::BoxedFilter;
+use warp::reply::Response;
+
+/// Serves until SIGTERM or SIGINT, then shuts down gracefully.
+pub async fn run(store: Arc<dyn Store>, args: &ServeArgs, out: &mut impl Write) -> Result<()> {
+    let handle = metrics::handle()?;
+    metrics::describe();
+    let store: Arc<dyn Store> = Arc::new(MeteredStore::new(store));
+    let service = MiniTwit::new(Arc::clone(&store));
+    let ops = Ops::new(service.clone(), handle.clone());
+    let (web, api) = front_ends(&service, args, &ops).await?;
+    let web_listener = bind(args.web_addr, "web site").await?;
+    let api_listener = bind(args.api_addr, "simulator API").await?;
+    let (web_addr, api_addr) = (web_listener.local_addr()?, api_listener.local_addr()?);
+
+    metrics::refresh_gauges(&service).await;
+    let every = Duration::from_secs(args.gauge_interval);
+    let maintenance = tokio::spawn(metrics::maintain(service, handle, every));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let web_server = tokio::spawn(serve(web, web_listener, stopped(stop_rx.clone())));
+    let api_server = tokio::spawn(serve(api, api_listener, stopped(stop_rx)));
+    writeln!(out, "web site listening on http://{web_addr}")?;
+    writeln!(out, "simulator API listening on http://{api_addr}")?;
+    out.flush()?;
+    tracing::info!(%web_addr, %api_addr, backend = store.backend(), "serving");
+
+    let signal = shutdown_signal().await?;
+    tracing::info!(signal, "shutting down: finishing in-flight requests");
+    ops.begin_shutdown();
+    // Nobody listens any more once both servers have stopped; that is fine.
+    let _ = stop_tx.send(true);
+    let (web_done, api_done) = tokio::join!(web_server, api_server);
+    maintenance.abort();
+    web_done.context("the web server task failed")?;
+    api_done.context("the API server task failed")?;
+    store.flush().await.context("flushing the store")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Both front ends, configured and wrapped by the same layers.
+async fn front_ends(
+    service: &MiniTwit,
+    args: &ServeArgs,
+    ops: &Ops,
+) -> Result<(BoxedFilter<(Response,)>, BoxedFilter<(Response,)>)> {
+    let mut web_config = WebConfig::new(session_key(service, args).await?)
+        .context("MINITWIT_SESSION_KEY is not usable")?;
+    web_config.secure_cookies = args.secure_cookies;
+    web_config.trust_forwarded_for = args.trust_forwarded_for;
+    let sim_config = SimConfig {
+        username: args.simulator.sim_user.clone(),
+        password: args.simulator.sim_password.expose().to_owned(),
+    };
+    let web = layers::instrument(
+        Front { name: "web", route_label: minitwit_web::route_label },
+        minitwit_web::routes(service.clone(), web_config),
+        ops.clone(),
+    );
+    let api = layers::instrument(
+        Front { name: "api", route_label: minitwit_sim::route_label },
+        minitwit_sim::routes(service.clone(), sim_config),
+        ops.clone(),
+    );
+    Ok((web, api))
+}
+
+/// The configured session key, or the one kept in the store.
+async fn session_key(service: &MiniTwit, args: &ServeArgs) -> Result<Vec<u8>> {
+    match &args.session_key {
+        Some(key) => Ok(key.expose().as_bytes().to_vec()),
+        None => Ok(service.session_key().await.context("reading the session key")?),
+    }
+}
+
+async fn bind(addr: SocketAddr, what: &str) -> Result<TcpListener> {
+    TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} for the {what}"))
+}
+
+/// Serves `routes` on `listener` until `stop` resolves, then finishes in-flight requests.
+async fn serve(
+    routes: BoxedFilter<(Response,)>,
+    listener: TcpListener,
+    stop: impl Future<Output = ()> + Send + 'static,
+) {
+    warp::serve(routes).incoming(listener).graceful(stop).run().await;
+}
+
+/// Resolves when the stop flag turns true (or its sender is gone).
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    // An error means the sender was dropped: stop as well.
+    let _ = stop.wait_for(|stop| *stop).await;
+}
+
+/// Waits for SIGTERM or SIGINT and names it.
+async fn shutdown_signal() -> Result<&'static str> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    Ok(tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    })
+}

@@ -1,0 +1,137 @@
+//! Stores by URL: `sled:PATH` (the embedded default) or `postgres://…` /
+//! `postgresql://…`. The only place the binary names a concrete backend.
+
+use crate::cli::{SledDurability, StoreOptions};
+use minitwit_core::Store;
+use minitwit_store_pg::{PgOptions, PgStore};
+use minitwit_store_sled::{Durability, SledOptions, SledStore};
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Why a store could not be opened; each is one line for the operator.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenStoreError {
+    /// The URL names no backend this build has.
+    #[error(
+        "unknown store URL {0:?}: use sled:PATH (e.g. sled:./minitwit-data) or postgres://USER:PASSWORD@HOST/DB"
+    )]
+    UnknownScheme(String),
+    /// `sled:` without a path.
+    #[error("the store URL sled: needs a directory, e.g. sled:./minitwit-data")]
+    EmptySledPath,
+    /// sled refused to open (locked by a running server, unreadable, …).
+    #[error(transparent)]
+    Sled(#[from] minitwit_store_sled::OpenError),
+    /// PostgreSQL could not be reached or migrated.
+    #[error("cannot open the PostgreSQL store at {url}: {source}")]
+    Postgres {
+        /// The URL without its password.
+        url: String,
+        /// What went wrong.
+        source: minitwit_store_pg::PgError,
+    },
+}
+
+/// A parsed store URL.
+#[derive(Clone, PartialEq, Eq)]
+pub enum StoreUrl {
+    /// An embedded sled store in this directory.
+    Sled(PathBuf),
+    /// A PostgreSQL database.
+    Postgres(String),
+}
+
+impl StoreUrl {
+    /// Parses `sled:PATH`, `postgres://…` or `postgresql://…`.
+    pub fn parse(url: &str) -> Result<Self, OpenStoreError> {
+        if let Some(path) = url.strip_prefix("sled:") {
+            let path = path.strip_prefix("//").unwrap_or(path);
+            if path.is_empty() {
+                return Err(OpenStoreError::EmptySledPath);
+            }
+            return Ok(Self::Sled(PathBuf::from(path)));
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Self::Postgres(url.to_owned()));
+        }
+        Err(OpenStoreError::UnknownScheme(redact(url)))
+    }
+
+    /// Opens the store; PostgreSQL migrations are applied on connecting.
+    pub async fn open(&self, options: StoreOptions) -> Result<Arc<dyn Store>, OpenStoreError> {
+        match self {
+            Self::Sled(path) => {
+                let durability = match options.sled_durability {
+                    SledDurability::Durable => Durability::Durable,
+                    SledDurability::Relaxed => Durability::Relaxed,
+                };
+                let options = SledOptions { durability, ..SledOptions::default() };
+                Ok(Arc::new(SledStore::open(path, options)?))
+            }
+            Self::Postgres(url) => {
+                let options = PgOptions {
+                    max_connections: options.pg_max_connections,
+                    ..PgOptions::default()
+                };
+                let store = PgStore::connect(url, options)
+                    .await
+                    .map_err(|source| OpenStoreError::Postgres { url: redact(url), source })?;
+                Ok(Arc::new(store))
+            }
+        }
+    }
+}
+
+/// Shown without any password.
+impl fmt::Display for StoreUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Sled(path) => write!(f, "sled:{}", path.display()),
+            Self::Postgres(url) => f.write_str(&redact(url)),
+        }
+    }
+}
+
+impl fmt::Debug for StoreUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// `url` with the password of its user-info part (`user:PASSWORD@`) replaced by `***`.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{scheme}://{user}:***@{host}{tail}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_parse_by_scheme() {
+        assert_eq!(StoreUrl::parse("sled:./data").ok(), Some(StoreUrl::Sled("./data".into())));
+        assert_eq!(StoreUrl::parse("sled:///tmp/x").ok(), Some(StoreUrl::Sled("/tmp/x".into())));
+        assert!(matches!(StoreUrl::parse("postgresql://h/db"), Ok(StoreUrl::Postgres(_))));
+        assert!(matches!(StoreUrl::parse("sled:"), Err(OpenStoreError::EmptySledPath)));
+        assert!(matches!(StoreUrl::parse("mysql://x"), Err(OpenStoreError::UnknownScheme(_))));
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(redact("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact("postgres://h/db?password=x"), "postgres://h/db?password=x");
+        let shown = StoreUrl::parse("postgres://u:pw@h/db").map(|u| u.to_string());
+        assert_eq!(shown.ok().as_deref(), Some("postgres://u:***@h/db"));
+    }
+}

@@ -1,0 +1,239 @@
+//! Shared helpers for the binary's tests: run `minitwit` with a clean environment, start
+//! `minitwit serve` on free ports and stop it with a signal, make scratch stores.
+
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
+use std::time::Duration;
+
+/// The binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_minitwit");
+
+/// A `minitwit` command with no `MINITWIT_*` or `RUST_LOG` from the caller's environment.
+pub fn minitwit(args: &[&str]) -> Command {
+    let mut command = Command::new(BIN);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("MINITWIT_") || key == "RUST_LOG" {
+            command.env_remove(key);
+        }
+    }
+    command.args(args).stdin(Stdio::null());
+    command
+}
+
+/// Runs `minitwit` with `args` and returns what it printed.
+pub fn run(args: &[&str]) -> Output {
+    minitwit(args).output().expect("running the minitwit binary")
+}
+
+/// Runs `minitwit` with `stdin` fed to it.
+pub fn run_with_stdin(args: &[&str], stdin: &str) -> Output {
+    let mut child = minitwit(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawning minitwit");
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// Standard output, asserting success.
+pub fn ok(args: &[&str]) -> String {
+    let output = run(args);
+    assert!(
+        output.status.success(),
+        "minitwit {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// The single stderr line of a failed run, asserting the failure shape: exit status 1,
+/// exactly one line, no panic or backtrace.
+pub fn fails(args: &[&str]) -> String {
+    failure_line(&run(args), args)
+}
+
+/// [`fails`] for an output already collected.
+pub fn failure_line(output: &Output, args: &[&str]) -> String {
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(1), "minitwit {args:?} should fail: {stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line on stderr, got: {stderr}");
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert!(!stderr.contains("panicked") && !stderr.contains("backtrace"), "{stderr}");
+    stderr.trim_end().to_owned()
+}
+
+/// A scratch directory and a sled store URL inside it.
+pub struct Scratch {
+    pub dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    pub fn new() -> Self {
+        Self { dir: tempfile::tempdir().unwrap() }
+    }
+
+    /// `sled:DIR/name`.
+    pub fn sled(&self, name: &str) -> String {
+        format!("sled:{}", self.dir.path().join(name).display())
+    }
+
+    /// A path inside the scratch directory.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+/// A running `minitwit serve`, stopped with SIGTERM on drop.
+pub struct Server {
+    pub child: Child,
+    pub web: String,
+    pub api: String,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Server {
+    /// Starts `minitwit serve` on free ports with `extra` arguments and waits until it
+    /// prints both addresses.
+    pub fn start(store: &str, extra: &[&str]) -> Self {
+        Self::spawn(store, extra, "warn", Stdio::inherit())
+    }
+
+    /// [`Server::start`] with `info` logs written to `log`.
+    pub fn start_logging_to(store: &str, extra: &[&str], log: &Path) -> Self {
+        let file = std::fs::File::create(log).unwrap();
+        Self::spawn(store, extra, "info", Stdio::from(file))
+    }
+
+    fn spawn(store: &str, extra: &[&str], level: &str, stderr: Stdio) -> Self {
+        let mut args = vec!["--store", store, "serve", "--web-addr", "127.0.0.1:0"];
+        args.extend(["--api-addr", "127.0.0.1:0", "--log-format", "json"]);
+        args.extend(extra);
+        let mut child = minitwit(&args)
+            .env("RUST_LOG", level)
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .expect("spawning minitwit serve");
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let web = address(&mut stdout, "web site listening on ");
+        let api = address(&mut stdout, "simulator API listening on ");
+        Self { child, web, api, stdout }
+    }
+
+    /// Sends SIGTERM and waits for the exit; returns the exit status and what the
+    /// server still printed on stdout.
+    pub fn stop(mut self) -> (std::process::ExitStatus, String) {
+        signal(&self.child, "TERM");
+        let status = self.child.wait().unwrap();
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut self.stdout, &mut rest).unwrap();
+        (status, rest)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            signal(&self.child, "TERM");
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Sends a signal by name to `child`.
+pub fn signal(child: &Child, name: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status()
+        .expect("running kill");
+    assert!(status.success());
+}
+
+/// Reads stdout lines until one starts with `prefix`; returns the URL after it.
+fn address(stdout: &mut BufReader<ChildStdout>, prefix: &str) -> String {
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let n = stdout.read_line(&mut line).unwrap();
+        assert!(n > 0, "minitwit serve exited before printing {prefix:?}");
+        if let Some(url) = line.trim_end().strip_prefix(prefix) {
+            return url.to_owned();
+        }
+    }
+}
+
+/// A blocking-free HTTP client with a generous timeout (debug builds are slow).
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap()
+}
+
+/// The fixture's users and their passwords.
+pub const USERS: [(&str, &str); 3] =
+    [("alice", "alice-pw"), ("bob", "bob-pw"), ("Roger Histand", "roger-pw")];
+
+/// Writes an export file of a small store: the [`USERS`], six messages by alice and bob
+/// (one non-ASCII, ids 1..=6), alice follows bob, latest 42.
+pub fn write_fixture(path: &Path) {
+    let path = path.to_owned();
+    // A thread of its own, so async tests may call this too.
+    let writer = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(fixture_export(&path));
+    });
+    writer.join().unwrap();
+}
+
+async fn fixture_export(path: &Path) {
+    use minitwit_core::testkit::MemoryStore;
+    use minitwit_core::transfer::{TransferOptions, export};
+    use minitwit_core::{HashCost, MessageText, MiniTwit, Registration, Store};
+    use std::sync::Arc;
+    {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let twit = MiniTwit::with_hash_cost(Arc::clone(&store), HashCost::Insecure);
+        let mut users = Vec::new();
+        for (name, password) in USERS {
+            let email = format!("{}@example.com", name.replace(' ', "."));
+            let registration = Registration::parse(name, &email, password, None).unwrap();
+            users.push(twit.register(registration).await.unwrap());
+        }
+        for i in 1..=6 {
+            let text = if i == 3 { "Grüße, 世界".to_owned() } else { format!("message {i}") };
+            twit.post(&users[i % 2], MessageText::parse(&text).unwrap()).await.unwrap();
+        }
+        twit.follow(&users[0], &users[1]).await.unwrap();
+        twit.set_latest(42).await.unwrap();
+        let file = tokio::fs::File::create(path).await.unwrap();
+        let mut out = tokio::io::BufWriter::new(file);
+        export(&store, &mut out, TransferOptions::default(), &mut ()).await.unwrap();
+        tokio::io::AsyncWriteExt::flush(&mut out).await.unwrap();
+    }
+}
+
+/// A scratch sled store loaded with the fixture; returns its URL.
+pub fn fixture_store(scratch: &Scratch, name: &str) -> String {
+    let file = scratch.path(&format!("{name}.fixture.jsonl"));
+    write_fixture(&file);
+    let url = scratch.sled(name);
+    ok(&["--store", &url, "import", "--in", file.to_str().unwrap()]);
+    url
+}
+
+/// The simulator's real scenario, kept gzipped in the repository's `data/`.
+pub fn scenario_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/minitwit_scenario.csv.gz")
+}
+
+/// The scenario's text, decompressed.
+pub fn scenario_text() -> String {
+    let file = std::fs::File::open(scenario_path()).expect("the scenario is in data/");
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(file), &mut text)
+        .expect("the scenario decompresses");
+    text
+}
