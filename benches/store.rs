@@ -1,13 +1,15 @@
 //! Store benchmarks: register, post, follow, and the first page (30) of the public, user
-//! and home timelines, on data sets of 10k and 1M messages (shapes in
-//! `minitwit::workload`), for every backend in [`backends`] and each durability mode it
-//! offers; then group commit: concurrent durable posts with shared flushes against one
-//! flush per write.
+//! and home timelines (also of users following 50 and 500 people), on data sets of 10k
+//! and 1M messages (shapes in `minitwit::workload`), for every backend in [`backends`]
+//! (sled, and PostgreSQL on a durable throwaway server the benchmark starts) and each
+//! durability mode it offers; then group commit: concurrent durable posts with shared
+//! flushes against one flush per write.
 //!
 //! ```text
 //! cargo bench --bench store                    # everything (loads 1M messages once)
 //! MINITWIT_BENCH_SKIP_1M=1 cargo bench --bench store
 //! cargo bench --bench store -- 'sled/durable'  # criterion's name filter
+//! cargo bench --bench store -- postgres        # PostgreSQL only
 //! ```
 //!
 //! Registration goes through the service with `HashCost::Insecure`, so it measures the
@@ -18,6 +20,8 @@ use minitwit::workload::{self, Shape};
 use minitwit_core::{
     HashCost, MessageText, MiniTwit, NewMessage, PageSize, Registration, Store, Timeline, User,
 };
+use minitwit_store_pg::testkit::TestCluster;
+use minitwit_store_pg::{PgOptions, PgStore};
 use minitwit_store_sled::{Durability, SledOptions, SledStore};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
@@ -40,7 +44,7 @@ struct Backend {
 
 /// Every backend measured. To add one, add an entry.
 fn backends() -> Vec<Backend> {
-    vec![Backend { name: "sled", load: load_sled }]
+    vec![Backend { name: "sled", load: load_sled }, Backend { name: "postgres", load: load_pg }]
 }
 
 /// A sled data set in a temporary directory.
@@ -76,6 +80,44 @@ impl Loaded for SledData {
     }
 }
 
+/// A PostgreSQL data set on a throwaway server of its own, durable (`fsync` on) as in
+/// production, started like the tests' servers.
+struct PgData {
+    cluster: TestCluster,
+}
+
+/// Connects a store with default options to the benchmark's server.
+fn connect_pg(runtime: &Runtime, cluster: &TestCluster) -> PgStore {
+    let url = cluster.url("postgres");
+    runtime
+        .block_on(PgStore::connect(&url, PgOptions::default()))
+        .expect("connecting to PostgreSQL")
+}
+
+/// Loads `shape` into a new PostgreSQL server, then refreshes the planner's statistics
+/// as autovacuum would shortly after.
+fn load_pg(runtime: &Runtime, shape: &Shape) -> Box<dyn Loaded> {
+    let cluster = TestCluster::start_durable().unwrap_or_else(|e| panic!("{e}"));
+    let store = connect_pg(runtime, &cluster);
+    let started = std::time::Instant::now();
+    runtime.block_on(async {
+        workload::load(&store, shape).await.expect("loading the data set");
+        store.vacuum_analyze().await.expect("analyzing the data set");
+    });
+    eprintln!("postgres: loaded {} messages in {:.1?}", shape.label(), started.elapsed());
+    Box::new(PgData { cluster })
+}
+
+impl Loaded for PgData {
+    fn modes(&self) -> &'static [&'static str] {
+        &["durable"]
+    }
+
+    fn open(&self, runtime: &Runtime, _mode: &str) -> Arc<dyn Store> {
+        Arc::new(connect_pg(runtime, &self.cluster))
+    }
+}
+
 /// Makes every registered name unique across modes and data sets.
 static NEXT_NAME: AtomicI64 = AtomicI64::new(0);
 
@@ -91,11 +133,16 @@ fn bench_operations(
     let reader = users[0].id;
     group.throughput(Throughput::Elements(1));
     // Reads first, on the data set as generated; the writes below add to it.
-    for (name, timeline) in [
-        ("public_timeline", Timeline::Public),
-        ("user_timeline", Timeline::User(reader)),
-        ("home_timeline", Timeline::Home(reader)),
-    ] {
+    let wide = shape.wide_followers().map(|(follower, follows)| {
+        (format!("home_timeline_follows_{follows}"), Timeline::Home(follower))
+    });
+    let reads = [
+        ("public_timeline".to_owned(), Timeline::Public),
+        ("user_timeline".to_owned(), Timeline::User(reader)),
+        ("home_timeline".to_owned(), Timeline::Home(reader)),
+    ];
+    for (name, timeline) in reads.into_iter().chain(wide) {
+        let name = name.as_str();
         group.bench_function(name, |b| {
             b.to_async(runtime).iter(|| async {
                 let page = twit.timeline(timeline, None, PageSize::WEB).await.expect("reading");

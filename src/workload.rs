@@ -7,7 +7,10 @@
 //!   every user has exactly `F` followees and `F` followers, never themselves;
 //! - message `m` (`1..=M`) is by user `(m - 1) % U + 1` (round robin: `M / U` messages
 //!   each), published at [`FIRST_PUB_DATE`]` + m / 3` (pub_dates increase, with ties of
-//!   three), about 60 bytes of text; every 100th message is flagged.
+//!   three), about 60 bytes of text; every 100th message is flagged;
+//! - two "wide followers", users `U+1` and `U+2`, post nothing and follow
+//!   [`WIDE_FOLLOWS`] (50 and 500) users `1, 1+s, 1+2s, …` (`s = U / n`; every user
+//!   when `U < n`): home timelines of users who follow many people.
 
 use minitwit_core::{Follow, ImportBatch, Message, Store, StoreResult, User, UserId};
 
@@ -17,6 +20,9 @@ pub const FIRST_PUB_DATE: i64 = 1_600_000_000;
 /// memory for no gain in speed (measured: 10k-record batches load 1M messages in 68 s
 /// at 950 MB resident, 1k-record batches in 57 s at 430 MB).
 pub const BATCH: usize = 1_000;
+
+/// How many users each wide follower follows (every user, in a smaller data set).
+pub const WIDE_FOLLOWS: [i64; 2] = [50, 500];
 
 /// The size of a data set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +69,30 @@ impl Shape {
         (0..count).map(move |j| (id + j * step) % users + 1)
     }
 
+    /// The wide followers: for each of [`WIDE_FOLLOWS`], the follower's id and how many
+    /// users they follow.
+    pub fn wide_followers(&self) -> [(UserId, i64); 2] {
+        let follower = |i: usize| (self.users + 1 + i as i64, WIDE_FOLLOWS[i].min(self.users));
+        [follower(0), follower(1)]
+    }
+
+    /// The wide followers and their follows, as one import batch.
+    fn wide_follower_batch(&self) -> ImportBatch {
+        let followers = self.wide_followers();
+        let follows = followers
+            .iter()
+            .flat_map(|&(follower, count)| {
+                let step = self.users / count.max(1);
+                (0..count).map(move |j| Follow { follower, followee: 1 + j * step })
+            })
+            .collect();
+        ImportBatch {
+            users: followers.iter().map(|&(id, _)| self.user(id)).collect(),
+            follows,
+            ..ImportBatch::default()
+        }
+    }
+
     /// Message `id`, as generated.
     pub fn message(&self, id: i64) -> Message {
         Message {
@@ -76,7 +106,7 @@ impl Shape {
 }
 
 /// Loads `shape` into an empty `store`: users, then follows, then messages, in batches
-/// of [`BATCH`] records.
+/// of [`BATCH`] records, then the wide followers.
 pub async fn load(store: &dyn Store, shape: &Shape) -> StoreResult<()> {
     for users in chunks(1..=shape.users) {
         let users = users.map(|id| shape.user(id)).collect();
@@ -94,7 +124,7 @@ pub async fn load(store: &dyn Store, shape: &Shape) -> StoreResult<()> {
         let messages = messages.map(|id| shape.message(id)).collect();
         store.import(ImportBatch { messages, ..ImportBatch::default() }).await?;
     }
-    Ok(())
+    store.import(shape.wide_follower_batch()).await
 }
 
 /// `range` in consecutive sub-ranges of at most [`BATCH`] ids.
@@ -121,6 +151,26 @@ mod tests {
                 assert!(followees.iter().all(|&f| f != id && (1..=shape.users).contains(&f)));
             }
         }
+    }
+
+    #[test]
+    fn wide_followers_follow_distinct_existing_users() {
+        for shape in [Shape::SMALL, Shape::LARGE] {
+            let batch = shape.wide_follower_batch();
+            for (follower, count) in shape.wide_followers() {
+                let mut followees: Vec<_> = batch
+                    .follows
+                    .iter()
+                    .filter(|f| f.follower == follower)
+                    .map(|f| f.followee)
+                    .collect();
+                followees.dedup();
+                assert_eq!(followees.len() as i64, count, "{shape:?} follower {follower}");
+                assert!(followees.iter().all(|f| (1..=shape.users).contains(f)));
+            }
+        }
+        assert_eq!(Shape::LARGE.wide_followers(), [(10_001, 50), (10_002, 500)]);
+        assert_eq!(Shape::SMALL.wide_followers(), [(101, 50), (102, 100)]);
     }
 
     #[test]

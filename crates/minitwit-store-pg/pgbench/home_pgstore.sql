@@ -40,6 +40,6 @@ WITH window_end AS (
 )
 SELECT m.id, m.author_id, u.username AS author, u.email, m.text, m.pub_date
 FROM newest n
-JOIN messages m ON m.id = n.id
-JOIN users u ON u.id = m.author_id
+CROSS JOIN LATERAL (SELECT * FROM messages WHERE id = n.id OFFSET 0) m
+CROSS JOIN LATERAL (SELECT username, email FROM users WHERE id = m.author_id OFFSET 0) u
 ORDER BY n.pub_date DESC, n.id DESC;

@@ -41,11 +41,14 @@ impl PgStore {
     /// Fails if the URL is malformed, no connection can be made within
     /// `options.acquire_timeout`, or migrating fails.
     pub async fn connect(url: &str, options: PgOptions) -> Result<Self, PgError> {
-        let mut connect = PgConnectOptions::from_str(url).map_err(PgError::InvalidUrl)?;
-        if let Some(timeout) = options.statement_timeout {
-            let millis = timeout.as_millis().to_string();
-            connect = connect.options([("statement_timeout", millis.as_str())]);
-        }
+        let timeout = options.statement_timeout.map_or(0, |t| t.as_millis()).to_string();
+        let connect = PgConnectOptions::from_str(url).map_err(PgError::InvalidUrl)?.options([
+            ("statement_timeout", timeout.as_str()),
+            // Plan each statement once per connection, not on every run: every query
+            // here has a good plan for any arguments (tests/indexes.rs checks the
+            // timelines'), and planning the home timeline costs more than running it.
+            ("plan_cache_mode", "force_generic_plan"),
+        ]);
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections)
             .min_connections(options.min_connections)
@@ -240,18 +243,28 @@ impl Store for PgStore {
             Some(false) => &[false],
             None => &[false, true],
         };
-        let rows = sqlx::query_as::<_, MessageRow>(
-            "SELECT id, author_id, text, pub_date, flagged FROM messages
-             WHERE id < $1 AND flagged = ANY($2) AND ($3::BIGINT IS NULL OR author_id = $3)
-             ORDER BY id DESC LIMIT $4",
-        )
-        .bind(filter.before.unwrap_or(i64::MAX))
-        .bind(flagged)
-        .bind(filter.author)
-        .bind(sql_limit(filter.limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(backend_error)?;
+        // One statement per case, so that each has a plan using its index.
+        let sql = match filter.author {
+            Some(_) => {
+                "SELECT id, author_id, text, pub_date, flagged FROM messages
+                 WHERE id < $1 AND flagged = ANY($2) AND author_id = $4
+                 ORDER BY id DESC LIMIT $3"
+            }
+            None => {
+                "SELECT id, author_id, text, pub_date, flagged FROM messages
+                 WHERE id < $1 AND flagged = ANY($2)
+                 ORDER BY id DESC LIMIT $3"
+            }
+        };
+        let query = sqlx::query_as::<_, MessageRow>(sql)
+            .bind(filter.before.unwrap_or(i64::MAX))
+            .bind(flagged)
+            .bind(sql_limit(filter.limit));
+        let query = match filter.author {
+            Some(author) => query.bind(author),
+            None => query,
+        };
+        let rows = query.fetch_all(&self.pool).await.map_err(backend_error)?;
         Ok(into_all(rows))
     }
 

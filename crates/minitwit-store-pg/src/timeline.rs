@@ -11,7 +11,9 @@
 //!      newest `limit` keys below the cursor from the per-author index (a LATERAL
 //!      join: k short index-only range scans), then the best `limit` of those.
 //!
-//!   Either way the messages and authors themselves are read for the page only. The
+//!   Either way the messages and authors themselves are read for the page only, one
+//!   key lookup each (`OFFSET 0` keeps the planner from turning those lookups into a
+//!   hash join over a whole small table, which it prefers below some 100k rows). The
 //!   obvious `author_id IN (followees) ORDER BY pub_date` is the fast path without its
 //!   bound: when the followees posted little lately it walks the whole date index.
 //!   BENCHMARKS.md has the measurements.
@@ -75,8 +77,8 @@ const HOME: &str = "
     )
     SELECT m.id, m.author_id, u.username AS author, u.email, m.text, m.pub_date
     FROM newest n
-    JOIN messages m ON m.id = n.id
-    JOIN users u ON u.id = m.author_id
+    CROSS JOIN LATERAL (SELECT * FROM messages WHERE id = n.id OFFSET 0) m
+    CROSS JOIN LATERAL (SELECT username, email FROM users WHERE id = m.author_id OFFSET 0) u
     ORDER BY n.pub_date DESC, n.id DESC";
 
 /// How many of the newest public entries (per entry of the page) the home timeline's
