@@ -7,6 +7,7 @@ use crate::model::{
 };
 use crate::password_hash::{HashCost, Hasher};
 use crate::store::{Store, StoreError};
+use std::future::Future;
 use std::sync::Arc;
 
 /// Why a service call failed. Each variant says which HTTP status a front end answers.
@@ -95,13 +96,16 @@ impl MiniTwit {
 
     /// Registers a user; [`ServiceError::UsernameTaken`] if the name exists.
     pub async fn register(&self, registration: Registration) -> ServiceResult<User> {
-        if self.store.user_by_name(registration.username.as_ref()).await?.is_some() {
-            return Err(ServiceError::UsernameTaken);
-        }
-        let pw_hash =
-            self.hasher.hash(&registration.password).await.map_err(ServiceError::Internal)?;
-        let user = NewUser { username: registration.username, email: registration.email, pw_hash };
-        Ok(self.store.create_user(user).await?)
+        let (store, hasher) = (Arc::clone(&self.store), self.hasher.clone());
+        let Registration { username, email, password } = registration;
+        run_to_completion(async move {
+            if store.user_by_name(username.as_ref()).await?.is_some() {
+                return Err(ServiceError::UsernameTaken);
+            }
+            let pw_hash = hasher.hash(&password).await.map_err(ServiceError::Internal)?;
+            Ok(store.create_user(NewUser { username, email, pw_hash }).await?)
+        })
+        .await
     }
 
     /// Checks a login: [`ServiceError::InvalidUsername`], [`ServiceError::InvalidPassword`]
@@ -167,7 +171,8 @@ impl MiniTwit {
             return Err(ServiceError::AccountDisabled);
         }
         let message = NewMessage { author_id: author.id, text, pub_date: unix_now() };
-        Ok(self.store.add_message(message).await?)
+        let store = Arc::clone(&self.store);
+        run_to_completion(async move { Ok(store.add_message(message).await?) }).await
     }
 
     /// Flags (hides) or unflags every message in `ids`. All ids are checked first, so an
@@ -195,12 +200,14 @@ impl MiniTwit {
 
     /// `follower` follows `followee`; following twice leaves one pair.
     pub async fn follow(&self, follower: &User, followee: &User) -> ServiceResult<()> {
-        Ok(self.store.follow(follower.id, followee.id).await?)
+        let (store, pair) = (Arc::clone(&self.store), (follower.id, followee.id));
+        run_to_completion(async move { Ok(store.follow(pair.0, pair.1).await?) }).await
     }
 
     /// `follower` stops following `followee`; not following is not an error.
     pub async fn unfollow(&self, follower: &User, followee: &User) -> ServiceResult<()> {
-        Ok(self.store.unfollow(follower.id, followee.id).await?)
+        let (store, pair) = (Arc::clone(&self.store), (follower.id, followee.id));
+        run_to_completion(async move { Ok(store.unfollow(pair.0, pair.1).await?) }).await
     }
 
     /// Whether `follower` follows `followee`.
@@ -243,7 +250,8 @@ impl MiniTwit {
 
     /// Records the id of the last simulator action.
     pub async fn set_latest(&self, latest: i64) -> ServiceResult<()> {
-        Ok(self.store.set_latest(latest).await?)
+        let store = Arc::clone(&self.store);
+        run_to_completion(async move { Ok(store.set_latest(latest).await?) }).await
     }
 
     /// The session signing key: generated once and kept in the store, so every replica
@@ -262,9 +270,50 @@ impl MiniTwit {
     }
 }
 
+/// Runs a client's write to its end even when the caller stops waiting for it.
+///
+/// A front end's request future is dropped when its client disconnects (the simulator
+/// gives up after 0.3 s). Dropped half-way, a registration would vanish after its
+/// password was hashed and every later action for that user would fail; on a database a
+/// dropped statement leaves it unknown whether the write happened. So once accepted, a
+/// write runs on its own task and finishes; the caller merely stops listening.
+async fn run_to_completion<T: Send + 'static>(
+    write: impl Future<Output = ServiceResult<T>> + Send + 'static,
+) -> ServiceResult<T> {
+    tokio::spawn(write)
+        .await
+        .map_err(|err| ServiceError::Internal(format!("write task failed: {err}")))?
+}
+
 /// Seconds since the Unix epoch, now.
 pub fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+#[cfg(all(test, feature = "testkit"))]
+mod tests {
+    use super::*;
+    use crate::testkit::MemoryStore;
+
+    #[tokio::test]
+    async fn a_write_completes_when_its_caller_gives_up() {
+        let twit = MiniTwit::new(Arc::new(MemoryStore::new()));
+        let registration = Registration::parse("quitter", "q@example.com", "pw", None).unwrap();
+        // Poll the registration once (it starts), then drop it, as a server drops the
+        // request of a client that disconnected.
+        tokio::select! {
+            biased;
+            _ = twit.register(registration) => panic!("a recommended-cost hash takes longer than one poll"),
+            () = std::future::ready(()) => {}
+        }
+        for _ in 0..500 {
+            if twit.user("quitter").await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("the registration was abandoned with its caller");
+    }
 }
