@@ -259,6 +259,9 @@ async fn unknown_users_are_404(app: &TestApp) {
     assert_error(&app.post("/fllws/alice", json!({"follow": "nobody"})).await, 404);
     assert_error(&app.post("/fllws/alice", json!({"unfollow": "nobody"})).await, 404);
     assert_error(&app.get("/msgs/%FF%FE").await, 404);
+    assert_error(&app.get("/msgs/a%00b").await, 404);
+    assert_error(&app.get("/fllws/a%00b").await, 404);
+    assert_error(&app.post("/fllws/alice", json!({"follow": "a\u{0}b"})).await, 404);
     assert_eq!(app.service.stats().await.expect("stats").follows, 0);
 }
 
@@ -268,6 +271,7 @@ async fn bad_message_bodies_are_400(app: &TestApp) {
         (json!({"content": ""}), "may not be empty"),
         (json!({"content": "  \n "}), "may not be empty"),
         (json!({"content": "🦀".repeat(1001)}), "at most 1000"),
+        (json!({"content": "nul\u{0}byte"}), "control characters"),
         (json!({}), "missing field"),
         (json!({"content": 42}), "invalid type"),
         (json!({"content": null}), "invalid type"),

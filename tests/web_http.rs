@@ -92,6 +92,7 @@ async fn messages_are_recorded_and_escaped(app: TestApp) {
     let count = app.service.stats().await.unwrap().messages;
     assert_eq!(count, 2, "empty text records nothing");
     app.add_message(&"x".repeat(1001)).await.assert_contains("at most 1000 characters");
+    app.add_message("nul\u{0}byte").await.assert_contains("may not contain control characters");
     home.assert_contains("What's on your mind foo?");
 }
 
@@ -156,6 +157,9 @@ async fn unknown_users_are_404_and_signed_out_actions_401(app: TestApp) {
     assert_eq!(app.post("/nobody/follow", &[]).await.status, 404);
     assert_eq!(app.get("/a/b/c").await.status, 404);
     assert_eq!(app.get("/%FF").await.status, 404);
+    assert_eq!(app.get("/a%00b").await.status, 404, "PostgreSQL cannot be asked about NUL");
+    app.logout().await;
+    app.login("a\u{0}b", "pw").await.assert_contains("Invalid username");
     assert_eq!(app.send(app.client.delete(app.url("/public"))).await.status, 405);
 }
 

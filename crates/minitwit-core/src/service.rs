@@ -111,7 +111,7 @@ impl MiniTwit {
     /// Checks a login: [`ServiceError::InvalidUsername`], [`ServiceError::InvalidPassword`]
     /// or [`ServiceError::AccountDisabled`] when it fails.
     pub async fn authenticate(&self, username: &str, password: &str) -> ServiceResult<User> {
-        let user = self.store.user_by_name(username).await?.ok_or(ServiceError::InvalidUsername)?;
+        let user = self.find_user(username).await?.ok_or(ServiceError::InvalidUsername)?;
         if !self.hasher.verify(password, &user.pw_hash).await {
             return Err(ServiceError::InvalidPassword);
         }
@@ -123,7 +123,17 @@ impl MiniTwit {
 
     /// The user with exactly this name, or [`ServiceError::UnknownUser`].
     pub async fn user(&self, username: &str) -> ServiceResult<User> {
-        self.store.user_by_name(username).await?.ok_or(ServiceError::UnknownUser)
+        self.find_user(username).await?.ok_or(ServiceError::UnknownUser)
+    }
+
+    /// The user with exactly this name. A name with a control character cannot be anyone's
+    /// ([`crate::Username`] refuses them), and some stores cannot even be asked about one
+    /// (PostgreSQL's text holds no NUL), so such a name is answered without the store.
+    async fn find_user(&self, username: &str) -> ServiceResult<Option<User>> {
+        if username.chars().any(char::is_control) {
+            return Ok(None);
+        }
+        Ok(self.store.user_by_name(username).await?)
     }
 
     /// The user with this id, if any (a session may outlive its user).

@@ -4,7 +4,7 @@ use super::ValidationError;
 use serde::{Deserialize, Serialize};
 
 /// Message text: not empty or only white space, at most [`MessageText::MAX_CHARS`]
-/// characters. It is stored as written: `<`, `&`, quotes and emoji are escaped by the
+/// characters, no control characters but tabs and line breaks. It is stored as written: `<`, `&`, quotes and emoji are escaped by the
 /// front ends on output, never altered here.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -20,6 +20,9 @@ impl MessageText {
             Err(ValidationError::MessageEmpty)
         } else if raw.chars().count() > Self::MAX_CHARS {
             Err(ValidationError::MessageTooLong)
+        } else if raw.chars().any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r')) {
+            // NUL and the like: no reader wants them, and PostgreSQL's text cannot hold NUL.
+            Err(ValidationError::MessageBadCharacter)
         } else {
             Ok(Self(raw.to_owned()))
         }
@@ -56,5 +59,9 @@ mod tests {
         assert_eq!(MessageText::parse("  \n"), Err(ValidationError::MessageEmpty));
         assert_eq!(MessageText::parse(&"🦀".repeat(1001)), Err(ValidationError::MessageTooLong));
         assert!(MessageText::parse(&"🦀".repeat(1000)).is_ok());
+        assert!(MessageText::parse("tab\tnew\nline\r\n").is_ok());
+        for bad in ["nul\0byte", "bell\u{7}", "esc\u{1b}[31m"] {
+            assert_eq!(MessageText::parse(bad), Err(ValidationError::MessageBadCharacter));
+        }
     }
 }

@@ -53,6 +53,9 @@ pub enum ValidationError {
     /// The message text is longer than [`MessageText::MAX_CHARS`].
     #[error("The message may be at most 1000 characters long")]
     MessageTooLong,
+    /// The message text contains a control character other than tab or line break.
+    #[error("The message may not contain control characters")]
+    MessageBadCharacter,
     /// A page size (`no`) that is not a non-negative integer.
     #[error("The number of items must be a non-negative integer")]
     PageSizeInvalid,
