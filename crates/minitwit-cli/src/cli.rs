@@ -66,6 +66,19 @@ pub struct StoreOptions {
     #[arg(long, env = "MINITWIT_PG_MAX_CONNECTIONS", default_value_t = 10, global = true)]
     pub pg_max_connections: u32,
 
+    /// How long a request waits for a PostgreSQL connection before the store reports
+    /// itself unavailable (503), in milliseconds.
+    #[arg(long, env = "MINITWIT_PG_ACQUIRE_TIMEOUT_MS", default_value_t = 2000, global = true)]
+    pub pg_acquire_timeout_ms: u64,
+
+    /// PostgreSQL's limit on one statement, in milliseconds (0: no limit).
+    #[arg(long, env = "MINITWIT_PG_STATEMENT_TIMEOUT_MS", default_value_t = 30_000, global = true)]
+    pub pg_statement_timeout_ms: u64,
+
+    /// sled's page cache, in MiB (sled's own default would be 1 GiB).
+    #[arg(long, env = "MINITWIT_SLED_CACHE_MB", default_value_t = 64, global = true)]
+    pub sled_cache_mb: u64,
+
     /// When sled acknowledges writes: `durable` (on disk first) or `relaxed` (flushed
     /// within half a second; faster, for bulk loads).
     #[arg(long, env = "MINITWIT_SLED_DURABILITY", value_enum, default_value_t = SledDurability::Durable, global = true)]

@@ -8,6 +8,7 @@ use minitwit_store_sled::{Durability, SledOptions, SledStore};
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Why a store could not be opened; each is one line for the operator.
 #[derive(Debug, thiserror::Error)]
@@ -66,12 +67,17 @@ impl StoreUrl {
                     SledDurability::Durable => Durability::Durable,
                     SledDurability::Relaxed => Durability::Relaxed,
                 };
-                let options = SledOptions { durability, ..SledOptions::default() };
+                let cache_capacity_bytes = options.sled_cache_mb.saturating_mul(1024 * 1024);
+                let options = SledOptions { durability, cache_capacity_bytes };
                 Ok(Arc::new(SledStore::open(path, options)?))
             }
             Self::Postgres(url) => {
+                let statement_timeout = (options.pg_statement_timeout_ms > 0)
+                    .then(|| Duration::from_millis(options.pg_statement_timeout_ms));
                 let options = PgOptions {
                     max_connections: options.pg_max_connections,
+                    acquire_timeout: Duration::from_millis(options.pg_acquire_timeout_ms),
+                    statement_timeout,
                     ..PgOptions::default()
                 };
                 let store = PgStore::connect(url, options)
