@@ -338,7 +338,8 @@ pub struct CopyArgs {
 /// `replay` options.
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
-    /// The scenario (tab-separated: id, delay, unix-ms, action, user, argument[, password]).
+    /// The scenario (tab-separated: id, delay, unix-ms, action, user, argument[, password]),
+    /// gzipped when its name ends in `.gz`, e.g. `data/minitwit_scenario.csv.gz`.
     #[arg(long, env = "MINITWIT_SCENARIO")]
     pub csv: PathBuf,
     /// Base URL of the simulator API.
