@@ -133,8 +133,10 @@ async fn set_flagged(
     out: &mut impl Write,
 ) -> Result<()> {
     match service.set_flagged(ids, flagged).await {
-        Err(ServiceError::UnknownMessage(id)) => {
-            bail!("no message with id {id}; nothing was changed")
+        Err(ServiceError::UnknownMessages(ids)) => {
+            let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+            let what = if ids.len() == 1 { "no message with id" } else { "no messages with ids" };
+            bail!("{what} {}; nothing was changed", ids.join(", "))
         }
         other => other?,
     }

@@ -22,9 +22,9 @@ pub enum ServiceError {
     /// 404: no user of that name or id.
     #[error("Unknown user")]
     UnknownUser,
-    /// 404: no message with that id.
-    #[error("Unknown message {0}")]
-    UnknownMessage(MessageId),
+    /// 404: no message with these ids.
+    #[error("Unknown messages: {}", join_ids(.0))]
+    UnknownMessages(Vec<MessageId>),
     /// Login with a name nobody has.
     #[error("Invalid username")]
     InvalidUsername,
@@ -185,17 +185,21 @@ impl MiniTwit {
         run_to_completion(async move { Ok(store.add_message(message).await?) }).await
     }
 
-    /// Flags (hides) or unflags every message in `ids`. All ids are checked first, so an
-    /// unknown id changes nothing: [`ServiceError::UnknownMessage`] names the first.
+    /// Flags (hides) or unflags every message in `ids`. All ids are checked first, so
+    /// unknown ids change nothing: [`ServiceError::UnknownMessages`] names them all.
     pub async fn set_flagged(&self, ids: &[MessageId], flagged: bool) -> ServiceResult<()> {
+        let mut unknown = Vec::new();
         for &id in ids {
             if self.store.message_by_id(id).await?.is_none() {
-                return Err(ServiceError::UnknownMessage(id));
+                unknown.push(id);
             }
+        }
+        if !unknown.is_empty() {
+            return Err(ServiceError::UnknownMessages(unknown));
         }
         for &id in ids {
             if !self.store.set_flagged(id, flagged).await? {
-                return Err(ServiceError::UnknownMessage(id));
+                return Err(ServiceError::UnknownMessages(vec![id]));
             }
         }
         Ok(())
@@ -278,6 +282,11 @@ impl MiniTwit {
     pub async fn stats(&self) -> ServiceResult<Counts> {
         Ok(self.store.counts().await?)
     }
+}
+
+/// `1, 2, 3`.
+fn join_ids(ids: &[MessageId]) -> String {
+    ids.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
 }
 
 /// Runs a client's write to its end even when the caller stops waiting for it.

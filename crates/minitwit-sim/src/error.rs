@@ -66,7 +66,7 @@ impl ApiError {
 fn service_status(err: &ServiceError) -> StatusCode {
     match err {
         ServiceError::Invalid(_) | ServiceError::UsernameTaken => StatusCode::BAD_REQUEST,
-        ServiceError::UnknownUser | ServiceError::UnknownMessage(_) => StatusCode::NOT_FOUND,
+        ServiceError::UnknownUser | ServiceError::UnknownMessages(_) => StatusCode::NOT_FOUND,
         ServiceError::InvalidUsername
         | ServiceError::InvalidPassword
         | ServiceError::AccountDisabled => StatusCode::FORBIDDEN,

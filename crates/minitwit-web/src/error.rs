@@ -47,7 +47,7 @@ impl From<ServiceError> for WebError {
             ServiceError::Invalid(_) | ServiceError::UsernameTaken => {
                 Self::BadRequest("invalid input")
             }
-            ServiceError::UnknownUser | ServiceError::UnknownMessage(_) => Self::NotFound,
+            ServiceError::UnknownUser | ServiceError::UnknownMessages(_) => Self::NotFound,
             ServiceError::InvalidUsername | ServiceError::InvalidPassword => Self::Unauthorized,
             ServiceError::AccountDisabled => Self::Forbidden,
             ServiceError::Unavailable => Self::Unavailable,

@@ -95,6 +95,8 @@ fn unknown_or_malformed_message_ids_change_nothing() {
     let line = fails(&["--store", &store, "message", "flag", "1", "999", "2"]);
     assert_eq!(line, "error: no message with id 999; nothing was changed");
     assert!(ok(&["--store", &store, "stats"]).contains("flagged\t0\n"), "nothing partial");
+    let line = fails(&["--store", &store, "message", "unflag", "998", "1", "999"]);
+    assert_eq!(line, "error: no messages with ids 998, 999; nothing was changed");
 
     // The original flag_tool pasted its arguments into SQL; here they must be integers.
     for bad in ["1;DROP TABLE message", "abc", "1.5"] {
