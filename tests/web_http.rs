@@ -258,6 +258,13 @@ async fn responses_carry_security_and_cache_headers(app: TestApp) {
     assert!(missing.header("content-security-policy").is_some(), "error pages too");
     let huge = "x".repeat(70 * 1024);
     assert_eq!(app.post("/login", &[("username", &huge)]).await.status, 413);
+    // HEAD reads a page's head; it never signs out or follows.
+    let head = app.send(app.client.head(app.url("/public"))).await;
+    assert_eq!((head.status, head.body.as_str()), (200, ""));
+    assert!(head.header("content-type").unwrap().starts_with("text/html"));
+    let head_logout = app.send(app.client.head(app.url("/logout"))).await;
+    assert_ne!(head_logout.status, 302, "HEAD /logout must not sign out");
+    assert!(head_logout.header("set-cookie").is_none());
 }
 
 async fn sessions_are_encrypted_cookies(app: TestApp) {

@@ -101,6 +101,12 @@ fn client(
         .map(move |peer, headers: HeaderMap| client_address(peer, &headers, trust))
 }
 
+/// `GET`, or `HEAD` (hyper sends the same head without the body): for the routes that only
+/// read. Routes whose GET changes something (logout, the legacy follow links) take no HEAD.
+fn read() -> impl Filter<Extract = (), Error = Rejection> + Copy {
+    warp::get().or(warp::head()).unify()
+}
+
 fn page_query() -> impl Filter<Extract = (PageQuery,), Error = Rejection> + Clone {
     warp::query::<PageQuery>()
 }
@@ -108,7 +114,7 @@ fn page_query() -> impl Filter<Extract = (PageQuery,), Error = Rejection> + Clon
 /// `GET /`
 fn home(s: &Arc<Site>) -> BoxedFilter<(Response,)> {
     warp::path::end()
-        .and(warp::get())
+        .and(read())
         .and(with_site(s))
         .and(page_query())
         .and(visit(s))
@@ -119,7 +125,7 @@ fn home(s: &Arc<Site>) -> BoxedFilter<(Response,)> {
 /// `GET /public`
 fn public(s: &Arc<Site>) -> BoxedFilter<(Response,)> {
     warp::path!("public")
-        .and(warp::get())
+        .and(read())
         .and(with_site(s))
         .and(page_query())
         .and(visit(s))
@@ -129,7 +135,7 @@ fn public(s: &Arc<Site>) -> BoxedFilter<(Response,)> {
 
 /// `GET /register`, `POST /register`
 fn register(s: &Arc<Site>) -> BoxedFilter<(Response,)> {
-    let show = warp::get().and(with_site(s)).and(visit(s)).and_then(account::register_form);
+    let show = read().and(with_site(s)).and(visit(s)).and_then(account::register_form);
     let submit = warp::post()
         .and(same_site())
         .and(with_site(s))
@@ -141,7 +147,7 @@ fn register(s: &Arc<Site>) -> BoxedFilter<(Response,)> {
 
 /// `GET /login`, `POST /login`
 fn login(s: &Arc<Site>) -> BoxedFilter<(Response,)> {
-    let show = warp::get().and(with_site(s)).and(visit(s)).and_then(account::login_form);
+    let show = read().and(with_site(s)).and(visit(s)).and_then(account::login_form);
     let submit = warp::post()
         .and(same_site())
         .and(with_site(s))
@@ -178,7 +184,7 @@ fn add_message(s: &Arc<Site>) -> BoxedFilter<(Response,)> {
 /// `GET /static/{file}`
 fn static_files(s: &Arc<Site>) -> BoxedFilter<(Response,)> {
     warp::path("static")
-        .and(warp::get())
+        .and(read())
         .and(with_site(s))
         .and(warp::path::tail())
         .and(warp::header::optional::<String>("if-none-match"))
@@ -209,7 +215,7 @@ fn user(s: &Arc<Site>) -> BoxedFilter<(Response,)> {
     with_site(s)
         .and(warp::path::param::<String>())
         .and(warp::path::end())
-        .and(warp::get())
+        .and(read())
         .and(page_query())
         .and(visit(s))
         .and_then(timeline::user)
