@@ -1,6 +1,6 @@
 //! Store benchmarks: register, post, follow, and the first page (30) of the public, user
 //! and home timelines (also of users following 50 and 500 people), on data sets of 10k
-//! and 1M messages (shapes in `minitwit::workload`), for every backend in [`backends`]
+//! and 1M messages (shapes in `minitwit_core::synthetic`), for every backend in [`backends`]
 //! (sled, and PostgreSQL on a durable throwaway server the benchmark starts) and each
 //! durability mode it offers; then group commit: concurrent durable posts with shared
 //! flushes against one flush per write.
@@ -16,7 +16,7 @@
 //! store and not Argon2. Writes accumulate in the data set while they are measured.
 
 use criterion::{BenchmarkGroup, Criterion, Throughput, measurement::WallTime};
-use minitwit::workload::{self, Shape};
+use minitwit_core::synthetic::{self, Shape};
 use minitwit_core::{
     HashCost, MessageText, MiniTwit, NewMessage, PageSize, Registration, Store, Timeline, User,
 };
@@ -63,7 +63,7 @@ fn load_sled(runtime: &Runtime, shape: &Shape) -> Box<dyn Loaded> {
     let store = SledStore::open(dir.path(), sled_options("relaxed")).expect("opening sled");
     let started = std::time::Instant::now();
     runtime.block_on(async {
-        workload::load(&store, shape).await.expect("loading the data set");
+        synthetic::load(&store, shape).await.expect("loading the data set");
         store.flush().await.expect("flushing the data set");
     });
     eprintln!("sled: loaded {} messages in {:.1?}", shape.label(), started.elapsed());
@@ -101,7 +101,7 @@ fn load_pg(runtime: &Runtime, shape: &Shape) -> Box<dyn Loaded> {
     let store = connect_pg(runtime, &cluster);
     let started = std::time::Instant::now();
     runtime.block_on(async {
-        workload::load(&store, shape).await.expect("loading the data set");
+        synthetic::load(&store, shape).await.expect("loading the data set");
         store.vacuum_analyze().await.expect("analyzing the data set");
     });
     eprintln!("postgres: loaded {} messages in {:.1?}", shape.label(), started.elapsed());
@@ -219,7 +219,7 @@ fn bench_group_commit(c: &mut Criterion, runtime: &Runtime) {
         let store: Arc<dyn Store> =
             Arc::new(SledStore::open(dir.path(), sled_options(mode)).expect("opening sled"));
         let author = runtime.block_on(async {
-            workload::load(&*store, &Shape::SMALL).await.expect("loading");
+            synthetic::load(&*store, &Shape::SMALL).await.expect("loading");
             store.user_by_id(1).await.expect("reading").expect("user 1 exists")
         });
         let serial = Arc::new(tokio::sync::Mutex::new(()));
@@ -255,7 +255,7 @@ async fn write_posts(
 ) {
     for _ in 0..POSTS_PER_WRITER {
         let text = MessageText::parse("A concurrent post.").expect("a valid text");
-        let message = NewMessage { author_id, text, pub_date: workload::FIRST_PUB_DATE };
+        let message = NewMessage { author_id, text, pub_date: synthetic::FIRST_PUB_DATE };
         let _one_at_a_time = match commit {
             Commit::OneFlushPerWrite => Some(serial.lock().await),
             Commit::Shared | Commit::Relaxed => None,

@@ -50,8 +50,7 @@ async fn fuzz(store: (std::sync::Arc<dyn minitwit_core::Store>, sim_support::Gua
     // A user to find: schemathesis tries the credentials' user name in paths.
     app.register("simulator").await;
     let schema = app.url("/openapi.yaml");
-    let config =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("crates/minitwit-sim/schemathesis.toml");
+    let config = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("minitwit-sim/schemathesis.toml");
     let output = tokio::process::Command::new(&st)
         .arg("--config-file")
         .arg(config)

@@ -11,6 +11,7 @@
 //! - [`password_hash`]: Argon2id hashing off the async executor.
 //! - [`gravatar`]: picture addresses for emails.
 //! - [`transfer`]: moving whole stores: export files, import, copy, fingerprints.
+//! - [`synthetic`]: generated data sets of a stated shape, for benchmarks and load tests.
 //! - `testkit` (feature `testkit`): the conformance suite every backend runs, the
 //!   in-memory reference model and the proptest model test.
 //!
@@ -31,6 +32,7 @@ pub mod model;
 pub mod password_hash;
 pub mod service;
 pub mod store;
+pub mod synthetic;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod transfer;

@@ -226,7 +226,7 @@ pub fn fixture_store(scratch: &Scratch, name: &str) -> String {
 
 /// The simulator's real scenario, kept gzipped in the repository's `data/`.
 pub fn scenario_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/minitwit_scenario.csv.gz")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/minitwit_scenario.csv.gz")
 }
 
 /// The scenario's text, decompressed.

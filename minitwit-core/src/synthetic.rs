@@ -1,5 +1,6 @@
-//! Benchmark data sets: a stated shape, generated deterministically and loaded into any
-//! [`Store`] through [`Store::import`] batches (far faster than one call per record).
+//! Synthetic data sets for benchmarks and load tests: a stated shape, generated
+//! deterministically and loaded into any [`Store`] through [`Store::import`] batches (far
+//! faster than one call per record).
 //!
 //! The shape of a data set of `U` users, `F` follows per user and `M` messages:
 //! - users `1..=U` named `user{id}`;
@@ -12,7 +13,7 @@
 //!   [`WIDE_FOLLOWS`] (50 and 500) users `1, 1+s, 1+2s, …` (`s = U / n`; every user
 //!   when `U < n`): home timelines of users who follow many people.
 
-use minitwit_core::{Follow, ImportBatch, Message, Store, StoreResult, User, UserId};
+use crate::{Follow, ImportBatch, Message, Store, StoreResult, User, UserId};
 
 /// The publication time of message 0 (September 2020).
 pub const FIRST_PUB_DATE: i64 = 1_600_000_000;
