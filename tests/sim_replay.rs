@@ -1,4 +1,4 @@
-//! The replay client against a real server: the full scenario (SPEC.md §3) replays with no
+//! The replay client against a real server: the full scenario (CONTRACT.md §4) replays with no
 //! error and leaves `latest` at the last action's id; errors are counted by kind. The
 //! report (throughput, latency percentiles) is printed: run with `--nocapture` to see it.
 

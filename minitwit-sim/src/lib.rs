@@ -1,4 +1,4 @@
-//! MiniTwit's simulator API (SPEC.md §3), its OpenAPI document, and the simulator's replay
+//! MiniTwit's simulator API (CONTRACT.md §4), its OpenAPI document, and the simulator's replay
 //! client.
 //!
 //! The CLI composes [`routes`] (the whole API as one warp filter over the core service) and
@@ -35,7 +35,7 @@ pub const OPENAPI_YAML: &str = include_str!("../openapi.yaml");
 /// The largest request body the API reads, in bytes; larger bodies get a 413.
 pub const MAX_BODY_BYTES: u64 = 64 * 1024;
 
-/// The whole API as one filter: every endpoint of SPEC.md §3 and `GET /openapi.yaml`, with
+/// The whole API as one filter: every endpoint of CONTRACT.md §4 and `GET /openapi.yaml`, with
 /// every failure rendered as the JSON error shape.
 pub fn routes(service: MiniTwit, config: SimConfig) -> BoxedFilter<(warp::reply::Response,)> {
     filters::api(service, config).recover(error::handle_rejection).unify().boxed()

@@ -1,4 +1,4 @@
-//! The simulator as a library (`minitwit replay`): reads a scenario (SPEC.md §3), sends each
+//! The simulator as a library (`minitwit replay`): reads a scenario (CONTRACT.md §4.4), sends each
 //! action as the course's simulator does, and reports errors by kind, throughput and
 //! latency percentiles.
 //!
