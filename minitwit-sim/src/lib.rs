@@ -1,9 +1,8 @@
-//! MiniTwit's simulator API (CONTRACT.md §4), its OpenAPI document, and the simulator's replay
-//! client.
+//! MiniTwit's simulator API (CONTRACT.md §4) and its OpenAPI document. (The simulator's
+//! client, `minitwit replay`, lives in minitwit-cli: a server needs none of it.)
 //!
 //! The CLI composes [`routes`] (the whole API as one warp filter over the core service) and
-//! [`route_label`] (the route a path belongs to, for bounded metrics labels); `minitwit
-//! replay` runs [`replay::run`].
+//! [`route_label`] (the route a path belongs to, for bounded metrics labels).
 //!
 //! Layout:
 //! - [`auth`]: the simulator's credentials ([`SimConfig`]) and their constant-time check.
@@ -12,7 +11,6 @@
 //! - `models`: the JSON bodies the API reads and writes.
 //! - [`error`]: [`ApiError`], and the one rejection handler that renders every failure as
 //!   `{"status":N,"error_msg":"…"}`.
-//! - [`replay`]: the simulator as a library: reads the scenario, replays it, reports.
 //! - `openapi.yaml` (crate root): the API's OpenAPI 3 document, served at `GET /openapi.yaml`.
 
 pub mod auth;
@@ -20,7 +18,6 @@ pub mod error;
 mod filters;
 mod handlers;
 mod models;
-pub mod replay;
 
 pub use auth::SimConfig;
 pub use error::ApiError;
