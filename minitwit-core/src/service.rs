@@ -1,5 +1,6 @@
 //! [`MiniTwit`]: the service both front ends and the CLI call. Every rule lives here.
 
+use crate::consistency::ReadToken;
 use crate::domain::{MessageText, PageSize, Password, Registration, ValidationError};
 use crate::model::{
     Counts, Cursor, Message, MessageFilter, MessageId, NewMessage, NewUser, Page, Timeline, User,
@@ -100,6 +101,16 @@ impl MiniTwit {
     /// [`HashCost::Insecure`]).
     pub fn with_hash_cost(store: Arc<dyn Store>, cost: HashCost) -> Self {
         Self { store, hasher: Hasher::new(cost) }
+    }
+
+    /// The service as seen by one reader carrying `token` (see [`crate::consistency`]):
+    /// reads reflect the reader's own writes, and writes advance the token, which the
+    /// front end hands back to the client.
+    pub fn for_reader(&self, token: ReadToken) -> Self {
+        match self.store.for_reader(token) {
+            Some(store) => Self { store, hasher: self.hasher.clone() },
+            None => self.clone(),
+        }
     }
 
     /// The underlying store, for bulk work (export, copy) and shutdown.

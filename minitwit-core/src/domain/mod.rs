@@ -32,6 +32,13 @@ pub enum ValidationError {
         "The username may not contain '/' or control characters, nor start or end with a space"
     )]
     UsernameBadCharacter,
+    /// The username holds an invisible or text-direction character, has no letter or
+    /// digit (names like `.`, `..` or a lone mark that look like nothing or like another),
+    /// so it could impersonate another user.
+    #[error(
+        "The username must contain a letter or digit and no invisible or text-direction characters"
+    )]
+    UsernameUnreadable,
     /// The username is a path the web front end routes itself.
     #[error("The username is reserved")]
     UsernameReserved,
