@@ -10,6 +10,7 @@
 //! - `import`: bulk import in one transaction.
 //! - `rows`: rows as queries return them, converted into the core's records.
 //! - [`PgOptions`] (`options`): pool size and timeouts.
+//! - [`pending_migrations`] (`pending`): what `migrate` would apply, changing nothing.
 //! - [`PgError`] (`error`): setup errors, and the single mapping from database errors
 //!   (constraint violations, outages) to [`minitwit_core::StoreError`].
 //! - `migrations/` (crate root): versioned schema migrations, embedded in the binary,
@@ -27,6 +28,7 @@
 mod error;
 mod import;
 mod options;
+mod pending;
 mod rows;
 mod store;
 #[cfg(feature = "testkit")]
@@ -35,5 +37,6 @@ mod timeline;
 
 pub use error::PgError;
 pub use options::PgOptions;
+pub use pending::pending_migrations;
 pub use store::PgStore;
 pub use timeline::TimelinePlans;

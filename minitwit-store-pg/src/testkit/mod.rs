@@ -23,7 +23,7 @@
 mod cluster;
 mod url;
 
-pub use cluster::{ClusterError, TestCluster};
+pub use cluster::{ClusterError, ServerCertificate, TestCluster};
 
 use crate::{PgOptions, PgStore};
 use minitwit_core::Store;
@@ -96,6 +96,18 @@ pub async fn fresh_database_url() -> (String, TestDatabase) {
         migrate(&url).await;
     }
     (url, guard)
+}
+
+/// A fresh database with nothing in it, not even the migrations (for checking what
+/// migrating does); it is dropped with the returned guard.
+pub async fn empty_database_url() -> (String, TestDatabase) {
+    let server = server();
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let name =
+        format!("minitwit_empty_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+    let admin_url = server.admin_url();
+    execute(&admin_url, &format!("CREATE DATABASE {name}")).await;
+    (server.url(&name), TestDatabase { name, admin_url })
 }
 
 /// A [`PgStore`] on a fresh database (see [`fresh_database_url`]), as the conformance
