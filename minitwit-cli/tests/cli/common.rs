@@ -115,6 +115,8 @@ impl Server {
         args.extend(extra);
         let mut child = minitwit(&args)
             .env("RUST_LOG", level)
+            // Tests stop servers at once unless they pass --drain-delay-secs.
+            .env("MINITWIT_DRAIN_DELAY_SECS", "0")
             .stdout(Stdio::piped())
             .stderr(stderr)
             .spawn()
