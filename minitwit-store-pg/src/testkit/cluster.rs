@@ -6,6 +6,10 @@
 //! A watchdog process (`sh`) waits for end-of-file on a pipe that only this process
 //! holds open; when this process exits in any way, even killed, the pipe closes and the
 //! watchdog stops the server and deletes the directory: no orphaned servers.
+//!
+//! [`TestCluster::start_tls`] starts one that also listens on loopback TCP and accepts
+//! only TLS connections there, with a certificate the caller made (for testing
+//! `sslmode=require` and `verify-full`).
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -37,29 +41,49 @@ pub struct TestCluster {
     root: PathBuf,
     bin: PathBuf,
     as_postgres: bool,
+    port: u16,
     watchdog: Option<(Child, ChildStdin)>,
+}
+
+/// A certificate and key for a TLS-only test server.
+#[derive(Debug, Clone, Copy)]
+pub struct ServerCertificate<'a> {
+    /// The certificate (PEM), with the names clients will check.
+    pub cert: &'a Path,
+    /// Its private key (PEM).
+    pub key: &'a Path,
 }
 
 impl TestCluster {
     /// Starts a server tuned for tests: `fsync` and synchronous commit are off, so a
     /// crash of the machine could lose data, which a test does not mind.
     pub fn start() -> Result<Self, ClusterError> {
-        Self::start_with(false)
+        Self::start_with(false, None)
     }
 
     /// Starts a server that makes commits durable as production does (for benchmarks).
     pub fn start_durable() -> Result<Self, ClusterError> {
-        Self::start_with(true)
+        Self::start_with(true, None)
     }
 
-    fn start_with(durable: bool) -> Result<Self, ClusterError> {
+    /// Starts a test server that also listens on 127.0.0.1 ([`TestCluster::port`]),
+    /// where it refuses connections without TLS and presents `certificate`.
+    pub fn start_tls(certificate: ServerCertificate<'_>) -> Result<Self, ClusterError> {
+        Self::start_with(false, Some(certificate))
+    }
+
+    fn start_with(durable: bool, tls: Option<ServerCertificate<'_>>) -> Result<Self, ClusterError> {
         let bin = find_binaries()?;
         let root = tempfile::Builder::new()
             .prefix("minitwit-pg-")
             .tempdir_in("/tmp")
             .map_err(|e| ClusterError::io("creating a directory in /tmp", e))?
             .keep();
-        let mut cluster = Self { root, bin, as_postgres: running_as_root(), watchdog: None };
+        let port = match tls {
+            Some(_) => free_port()?,
+            None => PORT,
+        };
+        let mut cluster = Self { root, bin, as_postgres: running_as_root(), port, watchdog: None };
         if cluster.as_postgres {
             run(Command::new("chown").arg("postgres:").arg(&cluster.root), "chown")?;
         }
@@ -69,13 +93,25 @@ impl TestCluster {
         initdb.arg("-D").arg(&data).args(["-U", "postgres", "-A", "trust", "-E", "UTF8"]);
         run(initdb.args(["--locale=C", "--no-sync", "--no-instructions"]), "initdb")?;
         cluster.configure(durable)?;
+        if let Some(certificate) = tls {
+            cluster.configure_tls(certificate)?;
+        }
         cluster.resume()?;
         Ok(cluster)
     }
 
     /// A connection URL for `database` on this server.
     pub fn url(&self, database: &str) -> String {
-        format!("postgres://postgres@localhost:{PORT}/{database}?host={}", self.root.display())
+        format!(
+            "postgres://postgres@localhost:{}/{database}?host={}",
+            self.port,
+            self.root.display()
+        )
+    }
+
+    /// The TCP port ([`TestCluster::start_tls`] servers; others listen on no port).
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     /// Stops the server (fast shutdown: open connections are cut). For outage tests.
@@ -115,7 +151,8 @@ impl TestCluster {
         let mut settings = format!(
             "\nlisten_addresses = ''\nunix_socket_directories = '{}'\nport = {PORT}\n\
              max_connections = 200\n",
-            self.root.display()
+            self.root.display(),
+            PORT = self.port,
         );
         if !durable {
             settings.push_str("fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n");
@@ -125,6 +162,30 @@ impl TestCluster {
             .map_err(|e| ClusterError::io("reading postgresql.conf", e))?;
         current.push_str(&settings);
         std::fs::write(&conf, current).map_err(|e| ClusterError::io("writing postgresql.conf", e))
+    }
+
+    /// Loopback TCP with TLS only: the certificate in the data directory, and
+    /// `pg_hba.conf` rejecting TCP connections without TLS before anything else.
+    fn configure_tls(&self, certificate: ServerCertificate<'_>) -> Result<(), ClusterError> {
+        use std::os::unix::fs::PermissionsExt;
+        let data = self.data_dir();
+        for (from, name) in [(certificate.cert, "server.crt"), (certificate.key, "server.key")] {
+            let to = data.join(name);
+            std::fs::copy(from, &to).map_err(|e| ClusterError::io("copying the certificate", e))?;
+            std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| ClusterError::io("restricting the key", e))?;
+            if self.as_postgres {
+                run(Command::new("chown").arg("postgres:").arg(&to), "chown")?;
+            }
+        }
+        let settings = "listen_addresses = '127.0.0.1'\nssl = on\n\
+                        ssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n";
+        append(&data.join("postgresql.conf"), settings)?;
+        let hba = data.join("pg_hba.conf");
+        let current = std::fs::read_to_string(&hba)
+            .map_err(|e| ClusterError::io("reading pg_hba.conf", e))?;
+        std::fs::write(&hba, format!("hostnossl all all all reject\n{current}"))
+            .map_err(|e| ClusterError::io("writing pg_hba.conf", e))
     }
 
     /// Starts the watchdog: it blocks reading its stdin, which only we hold open.
@@ -161,6 +222,23 @@ impl Drop for TestCluster {
             let _ = child.wait();
         }
     }
+}
+
+/// Appends `text` to the file at `path`.
+fn append(path: &Path, text: &str) -> Result<(), ClusterError> {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .map_err(|e| ClusterError::io("opening postgresql.conf", e))?;
+    file.write_all(text.as_bytes()).map_err(|e| ClusterError::io("writing postgresql.conf", e))
+}
+
+/// A TCP port on loopback that nothing listens on right now.
+fn free_port() -> Result<u16, ClusterError> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")
+        .map_err(|e| ClusterError::io("finding a free port", e))?;
+    listener.local_addr().map(|a| a.port()).map_err(|e| ClusterError::io("finding a free port", e))
 }
 
 /// Runs `command` to completion; its output becomes the error if it fails.
