@@ -34,9 +34,11 @@ pub const ACCESS_TARGET: &str = "minitwit::access";
 /// The target of the summary of suppressed repeats (never itself suppressed).
 const SUMMARY_TARGET: &str = "minitwit::log";
 
-/// Dependencies kept quiet unless `RUST_LOG` names them (warp's own per-request lines
-/// would double the request log).
-const DEPENDENCIES: [&str; 3] = ["warp", "sqlx", "hyper"];
+/// Dependencies kept quiet unless `RUST_LOG` names them, with their level: warp's own
+/// per-request lines would double the request log, and the certificate verifier's errors
+/// are the ones the command itself reports.
+const DEPENDENCIES: [(&str, &str); 4] =
+    [("warp", "warn"), ("sqlx", "warn"), ("hyper", "warn"), ("rustls_platform_verifier", "off")];
 
 /// Lines the writer buffers before it drops new ones.
 const BUFFERED_LINES: usize = 16_384;
@@ -94,11 +96,13 @@ pub fn init(options: &LogOptions, default_level: &str) -> LogGuard {
 }
 
 /// The filter: `RUST_LOG` (or the default level), with the dependencies it does not name
-/// turned down to `warn`.
+/// turned down.
 fn directives(rust_log: Option<&str>, default_level: &str) -> String {
     let base = rust_log.unwrap_or(default_level);
-    let quiet =
-        DEPENDENCIES.iter().filter(|dep| !base.contains(*dep)).map(|dep| format!("{dep}=warn"));
+    let quiet = DEPENDENCIES
+        .iter()
+        .filter(|(dep, _)| !base.contains(dep))
+        .map(|(dep, level)| format!("{dep}={level}"));
     std::iter::once(base.to_owned()).chain(quiet).collect::<Vec<_>>().join(",")
 }
 
@@ -266,10 +270,14 @@ mod tests {
 
     #[test]
     fn dependencies_stay_quiet_unless_named() {
-        assert_eq!(directives(None, "info"), "info,warp=warn,sqlx=warn,hyper=warn");
+        let verifier = "rustls_platform_verifier=off";
+        assert_eq!(
+            directives(None, "info"),
+            format!("info,warp=warn,sqlx=warn,hyper=warn,{verifier}")
+        );
         assert_eq!(
             directives(Some("debug,warp=trace"), "info"),
-            "debug,warp=trace,sqlx=warn,hyper=warn"
+            format!("debug,warp=trace,sqlx=warn,hyper=warn,{verifier}")
         );
     }
 

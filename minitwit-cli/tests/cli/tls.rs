@@ -222,6 +222,12 @@ async fn nginx_terminates_tls_in_front_of_two_replicas() {
     assert!(plain.headers()["location"].to_str().unwrap().starts_with("https://"));
     let metrics = client.get(format!("{site}/metrics")).send().await.unwrap();
     assert_eq!(metrics.status(), StatusCode::NOT_FOUND);
+    // The binary's own HTTP client (health, replay) speaks HTTPS and checks the chain.
+    let trusted = crate::common::minitwit(&["health", &site]).env("SSL_CERT_FILE", &ca).output();
+    let trusted = trusted.unwrap();
+    assert!(trusted.status.success(), "{}", String::from_utf8_lossy(&trusted.stderr));
+    let line = fails(&["health", &site]);
+    assert!(line.contains("is down"), "an unknown authority is refused: {line}");
 
     // Secure cookies, and the session holds on both replicas behind the proxy.
     ok(&["--store", &url, "user", "create", "alice", "a@x.org", "--password", "alice-pw"]);
