@@ -121,6 +121,9 @@ pub enum Command {
     /// The report gives errors by kind, throughput and latency percentiles. Exits 1 if
     /// any action failed (unless `--allow-errors`).
     Replay(ReplayArgs),
+    /// Exit 0 when a running server is ready (`GET /ready` answers 200), 1 otherwise: for
+    /// container health checks.
+    Health(HealthArgs),
 }
 
 /// The subcommands that work on the store named by `--store`.
@@ -366,6 +369,17 @@ pub struct ReplayArgs {
     /// The simulator's credentials.
     #[command(flatten)]
     pub simulator: SimulatorCredentials,
+}
+
+/// `health` options.
+#[derive(Debug, Args)]
+pub struct HealthArgs {
+    /// Base URL of the server's site (or API): `/ready` is asked there.
+    #[arg(long, env = "MINITWIT_HEALTH_URL", default_value = "http://127.0.0.1:5000")]
+    pub url: String,
+    /// How long to wait for the answer, in milliseconds.
+    #[arg(long, default_value_t = 2000)]
+    pub timeout_ms: u64,
 }
 
 /// A secret from the command line or the environment: never printed, not even by
