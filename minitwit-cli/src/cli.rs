@@ -121,8 +121,8 @@ pub enum Command {
     /// The report gives errors by kind, throughput and latency percentiles. Exits 1 if
     /// any action failed (unless `--allow-errors`).
     Replay(ReplayArgs),
-    /// Exit 0 when a running server is ready (`GET /ready` answers 200), 1 otherwise: for
-    /// container health checks.
+    /// Ask a running server whether it is ready (`GET /ready`), for container health
+    /// checks: exit 0 when it answers 200, 1 when it is down, not ready or shutting down.
     Health(HealthArgs),
 }
 
@@ -338,6 +338,17 @@ pub struct CopyArgs {
     pub batch_size: usize,
 }
 
+/// `health` options.
+#[derive(Debug, Args)]
+pub struct HealthArgs {
+    /// Base URL of the server (either listener: both answer `/ready`).
+    #[arg(env = "MINITWIT_HEALTH_URL", default_value = "http://127.0.0.1:5000")]
+    pub url: String,
+    /// How long to wait for the answer, in milliseconds.
+    #[arg(long, default_value_t = 2000)]
+    pub timeout_ms: u64,
+}
+
 /// `replay` options.
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
@@ -369,17 +380,6 @@ pub struct ReplayArgs {
     /// The simulator's credentials.
     #[command(flatten)]
     pub simulator: SimulatorCredentials,
-}
-
-/// `health` options.
-#[derive(Debug, Args)]
-pub struct HealthArgs {
-    /// Base URL of the server's site (or API): `/ready` is asked there.
-    #[arg(long, env = "MINITWIT_HEALTH_URL", default_value = "http://127.0.0.1:5000")]
-    pub url: String,
-    /// How long to wait for the answer, in milliseconds.
-    #[arg(long, default_value_t = 2000)]
-    pub timeout_ms: u64,
 }
 
 /// A secret from the command line or the environment: never printed, not even by

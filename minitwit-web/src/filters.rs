@@ -1,4 +1,4 @@
-//! The routes as warp filters, one per row of SPEC.md §2, and the shared filters they
+//! The routes as warp filters, one per row of CONTRACT.md §3, and the shared filters they
 //! are built from (state, session, cross-site guard, body limit, client address).
 
 use crate::error::{self, WebError};
@@ -71,7 +71,7 @@ fn visit(site: &Arc<Site>) -> impl Filter<Extract = (Visit,), Error = Rejection>
     )
 }
 
-/// Refuses state-changing requests from other sites (SPEC.md §5) with 403.
+/// Refuses state-changing requests from other sites (CONTRACT.md §7.2) with 403.
 fn same_site() -> impl Filter<Extract = (), Error = Rejection> + Clone {
     warp::header::headers_cloned()
         .and_then(|headers: HeaderMap| async move {

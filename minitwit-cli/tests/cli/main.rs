@@ -8,11 +8,13 @@
 //! - `postgres`: unreachable databases, admin on PostgreSQL, and the full scenario
 //!   copied sled → PostgreSQL → sled.
 //! - `replay`: `replay` against a running server, and its failures.
+//! - `health`: `health` against ready, stopped and not-ready servers.
 //! - `common`: running the binary, scratch stores, the fixture.
 
 mod admin;
 mod common;
 mod data;
+mod health;
 mod postgres;
 mod replay;
 mod serve;
