@@ -9,7 +9,10 @@
 //!   an index, and their plans for inspection.
 //! - `import`: bulk import in one transaction.
 //! - `rows`: rows as queries return them, converted into the core's records.
-//! - [`PgOptions`] (`options`): pool size and timeouts.
+//! - [`RoutedStore`] (`routed`): a primary with streaming read replicas, routing reads
+//!   to fresh-enough replicas with read-your-writes per reader; `replicas`: their
+//!   health, replay positions, lag, and the replica metrics ([`describe_metrics`]).
+//! - [`PgOptions`], [`ReplicaOptions`] (`options`): pool size and timeouts; lag bound.
 //! - [`pending_migrations`] (`pending`): what `migrate` would apply, changing nothing.
 //! - [`PgError`] (`error`): setup errors, and the single mapping from database errors
 //!   (constraint violations, outages) to [`minitwit_core::StoreError`].
@@ -29,6 +32,8 @@ mod error;
 mod import;
 mod options;
 mod pending;
+mod replicas;
+mod routed;
 mod rows;
 mod store;
 #[cfg(feature = "testkit")]
@@ -36,7 +41,9 @@ pub mod testkit;
 mod timeline;
 
 pub use error::PgError;
-pub use options::PgOptions;
+pub use options::{PgOptions, ReplicaOptions};
 pub use pending::pending_migrations;
+pub use replicas::describe_metrics;
+pub use routed::RoutedStore;
 pub use store::PgStore;
 pub use timeline::TimelinePlans;

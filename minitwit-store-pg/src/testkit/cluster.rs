@@ -7,6 +7,10 @@
 //! holds open; when this process exits in any way, even killed, the pipe closes and the
 //! watchdog stops the server and deletes the directory: no orphaned servers.
 //!
+//! [`TestCluster::start_standby`] adds a streaming hot standby of a cluster: a copy made
+//! by `pg_basebackup -R` (which writes the primary's address into the copy) through a
+//! replication slot, running in a directory and on a socket of its own.
+//!
 //! [`TestCluster::start_tls`] starts one that also listens on loopback TCP and accepts
 //! only TLS connections there, with a certificate the caller made (for testing
 //! `sslmode=require` and `verify-full`).
@@ -58,58 +62,102 @@ impl TestCluster {
     /// Starts a server tuned for tests: `fsync` and synchronous commit are off, so a
     /// crash of the machine could lose data, which a test does not mind.
     pub fn start() -> Result<Self, ClusterError> {
-        Self::start_with(false, None)
+        Self::start_with(false)
     }
 
     /// Starts a server that makes commits durable as production does (for benchmarks).
     pub fn start_durable() -> Result<Self, ClusterError> {
-        Self::start_with(true, None)
+        Self::start_with(true)
     }
 
     /// Starts a test server that also listens on 127.0.0.1 ([`TestCluster::port`]),
     /// where it refuses connections without TLS and presents `certificate`.
     pub fn start_tls(certificate: ServerCertificate<'_>) -> Result<Self, ClusterError> {
-        Self::start_with(false, Some(certificate))
+        let mut cluster = Self::prepare()?;
+        cluster.port = free_port()?;
+        cluster.initialise(false, Some(certificate))?;
+        Ok(cluster)
     }
 
-    fn start_with(durable: bool, tls: Option<ServerCertificate<'_>>) -> Result<Self, ClusterError> {
+    fn start_with(durable: bool) -> Result<Self, ClusterError> {
+        let cluster = Self::prepare()?;
+        cluster.initialise(durable, None)?;
+        Ok(cluster)
+    }
+
+    /// Creates the cluster, configures and starts it.
+    fn initialise(
+        &self,
+        durable: bool,
+        tls: Option<ServerCertificate<'_>>,
+    ) -> Result<(), ClusterError> {
+        let data = self.data_dir();
+        let mut initdb = self.command("initdb");
+        initdb.arg("-D").arg(&data).args(["-U", "postgres", "-A", "trust", "-E", "UTF8"]);
+        run(initdb.args(["--locale=C", "--no-sync", "--no-instructions"]), "initdb")?;
+        self.configure(durable)?;
+        if let Some(certificate) = tls {
+            self.configure_tls(certificate)?;
+        }
+        self.resume()
+    }
+
+    /// Starts a hot standby of this server, streaming its WAL through a replication slot
+    /// (so the primary keeps the WAL a stopped standby still needs). It has the
+    /// primary's settings, on a socket of its own.
+    pub fn start_standby(&self) -> Result<Self, ClusterError> {
+        let standby = Self::prepare()?;
+        let slot = standby.slot_name();
+        let mut backup = standby.command("pg_basebackup");
+        backup.arg("-D").arg(standby.data_dir()).arg("-h").arg(&self.root);
+        backup.args(["-p", &self.port.to_string(), "-U", "postgres", "-R", "-X", "stream", "-N"]);
+        run(backup.args(["-C", "-S", &slot]), "pg_basebackup")?;
+        standby.append_settings(&standby.socket_settings())?;
+        standby.resume()?;
+        Ok(standby)
+    }
+
+    /// Delays the replay of each commit on this standby by `delay` (PostgreSQL's
+    /// `recovery_min_apply_delay`), from now on; zero replays at once again.
+    pub fn set_apply_delay(&self, delay: std::time::Duration) -> Result<(), ClusterError> {
+        self.append_settings(&format!("recovery_min_apply_delay = '{}ms'\n", delay.as_millis()))?;
+        let mut reload = self.command("pg_ctl");
+        run(reload.arg("reload").arg("-D").arg(self.data_dir()), "pg_ctl reload")
+    }
+
+    /// A replication slot name unique to this server's directory.
+    fn slot_name(&self) -> String {
+        let name = self.root.file_name().unwrap_or_default().to_string_lossy();
+        name.chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+            .collect()
+    }
+
+    /// A new directory owned by the server's user, watched by a watchdog.
+    fn prepare() -> Result<Self, ClusterError> {
         let bin = find_binaries()?;
         let root = tempfile::Builder::new()
             .prefix("minitwit-pg-")
             .tempdir_in("/tmp")
             .map_err(|e| ClusterError::io("creating a directory in /tmp", e))?
             .keep();
-        let port = match tls {
-            Some(_) => free_port()?,
-            None => PORT,
-        };
-        let mut cluster = Self { root, bin, as_postgres: running_as_root(), port, watchdog: None };
+        let mut cluster =
+            Self { root, bin, as_postgres: running_as_root(), port: PORT, watchdog: None };
         if cluster.as_postgres {
             run(Command::new("chown").arg("postgres:").arg(&cluster.root), "chown")?;
         }
         cluster.watchdog = Some(cluster.spawn_watchdog()?);
-        let data = cluster.data_dir();
-        let mut initdb = cluster.command("initdb");
-        initdb.arg("-D").arg(&data).args(["-U", "postgres", "-A", "trust", "-E", "UTF8"]);
-        run(initdb.args(["--locale=C", "--no-sync", "--no-instructions"]), "initdb")?;
-        cluster.configure(durable)?;
-        if let Some(certificate) = tls {
-            cluster.configure_tls(certificate)?;
-        }
-        cluster.resume()?;
         Ok(cluster)
     }
 
     /// A connection URL for `database` on this server.
     pub fn url(&self, database: &str) -> String {
-        format!(
-            "postgres://postgres@localhost:{}/{database}?host={}",
-            self.port,
-            self.root.display()
-        )
+        let root = self.root.display();
+        format!("postgres://postgres@localhost:{}/{database}?host={root}", self.port)
     }
 
-    /// The TCP port ([`TestCluster::start_tls`] servers; others listen on no port).
+    /// The port: it names the socket file, and TLS servers ([`TestCluster::start_tls`])
+    /// listen on it on 127.0.0.1 too.
     pub fn port(&self) -> u16 {
         self.port
     }
@@ -148,19 +196,28 @@ impl TestCluster {
 
     /// Socket only, in our directory; the test settings appended to `postgresql.conf`.
     fn configure(&self, durable: bool) -> Result<(), ClusterError> {
-        let mut settings = format!(
-            "\nlisten_addresses = ''\nunix_socket_directories = '{}'\nport = {PORT}\n\
-             max_connections = 200\n",
-            self.root.display(),
-            PORT = self.port,
-        );
+        let mut settings = self.socket_settings();
+        settings.push_str("max_connections = 200\n");
         if !durable {
             settings.push_str("fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n");
         }
+        self.append_settings(&settings)
+    }
+
+    /// Listening on our socket only (a later line overrides a copied earlier one).
+    fn socket_settings(&self) -> String {
+        format!(
+            "\nlisten_addresses = ''\nunix_socket_directories = '{}'\nport = {}\n",
+            self.root.display(),
+            self.port
+        )
+    }
+
+    fn append_settings(&self, settings: &str) -> Result<(), ClusterError> {
         let conf = self.data_dir().join("postgresql.conf");
         let mut current = std::fs::read_to_string(&conf)
             .map_err(|e| ClusterError::io("reading postgresql.conf", e))?;
-        current.push_str(&settings);
+        current.push_str(settings);
         std::fs::write(&conf, current).map_err(|e| ClusterError::io("writing postgresql.conf", e))
     }
 
@@ -178,9 +235,10 @@ impl TestCluster {
                 run(Command::new("chown").arg("postgres:").arg(&to), "chown")?;
             }
         }
-        let settings = "listen_addresses = '127.0.0.1'\nssl = on\n\
-                        ssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n";
-        append(&data.join("postgresql.conf"), settings)?;
+        self.append_settings(
+            "listen_addresses = '127.0.0.1'\nssl = on\n\
+             ssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n",
+        )?;
         let hba = data.join("pg_hba.conf");
         let current = std::fs::read_to_string(&hba)
             .map_err(|e| ClusterError::io("reading pg_hba.conf", e))?;
@@ -222,16 +280,6 @@ impl Drop for TestCluster {
             let _ = child.wait();
         }
     }
-}
-
-/// Appends `text` to the file at `path`.
-fn append(path: &Path, text: &str) -> Result<(), ClusterError> {
-    use std::io::Write;
-    let mut file = std::fs::OpenOptions::new()
-        .append(true)
-        .open(path)
-        .map_err(|e| ClusterError::io("opening postgresql.conf", e))?;
-    file.write_all(text.as_bytes()).map_err(|e| ClusterError::io("writing postgresql.conf", e))
 }
 
 /// A TCP port on loopback that nothing listens on right now.
