@@ -23,6 +23,39 @@ fn repository() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// The bodies of OPERATIONS.md's fenced blocks labelled `label`, joined into one script.
+pub fn guide_script(label: &str) -> String {
+    let guide = std::fs::read_to_string(repository().join("OPERATIONS.md")).unwrap();
+    blocks(&guide).into_iter().filter(|(l, _)| l == label).map(|(_, body)| body).collect()
+}
+
+/// Runs `script` with `bash -euo pipefail` from the repository, with `minitwit` (a link
+/// in `scratch`) first on PATH, no `MINITWIT_*` variable but `env`; asserts success.
+pub fn run_script(script: &str, scratch: &Scratch, env: &[(&str, &str)]) -> String {
+    let bin = scratch.path("bin");
+    if !bin.exists() {
+        std::fs::create_dir(&bin).unwrap();
+        std::os::unix::fs::symlink(BIN, bin.join("minitwit")).unwrap();
+    }
+    let mut bash = Command::new("bash");
+    for (key, _) in std::env::vars() {
+        if key.starts_with("MINITWIT_") || key == "RUST_LOG" {
+            bash.env_remove(key);
+        }
+    }
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    bash.args(["-euo", "pipefail", "-c", script]).current_dir(repository()).env("PATH", path);
+    let output = bash.envs(env.iter().copied()).output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "OPERATIONS.md's commands failed ({}):\n{stdout}\n{}\nscript:\n{script}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
 /// The fenced blocks of `text`: (label, body).
 fn blocks(text: &str) -> Vec<(String, String)> {
     let mut found = Vec::new();
@@ -46,12 +79,10 @@ fn blocks(text: &str) -> Vec<(String, String)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_sh_command_of_the_operations_guide_runs() {
     let guide = std::fs::read_to_string(repository().join("OPERATIONS.md")).unwrap();
-    let blocks = blocks(&guide);
-    for (label, body) in &blocks {
+    for (label, body) in blocks(&guide) {
         assert!(LABELS.contains(&label.as_str()), "unknown block label {label:?}:\n{body}");
     }
-    let script: String =
-        blocks.iter().filter(|(label, _)| label == "sh").map(|(_, body)| body.as_str()).collect();
+    let script = guide_script("sh");
     assert!(script.lines().count() > 20, "{script}");
 
     let scratch = Scratch::new();
@@ -60,35 +91,14 @@ async fn every_sh_command_of_the_operations_guide_runs() {
     let fixture = scratch.path("fixture.jsonl");
     crate::common::write_fixture(&fixture);
     ok(&["--store", &pg_url, "import", "--in", fixture.to_str().unwrap()]);
-    let bin = scratch.path("bin");
-    std::fs::create_dir(&bin).unwrap();
-    std::os::unix::fs::symlink(BIN, bin.join("minitwit")).unwrap();
     let backups = scratch.path("backups");
     std::fs::create_dir(&backups).unwrap();
-
-    let mut bash = Command::new("bash");
-    for (key, _) in std::env::vars() {
-        if key.starts_with("MINITWIT_") || key == "RUST_LOG" {
-            bash.env_remove(key);
-        }
-    }
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
-    let output = bash
-        .args(["-euo", "pipefail", "-c", &script])
-        .current_dir(repository())
-        .env("PATH", path)
-        .env("MINITWIT_STORE", &store)
-        .env("PG_URL", &pg_url)
-        .env("BACKUP_DIR", &backups)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "OPERATIONS.md's commands failed ({}):\n{}\n{}\nscript:\n{script}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let env = [
+        ("MINITWIT_STORE", store.as_str()),
+        ("PG_URL", pg_url.as_str()),
+        ("BACKUP_DIR", backups.to_str().unwrap()),
+    ];
+    run_script(&script, &scratch, &env);
 }
 
 #[test]

@@ -122,6 +122,13 @@ fn postgres_over_tls_with_require_and_verify_full() {
     assert!(line.contains("cannot open the PostgreSQL store"), "{line}");
     let line = fails(&["--store", &format!("{base}?sslmode=disable"), "stats"]);
     assert!(line.contains("cannot open the PostgreSQL store"), "{line}");
+
+    // OPERATIONS.md's TLS commands, as an operator runs them.
+    let script = crate::operations::guide_script("sh-tls");
+    assert!(script.contains("verify-full"), "{script}");
+    let env = [("PG_TLS_URL", base.as_str()), ("DB_CA", ca.to_str().unwrap())];
+    let out = crate::operations::run_script(&script, &scratch, &env);
+    assert!(out.contains("no pending migrations") && out.contains("\"users\":0"), "{out}");
 }
 
 /// nginx run from a scratch directory with deploy/nginx/minitwit.conf, its addresses and
