@@ -455,9 +455,14 @@ pub struct CopyArgs {
 /// `health` options.
 #[derive(Debug, Args)]
 pub struct HealthArgs {
-    /// Base URL of the server (either listener: both answer `/ready`).
-    #[arg(env = "MINITWIT_HEALTH_URL", default_value = "http://127.0.0.1:5000")]
-    pub url: String,
+    /// Base URL of the server (either listener: both answer `/ready`). Default: the web
+    /// site of `MINITWIT_WEB_ADDR` on this host (so a container's health check follows its
+    /// configuration), else `http://127.0.0.1:5000`.
+    #[arg(env = "MINITWIT_HEALTH_URL")]
+    pub url: Option<String>,
+    /// The web site's address, for the default URL.
+    #[arg(long, env = "MINITWIT_WEB_ADDR", default_value = "127.0.0.1:5000", hide = true)]
+    pub web_addr: SocketAddr,
     /// How long to wait for the answer, in milliseconds.
     #[arg(long, default_value_t = 2000)]
     pub timeout_ms: u64,
