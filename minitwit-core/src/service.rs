@@ -161,9 +161,8 @@ impl MiniTwit {
     /// front ends receive names (CONTRACT.md §2). A segment that does not decode to UTF-8
     /// names nobody: [`ServiceError::UnknownUser`].
     pub async fn user_at(&self, segment: &str) -> ServiceResult<User> {
-        let name = percent_decode_str(segment)
-            .decode_utf8()
-            .map_err(|_| ServiceError::UnknownUser)?;
+        let name =
+            percent_decode_str(segment).decode_utf8().map_err(|_| ServiceError::UnknownUser)?;
         self.user(&name).await
     }
 
@@ -373,13 +372,17 @@ mod tests {
         for (err, status) in cases {
             assert_eq!(err.status(), status, "{err:?}");
         }
-        assert_eq!(ServiceError::Internal("secret detail".into()).to_string(), "Internal server error");
+        assert_eq!(
+            ServiceError::Internal("secret detail".into()).to_string(),
+            "Internal server error"
+        );
     }
 
     #[tokio::test]
     async fn users_are_found_by_percent_encoded_path_segments() {
         let twit = MiniTwit::with_hash_cost(Arc::new(MemoryStore::new()), HashCost::Insecure);
-        let registration = Registration::parse("Roger Histand", "r@example.com", "pw", None).unwrap();
+        let registration =
+            Registration::parse("Roger Histand", "r@example.com", "pw", None).unwrap();
         twit.register(registration).await.unwrap();
         assert_eq!(twit.user_at("Roger%20Histand").await.unwrap().username, "Roger Histand");
         assert_eq!(twit.user_at("Roger Histand").await.unwrap().username, "Roger Histand");
