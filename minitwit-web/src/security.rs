@@ -33,8 +33,9 @@ fn origin_matches(origin: &str, headers: &HeaderMap) -> bool {
     }
 }
 
-/// Adds the security headers to a response.
-pub(crate) fn add_security_headers(headers: &mut HeaderMap) {
+/// Adds the security headers to a response (any response: the serve layers add them to
+/// the API's and the operational routes' too).
+pub fn add_security_headers(headers: &mut HeaderMap) {
     let fixed = [
         (header::CONTENT_SECURITY_POLICY, CSP),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),

@@ -8,11 +8,14 @@
 //! - `postgres`: unreachable databases, admin on PostgreSQL, and the full scenario
 //!   copied sled → PostgreSQL → sled.
 //! - `replay`: `replay` against a running server, and its failures.
+//! - `hardening`: security headers everywhere, closed metric labels, aborted bodies,
+//!   slow and flooding clients, cross-site requests, sessions that end.
 //! - `common`: running the binary, scratch stores, the fixture.
 
 mod admin;
 mod common;
 mod data;
+mod hardening;
 mod postgres;
 mod replay;
 mod serve;
