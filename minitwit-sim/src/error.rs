@@ -5,7 +5,7 @@
 use minitwit_core::ServiceError;
 use serde::Serialize;
 use std::convert::Infallible;
-use warp::http::header::ALLOW;
+use warp::http::header::{ALLOW, RETRY_AFTER};
 use warp::http::{HeaderValue, StatusCode};
 use warp::reply::{Reply as _, Response};
 
@@ -30,6 +30,10 @@ pub enum ApiError {
     /// 413: the body is larger than [`MAX_BODY_BYTES`](crate::MAX_BODY_BYTES).
     #[error("The request body may be at most {} bytes", crate::MAX_BODY_BYTES)]
     BodyTooLarge,
+    /// 429: too many registrations from this address without the simulator's
+    /// credentials; how long until the next may pass.
+    #[error("Too many registrations from this address; try again later")]
+    Throttled(std::time::Duration),
     /// The service refused or failed: its own status (400, 403, 404, 503 or 500).
     #[error(transparent)]
     Service(#[from] ServiceError),
@@ -45,7 +49,18 @@ impl ApiError {
             Self::BadLatest | Self::BadBody(_) => StatusCode::BAD_REQUEST,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Service(err) => service_status(err),
+        }
+    }
+
+    /// Seconds a client should wait before retrying, for the `Retry-After` of a 429 or
+    /// 503.
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            Self::Throttled(wait) => Some(wait.as_secs() + 1),
+            Self::Service(ServiceError::Unavailable) => Some(1),
+            _ => None,
         }
     }
 
@@ -102,6 +117,9 @@ pub async fn handle_rejection(rejection: warp::Rejection) -> Result<Response, In
         let mut response = error_response(err.status(), &err.to_string());
         if let ApiError::MethodNotAllowed(allow) = err {
             response.headers_mut().insert(ALLOW, HeaderValue::from_static(allow));
+        }
+        if let Some(seconds) = err.retry_after() {
+            response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(seconds));
         }
         return Ok(response);
     }

@@ -171,6 +171,7 @@ fn register(s: &Arc<Site>) -> BoxedFilter<(Response,)> {
         .and(same_site())
         .and(with_site(s))
         .and(form::<RegisterForm>(s))
+        .and(client(s))
         .and(visit(s))
         .and_then(account::register);
     warp::path!("register").and(show.or(submit).unify()).boxed()

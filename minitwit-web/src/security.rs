@@ -2,7 +2,8 @@
 //! Metadata, then `Origin` against `Host`, as Go's `CrossOriginProtection` does), the
 //! security headers every response carries, and the client address used for throttling.
 
-use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use minitwit_core::throttle;
+use std::net::{IpAddr, SocketAddr};
 use warp::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 /// The Content-Security-Policy: no inline script or style, pictures only from here and
@@ -48,28 +49,14 @@ pub fn add_security_headers(headers: &mut HeaderMap) {
     }
 }
 
-/// The client's address for throttling: the connection's peer, or the last
-/// `X-Forwarded-For` entry when a trusted proxy sets it. IPv6 addresses are cut to their
-/// /64, which one client usually holds whole.
+/// The client's address for throttling (see the core's [`throttle::client_address`]).
 pub(crate) fn client_address(
     peer: Option<SocketAddr>,
     headers: &HeaderMap,
     trust_forwarded_for: bool,
 ) -> Option<IpAddr> {
-    let forwarded = || {
-        headers
-            .get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .next_back()
-            .and_then(|last| last.trim().parse::<IpAddr>().ok())
-    };
-    let ip = if trust_forwarded_for { forwarded() } else { None };
-    ip.or(peer.map(|p| p.ip())).map(|ip| match ip {
-        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(v6.to_bits() & !u128::from(u64::MAX))),
-        v4 @ IpAddr::V4(_) => v4,
-    })
+    let forwarded = headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok());
+    throttle::client_address(peer.map(|p| p.ip()), forwarded, trust_forwarded_for)
 }
 
 #[cfg(test)]
@@ -107,5 +94,8 @@ mod tests {
         assert_eq!(client_address(Some(peer), &fwd, true), "5.6.7.8".parse().ok());
         let v6: SocketAddr = "[2001:db8::1:2:3:4]:80".parse().unwrap();
         assert_eq!(client_address(Some(v6), &HeaderMap::new(), false), "2001:db8::".parse().ok());
+        let mapped: SocketAddr = "[::ffff:10.0.0.9]:80".parse().unwrap();
+        let ipv4 = "10.0.0.9".parse().ok();
+        assert_eq!(client_address(Some(mapped), &HeaderMap::new(), false), ipv4);
     }
 }
