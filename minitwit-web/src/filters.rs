@@ -6,7 +6,7 @@ use crate::handlers::account::{self, LoginForm, RegisterForm};
 use crate::handlers::actions::{self, MessageForm, Relation};
 use crate::handlers::statics;
 use crate::handlers::timeline::{self, PageQuery};
-use crate::security::{add_security_headers, client_address, is_cross_site};
+use crate::security::{add_security_headers, client_address, is_cross_site, is_unsafe_navigation};
 use crate::site::{Site, Visit};
 use futures::StreamExt as _;
 use serde::de::DeserializeOwned;
@@ -77,6 +77,21 @@ fn same_site() -> impl Filter<Extract = (), Error = Rejection> + Clone {
     warp::header::headers_cloned()
         .and_then(|headers: HeaderMap| async move {
             if is_cross_site(&headers) {
+                Err(warp::reject::custom(WebError::CrossSite))
+            } else {
+                Ok(())
+            }
+        })
+        .untuple_one()
+}
+
+/// Refuses a state-changing GET without same-origin browser signals (see
+/// [`is_unsafe_navigation`]) with 403.
+fn same_origin_get() -> impl Filter<Extract = (), Error = Rejection> + Clone {
+    warp::get()
+        .and(warp::header::headers_cloned())
+        .and_then(|headers: HeaderMap| async move {
+            if is_unsafe_navigation(&headers) {
                 Err(warp::reject::custom(WebError::CrossSite))
             } else {
                 Ok(())
@@ -193,8 +208,7 @@ fn login(s: &Arc<Site>) -> BoxedFilter<(Response,)> {
 /// `GET /logout`
 fn logout(s: &Arc<Site>) -> BoxedFilter<(Response,)> {
     warp::path!("logout")
-        .and(warp::get())
-        .and(same_site())
+        .and(same_origin_get())
         .and(with_site(s))
         .and(visit(s))
         .and_then(account::logout)
@@ -225,7 +239,7 @@ fn static_files(s: &Arc<Site>) -> BoxedFilter<(Response,)> {
 }
 
 /// `POST|GET /{username}/follow`, `POST|GET /{username}/unfollow` (GET: the original's
-/// links, kept for same-site and non-browser clients).
+/// links, kept for same-origin and non-browser clients).
 fn follow(s: &Arc<Site>) -> BoxedFilter<(Response,)> {
     let relation = warp::path("follow")
         .map(|| Relation::Follow)
@@ -235,8 +249,7 @@ fn follow(s: &Arc<Site>) -> BoxedFilter<(Response,)> {
         .and(warp::path::param::<String>())
         .and(relation)
         .and(warp::path::end())
-        .and(warp::post().or(warp::get()).unify())
-        .and(same_site())
+        .and(warp::post().and(same_site()).or(same_origin_get()).unify())
         .and(visit(s))
         .and_then(actions::follow)
         .boxed()

@@ -25,6 +25,34 @@ pub(crate) fn is_cross_site(headers: &HeaderMap) -> bool {
     }
 }
 
+/// Whether a state-changing GET (sign-out, the legacy follow links) must be refused: a
+/// browser that sends Fetch Metadata must say `same-origin` (or `none`: typed in the
+/// address bar); without it, an `Origin` or `Referer` (the site's referrer policy sends
+/// it only to itself) must name this host; any other browser signal is refused. Only a
+/// request with no browser signal at all passes unchecked (the non-browser clients).
+pub(crate) fn is_unsafe_navigation(headers: &HeaderMap) -> bool {
+    let text = |name: &str| headers.get(name).map(|v| v.to_str().unwrap_or("\u{0}"));
+    if let Some(site) = text("sec-fetch-site") {
+        return !matches!(site, "same-origin" | "none");
+    }
+    let origin = text("origin").or_else(|| text("referer").map(referer_origin));
+    match origin {
+        Some(origin) => !origin_matches(origin, headers),
+        None => ["sec-fetch-mode", "sec-fetch-dest", "sec-fetch-user"]
+            .iter()
+            .any(|name| headers.contains_key(*name)),
+    }
+}
+
+/// The `scheme://authority` part of a `Referer` URL.
+fn referer_origin(referer: &str) -> &str {
+    let authority_start = referer.find("://").map_or(0, |i| i + 3);
+    let end = referer[authority_start..]
+        .find(['/', '?', '#'])
+        .map_or(referer.len(), |i| i + authority_start);
+    &referer[..end]
+}
+
 /// Whether `origin` (`scheme://host[:port]`) names the host the request was sent to.
 fn origin_matches(origin: &str, headers: &HeaderMap) -> bool {
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
@@ -84,6 +112,24 @@ mod tests {
         assert!(is_cross_site(&headers(&[host, ("origin", "null")])));
         assert!(!is_cross_site(&headers(&[host, ("sec-fetch-site", "same-site"), same])));
         assert!(is_cross_site(&headers(&[host, ("sec-fetch-site", "same-site"), other])));
+    }
+
+    #[test]
+    fn state_changing_gets_need_same_origin_signals() {
+        let host = ("host", "example.com:5000");
+        assert!(!is_unsafe_navigation(&headers(&[host])), "no browser signal: a script");
+        assert!(!is_unsafe_navigation(&headers(&[host, ("sec-fetch-site", "same-origin")])));
+        assert!(!is_unsafe_navigation(&headers(&[host, ("sec-fetch-site", "none")])));
+        for site in ["cross-site", "same-site", "bogus"] {
+            let sent = headers(&[host, ("sec-fetch-site", site)]);
+            assert!(is_unsafe_navigation(&sent), "{site}");
+        }
+        let same = ("referer", "http://example.com:5000/bob");
+        let other = ("referer", "http://sub.example.com:5000/bob");
+        assert!(!is_unsafe_navigation(&headers(&[host, same])));
+        assert!(is_unsafe_navigation(&headers(&[host, other])));
+        assert!(is_unsafe_navigation(&headers(&[host, ("origin", "null")])));
+        assert!(is_unsafe_navigation(&headers(&[host, ("sec-fetch-mode", "navigate")])));
     }
 
     #[test]

@@ -89,3 +89,62 @@ async fn an_aborted_body_is_a_client_error_not_a_server_error() {
     let logged = std::fs::read_to_string(&log).unwrap();
     assert!(!logged.contains("\"ERROR\""), "an aborted body logged an error:\n{logged}");
 }
+
+/// A client that keeps cookies and does not follow redirects, signed in as `name`.
+pub async fn signed_in(web: &str, name: &str, password: &str) -> reqwest::Client {
+    let client = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let login = client
+        .post(format!("{web}/login"))
+        .form(&[("username", name), ("password", password)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 302, "{name} signs in");
+    client
+}
+
+/// Whom `name` follows, as the API lists them.
+async fn follows_of(api: &str, name: &str) -> Vec<String> {
+    let answer = http()
+        .get(format!("{api}/fllws/{name}"))
+        .basic_auth("simulator", Some("super_safe!"))
+        .send()
+        .await
+        .unwrap();
+    let body: serde_json::Value = answer.json().await.unwrap();
+    body["follows"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cross_site_gets_change_nothing() {
+    let scratch = Scratch::new();
+    let server = Server::start(&fixture_store(&scratch, "db"), &[]);
+    let alice = signed_in(&server.web, "alice", "alice-pw").await;
+    let follow = format!("{}/Roger%20Histand/follow", server.web);
+    for site in ["cross-site", "same-site"] {
+        let forged = alice.get(&follow).header("sec-fetch-site", site).send().await.unwrap();
+        assert_eq!(forged.status(), 403, "{site}");
+        assert_eq!(follows_of(&server.api, "alice").await, ["bob"], "{site} followed");
+    }
+    let evil = "https://evil.example/page";
+    let referred = alice.get(&follow).header("referer", evil).send().await.unwrap();
+    assert_eq!(referred.status(), 403);
+    let unfollow = format!("{}/bob/unfollow", server.web);
+    let forged = alice.get(&unfollow).header("sec-fetch-site", "cross-site").send().await;
+    assert_eq!(forged.unwrap().status(), 403);
+    let logout = format!("{}/logout", server.web);
+    let forged = alice.get(&logout).header("sec-fetch-site", "cross-site").send().await;
+    assert!(forged.unwrap().status().is_client_error());
+    assert_eq!(follows_of(&server.api, "alice").await, ["bob"]);
+    let page = alice.get(format!("{}/public", server.web)).send().await.unwrap();
+    assert!(page.text().await.unwrap().contains("sign out [alice]"), "still signed in");
+
+    let own = alice.get(&follow).header("sec-fetch-site", "same-origin").send().await.unwrap();
+    assert_eq!(own.status(), 302, "a same-origin link still works (so alice is signed in)");
+    assert_eq!(follows_of(&server.api, "alice").await, ["bob", "Roger Histand"]);
+}
