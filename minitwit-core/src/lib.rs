@@ -8,6 +8,7 @@
 //! - [`model`]: the records stores keep and return, and keyset [`Cursor`]s.
 //! - [`store`]: the [`Store`] trait that backends implement, and [`StoreError`].
 //! - [`service`]: [`MiniTwit`], the service front ends and the CLI call.
+//! - [`consistency`]: [`ReadToken`], read-your-writes over stores that read from replicas.
 //! - [`password_hash`]: Argon2id hashing off the async executor.
 //! - [`gravatar`]: picture addresses for emails.
 //! - [`transfer`]: moving whole stores: export files, import, copy, fingerprints.
@@ -27,6 +28,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod consistency;
 pub mod domain;
 pub mod gravatar;
 pub mod model;
@@ -39,6 +41,7 @@ pub mod testkit;
 pub mod throttle;
 pub mod transfer;
 
+pub use consistency::ReadToken;
 pub use domain::{Email, MessageText, PageSize, Password, Registration, Username, ValidationError};
 pub use model::{
     Counts, Cursor, Follow, ImportBatch, Message, MessageFilter, MessageId, NewMessage, NewUser,

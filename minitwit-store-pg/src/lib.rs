@@ -9,7 +9,10 @@
 //!   an index, and their plans for inspection.
 //! - `import`: bulk import in one transaction.
 //! - `rows`: rows as queries return them, converted into the core's records.
-//! - [`PgOptions`] (`options`): pool size and timeouts.
+//! - [`RoutedStore`] (`routed`): a primary with streaming read replicas, routing reads
+//!   to fresh-enough replicas with read-your-writes per reader; `replicas`: their
+//!   health, replay positions, lag, and the replica metrics ([`describe_metrics`]).
+//! - [`PgOptions`], [`ReplicaOptions`] (`options`): pool size and timeouts; lag bound.
 //! - [`PgError`] (`error`): setup errors, and the single mapping from database errors
 //!   (constraint violations, outages) to [`minitwit_core::StoreError`].
 //! - `migrations/` (crate root): versioned schema migrations, embedded in the binary,
@@ -27,6 +30,8 @@
 mod error;
 mod import;
 mod options;
+mod replicas;
+mod routed;
 mod rows;
 mod store;
 #[cfg(feature = "testkit")]
@@ -34,6 +39,8 @@ pub mod testkit;
 mod timeline;
 
 pub use error::PgError;
-pub use options::PgOptions;
+pub use options::{PgOptions, ReplicaOptions};
+pub use replicas::describe_metrics;
+pub use routed::RoutedStore;
 pub use store::PgStore;
 pub use timeline::TimelinePlans;

@@ -22,7 +22,7 @@ pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
 /// MiniTwit's data in PostgreSQL. Cheap to clone: clones share one connection pool.
 #[derive(Clone)]
 pub struct PgStore {
-    pool: PgPool,
+    pub(crate) pool: PgPool,
 }
 
 /// Shows the pool's state, never its connect options (they hold the password).
@@ -41,6 +41,15 @@ impl PgStore {
     /// Fails if the URL is malformed, no connection can be made within
     /// `options.acquire_timeout`, or migrating fails.
     pub async fn connect(url: &str, options: PgOptions) -> Result<Self, PgError> {
+        let store = Self::connect_lazy(url, &options)?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// A store whose connections open on first use, unmigrated: for read replicas, which
+    /// receive the schema from their primary and may be down when this process starts.
+    /// Fails only on a malformed URL.
+    pub(crate) fn connect_lazy(url: &str, options: &PgOptions) -> Result<Self, PgError> {
         let timeout = options.statement_timeout.map_or(0, |t| t.as_millis()).to_string();
         let connect = PgConnectOptions::from_str(url).map_err(PgError::InvalidUrl)?.options([
             ("statement_timeout", timeout.as_str()),
@@ -53,12 +62,8 @@ impl PgStore {
             .max_connections(options.max_connections)
             .min_connections(options.min_connections)
             .acquire_timeout(options.acquire_timeout)
-            .connect_with(connect)
-            .await
-            .map_err(PgError::Unreachable)?;
-        let store = Self { pool };
-        store.migrate().await?;
-        Ok(store)
+            .connect_lazy_with(connect);
+        Ok(Self { pool })
     }
 
     /// Applies the migrations not applied yet. Replicas starting together are safe:

@@ -11,6 +11,7 @@
 //! - `faults`: sled sync failures and a dead flusher under a running server.
 //! - `hardening`: security headers everywhere, closed metric labels, aborted bodies,
 //!   slow and flooding clients, cross-site requests, sessions that end.
+//! - `health`: `health` against ready, stopped and not-ready servers.
 //! - `common`: running the binary, scratch stores, the fixture.
 
 mod admin;
@@ -18,6 +19,7 @@ mod common;
 mod data;
 mod faults;
 mod hardening;
+mod health;
 mod postgres;
 mod replay;
 mod serve;

@@ -2,7 +2,7 @@
 //!
 //! Front ends turn raw strings into these once, at the edge; the service and the stores
 //! accept only the parsed types. Each parse error's `Display` is the exact text of
-//! SPEC.md, because existing clients and test suites match on it.
+//! CONTRACT.md (§1.6, §2), because existing clients and test suites match on it.
 
 mod email;
 mod message_text;

@@ -6,6 +6,10 @@
 //! A watchdog process (`sh`) waits for end-of-file on a pipe that only this process
 //! holds open; when this process exits in any way, even killed, the pipe closes and the
 //! watchdog stops the server and deletes the directory: no orphaned servers.
+//!
+//! [`TestCluster::start_standby`] adds a streaming hot standby of a cluster: a copy made
+//! by `pg_basebackup -R` (which writes the primary's address into the copy) through a
+//! replication slot, running in a directory and on a socket of its own.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -53,6 +57,49 @@ impl TestCluster {
     }
 
     fn start_with(durable: bool) -> Result<Self, ClusterError> {
+        let cluster = Self::prepare()?;
+        let data = cluster.data_dir();
+        let mut initdb = cluster.command("initdb");
+        initdb.arg("-D").arg(&data).args(["-U", "postgres", "-A", "trust", "-E", "UTF8"]);
+        run(initdb.args(["--locale=C", "--no-sync", "--no-instructions"]), "initdb")?;
+        cluster.configure(durable)?;
+        cluster.resume()?;
+        Ok(cluster)
+    }
+
+    /// Starts a hot standby of this server, streaming its WAL through a replication slot
+    /// (so the primary keeps the WAL a stopped standby still needs). It has the
+    /// primary's settings, on a socket of its own.
+    pub fn start_standby(&self) -> Result<Self, ClusterError> {
+        let standby = Self::prepare()?;
+        let slot = standby.slot_name();
+        let mut backup = standby.command("pg_basebackup");
+        backup.arg("-D").arg(standby.data_dir()).arg("-h").arg(&self.root);
+        backup.args(["-p", &PORT.to_string(), "-U", "postgres", "-R", "-X", "stream", "-N"]);
+        run(backup.args(["-C", "-S", &slot]), "pg_basebackup")?;
+        standby.append_settings(&standby.socket_settings())?;
+        standby.resume()?;
+        Ok(standby)
+    }
+
+    /// Delays the replay of each commit on this standby by `delay` (PostgreSQL's
+    /// `recovery_min_apply_delay`), from now on; zero replays at once again.
+    pub fn set_apply_delay(&self, delay: std::time::Duration) -> Result<(), ClusterError> {
+        self.append_settings(&format!("recovery_min_apply_delay = '{}ms'\n", delay.as_millis()))?;
+        let mut reload = self.command("pg_ctl");
+        run(reload.arg("reload").arg("-D").arg(self.data_dir()), "pg_ctl reload")
+    }
+
+    /// A replication slot name unique to this server's directory.
+    fn slot_name(&self) -> String {
+        let name = self.root.file_name().unwrap_or_default().to_string_lossy();
+        name.chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+            .collect()
+    }
+
+    /// A new directory owned by the server's user, watched by a watchdog.
+    fn prepare() -> Result<Self, ClusterError> {
         let bin = find_binaries()?;
         let root = tempfile::Builder::new()
             .prefix("minitwit-pg-")
@@ -64,12 +111,6 @@ impl TestCluster {
             run(Command::new("chown").arg("postgres:").arg(&cluster.root), "chown")?;
         }
         cluster.watchdog = Some(cluster.spawn_watchdog()?);
-        let data = cluster.data_dir();
-        let mut initdb = cluster.command("initdb");
-        initdb.arg("-D").arg(&data).args(["-U", "postgres", "-A", "trust", "-E", "UTF8"]);
-        run(initdb.args(["--locale=C", "--no-sync", "--no-instructions"]), "initdb")?;
-        cluster.configure(durable)?;
-        cluster.resume()?;
         Ok(cluster)
     }
 
@@ -112,18 +153,27 @@ impl TestCluster {
 
     /// Socket only, in our directory; the test settings appended to `postgresql.conf`.
     fn configure(&self, durable: bool) -> Result<(), ClusterError> {
-        let mut settings = format!(
-            "\nlisten_addresses = ''\nunix_socket_directories = '{}'\nport = {PORT}\n\
-             max_connections = 200\n",
-            self.root.display()
-        );
+        let mut settings = self.socket_settings();
+        settings.push_str("max_connections = 200\n");
         if !durable {
             settings.push_str("fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n");
         }
+        self.append_settings(&settings)
+    }
+
+    /// Listening on our socket only (a later line overrides a copied earlier one).
+    fn socket_settings(&self) -> String {
+        format!(
+            "\nlisten_addresses = ''\nunix_socket_directories = '{}'\nport = {PORT}\n",
+            self.root.display()
+        )
+    }
+
+    fn append_settings(&self, settings: &str) -> Result<(), ClusterError> {
         let conf = self.data_dir().join("postgresql.conf");
         let mut current = std::fs::read_to_string(&conf)
             .map_err(|e| ClusterError::io("reading postgresql.conf", e))?;
-        current.push_str(&settings);
+        current.push_str(settings);
         std::fs::write(&conf, current).map_err(|e| ClusterError::io("writing postgresql.conf", e))
     }
 

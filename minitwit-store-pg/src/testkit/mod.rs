@@ -11,7 +11,8 @@
 //!
 //! Layout: this module hands out databases ([`fresh_store`], [`fresh_database_url`],
 //! the [`TestDatabase`] guard); `cluster` starts, stops and cleans up a
-//! [`TestCluster`]; `url` swaps the database name in a URL.
+//! [`TestCluster`] (and its streaming standby); `replication` runs a primary with a
+//! standby ([`ReplicatedPair`]) for replica tests; `url` swaps the database name in a URL.
 //!
 //! ```no_run
 //! # async fn demo() {
@@ -21,9 +22,11 @@
 //! ```
 
 mod cluster;
+mod replication;
 mod url;
 
 pub use cluster::{ClusterError, TestCluster};
+pub use replication::{ReplicatedPair, fresh_routed_store};
 
 use crate::{PgOptions, PgStore};
 use minitwit_core::Store;
