@@ -79,6 +79,8 @@ async fn front_ends(
     let sim_config = SimConfig {
         username: args.simulator.sim_user.clone(),
         password: args.simulator.sim_password.expose().to_owned(),
+        trust_forwarded_for: args.trust_forwarded_for,
+        ..SimConfig::default()
     };
     let web = layers::instrument(
         Front { name: "web", route_label: minitwit_web::route_label },

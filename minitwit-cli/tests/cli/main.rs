@@ -8,12 +8,17 @@
 //! - `postgres`: unreachable databases, admin on PostgreSQL, and the full scenario
 //!   copied sled → PostgreSQL → sled.
 //! - `replay`: `replay` against a running server, and its failures.
+//! - `faults`: sled sync failures and a dead flusher under a running server.
+//! - `hardening`: security headers everywhere, closed metric labels, aborted bodies,
+//!   slow and flooding clients, cross-site requests, sessions that end.
 //! - `health`: `health` against ready, stopped and not-ready servers.
 //! - `common`: running the binary, scratch stores, the fixture.
 
 mod admin;
 mod common;
 mod data;
+mod faults;
+mod hardening;
 mod health;
 mod postgres;
 mod replay;
