@@ -237,7 +237,7 @@ pub struct ServeArgs {
     #[arg(long, env = "MINITWIT_SECURE_COOKIES")]
     pub secure_cookies: bool,
 
-    /// Take client addresses (for login throttling) from the last `X-Forwarded-For`
+    /// Take client addresses (for login and sign-up throttling) from the last `X-Forwarded-For`
     /// entry: only behind a reverse proxy that appends it.
     #[arg(long, env = "MINITWIT_TRUST_FORWARDED_FOR")]
     pub trust_forwarded_for: bool,

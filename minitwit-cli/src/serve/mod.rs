@@ -95,6 +95,8 @@ async fn front_ends(
     let sim_config = SimConfig {
         username: args.simulator.sim_user.clone(),
         password: args.simulator.sim_password.expose().to_owned(),
+        trust_forwarded_for: args.trust_forwarded_for,
+        ..SimConfig::default()
     };
     let mut site = minitwit_web::routes(service.clone(), web_config);
     if args.secure_cookies {

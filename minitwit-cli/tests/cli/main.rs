@@ -8,6 +8,9 @@
 //! - `postgres`: unreachable databases, admin on PostgreSQL, and the full scenario
 //!   copied sled → PostgreSQL → sled.
 //! - `replay`: `replay` against a running server, and its failures.
+//! - `faults`: sled sync failures and a dead flusher under a running server.
+//! - `hardening`: security headers everywhere, closed metric labels, aborted bodies,
+//!   slow and flooding clients, cross-site requests, sessions that end.
 //! - `replicas`: two `serve` processes over one PostgreSQL, one stopped mid-traffic.
 //! - `health`: `health` against ready, stopped and not-ready servers.
 //! - `drain`: the drain delay on SIGTERM (not ready, still serving), none on SIGINT.
@@ -23,6 +26,8 @@ mod admin;
 mod common;
 mod data;
 mod drain;
+mod faults;
+mod hardening;
 mod health;
 mod logs;
 mod monitoring;
