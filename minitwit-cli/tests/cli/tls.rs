@@ -2,7 +2,8 @@
 //! `sslmode=require` and `verify-full` (and refused against the wrong authority), and
 //! the nginx example of deploy/nginx terminating HTTPS in front of two replicas:
 //! HTTPS in, HSTS and Secure cookies out, forwarded addresses taken from the proxy only,
-//! /metrics not exposed.
+//! /metrics not exposed; and a replica restarted behind it the documented way (taken out
+//! of nginx, then SIGTERM) with mixed reads and posts flowing: no request fails.
 
 #![allow(clippy::unwrap_used)]
 
@@ -11,6 +12,8 @@ use minitwit_store_pg::testkit::{ServerCertificate, TestCluster, fresh_database_
 use reqwest::{Client, StatusCode};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 fn openssl(args: &[&str], dir: &Path) {
@@ -137,6 +140,7 @@ struct Nginx {
     child: Child,
     https: u16,
     http: u16,
+    conf: PathBuf,
 }
 
 fn free_port() -> u16 {
@@ -167,7 +171,7 @@ impl Nginx {
             assert!(site.contains(&from), "deploy/nginx/minitwit.conf lost {from:?}");
             site = site.replace(&from, &to);
         }
-        std::fs::write(dir.join("minitwit.conf"), site).unwrap();
+        std::fs::write(dir.join("minitwit.conf"), &site).unwrap();
         let d = dir.display();
         let main = format!(
             "daemon off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
@@ -184,7 +188,7 @@ impl Nginx {
             .spawn()
             .unwrap();
         // Stopped by Drop, even if it never comes up.
-        let nginx = Self { child, https, http };
+        let nginx = Self { child, https, http, conf: dir.join("minitwit.conf") };
         for _ in 0..200 {
             if std::net::TcpStream::connect(("127.0.0.1", https)).is_ok() {
                 return nginx;
@@ -193,6 +197,18 @@ impl Nginx {
         }
         let log = std::fs::read_to_string(dir.join("error.log")).unwrap_or_default();
         panic!("nginx did not start: {log}");
+    }
+}
+
+impl Nginx {
+    /// Takes the upstream at `addr` out, as OPERATIONS.md says before stopping a
+    /// replica: `down` on its line, then a reload (SIGHUP, as `nginx -s reload` sends).
+    fn take_out(&self, addr: &str) {
+        let site = std::fs::read_to_string(&self.conf).unwrap();
+        let line = format!("server {addr} ");
+        assert!(site.contains(&line), "{addr} is not an upstream");
+        std::fs::write(&self.conf, site.replace(&line, &format!("server {addr} down "))).unwrap();
+        signal(&self.child, "HUP");
     }
 }
 
@@ -267,4 +283,85 @@ async fn nginx_terminates_tls_in_front_of_two_replicas() {
         }
     }
     assert!(throttled, "forged X-Forwarded-For entries escaped the throttle");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_restarted_behind_nginx_costs_the_clients_nothing() {
+    let scratch = Scratch::new();
+    let ca = authority(scratch.dir.path(), "rolling", true);
+    let (url, _db) = fresh_database_url().await;
+    let flags = ["--secure-cookies", "--trust-forwarded-for", "--drain-delay-secs", "2"];
+    let mut replicas = [Server::start(&url, &flags), Server::start(&url, &flags)];
+    let addr = |s: &Server| s.web.trim_start_matches("http://").to_owned();
+    let nginx = Nginx::start(scratch.dir.path(), [&addr(&replicas[0]), &addr(&replicas[1])]);
+    let client = Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(&ca).unwrap()).unwrap())
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let site = format!("https://localhost:{}", nginx.https);
+    ok(&["--store", &url, "user", "create", "writer", "w@x.org", "--password", "writer-pw"]);
+    let form = [("username", "writer"), ("password", "writer-pw")];
+    let login = client.post(format!("{site}/login")).form(&form).send().await.unwrap();
+    let cookie = login.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap();
+    let cookie = cookie.to_owned();
+
+    let sent = Arc::new(AtomicU64::new(0));
+    let failures = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut workers = Vec::new();
+    for worker in 0..4u64 {
+        let (client, site, cookie) = (client.clone(), site.clone(), cookie.clone());
+        let (sent, failures, stop) = (Arc::clone(&sent), Arc::clone(&failures), Arc::clone(&stop));
+        workers.push(tokio::spawn(async move {
+            while !stop.load(Ordering::SeqCst) {
+                let n = sent.fetch_add(1, Ordering::SeqCst);
+                let request = if (n + worker) % 2 == 0 {
+                    let text = [("text", format!("post {n}"))];
+                    client.post(format!("{site}/add_message")).form(&text)
+                } else {
+                    client.get(format!("{site}/public"))
+                };
+                let outcome = request.header("cookie", &cookie).send().await;
+                let fine =
+                    outcome.as_ref().is_ok_and(|r| r.status().is_success() || r.status() == 302);
+                if !fine {
+                    failures.lock().unwrap().push(format!("{outcome:?}"));
+                }
+            }
+        }));
+    }
+    let wait_for = |count: u64| {
+        let sent = Arc::clone(&sent);
+        async move {
+            while sent.load(Ordering::SeqCst) < count {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    };
+    wait_for(100).await;
+    nginx.take_out(&addr(&replicas[0]));
+    signal(&replicas[0].child, "TERM");
+    let status = loop {
+        if let Some(status) = replicas[0].child.try_wait().unwrap() {
+            break status;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let after_exit = sent.load(Ordering::SeqCst);
+    wait_for(after_exit + 100).await;
+    stop.store(true, Ordering::SeqCst);
+    for worker in workers {
+        worker.await.unwrap();
+    }
+    assert!(status.success(), "the stopped replica exited cleanly: {status:?}");
+    let failures = failures.lock().unwrap();
+    let log = std::fs::read_to_string(scratch.path("error.log")).unwrap_or_default();
+    assert!(
+        failures.is_empty(),
+        "{} of {} requests failed: {failures:#?}\nnginx: {log}",
+        failures.len(),
+        sent.load(Ordering::SeqCst)
+    );
 }
