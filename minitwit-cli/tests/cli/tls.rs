@@ -2,7 +2,7 @@
 //! `sslmode=require` and `verify-full` (and refused against the wrong authority), and
 //! the nginx example of deploy/nginx terminating HTTPS in front of two replicas:
 //! HTTPS in, HSTS and Secure cookies out, forwarded addresses taken from the proxy only,
-//! /metrics not exposed; and a replica restarted behind it the documented way (taken out
+//! /metrics not exposed, `minitwit replay` and `minitwit health` over HTTPS (rustls); and a replica restarted behind it the documented way (taken out
 //! of nginx, then SIGTERM) with mixed reads and posts flowing: no request fails.
 
 #![allow(clippy::unwrap_used)]
@@ -140,6 +140,7 @@ struct Nginx {
     child: Child,
     https: u16,
     http: u16,
+    api: u16,
     conf: PathBuf,
 }
 
@@ -148,15 +149,21 @@ fn free_port() -> u16 {
 }
 
 impl Nginx {
-    fn start(dir: &Path, replicas: [&str; 2]) -> Self {
+    fn start(dir: &Path, replicas: &[Server; 2]) -> Self {
+        let addr = |url: &str| url.trim_start_matches("http://").to_owned();
+        let (web, api) =
+            (replicas.each_ref().map(|r| addr(&r.web)), replicas.each_ref().map(|r| addr(&r.api)));
         let found = Command::new("sh").args(["-c", "command -v nginx"]).output().unwrap();
         assert!(found.status.success(), "nginx is not installed. Fix: apt-get install nginx");
-        let (https, http) = (free_port(), free_port());
+        let (https, http, api_port) = (free_port(), free_port(), free_port());
         let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/nginx/minitwit.conf");
         let mut site = std::fs::read_to_string(example).unwrap();
         for (from, to) in [
-            ("server 127.0.0.1:5000 ".to_owned(), format!("server {} ", replicas[0])),
-            ("server 127.0.0.1:5010 ".to_owned(), format!("server {} ", replicas[1])),
+            ("server 127.0.0.1:5000 ".to_owned(), format!("server {} ", web[0])),
+            ("server 127.0.0.1:5010 ".to_owned(), format!("server {} ", web[1])),
+            ("server 127.0.0.1:5001 ".to_owned(), format!("server {} ", api[0])),
+            ("server 127.0.0.1:5011 ".to_owned(), format!("server {} ", api[1])),
+            ("listen 8443 ssl".to_owned(), format!("listen 127.0.0.1:{api_port} ssl")),
             ("listen 80;".to_owned(), format!("listen 127.0.0.1:{http};")),
             ("listen 443 ssl".to_owned(), format!("listen 127.0.0.1:{https} ssl")),
             (
@@ -170,6 +177,7 @@ impl Nginx {
         ] {
             assert!(site.contains(&from), "deploy/nginx/minitwit.conf lost {from:?}");
             site = site.replace(&from, &to);
+            assert!(!site.contains(&from), "{from:?} appears once more than expected");
         }
         std::fs::write(dir.join("minitwit.conf"), &site).unwrap();
         let d = dir.display();
@@ -188,7 +196,7 @@ impl Nginx {
             .spawn()
             .unwrap();
         // Stopped by Drop, even if it never comes up.
-        let nginx = Self { child, https, http, conf: dir.join("minitwit.conf") };
+        let nginx = Self { child, https, http, api: api_port, conf: dir.join("minitwit.conf") };
         for _ in 0..200 {
             if std::net::TcpStream::connect(("127.0.0.1", https)).is_ok() {
                 return nginx;
@@ -226,8 +234,7 @@ async fn nginx_terminates_tls_in_front_of_two_replicas() {
     let (url, _db) = fresh_database_url().await;
     let flags = ["--secure-cookies", "--trust-forwarded-for"];
     let replicas = [Server::start(&url, &flags), Server::start(&url, &flags)];
-    let addr = |s: &Server| s.web.trim_start_matches("http://").to_owned();
-    let nginx = Nginx::start(scratch.dir.path(), [&addr(&replicas[0]), &addr(&replicas[1])]);
+    let nginx = Nginx::start(scratch.dir.path(), &replicas);
     let client = Client::builder()
         .add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(&ca).unwrap()).unwrap())
         .redirect(reqwest::redirect::Policy::none())
@@ -235,6 +242,25 @@ async fn nginx_terminates_tls_in_front_of_two_replicas() {
         .build()
         .unwrap();
     let site = format!("https://localhost:{}", nginx.https);
+
+    // The simulator over HTTPS: `minitwit replay` (rustls) through nginx to both APIs.
+    let api = format!("https://localhost:{}", nginx.api);
+    let replay = crate::common::minitwit(&[
+        "replay",
+        "--csv",
+        crate::common::scenario_path().to_str().unwrap(),
+        "--base-url",
+        &api,
+        "--limit",
+        "100",
+        "--timeout-ms",
+        "10000",
+    ])
+    .env("SSL_CERT_FILE", &ca)
+    .output()
+    .unwrap();
+    let report = String::from_utf8_lossy(&replay.stdout);
+    assert!(replay.status.success(), "{report}{}", String::from_utf8_lossy(&replay.stderr));
 
     // HTTPS in; plain HTTP is sent there; HSTS out; /metrics stays internal.
     let public = client.get(format!("{site}/public")).send().await.unwrap();
@@ -293,7 +319,7 @@ async fn a_replica_restarted_behind_nginx_costs_the_clients_nothing() {
     let flags = ["--secure-cookies", "--trust-forwarded-for", "--drain-delay-secs", "2"];
     let mut replicas = [Server::start(&url, &flags), Server::start(&url, &flags)];
     let addr = |s: &Server| s.web.trim_start_matches("http://").to_owned();
-    let nginx = Nginx::start(scratch.dir.path(), [&addr(&replicas[0]), &addr(&replicas[1])]);
+    let nginx = Nginx::start(scratch.dir.path(), &replicas);
     let client = Client::builder()
         .add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(&ca).unwrap()).unwrap())
         .redirect(reqwest::redirect::Policy::none())
