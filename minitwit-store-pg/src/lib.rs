@@ -16,6 +16,7 @@
 //!   to fresh-enough replicas with read-your-writes per reader; `replicas`: their
 //!   health, replay positions, lag, and the replica metrics ([`describe_metrics`]).
 //! - [`PgOptions`], [`ReplicaOptions`] (`options`): pool size and timeouts; lag bound.
+//! - [`pending_migrations`] (`pending`): what `migrate` would apply, changing nothing.
 //! - [`PgError`] (`error`): setup errors, and the single mapping from database errors
 //!   (constraint violations, outages) to [`minitwit_core::StoreError`].
 //! - `migrations/` (crate root): versioned schema migrations, embedded in the binary,
@@ -35,6 +36,7 @@ mod follows;
 mod import;
 mod messages;
 mod options;
+mod pending;
 mod replicas;
 mod routed;
 mod rows;
@@ -47,6 +49,7 @@ mod users;
 
 pub use error::PgError;
 pub use options::{PgOptions, ReplicaOptions};
+pub use pending::pending_migrations;
 pub use replicas::describe_metrics;
 pub use routed::RoutedStore;
 pub use store::PgStore;
