@@ -3,23 +3,24 @@
 //!
 //! - [`layers`]: request ids, logs, request metrics, `/health`, `/ready`, `/metrics`.
 //! - [`metrics`]: the Prometheus recorder, metric names, business gauges.
+//! - [`listener`]: the accept loop, with its timeouts and connection cap.
 //! - [`metered_store`]: store operation latency.
 //!
 //! Shutdown (SIGTERM or SIGINT): `/ready` turns 503, both listeners stop accepting,
-//! in-flight requests finish, then the store is flushed.
+//! in-flight requests finish (within the grace period), then the store is flushed.
 
 pub mod layers;
+pub mod listener;
 pub mod metered_store;
 pub mod metrics;
 
-use crate::cli::ServeArgs;
+use crate::cli::{ListenerLimits, ServeArgs};
 use anyhow::{Context, Result};
 use layers::{Front, Ops};
 use metered_store::MeteredStore;
 use minitwit_core::{MiniTwit, Store};
 use minitwit_sim::SimConfig;
 use minitwit_web::WebConfig;
-use std::future::Future;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -45,8 +46,9 @@ pub async fn run(store: Arc<dyn Store>, args: &ServeArgs, out: &mut impl Write) 
     let every = Duration::from_secs(args.gauge_interval);
     let maintenance = tokio::spawn(metrics::maintain(service, handle, every));
     let (stop_tx, stop_rx) = watch::channel(false);
-    let web_server = tokio::spawn(serve(web, web_listener, stopped(stop_rx.clone())));
-    let api_server = tokio::spawn(serve(api, api_listener, stopped(stop_rx)));
+    let limits = limits(&args.limits);
+    let web_server = tokio::spawn(listener::serve(web, web_listener, limits, stop_rx.clone()));
+    let api_server = tokio::spawn(listener::serve(api, api_listener, limits, stop_rx));
     writeln!(out, "web site listening on http://{web_addr}")?;
     writeln!(out, "simulator API listening on http://{api_addr}")?;
     out.flush()?;
@@ -107,19 +109,16 @@ async fn bind(addr: SocketAddr, what: &str) -> Result<TcpListener> {
     TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} for the {what}"))
 }
 
-/// Serves `routes` on `listener` until `stop` resolves, then finishes in-flight requests.
-async fn serve(
-    routes: BoxedFilter<(Response,)>,
-    listener: TcpListener,
-    stop: impl Future<Output = ()> + Send + 'static,
-) {
-    warp::serve(routes).incoming(listener).graceful(stop).run().await;
-}
-
-/// Resolves when the stop flag turns true (or its sender is gone).
-async fn stopped(mut stop: watch::Receiver<bool>) {
-    // An error means the sender was dropped: stop as well.
-    let _ = stop.wait_for(|stop| *stop).await;
+/// The listeners' limits from the command line.
+fn limits(args: &ListenerLimits) -> listener::Limits {
+    listener::Limits {
+        header_read: Duration::from_secs(args.header_timeout_secs.max(1)),
+        idle: Duration::from_secs(args.idle_timeout_secs.max(1)),
+        body_read: Duration::from_secs(args.body_timeout_secs.max(1)),
+        request: Duration::from_secs(args.request_timeout_secs.max(1)),
+        max_connections: args.max_connections.max(1),
+        grace: Duration::from_secs(args.shutdown_grace_secs),
+    }
 }
 
 /// Waits for SIGTERM or SIGINT and names it.

@@ -148,3 +148,127 @@ async fn cross_site_gets_change_nothing() {
     assert_eq!(own.status(), 302, "a same-origin link still works (so alice is signed in)");
     assert_eq!(follows_of(&server.api, "alice").await, ["bob", "Roger Histand"]);
 }
+
+/// How long any single wait in these tests may last before it counts as a hang.
+const HANG: Duration = Duration::from_secs(30);
+
+/// Reads until the server closes the connection; what it sent. Panics on a hang.
+async fn until_closed(stream: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt as _;
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(HANG, stream.read_to_end(&mut answer)).await;
+    // A reset is a close as well.
+    let _ = read.expect("the server never closed the connection");
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+async fn connect(base: &str) -> tokio::net::TcpStream {
+    tokio::net::TcpStream::connect(authority(base)).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_loris_connections_are_closed_while_others_are_served() {
+    use tokio::io::AsyncWriteExt as _;
+    let scratch = Scratch::new();
+    let limits = ["--header-timeout-secs", "2"];
+    let server = Server::start(&fixture_store(&scratch, "db"), &limits);
+    let mut slow = Vec::new();
+    for _ in 0..200 {
+        let mut stream = connect(&server.web).await;
+        stream.write_all(b"GET /public HTTP/1.1\r\nhost: x\r\nx-slow: ").await.unwrap();
+        slow.push(stream);
+    }
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let ordinary = {
+        let (done, web) = (done.clone(), server.web.clone());
+        tokio::spawn(async move {
+            let client = http();
+            let mut served = 0;
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                let page = client.get(format!("{web}/public")).send().await.unwrap();
+                assert_eq!(page.status(), 200, "an ordinary client is served throughout");
+                served += 1;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            served
+        })
+    };
+    let closes = slow.iter_mut().map(until_closed);
+    let answers = futures::future::join_all(closes).await;
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(ordinary.await.unwrap() > 0);
+    assert_eq!(answers.len(), 200, "all 200 slow connections were closed");
+    assert!(answers.iter().all(|a| !a.contains("200 OK")), "a half header was never served");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_slow_bodies_and_excess_connections_are_cut_off() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let scratch = Scratch::new();
+    let limits = [
+        ["--header-timeout-secs", "30"],
+        ["--idle-timeout-secs", "1"],
+        ["--body-timeout-secs", "1"],
+        ["--max-connections", "3"],
+    ];
+    let server = Server::start(&fixture_store(&scratch, "db"), &limits.concat());
+
+    let mut idle = connect(&server.api).await;
+    idle.write_all(b"GET /health HTTP/1.1\r\nhost: x\r\n\r\n").await.unwrap();
+    let answer = until_closed(&mut idle).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "served, then closed when idle: {answer}");
+
+    let mut slow_body = connect(&server.web).await;
+    let head = "POST /login HTTP/1.1\r\nhost: x\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: 100\r\n\r\nusername=al";
+    slow_body.write_all(head.as_bytes()).await.unwrap();
+    let answer = until_closed(&mut slow_body).await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+
+    let held = [connect(&server.web).await, connect(&server.web).await, connect(&server.web).await];
+    let mut excess = connect(&server.web).await;
+    let answer = until_closed(&mut excess).await;
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.to_ascii_lowercase().contains("retry-after: 1"), "{answer}");
+    drop(held);
+    let mut served = false;
+    for _ in 0..100 {
+        let mut stream = connect(&server.web).await;
+        stream
+            .write_all(b"GET /health HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        let _ = tokio::time::timeout(HANG, stream.read_to_string(&mut answer)).await.unwrap();
+        if answer.starts_with("HTTP/1.1 200") {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(served, "freed connection slots are used again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_client_never_delays_shutdown_past_the_grace_period() {
+    use tokio::io::AsyncWriteExt as _;
+    let scratch = Scratch::new();
+    let limits = ["--header-timeout-secs", "600", "--body-timeout-secs", "600"];
+    let mut server = Server::start(
+        &fixture_store(&scratch, "db"),
+        &[&limits[..], &["--shutdown-grace-secs", "1"]].concat(),
+    );
+    let mut half_head = connect(&server.web).await;
+    half_head.write_all(b"GET /public HTTP/1.1\r\nhost: x\r\n").await.unwrap();
+    let mut half_body = connect(&server.api).await;
+    let head = "POST /register HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{";
+    half_body.write_all(head.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    crate::common::signal(&server.child, "TERM");
+    let exited = tokio::task::spawn_blocking(move || {
+        let status = server.child.wait().unwrap();
+        (status, server)
+    });
+    let (status, _server) =
+        tokio::time::timeout(HANG, exited).await.expect("shutdown hung").unwrap();
+    assert!(status.success(), "{status:?}");
+}
