@@ -183,6 +183,16 @@ pub struct ServeArgs {
     /// What each listener allows a client (timeouts, connections).
     #[command(flatten)]
     pub limits: ListenerLimits,
+
+    /// Password hashes computed at once (0: one per CPU the process is given, read from
+    /// its cgroup CPU quota, else the cores it may run on).
+    #[arg(long, env = "MINITWIT_HASH_WORKERS", default_value_t = 0)]
+    pub hash_workers: usize,
+
+    /// Password hashes that may wait for a worker (0: 8 per worker); beyond, sign-ups and
+    /// sign-ins get 503 with `Retry-After`.
+    #[arg(long, env = "MINITWIT_HASH_QUEUE", default_value_t = 0)]
+    pub hash_queue: usize,
 }
 
 /// Timeouts and caps of both listeners: a slow or abusive client costs a bounded amount.

@@ -10,7 +10,9 @@ use crate::throttle::SiteThrottle;
 use crate::views::{ErrorView, LayoutView, Views};
 use minitwit_core::{MiniTwit, ServiceError, User};
 use serde::Serialize;
-use warp::http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue, LOCATION, SET_COOKIE};
+use warp::http::header::{
+    CACHE_CONTROL, CONTENT_TYPE, HeaderValue, LOCATION, RETRY_AFTER, SET_COOKIE,
+};
 use warp::http::{Response, StatusCode};
 use warp::reply::Response as WarpResponse;
 
@@ -119,7 +121,8 @@ impl Site {
         self.with_session(visit, response)
     }
 
-    /// The error page for `status`: fixed texts only, no session touched.
+    /// The error page for `status`: fixed texts only, no session touched; a 503 says
+    /// when to retry.
     pub fn error_page(&self, status: StatusCode) -> WarpResponse {
         let heading =
             format!("{} {}", status.as_u16(), status.canonical_reason().unwrap_or("Error"));
@@ -141,7 +144,11 @@ impl Site {
             self.views.render("layout", &layout)
         });
         // The templates are tested; should one still fail, a bare page says as much.
-        html_response(status, html.unwrap_or_else(|_| heading.clone()))
+        let mut response = html_response(status, html.unwrap_or_else(|_| heading.clone()));
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
     }
 
     /// The error page for `err`; internal failures are logged (only there).

@@ -18,7 +18,7 @@ use crate::cli::{ListenerLimits, ServeArgs};
 use anyhow::{Context, Result};
 use layers::{Front, Ops};
 use metered_store::MeteredStore;
-use minitwit_core::{MiniTwit, Store};
+use minitwit_core::{HashCost, HashPool, Hasher, MiniTwit, Store};
 use minitwit_sim::SimConfig;
 use minitwit_web::WebConfig;
 use std::io::Write;
@@ -35,7 +35,7 @@ pub async fn run(store: Arc<dyn Store>, args: &ServeArgs, out: &mut impl Write) 
     let handle = metrics::handle()?;
     metrics::describe();
     let store: Arc<dyn Store> = Arc::new(MeteredStore::new(store));
-    let service = MiniTwit::new(Arc::clone(&store));
+    let service = MiniTwit::with_hasher(Arc::clone(&store), hasher(args));
     let ops = Ops::new(service.clone(), handle.clone());
     let (web, api) = front_ends(&service, args, &ops).await?;
     let web_listener = bind(args.web_addr, "web site").await?;
@@ -107,6 +107,19 @@ async fn session_key(service: &MiniTwit, args: &ServeArgs) -> Result<Vec<u8>> {
 
 async fn bind(addr: SocketAddr, what: &str) -> Result<TcpListener> {
     TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} for the {what}"))
+}
+
+/// The password hasher: recommended cost, pool as configured.
+fn hasher(args: &ServeArgs) -> Hasher {
+    let mut pool = match args.hash_workers {
+        0 => HashPool::for_this_process(),
+        workers => HashPool::with_workers(workers),
+    };
+    if args.hash_queue > 0 {
+        pool.queue = args.hash_queue;
+    }
+    tracing::debug!(workers = pool.workers, queue = pool.queue, "password hashing pool");
+    Hasher::with_pool(HashCost::Recommended, pool)
 }
 
 /// The listeners' limits from the command line.

@@ -272,3 +272,87 @@ async fn a_slow_client_never_delays_shutdown_past_the_grace_period() {
         tokio::time::timeout(HANG, exited).await.expect("shutdown hung").unwrap();
     assert!(status.success(), "{status:?}");
 }
+
+/// Registers `name` through the API, with the simulator's credentials or without.
+async fn register(
+    client: &reqwest::Client,
+    api: &str,
+    name: &str,
+    credentials: bool,
+) -> reqwest::Response {
+    let body = serde_json::json!({"username": name, "email": format!("{name}@x.org"), "pwd": "pw"});
+    let request = client.post(format!("{api}/register")).json(&body);
+    let request =
+        if credentials { request.basic_auth("simulator", Some("super_safe!")) } else { request };
+    request.send().await.expect("an answer, never a timeout")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registration_flood_gets_204_or_503_and_cheap_requests_stay_served() {
+    let scratch = Scratch::new();
+    let server = Server::start(&fixture_store(&scratch, "db"), &["--hash-workers", "1"]);
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
+    let flood = (0..300).map(|i| {
+        let (client, api) = (client.clone(), server.api.clone());
+        tokio::spawn(async move {
+            let answer = register(&client, &api, &format!("flood{i}"), true).await;
+            let status = answer.status().as_u16();
+            if status == 503 {
+                assert!(answer.headers().contains_key("retry-after"), "503 without Retry-After");
+                let body: serde_json::Value = answer.json().await.unwrap();
+                assert_eq!(body["status"], 503, "the API's error shape: {body}");
+            }
+            status
+        })
+    });
+    let flood: Vec<_> = flood.collect();
+    let cheap = [
+        format!("{}/public", server.web),
+        format!("{}/health", server.api),
+        format!("{}/latest", server.api),
+    ];
+    for round in 0..10 {
+        for url in &cheap {
+            let answer = client.get(url).send().await.unwrap();
+            assert_eq!(answer.status(), 200, "{url} during the flood (round {round})");
+        }
+    }
+    let mut statuses = Vec::new();
+    for registration in flood {
+        statuses.push(registration.await.unwrap());
+    }
+    assert!(statuses.iter().all(|s| *s == 204 || *s == 503), "{statuses:?}");
+    assert!(statuses.contains(&204), "some registrations got through");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uncredentialed_api_registrations_are_throttled_per_address() {
+    let scratch = Scratch::new();
+    let server = Server::start(&fixture_store(&scratch, "db"), &[]);
+    let client = http();
+    let mut statuses = Vec::new();
+    for i in 0..25 {
+        let answer = register(&client, &server.api, &format!("anon{i}"), false).await;
+        if answer.status() == 429 {
+            assert!(answer.headers().contains_key("retry-after"));
+            let body: serde_json::Value = answer.json().await.unwrap();
+            assert_eq!(body["status"], 429, "{body}");
+            statuses.push(429);
+        } else {
+            statuses.push(answer.status().as_u16());
+        }
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == 204).count(), 20, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 5, "{statuses:?}");
+    let trusted = register(&client, &server.api, "trusted", true).await;
+    assert_eq!(trusted.status(), 204, "the simulator's own registrations are not throttled");
+    let no_redirects =
+        reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let web_throttled = no_redirects
+        .post(format!("{}/register", server.web))
+        .form(&[("username", "webby"), ("email", "w@x.org"), ("password", "p"), ("password2", "p")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(web_throttled.status(), 302, "the site has a throttle of its own");
+}
