@@ -89,6 +89,25 @@ impl StoreUrl {
     }
 }
 
+impl StoreUrl {
+    /// The migrations `open` would apply, changing nothing (sled has none: its format is
+    /// checked on opening).
+    pub async fn pending_migrations(
+        &self,
+        options: StoreOptions,
+    ) -> Result<Vec<String>, OpenStoreError> {
+        match self {
+            Self::Sled(_) => Ok(Vec::new()),
+            Self::Postgres(url) => {
+                let timeout = Duration::from_millis(options.pg_acquire_timeout_ms);
+                minitwit_store_pg::pending_migrations(url, timeout)
+                    .await
+                    .map_err(|source| OpenStoreError::Postgres { url: redact(url), source })
+            }
+        }
+    }
+}
+
 /// Shown without any password.
 impl fmt::Display for StoreUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -13,6 +13,7 @@
 //!   to fresh-enough replicas with read-your-writes per reader; `replicas`: their
 //!   health, replay positions, lag, and the replica metrics ([`describe_metrics`]).
 //! - [`PgOptions`], [`ReplicaOptions`] (`options`): pool size and timeouts; lag bound.
+//! - [`pending_migrations`] (`pending`): what `migrate` would apply, changing nothing.
 //! - [`PgError`] (`error`): setup errors, and the single mapping from database errors
 //!   (constraint violations, outages) to [`minitwit_core::StoreError`].
 //! - `migrations/` (crate root): versioned schema migrations, embedded in the binary,
@@ -30,6 +31,7 @@
 mod error;
 mod import;
 mod options;
+mod pending;
 mod replicas;
 mod routed;
 mod rows;
@@ -40,6 +42,7 @@ mod timeline;
 
 pub use error::PgError;
 pub use options::{PgOptions, ReplicaOptions};
+pub use pending::pending_migrations;
 pub use replicas::describe_metrics;
 pub use routed::RoutedStore;
 pub use store::PgStore;

@@ -13,6 +13,7 @@
 //! - the security headers, on every response of both listeners.
 
 use super::metrics::{REQUEST_SECONDS, REQUESTS};
+use crate::logging::ACCESS_TARGET;
 use metrics_exporter_prometheus::PrometheusHandle;
 use minitwit_core::MiniTwit;
 use std::sync::Arc;
@@ -193,11 +194,11 @@ fn finish(
     metrics::histogram!(REQUEST_SECONDS, &labels).record(seconds);
     let latency_ms = seconds * 1000.0;
     if ops_label(path).is_some() {
-        tracing::debug!(status, latency_ms, "request");
+        tracing::debug!(target: ACCESS_TARGET, status, latency_ms, "request");
     } else if status >= 500 {
-        tracing::warn!(status, latency_ms, "request");
+        tracing::warn!(target: ACCESS_TARGET, status, latency_ms, "request");
     } else {
-        tracing::info!(status, latency_ms, "request");
+        tracing::info!(target: ACCESS_TARGET, status, latency_ms, "request");
     }
     if let Ok(value) = HeaderValue::from_str(id) {
         response.headers_mut().insert(REQUEST_ID, value);

@@ -132,6 +132,8 @@ impl Server {
         let mut child = minitwit(&args)
             .envs(env.iter().copied())
             .env("RUST_LOG", level)
+            // Tests stop servers at once unless they pass --drain-delay-secs.
+            .env("MINITWIT_DRAIN_DELAY_SECS", "0")
             .stdout(Stdio::piped())
             .stderr(stderr)
             .spawn()

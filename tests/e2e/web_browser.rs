@@ -2,9 +2,7 @@
 //! used as a new person would: sign up, sign in, post, follow, read, unfollow, sign out;
 //! and the script that shows times in the reader's own time zone.
 
-#[macro_use]
-mod web_support;
-
+use crate::support::{self, Setup, TestApp, free_port, require_program, spawn_app};
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use minitwit_core::{ImportBatch, Message, Registration};
@@ -14,7 +12,6 @@ use std::process::Stdio;
 use std::time::Duration;
 use tempfile::TempDir;
 use tokio::process::{Child, Command};
-use web_support::{TestApp, spawn_app};
 
 /// Where screenshots go: outside the repository.
 const SCREENSHOT_DIR: &str = "/tmp/minitwit-screenshots";
@@ -31,17 +28,6 @@ struct Browser {
     _profile: TempDir,
 }
 
-fn require(binary: &str) -> PathBuf {
-    let found = std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
-        .map(|dir| dir.join(binary))
-        .find(|path| path.is_file());
-    found.unwrap_or_else(|| {
-        panic!("`{binary}` not found on PATH: apt-get install chromium chromium-driver")
-    })
-}
-
 /// `text` as an XPath string literal (XPath 1 has no escapes: pick the other quote, or
 /// concatenate pieces).
 fn xpath_literal(text: &str) -> String {
@@ -55,17 +41,13 @@ fn xpath_literal(text: &str) -> String {
     }
 }
 
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    listener.local_addr().expect("bound address").port()
-}
-
 impl Browser {
     /// Starts chromedriver (with time zone `tz`, which Chromium inherits) and a fresh
     /// headless Chromium session.
     async fn start(tz: &str) -> Browser {
-        let chromium = require("chromium");
-        let chromedriver = require("chromedriver");
+        let fix = "apt-get install chromium chromium-driver (scripts/install-prereqs does)";
+        let chromium = require_program("chromium", fix);
+        let chromedriver = require_program("chromedriver", fix);
         let port = free_port();
         let driver = Command::new(&chromedriver)
             .arg(format!("--port={port}"))
@@ -103,7 +85,7 @@ impl Browser {
     }
 
     async fn goto(&self, app: &TestApp, path: &str) {
-        self.client.goto(&app.url(path)).await.expect("navigation");
+        self.client.goto(&app.site.url(path)).await.expect("navigation");
     }
 
     /// Waits until the page shows `text` somewhere.
@@ -171,7 +153,7 @@ async fn wait_until_ready(port: u16) {
 
 /// A site where alice has one message from a fixed time.
 async fn site_with_alice() -> TestApp {
-    let app = spawn_app(minitwit_store_sled::testkit::fresh_store().await, |_| {}).await;
+    let app = spawn_app(support::sled().await, Setup::default()).await;
     let registration = Registration::parse("alice", "alice@example.com", "pw", None).unwrap();
     let alice = app.service.register(registration).await.unwrap();
     let message = Message {
