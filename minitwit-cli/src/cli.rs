@@ -351,7 +351,7 @@ pub enum UserCommand {
         #[command(flatten)]
         password: PasswordSource,
     },
-    /// Disable a user: they can no longer log in or post.
+    /// Disable a user: they can no longer log in or post, and their sessions end.
     Disable {
         /// The exact user name.
         username: String,
@@ -370,7 +370,12 @@ pub enum UserCommand {
         #[arg(long, short = 'y')]
         yes: bool,
     },
-    /// Set a new password, read from stdin or `--password`.
+    /// End every session of a user (sign them out on every browser).
+    SignOut {
+        /// The exact user name.
+        username: String,
+    },
+    /// Set a new password, read from stdin or `--password`; their sessions end.
     Password {
         /// The exact user name.
         username: String,

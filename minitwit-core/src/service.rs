@@ -89,6 +89,11 @@ impl From<HashError> for ServiceError {
     }
 }
 
+/// `Ok` when a store call found its user, else [`ServiceError::UnknownUser`].
+fn found(user_existed: bool) -> ServiceResult<()> {
+    user_existed.then_some(()).ok_or(ServiceError::UnknownUser)
+}
+
 /// Shorthand for service results.
 pub type ServiceResult<T> = Result<T, ServiceError>;
 
@@ -208,21 +213,31 @@ impl MiniTwit {
     pub async fn set_password(&self, username: &str, password: &Password) -> ServiceResult<()> {
         let user = self.user(username).await?;
         let hash = self.hasher.hash(password).await?;
-        self.store
-            .set_password_hash(user.id, &hash)
-            .await?
-            .then_some(())
-            .ok_or(ServiceError::UnknownUser)
+        found(self.store.set_password_hash(user.id, &hash).await?)?;
+        self.end_sessions(user.id).await
     }
 
-    /// Disables (or re-enables) `username`: a disabled user cannot log in or post.
+    /// Disables (or re-enables) `username`: a disabled user cannot log in or post, and
+    /// their sessions end.
     pub async fn set_disabled(&self, username: &str, disabled: bool) -> ServiceResult<()> {
         let user = self.user(username).await?;
-        self.store
-            .set_disabled(user.id, disabled)
-            .await?
-            .then_some(())
-            .ok_or(ServiceError::UnknownUser)
+        found(self.store.set_disabled(user.id, disabled).await?)?;
+        self.end_sessions(user.id).await
+    }
+
+    /// Signs `username` out everywhere: every session issued so far ends.
+    pub async fn sign_out_everywhere(&self, username: &str) -> ServiceResult<()> {
+        let user = self.user(username).await?;
+        self.end_sessions(user.id).await
+    }
+
+    /// The generation a session of user `id` must carry to be valid.
+    pub async fn session_generation(&self, id: UserId) -> ServiceResult<i64> {
+        Ok(self.store.session_generation(id).await?)
+    }
+
+    async fn end_sessions(&self, id: UserId) -> ServiceResult<()> {
+        found(self.store.bump_session_generation(id).await?)
     }
 
     /// Deletes `username` with their messages and follows.
@@ -246,21 +261,8 @@ impl MiniTwit {
     /// Flags (hides) or unflags every message in `ids`. All ids are checked first, so
     /// unknown ids change nothing: [`ServiceError::UnknownMessages`] names them all.
     pub async fn set_flagged(&self, ids: &[MessageId], flagged: bool) -> ServiceResult<()> {
-        let mut unknown = Vec::new();
-        for &id in ids {
-            if self.store.message_by_id(id).await?.is_none() {
-                unknown.push(id);
-            }
-        }
-        if !unknown.is_empty() {
-            return Err(ServiceError::UnknownMessages(unknown));
-        }
-        for &id in ids {
-            if !self.store.set_flagged(id, flagged).await? {
-                return Err(ServiceError::UnknownMessages(vec![id]));
-            }
-        }
-        Ok(())
+        let unknown = self.store.set_flagged_all(ids, flagged).await?;
+        if unknown.is_empty() { Ok(()) } else { Err(ServiceError::UnknownMessages(unknown)) }
     }
 
     /// Messages for administration, newest id first.

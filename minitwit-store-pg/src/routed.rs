@@ -194,6 +194,15 @@ impl Store for RoutedStore {
         self.wrote(self.primary().set_disabled(id, disabled).await).await
     }
 
+    /// From the primary: a session that was ended must end everywhere at once.
+    async fn session_generation(&self, id: UserId) -> StoreResult<i64> {
+        self.primary().session_generation(id).await
+    }
+
+    async fn bump_session_generation(&self, id: UserId) -> StoreResult<bool> {
+        self.wrote(self.primary().bump_session_generation(id).await).await
+    }
+
     async fn delete_user(&self, id: UserId) -> StoreResult<bool> {
         self.wrote(self.primary().delete_user(id).await).await
     }
@@ -208,6 +217,14 @@ impl Store for RoutedStore {
 
     async fn set_flagged(&self, id: MessageId, flagged: bool) -> StoreResult<bool> {
         self.wrote(self.primary().set_flagged(id, flagged).await).await
+    }
+
+    async fn set_flagged_all(
+        &self,
+        ids: &[MessageId],
+        flagged: bool,
+    ) -> StoreResult<Vec<MessageId>> {
+        self.wrote(self.primary().set_flagged_all(ids, flagged).await).await
     }
 
     async fn list_messages(&self, filter: MessageFilter) -> StoreResult<Vec<Message>> {

@@ -197,6 +197,30 @@ impl Store for PgStore {
         Ok(done.rows_affected() > 0)
     }
 
+    async fn session_generation(&self, id: UserId) -> StoreResult<i64> {
+        let generation: Option<i64> =
+            sqlx::query_scalar("SELECT generation FROM session_generations WHERE user_id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(backend_error)?;
+        Ok(generation.unwrap_or(0))
+    }
+
+    async fn bump_session_generation(&self, id: UserId) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "INSERT INTO session_generations (user_id, generation) \
+             SELECT id, 1 FROM users WHERE id = $1 \
+             ON CONFLICT (user_id) DO UPDATE \
+             SET generation = session_generations.generation + 1",
+        )
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(backend_error)?;
+        Ok(done.rows_affected() > 0)
+    }
+
     /// Messages and follows go with the user through `ON DELETE CASCADE`.
     async fn delete_user(&self, id: UserId) -> StoreResult<bool> {
         let done = sqlx::query("DELETE FROM users WHERE id = $1")
@@ -240,6 +264,34 @@ impl Store for PgStore {
             .await
             .map_err(backend_error)?;
         Ok(done.rows_affected() > 0)
+    }
+
+    /// One transaction: the named rows are locked, and updated only if all exist.
+    async fn set_flagged_all(
+        &self,
+        ids: &[MessageId],
+        flagged: bool,
+    ) -> StoreResult<Vec<MessageId>> {
+        let mut tx = self.pool.begin().await.map_err(backend_error)?;
+        let found: Vec<MessageId> =
+            sqlx::query_scalar("SELECT id FROM messages WHERE id = ANY($1) FOR UPDATE")
+                .bind(ids)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(backend_error)?;
+        let unknown: Vec<MessageId> =
+            ids.iter().copied().filter(|id| !found.contains(id)).collect();
+        if !unknown.is_empty() {
+            return Ok(unknown);
+        }
+        sqlx::query("UPDATE messages SET flagged = $2 WHERE id = ANY($1)")
+            .bind(ids)
+            .bind(flagged)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend_error)?;
+        tx.commit().await.map_err(backend_error)?;
+        Ok(unknown)
     }
 
     async fn list_messages(&self, filter: MessageFilter) -> StoreResult<Vec<Message>> {

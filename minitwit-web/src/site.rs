@@ -8,7 +8,7 @@ use crate::error::{WebError, explanation};
 use crate::session::{Session, SessionCodec};
 use crate::throttle::SiteThrottle;
 use crate::views::{ErrorView, LayoutView, Views};
-use minitwit_core::{MiniTwit, ServiceError, User};
+use minitwit_core::{MiniTwit, ServiceError, User, UserId};
 use serde::Serialize;
 use warp::http::header::{
     CACHE_CONTROL, CONTENT_TYPE, HeaderValue, LOCATION, RETRY_AFTER, SET_COOKIE,
@@ -63,19 +63,27 @@ impl Site {
         }
     }
 
-    /// The reader of a request with this `Cookie` header. A session whose user no longer
-    /// exists is signed out.
+    /// The reader of a request with this `Cookie` header. A session that no longer
+    /// belongs to its user (see [`Session::is_valid_for`]) is signed out, and a cookie that
+    /// cannot be used is cleared.
     pub async fn visit(&self, cookie_header: Option<&str>) -> Result<Visit, WebError> {
         let original = self.sessions.read(cookie_header);
-        let mut session = original.clone();
+        let mut session = Session { stale: false, ..original.clone() };
         let user = match session.user_id {
-            Some(id) => self.service.user_by_id(id).await?,
+            Some(id) => self.signed_in(&session, id).await?,
             None => None,
         };
         if user.is_none() {
             session.sign_out();
         }
         Ok(Visit { user, session, original })
+    }
+
+    /// The user session `session` names, if it is still theirs.
+    async fn signed_in(&self, session: &Session, id: UserId) -> Result<Option<User>, WebError> {
+        let Some(user) = self.service.user_by_id(id).await? else { return Ok(None) };
+        let generation = self.service.session_generation(id).await?;
+        Ok(session.is_valid_for(&user, generation).then_some(user))
     }
 
     /// A page: `template` rendered with `data` inside the layout, showing (and so

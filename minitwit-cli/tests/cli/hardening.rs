@@ -356,3 +356,73 @@ async fn uncredentialed_api_registrations_are_throttled_per_address() {
         .unwrap();
     assert_eq!(web_throttled.status(), 302, "the site has a throttle of its own");
 }
+
+/// Whether `client`'s session is signed in as `name` on the site at `web`; also whether
+/// the answer cleared the session cookie.
+async fn signed_in_as(client: &reqwest::Client, web: &str, name: &str) -> (bool, bool) {
+    let page = client.get(format!("{web}/public")).send().await.unwrap();
+    let cleared = page.headers().get_all("set-cookie").iter().any(|c| {
+        c.to_str().unwrap().starts_with("session=") && c.to_str().unwrap().contains("Max-Age=0")
+    });
+    let text = page.text().await.unwrap();
+    (text.contains(&format!("sign out [{name}]")), cleared)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_end_with_a_password_change_or_sign_out_everywhere() {
+    let scratch = Scratch::new();
+    let store = fixture_store(&scratch, "db");
+    let server = Server::start(&store, &[]);
+    let alice = signed_in(&server.web, "alice", "alice-pw").await;
+    assert_eq!(signed_in_as(&alice, &server.web, "alice").await, (true, false));
+    drop(server);
+
+    let server = Server::start(&store, &[]);
+    let (still, _) = signed_in_as(&alice, &server.web, "alice").await;
+    assert!(still, "a session survives a restart when nothing happened");
+    drop(server);
+
+    let changed = crate::common::run_with_stdin(
+        &["--store", &store, "user", "password", "alice", "--password-stdin"],
+        "new-pw\n",
+    );
+    assert!(changed.status.success(), "{}", String::from_utf8_lossy(&changed.stderr));
+    let server = Server::start(&store, &[]);
+    assert_eq!(
+        signed_in_as(&alice, &server.web, "alice").await,
+        (false, true),
+        "the old cookie is signed out and cleared"
+    );
+    let again = signed_in(&server.web, "alice", "new-pw").await;
+    assert!(signed_in_as(&again, &server.web, "alice").await.0);
+    drop(server);
+
+    crate::common::ok(&["--store", &store, "user", "sign-out", "alice"]);
+    let server = Server::start(&store, &[]);
+    assert_eq!(signed_in_as(&again, &server.web, "alice").await, (false, true));
+    let forged = http()
+        .get(format!("{}/public", server.web))
+        .header("cookie", "session=forged-value")
+        .send()
+        .await
+        .unwrap();
+    let cleared = forged
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .any(|c| c.to_str().unwrap().contains("Max-Age=0"));
+    assert!(cleared, "an unusable cookie is cleared");
+}
+
+#[test]
+fn export_files_are_readable_by_their_owner_only() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let scratch = Scratch::new();
+    let store = fixture_store(&scratch, "db");
+    for name in ["out.jsonl", "out.jsonl.gz"] {
+        let file = scratch.path(name);
+        crate::common::ok(&["--store", &store, "export", "--out", file.to_str().unwrap()]);
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{name}: {mode:o}");
+    }
+}
