@@ -194,7 +194,7 @@ impl Writers {
 
 /// Every acknowledged text missing from the store at `url`.
 fn lost(url: &str, acknowledged: &[String]) -> Vec<String> {
-    let listed = crate::common::ok(&["--store", url, "message", "list"]);
+    let listed = crate::common::ok(&["--store", url, "message", "list", "--limit", "1000000"]);
     let stored: std::collections::HashSet<&str> =
         listed.lines().filter_map(|line| line.rsplit('\t').next()).collect();
     acknowledged.iter().filter(|text| !stored.contains(text.as_str())).cloned().collect()
