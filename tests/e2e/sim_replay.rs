@@ -91,10 +91,12 @@ async fn wrong_credentials_are_counted_as_unexpected_statuses() {
     let refused: u64 = report
         .errors
         .iter()
-        .filter(|(kind, _)| match kind {
-            ErrorKind::UnexpectedStatus { status: 403, .. } => true,
-            ErrorKind::UnexpectedStatus { action: ActionKind::Register, status: 429 } => true,
-            _ => false,
+        .filter(|(kind, _)| {
+            matches!(
+                kind,
+                ErrorKind::UnexpectedStatus { status: 403, .. }
+                    | ErrorKind::UnexpectedStatus { action: ActionKind::Register, status: 429 }
+            )
         })
         .map(|(_, count)| count)
         .sum();
