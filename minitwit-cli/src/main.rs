@@ -6,6 +6,7 @@
 //! - [`store_url`]: `sled:PATH` / `postgres://…` to an opened store.
 //! - [`admin`]: `user …`, `message …`, `stats`.
 //! - [`data`]: `export`, `import`, `copy`.
+//! - [`generate`]: `generate`, a synthetic data set.
 //! - [`serve`]: `serve`, with its layers, metrics and graceful shutdown.
 //! - [`replay`]: `replay`, the simulator client.
 //! - [`logging`]: the tracing subscriber.
@@ -16,6 +17,7 @@
 mod admin;
 mod cli;
 mod data;
+mod generate;
 mod logging;
 mod replay;
 mod serve;
@@ -88,5 +90,6 @@ async fn on_store(
         StoreCommand::Stats => admin::stats(&service, out).await,
         StoreCommand::Export(args) => data::export(&store, &args, out).await,
         StoreCommand::Import(args) => data::import(&store, &args, out).await,
+        StoreCommand::Generate(args) => generate::run(store.as_ref(), args, out).await,
     }
 }
