@@ -7,7 +7,9 @@
 //!   [`Registration`]).
 //! - [`model`]: the records stores keep and return, and keyset [`Cursor`]s.
 //! - [`store`]: the [`Store`] trait that backends implement, and [`StoreError`].
-//! - [`service`]: [`MiniTwit`], the service front ends and the CLI call.
+//! - [`service`]: [`MiniTwit`], the service front ends and the CLI call (`latest` writes
+//!   coalesced).
+//! - [`cache`]: [`CachedStore`], the hot reads of a single-process store, cached.
 //! - [`password_hash`]: Argon2id hashing off the async executor.
 //! - [`gravatar`]: picture addresses for emails.
 //! - [`transfer`]: moving whole stores: export files, import, copy, fingerprints.
@@ -26,8 +28,10 @@
 //! # Ok(()) }
 //! ```
 
+pub mod cache;
 pub mod domain;
 pub mod gravatar;
+mod latest;
 pub mod model;
 pub mod password_hash;
 pub mod service;
@@ -37,6 +41,7 @@ pub mod synthetic;
 pub mod testkit;
 pub mod transfer;
 
+pub use cache::CachedStore;
 pub use domain::{Email, MessageText, PageSize, Password, Registration, Username, ValidationError};
 pub use model::{
     Counts, Cursor, Follow, ImportBatch, Message, MessageFilter, MessageId, NewMessage, NewUser,

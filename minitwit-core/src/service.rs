@@ -1,6 +1,7 @@
 //! [`MiniTwit`]: the service both front ends and the CLI call. Every rule lives here.
 
 use crate::domain::{MessageText, PageSize, Password, Registration, ValidationError};
+use crate::latest::LatestWrites;
 use crate::model::{
     Counts, Cursor, Message, MessageFilter, MessageId, NewMessage, NewUser, Page, Timeline, User,
     UserId,
@@ -68,6 +69,7 @@ const SESSION_KEY_LEN: usize = 64;
 pub struct MiniTwit {
     store: Arc<dyn Store>,
     hasher: Hasher,
+    latest: Arc<LatestWrites>,
 }
 
 impl MiniTwit {
@@ -79,7 +81,7 @@ impl MiniTwit {
     /// The service with an explicit hashing cost (tests and benchmarks use
     /// [`HashCost::Insecure`]).
     pub fn with_hash_cost(store: Arc<dyn Store>, cost: HashCost) -> Self {
-        Self { store, hasher: Hasher::new(cost) }
+        Self { store, hasher: Hasher::new(cost), latest: Arc::default() }
     }
 
     /// The underlying store, for bulk work (export, copy) and shutdown.
@@ -262,10 +264,11 @@ impl MiniTwit {
         Ok(self.store.latest().await?.unwrap_or(-1))
     }
 
-    /// Records the id of the last simulator action.
+    /// Records the id of the last simulator action. Concurrent calls are coalesced: on
+    /// `Ok` the store durably holds this value or one recorded after it (see `latest.rs`).
     pub async fn set_latest(&self, latest: i64) -> ServiceResult<()> {
-        let store = Arc::clone(&self.store);
-        run_to_completion(async move { Ok(store.set_latest(latest).await?) }).await
+        let (store, writes) = (Arc::clone(&self.store), Arc::clone(&self.latest));
+        run_to_completion(async move { Ok(writes.set(store.as_ref(), latest).await?) }).await
     }
 
     /// The session signing key: generated once and kept in the store, so every replica

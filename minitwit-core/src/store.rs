@@ -47,6 +47,13 @@ pub trait Store: Send + Sync + 'static {
     /// A short name for logs and metrics: `"sled"`, `"postgres"`.
     fn backend(&self) -> &'static str;
 
+    /// Whether only this process can write the store (sled locks its directory), so
+    /// in-process caches of its answers stay valid ([`CachedStore`](crate::CachedStore)).
+    /// `false` unless a backend knows better.
+    fn single_process(&self) -> bool {
+        false
+    }
+
     /// Checks that the store answers (for `/ready`).
     async fn ping(&self) -> StoreResult<()>;
 
