@@ -60,7 +60,8 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Copy(args) => data::copy(&args, cli.store_options, out).await,
         Command::Replay(args) => replay::run(&args, out).await,
         Command::OnStore(command) => {
-            let store = StoreUrl::parse(&cli.store)?.open(cli.store_options).await?;
+            let url = StoreUrl::parse(&cli.store)?;
+            let store = url.open_with_replicas(cli.store_options, &cli.replicas).await?;
             let result = on_store(Arc::clone(&store), command, out).await;
             // Flush even after a failure: whatever was acknowledged must be on disk.
             let flushed = store.flush().await;

@@ -63,11 +63,10 @@ impl ReplicatedPair {
         let start = Instant::now();
         loop {
             if let Ok(mut conn) = PgConnection::connect(&standby_url).await {
-                let replayed: Result<Option<i64>, _> = sqlx::query_scalar(
-                    "SELECT (pg_last_wal_replay_lsn() - '0/0'::pg_lsn)::BIGINT",
-                )
-                .fetch_one(&mut conn)
-                .await;
+                let replayed: Result<Option<i64>, _> =
+                    sqlx::query_scalar("SELECT (pg_last_wal_replay_lsn() - '0/0'::pg_lsn)::BIGINT")
+                        .fetch_one(&mut conn)
+                        .await;
                 let _ = conn.close().await;
                 if matches!(replayed, Ok(Some(position)) if position >= target) {
                     return;

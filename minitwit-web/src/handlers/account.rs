@@ -63,7 +63,7 @@ pub(crate) async fn register(site: Arc<Site>, form: RegisterForm, mut visit: Vis
     let parsed =
         Registration::parse(&form.username, &form.email, &form.password, Some(&form.password2));
     let result = match parsed {
-        Ok(registration) => site.service.register(registration).await.map(drop),
+        Ok(registration) => visit.service.register(registration).await.map(drop),
         Err(invalid) => Err(invalid.into()),
     };
     match result {
@@ -112,7 +112,7 @@ pub(crate) async fn login(
     if let Err(wait) = site.throttle.check(&form.username, client) {
         return throttled(&site, visit, wait, &form.username);
     }
-    match site.service.authenticate(&form.username, &form.password).await {
+    match visit.service.authenticate(&form.username, &form.password).await {
         Ok(user) => {
             visit.session.sign_in(user.id);
             visit.session.flash("You were logged in");
