@@ -8,6 +8,7 @@
 //! - `postgres`: unreachable databases, admin on PostgreSQL, and the full scenario
 //!   copied sled → PostgreSQL → sled.
 //! - `replay`: `replay` against a running server, and its failures.
+//! - `replicas`: `--replica-store` over a real primary and streaming standby.
 //! - `common`: running the binary, scratch stores, the fixture.
 
 mod admin;
@@ -15,4 +16,5 @@ mod common;
 mod data;
 mod postgres;
 mod replay;
+mod replicas;
 mod serve;

@@ -44,7 +44,8 @@ pub(crate) async fn home(site: Arc<Site>, query: PageQuery, visit: Visit) -> Rep
             let Some(user) = visit.user.clone() else {
                 return Ok(site.redirect(visit, "/public"));
             };
-            let (entries, older_url) = entries(&visit.service, Timeline::Home(user.id), &query, "/").await?;
+            let (entries, older_url) =
+                entries(&visit.service, Timeline::Home(user.id), &query, "/").await?;
             let view = TimelineView {
                 heading: "My Timeline",
                 profile: None,
@@ -63,7 +64,8 @@ pub(crate) async fn public(site: Arc<Site>, query: PageQuery, visit: Visit) -> R
     finish(
         &site,
         async {
-            let (entries, older_url) = entries(&visit.service, Timeline::Public, &query, "/public").await?;
+            let (entries, older_url) =
+                entries(&visit.service, Timeline::Public, &query, "/public").await?;
             let view = TimelineView {
                 heading: "Public Timeline",
                 profile: None,
