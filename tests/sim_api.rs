@@ -1,4 +1,4 @@
-//! The simulator API over real HTTP: every row of SPEC.md §3 in success and in each
+//! The simulator API over real HTTP: every row of CONTRACT.md §4 in success and in each
 //! failure, `latest` recorded even by failing requests, the 403 shape, bad input and
 //! oversized bodies answered with 4xx JSON, percent-encoded usernames. Each test runs on
 //! every backend against a fresh store.

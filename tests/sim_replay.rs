@@ -1,11 +1,11 @@
-//! The replay client against a real server: the full scenario (SPEC.md §3) replays with no
+//! The replay client against a real server: the full scenario (CONTRACT.md §4) replays with no
 //! error and leaves `latest` at the last action's id; errors are counted by kind. The
 //! report (throughput, latency percentiles) is printed: run with `--nocapture` to see it.
 
 mod sim_support;
 
+use minitwit_cli::simulator::{self, ActionKind, ErrorKind, ReplayOptions};
 use minitwit_core::{HashCost, Store};
-use minitwit_sim::replay::{self, ActionKind, ErrorKind, ReplayOptions};
 use sim_support::{Guard, TestApp};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -34,7 +34,7 @@ fn options(app: &TestApp, limit: Option<usize>, concurrency: usize) -> ReplayOpt
 async fn replays_without_errors(store: (Arc<dyn Store>, Guard), limit: Option<usize>) {
     let app = TestApp::spawn(store, HashCost::Recommended).await;
     let report =
-        replay::run_file(&scenario(), &options(&app, limit, 8)).await.expect("replay runs");
+        simulator::run_file(&scenario(), &options(&app, limit, 8)).await.expect("replay runs");
     println!("replay of {} actions, concurrency 8:\n{report}", report.sent);
     assert_eq!(report.error_count(), 0, "{report}");
     let expected = limit.unwrap_or(25_922);
@@ -60,7 +60,7 @@ async fn first_5000_actions_replay_without_errors_on_pg() {
 async fn sequential_replay_with_closed_connections_keeps_scenario_order() {
     let app = TestApp::spawn(sim_support::sled().await, HashCost::Insecure).await;
     let options = ReplayOptions { close_connections: true, ..options(&app, Some(600), 1) };
-    let report = replay::run_file(&scenario(), &options).await.expect("replay runs");
+    let report = simulator::run_file(&scenario(), &options).await.expect("replay runs");
     assert_eq!((report.sent, report.error_count()), (600, 0), "{report}");
     assert_eq!(app.latest().await, 599);
 }
@@ -69,7 +69,7 @@ async fn sequential_replay_with_closed_connections_keeps_scenario_order() {
 async fn a_target_rate_paces_the_replay() {
     let app = TestApp::spawn(sim_support::sled().await, HashCost::Insecure).await;
     let options = ReplayOptions { rate: Some(200.0), ..options(&app, Some(40), 4) };
-    let report = replay::run_file(&scenario(), &options).await.expect("replay runs");
+    let report = simulator::run_file(&scenario(), &options).await.expect("replay runs");
     assert_eq!((report.sent, report.error_count()), (40, 0), "{report}");
     assert_eq!(app.latest().await, 39);
 }
@@ -78,7 +78,7 @@ async fn a_target_rate_paces_the_replay() {
 async fn wrong_credentials_are_counted_as_unexpected_statuses() {
     let app = TestApp::spawn(sim_support::sled().await, HashCost::Insecure).await;
     let options = ReplayOptions { password: "wrong".into(), ..options(&app, Some(100), 4) };
-    let report = replay::run_file(&scenario(), &options).await.expect("replay runs");
+    let report = simulator::run_file(&scenario(), &options).await.expect("replay runs");
     println!("{report}");
     assert_eq!(report.sent, 100);
     // Registration needs no credentials; every other action is refused.
@@ -107,7 +107,7 @@ async fn an_absent_server_is_counted_as_connection_errors() {
         progress: false,
         ..ReplayOptions::default()
     };
-    let report = replay::run_file(&scenario(), &options).await.expect("replay runs");
+    let report = simulator::run_file(&scenario(), &options).await.expect("replay runs");
     assert_eq!(report.sent, 5);
     assert_eq!(report.errors.get(&ErrorKind::Connection), Some(&5), "{report}");
 }

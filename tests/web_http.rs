@@ -1,4 +1,4 @@
-//! The HTML site over real HTTP (SPEC.md §2 and §5): every test starts the real server on
+//! The HTML site over real HTTP (CONTRACT.md §3 and §7): every test starts the real server on
 //! 127.0.0.1:0 over a fresh store and drives it as a browser or a test suite would.
 
 #[macro_use]

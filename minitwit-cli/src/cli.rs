@@ -148,6 +148,9 @@ pub enum Command {
     /// The report gives errors by kind, throughput and latency percentiles. Exits 1 if
     /// any action failed (unless `--allow-errors`).
     Replay(ReplayArgs),
+    /// Ask a running server whether it is ready (`GET /ready`), for container health
+    /// checks: exit 0 when it answers 200, 1 when it is down, not ready or shutting down.
+    Health(HealthArgs),
 }
 
 /// The subcommands that work on the store named by `--store`.
@@ -360,6 +363,17 @@ pub struct CopyArgs {
     /// Records per batch.
     #[arg(long, default_value_t = 1000)]
     pub batch_size: usize,
+}
+
+/// `health` options.
+#[derive(Debug, Args)]
+pub struct HealthArgs {
+    /// Base URL of the server (either listener: both answer `/ready`).
+    #[arg(env = "MINITWIT_HEALTH_URL", default_value = "http://127.0.0.1:5000")]
+    pub url: String,
+    /// How long to wait for the answer, in milliseconds.
+    #[arg(long, default_value_t = 2000)]
+    pub timeout_ms: u64,
 }
 
 /// `replay` options.

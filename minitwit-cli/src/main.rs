@@ -8,6 +8,7 @@
 //! - [`data`]: `export`, `import`, `copy`.
 //! - [`serve`]: `serve`, with its layers, metrics and graceful shutdown.
 //! - [`replay`]: `replay`, the simulator client.
+//! - [`health`]: `health`, the container health check.
 //! - [`logging`]: the tracing subscriber.
 //!
 //! Every failure ends as one line on stderr (`error: …`) and exit status 1; nothing
@@ -16,6 +17,7 @@
 mod admin;
 mod cli;
 mod data;
+mod health;
 mod logging;
 mod replay;
 mod serve;
@@ -59,6 +61,7 @@ async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Copy(args) => data::copy(&args, cli.store_options, out).await,
         Command::Replay(args) => replay::run(&args, out).await,
+        Command::Health(args) => health::run(&args, out).await,
         Command::OnStore(command) => {
             let url = StoreUrl::parse(&cli.store)?;
             let store = url.open_with_replicas(cli.store_options, &cli.replicas).await?;

@@ -1,10 +1,10 @@
-//! `minitwit replay`: the simulator client of minitwit-sim, run against a live API. The
-//! report goes to stdout; any failed action makes the exit status non-zero (so CI notices)
-//! unless `--allow-errors`.
+//! `minitwit replay`: the simulator client ([`minitwit_cli::simulator`]) run against a live
+//! API. The report goes to stdout; any failed action makes the exit status non-zero (so CI
+//! notices) unless `--allow-errors`.
 
 use crate::cli::ReplayArgs;
 use anyhow::{Context, Result, bail};
-use minitwit_sim::replay::{self, ReplayOptions};
+use minitwit_cli::simulator::{self, ReplayOptions};
 use std::io::Write;
 use std::time::Duration;
 
@@ -21,7 +21,7 @@ pub async fn run(args: &ReplayArgs, out: &mut impl Write) -> Result<()> {
         close_connections: args.close_connections,
         progress: true,
     };
-    let report = replay::run_file(&args.csv, &options)
+    let report = simulator::run_file(&args.csv, &options)
         .await
         .with_context(|| format!("replaying {}", args.csv.display()))?;
     writeln!(out, "{report}")?;

@@ -1,9 +1,8 @@
-//! MiniTwit's simulator API (SPEC.md §3), its OpenAPI document, and the simulator's replay
-//! client.
+//! MiniTwit's simulator API (CONTRACT.md §4) and its OpenAPI document. (The simulator's
+//! client, `minitwit replay`, lives in minitwit-cli: a server needs none of it.)
 //!
 //! The CLI composes [`routes`] (the whole API as one warp filter over the core service) and
-//! [`route_label`] (the route a path belongs to, for bounded metrics labels); `minitwit
-//! replay` runs [`replay::run`].
+//! [`route_label`] (the route a path belongs to, for bounded metrics labels).
 //!
 //! Layout:
 //! - [`auth`]: the simulator's credentials ([`SimConfig`]) and their constant-time check.
@@ -12,7 +11,6 @@
 //! - `models`: the JSON bodies the API reads and writes.
 //! - [`error`]: [`ApiError`], and the one rejection handler that renders every failure as
 //!   `{"status":N,"error_msg":"…"}`.
-//! - [`replay`]: the simulator as a library: reads the scenario, replays it, reports.
 //! - `openapi.yaml` (crate root): the API's OpenAPI 3 document, served at `GET /openapi.yaml`.
 
 pub mod auth;
@@ -20,7 +18,6 @@ pub mod error;
 mod filters;
 mod handlers;
 mod models;
-pub mod replay;
 
 pub use auth::SimConfig;
 pub use error::ApiError;
@@ -35,7 +32,7 @@ pub const OPENAPI_YAML: &str = include_str!("../openapi.yaml");
 /// The largest request body the API reads, in bytes; larger bodies get a 413.
 pub const MAX_BODY_BYTES: u64 = 64 * 1024;
 
-/// The whole API as one filter: every endpoint of SPEC.md §3 and `GET /openapi.yaml`, with
+/// The whole API as one filter: every endpoint of CONTRACT.md §4 and `GET /openapi.yaml`, with
 /// every failure rendered as the JSON error shape.
 pub fn routes(service: MiniTwit, config: SimConfig) -> BoxedFilter<(warp::reply::Response,)> {
     filters::api(service, config).recover(error::handle_rejection).unify().boxed()

@@ -1,11 +1,11 @@
-//! The routes as warp filters, one per row of SPEC.md §2, and the shared filters they
+//! The routes as warp filters, one per row of CONTRACT.md §3, and the shared filters they
 //! are built from (state, session, cross-site guard, body limit, client address).
 
 use crate::error::{self, WebError};
 use crate::handlers::account::{self, LoginForm, RegisterForm};
 use crate::handlers::actions::{self, MessageForm, Relation};
-use crate::handlers::statics;
 use crate::handlers::timeline::{self, PageQuery};
+use crate::handlers::{Handled, statics};
 use crate::security::{add_security_headers, client_address, is_cross_site};
 use crate::site::{Site, Visit};
 use serde::de::DeserializeOwned;
@@ -53,6 +53,21 @@ fn pages(site: Arc<Site>) -> BoxedFilter<(Response,)> {
         .boxed()
 }
 
+/// A handler's outcome as the response: a failure is answered at once with its error
+/// page (a rejection would let warp try the remaining routes, which could run for a
+/// request already handled).
+fn answered(
+    handled: impl Filter<Extract = (Handled,), Error = Rejection> + Clone + Send + Sync + 'static,
+    site: &Arc<Site>,
+) -> BoxedFilter<(Response,)> {
+    handled
+        .and(with_site(site))
+        .map(|handled: Handled, site: Arc<Site>| {
+            handled.unwrap_or_else(|err| site.error_response(&err))
+        })
+        .boxed()
+}
+
 /// The shared state.
 fn with_site(
     site: &Arc<Site>,
@@ -71,7 +86,7 @@ fn visit(site: &Arc<Site>) -> impl Filter<Extract = (Visit,), Error = Rejection>
     )
 }
 
-/// Refuses state-changing requests from other sites (SPEC.md §5) with 403.
+/// Refuses state-changing requests from other sites (CONTRACT.md §7.2) with 403.
 fn same_site() -> impl Filter<Extract = (), Error = Rejection> + Clone {
     warp::header::headers_cloned()
         .and_then(|headers: HeaderMap| async move {
@@ -113,83 +128,93 @@ fn page_query() -> impl Filter<Extract = (PageQuery,), Error = Rejection> + Clon
 
 /// `GET /`
 fn home(s: &Arc<Site>) -> BoxedFilter<(Response,)> {
-    warp::path::end()
-        .and(read())
-        .and(with_site(s))
-        .and(page_query())
-        .and(visit(s))
-        .and_then(timeline::home)
-        .boxed()
+    answered(
+        warp::path::end()
+            .and(read())
+            .and(with_site(s))
+            .and(page_query())
+            .and(visit(s))
+            .then(timeline::home),
+        s,
+    )
 }
 
 /// `GET /public`
 fn public(s: &Arc<Site>) -> BoxedFilter<(Response,)> {
-    warp::path!("public")
-        .and(read())
-        .and(with_site(s))
-        .and(page_query())
-        .and(visit(s))
-        .and_then(timeline::public)
-        .boxed()
+    answered(
+        warp::path!("public")
+            .and(read())
+            .and(with_site(s))
+            .and(page_query())
+            .and(visit(s))
+            .then(timeline::public),
+        s,
+    )
 }
 
 /// `GET /register`, `POST /register`
 fn register(s: &Arc<Site>) -> BoxedFilter<(Response,)> {
-    let show = read().and(with_site(s)).and(visit(s)).and_then(account::register_form);
+    let show = read().and(with_site(s)).and(visit(s)).then(account::register_form);
     let submit = warp::post()
         .and(same_site())
         .and(with_site(s))
         .and(form::<RegisterForm>(s))
         .and(visit(s))
-        .and_then(account::register);
-    warp::path!("register").and(show.or(submit).unify()).boxed()
+        .then(account::register);
+    answered(warp::path!("register").and(show.or(submit).unify()), s)
 }
 
 /// `GET /login`, `POST /login`
 fn login(s: &Arc<Site>) -> BoxedFilter<(Response,)> {
-    let show = read().and(with_site(s)).and(visit(s)).and_then(account::login_form);
+    let show = read().and(with_site(s)).and(visit(s)).then(account::login_form);
     let submit = warp::post()
         .and(same_site())
         .and(with_site(s))
         .and(form::<LoginForm>(s))
         .and(client(s))
         .and(visit(s))
-        .and_then(account::login);
-    warp::path!("login").and(show.or(submit).unify()).boxed()
+        .then(account::login);
+    answered(warp::path!("login").and(show.or(submit).unify()), s)
 }
 
 /// `GET /logout`
 fn logout(s: &Arc<Site>) -> BoxedFilter<(Response,)> {
-    warp::path!("logout")
-        .and(warp::get())
-        .and(same_site())
-        .and(with_site(s))
-        .and(visit(s))
-        .and_then(account::logout)
-        .boxed()
+    answered(
+        warp::path!("logout")
+            .and(warp::get())
+            .and(same_site())
+            .and(with_site(s))
+            .and(visit(s))
+            .then(account::logout),
+        s,
+    )
 }
 
 /// `POST /add_message`
 fn add_message(s: &Arc<Site>) -> BoxedFilter<(Response,)> {
-    warp::path!("add_message")
-        .and(warp::post())
-        .and(same_site())
-        .and(with_site(s))
-        .and(form::<MessageForm>(s))
-        .and(visit(s))
-        .and_then(actions::add_message)
-        .boxed()
+    answered(
+        warp::path!("add_message")
+            .and(warp::post())
+            .and(same_site())
+            .and(with_site(s))
+            .and(form::<MessageForm>(s))
+            .and(visit(s))
+            .then(actions::add_message),
+        s,
+    )
 }
 
 /// `GET /static/{file}`
 fn static_files(s: &Arc<Site>) -> BoxedFilter<(Response,)> {
-    warp::path("static")
-        .and(read())
-        .and(with_site(s))
-        .and(warp::path::tail())
-        .and(warp::header::optional::<String>("if-none-match"))
-        .and_then(statics::file)
-        .boxed()
+    answered(
+        warp::path("static")
+            .and(read())
+            .and(with_site(s))
+            .and(warp::path::tail())
+            .and(warp::header::optional::<String>("if-none-match"))
+            .then(statics::file),
+        s,
+    )
 }
 
 /// `POST|GET /{username}/follow`, `POST|GET /{username}/unfollow` (GET: the original's
@@ -199,25 +224,29 @@ fn follow(s: &Arc<Site>) -> BoxedFilter<(Response,)> {
         .map(|| Relation::Follow)
         .or(warp::path("unfollow").map(|| Relation::Unfollow))
         .unify();
-    with_site(s)
-        .and(warp::path::param::<String>())
-        .and(relation)
-        .and(warp::path::end())
-        .and(warp::post().or(warp::get()).unify())
-        .and(same_site())
-        .and(visit(s))
-        .and_then(actions::follow)
-        .boxed()
+    answered(
+        with_site(s)
+            .and(warp::path::param::<String>())
+            .and(relation)
+            .and(warp::path::end())
+            .and(warp::post().or(warp::get()).unify())
+            .and(same_site())
+            .and(visit(s))
+            .then(actions::follow),
+        s,
+    )
 }
 
 /// `GET /{username}`
 fn user(s: &Arc<Site>) -> BoxedFilter<(Response,)> {
-    with_site(s)
-        .and(warp::path::param::<String>())
-        .and(warp::path::end())
-        .and(read())
-        .and(page_query())
-        .and(visit(s))
-        .and_then(timeline::user)
-        .boxed()
+    answered(
+        with_site(s)
+            .and(warp::path::param::<String>())
+            .and(warp::path::end())
+            .and(read())
+            .and(page_query())
+            .and(visit(s))
+            .then(timeline::user),
+        s,
+    )
 }

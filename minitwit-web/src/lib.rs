@@ -1,6 +1,6 @@
 //! MiniTwit's HTML site: the original Flask app's pages, texts, redirects and statuses
-//! (SPEC.md §2) over the core service, with stateless encrypted-cookie sessions and the
-//! protections of SPEC.md §5. Templates and static files are embedded in the binary.
+//! (CONTRACT.md §3) over the core service, with stateless encrypted-cookie sessions and the
+//! protections of CONTRACT.md §7. Templates and static files are embedded in the binary.
 //!
 //! The CLI composes it: [`routes`] builds the whole site as one warp filter from a
 //! [`WebConfig`]; [`route_label`] names the route a path belongs to, for metrics.
@@ -48,7 +48,7 @@ use minitwit_core::MiniTwit;
 use std::sync::Arc;
 use warp::filters::BoxedFilter;
 
-/// The whole site as one filter: every route of SPEC.md §2, one rejection handler that
+/// The whole site as one filter: every route of CONTRACT.md §3, one rejection handler that
 /// renders HTML error pages (400/401/403/404/405/413/429/500/503) leaking nothing, and
 /// the security headers on every response.
 pub fn routes(service: MiniTwit, config: WebConfig) -> BoxedFilter<(warp::reply::Response,)> {

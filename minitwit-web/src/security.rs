@@ -1,4 +1,4 @@
-//! Browser-facing protections: the cross-site request check of SPEC.md §5 (Fetch
+//! Browser-facing protections: the cross-site request check of CONTRACT.md §7.2 (Fetch
 //! Metadata, then `Origin` against `Host`, as Go's `CrossOriginProtection` does), the
 //! security headers every response carries, and the client address used for throttling.
 

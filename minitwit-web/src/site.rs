@@ -8,7 +8,7 @@ use crate::error::{WebError, explanation};
 use crate::session::{Session, SessionCodec};
 use crate::throttle::LoginThrottle;
 use crate::views::{ErrorView, LayoutView, Views};
-use minitwit_core::{MiniTwit, ReadToken, User};
+use minitwit_core::{MiniTwit, ReadToken, ServiceError, User};
 use serde::Serialize;
 use warp::http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue, LOCATION, SET_COOKIE};
 use warp::http::{Response, StatusCode};
@@ -152,7 +152,7 @@ impl Site {
 
     /// The error page for `err`; internal failures are logged (only there).
     pub fn error_response(&self, err: &WebError) -> WarpResponse {
-        if let WebError::Internal(detail) = err {
+        if let WebError::Service(ServiceError::Internal(detail)) = err {
             tracing::error!(%detail, "request failed");
         }
         self.error_page(err.status())

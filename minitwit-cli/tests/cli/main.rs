@@ -9,11 +9,13 @@
 //!   copied sled → PostgreSQL → sled.
 //! - `replay`: `replay` against a running server, and its failures.
 //! - `replicas`: `--replica-store` over a real primary and streaming standby.
+//! - `health`: `health` against ready, stopped and not-ready servers.
 //! - `common`: running the binary, scratch stores, the fixture.
 
 mod admin;
 mod common;
 mod data;
+mod health;
 mod postgres;
 mod replay;
 mod replicas;

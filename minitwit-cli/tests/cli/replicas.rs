@@ -2,6 +2,8 @@
 //! primary and a real streaming standby (`pg_basebackup -R`), each test with a pair of
 //! its own, since tests delay or stop the servers. Every wait is bounded.
 
+#![allow(clippy::unwrap_used)] // tests may unwrap: a panic is a failure
+
 use crate::common::{Server, http};
 use minitwit_store_pg::testkit::{ReplicatedPair, TestDatabase};
 use reqwest::redirect::Policy;

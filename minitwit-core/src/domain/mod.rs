@@ -2,7 +2,7 @@
 //!
 //! Front ends turn raw strings into these once, at the edge; the service and the stores
 //! accept only the parsed types. Each parse error's `Display` is the exact text of
-//! SPEC.md, because existing clients and test suites match on it.
+//! CONTRACT.md (§1.6, §2), because existing clients and test suites match on it.
 
 mod email;
 mod message_text;
@@ -32,6 +32,13 @@ pub enum ValidationError {
         "The username may not contain '/' or control characters, nor start or end with a space"
     )]
     UsernameBadCharacter,
+    /// The username holds an invisible or text-direction character, has no letter or
+    /// digit (names like `.`, `..` or a lone mark that look like nothing or like another),
+    /// so it could impersonate another user.
+    #[error(
+        "The username must contain a letter or digit and no invisible or text-direction characters"
+    )]
+    UsernameUnreadable,
     /// The username is a path the web front end routes itself.
     #[error("The username is reserved")]
     UsernameReserved,

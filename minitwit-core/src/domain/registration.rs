@@ -15,7 +15,7 @@ pub struct Registration {
 }
 
 impl Registration {
-    /// Checks the fields in the order of SPEC.md §2: username, email, password, then the
+    /// Checks the fields in the order of CONTRACT.md §1.6: username, email, password, then the
     /// confirmation (the web form has one; the API has none, so pass `None`). Whether the
     /// name is taken is the service's check, last.
     pub fn parse(

@@ -1,7 +1,7 @@
 //! `GET|POST /register`, `GET|POST /login`, `GET /logout`: accounts and sign-in, with
 //! the contract's texts and login throttling.
 
-use super::{Reply, finish};
+use super::Handled;
 use crate::site::{Site, Title, Visit};
 use crate::views::{LoginView, RegisterView};
 use minitwit_core::{Registration, ServiceError};
@@ -30,7 +30,7 @@ pub(crate) struct LoginForm {
     password: String,
 }
 
-fn register_page(site: &Site, visit: Visit, error: Option<&str>, form: &RegisterForm) -> Reply {
+fn register_page(site: &Site, visit: Visit, error: Option<&str>, form: &RegisterForm) -> Handled {
     let view = RegisterView { error, username: &form.username, email: &form.email };
     Ok(site.page(visit, StatusCode::OK, Title::Fixed("Sign Up"), "register", &view))
 }
@@ -41,13 +41,13 @@ fn login_page(
     status: StatusCode,
     error: Option<&str>,
     name: &str,
-) -> Reply {
+) -> Handled {
     let view = LoginView { error, username: name };
     Ok(site.page(visit, status, Title::Fixed("Sign In"), "login", &view))
 }
 
 /// `GET /register`: the form; signed-in users go to `/`.
-pub(crate) async fn register_form(site: Arc<Site>, visit: Visit) -> Reply {
+pub(crate) async fn register_form(site: Arc<Site>, visit: Visit) -> Handled {
     if visit.user.is_some() {
         return Ok(site.redirect(visit, "/"));
     }
@@ -56,7 +56,7 @@ pub(crate) async fn register_form(site: Arc<Site>, visit: Visit) -> Reply {
 
 /// `POST /register`: the first error in contract order, or the account and a redirect to
 /// `/login`.
-pub(crate) async fn register(site: Arc<Site>, form: RegisterForm, mut visit: Visit) -> Reply {
+pub(crate) async fn register(site: Arc<Site>, form: RegisterForm, mut visit: Visit) -> Handled {
     if visit.user.is_some() {
         return Ok(site.redirect(visit, "/"));
     }
@@ -74,12 +74,12 @@ pub(crate) async fn register(site: Arc<Site>, form: RegisterForm, mut visit: Vis
         Err(refused @ (ServiceError::Invalid(_) | ServiceError::UsernameTaken)) => {
             register_page(&site, visit, Some(&refused.to_string()), &form)
         }
-        Err(other) => finish(&site, Err(other.into())),
+        Err(other) => Err(other.into()),
     }
 }
 
 /// `GET /login`: the form; signed-in users go to `/`.
-pub(crate) async fn login_form(site: Arc<Site>, visit: Visit) -> Reply {
+pub(crate) async fn login_form(site: Arc<Site>, visit: Visit) -> Handled {
     if visit.user.is_some() {
         return Ok(site.redirect(visit, "/"));
     }
@@ -87,7 +87,7 @@ pub(crate) async fn login_form(site: Arc<Site>, visit: Visit) -> Reply {
 }
 
 /// The page for a throttled attempt: 429 with `Retry-After`.
-fn throttled(site: &Site, visit: Visit, wait: Duration, name: &str) -> Reply {
+fn throttled(site: &Site, visit: Visit, wait: Duration, name: &str) -> Handled {
     let seconds = wait.as_secs() + 1;
     let error = format!(
         "Too many sign-in attempts. Please wait {seconds} second{} and try again.",
@@ -105,7 +105,7 @@ pub(crate) async fn login(
     form: LoginForm,
     client: Option<IpAddr>,
     mut visit: Visit,
-) -> Reply {
+) -> Handled {
     if visit.user.is_some() {
         return Ok(site.redirect(visit, "/"));
     }
@@ -123,12 +123,12 @@ pub(crate) async fn login(
             | ServiceError::InvalidPassword
             | ServiceError::AccountDisabled),
         ) => login_page(&site, visit, StatusCode::OK, Some(&refused.to_string()), &form.username),
-        Err(other) => finish(&site, Err(other.into())),
+        Err(other) => Err(other.into()),
     }
 }
 
 /// `GET /logout`: signs out and redirects to `/public`.
-pub(crate) async fn logout(site: Arc<Site>, mut visit: Visit) -> Reply {
+pub(crate) async fn logout(site: Arc<Site>, mut visit: Visit) -> Handled {
     visit.session.sign_out();
     visit.session.flash("You were logged out");
     Ok(site.redirect(visit, "/public"))

@@ -1,6 +1,6 @@
-//! The simulator as a library (`minitwit replay`): reads a scenario (SPEC.md §3), sends each
-//! action as the course's simulator does, and reports errors by kind, throughput and
-//! latency percentiles.
+//! The simulator as a library (`minitwit replay`): reads a scenario (CONTRACT.md §4.4),
+//! sends each action as the course's simulator does, and reports errors by kind,
+//! throughput and latency percentiles.
 //!
 //! - [`scenario`]: the scenario file and its actions.
 //! - `schedule`: which action may go out next under concurrency (each user's actions in

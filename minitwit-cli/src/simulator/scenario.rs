@@ -1,5 +1,5 @@
 //! The scenario file: one simulator action per line, tab-separated without quoting
-//! (`id, delay, unix-ms, action, user, argument[, password]`), as in SPEC.md §3.
+//! (`id, delay, unix-ms, action, user, argument[, password]`), as in CONTRACT.md §4.4.
 
 use super::ReplayError;
 use std::io::BufRead;

@@ -114,7 +114,7 @@ impl Schedule {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::replay::scenario::ActionRequest;
+    use crate::simulator::scenario::ActionRequest;
 
     fn action(id: i64, user: &str, request: ActionRequest) -> Action {
         Action { id, user: user.into(), request }

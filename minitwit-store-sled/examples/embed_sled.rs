@@ -2,7 +2,7 @@
 //! with no HTTP at all.
 //!
 //! ```text
-//! cargo run -p minitwit-core --example embed_sled [DIRECTORY]
+//! cargo run -p minitwit-store-sled --example embed_sled [DIRECTORY]
 //! ```
 //!
 //! Without a directory the data goes to a temporary one and is removed at exit.
