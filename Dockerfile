@@ -39,7 +39,7 @@ COPY minitwit-store-pg/Cargo.toml minitwit-store-pg/build.rs minitwit-store-pg/
 COPY minitwit-web/Cargo.toml minitwit-web/
 COPY minitwit-sim/Cargo.toml minitwit-sim/
 COPY minitwit-cli/Cargo.toml minitwit-cli/
-RUN for crate in minitwit-core minitwit-store-sled minitwit-store-pg minitwit-web minitwit-sim; do \
+RUN for crate in minitwit-core minitwit-store-sled minitwit-store-pg minitwit-web minitwit-sim minitwit-cli; do \
       mkdir -p "$crate/src" && : > "$crate/src/lib.rs"; \
     done \
  && mkdir -p minitwit-cli/src benches minitwit-store-pg/migrations \

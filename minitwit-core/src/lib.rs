@@ -12,6 +12,7 @@
 //! - [`password_hash`]: Argon2id hashing off the async executor.
 //! - [`gravatar`]: picture addresses for emails.
 //! - [`transfer`]: moving whole stores: export files, import, copy, fingerprints.
+//! - [`throttle`]: fixed-memory rate limits for logins and registrations.
 //! - [`synthetic`]: generated data sets of a stated shape, for benchmarks and load tests.
 //! - `testkit` (feature `testkit`): the conformance suite every backend runs, the
 //!   in-memory reference model and the proptest model test.
@@ -37,6 +38,7 @@ pub mod store;
 pub mod synthetic;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod throttle;
 pub mod transfer;
 
 pub use consistency::ReadToken;
@@ -48,3 +50,4 @@ pub use model::{
 pub use password_hash::{HashCost, Hasher};
 pub use service::{MiniTwit, ServiceError, ServiceResult, unix_now};
 pub use store::{Store, StoreError, StoreResult};
+pub use throttle::{RateTable, Throttle};

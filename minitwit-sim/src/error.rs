@@ -5,7 +5,7 @@
 use minitwit_core::{ServiceError, ValidationError};
 use serde::Serialize;
 use std::convert::Infallible;
-use warp::http::header::ALLOW;
+use warp::http::header::{ALLOW, RETRY_AFTER};
 use warp::http::{HeaderValue, StatusCode};
 use warp::reply::{Reply as _, Response};
 
@@ -30,6 +30,10 @@ pub enum ApiError {
     /// 413: the body is larger than [`MAX_BODY_BYTES`](crate::MAX_BODY_BYTES).
     #[error("The request body may be at most {} bytes", crate::MAX_BODY_BYTES)]
     BodyTooLarge,
+    /// 429: too many registrations from this address without the simulator's
+    /// credentials; how long until the next may pass.
+    #[error("Too many registrations from this address; try again later")]
+    Throttled(std::time::Duration),
     /// The service refused or failed: the status the core gives it
     /// ([`ServiceError::status`]).
     #[error(transparent)]
@@ -52,6 +56,7 @@ impl ApiError {
             Self::BadLatest | Self::BadBody(_) => StatusCode::BAD_REQUEST,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Service(err) => {
                 StatusCode::from_u16(err.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
             }
@@ -66,7 +71,20 @@ impl ApiError {
         if let Self::MethodNotAllowed(allow) = self {
             response.headers_mut().insert(ALLOW, HeaderValue::from_static(allow));
         }
+        if let Some(seconds) = self.retry_after() {
+            response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(seconds));
+        }
         response
+    }
+
+    /// Seconds a client should wait before retrying, for the `Retry-After` of a 429 or
+    /// 503.
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            Self::Throttled(wait) => Some(wait.as_secs() + 1),
+            Self::Service(ServiceError::Unavailable) => Some(1),
+            _ => None,
+        }
     }
 
     /// Logs what the operator should see: the detail of an internal failure (which the

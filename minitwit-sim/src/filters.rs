@@ -7,8 +7,10 @@ use crate::error::ApiError;
 use crate::handlers::{self, Handled};
 use crate::models::ApiQuery;
 use futures::TryStreamExt as _;
-use minitwit_core::{MiniTwit, PageSize};
+use minitwit_core::throttle::{DEFAULT_CELLS, client_address};
+use minitwit_core::{MiniTwit, PageSize, RateTable};
 use serde::de::DeserializeOwned;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use warp::filters::BoxedFilter;
 use warp::filters::path::FullPath;
@@ -21,7 +23,7 @@ use warp::{Filter, Rejection};
 pub fn api(service: MiniTwit, config: SimConfig) -> BoxedFilter<(Response,)> {
     let config = Arc::new(config);
     let endpoints = latest(&service)
-        .or(register(&service))
+        .or(register(&service, &config))
         .unify()
         .or(public_messages(&service, &config))
         .unify()
@@ -60,10 +62,11 @@ fn latest(service: &MiniTwit) -> BoxedFilter<(Response,)> {
 }
 
 /// `POST /register`
-fn register(service: &MiniTwit) -> BoxedFilter<(Response,)> {
+fn register(service: &MiniTwit, config: &Arc<SimConfig>) -> BoxedFilter<(Response,)> {
     answered(
         warp::path!("register")
             .and(warp::post())
+            .and(registration_throttled(config))
             .and(json_body())
             .and(with_service(service))
             .then(handlers::register),
@@ -180,6 +183,35 @@ fn authorized(config: &Arc<SimConfig>) -> BoxedFilter<()> {
         })
         .untuple_one()
         .boxed()
+}
+
+/// Passes the simulator's own registrations; throttles everyone else's per client address
+/// (429 with `Retry-After` beyond the limit).
+fn registration_throttled(config: &Arc<SimConfig>) -> BoxedFilter<()> {
+    let config = Arc::clone(config);
+    let table = Arc::new(RateTable::new(config.register_per_address, DEFAULT_CELLS));
+    warp::addr::remote()
+        .and(warp::header::headers_cloned())
+        .and_then(move |peer: Option<SocketAddr>, headers: HeaderMap| {
+            let passed = admit_registration(&config, &table, peer, &headers);
+            async move { passed.map_err(Rejection::from) }
+        })
+        .untuple_one()
+        .boxed()
+}
+
+fn admit_registration(
+    config: &SimConfig,
+    table: &RateTable,
+    peer: Option<SocketAddr>,
+    headers: &HeaderMap,
+) -> Result<(), ApiError> {
+    if config.authorizes(headers.get(AUTHORIZATION)) {
+        return Ok(());
+    }
+    let forwarded = headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok());
+    let client = client_address(peer.map(|p| p.ip()), forwarded, config.trust_forwarded_for);
+    client.map_or(Ok(()), |client| table.check(&client)).map_err(ApiError::Throttled)
 }
 
 /// The page size from `no` (default and cap from the core); 400 when it is not a count.

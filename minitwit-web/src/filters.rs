@@ -6,8 +6,9 @@ use crate::handlers::account::{self, LoginForm, RegisterForm};
 use crate::handlers::actions::{self, MessageForm, Relation};
 use crate::handlers::timeline::{self, PageQuery};
 use crate::handlers::{Handled, statics};
-use crate::security::{add_security_headers, client_address, is_cross_site};
+use crate::security::{add_security_headers, client_address, is_cross_site, is_unsafe_navigation};
 use crate::site::{Site, Visit};
+use futures::StreamExt as _;
 use serde::de::DeserializeOwned;
 use std::convert::Infallible;
 use std::net::IpAddr;
@@ -99,11 +100,56 @@ fn same_site() -> impl Filter<Extract = (), Error = Rejection> + Clone {
         .untuple_one()
 }
 
-/// A url-encoded form, at most `max_form_bytes` long (413 beyond).
+/// Refuses a state-changing GET without same-origin browser signals (see
+/// [`is_unsafe_navigation`]) with 403.
+fn same_origin_get() -> impl Filter<Extract = (), Error = Rejection> + Clone {
+    warp::get()
+        .and(warp::header::headers_cloned())
+        .and_then(|headers: HeaderMap| async move {
+            if is_unsafe_navigation(&headers) {
+                Err(warp::reject::custom(WebError::CrossSite))
+            } else {
+                Ok(())
+            }
+        })
+        .untuple_one()
+}
+
+/// A url-encoded form, at most `max_form_bytes` long (413 beyond). A body the client
+/// aborts is its own failure: 400, logged at debug, never a 500.
 fn form<T: DeserializeOwned + Send + 'static>(
     site: &Site,
 ) -> impl Filter<Extract = (T,), Error = Rejection> + Clone + use<T> {
-    warp::body::content_length_limit(site.config.max_form_bytes).and(warp::body::form())
+    warp::body::content_length_limit(site.config.max_form_bytes).and(warp::body::stream()).and_then(
+        |body| async move {
+            let bytes = read_body(body).await?;
+            serde_urlencoded::from_bytes(&bytes)
+                .map_err(|_| warp::reject::custom(WebError::BadRequest("malformed form")))
+        },
+    )
+}
+
+/// Collects a body whose length the limit above has already bounded.
+async fn read_body<S, B>(body: S) -> Result<Vec<u8>, Rejection>
+where
+    S: futures::Stream<Item = Result<B, warp::Error>>,
+    B: warp::Buf,
+{
+    let mut body = std::pin::pin!(body);
+    let mut bytes = Vec::new();
+    while let Some(chunk) = body.next().await {
+        let mut chunk = chunk.map_err(|err| {
+            tracing::debug!(error = %err, "the client aborted the request body");
+            warp::reject::custom(WebError::BadRequest("the request body could not be read"))
+        })?;
+        while chunk.has_remaining() {
+            let part = chunk.chunk();
+            bytes.extend_from_slice(part);
+            let len = part.len();
+            chunk.advance(len);
+        }
+    }
+    Ok(bytes)
 }
 
 /// The client address used for throttling.
@@ -159,6 +205,7 @@ fn register(s: &Arc<Site>) -> BoxedFilter<(Response,)> {
         .and(same_site())
         .and(with_site(s))
         .and(form::<RegisterForm>(s))
+        .and(client(s))
         .and(visit(s))
         .then(account::register);
     answered(warp::path!("register").and(show.or(submit).unify()), s)
@@ -181,8 +228,7 @@ fn login(s: &Arc<Site>) -> BoxedFilter<(Response,)> {
 fn logout(s: &Arc<Site>) -> BoxedFilter<(Response,)> {
     answered(
         warp::path!("logout")
-            .and(warp::get())
-            .and(same_site())
+            .and(same_origin_get())
             .and(with_site(s))
             .and(visit(s))
             .then(account::logout),
@@ -218,7 +264,7 @@ fn static_files(s: &Arc<Site>) -> BoxedFilter<(Response,)> {
 }
 
 /// `POST|GET /{username}/follow`, `POST|GET /{username}/unfollow` (GET: the original's
-/// links, kept for same-site and non-browser clients).
+/// links, kept for same-origin and non-browser clients).
 fn follow(s: &Arc<Site>) -> BoxedFilter<(Response,)> {
     let relation = warp::path("follow")
         .map(|| Relation::Follow)
@@ -229,8 +275,7 @@ fn follow(s: &Arc<Site>) -> BoxedFilter<(Response,)> {
             .and(warp::path::param::<String>())
             .and(relation)
             .and(warp::path::end())
-            .and(warp::post().or(warp::get()).unify())
-            .and(same_site())
+            .and(warp::post().and(same_site()).or(same_origin_get()).unify())
             .and(visit(s))
             .then(actions::follow),
         s,

@@ -6,7 +6,7 @@ use crate::assets::{AssetUrls, Assets};
 use crate::config::WebConfig;
 use crate::error::{WebError, explanation};
 use crate::session::{Session, SessionCodec};
-use crate::throttle::LoginThrottle;
+use crate::throttle::SiteThrottle;
 use crate::views::{ErrorView, LayoutView, Views};
 use minitwit_core::{MiniTwit, ReadToken, ServiceError, User};
 use serde::Serialize;
@@ -21,7 +21,7 @@ pub(crate) struct Site {
     /// The configuration.
     pub config: WebConfig,
     /// Login attempt limiters.
-    pub throttle: LoginThrottle,
+    pub throttle: SiteThrottle,
     /// The static files.
     pub assets: Assets,
     views: Views,
@@ -56,7 +56,7 @@ impl Site {
         let assets = Assets::embedded();
         Self {
             service,
-            throttle: LoginThrottle::new(config.login_per_account, config.login_per_address),
+            throttle: SiteThrottle::new(&config),
             asset_urls: assets.urls(),
             assets,
             views: Views::new(),

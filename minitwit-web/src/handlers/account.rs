@@ -35,6 +35,18 @@ fn register_page(site: &Site, visit: Visit, error: Option<&str>, form: &Register
     Ok(site.page(visit, StatusCode::OK, Title::Fixed("Sign Up"), "register", &view))
 }
 
+/// The page for a registration refused by the throttle: 429 with `Retry-After`.
+fn register_throttled(site: &Site, visit: Visit, wait: Duration, form: &RegisterForm) -> Handled {
+    let seconds = wait.as_secs() + 1;
+    let error =
+        format!("Too many sign-ups from your address. Please wait {seconds} s and try again.");
+    let view = RegisterView { error: Some(&error), username: &form.username, email: &form.email };
+    let status = StatusCode::TOO_MANY_REQUESTS;
+    let mut response = site.page(visit, status, Title::Fixed("Sign Up"), "register", &view);
+    response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(seconds));
+    Ok(response)
+}
+
 fn login_page(
     site: &Site,
     visit: Visit,
@@ -55,13 +67,24 @@ pub(crate) async fn register_form(site: Arc<Site>, visit: Visit) -> Handled {
 }
 
 /// `POST /register`: the first error in contract order, or the account and a redirect to
-/// `/login`.
-pub(crate) async fn register(site: Arc<Site>, form: RegisterForm, mut visit: Visit) -> Handled {
+/// `/login`. A valid registration (which costs a password hash) is throttled per client
+/// address.
+pub(crate) async fn register(
+    site: Arc<Site>,
+    form: RegisterForm,
+    client: Option<IpAddr>,
+    mut visit: Visit,
+) -> Handled {
     if visit.user.is_some() {
         return Ok(site.redirect(visit, "/"));
     }
     let parsed =
         Registration::parse(&form.username, &form.email, &form.password, Some(&form.password2));
+    if parsed.is_ok()
+        && let Err(wait) = site.throttle.register(client)
+    {
+        return register_throttled(&site, visit, wait, &form);
+    }
     let result = match parsed {
         Ok(registration) => visit.service.register(registration).await.map(drop),
         Err(invalid) => Err(invalid.into()),
@@ -109,7 +132,7 @@ pub(crate) async fn login(
     if visit.user.is_some() {
         return Ok(site.redirect(visit, "/"));
     }
-    if let Err(wait) = site.throttle.check(&form.username, client) {
+    if let Err(wait) = site.throttle.login(&form.username, client) {
         return throttled(&site, visit, wait, &form.username);
     }
     match visit.service.authenticate(&form.username, &form.password).await {
