@@ -310,7 +310,12 @@ fn run(command: &mut Command, what: &str) -> Result<(), ClusterError> {
 /// `/usr/lib/postgresql/*/bin` (Debian keeps them off `PATH`).
 fn find_binaries() -> Result<PathBuf, ClusterError> {
     let path = std::env::var_os("PATH").unwrap_or_default();
-    let on_path = std::env::split_paths(&path).find(|dir| has_binaries(dir));
+    // Through symlinks (such as /usr/local/bin/initdb) to the directory that also holds
+    // the other programs (pg_basebackup).
+    let on_path = std::env::split_paths(&path).find(|dir| has_binaries(dir)).map(|dir| {
+        let real = std::fs::canonicalize(dir.join("initdb")).ok();
+        real.and_then(|initdb| initdb.parent().map(Path::to_path_buf)).unwrap_or(dir)
+    });
     let debian = std::fs::read_dir("/usr/lib/postgresql").into_iter().flatten().flatten();
     let mut versions: Vec<(u32, PathBuf)> = debian
         .filter_map(|entry| {
