@@ -1,23 +1,27 @@
 //! The administration commands: users, messages (the original `flag_tool`, without its
 //! SQL injection) and stats. Each is a call into the [`MiniTwit`] service; output is
-//! tab-separated, one record per line, for scripts.
+//! tab-separated, one record per line, or with `--json` one JSON object per record (JSON
+//! Lines), for scripts. Deleting asks first on a terminal and needs `--yes` otherwise.
 
 use crate::cli::{MessageCommand, PasswordSource, UserCommand};
 use anyhow::{Context, Result, bail};
 use minitwit_core::{
     Message, MessageFilter, MiniTwit, PageSize, Password, Registration, ServiceError, User, UserId,
 };
+use serde_json::json;
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
-use std::io::{BufRead, Write};
+use std::io::{BufRead, IsTerminal, Write};
 
 /// Runs a `user` subcommand.
 pub async fn user(service: &MiniTwit, command: UserCommand, out: &mut impl Write) -> Result<()> {
     match command {
-        UserCommand::List { limit, after } => list_users(service, limit, after, out).await?,
-        UserCommand::Show { username } => {
+        UserCommand::List { limit, after, json } => {
+            list_users(service, limit, after, json.json, out).await?;
+        }
+        UserCommand::Show { username, json } => {
             let user = service.user(&username).await.map_err(|e| name_error(e, &username))?;
-            writeln!(out, "{}", user_line(&user))?;
+            writeln!(out, "{}", user_line(&user, json.json))?;
         }
         UserCommand::Create { username, email, password } => {
             let password = read_password(&password)?;
@@ -27,7 +31,8 @@ pub async fn user(service: &MiniTwit, command: UserCommand, out: &mut impl Write
         }
         UserCommand::Disable { username } => set_disabled(service, &username, true, out).await?,
         UserCommand::Enable { username } => set_disabled(service, &username, false, out).await?,
-        UserCommand::Delete { username } => {
+        UserCommand::Delete { username, yes } => {
+            confirm(yes, &format!("delete user {username:?} with their messages and follows"))?;
             service.delete_user(&username).await.map_err(|e| name_error(e, &username))?;
             writeln!(out, "deleted user {username} with their messages and follows")?;
         }
@@ -48,6 +53,7 @@ async fn list_users(
     service: &MiniTwit,
     limit: Option<usize>,
     mut after: Option<UserId>,
+    json: bool,
     out: &mut impl Write,
 ) -> Result<()> {
     let mut left = limit.unwrap_or(usize::MAX);
@@ -57,7 +63,7 @@ async fn list_users(
         after = Some(last.id);
         left -= page.len();
         for user in &page {
-            writeln!(out, "{}", user_line(user))?;
+            writeln!(out, "{}", user_line(user, json))?;
         }
     }
     Ok(())
@@ -75,10 +81,36 @@ async fn set_disabled(
     Ok(())
 }
 
-/// `ID  USERNAME  EMAIL  active|disabled` — never the hash.
-fn user_line(user: &User) -> String {
+/// `ID  USERNAME  EMAIL  active|disabled`, or a JSON object — never the hash.
+fn user_line(user: &User, json: bool) -> String {
+    if json {
+        let record = json!({
+            "id": user.id, "username": user.username, "email": user.email,
+            "disabled": user.disabled,
+        });
+        return record.to_string();
+    }
     let state = if user.disabled { "disabled" } else { "active" };
     format!("{}\t{}\t{}\t{state}", user.id, user.username, user.email)
+}
+
+/// Goes ahead with a destructive `action` when `--yes` was given or the operator
+/// answers `y` on a terminal; refuses otherwise.
+fn confirm(yes: bool, action: &str) -> Result<()> {
+    if yes {
+        return Ok(());
+    }
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        bail!("refusing to {action} without --yes (standard input is not a terminal to ask on)");
+    }
+    eprint!("{action}? This cannot be undone. [y/N] ");
+    let mut answer = String::new();
+    stdin.lock().read_line(&mut answer).context("reading the answer")?;
+    if !matches!(answer.trim(), "y" | "Y" | "yes") {
+        bail!("not confirmed; nothing was changed");
+    }
+    Ok(())
 }
 
 /// Names the user in an "unknown user" error.
@@ -110,7 +142,7 @@ pub async fn message(
     out: &mut impl Write,
 ) -> Result<()> {
     match command {
-        MessageCommand::List { flagged, unflagged, user, limit, before } => {
+        MessageCommand::List { flagged, unflagged, user, limit, before, json } => {
             let author = match &user {
                 Some(name) => Some(service.user(name).await.map_err(|e| name_error(e, name))?.id),
                 None => None,
@@ -118,7 +150,7 @@ pub async fn message(
             let flagged = (flagged || unflagged).then_some(flagged);
             let filter = MessageFilter { author, flagged, before, limit };
             let messages = service.messages(filter).await?;
-            print_messages(service, &messages, out).await?;
+            print_messages(service, &messages, json.json, out).await?;
         }
         MessageCommand::Flag { ids } => set_flagged(service, &ids, true, out).await?,
         MessageCommand::Unflag { ids } => set_flagged(service, &ids, false, out).await?,
@@ -145,10 +177,12 @@ async fn set_flagged(
     Ok(())
 }
 
-/// `ID  DATE  AUTHOR  flagged|-  TEXT` with the text's newlines and tabs escaped.
+/// `ID  DATE  AUTHOR  flagged|-  TEXT` with the text's newlines and tabs escaped, or a
+/// JSON object per message.
 async fn print_messages(
     service: &MiniTwit,
     messages: &[Message],
+    json: bool,
     out: &mut impl Write,
 ) -> Result<()> {
     let mut authors: HashMap<UserId, String> = HashMap::new();
@@ -162,6 +196,14 @@ async fn print_messages(
                     .map_or_else(|| format!("#{}", message.author_id), |u| u.username),
             ),
         };
+        if json {
+            let record = json!({
+                "id": message.id, "pub_date": message.pub_date, "author": author,
+                "flagged": message.flagged, "text": message.text,
+            });
+            writeln!(out, "{record}")?;
+            continue;
+        }
         let flag = if message.flagged { "flagged" } else { "-" };
         let text = message.text.replace('\\', "\\\\").replace('\n', "\\n").replace('\t', "\\t");
         writeln!(out, "{}\t{}\t{author}\t{flag}\t{text}", message.id, message.pub_date)?;
@@ -169,9 +211,17 @@ async fn print_messages(
     Ok(())
 }
 
-/// Prints the totals.
-pub async fn stats(service: &MiniTwit, out: &mut impl Write) -> Result<()> {
+/// Prints the totals, as lines or one JSON object.
+pub async fn stats(service: &MiniTwit, json: bool, out: &mut impl Write) -> Result<()> {
     let counts = service.stats().await?;
+    if json {
+        let record = json!({
+            "users": counts.users, "messages": counts.messages, "follows": counts.follows,
+            "flagged": counts.flagged, "latest": service.latest().await?,
+        });
+        writeln!(out, "{record}")?;
+        return Ok(());
+    }
     writeln!(out, "users\t{}", counts.users)?;
     writeln!(out, "messages\t{}", counts.messages)?;
     writeln!(out, "follows\t{}", counts.follows)?;

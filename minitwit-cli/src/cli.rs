@@ -1,9 +1,10 @@
 //! The command line: every subcommand and flag, each flag also read from an environment
 //! variable (`MINITWIT_…`) so containers are configured the usual way.
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use std::fmt;
 use std::net::SocketAddr;
+use std::num::NonZeroU64;
 use std::path::PathBuf;
 
 /// MiniTwit: a small Twitter. Serves the web site and the simulator API, administers
@@ -34,14 +35,31 @@ pub struct Cli {
     #[command(flatten)]
     pub store_options: StoreOptions,
 
-    /// Log format on stderr: `auto` is pretty on a terminal and JSON otherwise. The level
-    /// comes from `RUST_LOG` (default `info` for `serve`, `warn` for other commands).
-    #[arg(long, env = "MINITWIT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Auto, global = true)]
-    pub log_format: LogFormat,
+    /// What is logged and how.
+    #[command(flatten)]
+    pub log: LogOptions,
 
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// Parses the command line and the environment. An environment variable set to the
+/// empty string counts as unset (`MINITWIT_SESSION_KEY=` means no key, not an empty one),
+/// as compose files and Kubernetes manifests often pass variables that way.
+pub fn parse() -> Cli {
+    let matches = without_empty_env(Cli::command()).get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|err| err.exit())
+}
+
+/// `command` with every argument whose environment variable is empty made to ignore it.
+fn without_empty_env(command: clap::Command) -> clap::Command {
+    command
+        .mut_args(|arg| {
+            let empty = arg.get_env().and_then(std::env::var_os).is_some_and(|v| v.is_empty());
+            if empty { arg.env(None::<&'static str>) } else { arg }
+        })
+        .mut_subcommands(without_empty_env)
 }
 
 /// Shown at the end of `minitwit --help`.
@@ -52,7 +70,9 @@ Examples:
   minitwit user create alice alice@example.com --password-stdin < password.txt
   minitwit message list --flagged --limit 20
   minitwit message flag 12 13             # all or nothing: an unknown id changes nothing
-  minitwit export --out backup.jsonl
+  minitwit export --out backup.jsonl.gz     # gzipped by its name; --out - for stdout
+  minitwit verify backup.jsonl.gz         # checks a file without any store
+  minitwit health http://127.0.0.1:5000   # exit 0 when ready (container health checks)
   minitwit --store sled:./restored import --in backup.jsonl
   minitwit copy --from sled:./minitwit-data --to postgres://minitwit:PW@db/minitwit
   minitwit replay --csv minitwit_scenario.csv --base-url http://127.0.0.1:5001
@@ -83,6 +103,51 @@ pub struct StoreOptions {
     /// within half a second; faster, for bulk loads).
     #[arg(long, env = "MINITWIT_SLED_DURABILITY", value_enum, default_value_t = SledDurability::Durable, global = true)]
     pub sled_durability: SledDurability,
+}
+
+/// Logging options (global).
+#[derive(Debug, Clone, Copy, Args)]
+pub struct LogOptions {
+    /// Log format on stderr: `auto` is pretty on a terminal and JSON otherwise. The level
+    /// comes from `RUST_LOG` (default `info` for `serve`, `warn` for other commands).
+    #[arg(long, env = "MINITWIT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Auto, global = true)]
+    pub log_format: LogFormat,
+
+    /// The access log (one line per request): `on`, `off`, or a number N to write one
+    /// request in N. Server errors are logged regardless.
+    #[arg(long, env = "MINITWIT_ACCESS_LOG", default_value = "on", global = true)]
+    pub access_log: AccessLog,
+
+    /// Identical warnings and errors are written once per this many seconds; repeats are
+    /// counted and reported in one summary line.
+    #[arg(long, env = "MINITWIT_LOG_REPEAT_WINDOW_SECS", default_value_t = 10, global = true)]
+    pub log_repeat_window_secs: u64,
+}
+
+/// Which requests the access log writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessLog {
+    /// Every request.
+    On,
+    /// None.
+    Off,
+    /// One request in N.
+    Sample(NonZeroU64),
+}
+
+impl std::str::FromStr for AccessLog {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "on" => Ok(Self::On),
+            "off" => Ok(Self::Off),
+            n => n
+                .parse()
+                .map(Self::Sample)
+                .map_err(|_| format!("{n:?} is not on, off or a number of requests (1 or more)")),
+        }
+    }
 }
 
 /// sled's durability modes, as flags.
@@ -121,6 +186,9 @@ pub enum Command {
     /// The report gives errors by kind, throughput and latency percentiles. Exits 1 if
     /// any action failed (unless `--allow-errors`).
     Replay(ReplayArgs),
+    /// Check an export file completely (format, order, trailer, fingerprint) without
+    /// any store; prints its fingerprint. `.gz` files are decompressed, `-` is stdin.
+    Verify(VerifyArgs),
     /// Ask a running server whether it is ready (`GET /ready`), for container health
     /// checks: exit 0 when it answers 200, 1 when it is down, not ready or shutting down.
     Health(HealthArgs),
@@ -131,8 +199,9 @@ pub enum Command {
 pub enum StoreCommand {
     /// Serve the web site and the simulator API, with /metrics, /health and /ready.
     Serve(Box<ServeArgs>),
-    /// Apply PostgreSQL migrations (or check the sled format) and exit.
-    Migrate,
+    /// Apply PostgreSQL migrations (or check the sled format) and exit; with `--check`,
+    /// only tell whether any are pending (exit 1 when so).
+    Migrate(MigrateArgs),
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
@@ -140,7 +209,7 @@ pub enum StoreCommand {
     #[command(subcommand)]
     Message(MessageCommand),
     /// Print totals: users, messages, follows, flagged messages, latest.
-    Stats,
+    Stats(JsonFlag),
     /// Write the whole store to a portable export file (JSON Lines).
     Export(ExportArgs),
     /// Load an export file into an empty store, then verify it.
@@ -163,11 +232,12 @@ pub struct ServeArgs {
     #[arg(long, env = "MINITWIT_SESSION_KEY", hide_env_values = true)]
     pub session_key: Option<Secret>,
 
-    /// Mark session cookies `Secure` (serve behind HTTPS).
+    /// Served over HTTPS (behind a TLS-terminating proxy): session cookies are marked
+    /// `Secure` and the web site sends `Strict-Transport-Security`.
     #[arg(long, env = "MINITWIT_SECURE_COOKIES")]
     pub secure_cookies: bool,
 
-    /// Take client addresses (for login throttling) from the last `X-Forwarded-For`
+    /// Take client addresses (for login and sign-up throttling) from the last `X-Forwarded-For`
     /// entry: only behind a reverse proxy that appends it.
     #[arg(long, env = "MINITWIT_TRUST_FORWARDED_FOR")]
     pub trust_forwarded_for: bool,
@@ -175,6 +245,12 @@ pub struct ServeArgs {
     /// The simulator's credentials.
     #[command(flatten)]
     pub simulator: SimulatorCredentials,
+
+    /// On SIGTERM, keep serving this many seconds while `/ready` answers 503, so load
+    /// balancers and Kubernetes stop routing here before the listeners close (SIGINT or
+    /// a second signal skips the wait).
+    #[arg(long, env = "MINITWIT_DRAIN_DELAY_SECS", default_value_t = 5)]
+    pub drain_delay_secs: u64,
 
     /// Seconds between refreshes of the business gauges (users, messages, …).
     #[arg(long, env = "MINITWIT_GAUGE_INTERVAL", default_value_t = 15)]
@@ -210,11 +286,17 @@ pub enum UserCommand {
         /// Only users with a larger id (to page on).
         #[arg(long)]
         after: Option<i64>,
+        /// One JSON object per line instead of tab-separated text.
+        #[command(flatten)]
+        json: JsonFlag,
     },
     /// Show one user.
     Show {
         /// The exact user name.
         username: String,
+        /// A JSON object instead of tab-separated text.
+        #[command(flatten)]
+        json: JsonFlag,
     },
     /// Create a user; the password is read from stdin or `--password`.
     Create {
@@ -236,10 +318,14 @@ pub enum UserCommand {
         /// The exact user name.
         username: String,
     },
-    /// Delete a user with their messages and follows.
+    /// Delete a user with their messages and follows. Asks on a terminal; scripts pass
+    /// `--yes`.
     Delete {
         /// The exact user name.
         username: String,
+        /// Delete without asking.
+        #[arg(long, short = 'y')]
+        yes: bool,
     },
     /// Set a new password, read from stdin or `--password`.
     Password {
@@ -284,6 +370,9 @@ pub enum MessageCommand {
         /// Only messages with a smaller id (to page on).
         #[arg(long)]
         before: Option<i64>,
+        /// One JSON object per line instead of tab-separated text.
+        #[command(flatten)]
+        json: JsonFlag,
     },
     /// Flag (hide) messages by id. Unknown ids change nothing and are reported.
     Flag {
@@ -299,10 +388,34 @@ pub enum MessageCommand {
     },
 }
 
+/// `--json`: machine-readable output.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct JsonFlag {
+    /// Print JSON instead of tab-separated text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `migrate` options.
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// Change nothing: list the pending migrations and exit 1 if there are any.
+    #[arg(long)]
+    pub check: bool,
+}
+
+/// `verify` options.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The export file (`.gz` is decompressed; `-` reads stdin).
+    pub file: PathBuf,
+}
+
 /// `export` options.
 #[derive(Debug, Args)]
 pub struct ExportArgs {
-    /// The file to write (written to a temporary file first, then renamed).
+    /// The file to write (written to a temporary file first, then renamed); gzipped when
+    /// its name ends in `.gz`; `-` writes to stdout.
     #[arg(long = "out", short = 'o')]
     pub out: PathBuf,
     /// Replace the file if it exists.
@@ -313,7 +426,8 @@ pub struct ExportArgs {
 /// `import` options.
 #[derive(Debug, Args)]
 pub struct ImportArgs {
-    /// The export file to read (checked completely before anything is written).
+    /// The export file to read (checked completely before anything is written); `.gz`
+    /// is decompressed.
     #[arg(long = "in", short = 'i')]
     pub input: PathBuf,
     /// Write even if the store holds data (ids must not collide).
@@ -341,9 +455,14 @@ pub struct CopyArgs {
 /// `health` options.
 #[derive(Debug, Args)]
 pub struct HealthArgs {
-    /// Base URL of the server (either listener: both answer `/ready`).
-    #[arg(env = "MINITWIT_HEALTH_URL", default_value = "http://127.0.0.1:5000")]
-    pub url: String,
+    /// Base URL of the server (either listener: both answer `/ready`). Default: the web
+    /// site of `MINITWIT_WEB_ADDR` on this host (so a container's health check follows its
+    /// configuration), else `http://127.0.0.1:5000`.
+    #[arg(env = "MINITWIT_HEALTH_URL")]
+    pub url: Option<String>,
+    /// The web site's address, for the default URL.
+    #[arg(long, env = "MINITWIT_WEB_ADDR", default_value = "127.0.0.1:5000", hide = true)]
+    pub web_addr: SocketAddr,
     /// How long to wait for the answer, in milliseconds.
     #[arg(long, default_value_t = 2000)]
     pub timeout_ms: u64,
@@ -422,6 +541,18 @@ mod tests {
     #[test]
     fn the_command_line_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn access_log_settings_parse() {
+        assert_eq!("on".parse(), Ok(AccessLog::On));
+        assert_eq!("off".parse(), Ok(AccessLog::Off));
+        assert_eq!(
+            "10".parse(),
+            Ok(AccessLog::Sample(NonZeroU64::new(10).unwrap_or(NonZeroU64::MIN)))
+        );
+        assert!("0".parse::<AccessLog>().is_err());
+        assert!("sometimes".parse::<AccessLog>().is_err());
     }
 
     #[test]

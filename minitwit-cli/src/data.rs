@@ -1,25 +1,44 @@
-//! Moving data: `export`, `import` and `copy`, over core's [`transfer`] module, with
-//! progress bars on a terminal. Files are written to a temporary name and renamed when
-//! complete, so an interrupted export leaves no half-written file behind.
+//! Moving data: `export`, `import`, `copy` and `verify`, over core's [`transfer`]
+//! module, with progress bars on a terminal. Files are written to a temporary name and
+//! renamed when complete, so an interrupted export leaves no half-written file behind.
+//! Files whose name ends in `.gz` are gzipped; `-` is standard output (export) or input
+//! (verify).
 
-use crate::cli::{CopyArgs, ExportArgs, ImportArgs, StoreOptions};
+use crate::cli::{CopyArgs, ExportArgs, ImportArgs, StoreOptions, VerifyArgs};
 use crate::store_url::StoreUrl;
 use anyhow::{Context, Result, bail};
+use async_compression::tokio::bufread::GzipDecoder;
+use async_compression::tokio::write::GzipEncoder;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use minitwit_core::transfer::{self, Fingerprint, Progress, Section, TransferOptions};
 use minitwit_core::{Counts, Store};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use tokio::io::{AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncBufRead, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 
-/// `export --out FILE`: the whole store into a new file.
+/// The file name meaning standard output or input.
+const STDIO: &str = "-";
+
+/// Whether `path` names a gzipped file.
+fn is_gzip(path: &Path) -> bool {
+    path.extension().is_some_and(|ext| ext == "gz")
+}
+
+/// `export --out FILE`: the whole store into a new file (or stdout).
 pub async fn export(store: &Arc<dyn Store>, args: &ExportArgs, out: &mut impl Write) -> Result<()> {
+    if args.out.as_os_str() == STDIO {
+        let mut stdout = tokio::io::stdout();
+        let fingerprint = export_into(store, &mut stdout, false).await?;
+        // stdout carries the export: the summary goes to stderr.
+        eprintln!("exported to standard output: {fingerprint}");
+        return Ok(());
+    }
     if !args.force && tokio::fs::try_exists(&args.out).await.unwrap_or(true) {
         bail!("{} exists; pass --force to replace it", args.out.display());
     }
     let partial = partial_path(&args.out)?;
-    let written = write_export(store, &partial).await;
+    let written = write_export(store, &partial, is_gzip(&args.out)).await;
     let renamed = match written {
         Ok(fingerprint) => tokio::fs::rename(&partial, &args.out)
             .await
@@ -35,8 +54,8 @@ pub async fn export(store: &Arc<dyn Store>, args: &ExportArgs, out: &mut impl Wr
     Ok(())
 }
 
-/// Writes the export into `path` (a new file) and syncs it to disk.
-async fn write_export(store: &Arc<dyn Store>, path: &Path) -> Result<Fingerprint> {
+/// Writes the export into `path` (a new file), gzipped if asked, and syncs it to disk.
+async fn write_export(store: &Arc<dyn Store>, path: &Path, gzip: bool) -> Result<Fingerprint> {
     let file = tokio::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -44,13 +63,56 @@ async fn write_export(store: &Arc<dyn Store>, path: &Path) -> Result<Fingerprint
         .await
         .with_context(|| format!("creating {}", path.display()))?;
     let mut writer = BufWriter::new(file);
-    let mut bars = Bars::new("exporting");
-    let fingerprint =
-        transfer::export(store, &mut writer, TransferOptions::default(), &mut bars).await?;
-    bars.finish();
-    writer.flush().await?;
+    let fingerprint = export_into(store, &mut writer, gzip).await?;
     writer.into_inner().sync_all().await.context("syncing the export file")?;
     Ok(fingerprint)
+}
+
+/// Writes the export into `out` (gzipped if asked) and flushes it, gzip trailer included.
+async fn export_into<W: AsyncWrite + Unpin>(
+    store: &Arc<dyn Store>,
+    out: &mut W,
+    gzip: bool,
+) -> Result<Fingerprint> {
+    let mut bars = Bars::new("exporting");
+    let options = TransferOptions::default();
+    let fingerprint = if gzip {
+        let mut encoder = GzipEncoder::new(out);
+        let fingerprint = transfer::export(store, &mut encoder, options, &mut bars).await?;
+        encoder.shutdown().await.context("finishing the gzip stream")?;
+        fingerprint
+    } else {
+        let fingerprint = transfer::export(store, &mut *out, options, &mut bars).await?;
+        out.flush().await?;
+        fingerprint
+    };
+    bars.finish();
+    Ok(fingerprint)
+}
+
+/// An export file for reading, decompressed when its name ends in `.gz`; `-` is stdin.
+async fn open_export(path: &Path) -> Result<Box<dyn AsyncBufRead + Unpin + Send>> {
+    if path.as_os_str() == STDIO {
+        return Ok(Box::new(BufReader::new(tokio::io::stdin())));
+    }
+    let file =
+        tokio::fs::File::open(path).await.with_context(|| format!("opening {}", path.display()))?;
+    let file = BufReader::new(file);
+    if !is_gzip(path) {
+        return Ok(Box::new(file));
+    }
+    let mut decoder = GzipDecoder::new(file);
+    decoder.multiple_members(true);
+    Ok(Box::new(BufReader::new(decoder)))
+}
+
+/// `verify FILE`: reads the whole file and checks it, writing nothing anywhere.
+pub async fn verify(args: &VerifyArgs, out: &mut impl Write) -> Result<()> {
+    let fingerprint = transfer::check_file(open_export(&args.file).await?)
+        .await
+        .with_context(|| format!("{} is not a complete export", args.file.display()))?;
+    writeln!(out, "{} is a complete export: {fingerprint}", args.file.display())?;
+    Ok(())
 }
 
 /// `DIR/.NAME.partial-PID` next to `path`, so the final rename stays on one file system.
@@ -65,10 +127,18 @@ fn partial_path(path: &Path) -> Result<PathBuf> {
 /// `import --in FILE`: checks the whole file, imports it, verifies the store.
 pub async fn import(store: &Arc<dyn Store>, args: &ImportArgs, out: &mut impl Write) -> Result<()> {
     let options = TransferOptions { allow_non_empty: args.force, ..TransferOptions::default() };
+    if args.input.as_os_str() == STDIO {
+        bail!("import reads its file twice (checked first, then imported): save it to a file");
+    }
     let mut bars = Bars::new("importing");
-    let imported = transfer::import_file(store, &args.input, options, &mut bars)
-        .await
-        .with_context(|| format!("importing {}", args.input.display()))?;
+    let importing = async {
+        // The whole file is checked first, so a truncated or garbled one writes nothing.
+        transfer::check_file(open_export(&args.input).await?).await?;
+        let input = open_export(&args.input).await?;
+        anyhow::Ok(transfer::import(store, input, options, &mut bars).await?)
+    };
+    let imported =
+        importing.await.with_context(|| format!("importing {}", args.input.display()))?;
     bars.finish();
     writeln!(out, "imported and verified: {imported}")?;
     Ok(())

@@ -5,7 +5,7 @@
 //! - [`cli`]: the command line (clap), every flag also an environment variable.
 //! - [`store_url`]: `sled:PATH` / `postgres://…` to an opened store.
 //! - [`admin`]: `user …`, `message …`, `stats`.
-//! - [`data`]: `export`, `import`, `copy`.
+//! - [`data`]: `export`, `import`, `copy`, `verify`.
 //! - [`serve`]: `serve`, with its layers, metrics and graceful shutdown.
 //! - [`replay`]: `replay`, the simulator client.
 //! - [`health`]: `health`, the container health check.
@@ -24,21 +24,21 @@ mod serve;
 mod store_url;
 
 use anyhow::Result;
-use clap::Parser;
-use cli::{Cli, Command, StoreCommand};
+use cli::{Cli, Command, MigrateArgs, StoreCommand};
 use minitwit_core::{MiniTwit, Store};
 use std::process::ExitCode;
 use std::sync::Arc;
 use store_url::StoreUrl;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = cli::parse();
     let level = if matches!(cli.command, Command::OnStore(StoreCommand::Serve(_))) {
         "info"
     } else {
         "warn"
     };
-    logging::init(cli.log_format, level);
+    // Dropped last: reports counted log lines and flushes the buffered ones.
+    let _logs = logging::init(&cli.log, level);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => return fail(&anyhow::Error::new(err).context("starting the runtime")),
@@ -56,12 +56,17 @@ fn fail(err: &anyhow::Error) -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<()> {
-    let mut out = std::io::stdout().lock();
+    // Not locked for the whole run: `export --out -` writes through tokio's stdout.
+    let mut out = std::io::stdout();
     let out = &mut out;
     match cli.command {
         Command::Copy(args) => data::copy(&args, cli.store_options, out).await,
         Command::Replay(args) => replay::run(&args, out).await,
         Command::Health(args) => health::run(&args, out).await,
+        Command::Verify(args) => data::verify(&args, out).await,
+        Command::OnStore(StoreCommand::Migrate(MigrateArgs { check: true })) => {
+            check_migrations(&StoreUrl::parse(&cli.store)?, cli.store_options, out).await
+        }
         Command::OnStore(command) => {
             let store = StoreUrl::parse(&cli.store)?.open(cli.store_options).await?;
             let result = on_store(Arc::clone(&store), command, out).await;
@@ -73,6 +78,23 @@ async fn run(cli: Cli) -> Result<()> {
     }
 }
 
+/// `migrate --check`: lists the pending migrations, failing if there are any.
+async fn check_migrations(
+    url: &StoreUrl,
+    options: cli::StoreOptions,
+    out: &mut impl std::io::Write,
+) -> Result<()> {
+    let pending = url.pending_migrations(options).await?;
+    for migration in &pending {
+        writeln!(out, "pending\t{migration}")?;
+    }
+    if !pending.is_empty() {
+        anyhow::bail!("{} migration(s) pending on {url}; run `minitwit migrate`", pending.len());
+    }
+    writeln!(out, "no pending migrations on {url}")?;
+    Ok(())
+}
+
 /// Runs a command on the one store named by `--store`.
 async fn on_store(
     store: Arc<dyn Store>,
@@ -82,13 +104,13 @@ async fn on_store(
     let service = MiniTwit::new(Arc::clone(&store));
     match command {
         StoreCommand::Serve(args) => serve::run(store, &args, out).await,
-        StoreCommand::Migrate => {
+        StoreCommand::Migrate(_) => {
             writeln!(out, "store is up to date ({} backend)", store.backend())?;
             Ok(())
         }
         StoreCommand::User(command) => admin::user(&service, command, out).await,
         StoreCommand::Message(command) => admin::message(&service, command, out).await,
-        StoreCommand::Stats => admin::stats(&service, out).await,
+        StoreCommand::Stats(flag) => admin::stats(&service, flag.json, out).await,
         StoreCommand::Export(args) => data::export(&store, &args, out).await,
         StoreCommand::Import(args) => data::import(&store, &args, out).await,
     }

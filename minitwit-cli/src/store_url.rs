@@ -89,6 +89,25 @@ impl StoreUrl {
     }
 }
 
+impl StoreUrl {
+    /// The migrations `open` would apply, changing nothing (sled has none: its format is
+    /// checked on opening).
+    pub async fn pending_migrations(
+        &self,
+        options: StoreOptions,
+    ) -> Result<Vec<String>, OpenStoreError> {
+        match self {
+            Self::Sled(_) => Ok(Vec::new()),
+            Self::Postgres(url) => {
+                let timeout = Duration::from_millis(options.pg_acquire_timeout_ms);
+                minitwit_store_pg::pending_migrations(url, timeout)
+                    .await
+                    .map_err(|source| OpenStoreError::Postgres { url: redact(url), source })
+            }
+        }
+    }
+}
+
 /// Shown without any password.
 impl fmt::Display for StoreUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -105,18 +124,67 @@ impl fmt::Debug for StoreUrl {
     }
 }
 
-/// `url` with the password of its user-info part (`user:PASSWORD@`) replaced by `***`.
+/// `url` with every password replaced by `***`: the user-info part (`user:PASSWORD@`),
+/// and any `…password=VALUE` pair, in a query string (`?password=`, `&sslpassword=`) or a
+/// key/value connection string (`host=db password='a b'`), whatever the key's case.
 pub fn redact(url: &str) -> String {
+    redact_pairs(&redact_userinfo(url))
+}
+
+/// Redacts the password of `scheme://user:PASSWORD@host…`. The user info ends at the last
+/// `@`, so a password holding `@`, `/` or `?` is hidden whole (an `@` in the query hides
+/// more than needed, never less).
+fn redact_userinfo(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _password)) => format!("{scheme}://{user}:***@{host}{tail}"),
-            None => url.to_owned(),
-        },
+    let Some(at) = rest.rfind('@') else { return url.to_owned() };
+    let (userinfo, host_and_tail) = rest.split_at(at);
+    match userinfo.split_once(':') {
+        Some((user, _password)) => format!("{scheme}://{user}:***{host_and_tail}"),
         None => url.to_owned(),
     }
+}
+
+/// Redacts the value of every key ending in `password` (any case) followed by `=`: up to
+/// the next `&`, `;` or space, or to the closing quote of a quoted value.
+fn redact_pairs(text: &str) -> String {
+    const KEY: &str = "password";
+    let lower = text.to_ascii_lowercase();
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    let mut search = 0;
+    while let Some(found) = lower[search..].find(KEY) {
+        let key_end = search + found + KEY.len();
+        search = key_end;
+        let after_key = &text[key_end..];
+        let spaces = after_key.len() - after_key.trim_start().len();
+        let Some(value) = after_key.trim_start().strip_prefix('=') else { continue };
+        let value_start = key_end + spaces + 1 + (value.len() - value.trim_start().len());
+        let value_end = value_start + value_len(&text[value_start..]);
+        out.push_str(&text[copied..value_start]);
+        out.push_str("***");
+        copied = value_end;
+        search = value_end;
+    }
+    out.push_str(&text[copied..]);
+    out
+}
+
+/// The length of the value at the start of `rest`: a quoted one with its quotes (and
+/// `\'` escapes), else up to the next `&`, `;`, `#` or white space.
+fn value_len(rest: &str) -> usize {
+    if let Some(quoted) = rest.strip_prefix('\'') {
+        let mut escaped = false;
+        for (i, c) in quoted.char_indices() {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '\'' => return i + 2,
+                _ => {}
+            }
+        }
+        return rest.len();
+    }
+    rest.find(|c: char| c == '&' || c == ';' || c == '#' || c.is_whitespace()).unwrap_or(rest.len())
 }
 
 #[cfg(test)]
@@ -136,7 +204,17 @@ mod tests {
     fn passwords_are_redacted() {
         assert_eq!(redact("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
         assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
-        assert_eq!(redact("postgres://h/db?password=x"), "postgres://h/db?password=x");
+        assert_eq!(redact("postgres://h/db?password=x"), "postgres://h/db?password=***");
+        assert_eq!(
+            redact("postgres://h/db?user=u&PassWord=x&sslmode=require"),
+            "postgres://h/db?user=u&PassWord=***&sslmode=require"
+        );
+        assert_eq!(redact("postgres://h/db?sslpassword=k"), "postgres://h/db?sslpassword=***");
+        assert_eq!(redact("postgres://u:p@ss/w?rd@h/db"), "postgres://u:***@h/db");
+        assert_eq!(redact("host=db password = 'a \\' b' user=u"), "host=db password = *** user=u");
+        assert_eq!(redact("host=db password=s3cret"), "host=db password=***");
+        assert_eq!(redact("user:pw@h"), "user:pw@h", "no scheme: no user info to find");
+        assert_eq!(redact("passwords are fine"), "passwords are fine");
         let shown = StoreUrl::parse("postgres://u:pw@h/db").map(|u| u.to_string());
         assert_eq!(shown.ok().as_deref(), Some("postgres://u:***@h/db"));
     }

@@ -8,9 +8,11 @@
 //! - [`model`]: the records stores keep and return, and keyset [`Cursor`]s.
 //! - [`store`]: the [`Store`] trait that backends implement, and [`StoreError`].
 //! - [`service`]: [`MiniTwit`], the service front ends and the CLI call.
+//! - [`consistency`]: [`ReadToken`], read-your-writes over stores that read from replicas.
 //! - [`password_hash`]: Argon2id hashing off the async executor.
 //! - [`gravatar`]: picture addresses for emails.
 //! - [`transfer`]: moving whole stores: export files, import, copy, fingerprints.
+//! - [`throttle`]: fixed-memory rate limits for logins and registrations.
 //! - [`synthetic`]: generated data sets of a stated shape, for benchmarks and load tests.
 //! - `testkit` (feature `testkit`): the conformance suite every backend runs, the
 //!   in-memory reference model and the proptest model test.
@@ -26,6 +28,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod consistency;
 pub mod domain;
 pub mod gravatar;
 pub mod model;
@@ -35,8 +38,10 @@ pub mod store;
 pub mod synthetic;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod throttle;
 pub mod transfer;
 
+pub use consistency::ReadToken;
 pub use domain::{Email, MessageText, PageSize, Password, Registration, Username, ValidationError};
 pub use model::{
     Counts, Cursor, Follow, ImportBatch, Message, MessageFilter, MessageId, NewMessage, NewUser,
@@ -45,3 +50,4 @@ pub use model::{
 pub use password_hash::{HashCost, Hasher};
 pub use service::{MiniTwit, ServiceError, ServiceResult, unix_now};
 pub use store::{Store, StoreError, StoreResult};
+pub use throttle::{RateTable, Throttle};

@@ -1,5 +1,6 @@
 //! [`MiniTwit`]: the service both front ends and the CLI call. Every rule lives here.
 
+use crate::consistency::ReadToken;
 use crate::domain::{MessageText, PageSize, Password, Registration, ValidationError};
 use crate::model::{
     Counts, Cursor, Message, MessageFilter, MessageId, NewMessage, NewUser, Page, Timeline, User,
@@ -7,39 +8,59 @@ use crate::model::{
 };
 use crate::password_hash::{HashCost, Hasher};
 use crate::store::{Store, StoreError};
+use percent_encoding::percent_decode_str;
 use std::future::Future;
 use std::sync::Arc;
 
-/// Why a service call failed. Each variant says which HTTP status a front end answers.
+/// Why a service call failed: the one vocabulary of failures both front ends and the CLI
+/// share (CONTRACT.md §5). Each variant has one HTTP status, given by
+/// [`ServiceError::status`]; the site renders it as an error page, the API as its JSON
+/// error shape, the CLI as a message and exit status 1.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ServiceError {
-    /// 400: client input broke a rule; the text is the contract's.
+    /// 400 Bad Request: client input broke a rule of the domain; the text is the rule's.
     #[error(transparent)]
     Invalid(#[from] ValidationError),
-    /// 400: registration with a name that exists.
+    /// 400 Bad Request: a registration with a name that is already registered.
     #[error("The username is already taken")]
     UsernameTaken,
-    /// 404: no user of that name or id.
+    /// 404 Not Found: no user of that name or id (also a name that cannot be anyone's).
     #[error("Unknown user")]
     UnknownUser,
-    /// 404: no message with these ids.
+    /// 404 Not Found: no message with these ids (all of them are named).
     #[error("Unknown messages: {}", join_ids(.0))]
     UnknownMessages(Vec<MessageId>),
-    /// Login with a name nobody has.
+    /// 403 Forbidden: a sign-in with a name nobody has. (The site shows it in its sign-in
+    /// form, as the original did.)
     #[error("Invalid username")]
     InvalidUsername,
-    /// Login with the wrong password.
+    /// 403 Forbidden: a sign-in with the wrong password. (Shown in the sign-in form too.)
     #[error("Invalid password")]
     InvalidPassword,
-    /// 403: the account is disabled.
+    /// 403 Forbidden: the account is disabled; it may not sign in or post.
     #[error("This account is disabled")]
     AccountDisabled,
-    /// 503: the store cannot be reached; try again later.
+    /// 503 Service Unavailable: the store cannot be reached; try again later.
     #[error("The service is temporarily unavailable")]
     Unavailable,
-    /// 500: a failure inside the server. The detail is for the log, never the client.
+    /// 500 Internal Server Error: a failure inside the server. The detail is for the log,
+    /// never the client: `Display` does not show it.
     #[error("Internal server error")]
     Internal(String),
+}
+
+impl ServiceError {
+    /// The HTTP status code of this failure, the one place it is decided (as a number, so
+    /// the core needs no HTTP crate).
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Invalid(_) | Self::UsernameTaken => 400,
+            Self::InvalidUsername | Self::InvalidPassword | Self::AccountDisabled => 403,
+            Self::UnknownUser | Self::UnknownMessages(_) => 404,
+            Self::Internal(_) => 500,
+            Self::Unavailable => 503,
+        }
+    }
 }
 
 impl From<StoreError> for ServiceError {
@@ -80,6 +101,16 @@ impl MiniTwit {
     /// [`HashCost::Insecure`]).
     pub fn with_hash_cost(store: Arc<dyn Store>, cost: HashCost) -> Self {
         Self { store, hasher: Hasher::new(cost) }
+    }
+
+    /// The service as seen by one reader carrying `token` (see [`crate::consistency`]):
+    /// reads reflect the reader's own writes, and writes advance the token, which the
+    /// front end hands back to the client.
+    pub fn for_reader(&self, token: ReadToken) -> Self {
+        match self.store.for_reader(token) {
+            Some(store) => Self { store, hasher: self.hasher.clone() },
+            None => self.clone(),
+        }
     }
 
     /// The underlying store, for bulk work (export, copy) and shutdown.
@@ -124,6 +155,15 @@ impl MiniTwit {
     /// The user with exactly this name, or [`ServiceError::UnknownUser`].
     pub async fn user(&self, username: &str) -> ServiceResult<User> {
         self.find_user(username).await?.ok_or(ServiceError::UnknownUser)
+    }
+
+    /// The user named by a percent-encoded URL path segment (`Roger%20Histand`), as both
+    /// front ends receive names (CONTRACT.md §2). A segment that does not decode to UTF-8
+    /// names nobody: [`ServiceError::UnknownUser`].
+    pub async fn user_at(&self, segment: &str) -> ServiceResult<User> {
+        let name =
+            percent_decode_str(segment).decode_utf8().map_err(|_| ServiceError::UnknownUser)?;
+        self.user(&name).await
     }
 
     /// The user with exactly this name. A name with a control character cannot be anyone's
@@ -315,6 +355,40 @@ pub fn unix_now() -> i64 {
 mod tests {
     use super::*;
     use crate::testkit::MemoryStore;
+
+    #[test]
+    fn every_failure_has_its_documented_status() {
+        let cases = [
+            (ServiceError::Invalid(ValidationError::EmailInvalid), 400),
+            (ServiceError::UsernameTaken, 400),
+            (ServiceError::InvalidUsername, 403),
+            (ServiceError::InvalidPassword, 403),
+            (ServiceError::AccountDisabled, 403),
+            (ServiceError::UnknownUser, 404),
+            (ServiceError::UnknownMessages(vec![1]), 404),
+            (ServiceError::Internal("secret detail".into()), 500),
+            (ServiceError::Unavailable, 503),
+        ];
+        for (err, status) in cases {
+            assert_eq!(err.status(), status, "{err:?}");
+        }
+        assert_eq!(
+            ServiceError::Internal("secret detail".into()).to_string(),
+            "Internal server error"
+        );
+    }
+
+    #[tokio::test]
+    async fn users_are_found_by_percent_encoded_path_segments() {
+        let twit = MiniTwit::with_hash_cost(Arc::new(MemoryStore::new()), HashCost::Insecure);
+        let registration =
+            Registration::parse("Roger Histand", "r@example.com", "pw", None).unwrap();
+        twit.register(registration).await.unwrap();
+        assert_eq!(twit.user_at("Roger%20Histand").await.unwrap().username, "Roger Histand");
+        assert_eq!(twit.user_at("Roger Histand").await.unwrap().username, "Roger Histand");
+        assert_eq!(twit.user_at("%FF").await, Err(ServiceError::UnknownUser));
+        assert_eq!(twit.user_at("nobody").await, Err(ServiceError::UnknownUser));
+    }
 
     #[tokio::test]
     async fn a_write_completes_when_its_caller_gives_up() {

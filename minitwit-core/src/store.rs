@@ -9,12 +9,16 @@
 //! - Timelines are read with keyset cursors, newest first by `(pub_date, id)`, and a
 //!   first page costs O(log n + page), never a scan of all messages.
 //! - The trait is object-safe (`Arc<dyn Store>`), so front ends never name a backend.
+//! - A store that reads from lagging copies keeps read-your-writes per reader through
+//!   [`Store::for_reader`] and a [`ReadToken`]; every other store ignores tokens.
 
+use crate::consistency::ReadToken;
 use crate::model::{
     Counts, Cursor, Follow, ImportBatch, Message, MessageFilter, MessageId, NewMessage, NewUser,
     Timeline, TimelineEntry, User, UserId,
 };
 use async_trait::async_trait;
+use std::sync::Arc;
 
 /// What went wrong in a store. Front ends map these to statuses through
 /// [`crate::ServiceError`].
@@ -46,6 +50,14 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub trait Store: Send + Sync + 'static {
     /// A short name for logs and metrics: `"sled"`, `"postgres"`.
     fn backend(&self) -> &'static str;
+
+    /// This store as seen by one reader carrying `token`: its reads reflect at least the
+    /// writes up to the token's position, and its writes advance the token. `None` (the
+    /// default) means every read already sees every acknowledged write, so the store
+    /// serves all readers as it is.
+    fn for_reader(&self, _token: ReadToken) -> Option<Arc<dyn Store>> {
+        None
+    }
 
     /// Checks that the store answers (for `/ready`).
     async fn ping(&self) -> StoreResult<()>;

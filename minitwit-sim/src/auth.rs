@@ -3,23 +3,39 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use minitwit_core::Throttle;
 use subtle::ConstantTimeEq as _;
 use warp::http::HeaderValue;
 
 /// What the API needs besides the service: the credentials the simulator must present with
-/// HTTP Basic authentication.
+/// HTTP Basic authentication, and the throttle on registrations without them.
 #[derive(Clone)]
 pub struct SimConfig {
     /// The simulator's user name (the course uses `simulator`).
     pub username: String,
     /// The simulator's password (the course uses `super_safe!`). Never printed.
     pub password: String,
+    /// Registrations per client address from callers without the simulator's
+    /// credentials (each costs a password hash; the simulator's own are trusted).
+    /// Default: 20 at once, then one every 30 seconds.
+    pub register_per_address: Throttle,
+    /// Take the client address from the last `X-Forwarded-For` entry (only behind a
+    /// reverse proxy that appends it). Default: off.
+    pub trust_forwarded_for: bool,
 }
 
 impl Default for SimConfig {
-    /// The course's credentials, `simulator` / `super_safe!`.
+    /// The course's credentials, `simulator` / `super_safe!`, and the default throttle.
     fn default() -> Self {
-        Self { username: "simulator".to_owned(), password: "super_safe!".to_owned() }
+        Self {
+            username: "simulator".to_owned(),
+            password: "super_safe!".to_owned(),
+            register_per_address: Throttle {
+                burst: 20,
+                replenish_every: std::time::Duration::from_secs(30),
+            },
+            trust_forwarded_for: false,
+        }
     }
 }
 
@@ -28,6 +44,8 @@ impl std::fmt::Debug for SimConfig {
         f.debug_struct("SimConfig")
             .field("username", &self.username)
             .field("password", &"<redacted>")
+            .field("register_per_address", &self.register_per_address)
+            .field("trust_forwarded_for", &self.trust_forwarded_for)
             .finish()
     }
 }

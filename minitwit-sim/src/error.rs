@@ -2,10 +2,10 @@
 //! [`handle_rejection`], the one place where every rejection becomes the JSON error shape
 //! `{"status":N,"error_msg":"…"}`. Internal details go to the log, never to the client.
 
-use minitwit_core::ServiceError;
+use minitwit_core::{ServiceError, ValidationError};
 use serde::Serialize;
 use std::convert::Infallible;
-use warp::http::header::ALLOW;
+use warp::http::header::{ALLOW, RETRY_AFTER};
 use warp::http::{HeaderValue, StatusCode};
 use warp::reply::{Reply as _, Response};
 
@@ -30,12 +30,23 @@ pub enum ApiError {
     /// 413: the body is larger than [`MAX_BODY_BYTES`](crate::MAX_BODY_BYTES).
     #[error("The request body may be at most {} bytes", crate::MAX_BODY_BYTES)]
     BodyTooLarge,
-    /// The service refused or failed: its own status (400, 403, 404, 503 or 500).
+    /// 429: too many registrations from this address without the simulator's
+    /// credentials; how long until the next may pass.
+    #[error("Too many registrations from this address; try again later")]
+    Throttled(std::time::Duration),
+    /// The service refused or failed: the status the core gives it
+    /// ([`ServiceError::status`]).
     #[error(transparent)]
     Service(#[from] ServiceError),
 }
 
 impl warp::reject::Reject for ApiError {}
+
+impl From<ValidationError> for ApiError {
+    fn from(err: ValidationError) -> Self {
+        Self::Service(err.into())
+    }
+}
 
 impl ApiError {
     /// The HTTP status of this failure.
@@ -45,7 +56,34 @@ impl ApiError {
             Self::BadLatest | Self::BadBody(_) => StatusCode::BAD_REQUEST,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::Service(err) => service_status(err),
+            Self::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::Service(err) => {
+                StatusCode::from_u16(err.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+            }
+        }
+    }
+
+    /// The answer to this failure: its status and the JSON error shape (and `Allow` for a
+    /// 405), logged first when the operator should know.
+    pub(crate) fn response(&self) -> Response {
+        self.log();
+        let mut response = error_response(self.status(), &self.to_string());
+        if let Self::MethodNotAllowed(allow) = self {
+            response.headers_mut().insert(ALLOW, HeaderValue::from_static(allow));
+        }
+        if let Some(seconds) = self.retry_after() {
+            response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    }
+
+    /// Seconds a client should wait before retrying, for the `Retry-After` of a 429 or
+    /// 503.
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            Self::Throttled(wait) => Some(wait.as_secs() + 1),
+            Self::Service(ServiceError::Unavailable) => Some(1),
+            _ => None,
         }
     }
 
@@ -62,19 +100,6 @@ impl ApiError {
     }
 }
 
-/// The HTTP status of a service failure, as documented on [`ServiceError`].
-fn service_status(err: &ServiceError) -> StatusCode {
-    match err {
-        ServiceError::Invalid(_) | ServiceError::UsernameTaken => StatusCode::BAD_REQUEST,
-        ServiceError::UnknownUser | ServiceError::UnknownMessages(_) => StatusCode::NOT_FOUND,
-        ServiceError::InvalidUsername
-        | ServiceError::InvalidPassword
-        | ServiceError::AccountDisabled => StatusCode::FORBIDDEN,
-        ServiceError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-        ServiceError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-    }
-}
-
 /// The JSON error shape of every failed request.
 #[derive(Serialize)]
 struct ErrorBody<'a> {
@@ -83,7 +108,7 @@ struct ErrorBody<'a> {
 }
 
 /// A response with `status` and the JSON error shape.
-pub(crate) fn error_response(status: StatusCode, message: &str) -> Response {
+fn error_response(status: StatusCode, message: &str) -> Response {
     let body = ErrorBody { status: status.as_u16(), error_msg: message };
     warp::reply::with_status(warp::reply::json(&body), status).into_response()
 }
@@ -98,12 +123,7 @@ pub async fn handle_rejection(rejection: warp::Rejection) -> Result<Response, In
         PayloadTooLarge, UnsupportedMediaType,
     };
     if let Some(err) = rejection.find::<ApiError>() {
-        err.log();
-        let mut response = error_response(err.status(), &err.to_string());
-        if let ApiError::MethodNotAllowed(allow) = err {
-            response.headers_mut().insert(ALLOW, HeaderValue::from_static(allow));
-        }
-        return Ok(response);
+        return Ok(err.response());
     }
     let (status, message) = if rejection.is_not_found() {
         (StatusCode::NOT_FOUND, "Not found".to_owned())
@@ -131,7 +151,6 @@ pub async fn handle_rejection(rejection: warp::Rejection) -> Result<Response, In
 #[cfg(test)]
 mod tests {
     use super::*;
-    use minitwit_core::ValidationError;
 
     #[test]
     fn statuses_follow_the_contract() {
@@ -140,7 +159,8 @@ mod tests {
             (ApiError::BadLatest, 400),
             (ApiError::BodyTooLarge, 413),
             (ServiceError::UsernameTaken.into(), 400),
-            (ServiceError::Invalid(ValidationError::EmailInvalid).into(), 400),
+            (ValidationError::EmailInvalid.into(), 400),
+            (ServiceError::InvalidPassword.into(), 403),
             (ServiceError::UnknownUser.into(), 404),
             (ServiceError::Unavailable.into(), 503),
             (ServiceError::Internal("secret detail".into()).into(), 500),

@@ -1,15 +1,16 @@
 //! The API's routes, one filter per endpoint (each filter's doc comment is its route), and
 //! the small filters they share: the service, the credentials check, the `latest` and
-//! `no` query parameters, percent-decoded usernames and size-limited JSON bodies.
+//! `no` query parameters, username path segments and size-limited JSON bodies.
 
 use crate::auth::SimConfig;
 use crate::error::ApiError;
-use crate::handlers;
+use crate::handlers::{self, Handled};
 use crate::models::ApiQuery;
 use futures::TryStreamExt as _;
-use minitwit_core::{MiniTwit, PageSize, ServiceError};
-use percent_encoding::percent_decode_str;
+use minitwit_core::throttle::{DEFAULT_CELLS, client_address};
+use minitwit_core::{MiniTwit, PageSize, RateTable};
 use serde::de::DeserializeOwned;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use warp::filters::BoxedFilter;
 use warp::filters::path::FullPath;
@@ -22,7 +23,7 @@ use warp::{Filter, Rejection};
 pub fn api(service: MiniTwit, config: SimConfig) -> BoxedFilter<(Response,)> {
     let config = Arc::new(config);
     let endpoints = latest(&service)
-        .or(register(&service))
+        .or(register(&service, &config))
         .unify()
         .or(public_messages(&service, &config))
         .unify()
@@ -55,76 +56,81 @@ fn latest_recorded(service: &MiniTwit) -> BoxedFilter<()> {
 
 /// `GET /latest`
 fn latest(service: &MiniTwit) -> BoxedFilter<(Response,)> {
-    warp::path!("latest")
-        .and(warp::get())
-        .and(with_service(service))
-        .and_then(handlers::latest)
-        .boxed()
+    answered(
+        warp::path!("latest").and(warp::get()).and(with_service(service)).then(handlers::latest),
+    )
 }
 
 /// `POST /register`
-fn register(service: &MiniTwit) -> BoxedFilter<(Response,)> {
-    warp::path!("register")
-        .and(warp::post())
-        .and(json_body())
-        .and(with_service(service))
-        .and_then(handlers::register)
-        .boxed()
+fn register(service: &MiniTwit, config: &Arc<SimConfig>) -> BoxedFilter<(Response,)> {
+    answered(
+        warp::path!("register")
+            .and(warp::post())
+            .and(registration_throttled(config))
+            .and(json_body())
+            .and(with_service(service))
+            .then(handlers::register),
+    )
 }
 
 /// `GET /msgs?no=N`
 fn public_messages(service: &MiniTwit, config: &Arc<SimConfig>) -> BoxedFilter<(Response,)> {
-    warp::path!("msgs")
-        .and(warp::get())
-        .and(authorized(config))
-        .and(page_size())
-        .and(with_service(service))
-        .and_then(handlers::public_messages)
-        .boxed()
+    answered(
+        warp::path!("msgs")
+            .and(warp::get())
+            .and(authorized(config))
+            .and(page_size())
+            .and(with_service(service))
+            .then(handlers::public_messages),
+    )
 }
 
 /// `GET /msgs/{username}?no=N`
 fn user_messages(service: &MiniTwit, config: &Arc<SimConfig>) -> BoxedFilter<(Response,)> {
-    user_path("msgs")
-        .and(warp::get())
-        .and(authorized(config))
-        .and(page_size())
-        .and(with_service(service))
-        .and_then(handlers::user_messages)
-        .boxed()
+    answered(
+        user_path("msgs")
+            .and(warp::get())
+            .and(authorized(config))
+            .and(page_size())
+            .and(with_service(service))
+            .then(handlers::user_messages),
+    )
 }
 
 /// `POST /msgs/{username}`
 fn post_message(service: &MiniTwit, config: &Arc<SimConfig>) -> BoxedFilter<(Response,)> {
-    user_path("msgs")
-        .and(warp::post())
-        .and(authorized(config))
-        .and(json_body())
-        .and(with_service(service))
-        .and_then(handlers::post_message)
-        .boxed()
+    answered(
+        user_path("msgs")
+            .and(warp::post())
+            .and(authorized(config))
+            .and(json_body())
+            .and(with_service(service))
+            .then(handlers::post_message),
+    )
 }
 
 /// `GET /fllws/{username}?no=N`
 fn follows(service: &MiniTwit, config: &Arc<SimConfig>) -> BoxedFilter<(Response,)> {
-    user_path("fllws")
-        .and(warp::get())
-        .and(authorized(config))
-        .and(page_size())
-        .and(with_service(service))
-        .and_then(handlers::follows)
-        .boxed()
+    answered(
+        user_path("fllws")
+            .and(warp::get())
+            .and(authorized(config))
+            .and(page_size())
+            .and(with_service(service))
+            .then(handlers::follows),
+    )
 }
 
 /// `POST /fllws/{username}`
 fn change_follow(service: &MiniTwit, config: &Arc<SimConfig>) -> BoxedFilter<(Response,)> {
-    user_path("fllws")
-        .and(warp::post())
-        .and(authorized(config))
-        .and(json_body())
-        .and(with_service(service))
-        .and_then(handlers::change_follow)
-        .boxed()
+    answered(
+        user_path("fllws")
+            .and(warp::post())
+            .and(authorized(config))
+            .and(json_body())
+            .and(with_service(service))
+            .then(handlers::change_follow),
+    )
 }
 
 /// `GET /openapi.yaml`, without credentials.
@@ -152,6 +158,15 @@ fn other_methods() -> BoxedFilter<(Response,)> {
         .boxed()
 }
 
+/// A handler's outcome as the response: a failure is answered at once in the JSON error
+/// shape (a rejection would let warp try the remaining routes for a request already
+/// handled).
+fn answered(
+    handled: impl Filter<Extract = (Handled,), Error = Rejection> + Clone + Send + Sync + 'static,
+) -> BoxedFilter<(Response,)> {
+    handled.map(|handled: Handled| handled.unwrap_or_else(|err| err.response())).boxed()
+}
+
 /// Injects the service.
 fn with_service(service: &MiniTwit) -> BoxedFilter<(MiniTwit,)> {
     let service = service.clone();
@@ -170,29 +185,49 @@ fn authorized(config: &Arc<SimConfig>) -> BoxedFilter<()> {
         .boxed()
 }
 
+/// Passes the simulator's own registrations; throttles everyone else's per client address
+/// (429 with `Retry-After` beyond the limit).
+fn registration_throttled(config: &Arc<SimConfig>) -> BoxedFilter<()> {
+    let config = Arc::clone(config);
+    let table = Arc::new(RateTable::new(config.register_per_address, DEFAULT_CELLS));
+    warp::addr::remote()
+        .and(warp::header::headers_cloned())
+        .and_then(move |peer: Option<SocketAddr>, headers: HeaderMap| {
+            let passed = admit_registration(&config, &table, peer, &headers);
+            async move { passed.map_err(Rejection::from) }
+        })
+        .untuple_one()
+        .boxed()
+}
+
+fn admit_registration(
+    config: &SimConfig,
+    table: &RateTable,
+    peer: Option<SocketAddr>,
+    headers: &HeaderMap,
+) -> Result<(), ApiError> {
+    if config.authorizes(headers.get(AUTHORIZATION)) {
+        return Ok(());
+    }
+    let forwarded = headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok());
+    let client = client_address(peer.map(|p| p.ip()), forwarded, config.trust_forwarded_for);
+    client.map_or(Ok(()), |client| table.check(&client)).map_err(ApiError::Throttled)
+}
+
 /// The page size from `no` (default and cap from the core); 400 when it is not a count.
 fn page_size() -> BoxedFilter<(PageSize,)> {
     warp::query::<ApiQuery>()
         .and_then(|query: ApiQuery| async move {
             PageSize::parse_api(query.no.as_deref())
-                .map_err(|err| Rejection::from(ApiError::Service(err.into())))
+                .map_err(|err| Rejection::from(ApiError::from(err)))
         })
         .boxed()
 }
 
-/// `/{prefix}/{username}`, with the username percent-decoded (`Roger%20Histand`). A
-/// segment that does not decode to UTF-8 names nobody: 404.
+/// `/{prefix}/{username}`: the username's path segment as sent (`Roger%20Histand`); the
+/// handler asks the core for the user it names.
 fn user_path(prefix: &'static str) -> BoxedFilter<(String,)> {
-    warp::path(prefix)
-        .and(warp::path::param::<String>())
-        .and(warp::path::end())
-        .and_then(|raw: String| async move {
-            percent_decode_str(&raw)
-                .decode_utf8()
-                .map(|name| name.into_owned())
-                .map_err(|_| Rejection::from(ApiError::Service(ServiceError::UnknownUser)))
-        })
-        .boxed()
+    warp::path(prefix).and(warp::path::param::<String>()).and(warp::path::end()).boxed()
 }
 
 /// A JSON body of type `T`, read up to [`MAX_BODY_BYTES`](crate::MAX_BODY_BYTES) whether

@@ -1,5 +1,6 @@
 //! Each endpoint's work: turn the parsed request into core types, call the [`MiniTwit`]
-//! service, render the answer. No rule lives here: validation is the core's.
+//! service, render the answer. No rule lives here: validation is the core's. Every handler
+//! returns [`Handled`]; `filters` answers its failure at once in the JSON error shape.
 
 use crate::error::ApiError;
 use crate::models::{FollowBody, FollowsDto, LatestDto, MessageDto, PostBody, RegisterBody};
@@ -7,8 +8,8 @@ use minitwit_core::{MessageText, MiniTwit, PageSize, Registration, Timeline};
 use warp::http::StatusCode;
 use warp::reply::{Reply as _, Response};
 
-/// What a handler returns: a response, or a rejection the rejection handler renders.
-type Handled = Result<Response, warp::Rejection>;
+/// What a handler returns: a response, or why the request failed.
+pub type Handled = Result<Response, ApiError>;
 
 /// 204 with an empty body: the simulator's success for every write.
 fn no_content() -> Response {
@@ -24,7 +25,7 @@ pub async fn record_latest(latest: Option<String>, service: MiniTwit) -> Result<
 
 /// `GET /latest`
 pub async fn latest(service: MiniTwit) -> Handled {
-    let latest = service.latest().await.map_err(ApiError::from)?;
+    let latest = service.latest().await?;
     Ok(warp::reply::json(&LatestDto { latest }).into_response())
 }
 
@@ -32,9 +33,8 @@ pub async fn latest(service: MiniTwit) -> Handled {
 pub async fn register(body: RegisterBody, service: MiniTwit) -> Handled {
     let field = |value: &Option<String>| value.clone().unwrap_or_default();
     let registration =
-        Registration::parse(&field(&body.username), &field(&body.email), &field(&body.pwd), None)
-            .map_err(|err| ApiError::Service(err.into()))?;
-    service.register(registration).await.map_err(ApiError::from)?;
+        Registration::parse(&field(&body.username), &field(&body.email), &field(&body.pwd), None)?;
+    service.register(registration).await?;
     Ok(no_content())
 }
 
@@ -44,47 +44,42 @@ pub async fn public_messages(size: PageSize, service: MiniTwit) -> Handled {
 }
 
 /// `GET /msgs/{username}`
-pub async fn user_messages(username: String, size: PageSize, service: MiniTwit) -> Handled {
-    let user = service.user(&username).await.map_err(ApiError::from)?;
+pub async fn user_messages(segment: String, size: PageSize, service: MiniTwit) -> Handled {
+    let user = service.user_at(&segment).await?;
     messages(Timeline::User(user.id), size, &service).await
 }
 
 /// The first `size` messages of `timeline` in the reference's shape.
 async fn messages(timeline: Timeline, size: PageSize, service: &MiniTwit) -> Handled {
-    let page = service.timeline(timeline, None, size).await.map_err(ApiError::from)?;
+    let page = service.timeline(timeline, None, size).await?;
     let messages: Vec<MessageDto> = page.entries.into_iter().map(MessageDto::from).collect();
     Ok(warp::reply::json(&messages).into_response())
 }
 
 /// `POST /msgs/{username}`
-pub async fn post_message(username: String, body: PostBody, service: MiniTwit) -> Handled {
-    let author = service.user(&username).await.map_err(ApiError::from)?;
-    let text = MessageText::parse(&body.content).map_err(|err| ApiError::Service(err.into()))?;
-    service.post(&author, text).await.map_err(ApiError::from)?;
+pub async fn post_message(segment: String, body: PostBody, service: MiniTwit) -> Handled {
+    let author = service.user_at(&segment).await?;
+    let text = MessageText::parse(&body.content)?;
+    service.post(&author, text).await?;
     Ok(no_content())
 }
 
 /// `GET /fllws/{username}`
-pub async fn follows(username: String, size: PageSize, service: MiniTwit) -> Handled {
-    let user = service.user(&username).await.map_err(ApiError::from)?;
-    let follows = service.followees(&user, size).await.map_err(ApiError::from)?;
+pub async fn follows(segment: String, size: PageSize, service: MiniTwit) -> Handled {
+    let user = service.user_at(&segment).await?;
+    let follows = service.followees(&user, size).await?;
     Ok(warp::reply::json(&FollowsDto { follows }).into_response())
 }
 
 /// `POST /fllws/{username}`
-pub async fn change_follow(username: String, body: FollowBody, service: MiniTwit) -> Handled {
-    let (target, follow) = match body {
-        FollowBody::Follow(target) => (target, true),
-        FollowBody::Unfollow(target) => (target, false),
-    };
-    let user = service.user(&username).await.map_err(ApiError::from)?;
-    let target = service.user(&target).await.map_err(ApiError::from)?;
-    let changed = if follow {
-        service.follow(&user, &target).await
-    } else {
-        service.unfollow(&user, &target).await
-    };
-    changed.map_err(ApiError::from)?;
+pub async fn change_follow(segment: String, body: FollowBody, service: MiniTwit) -> Handled {
+    let user = service.user_at(&segment).await?;
+    match body {
+        FollowBody::Follow(target) => service.follow(&user, &service.user(&target).await?).await?,
+        FollowBody::Unfollow(target) => {
+            service.unfollow(&user, &service.user(&target).await?).await?;
+        }
+    }
     Ok(no_content())
 }
 

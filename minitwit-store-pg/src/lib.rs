@@ -3,13 +3,20 @@
 //! database.
 //!
 //! Layout:
-//! - [`PgStore`] (`store`): connecting, migrating, and every [`minitwit_core::Store`]
-//!   operation as a runtime-checked query (building needs no database).
+//! - [`PgStore`] (`store`): connecting, migrating, and the [`minitwit_core::Store`]
+//!   trait, each operation delegated to its concern: `users`, `messages`, `follows`,
+//!   `timeline`, `state` (`latest`, settings, counts) and `import`. Every statement is a
+//!   runtime-checked query (building needs no database).
 //! - [`TimelinePlans`] (`timeline`): the three timeline queries, why each is served by
 //!   an index, and their plans for inspection.
 //! - `import`: bulk import in one transaction.
-//! - `rows`: rows as queries return them, converted into the core's records.
-//! - [`PgOptions`] (`options`): pool size and timeouts.
+//! - `rows`: rows as queries return them, converted into the core's records, and their
+//!   column lists (named once).
+//! - [`RoutedStore`] (`routed`): a primary with streaming read replicas, routing reads
+//!   to fresh-enough replicas with read-your-writes per reader; `replicas`: their
+//!   health, replay positions, lag, and the replica metrics ([`describe_metrics`]).
+//! - [`PgOptions`], [`ReplicaOptions`] (`options`): pool size and timeouts; lag bound.
+//! - [`pending_migrations`] (`pending`): what `migrate` would apply, changing nothing.
 //! - [`PgError`] (`error`): setup errors, and the single mapping from database errors
 //!   (constraint violations, outages) to [`minitwit_core::StoreError`].
 //! - `migrations/` (crate root): versioned schema migrations, embedded in the binary,
@@ -25,15 +32,25 @@
 //! ```
 
 mod error;
+mod follows;
 mod import;
+mod messages;
 mod options;
+mod pending;
+mod replicas;
+mod routed;
 mod rows;
+mod state;
 mod store;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 mod timeline;
+mod users;
 
 pub use error::PgError;
-pub use options::PgOptions;
+pub use options::{PgOptions, ReplicaOptions};
+pub use pending::pending_migrations;
+pub use replicas::describe_metrics;
+pub use routed::RoutedStore;
 pub use store::PgStore;
 pub use timeline::TimelinePlans;

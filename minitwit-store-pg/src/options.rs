@@ -1,4 +1,5 @@
-//! [`PgOptions`]: the connection pool's size and timeouts, from configuration.
+//! [`PgOptions`]: the connection pool's size and timeouts; [`ReplicaOptions`]: how read
+//! replicas are judged. Both from configuration.
 
 use std::time::Duration;
 
@@ -26,5 +27,23 @@ impl Default for PgOptions {
             acquire_timeout: Duration::from_secs(2),
             statement_timeout: Some(Duration::from_secs(30)),
         }
+    }
+}
+
+/// How a [`crate::RoutedStore`] judges its read replicas.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaOptions {
+    /// A replica further behind the primary than this serves no reads until it has
+    /// caught up again (a reader who wrote is served only by a replica that has replayed
+    /// that write, whatever this bound).
+    pub max_lag: Duration,
+    /// How often each replica's replay position and health are checked; a replica
+    /// found down is tried again at the next check.
+    pub check_interval: Duration,
+}
+
+impl Default for ReplicaOptions {
+    fn default() -> Self {
+        Self { max_lag: Duration::from_secs(5), check_interval: Duration::from_millis(200) }
     }
 }

@@ -21,6 +21,17 @@
 //!
 //! Values above 128 KiB go to sled's `blobs/` files, which are not synced; MiniTwit's
 //! records are far smaller.
+//!
+//! Fail-stop: once a flush fails, nothing is announced durable again ("fsyncgate": after
+//! a failed `fdatasync` the kernel may have dropped the dirty pages, so a later sync that
+//! succeeds proves nothing). Every writer whose ticket the failed flush (or any later one)
+//! would have covered learns the failure, the store refuses new writes and reports itself
+//! not ready, and the reason is logged once. A flusher thread that dies (a panic) leaves
+//! the same state behind, so nobody waits on it forever.
+//!
+//! With the `fault-injection` feature (tests only), `MINITWIT_FAULT_FAIL_SYNC=N` makes
+//! the Nth sync of a store fail, and `MINITWIT_FAULT_PANIC_SYNC=N` makes the flusher
+//! thread panic there instead.
 
 use minitwit_core::{StoreError, StoreResult};
 use std::fs::File;
@@ -33,13 +44,14 @@ use tokio::sync::watch;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct Ticket(u64);
 
-/// The outcome of the latest flush.
+/// What has been made durable so far. Only ever moves forward: `up_to` grows until the
+/// first failure, after which `failed` is set for good.
 #[derive(Debug, Clone, Default)]
-struct Round {
-    /// Every ticket up to this one is covered.
+struct Durable {
+    /// Every ticket up to this one is on disk.
     up_to: u64,
-    /// Why the flush failed, if it did.
-    error: Option<String>,
+    /// Why flushing stopped (a failed sync, or the flusher thread died), if it did.
+    failed: Option<String>,
 }
 
 /// What writers ask of the flusher thread.
@@ -55,7 +67,7 @@ struct Requests {
 struct Shared {
     requests: Mutex<Requests>,
     wake: Condvar,
-    done: watch::Sender<Round>,
+    done: watch::Sender<Durable>,
 }
 
 impl Shared {
@@ -77,7 +89,7 @@ impl Flusher {
         let shared = Arc::new(Shared {
             requests: Mutex::default(),
             wake: Condvar::new(),
-            done: watch::Sender::new(Round::default()),
+            done: watch::Sender::new(Durable::default()),
         });
         let worker = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
@@ -94,17 +106,20 @@ impl Flusher {
         Ticket(requests.issued)
     }
 
-    /// Waits until a flush has covered `ticket`.
+    /// Waits until a flush has covered `ticket`, or flushing has stopped before it did.
     pub(crate) async fn wait(&self, ticket: Ticket) -> StoreResult<()> {
         let mut rounds = self.shared.done.subscribe();
-        let round = rounds
-            .wait_for(|round| round.up_to >= ticket.0)
+        let durable = rounds
+            .wait_for(|durable| durable.up_to >= ticket.0 || durable.failed.is_some())
             .await
-            .map_err(|_| StoreError::Backend("the sled flusher has stopped".into()))?;
-        match &round.error {
-            None => Ok(()),
-            Some(error) => Err(StoreError::Backend(format!("flushing sled: {error}"))),
-        }
+            .map_err(|_| stopped("the sled flusher has stopped"))?;
+        if durable.up_to >= ticket.0 { Ok(()) } else { Err(stopped_by(&durable)) }
+    }
+
+    /// `Ok` while writes can still be made durable; the reason once they cannot.
+    pub(crate) fn healthy(&self) -> StoreResult<()> {
+        let durable = self.shared.done.borrow();
+        if durable.failed.is_some() { Err(stopped_by(&durable)) } else { Ok(()) }
     }
 
     /// Makes everything written so far durable.
@@ -127,13 +142,50 @@ impl Drop for Flusher {
     }
 }
 
-/// The flusher thread: flush whenever tickets are pending; end when asked and idle.
+/// The store's answer once flushing has stopped: unavailable (503), with the reason.
+fn stopped_by(durable: &Durable) -> StoreError {
+    stopped(durable.failed.as_deref().unwrap_or("the sled flusher has stopped"))
+}
+
+fn stopped(reason: &str) -> StoreError {
+    StoreError::Unavailable(format!("writes are refused: {reason}"))
+}
+
+/// The flusher thread: flush whenever tickets are pending; end when asked and idle, or
+/// at the first failure (fail-stop).
 fn run(shared: &Shared, disk: &Disk) {
+    let _dies_loudly = DeathNotice(shared);
     let mut flushed = 0;
     while let Some(target) = next_target(shared, flushed) {
-        let error = disk.flush().err();
+        if let Err(error) = disk.flush() {
+            tracing::error!(%error, "sled flush failed: the store refuses writes from now on");
+            shared
+                .done
+                .send_modify(|durable| durable.failed = Some(format!("flush failed: {error}")));
+            return;
+        }
         flushed = target;
-        shared.done.send_replace(Round { up_to: target, error });
+        shared.done.send_modify(|durable| durable.up_to = target);
+    }
+}
+
+/// Marks flushing as stopped when the flusher thread ends for any reason, a panic
+/// included, so that waiters never wait on a dead thread.
+struct DeathNotice<'a>(&'a Shared);
+
+impl Drop for DeathNotice<'_> {
+    fn drop(&mut self) {
+        let panicking = std::thread::panicking();
+        if panicking {
+            tracing::error!("the sled flusher thread died: the store refuses writes from now on");
+        }
+        self.0.done.send_modify(|durable| {
+            if durable.failed.is_none() {
+                let reason =
+                    if panicking { "the flusher thread died" } else { "the store is closed" };
+                durable.failed = Some(reason.to_owned());
+            }
+        });
     }
 }
 
@@ -143,6 +195,9 @@ pub(crate) struct Disk {
     pub(crate) db: sled::Db,
     /// sled's log file, synced after each write-out.
     pub(crate) log_file: File,
+    /// Tests only: the sync that fails on purpose.
+    #[cfg(feature = "fault-injection")]
+    pub(crate) fault: fault::SyncFault,
     /// The store's write lock, held while sled writes its buffers out.
     pub(crate) write_lock: Arc<Mutex<()>>,
 }
@@ -155,7 +210,49 @@ impl Disk {
             let _writers_wait = self.write_lock.lock().unwrap_or_else(PoisonError::into_inner);
             self.db.flush().map_err(|e| e.to_string())?;
         }
+        #[cfg(feature = "fault-injection")]
+        self.fault.strike()?;
         self.log_file.sync_data().map_err(|e| format!("syncing the log file: {e}"))
+    }
+}
+
+/// The sync-failure seam, compiled only with the `fault-injection` feature (tests).
+#[cfg(feature = "fault-injection")]
+pub(crate) mod fault {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    /// Counts syncs; fails the one numbered by `MINITWIT_FAULT_FAIL_SYNC` and panics at
+    /// the one numbered by `MINITWIT_FAULT_PANIC_SYNC`.
+    #[derive(Debug, Default)]
+    pub(crate) struct SyncFault {
+        fail_at: Option<u64>,
+        panic_at: Option<u64>,
+        syncs: AtomicU64,
+    }
+
+    fn number(name: &str) -> Option<u64> {
+        std::env::var(name).ok().and_then(|n| n.parse().ok())
+    }
+
+    impl SyncFault {
+        /// Reads the variables (absent or unparsable: no fault).
+        pub(crate) fn from_env() -> Self {
+            Self {
+                fail_at: number("MINITWIT_FAULT_FAIL_SYNC"),
+                panic_at: number("MINITWIT_FAULT_PANIC_SYNC"),
+                syncs: AtomicU64::new(0),
+            }
+        }
+
+        /// Counts a sync; the injected error (or panic) when it is the one to fail.
+        pub(crate) fn strike(&self) -> Result<(), String> {
+            let number = self.syncs.fetch_add(1, Ordering::SeqCst) + 1;
+            assert_ne!(Some(number), self.panic_at, "injected flusher panic (fault-injection)");
+            if Some(number) == self.fail_at {
+                return Err("injected sync failure (fault-injection)".to_owned());
+            }
+            Ok(())
+        }
     }
 }
 

@@ -109,11 +109,12 @@ impl SledStore {
     }
 
     /// Runs a write on the blocking pool under the write lock; when durable, returns
-    /// only after a flush covering it.
+    /// only after a flush covering it. Refused (503) once a flush has failed.
     async fn write<T: Send + 'static>(
         &self,
         op: impl FnOnce(&Trees) -> StoreResult<T> + Send + 'static,
     ) -> StoreResult<T> {
+        self.inner.flusher.healthy()?;
         let inner = Arc::clone(&self.inner);
         let (result, ticket) = blocking(move || {
             let result = {

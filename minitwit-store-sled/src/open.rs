@@ -110,7 +110,13 @@ pub(crate) fn open(path: &Path, options: SledOptions) -> Result<Opened, OpenErro
     sync_directory(path).map_err(io)?;
     let write_lock = Arc::new(Mutex::new(()));
     let log_file = File::open(path.join(SLED_LOG_FILE)).map_err(io)?;
-    let disk = Disk { db, log_file, write_lock: Arc::clone(&write_lock) };
+    let disk = Disk {
+        db,
+        log_file,
+        write_lock: Arc::clone(&write_lock),
+        #[cfg(feature = "fault-injection")]
+        fault: crate::flusher::fault::SyncFault::from_env(),
+    };
     let flusher = Flusher::start(disk).map_err(io)?;
     Ok(Opened { trees, flusher, write_lock, lock })
 }

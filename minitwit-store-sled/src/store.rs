@@ -14,6 +14,7 @@ impl Store for SledStore {
     }
 
     async fn ping(&self) -> StoreResult<()> {
+        self.inner.flusher.healthy()?;
         self.read(|trees| trees.latest().map(drop)).await
     }
 

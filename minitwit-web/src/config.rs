@@ -33,14 +33,7 @@ impl fmt::Debug for SessionKey {
     }
 }
 
-/// A rate limit: `burst` attempts at once, then one more every `replenish_every`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Throttle {
-    /// How many attempts may be made at once. Zero is treated as one.
-    pub burst: u32,
-    /// How long until one more attempt is allowed. Zero is treated as one nanosecond.
-    pub replenish_every: Duration,
-}
+pub use minitwit_core::Throttle;
 
 /// What the site needs besides the service. Build it with [`WebConfig::new`] and adjust
 /// the public fields.
@@ -51,8 +44,16 @@ pub struct WebConfig {
     pub secure_cookies: bool,
     /// How long a sign-in lasts. Default: 30 days.
     pub session_max_age: Duration,
-    /// Login attempts per account name. Default: 10 at once, then one every 6 seconds.
+    /// Login attempts per account name from one client address. Default: 10 at once,
+    /// then one every 6 seconds.
     pub login_per_account: Throttle,
+    /// Login attempts per account name from all addresses together, a guard against
+    /// guessing spread over many addresses; above what one address may send, so nobody
+    /// locks out another's account alone. Default: 300 at once, then one a second.
+    pub login_account_guard: Throttle,
+    /// Registrations per client address (each costs a password hash). Default: 20 at
+    /// once, then one every 30 seconds.
+    pub register_per_address: Throttle,
     /// Login attempts per client address (IPv6 by /64). Default: 30 at once, then one
     /// every 2 seconds.
     pub login_per_address: Throttle,
@@ -78,6 +79,8 @@ impl WebConfig {
             session_max_age: Duration::from_secs(30 * 24 * 60 * 60),
             login_per_account: Throttle { burst: 10, replenish_every: Duration::from_secs(6) },
             login_per_address: Throttle { burst: 30, replenish_every: Duration::from_secs(2) },
+            login_account_guard: Throttle { burst: 300, replenish_every: Duration::from_secs(1) },
+            register_per_address: Throttle { burst: 20, replenish_every: Duration::from_secs(30) },
             trust_forwarded_for: false,
             max_form_bytes: 64 * 1024,
         })

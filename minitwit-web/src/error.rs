@@ -1,5 +1,6 @@
-//! [`WebError`]: why a request failed, each variant with its HTTP status; and the single
-//! rejection handler that turns every failure into an HTML error page that leaks nothing.
+//! [`WebError`]: why a request failed, each variant with its HTTP status (the service's
+//! failures with the status the core gives them); and the single rejection handler that
+//! turns every failure into an HTML error page that leaks nothing.
 
 use crate::site::Site;
 use minitwit_core::ServiceError;
@@ -25,36 +26,16 @@ pub enum WebError {
     /// 403: a state-changing request from another site.
     #[error("cross-site request refused")]
     CrossSite,
-    /// 403: the account may not do this (disabled).
-    #[error("forbidden")]
-    Forbidden,
-    /// 404: no such page or user.
+    /// 404: no such page or file.
     #[error("not found")]
     NotFound,
-    /// 503: the store cannot be reached.
-    #[error("service unavailable")]
-    Unavailable,
-    /// 500: a failure inside the server; the detail is logged, never shown.
-    #[error("internal error: {0}")]
-    Internal(String),
+    /// The service refused or failed: the status the core gives it
+    /// ([`ServiceError::status`]); an internal detail is logged, never shown.
+    #[error(transparent)]
+    Service(#[from] ServiceError),
 }
 
 impl Reject for WebError {}
-
-impl From<ServiceError> for WebError {
-    fn from(err: ServiceError) -> Self {
-        match err {
-            ServiceError::Invalid(_) | ServiceError::UsernameTaken => {
-                Self::BadRequest("invalid input")
-            }
-            ServiceError::UnknownUser | ServiceError::UnknownMessages(_) => Self::NotFound,
-            ServiceError::InvalidUsername | ServiceError::InvalidPassword => Self::Unauthorized,
-            ServiceError::AccountDisabled => Self::Forbidden,
-            ServiceError::Unavailable => Self::Unavailable,
-            ServiceError::Internal(detail) => Self::Internal(detail),
-        }
-    }
-}
 
 impl WebError {
     /// The status answered.
@@ -62,10 +43,11 @@ impl WebError {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::CrossSite | Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::CrossSite => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
-            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Service(err) => {
+                StatusCode::from_u16(err.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+            }
         }
     }
 }
@@ -130,6 +112,7 @@ mod tests {
         assert_eq!(status(ServiceError::UnknownUser), 404);
         assert_eq!(status(ServiceError::Unavailable), 503);
         assert_eq!(status(ServiceError::AccountDisabled), 403);
+        assert_eq!(status(ServiceError::InvalidPassword), 403);
         assert_eq!(status(ServiceError::Internal("secret detail".into())), 500);
     }
 }

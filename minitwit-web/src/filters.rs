@@ -4,10 +4,11 @@
 use crate::error::{self, WebError};
 use crate::handlers::account::{self, LoginForm, RegisterForm};
 use crate::handlers::actions::{self, MessageForm, Relation};
-use crate::handlers::statics;
 use crate::handlers::timeline::{self, PageQuery};
-use crate::security::{add_security_headers, client_address, is_cross_site};
+use crate::handlers::{Handled, statics};
+use crate::security::{add_security_headers, client_address, is_cross_site, is_unsafe_navigation};
 use crate::site::{Site, Visit};
+use futures::StreamExt as _;
 use serde::de::DeserializeOwned;
 use std::convert::Infallible;
 use std::net::IpAddr;
@@ -53,6 +54,21 @@ fn pages(site: Arc<Site>) -> BoxedFilter<(Response,)> {
         .boxed()
 }
 
+/// A handler's outcome as the response: a failure is answered at once with its error
+/// page (a rejection would let warp try the remaining routes, which could run for a
+/// request already handled).
+fn answered(
+    handled: impl Filter<Extract = (Handled,), Error = Rejection> + Clone + Send + Sync + 'static,
+    site: &Arc<Site>,
+) -> BoxedFilter<(Response,)> {
+    handled
+        .and(with_site(site))
+        .map(|handled: Handled, site: Arc<Site>| {
+            handled.unwrap_or_else(|err| site.error_response(&err))
+        })
+        .boxed()
+}
+
 /// The shared state.
 fn with_site(
     site: &Arc<Site>,
@@ -84,11 +100,56 @@ fn same_site() -> impl Filter<Extract = (), Error = Rejection> + Clone {
         .untuple_one()
 }
 
-/// A url-encoded form, at most `max_form_bytes` long (413 beyond).
+/// Refuses a state-changing GET without same-origin browser signals (see
+/// [`is_unsafe_navigation`]) with 403.
+fn same_origin_get() -> impl Filter<Extract = (), Error = Rejection> + Clone {
+    warp::get()
+        .and(warp::header::headers_cloned())
+        .and_then(|headers: HeaderMap| async move {
+            if is_unsafe_navigation(&headers) {
+                Err(warp::reject::custom(WebError::CrossSite))
+            } else {
+                Ok(())
+            }
+        })
+        .untuple_one()
+}
+
+/// A url-encoded form, at most `max_form_bytes` long (413 beyond). A body the client
+/// aborts is its own failure: 400, logged at debug, never a 500.
 fn form<T: DeserializeOwned + Send + 'static>(
     site: &Site,
 ) -> impl Filter<Extract = (T,), Error = Rejection> + Clone + use<T> {
-    warp::body::content_length_limit(site.config.max_form_bytes).and(warp::body::form())
+    warp::body::content_length_limit(site.config.max_form_bytes).and(warp::body::stream()).and_then(
+        |body| async move {
+            let bytes = read_body(body).await?;
+            serde_urlencoded::from_bytes(&bytes)
+                .map_err(|_| warp::reject::custom(WebError::BadRequest("malformed form")))
+        },
+    )
+}
+
+/// Collects a body whose length the limit above has already bounded.
+async fn read_body<S, B>(body: S) -> Result<Vec<u8>, Rejection>
+where
+    S: futures::Stream<Item = Result<B, warp::Error>>,
+    B: warp::Buf,
+{
+    let mut body = std::pin::pin!(body);
+    let mut bytes = Vec::new();
+    while let Some(chunk) = body.next().await {
+        let mut chunk = chunk.map_err(|err| {
+            tracing::debug!(error = %err, "the client aborted the request body");
+            warp::reject::custom(WebError::BadRequest("the request body could not be read"))
+        })?;
+        while chunk.has_remaining() {
+            let part = chunk.chunk();
+            bytes.extend_from_slice(part);
+            let len = part.len();
+            chunk.advance(len);
+        }
+    }
+    Ok(bytes)
 }
 
 /// The client address used for throttling.
@@ -113,111 +174,124 @@ fn page_query() -> impl Filter<Extract = (PageQuery,), Error = Rejection> + Clon
 
 /// `GET /`
 fn home(s: &Arc<Site>) -> BoxedFilter<(Response,)> {
-    warp::path::end()
-        .and(read())
-        .and(with_site(s))
-        .and(page_query())
-        .and(visit(s))
-        .and_then(timeline::home)
-        .boxed()
+    answered(
+        warp::path::end()
+            .and(read())
+            .and(with_site(s))
+            .and(page_query())
+            .and(visit(s))
+            .then(timeline::home),
+        s,
+    )
 }
 
 /// `GET /public`
 fn public(s: &Arc<Site>) -> BoxedFilter<(Response,)> {
-    warp::path!("public")
-        .and(read())
-        .and(with_site(s))
-        .and(page_query())
-        .and(visit(s))
-        .and_then(timeline::public)
-        .boxed()
+    answered(
+        warp::path!("public")
+            .and(read())
+            .and(with_site(s))
+            .and(page_query())
+            .and(visit(s))
+            .then(timeline::public),
+        s,
+    )
 }
 
 /// `GET /register`, `POST /register`
 fn register(s: &Arc<Site>) -> BoxedFilter<(Response,)> {
-    let show = read().and(with_site(s)).and(visit(s)).and_then(account::register_form);
+    let show = read().and(with_site(s)).and(visit(s)).then(account::register_form);
     let submit = warp::post()
         .and(same_site())
         .and(with_site(s))
         .and(form::<RegisterForm>(s))
+        .and(client(s))
         .and(visit(s))
-        .and_then(account::register);
-    warp::path!("register").and(show.or(submit).unify()).boxed()
+        .then(account::register);
+    answered(warp::path!("register").and(show.or(submit).unify()), s)
 }
 
 /// `GET /login`, `POST /login`
 fn login(s: &Arc<Site>) -> BoxedFilter<(Response,)> {
-    let show = read().and(with_site(s)).and(visit(s)).and_then(account::login_form);
+    let show = read().and(with_site(s)).and(visit(s)).then(account::login_form);
     let submit = warp::post()
         .and(same_site())
         .and(with_site(s))
         .and(form::<LoginForm>(s))
         .and(client(s))
         .and(visit(s))
-        .and_then(account::login);
-    warp::path!("login").and(show.or(submit).unify()).boxed()
+        .then(account::login);
+    answered(warp::path!("login").and(show.or(submit).unify()), s)
 }
 
 /// `GET /logout`
 fn logout(s: &Arc<Site>) -> BoxedFilter<(Response,)> {
-    warp::path!("logout")
-        .and(warp::get())
-        .and(same_site())
-        .and(with_site(s))
-        .and(visit(s))
-        .and_then(account::logout)
-        .boxed()
+    answered(
+        warp::path!("logout")
+            .and(same_origin_get())
+            .and(with_site(s))
+            .and(visit(s))
+            .then(account::logout),
+        s,
+    )
 }
 
 /// `POST /add_message`
 fn add_message(s: &Arc<Site>) -> BoxedFilter<(Response,)> {
-    warp::path!("add_message")
-        .and(warp::post())
-        .and(same_site())
-        .and(with_site(s))
-        .and(form::<MessageForm>(s))
-        .and(visit(s))
-        .and_then(actions::add_message)
-        .boxed()
+    answered(
+        warp::path!("add_message")
+            .and(warp::post())
+            .and(same_site())
+            .and(with_site(s))
+            .and(form::<MessageForm>(s))
+            .and(visit(s))
+            .then(actions::add_message),
+        s,
+    )
 }
 
 /// `GET /static/{file}`
 fn static_files(s: &Arc<Site>) -> BoxedFilter<(Response,)> {
-    warp::path("static")
-        .and(read())
-        .and(with_site(s))
-        .and(warp::path::tail())
-        .and(warp::header::optional::<String>("if-none-match"))
-        .and_then(statics::file)
-        .boxed()
+    answered(
+        warp::path("static")
+            .and(read())
+            .and(with_site(s))
+            .and(warp::path::tail())
+            .and(warp::header::optional::<String>("if-none-match"))
+            .then(statics::file),
+        s,
+    )
 }
 
 /// `POST|GET /{username}/follow`, `POST|GET /{username}/unfollow` (GET: the original's
-/// links, kept for same-site and non-browser clients).
+/// links, kept for same-origin and non-browser clients).
 fn follow(s: &Arc<Site>) -> BoxedFilter<(Response,)> {
     let relation = warp::path("follow")
         .map(|| Relation::Follow)
         .or(warp::path("unfollow").map(|| Relation::Unfollow))
         .unify();
-    with_site(s)
-        .and(warp::path::param::<String>())
-        .and(relation)
-        .and(warp::path::end())
-        .and(warp::post().or(warp::get()).unify())
-        .and(same_site())
-        .and(visit(s))
-        .and_then(actions::follow)
-        .boxed()
+    answered(
+        with_site(s)
+            .and(warp::path::param::<String>())
+            .and(relation)
+            .and(warp::path::end())
+            .and(warp::post().and(same_site()).or(same_origin_get()).unify())
+            .and(visit(s))
+            .then(actions::follow),
+        s,
+    )
 }
 
 /// `GET /{username}`
 fn user(s: &Arc<Site>) -> BoxedFilter<(Response,)> {
-    with_site(s)
-        .and(warp::path::param::<String>())
-        .and(warp::path::end())
-        .and(read())
-        .and(page_query())
-        .and(visit(s))
-        .and_then(timeline::user)
-        .boxed()
+    answered(
+        with_site(s)
+            .and(warp::path::param::<String>())
+            .and(warp::path::end())
+            .and(read())
+            .and(page_query())
+            .and(visit(s))
+            .then(timeline::user),
+        s,
+    )
 }

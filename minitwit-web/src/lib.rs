@@ -43,6 +43,7 @@ mod views;
 pub use config::{ConfigError, MIN_SESSION_KEY_LEN, SessionKey, Throttle, WebConfig};
 pub use error::WebError;
 pub use labels::route_label;
+pub use security::add_security_headers;
 
 use minitwit_core::MiniTwit;
 use std::sync::Arc;

@@ -2,7 +2,8 @@
 //! Metadata, then `Origin` against `Host`, as Go's `CrossOriginProtection` does), the
 //! security headers every response carries, and the client address used for throttling.
 
-use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use minitwit_core::throttle;
+use std::net::{IpAddr, SocketAddr};
 use warp::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 /// The Content-Security-Policy: no inline script or style, pictures only from here and
@@ -24,6 +25,34 @@ pub(crate) fn is_cross_site(headers: &HeaderMap) -> bool {
     }
 }
 
+/// Whether a state-changing GET (sign-out, the legacy follow links) must be refused: a
+/// browser that sends Fetch Metadata must say `same-origin` (or `none`: typed in the
+/// address bar); without it, an `Origin` or `Referer` (the site's referrer policy sends
+/// it only to itself) must name this host; any other browser signal is refused. Only a
+/// request with no browser signal at all passes unchecked (the non-browser clients).
+pub(crate) fn is_unsafe_navigation(headers: &HeaderMap) -> bool {
+    let text = |name: &str| headers.get(name).map(|v| v.to_str().unwrap_or("\u{0}"));
+    if let Some(site) = text("sec-fetch-site") {
+        return !matches!(site, "same-origin" | "none");
+    }
+    let origin = text("origin").or_else(|| text("referer").map(referer_origin));
+    match origin {
+        Some(origin) => !origin_matches(origin, headers),
+        None => ["sec-fetch-mode", "sec-fetch-dest", "sec-fetch-user"]
+            .iter()
+            .any(|name| headers.contains_key(*name)),
+    }
+}
+
+/// The `scheme://authority` part of a `Referer` URL.
+fn referer_origin(referer: &str) -> &str {
+    let authority_start = referer.find("://").map_or(0, |i| i + 3);
+    let end = referer[authority_start..]
+        .find(['/', '?', '#'])
+        .map_or(referer.len(), |i| i + authority_start);
+    &referer[..end]
+}
+
 /// Whether `origin` (`scheme://host[:port]`) names the host the request was sent to.
 fn origin_matches(origin: &str, headers: &HeaderMap) -> bool {
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
@@ -33,8 +62,9 @@ fn origin_matches(origin: &str, headers: &HeaderMap) -> bool {
     }
 }
 
-/// Adds the security headers to a response.
-pub(crate) fn add_security_headers(headers: &mut HeaderMap) {
+/// Adds the security headers to a response (any response: the serve layers add them to
+/// the API's and the operational routes' too).
+pub fn add_security_headers(headers: &mut HeaderMap) {
     let fixed = [
         (header::CONTENT_SECURITY_POLICY, CSP),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
@@ -47,28 +77,14 @@ pub(crate) fn add_security_headers(headers: &mut HeaderMap) {
     }
 }
 
-/// The client's address for throttling: the connection's peer, or the last
-/// `X-Forwarded-For` entry when a trusted proxy sets it. IPv6 addresses are cut to their
-/// /64, which one client usually holds whole.
+/// The client's address for throttling (see the core's [`throttle::client_address`]).
 pub(crate) fn client_address(
     peer: Option<SocketAddr>,
     headers: &HeaderMap,
     trust_forwarded_for: bool,
 ) -> Option<IpAddr> {
-    let forwarded = || {
-        headers
-            .get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .next_back()
-            .and_then(|last| last.trim().parse::<IpAddr>().ok())
-    };
-    let ip = if trust_forwarded_for { forwarded() } else { None };
-    ip.or(peer.map(|p| p.ip())).map(|ip| match ip {
-        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(v6.to_bits() & !u128::from(u64::MAX))),
-        v4 @ IpAddr::V4(_) => v4,
-    })
+    let forwarded = headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok());
+    throttle::client_address(peer.map(|p| p.ip()), forwarded, trust_forwarded_for)
 }
 
 #[cfg(test)]
@@ -99,6 +115,24 @@ mod tests {
     }
 
     #[test]
+    fn state_changing_gets_need_same_origin_signals() {
+        let host = ("host", "example.com:5000");
+        assert!(!is_unsafe_navigation(&headers(&[host])), "no browser signal: a script");
+        assert!(!is_unsafe_navigation(&headers(&[host, ("sec-fetch-site", "same-origin")])));
+        assert!(!is_unsafe_navigation(&headers(&[host, ("sec-fetch-site", "none")])));
+        for site in ["cross-site", "same-site", "bogus"] {
+            let sent = headers(&[host, ("sec-fetch-site", site)]);
+            assert!(is_unsafe_navigation(&sent), "{site}");
+        }
+        let same = ("referer", "http://example.com:5000/bob");
+        let other = ("referer", "http://sub.example.com:5000/bob");
+        assert!(!is_unsafe_navigation(&headers(&[host, same])));
+        assert!(is_unsafe_navigation(&headers(&[host, other])));
+        assert!(is_unsafe_navigation(&headers(&[host, ("origin", "null")])));
+        assert!(is_unsafe_navigation(&headers(&[host, ("sec-fetch-mode", "navigate")])));
+    }
+
+    #[test]
     fn client_addresses_honour_the_proxy_setting_and_group_ipv6() {
         let peer: SocketAddr = "10.0.0.1:1234".parse().unwrap();
         let fwd = headers(&[("x-forwarded-for", "1.2.3.4, 5.6.7.8")]);
@@ -106,5 +140,8 @@ mod tests {
         assert_eq!(client_address(Some(peer), &fwd, true), "5.6.7.8".parse().ok());
         let v6: SocketAddr = "[2001:db8::1:2:3:4]:80".parse().unwrap();
         assert_eq!(client_address(Some(v6), &HeaderMap::new(), false), "2001:db8::".parse().ok());
+        let mapped: SocketAddr = "[::ffff:10.0.0.9]:80".parse().unwrap();
+        let ipv4 = "10.0.0.9".parse().ok();
+        assert_eq!(client_address(Some(mapped), &HeaderMap::new(), false), ipv4);
     }
 }

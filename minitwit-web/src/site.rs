@@ -6,9 +6,9 @@ use crate::assets::{AssetUrls, Assets};
 use crate::config::WebConfig;
 use crate::error::{WebError, explanation};
 use crate::session::{Session, SessionCodec};
-use crate::throttle::LoginThrottle;
+use crate::throttle::SiteThrottle;
 use crate::views::{ErrorView, LayoutView, Views};
-use minitwit_core::{MiniTwit, User};
+use minitwit_core::{MiniTwit, ServiceError, User};
 use serde::Serialize;
 use warp::http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue, LOCATION, SET_COOKIE};
 use warp::http::{Response, StatusCode};
@@ -21,7 +21,7 @@ pub(crate) struct Site {
     /// The configuration.
     pub config: WebConfig,
     /// Login attempt limiters.
-    pub throttle: LoginThrottle,
+    pub throttle: SiteThrottle,
     /// The static files.
     pub assets: Assets,
     views: Views,
@@ -52,7 +52,7 @@ impl Site {
         let assets = Assets::embedded();
         Self {
             service,
-            throttle: LoginThrottle::new(config.login_per_account, config.login_per_address),
+            throttle: SiteThrottle::new(&config),
             asset_urls: assets.urls(),
             assets,
             views: Views::new(),
@@ -146,7 +146,7 @@ impl Site {
 
     /// The error page for `err`; internal failures are logged (only there).
     pub fn error_response(&self, err: &WebError) -> WarpResponse {
-        if let WebError::Internal(detail) = err {
+        if let WebError::Service(ServiceError::Internal(detail)) = err {
             tracing::error!(%detail, "request failed");
         }
         self.error_page(err.status())

@@ -5,7 +5,7 @@
 use crate::assets::AssetUrls;
 use crate::error::WebError;
 use handlebars::Handlebars;
-use minitwit_core::TimelineEntry;
+use minitwit_core::{ServiceError, TimelineEntry};
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -205,7 +205,7 @@ impl Views {
     pub fn render<T: Serialize>(&self, name: &str, data: &T) -> Result<String, WebError> {
         self.registry
             .render(name, data)
-            .map_err(|err| WebError::Internal(format!("rendering {name}: {err}")))
+            .map_err(|err| ServiceError::Internal(format!("rendering {name}: {err}")).into())
     }
 }
 

@@ -8,9 +8,12 @@
 //! - one log line per request (front end, route label, method, status, latency; never a
 //!   header, cookie or body), at `debug` for the operational routes so they cannot flood
 //!   the logs;
-//! - request counters and latency histograms by front end, route, method and status.
+//! - request counters and latency histograms by front end, route, method (a closed set:
+//!   unknown methods are `other`) and status;
+//! - the security headers, on every response of both listeners.
 
 use super::metrics::{REQUEST_SECONDS, REQUESTS};
+use crate::logging::ACCESS_TARGET;
 use metrics_exporter_prometheus::PrometheusHandle;
 use minitwit_core::MiniTwit;
 use std::sync::Arc;
@@ -184,23 +187,41 @@ fn finish(
     let labels = [
         ("front", front.name.to_owned()),
         ("route", route.to_owned()),
-        ("method", method.as_str().to_owned()),
+        ("method", method_label(method).to_owned()),
         ("status", status.to_string()),
     ];
     metrics::counter!(REQUESTS, &labels).increment(1);
     metrics::histogram!(REQUEST_SECONDS, &labels).record(seconds);
     let latency_ms = seconds * 1000.0;
     if ops_label(path).is_some() {
-        tracing::debug!(status, latency_ms, "request");
+        tracing::debug!(target: ACCESS_TARGET, status, latency_ms, "request");
     } else if status >= 500 {
-        tracing::warn!(status, latency_ms, "request");
+        tracing::warn!(target: ACCESS_TARGET, status, latency_ms, "request");
     } else {
-        tracing::info!(status, latency_ms, "request");
+        tracing::info!(target: ACCESS_TARGET, status, latency_ms, "request");
     }
     if let Ok(value) = HeaderValue::from_str(id) {
         response.headers_mut().insert(REQUEST_ID, value);
     }
+    minitwit_web::add_security_headers(response.headers_mut());
     response
+}
+
+/// The method as a metrics label, from a closed set: a method a client invents is
+/// `other`, so clients cannot create series.
+fn method_label(method: &Method) -> &'static str {
+    const KNOWN: [Method; 9] = [
+        Method::GET,
+        Method::HEAD,
+        Method::POST,
+        Method::PUT,
+        Method::DELETE,
+        Method::PATCH,
+        Method::OPTIONS,
+        Method::CONNECT,
+        Method::TRACE,
+    ];
+    KNOWN.iter().find(|known| *known == method).map_or("other", Method::as_str)
 }
 
 #[cfg(test)]
@@ -216,5 +237,13 @@ mod tests {
         assert!(!is_sane_id(&"x".repeat(MAX_REQUEST_ID + 1)));
         assert_eq!(fresh_id().len(), 32);
         assert_ne!(fresh_id(), fresh_id());
+    }
+
+    #[test]
+    fn method_labels_are_a_closed_set() {
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(method_label(&Method::DELETE), "DELETE");
+        assert_eq!(method_label(&Method::from_bytes(b"FOOBAR").unwrap()), "other");
+        assert_eq!(method_label(&Method::from_bytes(b"get").unwrap()), "other");
     }
 }

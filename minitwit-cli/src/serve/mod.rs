@@ -5,8 +5,14 @@
 //! - [`metrics`]: the Prometheus recorder, metric names, business gauges.
 //! - [`metered_store`]: store operation latency.
 //!
-//! Shutdown (SIGTERM or SIGINT): `/ready` turns 503, both listeners stop accepting,
-//! in-flight requests finish, then the store is flushed.
+//! Shutdown, for rolling updates without refused connections: on SIGTERM `/ready` turns
+//! 503 while both listeners keep serving for the drain delay (`--drain-delay-secs`), so
+//! load balancers stop routing here; then both listeners stop accepting, in-flight
+//! requests finish, and the store is flushed. SIGINT (or a second signal) skips the
+//! delay.
+//!
+//! Behind HTTPS (`--secure-cookies`), the web site's responses carry
+//! `Strict-Transport-Security`.
 
 pub mod layers;
 pub mod metered_store;
@@ -26,11 +32,14 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use warp::Filter;
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
 
 /// Serves until SIGTERM or SIGINT, then shuts down gracefully.
 pub async fn run(store: Arc<dyn Store>, args: &ServeArgs, out: &mut impl Write) -> Result<()> {
+    // Caught from the start: a signal during startup must not kill the process outright.
+    let mut signals = Signals::install()?;
     let handle = metrics::handle()?;
     metrics::describe();
     let store: Arc<dyn Store> = Arc::new(MeteredStore::new(store));
@@ -52,9 +61,16 @@ pub async fn run(store: Arc<dyn Store>, args: &ServeArgs, out: &mut impl Write) 
     out.flush()?;
     tracing::info!(%web_addr, %api_addr, backend = store.backend(), "serving");
 
-    let signal = shutdown_signal().await?;
-    tracing::info!(signal, "shutting down: finishing in-flight requests");
+    let signal = signals.next().await;
     ops.begin_shutdown();
+    if signal == "SIGTERM" && args.drain_delay_secs > 0 {
+        tracing::info!(signal, seconds = args.drain_delay_secs, "not ready; draining");
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(args.drain_delay_secs)) => {}
+            again = signals.next() => tracing::info!(signal = again, "drain delay cut short"),
+        }
+    }
+    tracing::info!(signal, "shutting down: finishing in-flight requests");
     // Nobody listens any more once both servers have stopped; that is fine.
     let _ = stop_tx.send(true);
     let (web_done, api_done) = tokio::join!(web_server, api_server);
@@ -79,10 +95,16 @@ async fn front_ends(
     let sim_config = SimConfig {
         username: args.simulator.sim_user.clone(),
         password: args.simulator.sim_password.expose().to_owned(),
+        trust_forwarded_for: args.trust_forwarded_for,
+        ..SimConfig::default()
     };
+    let mut site = minitwit_web::routes(service.clone(), web_config);
+    if args.secure_cookies {
+        site = with_hsts(site);
+    }
     let web = layers::instrument(
         Front { name: "web", route_label: minitwit_web::route_label },
-        minitwit_web::routes(service.clone(), web_config),
+        site,
         ops.clone(),
     );
     let api = layers::instrument(
@@ -91,6 +113,22 @@ async fn front_ends(
         ops.clone(),
     );
     Ok((web, api))
+}
+
+/// What browsers are told to remember: HTTPS only, for a year.
+const HSTS: &str = "max-age=31536000";
+
+/// `routes` with `Strict-Transport-Security` on every response.
+fn with_hsts(routes: BoxedFilter<(Response,)>) -> BoxedFilter<(Response,)> {
+    routes
+        .map(|mut response: Response| {
+            response.headers_mut().insert(
+                warp::http::header::STRICT_TRANSPORT_SECURITY,
+                warp::http::HeaderValue::from_static(HSTS),
+            );
+            response
+        })
+        .boxed()
 }
 
 /// The configured session key, or the one kept in the store.
@@ -120,13 +158,26 @@ async fn stopped(mut stop: watch::Receiver<bool>) {
     let _ = stop.wait_for(|stop| *stop).await;
 }
 
-/// Waits for SIGTERM or SIGINT and names it.
-async fn shutdown_signal() -> Result<&'static str> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    Ok(tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
-    })
+/// SIGTERM and SIGINT, caught from startup on.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+            int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+        })
+    }
+
+    /// Waits for the next signal and names it.
+    async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
+    }
 }

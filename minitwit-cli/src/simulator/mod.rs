@@ -112,12 +112,18 @@ pub enum ReplayError {
 
 /// Replays the scenario file at `path` (gzipped when its name ends in `.gz`); see [`run`].
 pub async fn run_file(path: &Path, options: &ReplayOptions) -> Result<ReplayReport, ReplayError> {
+    run(open(path)?, options).await
+}
+
+/// The scenario file at `path`, for [`run`] or [`scenario::parse`], decompressed on the
+/// fly when its name ends in `.gz`.
+pub fn open(path: &Path) -> Result<Box<dyn BufRead + Send>, ReplayError> {
     let file = std::fs::File::open(path)?;
-    if path.extension().is_some_and(|ext| ext == "gz") {
-        run(std::io::BufReader::new(flate2::read::GzDecoder::new(file)), options).await
+    Ok(if path.extension().is_some_and(|ext| ext == "gz") {
+        Box::new(std::io::BufReader::new(flate2::read::GzDecoder::new(file)))
     } else {
-        run(std::io::BufReader::new(file), options).await
-    }
+        Box::new(std::io::BufReader::new(file))
+    })
 }
 
 /// Replays the scenario read from `scenario` against `options.base_url` and reports how it

@@ -32,7 +32,7 @@ fn users_are_created_listed_disabled_and_deleted() {
     assert!(ok(&["--store", &store, "user", "show", "carol"]).ends_with("\tactive\n"));
     ok(&["--store", &store, "user", "password", "carol", "--password", "new-pw"]);
 
-    ok(&["--store", &store, "user", "delete", "carol"]);
+    ok(&["--store", &store, "user", "delete", "carol", "--yes"]);
     let line = fails(&["--store", &store, "user", "show", "carol"]);
     assert_eq!(line, r#"error: no user named "carol""#);
     assert!(ok(&["--store", &store, "stats"]).starts_with("users\t1\n"));
@@ -53,11 +53,9 @@ fn user_commands_refuse_bad_input() {
         "",
     );
     assert_eq!(crate::common::failure_line(&no_password, &[]), "error: no password on stdin");
-    for command in ["disable", "enable", "delete"] {
-        assert_eq!(
-            fails(&["--store", &store, "user", command, "nobody"]),
-            r#"error: no user named "nobody""#
-        );
+    for command in [&["disable"][..], &["enable"], &["delete", "--yes"]] {
+        let args = [&["--store", &store, "user"], command, &["nobody"]].concat();
+        assert_eq!(fails(&args), r#"error: no user named "nobody""#);
     }
     // A password is required, from exactly one source: a usage error (clap's status 2).
     let output = run(&["--store", &store, "user", "create", "eve", "e@x.org"]);

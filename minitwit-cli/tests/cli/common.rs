@@ -109,12 +109,31 @@ impl Server {
         Self::spawn(store, extra, "info", Stdio::from(file))
     }
 
+    /// [`Server::start_logging_to`] with extra environment variables.
+    pub fn start_with_env(store: &str, extra: &[&str], log: &Path, env: &[(&str, &str)]) -> Self {
+        let file = std::fs::File::create(log).unwrap();
+        Self::spawn_with(store, extra, "info", Stdio::from(file), env)
+    }
+
     fn spawn(store: &str, extra: &[&str], level: &str, stderr: Stdio) -> Self {
+        Self::spawn_with(store, extra, level, stderr, &[])
+    }
+
+    fn spawn_with(
+        store: &str,
+        extra: &[&str],
+        level: &str,
+        stderr: Stdio,
+        env: &[(&str, &str)],
+    ) -> Self {
         let mut args = vec!["--store", store, "serve", "--web-addr", "127.0.0.1:0"];
         args.extend(["--api-addr", "127.0.0.1:0", "--log-format", "json"]);
         args.extend(extra);
         let mut child = minitwit(&args)
+            .envs(env.iter().copied())
             .env("RUST_LOG", level)
+            // Tests stop servers at once unless they pass --drain-delay-secs.
+            .env("MINITWIT_DRAIN_DELAY_SECS", "0")
             .stdout(Stdio::piped())
             .stderr(stderr)
             .spawn()

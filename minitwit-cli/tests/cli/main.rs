@@ -8,13 +8,33 @@
 //! - `postgres`: unreachable databases, admin on PostgreSQL, and the full scenario
 //!   copied sled → PostgreSQL → sled.
 //! - `replay`: `replay` against a running server, and its failures.
+//! - `faults`: sled sync failures and a dead flusher under a running server.
+//! - `hardening`: security headers everywhere, closed metric labels, aborted bodies,
+//!   slow and flooding clients, cross-site requests, sessions that end.
+//! - `replicas`: two `serve` processes over one PostgreSQL, one stopped mid-traffic.
 //! - `health`: `health` against ready, stopped and not-ready servers.
+//! - `drain`: the drain delay on SIGTERM (not ready, still serving), none on SIGINT.
+//! - `logs`: the log ceiling during a PostgreSQL outage, access log sampling.
+//! - `monitoring`: promtool on the alert rules; Prometheus runs every dashboard query.
+//! - `operations`: OPERATIONS.md's commands run; the Kubernetes manifests checked.
+//! - `operator`: empty variables, `--json`, `verify`, gzip and stdout exports,
+//!   `migrate --check`, `--yes`.
+//! - `tls`: PostgreSQL over TLS (require, verify-full), HTTPS through the nginx example.
 //! - `common`: running the binary, scratch stores, the fixture.
 
 mod admin;
 mod common;
 mod data;
+mod drain;
+mod faults;
+mod hardening;
 mod health;
+mod logs;
+mod monitoring;
+mod operations;
+mod operator;
 mod postgres;
 mod replay;
+mod replicas;
 mod serve;
+mod tls;

@@ -6,6 +6,14 @@
 //! A watchdog process (`sh`) waits for end-of-file on a pipe that only this process
 //! holds open; when this process exits in any way, even killed, the pipe closes and the
 //! watchdog stops the server and deletes the directory: no orphaned servers.
+//!
+//! [`TestCluster::start_standby`] adds a streaming hot standby of a cluster: a copy made
+//! by `pg_basebackup -R` (which writes the primary's address into the copy) through a
+//! replication slot, running in a directory and on a socket of its own.
+//!
+//! [`TestCluster::start_tls`] starts one that also listens on loopback TCP and accepts
+//! only TLS connections there, with a certificate the caller made (for testing
+//! `sslmode=require` and `verify-full`).
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -37,7 +45,17 @@ pub struct TestCluster {
     root: PathBuf,
     bin: PathBuf,
     as_postgres: bool,
+    port: u16,
     watchdog: Option<(Child, ChildStdin)>,
+}
+
+/// A certificate and key for a TLS-only test server.
+#[derive(Debug, Clone, Copy)]
+pub struct ServerCertificate<'a> {
+    /// The certificate (PEM), with the names clients will check.
+    pub cert: &'a Path,
+    /// Its private key (PEM).
+    pub key: &'a Path,
 }
 
 impl TestCluster {
@@ -52,30 +70,96 @@ impl TestCluster {
         Self::start_with(true)
     }
 
+    /// Starts a test server that also listens on 127.0.0.1 ([`TestCluster::port`]),
+    /// where it refuses connections without TLS and presents `certificate`.
+    pub fn start_tls(certificate: ServerCertificate<'_>) -> Result<Self, ClusterError> {
+        let mut cluster = Self::prepare()?;
+        cluster.port = free_port()?;
+        cluster.initialise(false, Some(certificate))?;
+        Ok(cluster)
+    }
+
     fn start_with(durable: bool) -> Result<Self, ClusterError> {
+        let cluster = Self::prepare()?;
+        cluster.initialise(durable, None)?;
+        Ok(cluster)
+    }
+
+    /// Creates the cluster, configures and starts it.
+    fn initialise(
+        &self,
+        durable: bool,
+        tls: Option<ServerCertificate<'_>>,
+    ) -> Result<(), ClusterError> {
+        let data = self.data_dir();
+        let mut initdb = self.command("initdb");
+        initdb.arg("-D").arg(&data).args(["-U", "postgres", "-A", "trust", "-E", "UTF8"]);
+        run(initdb.args(["--locale=C", "--no-sync", "--no-instructions"]), "initdb")?;
+        self.configure(durable)?;
+        if let Some(certificate) = tls {
+            self.configure_tls(certificate)?;
+        }
+        self.resume()
+    }
+
+    /// Starts a hot standby of this server, streaming its WAL through a replication slot
+    /// (so the primary keeps the WAL a stopped standby still needs). It has the
+    /// primary's settings, on a socket of its own.
+    pub fn start_standby(&self) -> Result<Self, ClusterError> {
+        let standby = Self::prepare()?;
+        let slot = standby.slot_name();
+        let mut backup = standby.command("pg_basebackup");
+        backup.arg("-D").arg(standby.data_dir()).arg("-h").arg(&self.root);
+        backup.args(["-p", &self.port.to_string(), "-U", "postgres", "-R", "-X", "stream", "-N"]);
+        run(backup.args(["-C", "-S", &slot]), "pg_basebackup")?;
+        standby.append_settings(&standby.socket_settings())?;
+        standby.resume()?;
+        Ok(standby)
+    }
+
+    /// Delays the replay of each commit on this standby by `delay` (PostgreSQL's
+    /// `recovery_min_apply_delay`), from now on; zero replays at once again.
+    pub fn set_apply_delay(&self, delay: std::time::Duration) -> Result<(), ClusterError> {
+        self.append_settings(&format!("recovery_min_apply_delay = '{}ms'\n", delay.as_millis()))?;
+        let mut reload = self.command("pg_ctl");
+        run(reload.arg("reload").arg("-D").arg(self.data_dir()), "pg_ctl reload")
+    }
+
+    /// A replication slot name unique to this server's directory.
+    fn slot_name(&self) -> String {
+        let name = self.root.file_name().unwrap_or_default().to_string_lossy();
+        name.chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+            .collect()
+    }
+
+    /// A new directory owned by the server's user, watched by a watchdog.
+    fn prepare() -> Result<Self, ClusterError> {
         let bin = find_binaries()?;
         let root = tempfile::Builder::new()
             .prefix("minitwit-pg-")
             .tempdir_in("/tmp")
             .map_err(|e| ClusterError::io("creating a directory in /tmp", e))?
             .keep();
-        let mut cluster = Self { root, bin, as_postgres: running_as_root(), watchdog: None };
+        let mut cluster =
+            Self { root, bin, as_postgres: running_as_root(), port: PORT, watchdog: None };
         if cluster.as_postgres {
             run(Command::new("chown").arg("postgres:").arg(&cluster.root), "chown")?;
         }
         cluster.watchdog = Some(cluster.spawn_watchdog()?);
-        let data = cluster.data_dir();
-        let mut initdb = cluster.command("initdb");
-        initdb.arg("-D").arg(&data).args(["-U", "postgres", "-A", "trust", "-E", "UTF8"]);
-        run(initdb.args(["--locale=C", "--no-sync", "--no-instructions"]), "initdb")?;
-        cluster.configure(durable)?;
-        cluster.resume()?;
         Ok(cluster)
     }
 
     /// A connection URL for `database` on this server.
     pub fn url(&self, database: &str) -> String {
-        format!("postgres://postgres@localhost:{PORT}/{database}?host={}", self.root.display())
+        let root = self.root.display();
+        format!("postgres://postgres@localhost:{}/{database}?host={root}", self.port)
+    }
+
+    /// The port: it names the socket file, and TLS servers ([`TestCluster::start_tls`])
+    /// listen on it on 127.0.0.1 too.
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     /// Stops the server (fast shutdown: open connections are cut). For outage tests.
@@ -112,19 +196,54 @@ impl TestCluster {
 
     /// Socket only, in our directory; the test settings appended to `postgresql.conf`.
     fn configure(&self, durable: bool) -> Result<(), ClusterError> {
-        let mut settings = format!(
-            "\nlisten_addresses = ''\nunix_socket_directories = '{}'\nport = {PORT}\n\
-             max_connections = 200\n",
-            self.root.display()
-        );
+        let mut settings = self.socket_settings();
+        settings.push_str("max_connections = 200\n");
         if !durable {
             settings.push_str("fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n");
         }
+        self.append_settings(&settings)
+    }
+
+    /// Listening on our socket only (a later line overrides a copied earlier one).
+    fn socket_settings(&self) -> String {
+        format!(
+            "\nlisten_addresses = ''\nunix_socket_directories = '{}'\nport = {}\n",
+            self.root.display(),
+            self.port
+        )
+    }
+
+    fn append_settings(&self, settings: &str) -> Result<(), ClusterError> {
         let conf = self.data_dir().join("postgresql.conf");
         let mut current = std::fs::read_to_string(&conf)
             .map_err(|e| ClusterError::io("reading postgresql.conf", e))?;
-        current.push_str(&settings);
+        current.push_str(settings);
         std::fs::write(&conf, current).map_err(|e| ClusterError::io("writing postgresql.conf", e))
+    }
+
+    /// Loopback TCP with TLS only: the certificate in the data directory, and
+    /// `pg_hba.conf` rejecting TCP connections without TLS before anything else.
+    fn configure_tls(&self, certificate: ServerCertificate<'_>) -> Result<(), ClusterError> {
+        use std::os::unix::fs::PermissionsExt;
+        let data = self.data_dir();
+        for (from, name) in [(certificate.cert, "server.crt"), (certificate.key, "server.key")] {
+            let to = data.join(name);
+            std::fs::copy(from, &to).map_err(|e| ClusterError::io("copying the certificate", e))?;
+            std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| ClusterError::io("restricting the key", e))?;
+            if self.as_postgres {
+                run(Command::new("chown").arg("postgres:").arg(&to), "chown")?;
+            }
+        }
+        self.append_settings(
+            "listen_addresses = '127.0.0.1'\nssl = on\n\
+             ssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n",
+        )?;
+        let hba = data.join("pg_hba.conf");
+        let current = std::fs::read_to_string(&hba)
+            .map_err(|e| ClusterError::io("reading pg_hba.conf", e))?;
+        std::fs::write(&hba, format!("hostnossl all all all reject\n{current}"))
+            .map_err(|e| ClusterError::io("writing pg_hba.conf", e))
     }
 
     /// Starts the watchdog: it blocks reading its stdin, which only we hold open.
@@ -161,6 +280,13 @@ impl Drop for TestCluster {
             let _ = child.wait();
         }
     }
+}
+
+/// A TCP port on loopback that nothing listens on right now.
+fn free_port() -> Result<u16, ClusterError> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")
+        .map_err(|e| ClusterError::io("finding a free port", e))?;
+    listener.local_addr().map(|a| a.port()).map_err(|e| ClusterError::io("finding a free port", e))
 }
 
 /// Runs `command` to completion; its output becomes the error if it fails.

@@ -11,7 +11,8 @@
 //!
 //! Layout: this module hands out databases ([`fresh_store`], [`fresh_database_url`],
 //! the [`TestDatabase`] guard); `cluster` starts, stops and cleans up a
-//! [`TestCluster`]; `url` swaps the database name in a URL.
+//! [`TestCluster`] (and its streaming standby); `replication` runs a primary with a
+//! standby ([`ReplicatedPair`]) for replica tests; `url` swaps the database name in a URL.
 //!
 //! ```no_run
 //! # async fn demo() {
@@ -21,9 +22,11 @@
 //! ```
 
 mod cluster;
+mod replication;
 mod url;
 
-pub use cluster::{ClusterError, TestCluster};
+pub use cluster::{ClusterError, ServerCertificate, TestCluster};
+pub use replication::{ReplicatedPair, fresh_routed_store};
 
 use crate::{PgOptions, PgStore};
 use minitwit_core::Store;
@@ -96,6 +99,18 @@ pub async fn fresh_database_url() -> (String, TestDatabase) {
         migrate(&url).await;
     }
     (url, guard)
+}
+
+/// A fresh database with nothing in it, not even the migrations (for checking what
+/// migrating does); it is dropped with the returned guard.
+pub async fn empty_database_url() -> (String, TestDatabase) {
+    let server = server();
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let name =
+        format!("minitwit_empty_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+    let admin_url = server.admin_url();
+    execute(&admin_url, &format!("CREATE DATABASE {name}")).await;
+    (server.url(&name), TestDatabase { name, admin_url })
 }
 
 /// A [`PgStore`] on a fresh database (see [`fresh_database_url`]), as the conformance

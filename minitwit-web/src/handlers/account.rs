@@ -1,7 +1,7 @@
 //! `GET|POST /register`, `GET|POST /login`, `GET /logout`: accounts and sign-in, with
 //! the contract's texts and login throttling.
 
-use super::{Reply, finish};
+use super::Handled;
 use crate::site::{Site, Title, Visit};
 use crate::views::{LoginView, RegisterView};
 use minitwit_core::{Registration, ServiceError};
@@ -30,9 +30,21 @@ pub(crate) struct LoginForm {
     password: String,
 }
 
-fn register_page(site: &Site, visit: Visit, error: Option<&str>, form: &RegisterForm) -> Reply {
+fn register_page(site: &Site, visit: Visit, error: Option<&str>, form: &RegisterForm) -> Handled {
     let view = RegisterView { error, username: &form.username, email: &form.email };
     Ok(site.page(visit, StatusCode::OK, Title::Fixed("Sign Up"), "register", &view))
+}
+
+/// The page for a registration refused by the throttle: 429 with `Retry-After`.
+fn register_throttled(site: &Site, visit: Visit, wait: Duration, form: &RegisterForm) -> Handled {
+    let seconds = wait.as_secs() + 1;
+    let error =
+        format!("Too many sign-ups from your address. Please wait {seconds} s and try again.");
+    let view = RegisterView { error: Some(&error), username: &form.username, email: &form.email };
+    let status = StatusCode::TOO_MANY_REQUESTS;
+    let mut response = site.page(visit, status, Title::Fixed("Sign Up"), "register", &view);
+    response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(seconds));
+    Ok(response)
 }
 
 fn login_page(
@@ -41,13 +53,13 @@ fn login_page(
     status: StatusCode,
     error: Option<&str>,
     name: &str,
-) -> Reply {
+) -> Handled {
     let view = LoginView { error, username: name };
     Ok(site.page(visit, status, Title::Fixed("Sign In"), "login", &view))
 }
 
 /// `GET /register`: the form; signed-in users go to `/`.
-pub(crate) async fn register_form(site: Arc<Site>, visit: Visit) -> Reply {
+pub(crate) async fn register_form(site: Arc<Site>, visit: Visit) -> Handled {
     if visit.user.is_some() {
         return Ok(site.redirect(visit, "/"));
     }
@@ -55,13 +67,24 @@ pub(crate) async fn register_form(site: Arc<Site>, visit: Visit) -> Reply {
 }
 
 /// `POST /register`: the first error in contract order, or the account and a redirect to
-/// `/login`.
-pub(crate) async fn register(site: Arc<Site>, form: RegisterForm, mut visit: Visit) -> Reply {
+/// `/login`. A valid registration (which costs a password hash) is throttled per client
+/// address.
+pub(crate) async fn register(
+    site: Arc<Site>,
+    form: RegisterForm,
+    client: Option<IpAddr>,
+    mut visit: Visit,
+) -> Handled {
     if visit.user.is_some() {
         return Ok(site.redirect(visit, "/"));
     }
     let parsed =
         Registration::parse(&form.username, &form.email, &form.password, Some(&form.password2));
+    if parsed.is_ok()
+        && let Err(wait) = site.throttle.register(client)
+    {
+        return register_throttled(&site, visit, wait, &form);
+    }
     let result = match parsed {
         Ok(registration) => site.service.register(registration).await.map(drop),
         Err(invalid) => Err(invalid.into()),
@@ -74,12 +97,12 @@ pub(crate) async fn register(site: Arc<Site>, form: RegisterForm, mut visit: Vis
         Err(refused @ (ServiceError::Invalid(_) | ServiceError::UsernameTaken)) => {
             register_page(&site, visit, Some(&refused.to_string()), &form)
         }
-        Err(other) => finish(&site, Err(other.into())),
+        Err(other) => Err(other.into()),
     }
 }
 
 /// `GET /login`: the form; signed-in users go to `/`.
-pub(crate) async fn login_form(site: Arc<Site>, visit: Visit) -> Reply {
+pub(crate) async fn login_form(site: Arc<Site>, visit: Visit) -> Handled {
     if visit.user.is_some() {
         return Ok(site.redirect(visit, "/"));
     }
@@ -87,7 +110,7 @@ pub(crate) async fn login_form(site: Arc<Site>, visit: Visit) -> Reply {
 }
 
 /// The page for a throttled attempt: 429 with `Retry-After`.
-fn throttled(site: &Site, visit: Visit, wait: Duration, name: &str) -> Reply {
+fn throttled(site: &Site, visit: Visit, wait: Duration, name: &str) -> Handled {
     let seconds = wait.as_secs() + 1;
     let error = format!(
         "Too many sign-in attempts. Please wait {seconds} second{} and try again.",
@@ -105,11 +128,11 @@ pub(crate) async fn login(
     form: LoginForm,
     client: Option<IpAddr>,
     mut visit: Visit,
-) -> Reply {
+) -> Handled {
     if visit.user.is_some() {
         return Ok(site.redirect(visit, "/"));
     }
-    if let Err(wait) = site.throttle.check(&form.username, client) {
+    if let Err(wait) = site.throttle.login(&form.username, client) {
         return throttled(&site, visit, wait, &form.username);
     }
     match site.service.authenticate(&form.username, &form.password).await {
@@ -123,12 +146,12 @@ pub(crate) async fn login(
             | ServiceError::InvalidPassword
             | ServiceError::AccountDisabled),
         ) => login_page(&site, visit, StatusCode::OK, Some(&refused.to_string()), &form.username),
-        Err(other) => finish(&site, Err(other.into())),
+        Err(other) => Err(other.into()),
     }
 }
 
 /// `GET /logout`: signs out and redirects to `/public`.
-pub(crate) async fn logout(site: Arc<Site>, mut visit: Visit) -> Reply {
+pub(crate) async fn logout(site: Arc<Site>, mut visit: Visit) -> Handled {
     visit.session.sign_out();
     visit.session.flash("You were logged out");
     Ok(site.redirect(visit, "/public"))

@@ -1,7 +1,7 @@
 //! `POST /add_message` and `POST|GET /{username}/follow|unfollow`: the signed-in user's
 //! actions, each ending in a redirect with a flash.
 
-use super::{Reply, finish, username_from_segment};
+use super::Handled;
 use crate::error::WebError;
 use crate::site::{Site, Visit};
 use crate::views::user_path;
@@ -27,23 +27,17 @@ pub(crate) enum Relation {
 }
 
 /// `POST /add_message`: posts and redirects to `/`; empty text records nothing.
-pub(crate) async fn add_message(site: Arc<Site>, form: MessageForm, mut visit: Visit) -> Reply {
-    finish(
-        &site,
-        async {
-            let author = visit.user.clone().ok_or(WebError::Unauthorized)?;
-            match MessageText::parse(&form.text) {
-                Ok(text) => {
-                    site.service.post(&author, text).await?;
-                    visit.session.flash("Your message was recorded");
-                }
-                Err(ValidationError::MessageEmpty) => {}
-                Err(refused) => visit.session.flash(refused.to_string()),
-            }
-            Ok(site.redirect(visit, "/"))
+pub(crate) async fn add_message(site: Arc<Site>, form: MessageForm, mut visit: Visit) -> Handled {
+    let author = visit.user.clone().ok_or(WebError::Unauthorized)?;
+    match MessageText::parse(&form.text) {
+        Ok(text) => {
+            site.service.post(&author, text).await?;
+            visit.session.flash("Your message was recorded");
         }
-        .await,
-    )
+        Err(ValidationError::MessageEmpty) => {}
+        Err(refused) => visit.session.flash(refused.to_string()),
+    }
+    Ok(site.redirect(visit, "/"))
 }
 
 /// `/{username}/follow` and `/{username}/unfollow`: 401 when signed out, 404 for an
@@ -53,26 +47,19 @@ pub(crate) async fn follow(
     segment: String,
     relation: Relation,
     mut visit: Visit,
-) -> Reply {
-    finish(
-        &site,
-        async {
-            let reader = visit.user.clone().ok_or(WebError::Unauthorized)?;
-            let name = username_from_segment(&segment)?;
-            let whom = site.service.user(&name).await?;
-            let flash = match relation {
-                Relation::Follow => {
-                    site.service.follow(&reader, &whom).await?;
-                    format!("You are now following \"{}\"", whom.username)
-                }
-                Relation::Unfollow => {
-                    site.service.unfollow(&reader, &whom).await?;
-                    format!("You are no longer following \"{}\"", whom.username)
-                }
-            };
-            visit.session.flash(flash);
-            Ok(site.redirect(visit, &user_path(&whom.username, None)))
+) -> Handled {
+    let reader = visit.user.clone().ok_or(WebError::Unauthorized)?;
+    let whom = site.service.user_at(&segment).await?;
+    let flash = match relation {
+        Relation::Follow => {
+            site.service.follow(&reader, &whom).await?;
+            format!("You are now following \"{}\"", whom.username)
         }
-        .await,
-    )
+        Relation::Unfollow => {
+            site.service.unfollow(&reader, &whom).await?;
+            format!("You are no longer following \"{}\"", whom.username)
+        }
+    };
+    visit.session.flash(flash);
+    Ok(site.redirect(visit, &user_path(&whom.username, None)))
 }

@@ -1,7 +1,7 @@
 //! `GET /`, `GET /public`, `GET /{username}`: the three timelines, 30 messages a page,
 //! with an "older messages" link carrying the keyset cursor in `?before=`.
 
-use super::{Reply, finish, username_from_segment};
+use super::Handled;
 use crate::error::WebError;
 use crate::site::{Site, Title, Visit};
 use crate::views::{EntryView, ProfileView, TimelineView, user_path};
@@ -37,44 +37,32 @@ async fn entries(
 }
 
 /// `GET /`: "My Timeline", or a redirect to `/public` when nobody is signed in.
-pub(crate) async fn home(site: Arc<Site>, query: PageQuery, visit: Visit) -> Reply {
-    finish(
-        &site,
-        async {
-            let Some(user) = visit.user.clone() else {
-                return Ok(site.redirect(visit, "/public"));
-            };
-            let (entries, older_url) = entries(&site, Timeline::Home(user.id), &query, "/").await?;
-            let view = TimelineView {
-                heading: "My Timeline",
-                profile: None,
-                twitbox: Some(user.username),
-                entries,
-                older_url,
-            };
-            Ok(site.page(visit, StatusCode::OK, Title::Fixed("My Timeline"), "timeline", &view))
-        }
-        .await,
-    )
+pub(crate) async fn home(site: Arc<Site>, query: PageQuery, visit: Visit) -> Handled {
+    let Some(user) = visit.user.clone() else {
+        return Ok(site.redirect(visit, "/public"));
+    };
+    let (entries, older_url) = entries(&site, Timeline::Home(user.id), &query, "/").await?;
+    let view = TimelineView {
+        heading: "My Timeline",
+        profile: None,
+        twitbox: Some(user.username),
+        entries,
+        older_url,
+    };
+    Ok(site.page(visit, StatusCode::OK, Title::Fixed("My Timeline"), "timeline", &view))
 }
 
 /// `GET /public`: every unflagged message.
-pub(crate) async fn public(site: Arc<Site>, query: PageQuery, visit: Visit) -> Reply {
-    finish(
-        &site,
-        async {
-            let (entries, older_url) = entries(&site, Timeline::Public, &query, "/public").await?;
-            let view = TimelineView {
-                heading: "Public Timeline",
-                profile: None,
-                twitbox: None,
-                entries,
-                older_url,
-            };
-            Ok(site.page(visit, StatusCode::OK, Title::Fixed("Public Timeline"), "timeline", &view))
-        }
-        .await,
-    )
+pub(crate) async fn public(site: Arc<Site>, query: PageQuery, visit: Visit) -> Handled {
+    let (entries, older_url) = entries(&site, Timeline::Public, &query, "/public").await?;
+    let view = TimelineView {
+        heading: "Public Timeline",
+        profile: None,
+        twitbox: None,
+        entries,
+        older_url,
+    };
+    Ok(site.page(visit, StatusCode::OK, Title::Fixed("Public Timeline"), "timeline", &view))
 }
 
 /// `GET /{username}`: one user's messages and, for a signed-in reader, the follow state.
@@ -83,39 +71,26 @@ pub(crate) async fn user(
     segment: String,
     query: PageQuery,
     visit: Visit,
-) -> Reply {
-    finish(
-        &site,
-        async {
-            let name = username_from_segment(&segment)?;
-            let author = site.service.user(&name).await?;
-            let following = match &visit.user {
-                Some(reader) if reader.id != author.id => {
-                    site.service.is_following(reader.id, author.id).await?
-                }
-                _ => false,
-            };
-            let path = user_path(&author.username, None);
-            let (entries, older_url) =
-                entries(&site, Timeline::User(author.id), &query, &path).await?;
-            let profile = ProfileView {
-                signed_in: visit.user.is_some(),
-                is_self: visit.user.as_ref().is_some_and(|reader| reader.id == author.id),
-                following,
-                follow_url: user_path(&author.username, Some("follow")),
-                unfollow_url: user_path(&author.username, Some("unfollow")),
-                username: author.username.clone(),
-            };
-            let view = TimelineView {
-                heading: "",
-                profile: Some(profile),
-                twitbox: None,
-                entries,
-                older_url,
-            };
-            let title = Title::UserTimeline(&author.username);
-            Ok(site.page(visit, StatusCode::OK, title, "timeline", &view))
+) -> Handled {
+    let author = site.service.user_at(&segment).await?;
+    let following = match &visit.user {
+        Some(reader) if reader.id != author.id => {
+            site.service.is_following(reader.id, author.id).await?
         }
-        .await,
-    )
+        _ => false,
+    };
+    let path = user_path(&author.username, None);
+    let (entries, older_url) = entries(&site, Timeline::User(author.id), &query, &path).await?;
+    let profile = ProfileView {
+        signed_in: visit.user.is_some(),
+        is_self: visit.user.as_ref().is_some_and(|reader| reader.id == author.id),
+        following,
+        follow_url: user_path(&author.username, Some("follow")),
+        unfollow_url: user_path(&author.username, Some("unfollow")),
+        username: author.username.clone(),
+    };
+    let view =
+        TimelineView { heading: "", profile: Some(profile), twitbox: None, entries, older_url };
+    let title = Title::UserTimeline(&author.username);
+    Ok(site.page(visit, StatusCode::OK, title, "timeline", &view))
 }

@@ -1,50 +1,15 @@
-//! Harness for the web end-to-end tests: the real site served on 127.0.0.1:0 over a
-//! fresh store per test, a cookie-keeping HTTP client that does not follow redirects
-//! (so tests see them), and the macro that runs every test against every backend.
-#![allow(dead_code)] // each test binary uses its own part of the harness
+//! The site's client: a browser-like HTTP client that keeps cookies and does not follow
+//! redirects (so tests see them), with helpers for the site's forms.
 
-use minitwit_core::{HashCost, MiniTwit, Store};
-use minitwit_web::{WebConfig, routes};
 use reqwest::header::HeaderMap;
-use std::any::Any;
 use std::net::SocketAddr;
-use std::sync::Arc;
 
-/// Runs each listed test (an `async fn(TestApp)`) once per backend, as
-/// `BACKEND::TEST`. Adding a backend is one line: `name => async expression giving
-/// (Arc<dyn Store>, guard)`. (Declare the harness with `#[macro_use] mod web_support;`.)
-#[allow(unused_macros)] // the browser tests run against one backend
-macro_rules! web_tests {
-    (backends { $($backend:ident => $store:expr),+ $(,)? } tests $tests:tt) => {
-        $( web_tests!(@one $backend, $store, $tests); )+
-    };
-    (@one $backend:ident, $store:expr, { $($test:ident),+ $(,)? }) => {
-        mod $backend {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    let app = crate::web_support::spawn_app($store, |_| {}).await;
-                    super::$test(app).await;
-                }
-            )+
-        }
-    };
-}
-
-/// The session key every test server uses.
-pub const TEST_SESSION_KEY: [u8; 64] = [42; 64];
-
-/// A running site and a client for it.
-pub struct TestApp {
-    /// Where the site listens.
-    pub addr: SocketAddr,
+/// A client for the site.
+pub struct Site {
     /// `http://127.0.0.1:PORT`.
     pub base: String,
-    /// The service behind the site, for arranging data quickly.
-    pub service: MiniTwit,
     /// A browser-like client: keeps cookies, does not follow redirects.
     pub client: reqwest::Client,
-    _store_guard: Box<dyn Any + Send>,
 }
 
 /// A response, read whole.
@@ -79,27 +44,19 @@ impl Page {
     }
 }
 
-/// Starts the site over `store` (with cheap password hashing) on a free port;
-/// `configure` adjusts the default configuration.
-pub async fn spawn_app<G: Send + 'static>(
-    (store, guard): (Arc<dyn Store>, G),
-    configure: impl FnOnce(&mut WebConfig),
-) -> TestApp {
-    let service = MiniTwit::with_hash_cost(store, HashCost::Insecure);
-    let mut config = WebConfig::new(TEST_SESSION_KEY.to_vec()).expect("a 64-byte key is valid");
-    configure(&mut config);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
-    let addr = listener.local_addr().expect("bound address");
-    tokio::spawn(warp::serve(routes(service.clone(), config)).incoming(listener).run());
-    let client = reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("HTTP client");
-    TestApp { addr, base: format!("http://{addr}"), service, client, _store_guard: Box::new(guard) }
+impl Site {
+    /// A client for the site at `addr`.
+    pub(super) fn new(addr: SocketAddr) -> Self {
+        let client = reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("HTTP client");
+        Self { base: format!("http://{addr}"), client }
+    }
 }
 
-impl TestApp {
+impl Site {
     /// The absolute URL of `path`.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)

@@ -1,83 +1,18 @@
-//! Harness for the simulator API's end-to-end tests: a real server on 127.0.0.1:0 over a
-//! fresh store per test, request helpers that speak like the simulator, and the
-//! [`on_every_backend!`] macro that runs each test against each storage backend.
+//! The API's client: requests with the simulator's credentials and JSON bodies, as the
+//! simulator sends them, and the check of the JSON error shape.
 
-#![allow(dead_code)] // Each test binary uses its own part of the harness.
-
-use minitwit_core::{HashCost, MiniTwit, Store};
-use minitwit_sim::SimConfig;
 use serde_json::Value;
-use std::any::Any;
 use std::net::SocketAddr;
-use std::sync::Arc;
-
-/// What keeps a fresh store alive (its temporary directory, its database, …).
-pub type Guard = Box<dyn Any + Send>;
 
 /// The simulator's `Authorization` header value (`simulator:super_safe!`).
 pub const SIMULATOR_AUTH: &str = "Basic c2ltdWxhdG9yOnN1cGVyX3NhZmUh";
 
-// /// A fresh sled store in a temporary directory.
-// pub async fn sled() -> (Arc<dyn Store>, Guard) {
-//     let (store, dir) = minitwit_store_sled::testkit::fresh_store();
-//     (store, Box::new(dir))
-// }
-
-/// A fresh sled store in a temporary directory.
-pub async fn sled() -> (Arc<dyn Store>, Guard) {
-    let (store, dir) = minitwit_store_sled::testkit::fresh_store().await;
-    (store, Box::new(dir))
-}
-
-/// A fresh PostgreSQL database on the test process's throwaway server.
-pub async fn pg() -> (Arc<dyn Store>, Guard) {
-    let (store, database) = minitwit_store_pg::testkit::fresh_store().await;
-    (store, Box::new(database))
-}
-
-/// Expands test functions `async fn NAME(app: &TestApp)` into one `#[tokio::test]` per
-/// backend, in a module named after the backend. The backend list lives here only.
-#[macro_export]
-macro_rules! on_every_backend {
-    ($tests:tt) => {
-        $crate::on_every_backend!(@backends [sled, pg]; $tests);
-    };
-    (@backends [$($backend:ident),*]; $tests:tt) => {
-        $( $crate::on_every_backend!(@one $backend; $tests); )*
-    };
-    (@one $backend:ident; [$($test:ident),* $(,)?]) => {
-        mod $backend {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    let app = $crate::sim_support::TestApp::spawn(
-                        $crate::sim_support::$backend().await,
-                        minitwit_core::HashCost::Insecure,
-                    )
-                    .await;
-                    super::$test(&app).await;
-                }
-            )*
-        }
-    };
-}
-
-/// A running API server and a client for it.
-pub struct TestApp {
-    /// Where the server listens.
+/// A client for the API.
+pub struct Api {
+    /// Where the API listens.
     pub addr: SocketAddr,
-    /// The service behind the server, to arrange state directly.
-    pub service: MiniTwit,
     /// An HTTP client (no credentials by default).
     pub client: reqwest::Client,
-    server: tokio::task::JoinHandle<()>,
-    _guard: Guard,
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
 }
 
 /// A response's status and body (JSON, `Value::Null` when empty, a string otherwise).
@@ -91,16 +26,10 @@ pub struct Answer {
     pub headers: reqwest::header::HeaderMap,
 }
 
-impl TestApp {
-    /// Serves the API with the course credentials over `store` on 127.0.0.1:0.
-    pub async fn spawn((store, guard): (Arc<dyn Store>, Guard), cost: HashCost) -> Self {
-        let service = MiniTwit::with_hash_cost(store, cost);
-        let routes = minitwit_sim::routes(service.clone(), SimConfig::default());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binding port 0");
-        let addr = listener.local_addr().expect("a bound listener has an address");
-        let server = tokio::spawn(warp::serve(routes).incoming(listener).run());
-        let client = reqwest::Client::new();
-        Self { addr, service, client, server, _guard: guard }
+impl Api {
+    /// A client for the API at `addr`.
+    pub(super) fn new(addr: SocketAddr) -> Self {
+        Self { addr, client: reqwest::Client::new() }
     }
 
     /// The base URL, `http://127.0.0.1:PORT`.

@@ -1,0 +1,197 @@
+//! Two `minitwit serve` replicas over one PostgreSQL behave as one site: a session from
+//! one is accepted by the other, `latest` and follows written through one are read
+//! through the other, concurrent registrations of one name across both leave one user,
+//! and a replica stopped with SIGTERM mid-traffic costs the clients nothing, behind a load
+//! balancer stand-in that routes on `/ready` (as Kubernetes and nginx health checks do).
+
+#![allow(clippy::unwrap_used)]
+
+use crate::common::{Server, http, ok, signal};
+use minitwit_store_pg::testkit::fresh_database_url;
+use reqwest::{Client, StatusCode};
+use serde_json::json;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+/// The simulator's credentials (the defaults).
+const SIM: (&str, &str) = ("simulator", "super_safe!");
+
+async fn register(client: &Client, api: &str, name: &str) -> StatusCode {
+    let body = json!({"username": name, "email": format!("{name}@example.com"), "pwd": "pw"});
+    let request = client.post(format!("{api}/register")).basic_auth(SIM.0, Some(SIM.1));
+    request.json(&body).send().await.unwrap().status()
+}
+
+/// Logs in on the web site at `web`; returns the session cookie.
+async fn log_in(web: &str, name: &str) -> String {
+    let client = Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let form = [("username", name), ("password", "pw")];
+    let response = client.post(format!("{web}/login")).form(&form).send().await.unwrap();
+    assert!(response.status().is_redirection(), "login: {}", response.status());
+    let cookie = response.headers()["set-cookie"].to_str().unwrap();
+    cookie.split(';').next().unwrap().to_owned()
+}
+
+async fn page(web: &str, path: &str, cookie: &str) -> String {
+    let response = http().get(format!("{web}{path}")).header("cookie", cookie).send().await;
+    response.unwrap().text().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_over_one_database_act_as_one_site() {
+    let (url, _db) = fresh_database_url().await;
+    let a = Server::start(&url, &[]);
+    let b = Server::start(&url, &[]);
+    let client = http();
+    for name in ["alice", "bob"] {
+        assert_eq!(register(&client, &a.api, name).await, StatusCode::NO_CONTENT);
+    }
+
+    // A session from one replica is accepted by the other (the key is in the database).
+    let cookie = log_in(&a.web, "alice").await;
+    assert!(page(&b.web, "/", &cookie).await.contains("sign out [alice]"));
+
+    // latest written through one, read through the other.
+    let write = client.get(format!("{}/msgs?latest=4242", a.api)).basic_auth(SIM.0, Some(SIM.1));
+    assert_eq!(write.send().await.unwrap().status(), 200);
+    let latest: serde_json::Value =
+        client.get(format!("{}/latest", b.api)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(latest["latest"], 4242);
+
+    // A follow through one is shown on the other's page.
+    let follow = client.post(format!("{}/fllws/alice", a.api)).basic_auth(SIM.0, Some(SIM.1));
+    let follow = follow.json(&json!({"follow": "bob"})).send().await.unwrap();
+    assert_eq!(follow.status(), StatusCode::NO_CONTENT);
+    assert!(page(&b.web, "/bob", &cookie).await.contains("You are currently following this user"));
+
+    // Concurrent registrations of one name across both leave exactly one user.
+    for name in ["racer1", "racer2", "racer3"] {
+        let attempts: Vec<_> = (0..8)
+            .map(|i| {
+                let (client, api) = (client.clone(), [&a.api, &b.api][i % 2].clone());
+                tokio::spawn(async move { register(&client, &api, name).await })
+            })
+            .collect();
+        let mut created = 0;
+        for attempt in attempts {
+            match attempt.await.unwrap() {
+                StatusCode::NO_CONTENT => created += 1,
+                StatusCode::BAD_REQUEST => {}
+                other => panic!("registering {name}: {other}"),
+            }
+        }
+        assert_eq!(created, 1, "{name} registered once");
+    }
+    let users = ok(&["--store", &url, "user", "list", "--json"]);
+    assert_eq!(users.lines().filter(|u| u.contains("\"racer1\"")).count(), 1);
+    assert_eq!(users.lines().count(), 5);
+}
+
+/// A load balancer stand-in: routes round-robin to the backends whose `/ready` last
+/// answered 200, checked every 50 ms.
+struct Balancer {
+    backends: Vec<String>,
+    ready: Vec<AtomicBool>,
+    served: Vec<AtomicU64>,
+    next: AtomicUsize,
+}
+
+impl Balancer {
+    fn start(backends: Vec<String>) -> Arc<Self> {
+        let ready = backends.iter().map(|_| AtomicBool::new(true)).collect();
+        let served = backends.iter().map(|_| AtomicU64::new(0)).collect();
+        let balancer = Arc::new(Self { backends, ready, served, next: AtomicUsize::new(0) });
+        let checker = Arc::clone(&balancer);
+        tokio::spawn(async move {
+            let client = Client::builder().timeout(Duration::from_secs(1)).build().unwrap();
+            loop {
+                for (backend, ready) in checker.backends.iter().zip(&checker.ready) {
+                    let answer = client.get(format!("{backend}/ready")).send().await;
+                    ready.store(answer.is_ok_and(|r| r.status() == 200), Ordering::SeqCst);
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        });
+        balancer
+    }
+
+    /// The next ready backend's index.
+    fn pick(&self) -> usize {
+        for _ in 0..self.backends.len() {
+            let i = self.next.fetch_add(1, Ordering::Relaxed) % self.backends.len();
+            if self.ready[i].load(Ordering::SeqCst) {
+                return i;
+            }
+        }
+        panic!("no backend is ready");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_stopped_mid_traffic_costs_the_clients_nothing() {
+    let (url, _db) = fresh_database_url().await;
+    let mut a = Server::start(&url, &["--drain-delay-secs", "2"]);
+    let b = Server::start(&url, &["--drain-delay-secs", "2"]);
+    let client = http();
+    assert_eq!(register(&client, &b.api, "writer").await, StatusCode::NO_CONTENT);
+    let balancer = Balancer::start(vec![a.api.clone(), b.api.clone()]);
+    let (sent, errors, stop) = (
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let mut workers = Vec::new();
+    for worker in 0..4u64 {
+        let (client, balancer) = (client.clone(), Arc::clone(&balancer));
+        let (sent, errors, stop) = (Arc::clone(&sent), Arc::clone(&errors), Arc::clone(&stop));
+        workers.push(tokio::spawn(async move {
+            while !stop.load(Ordering::SeqCst) {
+                let n = sent.fetch_add(1, Ordering::SeqCst);
+                let backend = balancer.pick();
+                let base = &balancer.backends[backend];
+                let request = if (n + worker) % 2 == 0 {
+                    client.post(format!("{base}/msgs/writer")).json(&json!({"content": "hi"}))
+                } else {
+                    client.get(format!("{base}/msgs?no=5"))
+                };
+                let outcome = request.basic_auth(SIM.0, Some(SIM.1)).send().await;
+                if outcome.is_ok_and(|r| r.status().is_success()) {
+                    balancer.served[backend].fetch_add(1, Ordering::SeqCst);
+                } else {
+                    errors.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        }));
+    }
+    let wait_for = |count: u64| {
+        let sent = Arc::clone(&sent);
+        async move {
+            while sent.load(Ordering::SeqCst) < count {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    };
+    wait_for(100).await;
+    let served_by_a = balancer.served[0].load(Ordering::SeqCst);
+    signal(&a.child, "TERM");
+    let status = loop {
+        if let Some(status) = a.child.try_wait().unwrap() {
+            break status;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let after_exit = sent.load(Ordering::SeqCst);
+    wait_for(after_exit + 100).await;
+    stop.store(true, Ordering::SeqCst);
+    for worker in workers {
+        worker.await.unwrap();
+    }
+    assert!(status.success(), "replica a stopped cleanly: {status:?}");
+    assert!(served_by_a > 0, "replica a served traffic before it was stopped");
+    assert_eq!(errors.load(Ordering::SeqCst), 0, "no client saw an error");
+    let total = sent.load(Ordering::SeqCst);
+    let served: u64 = balancer.served.iter().map(|s| s.load(Ordering::SeqCst)).sum();
+    assert_eq!(served, total);
+    drop(b);
+}

@@ -1,0 +1,268 @@
+//! The replicas behind a [`crate::RoutedStore`]: what a background check last saw of
+//! each (up or down, replayed WAL position, lag), the primary's recent WAL positions for
+//! measuring lag, and the choice of a replica fresh enough for a reader.
+//!
+//! Positions are WAL positions (LSNs) as 64-bit numbers. A replica's known replayed
+//! position only ever understates the truth (replay moves forward), so a replica judged
+//! fresh enough from it is.
+//!
+//! Lag is measured in time without trusting clocks of other machines: the check samples
+//! the primary's WAL position every interval, and a replica that has not replayed up to
+//! a sample taken at `t` is at least `now - t` behind.
+
+use crate::error::backend_error;
+use crate::options::ReplicaOptions;
+use crate::store::PgStore;
+use minitwit_core::{StoreError, StoreResult};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+/// Reads served, by target (`primary` or `replica`): timeline, profile and follow reads.
+pub const READS: &str = "minitwit_store_reads_total";
+/// Such reads served by the primary while replicas are configured, by reason.
+pub const FALLBACKS: &str = "minitwit_replica_fallbacks_total";
+/// How far each replica is behind the primary, by replica (its position on the
+/// command line, from 0).
+pub const LAG_SECONDS: &str = "minitwit_replica_lag_seconds";
+/// Whether each replica answered its last check (1) or not (0).
+pub const UP: &str = "minitwit_replica_up";
+
+/// Registers the help texts of the replica metrics (with the process's recorder).
+pub fn describe_metrics() {
+    metrics::describe_counter!(READS, "Timeline, profile and follow reads, by target");
+    metrics::describe_counter!(
+        FALLBACKS,
+        "Such reads sent to the primary although replicas are configured, by reason"
+    );
+    metrics::describe_gauge!(LAG_SECONDS, metrics::Unit::Seconds, "Replica lag behind primary");
+    metrics::describe_gauge!(UP, "Whether the replica answered its last check");
+}
+
+/// Why a read went to the primary although replicas are configured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Fallback {
+    /// Every replica is down.
+    Down,
+    /// The replicas that are up lag past the bound.
+    Lagging,
+    /// No replica has replayed the reader's own latest write yet.
+    BehindReader,
+    /// The replica chosen failed the read; the primary answered instead.
+    Failed,
+}
+
+impl Fallback {
+    /// The metric label.
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Self::Down => "down",
+            Self::Lagging => "lagging",
+            Self::BehindReader => "behind_reader",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// One read replica and what its last check found.
+pub(crate) struct Replica {
+    /// The replica's store (connections open on first use).
+    pub store: PgStore,
+    /// The metric label: the replica's position on the command line.
+    label: String,
+    up: AtomicBool,
+    replayed: AtomicU64,
+    /// The lag at the last check, in milliseconds.
+    lag_ms: AtomicU64,
+}
+
+impl Replica {
+    /// Asks the replica how far it has replayed, and remembers it. `None` when it answers
+    /// but is no standby (promoted, or a primary named as a replica): it serves nothing.
+    async fn replayed_now(&self) -> StoreResult<Option<u64>> {
+        let position: Option<i64> =
+            sqlx::query_scalar("SELECT (pg_last_wal_replay_lsn() - '0/0'::pg_lsn)::BIGINT")
+                .fetch_one(&self.store.pool)
+                .await
+                .map_err(backend_error)?;
+        let position = position.map(|p| u64::try_from(p).unwrap_or(0));
+        if let Some(position) = position {
+            self.replayed.fetch_max(position, Ordering::AcqRel);
+        }
+        Ok(position)
+    }
+
+    /// Whether the replica has replayed `position` by now, asking it (one round trip).
+    pub(crate) async fn has_replayed(&self, position: u64) -> bool {
+        matches!(self.replayed_now().await, Ok(Some(replayed)) if replayed >= position)
+    }
+
+    /// Takes the replica out of service after a failed read; the next check decides
+    /// whether it comes back.
+    pub(crate) fn failed(&self, err: &StoreError) {
+        if self.up.swap(false, Ordering::AcqRel) {
+            tracing::warn!(replica = %self.label, error = %err, "read replica failed; reads go elsewhere");
+        }
+        metrics::gauge!(UP, "replica" => self.label.clone()).set(0.0);
+    }
+
+    fn set_up(&self, up: bool) {
+        if self.up.swap(up, Ordering::AcqRel) != up {
+            tracing::info!(replica = %self.label, up, "read replica changed state");
+        }
+        metrics::gauge!(UP, "replica" => self.label.clone()).set(if up { 1.0 } else { 0.0 });
+    }
+
+    fn lag(&self) -> Duration {
+        Duration::from_millis(self.lag_ms.load(Ordering::Acquire))
+    }
+}
+
+/// What [`ReplicaSet::choose`] found for a reader.
+pub(crate) enum Choice<'a> {
+    /// A replica known to be fresh enough.
+    Fresh(&'a Replica),
+    /// A healthy replica that was behind the reader at its last check: it may have
+    /// caught up since.
+    Behind(&'a Replica),
+    /// No replica can serve: read from the primary.
+    Primary(Fallback),
+}
+
+/// The primary, the replicas and the primary's recent WAL positions.
+pub(crate) struct ReplicaSet {
+    /// Where writes, settings and the reads that must be current go.
+    pub primary: PgStore,
+    replicas: Vec<Replica>,
+    /// (when, primary's WAL position), oldest first.
+    samples: Mutex<VecDeque<(Instant, u64)>>,
+    /// Round-robin start among the replicas.
+    next: AtomicUsize,
+    options: ReplicaOptions,
+}
+
+impl ReplicaSet {
+    /// The set over `primary` and `replicas`, all down until the first check; starts the
+    /// background checks, which end when the set is dropped.
+    pub(crate) fn start(
+        primary: PgStore,
+        replicas: Vec<PgStore>,
+        options: ReplicaOptions,
+    ) -> Arc<Self> {
+        let replicas = replicas
+            .into_iter()
+            .enumerate()
+            .map(|(i, store)| Replica {
+                store,
+                label: i.to_string(),
+                up: AtomicBool::new(false),
+                replayed: AtomicU64::new(0),
+                lag_ms: AtomicU64::new(u64::MAX),
+            })
+            .collect();
+        let set = Arc::new(Self {
+            primary,
+            replicas,
+            samples: Mutex::new(VecDeque::new()),
+            next: AtomicUsize::new(0),
+            options,
+        });
+        tokio::spawn(check_forever(Arc::downgrade(&set)));
+        set
+    }
+
+    /// Whether any replica is configured.
+    pub(crate) fn has_replicas(&self) -> bool {
+        !self.replicas.is_empty()
+    }
+
+    /// The replicas, for pinging.
+    pub(crate) fn replicas(&self) -> impl Iterator<Item = &PgStore> {
+        self.replicas.iter().map(|r| &r.store)
+    }
+
+    /// A replica for a reader that must see `position`, round-robin among the fresh
+    /// ones; else the best candidate or the reason to use the primary.
+    pub(crate) fn choose(&self, position: u64) -> Choice<'_> {
+        let count = self.replicas.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let mut behind = None;
+        let mut reason = Fallback::Down;
+        for i in 0..count {
+            let replica = &self.replicas[(start + i) % count];
+            if !replica.up.load(Ordering::Acquire) {
+                continue;
+            }
+            if replica.lag() > self.options.max_lag {
+                reason = reason.max(Fallback::Lagging);
+            } else if replica.replayed.load(Ordering::Acquire) >= position {
+                return Choice::Fresh(replica);
+            } else {
+                behind.get_or_insert(replica);
+            }
+        }
+        match behind {
+            Some(replica) => Choice::Behind(replica),
+            None => Choice::Primary(reason),
+        }
+    }
+
+    /// Records a sample of the primary's WAL position and forgets samples too old to
+    /// matter (older than twice the lag bound), keeping the newest.
+    async fn sample_primary(&self) {
+        let position: Result<i64, _> =
+            sqlx::query_scalar("SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::BIGINT")
+                .fetch_one(&self.primary.pool)
+                .await;
+        let Ok(position) = position else { return };
+        let now = Instant::now();
+        let keep = self.options.max_lag * 2 + self.options.check_interval;
+        let mut samples = self.samples.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        samples.push_back((now, u64::try_from(position).unwrap_or(0)));
+        while samples.len() > 1 && samples.front().is_some_and(|(at, _)| now - *at > keep) {
+            samples.pop_front();
+        }
+    }
+
+    /// How long ago the primary first stood beyond `replayed`: zero if never.
+    fn lag_behind(&self, replayed: u64, now: Instant) -> Duration {
+        let samples = self.samples.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        samples
+            .iter()
+            .find(|(_, position)| *position > replayed)
+            .map_or(Duration::ZERO, |(at, _)| now - *at)
+    }
+
+    /// Checks one replica: up or down, replayed position, lag.
+    async fn check(&self, replica: &Replica) {
+        let probe = tokio::time::timeout(self.probe_timeout(), replica.replayed_now()).await;
+        let Ok(Ok(Some(replayed))) = probe else {
+            replica.set_up(false);
+            return;
+        };
+        let lag = self.lag_behind(replayed, Instant::now());
+        replica.lag_ms.store(u64::try_from(lag.as_millis()).unwrap_or(u64::MAX), Ordering::Release);
+        metrics::gauge!(LAG_SECONDS, "replica" => replica.label.clone()).set(lag.as_secs_f64());
+        replica.set_up(true);
+    }
+
+    /// A check may take at most this long before the replica counts as down.
+    fn probe_timeout(&self) -> Duration {
+        self.options.check_interval.max(Duration::from_secs(1))
+    }
+}
+
+/// Samples the primary and checks every replica each interval, until the set is gone.
+async fn check_forever(set: Weak<ReplicaSet>) {
+    loop {
+        let Some(strong) = set.upgrade() else { return };
+        let sampling = tokio::time::timeout(strong.probe_timeout(), strong.sample_primary());
+        // A primary that does not answer in time leaves the samples as they were.
+        let _ = sampling.await;
+        futures::future::join_all(strong.replicas.iter().map(|r| strong.check(r))).await;
+        let interval = strong.options.check_interval;
+        drop(strong);
+        tokio::time::sleep(interval).await;
+    }
+}

@@ -1,0 +1,277 @@
+//! [`RoutedStore`]: MiniTwit over a PostgreSQL primary and streaming read replicas, with
+//! read-your-writes for every reader.
+//!
+//! Routing:
+//! - writes, settings, the simulator's `latest`, administration and export reads go to
+//!   the primary;
+//! - timeline, profile (users by id or name) and follow-list reads go to a replica that
+//!   is up, within the lag bound ([`ReplicaOptions::max_lag`]) and has replayed the
+//!   reader's latest write ([`ReadToken`]); otherwise to the primary. A replica that
+//!   fails a read is taken out of service, the read is answered by the primary, and the
+//!   background check brings the replica back once it answers again.
+//!
+//! After every acknowledged write, the primary's WAL insert position (read after the
+//! commit, so it lies at or beyond the commit record) advances the writer's token and the
+//! process's own token. A store not bound to a reader ([`Store::for_reader`]) reads with
+//! the process's token: it sees every write made through this process (the simulator
+//! API's documented client identity).
+
+use crate::error::PgError;
+use crate::options::{PgOptions, ReplicaOptions};
+use crate::replicas::{Choice, FALLBACKS, Fallback, READS, ReplicaSet};
+use crate::store::PgStore;
+use async_trait::async_trait;
+use minitwit_core::{
+    Counts, Cursor, Follow, ImportBatch, Message, MessageFilter, MessageId, NewMessage, NewUser,
+    ReadToken, Store, StoreResult, Timeline, TimelineEntry, User, UserId,
+};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+/// A read of one store, as the `Store` methods return it.
+type Read<'a, T> = Pin<Box<dyn Future<Output = StoreResult<T>> + Send + 'a>>;
+
+/// The store over a primary and its read replicas, as seen by one reader. Cheap to
+/// clone; clones share connections, checks and the reader's token.
+#[derive(Clone)]
+pub struct RoutedStore {
+    set: Arc<ReplicaSet>,
+    /// What this view's reads must reflect; advanced by its writes.
+    token: ReadToken,
+    /// The process's highest write position, advanced by every write.
+    process: ReadToken,
+}
+
+impl std::fmt::Debug for RoutedStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RoutedStore")
+            .field("primary", &self.set.primary)
+            .field("replicas", &self.set.replicas().count())
+            .field("token", &self.token.position())
+            .finish()
+    }
+}
+
+impl RoutedStore {
+    /// Connects to the primary at `primary_url` (migrating it, as
+    /// [`PgStore::connect`]) and to the replicas at `replica_urls` lazily: a replica that
+    /// is down now is used once it answers. Each replica gets a pool sized by `options`.
+    pub async fn connect(
+        primary_url: &str,
+        replica_urls: &[String],
+        options: PgOptions,
+        replicas: ReplicaOptions,
+    ) -> Result<Self, PgError> {
+        let stores = replica_urls
+            .iter()
+            .map(|url| PgStore::connect_lazy(url, &options))
+            .collect::<Result<Vec<_>, _>>()?;
+        let primary = PgStore::connect(primary_url, options).await?;
+        let process = ReadToken::new();
+        let set = ReplicaSet::start(primary, stores, replicas);
+        Ok(Self { set, token: process.clone(), process })
+    }
+
+    /// After a successful write: learns the primary's WAL position and advances both
+    /// tokens; when it cannot be learned, the reader is held to the primary until a
+    /// later write's position is known.
+    async fn wrote<T>(&self, result: StoreResult<T>) -> StoreResult<T> {
+        if result.is_ok() {
+            let position: Result<i64, _> =
+                sqlx::query_scalar("SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::BIGINT")
+                    .fetch_one(&self.set.primary.pool)
+                    .await;
+            let position = position.map_or_else(
+                |err| {
+                    tracing::warn!(error = %err, "write position unknown; the writer reads from the primary");
+                    ReadToken::UNKNOWN
+                },
+                |p| u64::try_from(p).unwrap_or(ReadToken::UNKNOWN),
+            );
+            self.token.advance(position);
+            self.process.advance(position);
+        }
+        result
+    }
+
+    /// Runs a read that a fresh-enough replica may serve.
+    async fn routed<'a, T>(&'a self, read: impl Fn(&'a PgStore) -> Read<'a, T>) -> StoreResult<T> {
+        let fallback = match self.choose().await {
+            Ok(replica) => match read(&replica.store).await {
+                Ok(found) => {
+                    metrics::counter!(READS, "target" => "replica").increment(1);
+                    return Ok(found);
+                }
+                Err(err) => {
+                    replica.failed(&err);
+                    Some(Fallback::Failed)
+                }
+            },
+            Err(reason) => reason,
+        };
+        if let Some(reason) = fallback {
+            metrics::counter!(FALLBACKS, "reason" => reason.label()).increment(1);
+        }
+        metrics::counter!(READS, "target" => "primary").increment(1);
+        read(&self.set.primary).await
+    }
+
+    /// A replica fresh enough for this reader, or why the primary must serve (`None`:
+    /// no replicas are configured). A replica behind at its last check is asked again.
+    async fn choose(&self) -> Result<&crate::replicas::Replica, Option<Fallback>> {
+        if !self.set.has_replicas() {
+            return Err(None);
+        }
+        let position = self.token.position();
+        match self.set.choose(position) {
+            Choice::Fresh(replica) => Ok(replica),
+            Choice::Behind(replica)
+                if position != ReadToken::UNKNOWN && replica.has_replayed(position).await =>
+            {
+                Ok(replica)
+            }
+            Choice::Behind(_) => Err(Some(Fallback::BehindReader)),
+            Choice::Primary(reason) => Err(Some(reason)),
+        }
+    }
+
+    fn primary(&self) -> &PgStore {
+        &self.set.primary
+    }
+}
+
+#[async_trait]
+impl Store for RoutedStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn for_reader(&self, token: ReadToken) -> Option<Arc<dyn Store>> {
+        let (set, process) = (Arc::clone(&self.set), self.process.clone());
+        Some(Arc::new(Self { set, token, process }))
+    }
+
+    /// Ready while the primary or any replica answers: reads can then be served.
+    async fn ping(&self) -> StoreResult<()> {
+        let primary = self.primary().ping().await;
+        if primary.is_ok() {
+            return primary;
+        }
+        for replica in self.set.replicas() {
+            if replica.ping().await.is_ok() {
+                return Ok(());
+            }
+        }
+        primary
+    }
+
+    async fn flush(&self) -> StoreResult<()> {
+        self.primary().flush().await
+    }
+
+    async fn create_user(&self, user: NewUser) -> StoreResult<User> {
+        self.wrote(self.primary().create_user(user).await).await
+    }
+
+    async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>> {
+        self.routed(|store| store.user_by_id(id)).await
+    }
+
+    async fn user_by_name(&self, username: &str) -> StoreResult<Option<User>> {
+        self.routed(|store| store.user_by_name(username)).await
+    }
+
+    async fn users_after(&self, after: Option<UserId>, limit: usize) -> StoreResult<Vec<User>> {
+        self.primary().users_after(after, limit).await
+    }
+
+    async fn set_password_hash(&self, id: UserId, pw_hash: &str) -> StoreResult<bool> {
+        self.wrote(self.primary().set_password_hash(id, pw_hash).await).await
+    }
+
+    async fn set_disabled(&self, id: UserId, disabled: bool) -> StoreResult<bool> {
+        self.wrote(self.primary().set_disabled(id, disabled).await).await
+    }
+
+    async fn delete_user(&self, id: UserId) -> StoreResult<bool> {
+        self.wrote(self.primary().delete_user(id).await).await
+    }
+
+    async fn add_message(&self, message: NewMessage) -> StoreResult<MessageId> {
+        self.wrote(self.primary().add_message(message).await).await
+    }
+
+    async fn message_by_id(&self, id: MessageId) -> StoreResult<Option<Message>> {
+        self.primary().message_by_id(id).await
+    }
+
+    async fn set_flagged(&self, id: MessageId, flagged: bool) -> StoreResult<bool> {
+        self.wrote(self.primary().set_flagged(id, flagged).await).await
+    }
+
+    async fn list_messages(&self, filter: MessageFilter) -> StoreResult<Vec<Message>> {
+        self.primary().list_messages(filter).await
+    }
+
+    async fn messages_after(
+        &self,
+        after: Option<MessageId>,
+        limit: usize,
+    ) -> StoreResult<Vec<Message>> {
+        self.primary().messages_after(after, limit).await
+    }
+
+    async fn follow(&self, follower: UserId, followee: UserId) -> StoreResult<()> {
+        self.wrote(self.primary().follow(follower, followee).await).await
+    }
+
+    async fn unfollow(&self, follower: UserId, followee: UserId) -> StoreResult<()> {
+        self.wrote(self.primary().unfollow(follower, followee).await).await
+    }
+
+    async fn is_following(&self, follower: UserId, followee: UserId) -> StoreResult<bool> {
+        self.routed(|store| store.is_following(follower, followee)).await
+    }
+
+    async fn followees(&self, follower: UserId, limit: usize) -> StoreResult<Vec<String>> {
+        self.routed(|store| store.followees(follower, limit)).await
+    }
+
+    async fn follows_after(&self, after: Option<Follow>, limit: usize) -> StoreResult<Vec<Follow>> {
+        self.primary().follows_after(after, limit).await
+    }
+
+    async fn timeline(
+        &self,
+        timeline: Timeline,
+        before: Option<Cursor>,
+        limit: usize,
+    ) -> StoreResult<Vec<TimelineEntry>> {
+        self.routed(|store| store.timeline(timeline, before, limit)).await
+    }
+
+    async fn latest(&self) -> StoreResult<Option<i64>> {
+        self.primary().latest().await
+    }
+
+    async fn set_latest(&self, latest: i64) -> StoreResult<()> {
+        self.wrote(self.primary().set_latest(latest).await).await
+    }
+
+    async fn setting(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
+        self.primary().setting(key).await
+    }
+
+    async fn init_setting(&self, key: &str, value: &[u8]) -> StoreResult<Vec<u8>> {
+        self.wrote(self.primary().init_setting(key, value).await).await
+    }
+
+    async fn counts(&self) -> StoreResult<Counts> {
+        self.primary().counts().await
+    }
+
+    async fn import(&self, batch: ImportBatch) -> StoreResult<()> {
+        self.wrote(self.primary().import(batch).await).await
+    }
+}

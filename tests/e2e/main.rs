@@ -1,0 +1,22 @@
+//! MiniTwit end to end: the real site and API served over real stores (sled and a
+//! throwaway PostgreSQL), driven over real HTTP, by the simulator's client, by
+//! schemathesis and by headless Chromium. One test binary, one harness ([`support`]).
+//!
+//! - [`web_http`]: the site's routes, texts, statuses, sessions and protections.
+//! - [`web_browser`]: a new user's journey in Chromium, local times.
+//! - [`sim_api`]: every request of the simulator API, in success and failure.
+//! - [`sim_replay`]: the simulator's scenario replayed, errors counted by kind.
+//! - [`sim_fuzz`]: schemathesis against the served OpenAPI document.
+//! - [`outage`]: a PostgreSQL outage seen from both front ends.
+//!
+//! Run one part with a filter: `cargo test --test e2e web_http::`.
+
+#[macro_use]
+mod support;
+
+mod outage;
+mod sim_api;
+mod sim_fuzz;
+mod sim_replay;
+mod web_browser;
+mod web_http;
