@@ -12,7 +12,12 @@
 # host (same Debian release), so the tests run this image minus the compile.
 
 FROM debian:bookworm-slim AS runtime-base
-RUN useradd --system --uid 10001 --home-dir /data --shell /usr/sbin/nologin minitwit \
+# CA certificates: PostgreSQL over TLS, `minitwit replay` and `minitwit health` (rustls
+# loads the system's roots) need them.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --uid 10001 --home-dir /data --shell /usr/sbin/nologin minitwit \
  && mkdir -p /data && chown minitwit:minitwit /data
 USER minitwit
 WORKDIR /data
@@ -39,7 +44,7 @@ COPY minitwit-store-pg/Cargo.toml minitwit-store-pg/build.rs minitwit-store-pg/
 COPY minitwit-web/Cargo.toml minitwit-web/
 COPY minitwit-sim/Cargo.toml minitwit-sim/
 COPY minitwit-cli/Cargo.toml minitwit-cli/
-RUN for crate in minitwit-core minitwit-store-sled minitwit-store-pg minitwit-web minitwit-sim; do \
+RUN for crate in minitwit-core minitwit-store-sled minitwit-store-pg minitwit-web minitwit-sim minitwit-cli; do \
       mkdir -p "$crate/src" && : > "$crate/src/lib.rs"; \
     done \
  && mkdir -p minitwit-cli/src benches minitwit-store-pg/migrations \

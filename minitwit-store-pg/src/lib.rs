@@ -3,12 +3,15 @@
 //! database.
 //!
 //! Layout:
-//! - [`PgStore`] (`store`): connecting, migrating, and every [`minitwit_core::Store`]
-//!   operation as a runtime-checked query (building needs no database).
+//! - [`PgStore`] (`store`): connecting, migrating, and the [`minitwit_core::Store`]
+//!   trait, each operation delegated to its concern: `users`, `messages`, `follows`,
+//!   `timeline`, `state` (`latest`, settings, counts) and `import`. Every statement is a
+//!   runtime-checked query (building needs no database).
 //! - [`TimelinePlans`] (`timeline`): the three timeline queries, why each is served by
 //!   an index, and their plans for inspection.
 //! - `import`: bulk import in one transaction.
-//! - `rows`: rows as queries return them, converted into the core's records.
+//! - `rows`: rows as queries return them, converted into the core's records, and their
+//!   column lists (named once).
 //! - [`RoutedStore`] (`routed`): a primary with streaming read replicas, routing reads
 //!   to fresh-enough replicas with read-your-writes per reader; `replicas`: their
 //!   health, replay positions, lag, and the replica metrics ([`describe_metrics`]).
@@ -29,16 +32,20 @@
 //! ```
 
 mod error;
+mod follows;
 mod import;
+mod messages;
 mod options;
 mod pending;
 mod replicas;
 mod routed;
 mod rows;
+mod state;
 mod store;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 mod timeline;
+mod users;
 
 pub use error::PgError;
 pub use options::{PgOptions, ReplicaOptions};

@@ -1,6 +1,27 @@
 //! Rows as queries return them, and their conversion into the core's records.
 
-use minitwit_core::{Message, TimelineEntry, User};
+use crate::error::backend_error;
+use crate::store::sql_limit;
+use minitwit_core::{Message, StoreResult, TimelineEntry, User};
+use sqlx::PgPool;
+use sqlx::postgres::PgRow;
+
+/// The columns of a [`UserRow`], in a `SELECT` or `RETURNING` list (a macro, so that
+/// `concat!` builds each statement at compile time).
+macro_rules! user_columns {
+    () => {
+        "id, username, email, pw_hash, disabled"
+    };
+}
+pub(crate) use user_columns;
+
+/// The columns of a [`MessageRow`], as [`user_columns!`] for users.
+macro_rules! message_columns {
+    () => {
+        "id, author_id, text, pub_date, flagged"
+    };
+}
+pub(crate) use message_columns;
 
 /// A `users` row.
 #[derive(sqlx::FromRow)]
@@ -82,4 +103,25 @@ pub(crate) struct CountsRow {
 /// Converts rows into records.
 pub(crate) fn into_all<R, T: From<R>>(rows: Vec<R>) -> Vec<T> {
     rows.into_iter().map(T::from).collect()
+}
+
+/// A keyset read for export and copy: the records of `sql`'s rows, where `sql` selects
+/// the rows with ids above `$1`, by id, `LIMIT $2`.
+pub(crate) async fn after<R, T>(
+    pool: &PgPool,
+    sql: &'static str,
+    after: Option<i64>,
+    limit: usize,
+) -> StoreResult<Vec<T>>
+where
+    R: for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin,
+    T: From<R>,
+{
+    let rows = sqlx::query_as::<_, R>(sql)
+        .bind(after.unwrap_or(i64::MIN))
+        .bind(sql_limit(limit))
+        .fetch_all(pool)
+        .await
+        .map_err(backend_error)?;
+    Ok(into_all(rows))
 }

@@ -1,19 +1,20 @@
-//! [`PgStore`]: the [`Store`] trait over a PostgreSQL connection pool. Every statement
-//! is a runtime-checked query (no database is needed to build), and every write is
-//! one statement or one transaction, durable when acknowledged.
+//! [`PgStore`]: connecting and migrating, and the [`Store`] trait over a PostgreSQL
+//! connection pool, each operation delegated to the module of its concern (`users`,
+//! `messages`, `follows`, `timeline`, `state`, `import`), as the sled store is split.
+//! Every statement is a runtime-checked query (no database is needed to build), and every
+//! write is one statement or one transaction, durable when acknowledged.
 
-use crate::error::{FOLLOWEE_FK, PgError, backend_error, store_error};
-use crate::import;
+use crate::error::{PgError, backend_error};
 use crate::options::PgOptions;
-use crate::rows::{CountsRow, MessageRow, UserRow, into_all};
 use crate::timeline::{self, TimelinePlans};
+use crate::{follows, import, messages, state, users};
 use async_trait::async_trait;
 use minitwit_core::{
     Counts, Cursor, Follow, ImportBatch, Message, MessageFilter, MessageId, NewMessage, NewUser,
     Store, StoreResult, Timeline, TimelineEntry, User, UserId,
 };
+use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{PgPool, Row};
 use std::str::FromStr;
 
 /// The migrations in this crate's `migrations/`, embedded at build time.
@@ -129,72 +130,27 @@ impl Store for PgStore {
     }
 
     async fn create_user(&self, user: NewUser) -> StoreResult<User> {
-        let row = sqlx::query_as::<_, UserRow>(
-            "INSERT INTO users (username, email, pw_hash) VALUES ($1, $2, $3)
-             RETURNING id, username, email, pw_hash, disabled",
-        )
-        .bind(user.username.as_ref())
-        .bind(user.email.as_ref())
-        .bind(&user.pw_hash)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(backend_error)?;
-        Ok(row.into())
+        users::create(&self.pool, user).await
     }
 
     async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>> {
-        let row = sqlx::query_as::<_, UserRow>(
-            "SELECT id, username, email, pw_hash, disabled FROM users WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(backend_error)?;
-        Ok(row.map(User::from))
+        users::by_id(&self.pool, id).await
     }
 
     async fn user_by_name(&self, username: &str) -> StoreResult<Option<User>> {
-        let row = sqlx::query_as::<_, UserRow>(
-            "SELECT id, username, email, pw_hash, disabled FROM users WHERE username = $1",
-        )
-        .bind(username)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(backend_error)?;
-        Ok(row.map(User::from))
+        users::by_name(&self.pool, username).await
     }
 
     async fn users_after(&self, after: Option<UserId>, limit: usize) -> StoreResult<Vec<User>> {
-        let rows = sqlx::query_as::<_, UserRow>(
-            "SELECT id, username, email, pw_hash, disabled FROM users
-             WHERE id > $1 ORDER BY id LIMIT $2",
-        )
-        .bind(after.unwrap_or(i64::MIN))
-        .bind(sql_limit(limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(backend_error)?;
-        Ok(into_all(rows))
+        users::after(&self.pool, after, limit).await
     }
 
     async fn set_password_hash(&self, id: UserId, pw_hash: &str) -> StoreResult<bool> {
-        let done = sqlx::query("UPDATE users SET pw_hash = $2 WHERE id = $1")
-            .bind(id)
-            .bind(pw_hash)
-            .execute(&self.pool)
-            .await
-            .map_err(backend_error)?;
-        Ok(done.rows_affected() > 0)
+        users::set_password_hash(&self.pool, id, pw_hash).await
     }
 
     async fn set_disabled(&self, id: UserId, disabled: bool) -> StoreResult<bool> {
-        let done = sqlx::query("UPDATE users SET disabled = $2 WHERE id = $1")
-            .bind(id)
-            .bind(disabled)
-            .execute(&self.pool)
-            .await
-            .map_err(backend_error)?;
-        Ok(done.rows_affected() > 0)
+        users::set_disabled(&self.pool, id, disabled).await
     }
 
     async fn session_generation(&self, id: UserId) -> StoreResult<i64> {
@@ -221,49 +177,20 @@ impl Store for PgStore {
         Ok(done.rows_affected() > 0)
     }
 
-    /// Messages and follows go with the user through `ON DELETE CASCADE`.
     async fn delete_user(&self, id: UserId) -> StoreResult<bool> {
-        let done = sqlx::query("DELETE FROM users WHERE id = $1")
-            .bind(id)
-            .execute(&self.pool)
-            .await
-            .map_err(backend_error)?;
-        Ok(done.rows_affected() > 0)
+        users::delete(&self.pool, id).await
     }
 
     async fn add_message(&self, message: NewMessage) -> StoreResult<MessageId> {
-        let author = message.author_id;
-        let row = sqlx::query(
-            "INSERT INTO messages (author_id, text, pub_date) VALUES ($1, $2, $3) RETURNING id",
-        )
-        .bind(author)
-        .bind(message.text.as_ref())
-        .bind(message.pub_date)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(|e| store_error(e, |_| Some(author)))?;
-        row.try_get("id").map_err(backend_error)
+        messages::add(&self.pool, message).await
     }
 
     async fn message_by_id(&self, id: MessageId) -> StoreResult<Option<Message>> {
-        let row = sqlx::query_as::<_, MessageRow>(
-            "SELECT id, author_id, text, pub_date, flagged FROM messages WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(backend_error)?;
-        Ok(row.map(Message::from))
+        messages::by_id(&self.pool, id).await
     }
 
     async fn set_flagged(&self, id: MessageId, flagged: bool) -> StoreResult<bool> {
-        let done = sqlx::query("UPDATE messages SET flagged = $2 WHERE id = $1")
-            .bind(id)
-            .bind(flagged)
-            .execute(&self.pool)
-            .await
-            .map_err(backend_error)?;
-        Ok(done.rows_affected() > 0)
+        messages::set_flagged(&self.pool, id, flagged).await
     }
 
     /// One transaction: the named rows are locked, and updated only if all exist.
@@ -295,34 +222,7 @@ impl Store for PgStore {
     }
 
     async fn list_messages(&self, filter: MessageFilter) -> StoreResult<Vec<Message>> {
-        let flagged: &[bool] = match filter.flagged {
-            Some(true) => &[true],
-            Some(false) => &[false],
-            None => &[false, true],
-        };
-        // One statement per case, so that each has a plan using its index.
-        let sql = match filter.author {
-            Some(_) => {
-                "SELECT id, author_id, text, pub_date, flagged FROM messages
-                 WHERE id < $1 AND flagged = ANY($2) AND author_id = $4
-                 ORDER BY id DESC LIMIT $3"
-            }
-            None => {
-                "SELECT id, author_id, text, pub_date, flagged FROM messages
-                 WHERE id < $1 AND flagged = ANY($2)
-                 ORDER BY id DESC LIMIT $3"
-            }
-        };
-        let query = sqlx::query_as::<_, MessageRow>(sql)
-            .bind(filter.before.unwrap_or(i64::MAX))
-            .bind(flagged)
-            .bind(sql_limit(filter.limit));
-        let query = match filter.author {
-            Some(author) => query.bind(author),
-            None => query,
-        };
-        let rows = query.fetch_all(&self.pool).await.map_err(backend_error)?;
-        Ok(into_all(rows))
+        messages::list(&self.pool, filter).await
     }
 
     async fn messages_after(
@@ -330,81 +230,27 @@ impl Store for PgStore {
         after: Option<MessageId>,
         limit: usize,
     ) -> StoreResult<Vec<Message>> {
-        let rows = sqlx::query_as::<_, MessageRow>(
-            "SELECT id, author_id, text, pub_date, flagged FROM messages
-             WHERE id > $1 ORDER BY id LIMIT $2",
-        )
-        .bind(after.unwrap_or(i64::MIN))
-        .bind(sql_limit(limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(backend_error)?;
-        Ok(into_all(rows))
+        messages::after(&self.pool, after, limit).await
     }
 
-    /// `ON CONFLICT DO NOTHING` makes racing follows of one pair all succeed with one row.
     async fn follow(&self, follower: UserId, followee: UserId) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO follows (follower_id, followee_id) VALUES ($1, $2)
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(follower)
-        .bind(followee)
-        .execute(&self.pool)
-        .await
-        .map_err(|e| {
-            store_error(e, |fk| Some(if fk == FOLLOWEE_FK { followee } else { follower }))
-        })?;
-        Ok(())
+        follows::follow(&self.pool, follower, followee).await
     }
 
     async fn unfollow(&self, follower: UserId, followee: UserId) -> StoreResult<()> {
-        sqlx::query("DELETE FROM follows WHERE follower_id = $1 AND followee_id = $2")
-            .bind(follower)
-            .bind(followee)
-            .execute(&self.pool)
-            .await
-            .map_err(backend_error)?;
-        Ok(())
+        follows::unfollow(&self.pool, follower, followee).await
     }
 
     async fn is_following(&self, follower: UserId, followee: UserId) -> StoreResult<bool> {
-        sqlx::query_scalar::<_, bool>(
-            "SELECT EXISTS (SELECT 1 FROM follows WHERE follower_id = $1 AND followee_id = $2)",
-        )
-        .bind(follower)
-        .bind(followee)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(backend_error)
+        follows::is_following(&self.pool, follower, followee).await
     }
 
     async fn followees(&self, follower: UserId, limit: usize) -> StoreResult<Vec<String>> {
-        sqlx::query_scalar::<_, String>(
-            "SELECT u.username FROM follows f JOIN users u ON u.id = f.followee_id
-             WHERE f.follower_id = $1 ORDER BY f.followee_id LIMIT $2",
-        )
-        .bind(follower)
-        .bind(sql_limit(limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(backend_error)
+        follows::followees(&self.pool, follower, limit).await
     }
 
     async fn follows_after(&self, after: Option<Follow>, limit: usize) -> StoreResult<Vec<Follow>> {
-        let after = after.map_or((i64::MIN, i64::MIN), |f| (f.follower, f.followee));
-        let rows = sqlx::query_as::<_, (i64, i64)>(
-            "SELECT follower_id, followee_id FROM follows
-             WHERE (follower_id, followee_id) > ($1, $2)
-             ORDER BY follower_id, followee_id LIMIT $3",
-        )
-        .bind(after.0)
-        .bind(after.1)
-        .bind(sql_limit(limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(backend_error)?;
-        Ok(rows.into_iter().map(|(follower, followee)| Follow { follower, followee }).collect())
+        follows::after(&self.pool, after, limit).await
     }
 
     async fn timeline(
@@ -417,66 +263,23 @@ impl Store for PgStore {
     }
 
     async fn latest(&self) -> StoreResult<Option<i64>> {
-        sqlx::query_scalar::<_, i64>("SELECT value FROM latest")
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(backend_error)
+        state::latest(&self.pool).await
     }
 
     async fn set_latest(&self, latest: i64) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO latest (id, value) VALUES (TRUE, $1)
-             ON CONFLICT (id) DO UPDATE SET value = EXCLUDED.value",
-        )
-        .bind(latest)
-        .execute(&self.pool)
-        .await
-        .map_err(backend_error)?;
-        Ok(())
+        state::set_latest(&self.pool, latest).await
     }
 
     async fn setting(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
-        sqlx::query_scalar::<_, Vec<u8>>("SELECT value FROM settings WHERE key = $1")
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(backend_error)
+        state::setting(&self.pool, key).await
     }
 
-    /// Two statements on purpose: an insert that loses the race waits for the winner
-    /// to commit, and the following `SELECT` (a new snapshot) then sees the winner's
-    /// value. One statement would read from a snapshot taken before the winner committed.
     async fn init_setting(&self, key: &str, value: &[u8]) -> StoreResult<Vec<u8>> {
-        sqlx::query("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-            .bind(key)
-            .bind(value)
-            .execute(&self.pool)
-            .await
-            .map_err(backend_error)?;
-        sqlx::query_scalar::<_, Vec<u8>>("SELECT value FROM settings WHERE key = $1")
-            .bind(key)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(backend_error)
+        state::init_setting(&self.pool, key, value).await
     }
 
-    /// Sums the 16 counter slots that triggers keep exact (see the migrations).
     async fn counts(&self) -> StoreResult<Counts> {
-        let row = sqlx::query_as::<_, CountsRow>(
-            "SELECT sum(users)::BIGINT AS users, sum(messages)::BIGINT AS messages,
-                    sum(follows)::BIGINT AS follows, sum(flagged)::BIGINT AS flagged
-             FROM count_slots",
-        )
-        .fetch_one(&self.pool)
-        .await
-        .map_err(backend_error)?;
-        let count = |n: i64| u64::try_from(n).unwrap_or(0);
-        Ok(Counts {
-            users: count(row.users),
-            messages: count(row.messages),
-            follows: count(row.follows),
-            flagged: count(row.flagged),
-        })
+        state::counts(&self.pool).await
     }
 
     async fn import(&self, batch: ImportBatch) -> StoreResult<()> {

@@ -33,16 +33,19 @@ impl IntegrityReport {
         self.problem_count == 0
     }
 
-    fn problem(&mut self, what: String) {
+    /// Records one problem (listing at most [`MAX_LISTED`] of them).
+    fn note_problem(&mut self, what: String) {
         self.problem_count += 1;
         if self.problems.len() < MAX_LISTED {
             self.problems.push(what);
         }
     }
 
-    fn expect(&mut self, holds: bool, what: impl FnOnce() -> String) {
+    /// Records the problem `what` describes unless `holds`. (It never panics: a check
+    /// goes on to the end and reports every problem it finds.)
+    fn note_unless(&mut self, holds: bool, what: impl FnOnce() -> String) {
         if !holds {
-            self.problem(what());
+            self.note_problem(what());
         }
     }
 }
@@ -66,12 +69,14 @@ impl Trees {
             let (key, value) = item.map_err(backend)?;
             let user: User = decode(&value)?;
             report.users += 1;
-            report.expect(key == keys::int(user.id), || {
+            report.note_unless(key == keys::int(user.id), || {
                 format!("user {} under a wrong key", user.id)
             });
-            report.expect(user.id <= last_id, || format!("user {} above the id counter", user.id));
+            report.note_unless(user.id <= last_id, || {
+                format!("user {} above the id counter", user.id)
+            });
             let indexed = self.usernames.get(user.username.as_bytes()).map_err(backend)?;
-            report.expect(indexed == Some(key), || {
+            report.note_unless(indexed == Some(key), || {
                 format!("user {} missing from usernames", user.id)
             });
         }
@@ -80,7 +85,7 @@ impl Trees {
             let user: Option<User> =
                 self.users.get(&id).map_err(backend)?.map(|v| decode(&v)).transpose()?;
             let matches = user.is_some_and(|u| u.username.as_bytes() == &name[..]);
-            report.expect(matches, || {
+            report.note_unless(matches, || {
                 format!("usernames entry {:?} has no matching user", String::from_utf8_lossy(&name))
             });
         }
@@ -95,17 +100,17 @@ impl Trees {
             report.messages += 1;
             report.flagged += u64::from(m.flagged);
             let id = m.id;
-            report.expect(key == keys::int(id), || format!("message {id} under a wrong key"));
-            report.expect(id <= last_id, || format!("message {id} above the id counter"));
+            report.note_unless(key == keys::int(id), || format!("message {id} under a wrong key"));
+            report.note_unless(id <= last_id, || format!("message {id} above the id counter"));
             let author = self.users.contains_key(keys::int(m.author_id)).map_err(backend)?;
-            report.expect(author, || format!("message {id} by missing user {}", m.author_id));
+            report.note_unless(author, || format!("message {id} by missing user {}", m.author_id));
             let listed = has(&self.author_msgs, keys::pair(m.author_id, id))?;
-            report.expect(listed, || format!("message {id} missing from author_msgs"));
+            report.note_unless(listed, || format!("message {id} missing from author_msgs"));
             let in_public = has(&self.public_idx, keys::pair(m.pub_date, id))?;
             let in_author = has(&self.author_idx, keys::triple(m.author_id, m.pub_date, id))?;
             let in_flagged = has(&self.flagged, keys::int(id))?;
             let expected = (!m.flagged, !m.flagged, m.flagged);
-            report.expect((in_public, in_author, in_flagged) == expected, || {
+            report.note_unless((in_public, in_author, in_flagged) == expected, || {
                 format!("message {id} (flagged: {}) indexed as public {in_public}, author {in_author}, flagged {in_flagged}", m.flagged)
             });
         }
@@ -119,15 +124,16 @@ impl Trees {
             let (key, _) = item.map_err(backend)?;
             let (date, id) = (field(&key, 0)?, field(&key, 1)?);
             let ok = message(id)?.is_some_and(|m| !m.flagged && m.pub_date == date);
-            report
-                .expect(ok, || format!("public_idx entry ({date}, {id}) has no matching message"));
+            report.note_unless(ok, || {
+                format!("public_idx entry ({date}, {id}) has no matching message")
+            });
         }
         for item in self.author_idx.iter() {
             let (key, _) = item.map_err(backend)?;
             let (author, date, id) = (field(&key, 0)?, field(&key, 1)?, field(&key, 2)?);
             let ok = message(id)?
                 .is_some_and(|m| !m.flagged && m.pub_date == date && m.author_id == author);
-            report.expect(ok, || {
+            report.note_unless(ok, || {
                 format!("author_idx entry ({author}, {date}, {id}) has no matching message")
             });
         }
@@ -135,7 +141,7 @@ impl Trees {
             let (key, _) = item.map_err(backend)?;
             let (author, id) = (field(&key, 0)?, field(&key, 1)?);
             let ok = message(id)?.is_some_and(|m| m.author_id == author);
-            report.expect(ok, || {
+            report.note_unless(ok, || {
                 format!("author_msgs entry ({author}, {id}) has no matching message")
             });
         }
@@ -143,7 +149,7 @@ impl Trees {
             let (key, _) = item.map_err(backend)?;
             let id = field(&key, 0)?;
             let ok = message(id)?.is_some_and(|m| m.flagged);
-            report.expect(ok, || format!("flagged entry {id} has no flagged message"));
+            report.note_unless(ok, || format!("flagged entry {id} has no flagged message"));
         }
         Ok(())
     }
@@ -155,15 +161,17 @@ impl Trees {
             let (a, b) = (field(&key, 0)?, field(&key, 1)?);
             report.follows += 1;
             let users = has(&self.users, keys::int(a))? && has(&self.users, keys::int(b))?;
-            report.expect(users, || format!("follow ({a}, {b}) names a missing user"));
+            report.note_unless(users, || format!("follow ({a}, {b}) names a missing user"));
             let mirrored = has(&self.followers, keys::pair(b, a))?;
-            report.expect(mirrored, || format!("follow ({a}, {b}) missing from followers"));
+            report.note_unless(mirrored, || format!("follow ({a}, {b}) missing from followers"));
         }
         for item in self.followers.iter() {
             let (key, _) = item.map_err(backend)?;
             let (b, a) = (field(&key, 0)?, field(&key, 1)?);
             let mirrored = has(&self.follows, keys::pair(a, b))?;
-            report.expect(mirrored, || format!("followers entry ({b}, {a}) missing from follows"));
+            report.note_unless(mirrored, || {
+                format!("followers entry ({b}, {a}) missing from follows")
+            });
         }
         Ok(())
     }
@@ -173,7 +181,7 @@ impl Trees {
         let counts = self.counts()?;
         let found = (report.users, report.messages, report.follows, report.flagged);
         let kept = (counts.users, counts.messages, counts.follows, counts.flagged);
-        report.expect(found == kept, || {
+        report.note_unless(found == kept, || {
             format!("counters (users, messages, follows, flagged) say {kept:?}, records {found:?}")
         });
         Ok(())

@@ -1,155 +1,16 @@
-//! The HTML site in real headless Chromium (Debian's `chromium` and `chromium-driver`),
-//! used as a new person would: sign up, sign in, post, follow, read, unfollow, sign out;
-//! and the script that shows times in the reader's own time zone.
+//! The HTML site in real headless Chromium, used as a new person would: sign up, sign
+//! in, post, follow, read, unfollow, sign out, with the mouse and with the keyboard
+//! alone; every page audited by axe-core for WCAG 2.1 AA (CONTRACT.md §3.2); and the
+//! script that shows times in the reader's own time zone.
 
-use crate::support::{self, Setup, TestApp, free_port, require_program, spawn_app};
-use fantoccini::{Client, ClientBuilder, Locator};
-use hyper_util::client::legacy::connect::HttpConnector;
+use crate::support::browser::Browser;
+use crate::support::{self, Setup, TestApp, spawn_app};
+use fantoccini::Locator;
 use minitwit_core::{ImportBatch, Message, Registration};
-use serde_json::json;
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::time::Duration;
-use tempfile::TempDir;
-use tokio::process::{Child, Command};
 
-/// Where screenshots go: outside the repository.
-const SCREENSHOT_DIR: &str = "/tmp/minitwit-screenshots";
 /// The fixed time of alice's message: 2020-02-21 01:01 UTC, 10:01 in Tokyo.
 const ALICE_POSTED_AT: i64 = 1_582_246_860;
 const ALICE_TEXT: &str = "Hello from alice, posted long ago";
-/// How long to wait for a page to show something.
-const PATIENCE: Duration = Duration::from_secs(20);
-
-/// A headless Chromium driven over WebDriver; the driver dies with it.
-struct Browser {
-    client: Client,
-    _driver: Child,
-    _profile: TempDir,
-}
-
-/// `text` as an XPath string literal (XPath 1 has no escapes: pick the other quote, or
-/// concatenate pieces).
-fn xpath_literal(text: &str) -> String {
-    if !text.contains('\'') {
-        format!("'{text}'")
-    } else if !text.contains('"') {
-        format!("\"{text}\"")
-    } else {
-        let pieces: Vec<String> = text.split('\'').map(|piece| format!("'{piece}'")).collect();
-        format!("concat({})", pieces.join(", \"'\", "))
-    }
-}
-
-impl Browser {
-    /// Starts chromedriver (with time zone `tz`, which Chromium inherits) and a fresh
-    /// headless Chromium session.
-    async fn start(tz: &str) -> Browser {
-        let fix = "apt-get install chromium chromium-driver (scripts/install-prereqs does)";
-        let chromium = require_program("chromium", fix);
-        let chromedriver = require_program("chromedriver", fix);
-        let port = free_port();
-        let driver = Command::new(&chromedriver)
-            .arg(format!("--port={port}"))
-            .env("TZ", tz)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("chromedriver starts");
-        wait_until_ready(port).await;
-        let profile = TempDir::new().expect("a temporary profile directory");
-        let args = [
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            "--window-size=1000,900",
-        ]
-        .map(String::from)
-        .into_iter()
-        .chain([format!("--user-data-dir={}", profile.path().display())])
-        .collect::<Vec<_>>();
-        let caps = json!({ "goog:chromeOptions": { "binary": chromium, "args": args } });
-        let serde_json::Value::Object(caps) = caps else { unreachable!("an object literal") };
-        let client = ClientBuilder::new(HttpConnector::new())
-            .capabilities(caps)
-            .connect(&format!("http://127.0.0.1:{port}"))
-            .await
-            .expect("a Chromium session");
-        Browser { client, _driver: driver, _profile: profile }
-    }
-
-    async fn goto(&self, app: &TestApp, path: &str) {
-        self.client.goto(&app.site.url(path)).await.expect("navigation");
-    }
-
-    /// Waits until the page shows `text` somewhere.
-    async fn wait_for_text(&self, text: &str) {
-        let xpath = format!("//*[contains(., {})]", xpath_literal(text));
-        self.client
-            .wait()
-            .at_most(PATIENCE)
-            .for_element(Locator::XPath(&xpath))
-            .await
-            .unwrap_or_else(|e| panic!("the page never showed {text:?}: {e}"));
-    }
-
-    async fn body_text(&self) -> String {
-        let body = self.client.find(Locator::Css("body")).await.expect("a body");
-        body.text().await.expect("body text")
-    }
-
-    async fn click(&self, locator: Locator<'_>) {
-        let element = self.client.wait().at_most(PATIENCE).for_element(locator).await;
-        element.expect("the element exists").click().await.expect("click");
-    }
-
-    async fn fill(&self, name: &str, value: &str) {
-        let css = format!("input[name='{name}']");
-        let input = self.client.find(Locator::Css(&css)).await.expect("the input exists");
-        input.send_keys(value).await.expect("typing");
-    }
-
-    /// The shown text of the first `<time>` on the page, once the script has run.
-    async fn first_time_shown(&self) -> (String, String) {
-        let done = Locator::Css("html[data-local-times='done']");
-        self.client.wait().at_most(PATIENCE).for_element(done).await.expect("the script ran");
-        let time = self.client.find(Locator::Css("time")).await.expect("a time element");
-        let shown = time.text().await.expect("time text");
-        let tooltip = time.attr("title").await.expect("title").unwrap_or_default();
-        (shown, tooltip)
-    }
-
-    async fn screenshot(&self, name: &str) -> PathBuf {
-        let png = self.client.screenshot().await.expect("a screenshot");
-        std::fs::create_dir_all(SCREENSHOT_DIR).expect("screenshot directory");
-        let path = Path::new(SCREENSHOT_DIR).join(name);
-        std::fs::write(&path, png).expect("screenshot written");
-        path
-    }
-
-    async fn close(self) {
-        self.client.close().await.expect("the session closes");
-    }
-}
-
-async fn wait_until_ready(port: u16) {
-    let status = format!("http://127.0.0.1:{port}/status");
-    for _ in 0..200 {
-        if let Ok(response) = reqwest::get(&status).await
-            && response.status().is_success()
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("chromedriver did not answer on port {port}");
-}
 
 /// A site where alice has one message from a fixed time.
 async fn site_with_alice() -> TestApp {
@@ -256,4 +117,88 @@ async fn times_follow_the_readers_time_zone() {
         assert_eq!(tooltip, "2020-02-21 @ 01:01 UTC", "the UTC time stays as a tooltip");
         browser.close().await;
     }
+}
+
+/// Every kind of page, signed out and signed in, with and without errors and flashes:
+/// axe-core finds no WCAG 2.0/2.1 A or AA violation on any of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_page_passes_the_wcag_21_aa_audit() {
+    let app = site_with_alice().await;
+    let browser = Browser::start("UTC").await;
+    let mut violations = Vec::new();
+    let mut audit = async |page: &str| {
+        let found = browser.accessibility_violations().await;
+        violations.extend(found.into_iter().map(|v| format!("{page}: {v}")));
+    };
+    for (page, path) in [
+        ("public timeline", "/public"),
+        ("user timeline", "/alice"),
+        ("sign up", "/register"),
+        ("sign in", "/login"),
+        ("error page", "/nobody-is-called-this"),
+    ] {
+        browser.goto(&app, path).await;
+        audit(page).await;
+    }
+    browser.goto(&app, "/login").await;
+    browser.fill("username", "nobody").await;
+    browser.click(Locator::Css("input[type='submit']")).await;
+    browser.wait_for_text("Invalid username").await;
+    audit("sign in with an error").await;
+    app.service
+        .register(Registration::parse("reader", "reader@example.com", "pw", None).unwrap())
+        .await
+        .unwrap();
+    browser.fill("username", "reader").await;
+    browser.fill("password", "pw").await;
+    browser.click(Locator::Css("input[type='submit']")).await;
+    browser.wait_for_text("What's on your mind reader?").await;
+    audit("my timeline, with a flash").await;
+    browser.goto(&app, "/alice").await;
+    audit("user timeline, signed in").await;
+    browser.click(Locator::Css("button.follow")).await;
+    browser.wait_for_text("You are currently following this user.").await;
+    audit("user timeline, followed").await;
+    browser.close().await;
+    assert!(violations.is_empty(), "accessibility violations:\n{}", violations.join("\n"));
+}
+
+/// The whole journey with the keyboard alone: Tab to each control, type, press Enter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keyboard_user_signs_up_signs_in_posts_follows_and_signs_out() {
+    let app = site_with_alice().await;
+    let browser = Browser::start("UTC").await;
+    browser.goto(&app, "/public").await;
+
+    browser.activate("a[href='/register']").await;
+    browser.wait_for_text("Sign Up").await;
+    browser.type_into("username", "keys").await;
+    browser.type_into("email", "keys@example.com").await;
+    browser.type_into("password", "s3cret").await;
+    browser.type_into("password2", "s3cret").await;
+    browser.activate("input[type='submit']").await;
+    browser.wait_for_text("You were successfully registered and can login now").await;
+
+    browser.type_into("username", "keys").await;
+    browser.type_into("password", "s3cret").await;
+    browser.press(&fantoccini::key::Key::Enter).await;
+    browser.wait_for_text("You were logged in").await;
+
+    browser.type_into("text", "Typed, not clicked").await;
+    browser.press(&fantoccini::key::Key::Enter).await;
+    browser.wait_for_text("Your message was recorded").await;
+
+    browser.activate("a[href='/public']").await;
+    browser.wait_for_text("Public Timeline").await;
+    browser.activate("a[href='/alice']").await;
+    browser.wait_for_text("alice's Timeline").await;
+    browser.activate("button.follow").await;
+    browser.wait_for_text(r#"You are now following "alice""#).await;
+
+    browser.activate("a[href='/logout']").await;
+    browser.wait_for_text("You were logged out").await;
+    browser.close().await;
+    let keys = app.service.user("keys").await.expect("registered by keyboard");
+    let alice = app.service.user("alice").await.expect("alice");
+    assert!(app.service.is_following(keys.id, alice.id).await.expect("follows"));
 }

@@ -14,6 +14,12 @@ fn health_is_zero_only_when_the_server_is_ready() {
     for base in [&server.web, &server.api] {
         assert!(ok(&["health", base]).contains("ready"));
     }
+    // Without a URL, the web address from the environment (as in a container), on
+    // loopback when it is a wildcard.
+    let port = server.web.rsplit(':').next().unwrap();
+    let output = minitwit(&["health"]).env("MINITWIT_WEB_ADDR", format!("0.0.0.0:{port}")).output();
+    let output = output.unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let url = server.web.clone();
     let (status, _) = server.stop();
     assert!(status.success());

@@ -2,7 +2,8 @@
 //! `sslmode=require` and `verify-full` (and refused against the wrong authority), and
 //! the nginx example of deploy/nginx terminating HTTPS in front of two replicas:
 //! HTTPS in, HSTS and Secure cookies out, forwarded addresses taken from the proxy only,
-//! /metrics not exposed.
+//! /metrics not exposed, `minitwit replay` and `minitwit health` over HTTPS (rustls); and a replica restarted behind it the documented way (taken out
+//! of nginx, then SIGTERM) with mixed reads and posts flowing: no request fails.
 
 #![allow(clippy::unwrap_used)]
 
@@ -11,6 +12,8 @@ use minitwit_store_pg::testkit::{ServerCertificate, TestCluster, fresh_database_
 use reqwest::{Client, StatusCode};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 fn openssl(args: &[&str], dir: &Path) {
@@ -137,6 +140,8 @@ struct Nginx {
     child: Child,
     https: u16,
     http: u16,
+    api: u16,
+    conf: PathBuf,
 }
 
 fn free_port() -> u16 {
@@ -144,15 +149,21 @@ fn free_port() -> u16 {
 }
 
 impl Nginx {
-    fn start(dir: &Path, replicas: [&str; 2]) -> Self {
+    fn start(dir: &Path, replicas: &[Server; 2]) -> Self {
+        let addr = |url: &str| url.trim_start_matches("http://").to_owned();
+        let (web, api) =
+            (replicas.each_ref().map(|r| addr(&r.web)), replicas.each_ref().map(|r| addr(&r.api)));
         let found = Command::new("sh").args(["-c", "command -v nginx"]).output().unwrap();
         assert!(found.status.success(), "nginx is not installed. Fix: apt-get install nginx");
-        let (https, http) = (free_port(), free_port());
+        let (https, http, api_port) = (free_port(), free_port(), free_port());
         let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/nginx/minitwit.conf");
         let mut site = std::fs::read_to_string(example).unwrap();
         for (from, to) in [
-            ("server 127.0.0.1:5000 ".to_owned(), format!("server {} ", replicas[0])),
-            ("server 127.0.0.1:5010 ".to_owned(), format!("server {} ", replicas[1])),
+            ("server 127.0.0.1:5000 ".to_owned(), format!("server {} ", web[0])),
+            ("server 127.0.0.1:5010 ".to_owned(), format!("server {} ", web[1])),
+            ("server 127.0.0.1:5001 ".to_owned(), format!("server {} ", api[0])),
+            ("server 127.0.0.1:5011 ".to_owned(), format!("server {} ", api[1])),
+            ("listen 8443 ssl".to_owned(), format!("listen 127.0.0.1:{api_port} ssl")),
             ("listen 80;".to_owned(), format!("listen 127.0.0.1:{http};")),
             ("listen 443 ssl".to_owned(), format!("listen 127.0.0.1:{https} ssl")),
             (
@@ -166,8 +177,9 @@ impl Nginx {
         ] {
             assert!(site.contains(&from), "deploy/nginx/minitwit.conf lost {from:?}");
             site = site.replace(&from, &to);
+            assert!(!site.contains(&from), "{from:?} appears once more than expected");
         }
-        std::fs::write(dir.join("minitwit.conf"), site).unwrap();
+        std::fs::write(dir.join("minitwit.conf"), &site).unwrap();
         let d = dir.display();
         let main = format!(
             "daemon off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
@@ -184,7 +196,7 @@ impl Nginx {
             .spawn()
             .unwrap();
         // Stopped by Drop, even if it never comes up.
-        let nginx = Self { child, https, http };
+        let nginx = Self { child, https, http, api: api_port, conf: dir.join("minitwit.conf") };
         for _ in 0..200 {
             if std::net::TcpStream::connect(("127.0.0.1", https)).is_ok() {
                 return nginx;
@@ -193,6 +205,35 @@ impl Nginx {
         }
         let log = std::fs::read_to_string(dir.join("error.log")).unwrap_or_default();
         panic!("nginx did not start: {log}");
+    }
+}
+
+impl Nginx {
+    /// Takes the upstream at `addr` out, as OPERATIONS.md says before stopping a
+    /// replica: `down` on its line, then a reload (SIGHUP, as `nginx -s reload` sends),
+    /// complete once the workers of the old configuration have exited.
+    fn take_out(&self, addr: &str) {
+        let site = std::fs::read_to_string(&self.conf).unwrap();
+        let line = format!("server {addr} ");
+        assert!(site.contains(&line), "{addr} is not an upstream");
+        std::fs::write(&self.conf, site.replace(&line, &format!("server {addr} down "))).unwrap();
+        let old_workers = self.workers();
+        assert!(!old_workers.is_empty());
+        signal(&self.child, "HUP");
+        for _ in 0..1000 {
+            if old_workers.iter().all(|pid| !Path::new(&format!("/proc/{pid}")).exists()) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("nginx's old workers {old_workers:?} did not exit after the reload");
+    }
+
+    /// The worker processes' ids (the master's children).
+    fn workers(&self) -> Vec<String> {
+        let pid = self.child.id();
+        let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"));
+        children.unwrap().split_whitespace().map(str::to_owned).collect()
     }
 }
 
@@ -210,8 +251,7 @@ async fn nginx_terminates_tls_in_front_of_two_replicas() {
     let (url, _db) = fresh_database_url().await;
     let flags = ["--secure-cookies", "--trust-forwarded-for"];
     let replicas = [Server::start(&url, &flags), Server::start(&url, &flags)];
-    let addr = |s: &Server| s.web.trim_start_matches("http://").to_owned();
-    let nginx = Nginx::start(scratch.dir.path(), [&addr(&replicas[0]), &addr(&replicas[1])]);
+    let nginx = Nginx::start(scratch.dir.path(), &replicas);
     let client = Client::builder()
         .add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(&ca).unwrap()).unwrap())
         .redirect(reqwest::redirect::Policy::none())
@@ -219,6 +259,25 @@ async fn nginx_terminates_tls_in_front_of_two_replicas() {
         .build()
         .unwrap();
     let site = format!("https://localhost:{}", nginx.https);
+
+    // The simulator over HTTPS: `minitwit replay` (rustls) through nginx to both APIs.
+    let api = format!("https://localhost:{}", nginx.api);
+    let replay = crate::common::minitwit(&[
+        "replay",
+        "--csv",
+        crate::common::scenario_path().to_str().unwrap(),
+        "--base-url",
+        &api,
+        "--limit",
+        "100",
+        "--timeout-ms",
+        "10000",
+    ])
+    .env("SSL_CERT_FILE", &ca)
+    .output()
+    .unwrap();
+    let report = String::from_utf8_lossy(&replay.stdout);
+    assert!(replay.status.success(), "{report}{}", String::from_utf8_lossy(&replay.stderr));
 
     // HTTPS in; plain HTTP is sent there; HSTS out; /metrics stays internal.
     let public = client.get(format!("{site}/public")).send().await.unwrap();
@@ -267,4 +326,89 @@ async fn nginx_terminates_tls_in_front_of_two_replicas() {
         }
     }
     assert!(throttled, "forged X-Forwarded-For entries escaped the throttle");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_restarted_behind_nginx_costs_the_clients_nothing() {
+    let scratch = Scratch::new();
+    let ca = authority(scratch.dir.path(), "rolling", true);
+    let (url, _db) = fresh_database_url().await;
+    let flags = ["--secure-cookies", "--trust-forwarded-for", "--drain-delay-secs", "2"];
+    let mut replicas = [Server::start(&url, &flags), Server::start(&url, &flags)];
+    let addr = |s: &Server| s.web.trim_start_matches("http://").to_owned();
+    let nginx = Nginx::start(scratch.dir.path(), &replicas);
+    let client = Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(&ca).unwrap()).unwrap())
+        .redirect(reqwest::redirect::Policy::none())
+        // A new connection per request: nginx's reload closes its idle client
+        // connections, and a POST sent on one at that instant is lost between client and
+        // nginx (a keep-alive race of any reloading server, not of MiniTwit's replicas).
+        .pool_max_idle_per_host(0)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let site = format!("https://localhost:{}", nginx.https);
+    ok(&["--store", &url, "user", "create", "writer", "w@x.org", "--password", "writer-pw"]);
+    let form = [("username", "writer"), ("password", "writer-pw")];
+    let login = client.post(format!("{site}/login")).form(&form).send().await.unwrap();
+    let cookie = login.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap();
+    let cookie = cookie.to_owned();
+
+    let sent = Arc::new(AtomicU64::new(0));
+    let failures = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut workers = Vec::new();
+    for worker in 0..4u64 {
+        let (client, site, cookie) = (client.clone(), site.clone(), cookie.clone());
+        let (sent, failures, stop) = (Arc::clone(&sent), Arc::clone(&failures), Arc::clone(&stop));
+        workers.push(tokio::spawn(async move {
+            while !stop.load(Ordering::SeqCst) {
+                let n = sent.fetch_add(1, Ordering::SeqCst);
+                let request = if (n + worker) % 2 == 0 {
+                    let text = [("text", format!("post {n}"))];
+                    client.post(format!("{site}/add_message")).form(&text)
+                } else {
+                    client.get(format!("{site}/public"))
+                };
+                let outcome = request.header("cookie", &cookie).send().await;
+                let fine =
+                    outcome.as_ref().is_ok_and(|r| r.status().is_success() || r.status() == 302);
+                if !fine {
+                    failures.lock().unwrap().push(format!("{outcome:?}"));
+                }
+            }
+        }));
+    }
+    let wait_for = |count: u64| {
+        let sent = Arc::clone(&sent);
+        async move {
+            while sent.load(Ordering::SeqCst) < count {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    };
+    wait_for(100).await;
+    nginx.take_out(&addr(&replicas[0]));
+    signal(&replicas[0].child, "TERM");
+    let status = loop {
+        if let Some(status) = replicas[0].child.try_wait().unwrap() {
+            break status;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let after_exit = sent.load(Ordering::SeqCst);
+    wait_for(after_exit + 100).await;
+    stop.store(true, Ordering::SeqCst);
+    for worker in workers {
+        worker.await.unwrap();
+    }
+    assert!(status.success(), "the stopped replica exited cleanly: {status:?}");
+    let failures = failures.lock().unwrap();
+    let log = std::fs::read_to_string(scratch.path("error.log")).unwrap_or_default();
+    assert!(
+        failures.is_empty(),
+        "{} of {} requests failed: {failures:#?}\nnginx: {log}",
+        failures.len(),
+        sent.load(Ordering::SeqCst)
+    );
 }

@@ -6,8 +6,10 @@
 //! - [`site`]: the site's client (a browser-like one: cookies, no redirects followed).
 //! - [`api`]: the API's client (speaks like the simulator).
 //! - [`scenario`]: the simulator's scenario file and the facts read from it.
+//! - [`browser`]: headless Chromium over WebDriver, the keyboard, the axe-core audit.
 
 pub mod api;
+pub mod browser;
 pub mod scenario;
 pub mod site;
 

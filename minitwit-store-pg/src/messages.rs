@@ -1,0 +1,93 @@
+//! Messages: posting, look-up by id, flagging, and the administrative listings (the
+//! timelines are `timeline`'s).
+
+use crate::error::{backend_error, store_error};
+use crate::rows::{self, MessageRow, into_all, message_columns};
+use crate::store::sql_limit;
+use minitwit_core::{Message, MessageFilter, MessageId, NewMessage, StoreResult};
+use sqlx::{PgPool, Row};
+
+/// Stores a message under a fresh id; an unknown author is the store's `UnknownUser`.
+pub(crate) async fn add(pool: &PgPool, message: NewMessage) -> StoreResult<MessageId> {
+    let author = message.author_id;
+    let row = sqlx::query(
+        "INSERT INTO messages (author_id, text, pub_date) VALUES ($1, $2, $3) RETURNING id",
+    )
+    .bind(author)
+    .bind(message.text.as_ref())
+    .bind(message.pub_date)
+    .fetch_one(pool)
+    .await
+    .map_err(|e| store_error(e, |_| Some(author)))?;
+    row.try_get("id").map_err(backend_error)
+}
+
+/// The message with this id, flagged or not.
+pub(crate) async fn by_id(pool: &PgPool, id: MessageId) -> StoreResult<Option<Message>> {
+    let row = sqlx::query_as::<_, MessageRow>(concat!(
+        "SELECT ",
+        message_columns!(),
+        " FROM messages WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(pool)
+    .await
+    .map_err(backend_error)?;
+    Ok(row.map(Message::from))
+}
+
+/// Flags or unflags a message; whether it exists.
+pub(crate) async fn set_flagged(pool: &PgPool, id: MessageId, flagged: bool) -> StoreResult<bool> {
+    let done = sqlx::query("UPDATE messages SET flagged = $2 WHERE id = $1")
+        .bind(id)
+        .bind(flagged)
+        .execute(pool)
+        .await
+        .map_err(backend_error)?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// Messages for administration, newest id first. One statement per case, so that each
+/// has a plan using its index.
+pub(crate) async fn list(pool: &PgPool, filter: MessageFilter) -> StoreResult<Vec<Message>> {
+    let flagged: &[bool] = match filter.flagged {
+        Some(true) => &[true],
+        Some(false) => &[false],
+        None => &[false, true],
+    };
+    let sql = match filter.author {
+        Some(_) => concat!(
+            "SELECT ",
+            message_columns!(),
+            " FROM messages WHERE id < $1 AND flagged = ANY($2) AND author_id = $4
+             ORDER BY id DESC LIMIT $3"
+        ),
+        None => concat!(
+            "SELECT ",
+            message_columns!(),
+            " FROM messages WHERE id < $1 AND flagged = ANY($2)
+             ORDER BY id DESC LIMIT $3"
+        ),
+    };
+    let query = sqlx::query_as::<_, MessageRow>(sql)
+        .bind(filter.before.unwrap_or(i64::MAX))
+        .bind(flagged)
+        .bind(sql_limit(filter.limit));
+    let query = match filter.author {
+        Some(author) => query.bind(author),
+        None => query,
+    };
+    let rows = query.fetch_all(pool).await.map_err(backend_error)?;
+    Ok(into_all(rows))
+}
+
+/// Up to `limit` messages with ids above `after`, by id.
+pub(crate) async fn after(
+    pool: &PgPool,
+    after: Option<MessageId>,
+    limit: usize,
+) -> StoreResult<Vec<Message>> {
+    let sql =
+        concat!("SELECT ", message_columns!(), " FROM messages WHERE id > $1 ORDER BY id LIMIT $2");
+    rows::after::<MessageRow, Message>(pool, sql, after, limit).await
+}
