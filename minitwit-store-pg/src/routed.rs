@@ -194,9 +194,10 @@ impl Store for RoutedStore {
         self.wrote(self.primary().set_disabled(id, disabled).await).await
     }
 
-    /// From the primary: a session that was ended must end everywhere at once.
+    /// Routed like the user it belongs to (a replica may lag the end of a session by its
+    /// replication delay, as it lags the user's record).
     async fn session_generation(&self, id: UserId) -> StoreResult<i64> {
-        self.primary().session_generation(id).await
+        self.routed(|store| store.session_generation(id)).await
     }
 
     async fn bump_session_generation(&self, id: UserId) -> StoreResult<bool> {
