@@ -2,11 +2,12 @@
 
 use crate::consistency::ReadToken;
 use crate::domain::{MessageText, PageSize, Password, Registration, ValidationError};
+use crate::latest::LatestWrites;
 use crate::model::{
     Counts, Cursor, Message, MessageFilter, MessageId, NewMessage, NewUser, Page, Timeline, User,
     UserId,
 };
-use crate::password_hash::{HashCost, Hasher};
+use crate::password_hash::{HashCost, HashError, Hasher};
 use crate::store::{Store, StoreError};
 use percent_encoding::percent_decode_str;
 use std::future::Future;
@@ -43,6 +44,10 @@ pub enum ServiceError {
     /// 503 Service Unavailable: the store cannot be reached; try again later.
     #[error("The service is temporarily unavailable")]
     Unavailable,
+    /// 503 Service Unavailable: too much expensive work (password hashing) is queued
+    /// already; try again in a moment.
+    #[error("The server is busy; please try again in a moment")]
+    Overloaded,
     /// 500 Internal Server Error: a failure inside the server. The detail is for the log,
     /// never the client: `Display` does not show it.
     #[error("Internal server error")]
@@ -58,7 +63,7 @@ impl ServiceError {
             Self::InvalidUsername | Self::InvalidPassword | Self::AccountDisabled => 403,
             Self::UnknownUser | Self::UnknownMessages(_) => 404,
             Self::Internal(_) => 500,
-            Self::Unavailable => 503,
+            Self::Unavailable | Self::Overloaded => 503,
         }
     }
 }
@@ -76,6 +81,15 @@ impl From<StoreError> for ServiceError {
     }
 }
 
+impl From<HashError> for ServiceError {
+    fn from(err: HashError) -> Self {
+        match err {
+            HashError::Overloaded => Self::Overloaded,
+            HashError::Failed(detail) => Self::Internal(detail),
+        }
+    }
+}
+
 /// Shorthand for service results.
 pub type ServiceResult<T> = Result<T, ServiceError>;
 
@@ -89,6 +103,7 @@ const SESSION_KEY_LEN: usize = 64;
 pub struct MiniTwit {
     store: Arc<dyn Store>,
     hasher: Hasher,
+    latest: Arc<LatestWrites>,
 }
 
 impl MiniTwit {
@@ -100,7 +115,12 @@ impl MiniTwit {
     /// The service with an explicit hashing cost (tests and benchmarks use
     /// [`HashCost::Insecure`]).
     pub fn with_hash_cost(store: Arc<dyn Store>, cost: HashCost) -> Self {
-        Self { store, hasher: Hasher::new(cost) }
+        Self::with_hasher(store, Hasher::new(cost))
+    }
+
+    /// The service with a configured hasher (its cost and pool).
+    pub fn with_hasher(store: Arc<dyn Store>, hasher: Hasher) -> Self {
+        Self { store, hasher, latest: Arc::default() }
     }
 
     /// The service as seen by one reader carrying `token` (see [`crate::consistency`]):
@@ -108,7 +128,9 @@ impl MiniTwit {
     /// front end hands back to the client.
     pub fn for_reader(&self, token: ReadToken) -> Self {
         match self.store.for_reader(token) {
-            Some(store) => Self { store, hasher: self.hasher.clone() },
+            // Its own `latest` coalescing: a write through another reader's view would
+            // not advance this reader's token.
+            Some(store) => Self { store, hasher: self.hasher.clone(), latest: Arc::default() },
             None => self.clone(),
         }
     }
@@ -133,7 +155,7 @@ impl MiniTwit {
             if store.user_by_name(username.as_ref()).await?.is_some() {
                 return Err(ServiceError::UsernameTaken);
             }
-            let pw_hash = hasher.hash(&password).await.map_err(ServiceError::Internal)?;
+            let pw_hash = hasher.hash(&password).await?;
             Ok(store.create_user(NewUser { username, email, pw_hash }).await?)
         })
         .await
@@ -143,7 +165,7 @@ impl MiniTwit {
     /// or [`ServiceError::AccountDisabled`] when it fails.
     pub async fn authenticate(&self, username: &str, password: &str) -> ServiceResult<User> {
         let user = self.find_user(username).await?.ok_or(ServiceError::InvalidUsername)?;
-        if !self.hasher.verify(password, &user.pw_hash).await {
+        if !self.hasher.verify(password, &user.pw_hash).await? {
             return Err(ServiceError::InvalidPassword);
         }
         if user.disabled {
@@ -189,7 +211,7 @@ impl MiniTwit {
     /// Sets a new password for `username`.
     pub async fn set_password(&self, username: &str, password: &Password) -> ServiceResult<()> {
         let user = self.user(username).await?;
-        let hash = self.hasher.hash(password).await.map_err(ServiceError::Internal)?;
+        let hash = self.hasher.hash(password).await?;
         self.store
             .set_password_hash(user.id, &hash)
             .await?
@@ -302,10 +324,11 @@ impl MiniTwit {
         Ok(self.store.latest().await?.unwrap_or(-1))
     }
 
-    /// Records the id of the last simulator action.
+    /// Records the id of the last simulator action. Concurrent calls are coalesced: on
+    /// `Ok` the store durably holds this value or one recorded after it (see `latest.rs`).
     pub async fn set_latest(&self, latest: i64) -> ServiceResult<()> {
-        let store = Arc::clone(&self.store);
-        run_to_completion(async move { Ok(store.set_latest(latest).await?) }).await
+        let (store, writes) = (Arc::clone(&self.store), Arc::clone(&self.latest));
+        run_to_completion(async move { Ok(writes.set(store.as_ref(), latest).await?) }).await
     }
 
     /// The session signing key: generated once and kept in the store, so every replica

@@ -86,11 +86,18 @@ async fn wrong_credentials_are_counted_as_unexpected_statuses() {
     let report = simulator::run_file(&scenario::path(), &options).await.expect("replay runs");
     println!("{report}");
     assert_eq!(report.sent, 100);
-    // Registration needs no credentials; every other action is refused.
+    // Registration needs no credentials (but, without them, is throttled per address:
+    // 429 past the first 20); every other action is refused.
     let forbidden: u64 = report
         .errors
         .iter()
-        .filter(|(kind, _)| matches!(kind, ErrorKind::UnexpectedStatus { status: 403, .. }))
+        .filter(|(kind, _)| {
+            matches!(
+                kind,
+                ErrorKind::UnexpectedStatus { status: 403, .. }
+                    | ErrorKind::UnexpectedStatus { action: ActionKind::Register, status: 429 }
+            )
+        })
         .map(|(_, count)| count)
         .sum();
     assert_eq!(forbidden, report.error_count());
