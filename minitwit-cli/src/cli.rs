@@ -81,6 +81,7 @@ Examples:
   minitwit --store sled:./restored import --in backup.jsonl
   minitwit copy --from sled:./minitwit-data --to postgres://minitwit:PW@db/minitwit
   minitwit replay --csv minitwit_scenario.csv --base-url http://127.0.0.1:5001
+  minitwit --store sled:./bench-data generate --users 10000 --follows 50 --messages 1000000
 
 Exit status: 0 on success, 1 on any failure (one line on stderr), 2 on bad usage.";
 
@@ -241,6 +242,27 @@ pub enum StoreCommand {
     Export(ExportArgs),
     /// Load an export file into an empty store, then verify it.
     Import(ImportArgs),
+    /// Fill an empty store with a synthetic data set of a chosen size (benchmarks, load
+    /// tests, capacity planning).
+    ///
+    /// Users `user1…userN` (who cannot log in), each following `--follows` others;
+    /// `--messages` messages spread evenly over them, every 100th flagged; and two users
+    /// following 50 and 500 people. The same sizes always give the same data.
+    Generate(GenerateArgs),
+}
+
+/// `generate` options.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct GenerateArgs {
+    /// Number of users.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(i64).range(2..=100_000_000))]
+    pub users: i64,
+    /// Followees of every user (at most users - 1).
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(i64).range(0..=100_000))]
+    pub follows: i64,
+    /// Number of messages.
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(i64).range(0..=1_000_000_000))]
+    pub messages: i64,
 }
 
 /// `serve` options.

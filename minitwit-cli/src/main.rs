@@ -6,6 +6,7 @@
 //! - [`store_url`]: `sled:PATH` / `postgres://…` to an opened store.
 //! - [`admin`]: `user …`, `message …`, `stats`.
 //! - [`data`]: `export`, `import`, `copy`, `verify`.
+//! - [`generate`]: `generate`, a synthetic data set.
 //! - [`serve`]: `serve`, with its layers, metrics and graceful shutdown.
 //! - [`replay`]: `replay`, the simulator client.
 //! - [`health`]: `health`, the container health check.
@@ -17,6 +18,7 @@
 mod admin;
 mod cli;
 mod data;
+mod generate;
 mod health;
 mod logging;
 mod replay;
@@ -114,5 +116,6 @@ async fn on_store(
         StoreCommand::Stats(flag) => admin::stats(&service, flag.json, out).await,
         StoreCommand::Export(args) => data::export(&store, &args, out).await,
         StoreCommand::Import(args) => data::import(&store, &args, out).await,
+        StoreCommand::Generate(args) => generate::run(store.as_ref(), args, out).await,
     }
 }

@@ -2,6 +2,7 @@
 
 use crate::consistency::ReadToken;
 use crate::domain::{MessageText, PageSize, Password, Registration, ValidationError};
+use crate::latest::LatestWrites;
 use crate::model::{
     Counts, Cursor, Message, MessageFilter, MessageId, NewMessage, NewUser, Page, Timeline, User,
     UserId,
@@ -89,6 +90,7 @@ const SESSION_KEY_LEN: usize = 64;
 pub struct MiniTwit {
     store: Arc<dyn Store>,
     hasher: Hasher,
+    latest: Arc<LatestWrites>,
 }
 
 impl MiniTwit {
@@ -100,7 +102,7 @@ impl MiniTwit {
     /// The service with an explicit hashing cost (tests and benchmarks use
     /// [`HashCost::Insecure`]).
     pub fn with_hash_cost(store: Arc<dyn Store>, cost: HashCost) -> Self {
-        Self { store, hasher: Hasher::new(cost) }
+        Self { store, hasher: Hasher::new(cost), latest: Arc::default() }
     }
 
     /// The service as seen by one reader carrying `token` (see [`crate::consistency`]):
@@ -108,7 +110,9 @@ impl MiniTwit {
     /// front end hands back to the client.
     pub fn for_reader(&self, token: ReadToken) -> Self {
         match self.store.for_reader(token) {
-            Some(store) => Self { store, hasher: self.hasher.clone() },
+            // Its own `latest` coalescing: a write through another reader's view would
+            // not advance this reader's token.
+            Some(store) => Self { store, hasher: self.hasher.clone(), latest: Arc::default() },
             None => self.clone(),
         }
     }
@@ -302,10 +306,11 @@ impl MiniTwit {
         Ok(self.store.latest().await?.unwrap_or(-1))
     }
 
-    /// Records the id of the last simulator action.
+    /// Records the id of the last simulator action. Concurrent calls are coalesced: on
+    /// `Ok` the store durably holds this value or one recorded after it (see `latest.rs`).
     pub async fn set_latest(&self, latest: i64) -> ServiceResult<()> {
-        let store = Arc::clone(&self.store);
-        run_to_completion(async move { Ok(store.set_latest(latest).await?) }).await
+        let (store, writes) = (Arc::clone(&self.store), Arc::clone(&self.latest));
+        run_to_completion(async move { Ok(writes.set(store.as_ref(), latest).await?) }).await
     }
 
     /// The session signing key: generated once and kept in the store, so every replica

@@ -51,6 +51,13 @@ pub trait Store: Send + Sync + 'static {
     /// A short name for logs and metrics: `"sled"`, `"postgres"`.
     fn backend(&self) -> &'static str;
 
+    /// Whether only this process can write the store (sled locks its directory), so
+    /// in-process caches of its answers stay valid ([`CachedStore`](crate::CachedStore)).
+    /// `false` unless a backend knows better.
+    fn single_process(&self) -> bool {
+        false
+    }
+
     /// This store as seen by one reader carrying `token`: its reads reflect at least the
     /// writes up to the token's position, and its writes advance the token. `None` (the
     /// default) means every read already sees every acknowledged write, so the store

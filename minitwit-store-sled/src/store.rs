@@ -1,5 +1,5 @@
-//! The [`Store`] implementation: each method runs its synchronous operation on tokio's
-//! blocking pool, writes under the write lock and, when durable, behind a shared flush.
+//! The [`Store`] implementation: reads run inline; writes run on tokio's blocking pool
+//! under the write lock and, when durable, return behind a shared flush.
 
 use crate::SledStore;
 use minitwit_core::{
@@ -11,6 +11,10 @@ use minitwit_core::{
 impl Store for SledStore {
     fn backend(&self) -> &'static str {
         "sled"
+    }
+
+    fn single_process(&self) -> bool {
+        true
     }
 
     async fn ping(&self) -> StoreResult<()> {
@@ -31,8 +35,7 @@ impl Store for SledStore {
     }
 
     async fn user_by_name(&self, username: &str) -> StoreResult<Option<User>> {
-        let username = username.to_owned();
-        self.read(move |trees| trees.user_by_name(&username)).await
+        self.read(|trees| trees.user_by_name(username)).await
     }
 
     async fn users_after(&self, after: Option<UserId>, limit: usize) -> StoreResult<Vec<User>> {
@@ -115,8 +118,7 @@ impl Store for SledStore {
     }
 
     async fn setting(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
-        let key = key.to_owned();
-        self.read(move |trees| trees.setting(&key)).await
+        self.read(|trees| trees.setting(key)).await
     }
 
     async fn init_setting(&self, key: &str, value: &[u8]) -> StoreResult<Vec<u8>> {

@@ -1,5 +1,6 @@
 //! `minitwit serve`: the web site and the simulator API on their own listeners, each
-//! wrapped by the same [`layers`], over one store wrapped by a [`MeteredStore`].
+//! wrapped by the same [`layers`], over one store wrapped by a [`MeteredStore`] (and, when
+//! only this process writes it, a [`CachedStore`]).
 //!
 //! - [`layers`]: request ids, logs, request metrics, `/health`, `/ready`, `/metrics`.
 //! - [`metrics`]: the Prometheus recorder, metric names, business gauges.
@@ -22,7 +23,7 @@ use crate::cli::ServeArgs;
 use anyhow::{Context, Result};
 use layers::{Front, Ops};
 use metered_store::MeteredStore;
-use minitwit_core::{MiniTwit, Store};
+use minitwit_core::{CachedStore, MiniTwit, Store};
 use minitwit_sim::SimConfig;
 use minitwit_web::WebConfig;
 use std::future::Future;
@@ -42,7 +43,11 @@ pub async fn run(store: Arc<dyn Store>, args: &ServeArgs, out: &mut impl Write) 
     let mut signals = Signals::install()?;
     let handle = metrics::handle()?;
     metrics::describe();
-    let store: Arc<dyn Store> = Arc::new(MeteredStore::new(store));
+    let single_process = store.single_process();
+    let mut store: Arc<dyn Store> = Arc::new(MeteredStore::new(store));
+    if single_process {
+        store = Arc::new(CachedStore::new(store));
+    }
     let service = MiniTwit::new(Arc::clone(&store));
     let ops = Ops::new(service.clone(), handle.clone());
     let (web, api) = front_ends(&service, args, &ops).await?;

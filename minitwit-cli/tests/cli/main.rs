@@ -2,6 +2,9 @@
 //! scratch sled stores and a throwaway PostgreSQL. One test binary, one module per area:
 //!
 //! - `admin`: `user …`, `message …`, `stats`, `migrate`, store URL errors.
+//! - `caches`: hot pages fresh after every write, on sled and across two processes over
+//!   one PostgreSQL.
+//! - `generate`: synthetic data sets into sled and PostgreSQL.
 //! - `data`: `export`, `import`, `copy` between sled stores, bad files.
 //! - `serve`: listeners, `/health` `/ready` `/metrics`, request ids, the sled lock,
 //!   graceful shutdown.
@@ -25,10 +28,12 @@
 //! - `common`: running the binary, scratch stores, the fixture.
 
 mod admin;
+mod caches;
 mod common;
 mod data;
 mod drain;
 mod faults;
+mod generate;
 mod hardening;
 mod health;
 mod logs;

@@ -327,13 +327,16 @@ fn find_binaries() -> Result<PathBuf, ClusterError> {
     versions.sort();
     on_path.or_else(|| versions.pop().map(|(_, bin)| bin)).ok_or_else(|| {
         ClusterError(
-            "initdb and pg_ctl are neither on PATH nor in /usr/lib/postgresql/*/bin".into(),
+            "initdb, pg_ctl and pg_basebackup are neither on PATH nor in /usr/lib/postgresql/*/bin"
+                .into(),
         )
     })
 }
 
+/// Whether `dir` holds every server program the testkit runs (a `PATH` directory with
+/// links to only some of them, e.g. `/usr/local/bin`, is passed over).
 fn has_binaries(dir: &Path) -> bool {
-    dir.join("initdb").is_file() && dir.join("pg_ctl").is_file()
+    ["initdb", "pg_ctl", "pg_basebackup"].iter().all(|program| dir.join(program).is_file())
 }
 
 /// Whether this process runs as root (`/proc/self` belongs to the effective user).
