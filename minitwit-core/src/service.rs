@@ -7,7 +7,7 @@ use crate::model::{
     Counts, Cursor, Message, MessageFilter, MessageId, NewMessage, NewUser, Page, Timeline, User,
     UserId,
 };
-use crate::password_hash::{HashCost, Hasher};
+use crate::password_hash::{HashCost, HashError, Hasher};
 use crate::store::{Store, StoreError};
 use percent_encoding::percent_decode_str;
 use std::future::Future;
@@ -44,6 +44,10 @@ pub enum ServiceError {
     /// 503 Service Unavailable: the store cannot be reached; try again later.
     #[error("The service is temporarily unavailable")]
     Unavailable,
+    /// 503 Service Unavailable: too much expensive work (password hashing) is queued
+    /// already; try again in a moment.
+    #[error("The server is busy; please try again in a moment")]
+    Overloaded,
     /// 500 Internal Server Error: a failure inside the server. The detail is for the log,
     /// never the client: `Display` does not show it.
     #[error("Internal server error")]
@@ -59,7 +63,7 @@ impl ServiceError {
             Self::InvalidUsername | Self::InvalidPassword | Self::AccountDisabled => 403,
             Self::UnknownUser | Self::UnknownMessages(_) => 404,
             Self::Internal(_) => 500,
-            Self::Unavailable => 503,
+            Self::Unavailable | Self::Overloaded => 503,
         }
     }
 }
@@ -73,6 +77,15 @@ impl From<StoreError> for ServiceError {
             other @ (StoreError::Conflict(_) | StoreError::Backend(_)) => {
                 Self::Internal(other.to_string())
             }
+        }
+    }
+}
+
+impl From<HashError> for ServiceError {
+    fn from(err: HashError) -> Self {
+        match err {
+            HashError::Overloaded => Self::Overloaded,
+            HashError::Failed(detail) => Self::Internal(detail),
         }
     }
 }
@@ -102,7 +115,12 @@ impl MiniTwit {
     /// The service with an explicit hashing cost (tests and benchmarks use
     /// [`HashCost::Insecure`]).
     pub fn with_hash_cost(store: Arc<dyn Store>, cost: HashCost) -> Self {
-        Self { store, hasher: Hasher::new(cost), latest: Arc::default() }
+        Self::with_hasher(store, Hasher::new(cost))
+    }
+
+    /// The service with a configured hasher (its cost and pool).
+    pub fn with_hasher(store: Arc<dyn Store>, hasher: Hasher) -> Self {
+        Self { store, hasher, latest: Arc::default() }
     }
 
     /// The service as seen by one reader carrying `token` (see [`crate::consistency`]):
@@ -137,7 +155,7 @@ impl MiniTwit {
             if store.user_by_name(username.as_ref()).await?.is_some() {
                 return Err(ServiceError::UsernameTaken);
             }
-            let pw_hash = hasher.hash(&password).await.map_err(ServiceError::Internal)?;
+            let pw_hash = hasher.hash(&password).await?;
             Ok(store.create_user(NewUser { username, email, pw_hash }).await?)
         })
         .await
@@ -147,7 +165,7 @@ impl MiniTwit {
     /// or [`ServiceError::AccountDisabled`] when it fails.
     pub async fn authenticate(&self, username: &str, password: &str) -> ServiceResult<User> {
         let user = self.find_user(username).await?.ok_or(ServiceError::InvalidUsername)?;
-        if !self.hasher.verify(password, &user.pw_hash).await {
+        if !self.hasher.verify(password, &user.pw_hash).await? {
             return Err(ServiceError::InvalidPassword);
         }
         if user.disabled {
@@ -193,7 +211,7 @@ impl MiniTwit {
     /// Sets a new password for `username`.
     pub async fn set_password(&self, username: &str, password: &Password) -> ServiceResult<()> {
         let user = self.user(username).await?;
-        let hash = self.hasher.hash(password).await.map_err(ServiceError::Internal)?;
+        let hash = self.hasher.hash(password).await?;
         self.store
             .set_password_hash(user.id, &hash)
             .await?

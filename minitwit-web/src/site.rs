@@ -10,7 +10,9 @@ use crate::throttle::SiteThrottle;
 use crate::views::{ErrorView, LayoutView, Views};
 use minitwit_core::{MiniTwit, ReadToken, ServiceError, User};
 use serde::Serialize;
-use warp::http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue, LOCATION, SET_COOKIE};
+use warp::http::header::{
+    CACHE_CONTROL, CONTENT_TYPE, HeaderValue, LOCATION, RETRY_AFTER, SET_COOKIE,
+};
 use warp::http::{Response, StatusCode};
 use warp::reply::Response as WarpResponse;
 
@@ -125,7 +127,8 @@ impl Site {
         self.with_session(visit, response)
     }
 
-    /// The error page for `status`: fixed texts only, no session touched.
+    /// The error page for `status`: fixed texts only, no session touched; a 503 says
+    /// when to retry.
     pub fn error_page(&self, status: StatusCode) -> WarpResponse {
         let heading =
             format!("{} {}", status.as_u16(), status.canonical_reason().unwrap_or("Error"));
@@ -147,7 +150,11 @@ impl Site {
             self.views.render("layout", &layout)
         });
         // The templates are tested; should one still fail, a bare page says as much.
-        html_response(status, html.unwrap_or_else(|_| heading.clone()))
+        let mut response = html_response(status, html.unwrap_or_else(|_| heading.clone()));
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
     }
 
     /// The error page for `err`; internal failures are logged (only there).
