@@ -16,6 +16,7 @@ FROM debian:bookworm-slim AS runtime-base
 # loads the system's roots) need them.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates \
+ && apt-get clean \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home-dir /data --shell /usr/sbin/nologin minitwit \
  && mkdir -p /data && chown minitwit:minitwit /data
