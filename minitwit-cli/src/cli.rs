@@ -35,6 +35,10 @@ pub struct Cli {
     #[command(flatten)]
     pub store_options: StoreOptions,
 
+    /// Read replicas of a PostgreSQL `--store`.
+    #[command(flatten)]
+    pub replicas: ReplicaArgs,
+
     /// What is logged and how.
     #[command(flatten)]
     pub log: LogOptions,
@@ -67,6 +71,7 @@ const EXAMPLES: &str = "\
 Examples:
   minitwit serve                          # site :5000, API :5001, data in ./minitwit-data
   MINITWIT_STORE=postgres://minitwit:PW@db/minitwit minitwit serve --web-addr 0.0.0.0:5000
+  minitwit --store postgres://minitwit:PW@db/minitwit --replica-store postgres://minitwit:PW@db-replica/minitwit serve
   minitwit user create alice alice@example.com --password-stdin < password.txt
   minitwit message list --flagged --limit 20
   minitwit message flag 12 13             # all or nothing: an unknown id changes nothing
@@ -76,6 +81,7 @@ Examples:
   minitwit --store sled:./restored import --in backup.jsonl
   minitwit copy --from sled:./minitwit-data --to postgres://minitwit:PW@db/minitwit
   minitwit replay --csv minitwit_scenario.csv --base-url http://127.0.0.1:5001
+  minitwit --store sled:./bench-data generate --users 10000 --follows 50 --messages 1000000
 
 Exit status: 0 on success, 1 on any failure (one line on stderr), 2 on bad usage.";
 
@@ -103,6 +109,28 @@ pub struct StoreOptions {
     /// within half a second; faster, for bulk loads).
     #[arg(long, env = "MINITWIT_SLED_DURABILITY", value_enum, default_value_t = SledDurability::Durable, global = true)]
     pub sled_durability: SledDurability,
+}
+
+/// Streaming read replicas of the PostgreSQL store. Without any, nothing changes.
+#[derive(Debug, Clone, Args)]
+pub struct ReplicaArgs {
+    /// A streaming read replica of the PostgreSQL `--store` (repeatable; the environment
+    /// variable takes a comma-separated list). Timeline, profile and follow-list reads go
+    /// to a replica that has replayed the reader's own writes, all else to `--store`.
+    #[arg(
+        long = "replica-store",
+        value_name = "URL",
+        env = "MINITWIT_REPLICA_STORE",
+        value_delimiter = ',',
+        global = true,
+        hide_env_values = true
+    )]
+    pub urls: Vec<String>,
+
+    /// A replica further behind the primary than this, in milliseconds, serves no reads
+    /// until it has caught up.
+    #[arg(long, env = "MINITWIT_REPLICA_MAX_LAG_MS", default_value_t = 5000, global = true)]
+    pub replica_max_lag_ms: u64,
 }
 
 /// Logging options (global).
@@ -214,6 +242,27 @@ pub enum StoreCommand {
     Export(ExportArgs),
     /// Load an export file into an empty store, then verify it.
     Import(ImportArgs),
+    /// Fill an empty store with a synthetic data set of a chosen size (benchmarks, load
+    /// tests, capacity planning).
+    ///
+    /// Users `user1…userN` (who cannot log in), each following `--follows` others;
+    /// `--messages` messages spread evenly over them, every 100th flagged; and two users
+    /// following 50 and 500 people. The same sizes always give the same data.
+    Generate(GenerateArgs),
+}
+
+/// `generate` options.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct GenerateArgs {
+    /// Number of users.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(i64).range(2..=100_000_000))]
+    pub users: i64,
+    /// Followees of every user (at most users - 1).
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(i64).range(0..=100_000))]
+    pub follows: i64,
+    /// Number of messages.
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(i64).range(0..=1_000_000_000))]
+    pub messages: i64,
 }
 
 /// `serve` options.
@@ -255,6 +304,49 @@ pub struct ServeArgs {
     /// Seconds between refreshes of the business gauges (users, messages, …).
     #[arg(long, env = "MINITWIT_GAUGE_INTERVAL", default_value_t = 15)]
     pub gauge_interval: u64,
+
+    /// What each listener allows a client (timeouts, connections).
+    #[command(flatten)]
+    pub limits: ListenerLimits,
+
+    /// Password hashes computed at once (0: one per CPU the process is given, read from
+    /// its cgroup CPU quota, else the cores it may run on).
+    #[arg(long, env = "MINITWIT_HASH_WORKERS", default_value_t = 0)]
+    pub hash_workers: usize,
+
+    /// Password hashes that may wait for a worker (0: 8 per worker); beyond, sign-ups and
+    /// sign-ins get 503 with `Retry-After`.
+    #[arg(long, env = "MINITWIT_HASH_QUEUE", default_value_t = 0)]
+    pub hash_queue: usize,
+}
+
+/// Timeouts and caps of both listeners: a slow or abusive client costs a bounded amount.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct ListenerLimits {
+    /// Seconds a client has to send a request's header (also the longest a kept-alive
+    /// connection waits for its next request).
+    #[arg(long, env = "MINITWIT_HEADER_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_timeout_secs: u64,
+
+    /// Seconds a kept-alive connection may stay idle between requests.
+    #[arg(long, env = "MINITWIT_IDLE_TIMEOUT_SECS", default_value_t = 8)]
+    pub idle_timeout_secs: u64,
+
+    /// Seconds a client has to send a request's whole body (beyond: 400).
+    #[arg(long, env = "MINITWIT_BODY_TIMEOUT_SECS", default_value_t = 15)]
+    pub body_timeout_secs: u64,
+
+    /// Seconds a request may take from its header to its response (beyond: 503).
+    #[arg(long, env = "MINITWIT_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
+    pub request_timeout_secs: u64,
+
+    /// Most connections open at once per listener (beyond: 503 and close).
+    #[arg(long, env = "MINITWIT_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+
+    /// Seconds shutdown waits for open connections before dropping them.
+    #[arg(long, env = "MINITWIT_SHUTDOWN_GRACE_SECS", default_value_t = 20)]
+    pub shutdown_grace_secs: u64,
 }
 
 /// The simulator's credentials (HTTP Basic).
@@ -308,7 +400,7 @@ pub enum UserCommand {
         #[command(flatten)]
         password: PasswordSource,
     },
-    /// Disable a user: they can no longer log in or post.
+    /// Disable a user: they can no longer log in or post, and their sessions end.
     Disable {
         /// The exact user name.
         username: String,
@@ -327,7 +419,12 @@ pub enum UserCommand {
         #[arg(long, short = 'y')]
         yes: bool,
     },
-    /// Set a new password, read from stdin or `--password`.
+    /// End every session of a user (sign them out on every browser).
+    SignOut {
+        /// The exact user name.
+        username: String,
+    },
+    /// Set a new password, read from stdin or `--password`; their sessions end.
     Password {
         /// The exact user name.
         username: String,

@@ -6,6 +6,7 @@
 //! - [`store_url`]: `sled:PATH` / `postgres://…` to an opened store.
 //! - [`admin`]: `user …`, `message …`, `stats`.
 //! - [`data`]: `export`, `import`, `copy`, `verify`.
+//! - [`generate`]: `generate`, a synthetic data set.
 //! - [`serve`]: `serve`, with its layers, metrics and graceful shutdown.
 //! - [`replay`]: `replay`, the simulator client.
 //! - [`health`]: `health`, the container health check.
@@ -17,6 +18,7 @@
 mod admin;
 mod cli;
 mod data;
+mod generate;
 mod health;
 mod logging;
 mod replay;
@@ -68,7 +70,8 @@ async fn run(cli: Cli) -> Result<()> {
             check_migrations(&StoreUrl::parse(&cli.store)?, cli.store_options, out).await
         }
         Command::OnStore(command) => {
-            let store = StoreUrl::parse(&cli.store)?.open(cli.store_options).await?;
+            let url = StoreUrl::parse(&cli.store)?;
+            let store = url.open_with_replicas(cli.store_options, &cli.replicas).await?;
             let result = on_store(Arc::clone(&store), command, out).await;
             // Flush even after a failure: whatever was acknowledged must be on disk.
             let flushed = store.flush().await;
@@ -113,5 +116,6 @@ async fn on_store(
         StoreCommand::Stats(flag) => admin::stats(&service, flag.json, out).await,
         StoreCommand::Export(args) => data::export(&store, &args, out).await,
         StoreCommand::Import(args) => data::import(&store, &args, out).await,
+        StoreCommand::Generate(args) => generate::run(store.as_ref(), args, out).await,
     }
 }

@@ -7,7 +7,9 @@
 //!   [`Registration`]).
 //! - [`model`]: the records stores keep and return, and keyset [`Cursor`]s.
 //! - [`store`]: the [`Store`] trait that backends implement, and [`StoreError`].
-//! - [`service`]: [`MiniTwit`], the service front ends and the CLI call.
+//! - [`service`]: [`MiniTwit`], the service front ends and the CLI call (`latest` writes
+//!   coalesced).
+//! - [`cache`]: [`CachedStore`], the hot reads of a single-process store, cached.
 //! - [`consistency`]: [`ReadToken`], read-your-writes over stores that read from replicas.
 //! - [`password_hash`]: Argon2id hashing off the async executor.
 //! - [`gravatar`]: picture addresses for emails.
@@ -28,9 +30,11 @@
 //! # Ok(()) }
 //! ```
 
+pub mod cache;
 pub mod consistency;
 pub mod domain;
 pub mod gravatar;
+mod latest;
 pub mod model;
 pub mod password_hash;
 pub mod service;
@@ -41,13 +45,14 @@ pub mod testkit;
 pub mod throttle;
 pub mod transfer;
 
+pub use cache::CachedStore;
 pub use consistency::ReadToken;
 pub use domain::{Email, MessageText, PageSize, Password, Registration, Username, ValidationError};
 pub use model::{
     Counts, Cursor, Follow, ImportBatch, Message, MessageFilter, MessageId, NewMessage, NewUser,
     Page, Timeline, TimelineEntry, User, UserId,
 };
-pub use password_hash::{HashCost, Hasher};
+pub use password_hash::{HashCost, HashError, HashPool, Hasher};
 pub use service::{MiniTwit, ServiceError, ServiceResult, unix_now};
 pub use store::{Store, StoreError, StoreResult};
 pub use throttle::{RateTable, Throttle};

@@ -51,6 +51,13 @@ pub trait Store: Send + Sync + 'static {
     /// A short name for logs and metrics: `"sled"`, `"postgres"`.
     fn backend(&self) -> &'static str;
 
+    /// Whether only this process can write the store (sled locks its directory), so
+    /// in-process caches of its answers stay valid ([`CachedStore`](crate::CachedStore)).
+    /// `false` unless a backend knows better.
+    fn single_process(&self) -> bool {
+        false
+    }
+
     /// This store as seen by one reader carrying `token`: its reads reflect at least the
     /// writes up to the token's position, and its writes advance the token. `None` (the
     /// default) means every read already sees every acknowledged write, so the store
@@ -83,6 +90,12 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes a user with their messages and follows (both ways); `false` if there was
     /// no such user.
     async fn delete_user(&self, id: UserId) -> StoreResult<bool>;
+    /// The user's session generation: 0 until first bumped (and for unknown users). A
+    /// session cookie names the generation it was issued under and ends when it changes.
+    async fn session_generation(&self, id: UserId) -> StoreResult<i64>;
+    /// Ends every session of a user by incrementing their generation; `false` if there is
+    /// no such user.
+    async fn bump_session_generation(&self, id: UserId) -> StoreResult<bool>;
 
     // --- messages ---
 
@@ -92,6 +105,13 @@ pub trait Store: Send + Sync + 'static {
     async fn message_by_id(&self, id: MessageId) -> StoreResult<Option<Message>>;
     /// Flags or unflags a message; `false` if there is no such message.
     async fn set_flagged(&self, id: MessageId, flagged: bool) -> StoreResult<bool>;
+    /// Flags or unflags every message of `ids` in one transaction: all or nothing. The
+    /// ids that name no message (nothing changed when there is one), else empty.
+    async fn set_flagged_all(
+        &self,
+        ids: &[MessageId],
+        flagged: bool,
+    ) -> StoreResult<Vec<MessageId>>;
     /// Messages matching `filter`, by id descending (flagged ones included unless the
     /// filter says otherwise).
     async fn list_messages(&self, filter: MessageFilter) -> StoreResult<Vec<Message>>;

@@ -17,8 +17,8 @@
 //! - `keys`: order-preserving integer keys.
 //! - `flusher`: the group-commit flusher thread.
 //! - `users`, `messages`, `follows`, `timeline`, `bulk`: the operations, synchronous.
-//! - `store`: the async [`Store`](minitwit_core::Store) implementation, running them
-//!   off the executor.
+//! - `store`: the async [`Store`](minitwit_core::Store) implementation: reads inline,
+//!   writes on the blocking pool.
 //! - `integrity`: [`IntegrityReport`] and the whole-store check.
 //! - [`testkit`] (feature `testkit`): a fresh store in a temporary directory.
 //!
@@ -96,16 +96,16 @@ impl SledStore {
     /// and that the counters equal the records. Reads the whole store; run it when the
     /// store is quiet.
     pub async fn check_integrity(&self) -> StoreResult<IntegrityReport> {
-        self.read(|trees| trees.check_integrity()).await
+        let inner = Arc::clone(&self.inner);
+        blocking(move || inner.trees.check_integrity()).await?
     }
 
-    /// Runs a read on the blocking pool (sled reads may wait for disk).
-    async fn read<T: Send + 'static>(
-        &self,
-        op: impl FnOnce(&Trees) -> StoreResult<T> + Send + 'static,
-    ) -> StoreResult<T> {
-        let inner = Arc::clone(&self.inner);
-        blocking(move || op(&inner.trees)).await?
+    /// Runs a read right here, on the calling task's thread. sled answers reads from its
+    /// page cache (or the kernel's) in microseconds and never takes a lock a writer holds
+    /// for long, so handing them to the blocking pool and back cost more than the read
+    /// itself (measured in BENCHMARKS.md: `/latest` 0.25 -> 0.35 of the ceiling).
+    async fn read<T>(&self, op: impl FnOnce(&Trees) -> StoreResult<T>) -> StoreResult<T> {
+        op(&self.inner.trees)
     }
 
     /// Runs a write on the blocking pool under the write lock; when durable, returns

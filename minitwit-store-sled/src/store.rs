@@ -1,5 +1,5 @@
-//! The [`Store`] implementation: each method runs its synchronous operation on tokio's
-//! blocking pool, writes under the write lock and, when durable, behind a shared flush.
+//! The [`Store`] implementation: reads run inline; writes run on tokio's blocking pool
+//! under the write lock and, when durable, return behind a shared flush.
 
 use crate::SledStore;
 use minitwit_core::{
@@ -11,6 +11,10 @@ use minitwit_core::{
 impl Store for SledStore {
     fn backend(&self) -> &'static str {
         "sled"
+    }
+
+    fn single_process(&self) -> bool {
+        true
     }
 
     async fn ping(&self) -> StoreResult<()> {
@@ -31,8 +35,7 @@ impl Store for SledStore {
     }
 
     async fn user_by_name(&self, username: &str) -> StoreResult<Option<User>> {
-        let username = username.to_owned();
-        self.read(move |trees| trees.user_by_name(&username)).await
+        self.read(|trees| trees.user_by_name(username)).await
     }
 
     async fn users_after(&self, after: Option<UserId>, limit: usize) -> StoreResult<Vec<User>> {
@@ -49,6 +52,14 @@ impl Store for SledStore {
         self.write(move |trees| trees.update_user(id, |user| user.disabled = disabled)).await
     }
 
+    async fn session_generation(&self, id: UserId) -> StoreResult<i64> {
+        self.read(move |trees| trees.session_generation(id)).await
+    }
+
+    async fn bump_session_generation(&self, id: UserId) -> StoreResult<bool> {
+        self.write(move |trees| trees.bump_session_generation(id)).await
+    }
+
     async fn delete_user(&self, id: UserId) -> StoreResult<bool> {
         self.write(move |trees| trees.delete_user(id)).await
     }
@@ -63,6 +74,17 @@ impl Store for SledStore {
 
     async fn set_flagged(&self, id: MessageId, flagged: bool) -> StoreResult<bool> {
         self.write(move |trees| trees.set_flagged(id, flagged)).await
+    }
+
+    async fn set_flagged_all(
+        &self,
+        ids: &[MessageId],
+        flagged: bool,
+    ) -> StoreResult<Vec<MessageId>> {
+        let mut ids = ids.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
+        self.write(move |trees| trees.set_flagged_all(&ids, flagged)).await
     }
 
     async fn list_messages(&self, filter: MessageFilter) -> StoreResult<Vec<Message>> {
@@ -115,8 +137,7 @@ impl Store for SledStore {
     }
 
     async fn setting(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
-        let key = key.to_owned();
-        self.read(move |trees| trees.setting(&key)).await
+        self.read(|trees| trees.setting(key)).await
     }
 
     async fn init_setting(&self, key: &str, value: &[u8]) -> StoreResult<Vec<u8>> {

@@ -14,10 +14,12 @@
 
 use super::metrics::{REQUEST_SECONDS, REQUESTS};
 use crate::logging::ACCESS_TARGET;
+use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::PrometheusHandle;
 use minitwit_core::MiniTwit;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, PoisonError, RwLock};
 use std::time::Instant;
 use warp::filters::BoxedFilter;
 use warp::http::{HeaderValue, Method, StatusCode, header};
@@ -29,6 +31,9 @@ use warp::{Filter, Rejection, Reply};
 const REQUEST_ID: &str = "x-request-id";
 /// The longest client-supplied request id kept.
 const MAX_REQUEST_ID: usize = 128;
+/// The most label sets whose metric handles are kept (routes × methods × statuses is far
+/// fewer; beyond it, handles are looked up per request).
+const MAX_LABEL_SETS: usize = 1024;
 
 /// A front end as the layers see it: a name for labels, and its route labeller.
 #[derive(Clone, Copy)]
@@ -118,6 +123,7 @@ pub fn instrument(
     ops: Ops,
 ) -> BoxedFilter<(Response,)> {
     let served = ops_routes(ops).or(routes).unify().recover(unmatched).unify();
+    let meters = Arc::new(Meters::default());
     warp::any()
         .map(Instant::now)
         .and(request_id())
@@ -125,7 +131,7 @@ pub fn instrument(
         .and(warp::path::full())
         .and(served)
         .map(move |start: Instant, id: String, method: Method, path: FullPath, response| {
-            finish(front, start, &id, &method, path.as_str(), response)
+            finish(front, &meters, start, &id, &method, path.as_str(), response)
         })
         .with(warp::trace(move |info| {
             tracing::info_span!(
@@ -168,13 +174,61 @@ fn is_sane_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= MAX_REQUEST_ID && id.bytes().all(|b| b.is_ascii_graphic())
 }
 
+/// A new request id: this process's random 64-bit prefix and a counter, in hex; unique
+/// across replicas without drawing random numbers per request.
 fn fresh_id() -> String {
-    format!("{:032x}", rand::random::<u128>())
+    static PREFIX: LazyLock<u64> = LazyLock::new(rand::random);
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!("{:016x}{:016x}", *PREFIX, NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// A label set of the request metrics within one front end.
+type LabelSet = (&'static str, &'static str, u16);
+
+/// One front end's request metric handles, registered once per label set: a request then
+/// costs a read lock and two atomic updates, not hashing and formatting four labels.
+#[derive(Default)]
+struct Meters {
+    handles: RwLock<HashMap<LabelSet, (Counter, Histogram)>>,
+}
+
+impl Meters {
+    /// Counts a request and records its latency.
+    fn record(&self, front: &'static str, labels: LabelSet, seconds: f64) {
+        let cached = self.read().get(&labels).cloned();
+        let (counter, histogram) = cached.unwrap_or_else(|| self.register(front, labels));
+        counter.increment(1);
+        histogram.record(seconds);
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<LabelSet, (Counter, Histogram)>> {
+        // The map only ever holds complete entries: a poisoned lock is still good.
+        self.handles.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The handles of a label set seen for the first time, kept while there is room.
+    fn register(&self, front: &'static str, labels: LabelSet) -> (Counter, Histogram) {
+        let (route, method, status) = &labels;
+        let tags = [
+            ("front", front.to_owned()),
+            ("route", (*route).to_owned()),
+            ("method", (*method).to_owned()),
+            ("status", status.to_string()),
+        ];
+        let handles =
+            (metrics::counter!(REQUESTS, &tags), metrics::histogram!(REQUEST_SECONDS, &tags));
+        let mut map = self.handles.write().unwrap_or_else(PoisonError::into_inner);
+        if map.len() < MAX_LABEL_SETS {
+            map.insert(labels, handles.clone());
+        }
+        handles
+    }
 }
 
 /// Records the request's metrics and log line, and tags the response with its id.
 fn finish(
     front: Front,
+    meters: &Meters,
     start: Instant,
     id: &str,
     method: &Method,
@@ -184,14 +238,7 @@ fn finish(
     let seconds = start.elapsed().as_secs_f64();
     let status = response.status().as_u16();
     let route = front.label(path);
-    let labels = [
-        ("front", front.name.to_owned()),
-        ("route", route.to_owned()),
-        ("method", method_label(method).to_owned()),
-        ("status", status.to_string()),
-    ];
-    metrics::counter!(REQUESTS, &labels).increment(1);
-    metrics::histogram!(REQUEST_SECONDS, &labels).record(seconds);
+    meters.record(front.name, (route, method_label(method), status), seconds);
     let latency_ms = seconds * 1000.0;
     if ops_label(path).is_some() {
         tracing::debug!(target: ACCESS_TARGET, status, latency_ms, "request");

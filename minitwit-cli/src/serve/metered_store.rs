@@ -6,7 +6,7 @@ use super::metrics::STORE_SECONDS;
 use async_trait::async_trait;
 use minitwit_core::{
     Counts, Cursor, Follow, ImportBatch, Message, MessageFilter, MessageId, NewMessage, NewUser,
-    Store, StoreResult, Timeline, TimelineEntry, User, UserId,
+    ReadToken, Store, StoreResult, Timeline, TimelineEntry, User, UserId,
 };
 use std::future::Future;
 use std::sync::Arc;
@@ -48,6 +48,12 @@ impl Store for MeteredStore {
         self.inner.backend()
     }
 
+    /// The wrapped store's view for this reader, timed as well.
+    fn for_reader(&self, token: ReadToken) -> Option<Arc<dyn Store>> {
+        let inner = self.inner.for_reader(token)?;
+        Some(Arc::new(Self::new(inner)))
+    }
+
     async fn ping(&self) -> StoreResult<()> {
         self.timed("ping", self.inner.ping()).await
     }
@@ -80,6 +86,14 @@ impl Store for MeteredStore {
         self.timed("set_disabled", self.inner.set_disabled(id, disabled)).await
     }
 
+    async fn session_generation(&self, id: UserId) -> StoreResult<i64> {
+        self.timed("session_generation", self.inner.session_generation(id)).await
+    }
+
+    async fn bump_session_generation(&self, id: UserId) -> StoreResult<bool> {
+        self.timed("bump_session_generation", self.inner.bump_session_generation(id)).await
+    }
+
     async fn delete_user(&self, id: UserId) -> StoreResult<bool> {
         self.timed("delete_user", self.inner.delete_user(id)).await
     }
@@ -94,6 +108,14 @@ impl Store for MeteredStore {
 
     async fn set_flagged(&self, id: MessageId, flagged: bool) -> StoreResult<bool> {
         self.timed("set_flagged", self.inner.set_flagged(id, flagged)).await
+    }
+
+    async fn set_flagged_all(
+        &self,
+        ids: &[MessageId],
+        flagged: bool,
+    ) -> StoreResult<Vec<MessageId>> {
+        self.timed("set_flagged_all", self.inner.set_flagged_all(ids, flagged)).await
     }
 
     async fn list_messages(&self, filter: MessageFilter) -> StoreResult<Vec<Message>> {

@@ -2,6 +2,9 @@
 //! scratch sled stores and a throwaway PostgreSQL. One test binary, one module per area:
 //!
 //! - `admin`: `user …`, `message …`, `stats`, `migrate`, store URL errors.
+//! - `caches`: hot pages fresh after every write, on sled and across two processes over
+//!   one PostgreSQL.
+//! - `generate`: synthetic data sets into sled and PostgreSQL.
 //! - `data`: `export`, `import`, `copy` between sled stores, bad files.
 //! - `serve`: listeners, `/health` `/ready` `/metrics`, request ids, the sled lock,
 //!   graceful shutdown.
@@ -12,6 +15,8 @@
 //! - `hardening`: security headers everywhere, closed metric labels, aborted bodies,
 //!   slow and flooding clients, cross-site requests, sessions that end.
 //! - `replicas`: two `serve` processes over one PostgreSQL, one stopped mid-traffic.
+//! - `read_replicas`: `--replica-store` over a real primary and streaming standby (delayed,
+//!   stopped standby; stopped primary).
 //! - `health`: `health` against ready, stopped and not-ready servers.
 //! - `drain`: the drain delay on SIGTERM (not ready, still serving), none on SIGINT.
 //! - `logs`: the log ceiling during a PostgreSQL outage, access log sampling.
@@ -23,10 +28,12 @@
 //! - `common`: running the binary, scratch stores, the fixture.
 
 mod admin;
+mod caches;
 mod common;
 mod data;
 mod drain;
 mod faults;
+mod generate;
 mod hardening;
 mod health;
 mod logs;
@@ -34,6 +41,7 @@ mod monitoring;
 mod operations;
 mod operator;
 mod postgres;
+mod read_replicas;
 mod replay;
 mod replicas;
 mod serve;

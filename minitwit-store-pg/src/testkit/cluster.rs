@@ -171,6 +171,31 @@ impl TestCluster {
         )
     }
 
+    /// Kills the server with SIGKILL, the postmaster and then every backend it had, as a
+    /// crash would; [`TestCluster::resume`] starts it again (with crash recovery). For
+    /// fault tests.
+    pub fn kill(&self) -> Result<(), ClusterError> {
+        let pid_file = self.data_dir().join("postmaster.pid");
+        let pids = std::fs::read_to_string(&pid_file)
+            .map_err(|e| ClusterError::io("reading postmaster.pid", e))?;
+        let postmaster = pids.lines().next().unwrap_or_default().trim().to_owned();
+        let children_file = format!("/proc/{postmaster}/task/{postmaster}/children");
+        let children = std::fs::read_to_string(children_file).unwrap_or_default();
+        let mut kill = Command::new("kill");
+        kill.arg("-KILL").arg(&postmaster).args(children.split_whitespace());
+        run(&mut kill, "kill -KILL")?;
+        // pg_ctl start refuses while the old postmaster.pid names a live process (a
+        // zombie waiting to be reaped is dead enough).
+        for _ in 0..500 {
+            let stat = std::fs::read_to_string(format!("/proc/{postmaster}/stat"));
+            if stat.map_or(true, |stat| stat.contains(") Z ")) {
+                return Ok(());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Err(ClusterError(format!("the killed postmaster {postmaster} does not go away")))
+    }
+
     /// Starts the server again after [`TestCluster::stop`].
     pub fn resume(&self) -> Result<(), ClusterError> {
         let mut start = self.command("pg_ctl");
@@ -310,7 +335,12 @@ fn run(command: &mut Command, what: &str) -> Result<(), ClusterError> {
 /// `/usr/lib/postgresql/*/bin` (Debian keeps them off `PATH`).
 fn find_binaries() -> Result<PathBuf, ClusterError> {
     let path = std::env::var_os("PATH").unwrap_or_default();
-    let on_path = std::env::split_paths(&path).find(|dir| has_binaries(dir));
+    // Through symlinks (such as /usr/local/bin/initdb) to the directory that also holds
+    // the other programs (pg_basebackup).
+    let on_path = std::env::split_paths(&path).find(|dir| has_binaries(dir)).map(|dir| {
+        let real = std::fs::canonicalize(dir.join("initdb")).ok();
+        real.and_then(|initdb| initdb.parent().map(Path::to_path_buf)).unwrap_or(dir)
+    });
     let debian = std::fs::read_dir("/usr/lib/postgresql").into_iter().flatten().flatten();
     let mut versions: Vec<(u32, PathBuf)> = debian
         .filter_map(|entry| {
@@ -322,13 +352,16 @@ fn find_binaries() -> Result<PathBuf, ClusterError> {
     versions.sort();
     on_path.or_else(|| versions.pop().map(|(_, bin)| bin)).ok_or_else(|| {
         ClusterError(
-            "initdb and pg_ctl are neither on PATH nor in /usr/lib/postgresql/*/bin".into(),
+            "initdb, pg_ctl and pg_basebackup are neither on PATH nor in /usr/lib/postgresql/*/bin"
+                .into(),
         )
     })
 }
 
+/// Whether `dir` holds every server program the testkit runs (a `PATH` directory with
+/// links to only some of them, e.g. `/usr/local/bin`, is passed over).
 fn has_binaries(dir: &Path) -> bool {
-    dir.join("initdb").is_file() && dir.join("pg_ctl").is_file()
+    ["initdb", "pg_ctl", "pg_basebackup"].iter().all(|program| dir.join(program).is_file())
 }
 
 /// Whether this process runs as root (`/proc/self` belongs to the effective user).

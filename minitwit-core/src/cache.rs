@@ -1,0 +1,297 @@
+//! [`CachedStore`]: caches of the hottest reads — `latest` and the first pages of the
+//! public timeline (`/msgs?no=N`, `/public`) — for a store that only this process writes
+//! (sled locks its directory to one process). Every write that can change a cached answer
+//! invalidates it before the write is acknowledged, so a reader never sees an answer older
+//! than a write acknowledged before its read began.
+//!
+//! Invalidation is by generation: each cache has a counter that every write changing it
+//! bumps when the write returns. A reader notes the generation before reading the store
+//! and keeps its answer only if the generation has not moved meanwhile, so an answer read
+//! across a write is never cached. A store shared by several processes (PostgreSQL) is
+//! not wrapped: another process's writes would not invalidate these caches.
+
+use crate::model::{
+    Counts, Cursor, Follow, ImportBatch, Message, MessageFilter, MessageId, NewMessage, NewUser,
+    Timeline, TimelineEntry, User, UserId,
+};
+use crate::store::{Store, StoreResult};
+use async_trait::async_trait;
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+/// The most page sizes of the public timeline kept at once.
+const MAX_PAGES: usize = 8;
+/// The largest first page kept.
+const MAX_PAGE_LEN: usize = 1_000;
+
+/// A value as read at a generation.
+struct Cached<T> {
+    generation: u64,
+    value: T,
+}
+
+/// One cache: its generation and its entries by key.
+struct Cache<K, V> {
+    generation: AtomicU64,
+    entries: Mutex<HashMap<K, Cached<V>>>,
+}
+
+impl<K: std::hash::Hash + Eq, V: Clone> Cache<K, V> {
+    fn new() -> Self {
+        Self { generation: AtomicU64::new(0), entries: Mutex::new(HashMap::new()) }
+    }
+
+    fn entries(&self) -> MutexGuard<'_, HashMap<K, Cached<V>>> {
+        // Entries are inserted whole: a poisoned map is still consistent.
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The cached value of `key`, or `read`'s, kept if no write intervened.
+    async fn get_or_read(
+        &self,
+        key: K,
+        read: impl Future<Output = StoreResult<V>>,
+    ) -> StoreResult<V> {
+        let generation = self.generation.load(Ordering::Acquire);
+        if let Some(hit) = self.entries().get(&key).filter(|c| c.generation == generation) {
+            return Ok(hit.value.clone());
+        }
+        let value = read.await?;
+        let mut entries = self.entries();
+        if self.generation.load(Ordering::Acquire) == generation {
+            if entries.len() >= MAX_PAGES {
+                entries.clear();
+            }
+            entries.insert(key, Cached { generation, value: value.clone() });
+        }
+        Ok(value)
+    }
+
+    /// Runs a write that may change this cache's answers, then invalidates them. The
+    /// generation moves whatever the outcome: a failed write may still have applied.
+    async fn invalidating<T>(&self, write: impl Future<Output = StoreResult<T>>) -> StoreResult<T> {
+        let result = write.await;
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        result
+    }
+}
+
+/// A store with its hot reads cached; see the module documentation for when it is valid.
+pub struct CachedStore {
+    inner: Arc<dyn Store>,
+    latest: Cache<(), Option<i64>>,
+    public: Cache<usize, Vec<TimelineEntry>>,
+}
+
+impl CachedStore {
+    /// Caches `inner`'s hot reads. Only for a store no other process writes.
+    pub fn new(inner: Arc<dyn Store>) -> Self {
+        Self { inner, latest: Cache::new(), public: Cache::new() }
+    }
+}
+
+#[async_trait]
+impl Store for CachedStore {
+    fn backend(&self) -> &'static str {
+        self.inner.backend()
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        self.inner.ping().await
+    }
+
+    async fn flush(&self) -> StoreResult<()> {
+        self.inner.flush().await
+    }
+
+    async fn create_user(&self, user: NewUser) -> StoreResult<User> {
+        self.inner.create_user(user).await
+    }
+
+    async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>> {
+        self.inner.user_by_id(id).await
+    }
+
+    async fn user_by_name(&self, username: &str) -> StoreResult<Option<User>> {
+        self.inner.user_by_name(username).await
+    }
+
+    async fn users_after(&self, after: Option<UserId>, limit: usize) -> StoreResult<Vec<User>> {
+        self.inner.users_after(after, limit).await
+    }
+
+    async fn set_password_hash(&self, id: UserId, pw_hash: &str) -> StoreResult<bool> {
+        self.inner.set_password_hash(id, pw_hash).await
+    }
+
+    async fn set_disabled(&self, id: UserId, disabled: bool) -> StoreResult<bool> {
+        self.public.invalidating(self.inner.set_disabled(id, disabled)).await
+    }
+
+    async fn delete_user(&self, id: UserId) -> StoreResult<bool> {
+        self.public.invalidating(self.inner.delete_user(id)).await
+    }
+
+    async fn session_generation(&self, id: UserId) -> StoreResult<i64> {
+        self.inner.session_generation(id).await
+    }
+
+    async fn bump_session_generation(&self, id: UserId) -> StoreResult<bool> {
+        self.inner.bump_session_generation(id).await
+    }
+
+    async fn add_message(&self, message: NewMessage) -> StoreResult<MessageId> {
+        self.public.invalidating(self.inner.add_message(message)).await
+    }
+
+    async fn message_by_id(&self, id: MessageId) -> StoreResult<Option<Message>> {
+        self.inner.message_by_id(id).await
+    }
+
+    async fn set_flagged(&self, id: MessageId, flagged: bool) -> StoreResult<bool> {
+        self.public.invalidating(self.inner.set_flagged(id, flagged)).await
+    }
+
+    async fn set_flagged_all(
+        &self,
+        ids: &[MessageId],
+        flagged: bool,
+    ) -> StoreResult<Vec<MessageId>> {
+        self.public.invalidating(self.inner.set_flagged_all(ids, flagged)).await
+    }
+
+    async fn list_messages(&self, filter: MessageFilter) -> StoreResult<Vec<Message>> {
+        self.inner.list_messages(filter).await
+    }
+
+    async fn messages_after(
+        &self,
+        after: Option<MessageId>,
+        limit: usize,
+    ) -> StoreResult<Vec<Message>> {
+        self.inner.messages_after(after, limit).await
+    }
+
+    async fn follow(&self, follower: UserId, followee: UserId) -> StoreResult<()> {
+        self.inner.follow(follower, followee).await
+    }
+
+    async fn unfollow(&self, follower: UserId, followee: UserId) -> StoreResult<()> {
+        self.inner.unfollow(follower, followee).await
+    }
+
+    async fn is_following(&self, follower: UserId, followee: UserId) -> StoreResult<bool> {
+        self.inner.is_following(follower, followee).await
+    }
+
+    async fn followees(&self, follower: UserId, limit: usize) -> StoreResult<Vec<String>> {
+        self.inner.followees(follower, limit).await
+    }
+
+    async fn follows_after(&self, after: Option<Follow>, limit: usize) -> StoreResult<Vec<Follow>> {
+        self.inner.follows_after(after, limit).await
+    }
+
+    async fn timeline(
+        &self,
+        timeline: Timeline,
+        before: Option<Cursor>,
+        limit: usize,
+    ) -> StoreResult<Vec<TimelineEntry>> {
+        let read = self.inner.timeline(timeline, before, limit);
+        match (timeline, before) {
+            (Timeline::Public, None) if limit <= MAX_PAGE_LEN => {
+                self.public.get_or_read(limit, read).await
+            }
+            _ => read.await,
+        }
+    }
+
+    async fn latest(&self) -> StoreResult<Option<i64>> {
+        self.latest.get_or_read((), self.inner.latest()).await
+    }
+
+    async fn set_latest(&self, latest: i64) -> StoreResult<()> {
+        self.latest.invalidating(self.inner.set_latest(latest)).await
+    }
+
+    async fn setting(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
+        self.inner.setting(key).await
+    }
+
+    async fn init_setting(&self, key: &str, value: &[u8]) -> StoreResult<Vec<u8>> {
+        self.inner.init_setting(key, value).await
+    }
+
+    async fn counts(&self) -> StoreResult<Counts> {
+        self.inner.counts().await
+    }
+
+    async fn import(&self, batch: ImportBatch) -> StoreResult<()> {
+        let import = self.public.invalidating(self.inner.import(batch));
+        self.latest.invalidating(import).await
+    }
+}
+
+#[cfg(all(test, feature = "testkit"))]
+mod tests {
+    use super::*;
+    use crate::testkit::MemoryStore;
+    use crate::{HashCost, MessageText, MiniTwit, PageSize, Registration};
+
+    fn service() -> MiniTwit {
+        let store = Arc::new(CachedStore::new(Arc::new(MemoryStore::new())));
+        MiniTwit::with_hash_cost(store, HashCost::Insecure)
+    }
+
+    async fn public_texts(twit: &MiniTwit, size: usize) -> Vec<String> {
+        let size = PageSize::new(size);
+        let page = twit.timeline(Timeline::Public, None, size).await.expect("the public timeline");
+        page.entries.into_iter().map(|e| e.text).collect()
+    }
+
+    #[tokio::test]
+    async fn every_write_that_changes_the_public_page_invalidates_it() {
+        let twit = service();
+        let alice = twit.register(Registration::parse("alice", "a@x.org", "pw", None).unwrap());
+        let alice = alice.await.unwrap();
+        twit.post(&alice, MessageText::parse("one").unwrap()).await.unwrap();
+        assert_eq!(public_texts(&twit, 30).await, ["one"]);
+        assert_eq!(public_texts(&twit, 30).await, ["one"], "answered from the cache");
+        twit.post(&alice, MessageText::parse("two").unwrap()).await.unwrap();
+        assert_eq!(public_texts(&twit, 30).await, ["two", "one"], "a post invalidates");
+        assert_eq!(public_texts(&twit, 1).await, ["two"], "each page size on its own");
+        let two = twit.store().timeline(Timeline::Public, None, 1).await.unwrap()[0].id;
+        twit.set_flagged(&[two], true).await.unwrap();
+        assert_eq!(public_texts(&twit, 30).await, ["one"], "flagging invalidates");
+        assert_eq!(public_texts(&twit, 1).await, ["one"], "every page size");
+        twit.store().delete_user(alice.id).await.unwrap();
+        assert!(public_texts(&twit, 30).await.is_empty(), "deleting the author invalidates");
+    }
+
+    #[tokio::test]
+    async fn setting_latest_invalidates_it() {
+        let twit = service();
+        assert_eq!(twit.latest().await.unwrap(), -1);
+        twit.set_latest(7).await.unwrap();
+        assert_eq!(twit.latest().await.unwrap(), 7);
+        assert_eq!(twit.latest().await.unwrap(), 7);
+        twit.set_latest(8).await.unwrap();
+        assert_eq!(twit.latest().await.unwrap(), 8);
+    }
+
+    #[tokio::test]
+    async fn an_answer_read_across_a_write_is_not_kept() {
+        let cache: Cache<(), i64> = Cache::new();
+        let stale = cache.get_or_read((), async {
+            // A write finishes while this read is in flight.
+            cache.invalidating(async { Ok(()) }).await.unwrap();
+            Ok(1)
+        });
+        assert_eq!(stale.await.unwrap(), 1);
+        assert_eq!(cache.get_or_read((), async { Ok(2) }).await.unwrap(), 2, "1 was not kept");
+        assert_eq!(cache.get_or_read((), async { Ok(3) }).await.unwrap(), 2, "2 was");
+    }
+}
