@@ -35,6 +35,10 @@ pub struct Cli {
     #[command(flatten)]
     pub store_options: StoreOptions,
 
+    /// Read replicas of a PostgreSQL `--store`.
+    #[command(flatten)]
+    pub replicas: ReplicaArgs,
+
     /// What is logged and how.
     #[command(flatten)]
     pub log: LogOptions,
@@ -67,6 +71,7 @@ const EXAMPLES: &str = "\
 Examples:
   minitwit serve                          # site :5000, API :5001, data in ./minitwit-data
   MINITWIT_STORE=postgres://minitwit:PW@db/minitwit minitwit serve --web-addr 0.0.0.0:5000
+  minitwit --store postgres://minitwit:PW@db/minitwit --replica-store postgres://minitwit:PW@db-replica/minitwit serve
   minitwit user create alice alice@example.com --password-stdin < password.txt
   minitwit message list --flagged --limit 20
   minitwit message flag 12 13             # all or nothing: an unknown id changes nothing
@@ -104,6 +109,28 @@ pub struct StoreOptions {
     /// within half a second; faster, for bulk loads).
     #[arg(long, env = "MINITWIT_SLED_DURABILITY", value_enum, default_value_t = SledDurability::Durable, global = true)]
     pub sled_durability: SledDurability,
+}
+
+/// Streaming read replicas of the PostgreSQL store. Without any, nothing changes.
+#[derive(Debug, Clone, Args)]
+pub struct ReplicaArgs {
+    /// A streaming read replica of the PostgreSQL `--store` (repeatable; the environment
+    /// variable takes a comma-separated list). Timeline, profile and follow-list reads go
+    /// to a replica that has replayed the reader's own writes, all else to `--store`.
+    #[arg(
+        long = "replica-store",
+        value_name = "URL",
+        env = "MINITWIT_REPLICA_STORE",
+        value_delimiter = ',',
+        global = true,
+        hide_env_values = true
+    )]
+    pub urls: Vec<String>,
+
+    /// A replica further behind the primary than this, in milliseconds, serves no reads
+    /// until it has caught up.
+    #[arg(long, env = "MINITWIT_REPLICA_MAX_LAG_MS", default_value_t = 5000, global = true)]
+    pub replica_max_lag_ms: u64,
 }
 
 /// Logging options (global).

@@ -70,7 +70,8 @@ async fn run(cli: Cli) -> Result<()> {
             check_migrations(&StoreUrl::parse(&cli.store)?, cli.store_options, out).await
         }
         Command::OnStore(command) => {
-            let store = StoreUrl::parse(&cli.store)?.open(cli.store_options).await?;
+            let url = StoreUrl::parse(&cli.store)?;
+            let store = url.open_with_replicas(cli.store_options, &cli.replicas).await?;
             let result = on_store(Arc::clone(&store), command, out).await;
             // Flush even after a failure: whatever was acknowledged must be on disk.
             let flushed = store.flush().await;

@@ -1,9 +1,10 @@
 //! Stores by URL: `sled:PATH` (the embedded default) or `postgres://…` /
-//! `postgresql://…`. The only place the binary names a concrete backend.
+//! `postgresql://…`, the latter optionally with read replicas (`--replica-store`). The
+//! only place the binary names a concrete backend.
 
-use crate::cli::{SledDurability, StoreOptions};
+use crate::cli::{ReplicaArgs, SledDurability, StoreOptions};
 use minitwit_core::Store;
-use minitwit_store_pg::{PgOptions, PgStore};
+use minitwit_store_pg::{PgOptions, PgStore, ReplicaOptions, RoutedStore};
 use minitwit_store_sled::{Durability, SledOptions, SledStore};
 use std::fmt;
 use std::path::PathBuf;
@@ -24,6 +25,12 @@ pub enum OpenStoreError {
     /// sled refused to open (locked by a running server, unreadable, …).
     #[error(transparent)]
     Sled(#[from] minitwit_store_sled::OpenError),
+    /// `--replica-store` beside a store that is not PostgreSQL, or a replica URL that is
+    /// not PostgreSQL.
+    #[error(
+        "--replica-store {0:?} needs a postgres:// --store and a postgres:// replica URL (streaming replicas of that database)"
+    )]
+    ReplicaNotPostgres(String),
     /// PostgreSQL could not be reached or migrated.
     #[error("cannot open the PostgreSQL store at {url}: {source}")]
     Postgres {
@@ -72,20 +79,50 @@ impl StoreUrl {
                 Ok(Arc::new(SledStore::open(path, options)?))
             }
             Self::Postgres(url) => {
-                let statement_timeout = (options.pg_statement_timeout_ms > 0)
-                    .then(|| Duration::from_millis(options.pg_statement_timeout_ms));
-                let options = PgOptions {
-                    max_connections: options.pg_max_connections,
-                    acquire_timeout: Duration::from_millis(options.pg_acquire_timeout_ms),
-                    statement_timeout,
-                    ..PgOptions::default()
-                };
-                let store = PgStore::connect(url, options)
+                let store = PgStore::connect(url, pg_options(options))
                     .await
                     .map_err(|source| OpenStoreError::Postgres { url: redact(url), source })?;
                 Ok(Arc::new(store))
             }
         }
+    }
+
+    /// Opens the store with the read replicas of `replicas` (PostgreSQL only); without
+    /// replicas, exactly as [`StoreUrl::open`].
+    pub async fn open_with_replicas(
+        &self,
+        options: StoreOptions,
+        replicas: &ReplicaArgs,
+    ) -> Result<Arc<dyn Store>, OpenStoreError> {
+        let Some(first) = replicas.urls.first() else { return self.open(options).await };
+        let Self::Postgres(url) = self else {
+            return Err(OpenStoreError::ReplicaNotPostgres(redact(first)));
+        };
+        if let Some(other) =
+            replicas.urls.iter().find(|r| !matches!(Self::parse(r), Ok(Self::Postgres(_))))
+        {
+            return Err(OpenStoreError::ReplicaNotPostgres(redact(other)));
+        }
+        let replica_options = ReplicaOptions {
+            max_lag: Duration::from_millis(replicas.replica_max_lag_ms),
+            ..ReplicaOptions::default()
+        };
+        let store = RoutedStore::connect(url, &replicas.urls, pg_options(options), replica_options)
+            .await
+            .map_err(|source| OpenStoreError::Postgres { url: redact(url), source })?;
+        Ok(Arc::new(store))
+    }
+}
+
+/// The PostgreSQL pool settings from the command line.
+fn pg_options(options: StoreOptions) -> PgOptions {
+    let statement_timeout = (options.pg_statement_timeout_ms > 0)
+        .then(|| Duration::from_millis(options.pg_statement_timeout_ms));
+    PgOptions {
+        max_connections: options.pg_max_connections,
+        acquire_timeout: Duration::from_millis(options.pg_acquire_timeout_ms),
+        statement_timeout,
+        ..PgOptions::default()
     }
 }
 

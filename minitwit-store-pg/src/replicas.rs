@@ -150,6 +150,13 @@ impl ReplicaSet {
         replicas: Vec<PgStore>,
         options: ReplicaOptions,
     ) -> Arc<Self> {
+        let set = Arc::new(Self::new(primary, replicas, options));
+        tokio::spawn(check_forever(Arc::downgrade(&set)));
+        set
+    }
+
+    /// The set, every replica down, nothing sampled, no checks running.
+    fn new(primary: PgStore, replicas: Vec<PgStore>, options: ReplicaOptions) -> Self {
         let replicas = replicas
             .into_iter()
             .enumerate()
@@ -161,15 +168,13 @@ impl ReplicaSet {
                 lag_ms: AtomicU64::new(u64::MAX),
             })
             .collect();
-        let set = Arc::new(Self {
+        Self {
             primary,
             replicas,
             samples: Mutex::new(VecDeque::new()),
             next: AtomicUsize::new(0),
             options,
-        });
-        tokio::spawn(check_forever(Arc::downgrade(&set)));
-        set
+        }
     }
 
     /// Whether any replica is configured.
@@ -264,5 +269,67 @@ async fn check_forever(set: Weak<ReplicaSet>) {
         let interval = strong.options.check_interval;
         drop(strong);
         tokio::time::sleep(interval).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::options::PgOptions;
+
+    /// A store that never connects (nothing listens there); enough for routing decisions.
+    fn nowhere() -> PgStore {
+        let url = "postgres://nobody@localhost/none?host=/nonexistent";
+        PgStore::connect_lazy(url, &PgOptions::default()).expect("a well-formed URL")
+    }
+
+    fn set_of(count: usize) -> ReplicaSet {
+        let options =
+            ReplicaOptions { max_lag: Duration::from_secs(5), ..ReplicaOptions::default() };
+        ReplicaSet::new(nowhere(), (0..count).map(|_| nowhere()).collect(), options)
+    }
+
+    fn seen(replica: &Replica, up: bool, replayed: u64, lag: Duration) {
+        replica.up.store(up, Ordering::Release);
+        replica.replayed.store(replayed, Ordering::Release);
+        replica.lag_ms.store(lag.as_millis() as u64, Ordering::Release);
+    }
+
+    fn fresh(choice: Choice<'_>) -> Option<&str> {
+        match choice {
+            Choice::Fresh(replica) => Some(&replica.label),
+            _ => None,
+        }
+    }
+
+    #[tokio::test]
+    async fn replicas_serve_only_when_up_within_the_bound_and_past_the_reader() {
+        let set = set_of(2);
+        assert!(matches!(set.choose(0), Choice::Primary(Fallback::Down)));
+        seen(&set.replicas[0], true, 100, Duration::from_secs(6));
+        assert!(matches!(set.choose(0), Choice::Primary(Fallback::Lagging)));
+        seen(&set.replicas[1], true, 100, Duration::from_secs(1));
+        assert_eq!(fresh(set.choose(100)), Some("1"));
+        assert!(matches!(set.choose(101), Choice::Behind(r) if r.label == "1"));
+        seen(&set.replicas[0], true, 200, Duration::ZERO);
+        let picked: Vec<_> = (0..4).filter_map(|_| fresh(set.choose(50))).collect();
+        assert!(picked.contains(&"0") && picked.contains(&"1"), "round robin: {picked:?}");
+        assert_eq!(fresh(set.choose(150)), Some("0"));
+    }
+
+    #[tokio::test]
+    async fn lag_is_the_age_of_the_oldest_primary_position_not_yet_replayed() {
+        let set = set_of(1);
+        let now = Instant::now();
+        {
+            let mut samples = set.samples.lock().expect("not poisoned");
+            samples.push_back((now - Duration::from_secs(3), 100));
+            samples.push_back((now - Duration::from_secs(2), 200));
+            samples.push_back((now - Duration::from_secs(1), 300));
+        }
+        assert_eq!(set.lag_behind(300, now), Duration::ZERO);
+        assert_eq!(set.lag_behind(250, now), Duration::from_secs(1));
+        assert_eq!(set.lag_behind(100, now), Duration::from_secs(2));
+        assert_eq!(set.lag_behind(0, now), Duration::from_secs(3));
     }
 }

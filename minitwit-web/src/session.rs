@@ -1,4 +1,5 @@
-//! Stateless sessions: who is signed in and the pending flash messages, kept in one
+//! Stateless sessions: who is signed in, the pending flash messages and the position of
+//! the browser's latest write (read-your-writes over read replicas), kept in one
 //! encrypted, authenticated cookie (AES-256-GCM via the `cookie` crate's private jar), so
 //! any replica with the same key can serve any request and the server keeps no memory.
 
@@ -24,6 +25,14 @@ pub(crate) struct Session {
     /// Messages to show once on the next page.
     #[serde(rename = "f", default, skip_serializing_if = "Vec::is_empty")]
     pub flashes: Vec<String>,
+    /// The store position of this browser's latest write (0: none yet): pages are read
+    /// from a replica only once it has replayed that write (see `minitwit_core::ReadToken`).
+    #[serde(rename = "w", default, skip_serializing_if = "is_zero")]
+    pub wrote_at: u64,
+}
+
+fn is_zero(position: &u64) -> bool {
+    *position == 0
 }
 
 impl Session {
@@ -47,7 +56,7 @@ impl Session {
     }
 
     fn is_empty(&self) -> bool {
-        self.user_id.is_none() && self.flashes.is_empty()
+        self.user_id.is_none() && self.flashes.is_empty() && self.wrote_at == 0
     }
 }
 

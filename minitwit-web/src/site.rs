@@ -8,7 +8,7 @@ use crate::error::{WebError, explanation};
 use crate::session::{Session, SessionCodec};
 use crate::throttle::SiteThrottle;
 use crate::views::{ErrorView, LayoutView, Views};
-use minitwit_core::{MiniTwit, ServiceError, User};
+use minitwit_core::{MiniTwit, ReadToken, ServiceError, User};
 use serde::Serialize;
 use warp::http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue, LOCATION, SET_COOKIE};
 use warp::http::{Response, StatusCode};
@@ -29,13 +29,17 @@ pub(crate) struct Site {
     asset_urls: AssetUrls,
 }
 
-/// One request's reader: the signed-in user, if any, and the session as it changes.
+/// One request's reader: the signed-in user, if any, the session as it changes, and the
+/// service as this reader sees it (reading its own writes).
 pub(crate) struct Visit {
+    /// The service bound to this browser's read token: use it for every call.
+    pub service: MiniTwit,
     /// The signed-in user.
     pub user: Option<User>,
     /// The session; changes are written back with the response.
     pub session: Session,
     original: Session,
+    token: ReadToken,
 }
 
 /// What a page is called: a fixed title, or "NAME's Timeline".
@@ -66,14 +70,16 @@ impl Site {
     pub async fn visit(&self, cookie_header: Option<&str>) -> Result<Visit, WebError> {
         let original = self.sessions.read(cookie_header);
         let mut session = original.clone();
+        let token = ReadToken::at(session.wrote_at);
+        let service = self.service.for_reader(token.clone());
         let user = match session.user_id {
-            Some(id) => self.service.user_by_id(id).await?,
+            Some(id) => service.user_by_id(id).await?,
             None => None,
         };
         if user.is_none() {
             session.sign_out();
         }
-        Ok(Visit { user, session, original })
+        Ok(Visit { service, user, session, original, token })
     }
 
     /// A page: `template` rendered with `data` inside the layout, showing (and so
@@ -152,8 +158,10 @@ impl Site {
         self.error_page(err.status())
     }
 
-    /// Adds the session cookie to `response` when the session changed.
-    fn with_session(&self, visit: Visit, mut response: WarpResponse) -> WarpResponse {
+    /// Adds the session cookie to `response` when the session (or the position of the
+    /// browser's latest write) changed.
+    fn with_session(&self, mut visit: Visit, mut response: WarpResponse) -> WarpResponse {
+        visit.session.wrote_at = visit.token.position();
         if visit.session != visit.original
             && let Ok(cookie) = HeaderValue::from_str(&self.sessions.write(&visit.session))
         {

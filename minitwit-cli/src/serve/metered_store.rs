@@ -6,7 +6,7 @@ use super::metrics::STORE_SECONDS;
 use async_trait::async_trait;
 use minitwit_core::{
     Counts, Cursor, Follow, ImportBatch, Message, MessageFilter, MessageId, NewMessage, NewUser,
-    Store, StoreResult, Timeline, TimelineEntry, User, UserId,
+    ReadToken, Store, StoreResult, Timeline, TimelineEntry, User, UserId,
 };
 use std::future::Future;
 use std::sync::Arc;
@@ -46,6 +46,12 @@ impl MeteredStore {
 impl Store for MeteredStore {
     fn backend(&self) -> &'static str {
         self.inner.backend()
+    }
+
+    /// The wrapped store's view for this reader, timed as well.
+    fn for_reader(&self, token: ReadToken) -> Option<Arc<dyn Store>> {
+        let inner = self.inner.for_reader(token)?;
+        Some(Arc::new(Self::new(inner)))
     }
 
     async fn ping(&self) -> StoreResult<()> {

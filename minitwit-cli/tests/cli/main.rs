@@ -15,6 +15,8 @@
 //! - `hardening`: security headers everywhere, closed metric labels, aborted bodies,
 //!   slow and flooding clients, cross-site requests, sessions that end.
 //! - `replicas`: two `serve` processes over one PostgreSQL, one stopped mid-traffic.
+//! - `read_replicas`: `--replica-store` over a real primary and streaming standby (delayed,
+//!   stopped standby; stopped primary).
 //! - `health`: `health` against ready, stopped and not-ready servers.
 //! - `drain`: the drain delay on SIGTERM (not ready, still serving), none on SIGINT.
 //! - `logs`: the log ceiling during a PostgreSQL outage, access log sampling.
@@ -39,6 +41,7 @@ mod monitoring;
 mod operations;
 mod operator;
 mod postgres;
+mod read_replicas;
 mod replay;
 mod replicas;
 mod serve;

@@ -310,7 +310,12 @@ fn run(command: &mut Command, what: &str) -> Result<(), ClusterError> {
 /// `/usr/lib/postgresql/*/bin` (Debian keeps them off `PATH`).
 fn find_binaries() -> Result<PathBuf, ClusterError> {
     let path = std::env::var_os("PATH").unwrap_or_default();
-    let on_path = std::env::split_paths(&path).find(|dir| has_binaries(dir));
+    // Through symlinks (such as /usr/local/bin/initdb) to the directory that also holds
+    // the other programs (pg_basebackup).
+    let on_path = std::env::split_paths(&path).find(|dir| has_binaries(dir)).map(|dir| {
+        let real = std::fs::canonicalize(dir.join("initdb")).ok();
+        real.and_then(|initdb| initdb.parent().map(Path::to_path_buf)).unwrap_or(dir)
+    });
     let debian = std::fs::read_dir("/usr/lib/postgresql").into_iter().flatten().flatten();
     let mut versions: Vec<(u32, PathBuf)> = debian
         .filter_map(|entry| {
@@ -322,13 +327,16 @@ fn find_binaries() -> Result<PathBuf, ClusterError> {
     versions.sort();
     on_path.or_else(|| versions.pop().map(|(_, bin)| bin)).ok_or_else(|| {
         ClusterError(
-            "initdb and pg_ctl are neither on PATH nor in /usr/lib/postgresql/*/bin".into(),
+            "initdb, pg_ctl and pg_basebackup are neither on PATH nor in /usr/lib/postgresql/*/bin"
+                .into(),
         )
     })
 }
 
+/// Whether `dir` holds every server program the testkit runs (a `PATH` directory with
+/// links to only some of them, e.g. `/usr/local/bin`, is passed over).
 fn has_binaries(dir: &Path) -> bool {
-    dir.join("initdb").is_file() && dir.join("pg_ctl").is_file()
+    ["initdb", "pg_ctl", "pg_basebackup"].iter().all(|program| dir.join(program).is_file())
 }
 
 /// Whether this process runs as root (`/proc/self` belongs to the effective user).

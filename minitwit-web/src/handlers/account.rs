@@ -86,7 +86,7 @@ pub(crate) async fn register(
         return register_throttled(&site, visit, wait, &form);
     }
     let result = match parsed {
-        Ok(registration) => site.service.register(registration).await.map(drop),
+        Ok(registration) => visit.service.register(registration).await.map(drop),
         Err(invalid) => Err(invalid.into()),
     };
     match result {
@@ -135,7 +135,7 @@ pub(crate) async fn login(
     if let Err(wait) = site.throttle.login(&form.username, client) {
         return throttled(&site, visit, wait, &form.username);
     }
-    match site.service.authenticate(&form.username, &form.password).await {
+    match visit.service.authenticate(&form.username, &form.password).await {
         Ok(user) => {
             visit.session.sign_in(user.id);
             visit.session.flash("You were logged in");

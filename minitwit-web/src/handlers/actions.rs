@@ -31,7 +31,7 @@ pub(crate) async fn add_message(site: Arc<Site>, form: MessageForm, mut visit: V
     let author = visit.user.clone().ok_or(WebError::Unauthorized)?;
     match MessageText::parse(&form.text) {
         Ok(text) => {
-            site.service.post(&author, text).await?;
+            visit.service.post(&author, text).await?;
             visit.session.flash("Your message was recorded");
         }
         Err(ValidationError::MessageEmpty) => {}
@@ -49,14 +49,14 @@ pub(crate) async fn follow(
     mut visit: Visit,
 ) -> Handled {
     let reader = visit.user.clone().ok_or(WebError::Unauthorized)?;
-    let whom = site.service.user_at(&segment).await?;
+    let whom = visit.service.user_at(&segment).await?;
     let flash = match relation {
         Relation::Follow => {
-            site.service.follow(&reader, &whom).await?;
+            visit.service.follow(&reader, &whom).await?;
             format!("You are now following \"{}\"", whom.username)
         }
         Relation::Unfollow => {
-            site.service.unfollow(&reader, &whom).await?;
+            visit.service.unfollow(&reader, &whom).await?;
             format!("You are no longer following \"{}\"", whom.username)
         }
     };

@@ -5,7 +5,7 @@ use super::Handled;
 use crate::error::WebError;
 use crate::site::{Site, Title, Visit};
 use crate::views::{EntryView, ProfileView, TimelineView, user_path};
-use minitwit_core::{Cursor, PageSize, Timeline};
+use minitwit_core::{Cursor, MiniTwit, PageSize, Timeline};
 use serde::Deserialize;
 use std::sync::Arc;
 use warp::http::StatusCode;
@@ -20,7 +20,7 @@ pub(crate) struct PageQuery {
 
 /// One page of `timeline` and the link to the next, for a page at `path`.
 async fn entries(
-    site: &Site,
+    service: &MiniTwit,
     timeline: Timeline,
     query: &PageQuery,
     path: &str,
@@ -31,7 +31,7 @@ async fn entries(
         }
         None => None,
     };
-    let page = site.service.timeline(timeline, before, PageSize::WEB).await?;
+    let page = service.timeline(timeline, before, PageSize::WEB).await?;
     let older = page.next.map(|next| format!("{path}?before={}", next.to_token()));
     Ok((page.entries.into_iter().map(EntryView::from).collect(), older))
 }
@@ -41,7 +41,8 @@ pub(crate) async fn home(site: Arc<Site>, query: PageQuery, visit: Visit) -> Han
     let Some(user) = visit.user.clone() else {
         return Ok(site.redirect(visit, "/public"));
     };
-    let (entries, older_url) = entries(&site, Timeline::Home(user.id), &query, "/").await?;
+    let (entries, older_url) =
+        entries(&visit.service, Timeline::Home(user.id), &query, "/").await?;
     let view = TimelineView {
         heading: "My Timeline",
         profile: None,
@@ -54,7 +55,7 @@ pub(crate) async fn home(site: Arc<Site>, query: PageQuery, visit: Visit) -> Han
 
 /// `GET /public`: every unflagged message.
 pub(crate) async fn public(site: Arc<Site>, query: PageQuery, visit: Visit) -> Handled {
-    let (entries, older_url) = entries(&site, Timeline::Public, &query, "/public").await?;
+    let (entries, older_url) = entries(&visit.service, Timeline::Public, &query, "/public").await?;
     let view = TimelineView {
         heading: "Public Timeline",
         profile: None,
@@ -72,15 +73,16 @@ pub(crate) async fn user(
     query: PageQuery,
     visit: Visit,
 ) -> Handled {
-    let author = site.service.user_at(&segment).await?;
+    let author = visit.service.user_at(&segment).await?;
     let following = match &visit.user {
         Some(reader) if reader.id != author.id => {
-            site.service.is_following(reader.id, author.id).await?
+            visit.service.is_following(reader.id, author.id).await?
         }
         _ => false,
     };
     let path = user_path(&author.username, None);
-    let (entries, older_url) = entries(&site, Timeline::User(author.id), &query, &path).await?;
+    let (entries, older_url) =
+        entries(&visit.service, Timeline::User(author.id), &query, &path).await?;
     let profile = ProfileView {
         signed_in: visit.user.is_some(),
         is_self: visit.user.as_ref().is_some_and(|reader| reader.id == author.id),
