@@ -12,7 +12,13 @@
 # host (same Debian release), so the tests run this image minus the compile.
 
 FROM debian:bookworm-slim AS runtime-base
-RUN useradd --system --uid 10001 --home-dir /data --shell /usr/sbin/nologin minitwit \
+# CA certificates: PostgreSQL over TLS, `minitwit replay` and `minitwit health` (rustls
+# loads the system's roots) need them.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates \
+ && apt-get clean \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --uid 10001 --home-dir /data --shell /usr/sbin/nologin minitwit \
  && mkdir -p /data && chown minitwit:minitwit /data
 USER minitwit
 WORKDIR /data

@@ -36,13 +36,17 @@ pub async fn user(service: &MiniTwit, command: UserCommand, out: &mut impl Write
             service.delete_user(&username).await.map_err(|e| name_error(e, &username))?;
             writeln!(out, "deleted user {username} with their messages and follows")?;
         }
+        UserCommand::SignOut { username } => {
+            service.sign_out_everywhere(&username).await.map_err(|e| name_error(e, &username))?;
+            writeln!(out, "signed {username} out everywhere")?;
+        }
         UserCommand::Password { username, password } => {
             let password = Password::parse(&read_password(&password)?)?;
             service
                 .set_password(&username, &password)
                 .await
                 .map_err(|e| name_error(e, &username))?;
-            writeln!(out, "password of {username} changed")?;
+            writeln!(out, "password of {username} changed; their sessions have ended")?;
         }
     }
     Ok(())

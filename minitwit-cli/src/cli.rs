@@ -304,6 +304,49 @@ pub struct ServeArgs {
     /// Seconds between refreshes of the business gauges (users, messages, …).
     #[arg(long, env = "MINITWIT_GAUGE_INTERVAL", default_value_t = 15)]
     pub gauge_interval: u64,
+
+    /// What each listener allows a client (timeouts, connections).
+    #[command(flatten)]
+    pub limits: ListenerLimits,
+
+    /// Password hashes computed at once (0: one per CPU the process is given, read from
+    /// its cgroup CPU quota, else the cores it may run on).
+    #[arg(long, env = "MINITWIT_HASH_WORKERS", default_value_t = 0)]
+    pub hash_workers: usize,
+
+    /// Password hashes that may wait for a worker (0: 8 per worker); beyond, sign-ups and
+    /// sign-ins get 503 with `Retry-After`.
+    #[arg(long, env = "MINITWIT_HASH_QUEUE", default_value_t = 0)]
+    pub hash_queue: usize,
+}
+
+/// Timeouts and caps of both listeners: a slow or abusive client costs a bounded amount.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct ListenerLimits {
+    /// Seconds a client has to send a request's header (also the longest a kept-alive
+    /// connection waits for its next request).
+    #[arg(long, env = "MINITWIT_HEADER_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_timeout_secs: u64,
+
+    /// Seconds a kept-alive connection may stay idle between requests.
+    #[arg(long, env = "MINITWIT_IDLE_TIMEOUT_SECS", default_value_t = 8)]
+    pub idle_timeout_secs: u64,
+
+    /// Seconds a client has to send a request's whole body (beyond: 400).
+    #[arg(long, env = "MINITWIT_BODY_TIMEOUT_SECS", default_value_t = 15)]
+    pub body_timeout_secs: u64,
+
+    /// Seconds a request may take from its header to its response (beyond: 503).
+    #[arg(long, env = "MINITWIT_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
+    pub request_timeout_secs: u64,
+
+    /// Most connections open at once per listener (beyond: 503 and close).
+    #[arg(long, env = "MINITWIT_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+
+    /// Seconds shutdown waits for open connections before dropping them.
+    #[arg(long, env = "MINITWIT_SHUTDOWN_GRACE_SECS", default_value_t = 20)]
+    pub shutdown_grace_secs: u64,
 }
 
 /// The simulator's credentials (HTTP Basic).
@@ -357,7 +400,7 @@ pub enum UserCommand {
         #[command(flatten)]
         password: PasswordSource,
     },
-    /// Disable a user: they can no longer log in or post.
+    /// Disable a user: they can no longer log in or post, and their sessions end.
     Disable {
         /// The exact user name.
         username: String,
@@ -376,7 +419,12 @@ pub enum UserCommand {
         #[arg(long, short = 'y')]
         yes: bool,
     },
-    /// Set a new password, read from stdin or `--password`.
+    /// End every session of a user (sign them out on every browser).
+    SignOut {
+        /// The exact user name.
+        username: String,
+    },
+    /// Set a new password, read from stdin or `--password`; their sessions end.
     Password {
         /// The exact user name.
         username: String,

@@ -40,10 +40,7 @@ pub async fn export(store: &Arc<dyn Store>, args: &ExportArgs, out: &mut impl Wr
     let partial = partial_path(&args.out)?;
     let written = write_export(store, &partial, is_gzip(&args.out)).await;
     let renamed = match written {
-        Ok(fingerprint) => tokio::fs::rename(&partial, &args.out)
-            .await
-            .map(|()| fingerprint)
-            .with_context(|| format!("renaming the export to {}", args.out.display())),
+        Ok(fingerprint) => rename_durably(&partial, &args.out).await.map(|()| fingerprint),
         Err(err) => Err(err),
     };
     if renamed.is_err() {
@@ -54,11 +51,26 @@ pub async fn export(store: &Arc<dyn Store>, args: &ExportArgs, out: &mut impl Wr
     Ok(())
 }
 
-/// Writes the export into `path` (a new file), gzipped if asked, and syncs it to disk.
+/// Renames the synced `partial` file to `path`, then syncs the directory, so the new
+/// name survives a crash too.
+async fn rename_durably(partial: &Path, path: &Path) -> Result<()> {
+    tokio::fs::rename(partial, path)
+        .await
+        .with_context(|| format!("renaming the export to {}", path.display()))?;
+    let parent = path.parent().filter(|dir| !dir.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = tokio::fs::File::open(parent)
+        .await
+        .with_context(|| format!("opening {} to sync it", parent.display()))?;
+    dir.sync_all().await.with_context(|| format!("syncing the directory {}", parent.display()))
+}
+
+/// Writes the export into `path` (a new file only its owner may read: it holds every
+/// password hash and email), gzipped if asked, and syncs it to disk.
 async fn write_export(store: &Arc<dyn Store>, path: &Path, gzip: bool) -> Result<Fingerprint> {
     let file = tokio::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
+        .mode(0o600)
         .open(path)
         .await
         .with_context(|| format!("creating {}", path.display()))?;

@@ -134,6 +134,14 @@ impl Store for CachedStore {
         self.public.invalidating(self.inner.delete_user(id)).await
     }
 
+    async fn session_generation(&self, id: UserId) -> StoreResult<i64> {
+        self.inner.session_generation(id).await
+    }
+
+    async fn bump_session_generation(&self, id: UserId) -> StoreResult<bool> {
+        self.inner.bump_session_generation(id).await
+    }
+
     async fn add_message(&self, message: NewMessage) -> StoreResult<MessageId> {
         self.public.invalidating(self.inner.add_message(message)).await
     }
@@ -144,6 +152,14 @@ impl Store for CachedStore {
 
     async fn set_flagged(&self, id: MessageId, flagged: bool) -> StoreResult<bool> {
         self.public.invalidating(self.inner.set_flagged(id, flagged)).await
+    }
+
+    async fn set_flagged_all(
+        &self,
+        ids: &[MessageId],
+        flagged: bool,
+    ) -> StoreResult<Vec<MessageId>> {
+        self.public.invalidating(self.inner.set_flagged_all(ids, flagged)).await
     }
 
     async fn list_messages(&self, filter: MessageFilter) -> StoreResult<Vec<Message>> {

@@ -52,7 +52,7 @@ pub use model::{
     Counts, Cursor, Follow, ImportBatch, Message, MessageFilter, MessageId, NewMessage, NewUser,
     Page, Timeline, TimelineEntry, User, UserId,
 };
-pub use password_hash::{HashCost, Hasher};
+pub use password_hash::{HashCost, HashError, HashPool, Hasher};
 pub use service::{MiniTwit, ServiceError, ServiceResult, unix_now};
 pub use store::{Store, StoreError, StoreResult};
 pub use throttle::{RateTable, Throttle};

@@ -1,8 +1,14 @@
-//! Argon2id password hashing, off the async executor and in bounded memory.
+//! Argon2id password hashing, off the async executor, in bounded memory and with
+//! admission control.
 //!
 //! A hash is deliberately slow (tens of milliseconds) and memory-hard (19 MiB), so it runs
-//! on tokio's blocking pool, at most one hash per core at a time, each in one of a few work
-//! buffers that are reused. Unbounded, a burst of sign-ups ran as many hashes as the pool
+//! on tokio's blocking pool, at most [`HashPool::workers`] at a time (by default the CPUs
+//! the process is given: its cgroup quota, not the host's cores), each in one of a few work
+//! buffers that are reused. At most [`HashPool::queue`] more wait; past that a hash is
+//! refused at once ([`HashError::Overloaded`], which front ends answer with 503 and
+//! `Retry-After`), so a flood of sign-ups cannot queue minutes of work ahead of every
+//! login. Stored hashes whose parameters lie outside [`ACCEPTED`] are refused before any
+//! memory is allocated. Unbounded, a burst of sign-ups ran as many hashes as the pool
 //! had threads: they thrashed the cores, page-faulted a fresh 19 MiB into every thread and
 //! glibc kept them all (measured on 2 cores: 577 MB resident after 200 simulator sign-ups,
 //! and sign-ups slower than the simulator's 0.3 s budget).
@@ -10,6 +16,7 @@
 use crate::domain::Password;
 use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::Semaphore;
 
@@ -28,6 +35,78 @@ const SALT_LEN: usize = 16;
 /// Length of a fresh hash output, in bytes.
 const OUTPUT_LEN: usize = 32;
 
+/// The largest Argon2 parameters a stored hash may ask for: memory (KiB), passes, lanes
+/// and output length. Far above what any sane deployment uses (OWASP: 19 MiB, 2 passes,
+/// 1 lane), far below what would let one login take the server down.
+pub const ACCEPTED: Accepted =
+    Accepted { max_memory_kib: 256 * 1024, max_passes: 16, max_lanes: 8, max_output: 64 };
+
+/// Bounds on the parameters of stored hashes (see [`ACCEPTED`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Accepted {
+    /// Most memory, in KiB.
+    pub max_memory_kib: u32,
+    /// Most passes.
+    pub max_passes: u32,
+    /// Most lanes.
+    pub max_lanes: u32,
+    /// Longest output, in bytes.
+    pub max_output: usize,
+}
+
+/// Why a hash could not be computed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HashError {
+    /// Every worker is busy and the queue is full: try again later (503).
+    #[error("password hashing is overloaded")]
+    Overloaded,
+    /// Anything else (an Argon2 or task failure).
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// How many hashes run at once and how many may wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HashPool {
+    /// Hashes running at once (at least one).
+    pub workers: usize,
+    /// Hashes waiting for a worker; more are refused.
+    pub queue: usize,
+}
+
+impl HashPool {
+    /// Waiting hashes per worker by default: a full queue clears in well under a second.
+    pub const QUEUE_PER_WORKER: usize = 8;
+
+    /// One worker per CPU the process may use (see [`cpu_quota`]), with
+    /// [`Self::QUEUE_PER_WORKER`] waiting per worker.
+    pub fn for_this_process() -> Self {
+        Self::with_workers(cpu_quota())
+    }
+
+    /// `workers` workers (at least one), with the default queue.
+    pub fn with_workers(workers: usize) -> Self {
+        let workers = workers.max(1);
+        Self { workers, queue: workers * Self::QUEUE_PER_WORKER }
+    }
+}
+
+/// The CPUs this process may use: its cgroup v2 CPU quota (`/sys/fs/cgroup/cpu.max`,
+/// rounded up) when it has one, never more than the cores it can run on.
+pub fn cpu_quota() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let quota = std::fs::read_to_string("/sys/fs/cgroup/cpu.max").ok();
+    quota.as_deref().and_then(parse_cpu_max).map_or(cores, |quota| quota.clamp(1, cores))
+}
+
+/// CPUs from a `cpu.max` line (`QUOTA PERIOD`, or `max PERIOD` for no limit), rounded up.
+fn parse_cpu_max(line: &str) -> Option<usize> {
+    let mut fields = line.split_whitespace();
+    let quota: u64 = fields.next()?.parse().ok()?;
+    let period: u64 = fields.next()?.parse().ok().filter(|period| *period > 0)?;
+    usize::try_from(quota.div_ceil(period)).ok()
+}
+
 /// Hashes and verifies passwords with Argon2id. Clones share one buffer pool.
 #[derive(Debug, Clone)]
 pub struct Hasher {
@@ -36,18 +115,23 @@ pub struct Hasher {
 }
 
 impl Hasher {
-    /// A hasher with the given cost, running at most one hash per core at a time.
+    /// A hasher with the given cost and the process's default pool
+    /// ([`HashPool::for_this_process`]).
     pub fn new(cost: HashCost) -> Self {
+        Self::with_pool(cost, HashPool::for_this_process())
+    }
+
+    /// A hasher with the given cost and pool.
+    pub fn with_pool(cost: HashCost, pool: HashPool) -> Self {
         let params = match cost {
             HashCost::Recommended => Params::default(),
             HashCost::Insecure => Params::new(8, 1, 1, None).unwrap_or_default(),
         };
-        let workers = std::thread::available_parallelism().map_or(1, usize::from);
-        Self { pool: Arc::new(BufferPool::new(workers, params.block_count())), params }
+        Self { pool: Arc::new(BufferPool::new(pool, params.block_count())), params }
     }
 
     /// Hashes `password` with a fresh random salt; the PHC string form.
-    pub async fn hash(&self, password: &Password) -> Result<String, String> {
+    pub async fn hash(&self, password: &Password) -> Result<String, HashError> {
         let salt: [u8; SALT_LEN] = rand::random();
         let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, self.params.clone());
         let secret = password.expose().to_owned();
@@ -64,24 +148,28 @@ impl Hasher {
                 Ok::<_, argon2::Error>(out)
             })
             .await?
-            .map_err(|e| format!("password hashing failed: {e}"))?;
-        let phc = |e: argon2::password_hash::phc::Error| format!("encoding the hash failed: {e}");
+            .map_err(|e| HashError::Failed(format!("password hashing failed: {e}")))?;
+        let phc = |e: argon2::password_hash::phc::Error| {
+            HashError::Failed(format!("encoding the hash failed: {e}"))
+        };
         let hash = PasswordHash {
             algorithm: Algorithm::Argon2id.ident(),
             version: Some(Version::V0x13.into()),
-            params: ParamsString::try_from(&self.params)
-                .map_err(|e| format!("encoding the hash parameters failed: {e}"))?,
+            params: ParamsString::try_from(&self.params).map_err(|e| {
+                HashError::Failed(format!("encoding the hash parameters failed: {e}"))
+            })?,
             salt: Some(Salt::new(&salt).map_err(phc)?),
             hash: Some(Output::new(&output).map_err(phc)?),
         };
         Ok(hash.to_string())
     }
 
-    /// Whether `password` matches the PHC `hash` (any Argon2 variant and parameters, as an
-    /// import may bring; compared in constant time). A hash that does not parse never
-    /// matches.
-    pub async fn verify(&self, password: &str, hash: &str) -> bool {
-        let Some(check) = Check::parse(hash) else { return false };
+    /// Whether `password` matches the PHC `hash` (any Argon2 variant, and any parameters
+    /// within [`ACCEPTED`], as an import may bring; compared in constant time). A hash
+    /// that does not parse, or asks for more than is accepted, never matches and costs
+    /// nothing. [`HashError::Overloaded`] when the pool is full.
+    pub async fn verify(&self, password: &str, hash: &str) -> Result<bool, HashError> {
+        let Some(check) = Check::parse(hash) else { return Ok(false) };
         let secret = password.to_owned();
         let blocks = check.params.block_count();
         let computed = self
@@ -101,7 +189,10 @@ impl Hasher {
                     .is_some_and(|computed| computed == check.expected)
             })
             .await;
-        computed.unwrap_or(false)
+        match computed {
+            Err(HashError::Overloaded) => Err(HashError::Overloaded),
+            other => Ok(other.unwrap_or(false)),
+        }
     }
 }
 
@@ -115,30 +206,71 @@ struct Check {
 }
 
 impl Check {
+    /// The check `hash` asks for, if it parses and its parameters are within
+    /// [`ACCEPTED`].
     fn parse(hash: &str) -> Option<Self> {
         let parsed = PasswordHash::new(hash).ok()?;
-        Some(Self {
+        let check = Self {
             algorithm: Algorithm::try_from(parsed.algorithm.as_str()).ok()?,
             version: parsed.version.map_or(Some(Version::V0x13), |v| Version::try_from(v).ok())?,
             params: Params::try_from(&parsed).ok()?,
             salt: parsed.salt?.to_vec(),
             expected: parsed.hash?,
-        })
+        };
+        check.is_accepted().then_some(check)
+    }
+
+    fn is_accepted(&self) -> bool {
+        let (params, limit) = (&self.params, ACCEPTED);
+        params.m_cost() <= limit.max_memory_kib
+            && params.t_cost() <= limit.max_passes
+            && params.p_cost() <= limit.max_lanes
+            && self.expected.len() <= limit.max_output
     }
 }
 
-/// At most `permits` hashes at once, each in a reused buffer of `blocks` Argon2 blocks
-/// (hashes with other parameters get a buffer of their own for the occasion).
+/// At most `workers` hashes at once and `queue` waiting, each in a reused buffer of
+/// `blocks` Argon2 blocks (hashes with other parameters get a buffer of their own for the
+/// occasion).
 #[derive(Debug)]
 struct BufferPool {
     permits: Semaphore,
+    /// Hashes admitted (running or waiting), and the most that may be.
+    admitted: AtomicUsize,
+    capacity: usize,
     blocks: usize,
     free: Mutex<Vec<Vec<Block>>>,
 }
 
+/// An admitted hash: gives its place back when dropped.
+struct Admission<'a>(&'a AtomicUsize);
+
+impl Drop for Admission<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 impl BufferPool {
-    fn new(permits: usize, blocks: usize) -> Self {
-        Self { permits: Semaphore::new(permits), blocks, free: Mutex::new(Vec::new()) }
+    fn new(pool: HashPool, blocks: usize) -> Self {
+        let workers = pool.workers.max(1);
+        Self {
+            permits: Semaphore::new(workers),
+            admitted: AtomicUsize::new(0),
+            capacity: workers + pool.queue,
+            blocks,
+            free: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// A place among the admitted hashes, or [`HashError::Overloaded`].
+    fn admit(&self) -> Result<Admission<'_>, HashError> {
+        let taken = self.admitted.fetch_add(1, Ordering::SeqCst);
+        let admission = Admission(&self.admitted);
+        if taken >= self.capacity {
+            return Err(HashError::Overloaded);
+        }
+        Ok(admission)
     }
 
     /// Runs `work` on the blocking pool with a buffer of `blocks` blocks, reused when it
@@ -147,8 +279,13 @@ impl BufferPool {
         &self,
         blocks: usize,
         work: impl FnOnce(&mut [Block]) -> T + Send + 'static,
-    ) -> Result<T, String> {
-        let _permit = self.permits.acquire().await.map_err(|e| format!("hasher closed: {e}"))?;
+    ) -> Result<T, HashError> {
+        let _admitted = self.admit()?;
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|e| HashError::Failed(format!("hasher closed: {e}")))?;
         let pooled = blocks == self.blocks;
         let mut buffer = pooled.then(|| self.take()).flatten().unwrap_or_default();
         buffer.resize(blocks, Block::default());
@@ -157,7 +294,7 @@ impl BufferPool {
             (buffer, out)
         })
         .await
-        .map_err(|e| format!("password hashing task failed: {e}"))?;
+        .map_err(|e| HashError::Failed(format!("password hashing task failed: {e}")))?;
         if pooled {
             self.put(buffer);
         }
@@ -188,9 +325,9 @@ mod tests {
             let b = hasher.hash(&pw).await.unwrap();
             assert!(a.starts_with("$argon2id$v=19$"), "{a}");
             assert_ne!(a, b, "salts must differ");
-            assert!(hasher.verify("]=)[X{Km{z", &a).await);
-            assert!(!hasher.verify("wrong", &a).await);
-            assert!(!hasher.verify("]=)[X{Km{z", "not a hash").await);
+            assert!(hasher.verify("]=)[X{Km{z", &a).await.unwrap());
+            assert!(!hasher.verify("wrong", &a).await.unwrap());
+            assert!(!hasher.verify("]=)[X{Km{z", "not a hash").await.unwrap());
         }
     }
 
@@ -200,8 +337,8 @@ mod tests {
         let other = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
         let foreign = other.hash_password_with_salt(b"s3cret", b"0123456789abcdef").unwrap();
         let hasher = Hasher::new(HashCost::Recommended);
-        assert!(hasher.verify("s3cret", &foreign.to_string()).await);
-        assert!(!hasher.verify("s3cre", &foreign.to_string()).await);
+        assert!(hasher.verify("s3cret", &foreign.to_string()).await.unwrap());
+        assert!(!hasher.verify("s3cre", &foreign.to_string()).await.unwrap());
         // Our own hashes verify with argon2's reference verifier too.
         let ours = hasher.hash(&Password::parse("pw").unwrap()).await.unwrap();
         let parsed = PasswordHash::new(&ours).unwrap();
@@ -224,9 +361,50 @@ mod tests {
             })
             .collect();
         for hash in hashes {
-            assert!(hasher.verify("pw", &hash.await.unwrap().unwrap()).await);
+            assert!(hasher.verify("pw", &hash.await.unwrap().unwrap()).await.unwrap());
         }
-        let workers = std::thread::available_parallelism().map_or(1, usize::from);
-        assert!(hasher.pool.free.lock().unwrap().len() <= workers);
+        assert!(hasher.pool.free.lock().unwrap().len() <= cpu_quota());
+    }
+
+    #[tokio::test]
+    async fn past_the_queue_hashes_are_refused_at_once() {
+        let hasher = Hasher::with_pool(HashCost::Recommended, HashPool { workers: 1, queue: 2 });
+        let pw = Password::parse("pw").unwrap();
+        let hashes: Vec<_> = (0..12)
+            .map(|_| {
+                let (hasher, pw) = (hasher.clone(), pw.clone());
+                tokio::spawn(async move { hasher.hash(&pw).await })
+            })
+            .collect();
+        let mut outcomes = Vec::new();
+        for hash in hashes {
+            outcomes.push(hash.await.unwrap());
+        }
+        let refused = outcomes.iter().filter(|o| **o == Err(HashError::Overloaded)).count();
+        assert!(refused > 0, "a full queue refuses");
+        assert!(outcomes.iter().all(|o| o.is_ok() || *o == Err(HashError::Overloaded)));
+        assert!(hasher.hash(&pw).await.is_ok(), "places are given back");
+    }
+
+    #[tokio::test]
+    async fn hashes_asking_for_too_much_are_refused_before_allocating() {
+        let huge = "$argon2id$v=19$m=4194304,t=1,p=1$MDEyMzQ1Njc4OWFiY2RlZg$\
+            c29tZSBoYXNoIG91dHB1dCB0aGF0IGlzIDMyIGJ5dGVz";
+        let hasher = Hasher::new(HashCost::Insecure);
+        assert!(Check::parse(huge).is_none());
+        assert_eq!(hasher.verify("pw", huge).await, Ok(false));
+        let many_passes = "$argon2id$v=19$m=8,t=1000,p=1$MDEyMzQ1Njc4OWFiY2RlZg$\
+            c29tZSBoYXNoIG91dHB1dCB0aGF0IGlzIDMyIGJ5dGVz";
+        assert!(Check::parse(many_passes).is_none());
+    }
+
+    #[test]
+    fn cpu_quota_lines_are_read() {
+        assert_eq!(parse_cpu_max("max 100000\n"), None);
+        assert_eq!(parse_cpu_max("200000 100000\n"), Some(2));
+        assert_eq!(parse_cpu_max("150000 100000"), Some(2));
+        assert_eq!(parse_cpu_max("50000 100000"), Some(1));
+        assert_eq!(parse_cpu_max("junk"), None);
+        assert!(cpu_quota() >= 1);
     }
 }

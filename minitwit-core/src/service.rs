@@ -7,7 +7,7 @@ use crate::model::{
     Counts, Cursor, Message, MessageFilter, MessageId, NewMessage, NewUser, Page, Timeline, User,
     UserId,
 };
-use crate::password_hash::{HashCost, Hasher};
+use crate::password_hash::{HashCost, HashError, Hasher};
 use crate::store::{Store, StoreError};
 use percent_encoding::percent_decode_str;
 use std::future::Future;
@@ -44,6 +44,10 @@ pub enum ServiceError {
     /// 503 Service Unavailable: the store cannot be reached; try again later.
     #[error("The service is temporarily unavailable")]
     Unavailable,
+    /// 503 Service Unavailable: too much expensive work (password hashing) is queued
+    /// already; try again in a moment.
+    #[error("The server is busy; please try again in a moment")]
+    Overloaded,
     /// 500 Internal Server Error: a failure inside the server. The detail is for the log,
     /// never the client: `Display` does not show it.
     #[error("Internal server error")]
@@ -59,7 +63,7 @@ impl ServiceError {
             Self::InvalidUsername | Self::InvalidPassword | Self::AccountDisabled => 403,
             Self::UnknownUser | Self::UnknownMessages(_) => 404,
             Self::Internal(_) => 500,
-            Self::Unavailable => 503,
+            Self::Unavailable | Self::Overloaded => 503,
         }
     }
 }
@@ -75,6 +79,20 @@ impl From<StoreError> for ServiceError {
             }
         }
     }
+}
+
+impl From<HashError> for ServiceError {
+    fn from(err: HashError) -> Self {
+        match err {
+            HashError::Overloaded => Self::Overloaded,
+            HashError::Failed(detail) => Self::Internal(detail),
+        }
+    }
+}
+
+/// `Ok` when a store call found its user, else [`ServiceError::UnknownUser`].
+fn found(user_existed: bool) -> ServiceResult<()> {
+    user_existed.then_some(()).ok_or(ServiceError::UnknownUser)
 }
 
 /// Shorthand for service results.
@@ -102,7 +120,12 @@ impl MiniTwit {
     /// The service with an explicit hashing cost (tests and benchmarks use
     /// [`HashCost::Insecure`]).
     pub fn with_hash_cost(store: Arc<dyn Store>, cost: HashCost) -> Self {
-        Self { store, hasher: Hasher::new(cost), latest: Arc::default() }
+        Self::with_hasher(store, Hasher::new(cost))
+    }
+
+    /// The service with a configured hasher (its cost and pool).
+    pub fn with_hasher(store: Arc<dyn Store>, hasher: Hasher) -> Self {
+        Self { store, hasher, latest: Arc::default() }
     }
 
     /// The service as seen by one reader carrying `token` (see [`crate::consistency`]):
@@ -137,7 +160,7 @@ impl MiniTwit {
             if store.user_by_name(username.as_ref()).await?.is_some() {
                 return Err(ServiceError::UsernameTaken);
             }
-            let pw_hash = hasher.hash(&password).await.map_err(ServiceError::Internal)?;
+            let pw_hash = hasher.hash(&password).await?;
             Ok(store.create_user(NewUser { username, email, pw_hash }).await?)
         })
         .await
@@ -147,7 +170,7 @@ impl MiniTwit {
     /// or [`ServiceError::AccountDisabled`] when it fails.
     pub async fn authenticate(&self, username: &str, password: &str) -> ServiceResult<User> {
         let user = self.find_user(username).await?.ok_or(ServiceError::InvalidUsername)?;
-        if !self.hasher.verify(password, &user.pw_hash).await {
+        if !self.hasher.verify(password, &user.pw_hash).await? {
             return Err(ServiceError::InvalidPassword);
         }
         if user.disabled {
@@ -193,22 +216,32 @@ impl MiniTwit {
     /// Sets a new password for `username`.
     pub async fn set_password(&self, username: &str, password: &Password) -> ServiceResult<()> {
         let user = self.user(username).await?;
-        let hash = self.hasher.hash(password).await.map_err(ServiceError::Internal)?;
-        self.store
-            .set_password_hash(user.id, &hash)
-            .await?
-            .then_some(())
-            .ok_or(ServiceError::UnknownUser)
+        let hash = self.hasher.hash(password).await?;
+        found(self.store.set_password_hash(user.id, &hash).await?)?;
+        self.end_sessions(user.id).await
     }
 
-    /// Disables (or re-enables) `username`: a disabled user cannot log in or post.
+    /// Disables (or re-enables) `username`: a disabled user cannot log in or post, and
+    /// their sessions end.
     pub async fn set_disabled(&self, username: &str, disabled: bool) -> ServiceResult<()> {
         let user = self.user(username).await?;
-        self.store
-            .set_disabled(user.id, disabled)
-            .await?
-            .then_some(())
-            .ok_or(ServiceError::UnknownUser)
+        found(self.store.set_disabled(user.id, disabled).await?)?;
+        self.end_sessions(user.id).await
+    }
+
+    /// Signs `username` out everywhere: every session issued so far ends.
+    pub async fn sign_out_everywhere(&self, username: &str) -> ServiceResult<()> {
+        let user = self.user(username).await?;
+        self.end_sessions(user.id).await
+    }
+
+    /// The generation a session of user `id` must carry to be valid.
+    pub async fn session_generation(&self, id: UserId) -> ServiceResult<i64> {
+        Ok(self.store.session_generation(id).await?)
+    }
+
+    async fn end_sessions(&self, id: UserId) -> ServiceResult<()> {
+        found(self.store.bump_session_generation(id).await?)
     }
 
     /// Deletes `username` with their messages and follows.
@@ -232,21 +265,8 @@ impl MiniTwit {
     /// Flags (hides) or unflags every message in `ids`. All ids are checked first, so
     /// unknown ids change nothing: [`ServiceError::UnknownMessages`] names them all.
     pub async fn set_flagged(&self, ids: &[MessageId], flagged: bool) -> ServiceResult<()> {
-        let mut unknown = Vec::new();
-        for &id in ids {
-            if self.store.message_by_id(id).await?.is_none() {
-                unknown.push(id);
-            }
-        }
-        if !unknown.is_empty() {
-            return Err(ServiceError::UnknownMessages(unknown));
-        }
-        for &id in ids {
-            if !self.store.set_flagged(id, flagged).await? {
-                return Err(ServiceError::UnknownMessages(vec![id]));
-            }
-        }
-        Ok(())
+        let unknown = self.store.set_flagged_all(ids, flagged).await?;
+        if unknown.is_empty() { Ok(()) } else { Err(ServiceError::UnknownMessages(unknown)) }
     }
 
     /// Messages for administration, newest id first.

@@ -90,6 +90,12 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes a user with their messages and follows (both ways); `false` if there was
     /// no such user.
     async fn delete_user(&self, id: UserId) -> StoreResult<bool>;
+    /// The user's session generation: 0 until first bumped (and for unknown users). A
+    /// session cookie names the generation it was issued under and ends when it changes.
+    async fn session_generation(&self, id: UserId) -> StoreResult<i64>;
+    /// Ends every session of a user by incrementing their generation; `false` if there is
+    /// no such user.
+    async fn bump_session_generation(&self, id: UserId) -> StoreResult<bool>;
 
     // --- messages ---
 
@@ -99,6 +105,13 @@ pub trait Store: Send + Sync + 'static {
     async fn message_by_id(&self, id: MessageId) -> StoreResult<Option<Message>>;
     /// Flags or unflags a message; `false` if there is no such message.
     async fn set_flagged(&self, id: MessageId, flagged: bool) -> StoreResult<bool>;
+    /// Flags or unflags every message of `ids` in one transaction: all or nothing. The
+    /// ids that name no message (nothing changed when there is one), else empty.
+    async fn set_flagged_all(
+        &self,
+        ids: &[MessageId],
+        flagged: bool,
+    ) -> StoreResult<Vec<MessageId>>;
     /// Messages matching `filter`, by id descending (flagged ones included unless the
     /// filter says otherwise).
     async fn list_messages(&self, filter: MessageFilter) -> StoreResult<Vec<Message>>;

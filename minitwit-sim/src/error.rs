@@ -82,7 +82,7 @@ impl ApiError {
     fn retry_after(&self) -> Option<u64> {
         match self {
             Self::Throttled(wait) => Some(wait.as_secs() + 1),
-            Self::Service(ServiceError::Unavailable) => Some(1),
+            Self::Service(ServiceError::Unavailable | ServiceError::Overloaded) => Some(1),
             _ => None,
         }
     }
@@ -95,6 +95,7 @@ impl ApiError {
                 tracing::error!(%detail, "internal error in the simulator API");
             }
             Self::Service(ServiceError::Unavailable) => tracing::warn!("store unavailable"),
+            Self::Service(ServiceError::Overloaded) => tracing::debug!("hashing overloaded"),
             _ => {}
         }
     }

@@ -258,10 +258,23 @@ impl ReplicaSet {
     }
 }
 
+/// Makes every counter series exist from the start (at zero), so that rates and
+/// dashboards show 0 rather than nothing; repeated because the process's metrics recorder
+/// may be installed after the store is opened.
+fn report_every_series() {
+    for target in ["primary", "replica"] {
+        metrics::counter!(READS, "target" => target).increment(0);
+    }
+    for reason in [Fallback::Down, Fallback::Lagging, Fallback::BehindReader, Fallback::Failed] {
+        metrics::counter!(FALLBACKS, "reason" => reason.label()).increment(0);
+    }
+}
+
 /// Samples the primary and checks every replica each interval, until the set is gone.
 async fn check_forever(set: Weak<ReplicaSet>) {
     loop {
         let Some(strong) = set.upgrade() else { return };
+        report_every_series();
         let sampling = tokio::time::timeout(strong.probe_timeout(), strong.sample_primary());
         // A primary that does not answer in time leaves the samples as they were.
         let _ = sampling.await;

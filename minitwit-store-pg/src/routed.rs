@@ -68,7 +68,9 @@ impl RoutedStore {
             .map(|url| PgStore::connect_lazy(url, &options))
             .collect::<Result<Vec<_>, _>>()?;
         let primary = PgStore::connect(primary_url, options).await?;
-        let process = ReadToken::new();
+        // The process reads nothing older than the primary as it is now, migrations
+        // included: a replica still without the current schema serves nothing.
+        let process = ReadToken::at(insert_position(&primary).await.map_err(PgError::Unreachable)?);
         let set = ReplicaSet::start(primary, stores, replicas);
         Ok(Self { set, token: process.clone(), process })
     }
@@ -78,17 +80,10 @@ impl RoutedStore {
     /// later write's position is known.
     async fn wrote<T>(&self, result: StoreResult<T>) -> StoreResult<T> {
         if result.is_ok() {
-            let position: Result<i64, _> =
-                sqlx::query_scalar("SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::BIGINT")
-                    .fetch_one(&self.set.primary.pool)
-                    .await;
-            let position = position.map_or_else(
-                |err| {
-                    tracing::warn!(error = %err, "write position unknown; the writer reads from the primary");
-                    ReadToken::UNKNOWN
-                },
-                |p| u64::try_from(p).unwrap_or(ReadToken::UNKNOWN),
-            );
+            let position = insert_position(&self.set.primary).await.unwrap_or_else(|err| {
+                tracing::warn!(error = %err, "write position unknown; the writer reads from the primary");
+                ReadToken::UNKNOWN
+            });
             self.token.advance(position);
             self.process.advance(position);
         }
@@ -139,6 +134,15 @@ impl RoutedStore {
     fn primary(&self) -> &PgStore {
         &self.set.primary
     }
+}
+
+/// The primary's WAL insert position: at or past every commit acknowledged so far.
+async fn insert_position(primary: &PgStore) -> Result<u64, sqlx::Error> {
+    let position: i64 =
+        sqlx::query_scalar("SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::BIGINT")
+            .fetch_one(&primary.pool)
+            .await?;
+    Ok(u64::try_from(position).unwrap_or(ReadToken::UNKNOWN))
 }
 
 #[async_trait]
@@ -194,6 +198,16 @@ impl Store for RoutedStore {
         self.wrote(self.primary().set_disabled(id, disabled).await).await
     }
 
+    /// Routed like the user it belongs to (a replica may lag the end of a session by its
+    /// replication delay, as it lags the user's record).
+    async fn session_generation(&self, id: UserId) -> StoreResult<i64> {
+        self.routed(|store| store.session_generation(id)).await
+    }
+
+    async fn bump_session_generation(&self, id: UserId) -> StoreResult<bool> {
+        self.wrote(self.primary().bump_session_generation(id).await).await
+    }
+
     async fn delete_user(&self, id: UserId) -> StoreResult<bool> {
         self.wrote(self.primary().delete_user(id).await).await
     }
@@ -208,6 +222,14 @@ impl Store for RoutedStore {
 
     async fn set_flagged(&self, id: MessageId, flagged: bool) -> StoreResult<bool> {
         self.wrote(self.primary().set_flagged(id, flagged).await).await
+    }
+
+    async fn set_flagged_all(
+        &self,
+        ids: &[MessageId],
+        flagged: bool,
+    ) -> StoreResult<Vec<MessageId>> {
+        self.wrote(self.primary().set_flagged_all(ids, flagged).await).await
     }
 
     async fn list_messages(&self, filter: MessageFilter) -> StoreResult<Vec<Message>> {

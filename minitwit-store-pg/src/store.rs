@@ -153,6 +153,30 @@ impl Store for PgStore {
         users::set_disabled(&self.pool, id, disabled).await
     }
 
+    async fn session_generation(&self, id: UserId) -> StoreResult<i64> {
+        let generation: Option<i64> =
+            sqlx::query_scalar("SELECT generation FROM session_generations WHERE user_id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(backend_error)?;
+        Ok(generation.unwrap_or(0))
+    }
+
+    async fn bump_session_generation(&self, id: UserId) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "INSERT INTO session_generations (user_id, generation) \
+             SELECT id, 1 FROM users WHERE id = $1 \
+             ON CONFLICT (user_id) DO UPDATE \
+             SET generation = session_generations.generation + 1",
+        )
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(backend_error)?;
+        Ok(done.rows_affected() > 0)
+    }
+
     async fn delete_user(&self, id: UserId) -> StoreResult<bool> {
         users::delete(&self.pool, id).await
     }
@@ -167,6 +191,34 @@ impl Store for PgStore {
 
     async fn set_flagged(&self, id: MessageId, flagged: bool) -> StoreResult<bool> {
         messages::set_flagged(&self.pool, id, flagged).await
+    }
+
+    /// One transaction: the named rows are locked, and updated only if all exist.
+    async fn set_flagged_all(
+        &self,
+        ids: &[MessageId],
+        flagged: bool,
+    ) -> StoreResult<Vec<MessageId>> {
+        let mut tx = self.pool.begin().await.map_err(backend_error)?;
+        let found: Vec<MessageId> =
+            sqlx::query_scalar("SELECT id FROM messages WHERE id = ANY($1) FOR UPDATE")
+                .bind(ids)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(backend_error)?;
+        let unknown: Vec<MessageId> =
+            ids.iter().copied().filter(|id| !found.contains(id)).collect();
+        if !unknown.is_empty() {
+            return Ok(unknown);
+        }
+        sqlx::query("UPDATE messages SET flagged = $2 WHERE id = ANY($1)")
+            .bind(ids)
+            .bind(flagged)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend_error)?;
+        tx.commit().await.map_err(backend_error)?;
+        Ok(unknown)
     }
 
     async fn list_messages(&self, filter: MessageFilter) -> StoreResult<Vec<Message>> {

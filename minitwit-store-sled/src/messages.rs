@@ -43,6 +43,34 @@ impl Trees {
         })
     }
 
+    /// Flags or unflags every message of `ids` in one transaction, or none when an id
+    /// names no message; the unknown ids.
+    pub(crate) fn set_flagged_all(
+        &self,
+        ids: &[MessageId],
+        flagged: bool,
+    ) -> StoreResult<Vec<MessageId>> {
+        self.transaction(|tx| {
+            let mut found = Vec::with_capacity(ids.len());
+            let mut unknown = Vec::new();
+            for &id in ids {
+                match tx.messages.get(keys::int(id))? {
+                    Some(bytes) => found.push(decode::<Message>(&bytes).map_err(abort)?),
+                    None => unknown.push(id),
+                }
+            }
+            if !unknown.is_empty() {
+                return Ok(unknown);
+            }
+            for mut message in found.into_iter().filter(|m| m.flagged != flagged) {
+                tx.remove_message(message.id)?;
+                message.flagged = flagged;
+                tx.insert_message(&message)?;
+            }
+            Ok(unknown)
+        })
+    }
+
     /// The admin listing: newest id first, filtered.
     pub(crate) fn list_messages(&self, filter: &MessageFilter) -> StoreResult<Vec<Message>> {
         let ids: Box<dyn Iterator<Item = StoreResult<MessageId>>> = match filter.author {

@@ -52,6 +52,14 @@ impl Store for SledStore {
         self.write(move |trees| trees.update_user(id, |user| user.disabled = disabled)).await
     }
 
+    async fn session_generation(&self, id: UserId) -> StoreResult<i64> {
+        self.read(move |trees| trees.session_generation(id)).await
+    }
+
+    async fn bump_session_generation(&self, id: UserId) -> StoreResult<bool> {
+        self.write(move |trees| trees.bump_session_generation(id)).await
+    }
+
     async fn delete_user(&self, id: UserId) -> StoreResult<bool> {
         self.write(move |trees| trees.delete_user(id)).await
     }
@@ -66,6 +74,17 @@ impl Store for SledStore {
 
     async fn set_flagged(&self, id: MessageId, flagged: bool) -> StoreResult<bool> {
         self.write(move |trees| trees.set_flagged(id, flagged)).await
+    }
+
+    async fn set_flagged_all(
+        &self,
+        ids: &[MessageId],
+        flagged: bool,
+    ) -> StoreResult<Vec<MessageId>> {
+        let mut ids = ids.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
+        self.write(move |trees| trees.set_flagged_all(&ids, flagged)).await
     }
 
     async fn list_messages(&self, filter: MessageFilter) -> StoreResult<Vec<Message>> {

@@ -6,6 +6,7 @@
 //! | `settings` | setting name | raw bytes |
 //! | `users` | user id | the [`User`](minitwit_core::User) as JSON |
 //! | `usernames` | exact username bytes | user id |
+//! | `sessions` | user id | the user's session generation (`i64`; absent: 0) |
 //! | `messages` | message id | the [`Message`](minitwit_core::Message) as JSON |
 //! | `public_idx` | (pub_date, id) | empty; unflagged messages only |
 //! | `author_idx` | (author, pub_date, id) | empty; unflagged messages only |
@@ -87,6 +88,8 @@ trees! {
     settings,
     /// Users by id.
     users,
+    /// Session generations by user id (absent: 0).
+    sessions,
     /// User ids by exact name.
     usernames,
     /// Messages by id.

@@ -1,7 +1,7 @@
 //! Users: creation with a unique name, look-ups, changes, and deletion with every trace.
 
 use crate::keys;
-use crate::trees::{Trees, Tx, TxResult, abort, backend, decode, encode, meta};
+use crate::trees::{Trees, Tx, TxResult, abort, backend, decode, decode_int, encode, meta};
 use minitwit_core::{NewUser, StoreError, StoreResult, User, UserId};
 use sled::IVec;
 use std::ops::Bound;
@@ -67,6 +67,25 @@ impl Trees {
     /// Deletes a user, their messages and their follows both ways; `false` if there was
     /// no such user. The caller holds the write lock, so the scans below stay true until
     /// the transaction applies.
+    /// The user's session generation (0 when never bumped).
+    pub(crate) fn session_generation(&self, id: UserId) -> StoreResult<i64> {
+        let stored = self.sessions.get(keys::int(id)).map_err(backend)?;
+        stored.map_or(Ok(0), |value| decode_int(&value))
+    }
+
+    /// Increments the user's session generation; `false` if there is no such user.
+    pub(crate) fn bump_session_generation(&self, id: UserId) -> StoreResult<bool> {
+        self.transaction(|tx| {
+            if tx.users.get(keys::int(id))?.is_none() {
+                return Ok(false);
+            }
+            let now = tx.sessions.get(keys::int(id))?.map_or(Ok(0), |v| decode_int(&v));
+            let next = now.map_err(abort)? + 1;
+            tx.sessions.insert(keys::int(id), &next.to_be_bytes()[..])?;
+            Ok(true)
+        })
+    }
+
     pub(crate) fn delete_user(&self, id: UserId) -> StoreResult<bool> {
         let messages = self.second_fields(&self.author_msgs, id)?;
         let followees = self.second_fields(&self.follows, id)?;
@@ -85,6 +104,7 @@ impl Trees {
             }
             tx.users.remove(keys::int(id))?;
             tx.usernames.remove(user.username.as_bytes())?;
+            tx.sessions.remove(keys::int(id))?;
             tx.bump(meta::USERS, -1)?;
             Ok(true)
         })

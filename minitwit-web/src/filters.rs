@@ -11,7 +11,7 @@ use crate::site::{Site, Visit};
 use futures::StreamExt as _;
 use serde::de::DeserializeOwned;
 use std::convert::Infallible;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use warp::filters::BoxedFilter;
 use warp::http::HeaderMap;
@@ -152,12 +152,20 @@ where
     Ok(bytes)
 }
 
+/// The connection's peer: warp's own, or the `SocketAddr` extension `minitwit serve`'s
+/// listener sets.
+fn peer() -> impl Filter<Extract = (Option<SocketAddr>,), Error = Infallible> + Copy {
+    warp::addr::remote()
+        .and(warp::ext::optional::<SocketAddr>())
+        .map(|warp: Option<SocketAddr>, ours: Option<SocketAddr>| warp.or(ours))
+}
+
 /// The client address used for throttling.
 fn client(
     site: &Arc<Site>,
 ) -> impl Filter<Extract = (Option<IpAddr>,), Error = Infallible> + Clone + use<> {
     let trust = site.config.trust_forwarded_for;
-    warp::addr::remote()
+    peer()
         .and(warp::header::headers_cloned())
         .map(move |peer, headers: HeaderMap| client_address(peer, &headers, trust))
 }

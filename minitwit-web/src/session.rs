@@ -2,11 +2,18 @@
 //! the browser's latest write (read-your-writes over read replicas), kept in one
 //! encrypted, authenticated cookie (AES-256-GCM via the `cookie` crate's private jar), so
 //! any replica with the same key can serve any request and the server keeps no memory.
+//!
+//! Sessions can still end: the cookie names the user by id, the user's session generation
+//! (kept in the store, bumped by a password change, disabling, or "sign out everywhere")
+//! and a stamp of the user's password hash (its salt is random, so a user restored under
+//! a reused id, or given a new password, has another). Every signed-in request checks all
+//! three against the store; a cookie that fails, or cannot be read at all, is cleared.
 
 use crate::config::WebConfig;
 use cookie::{Cookie, CookieJar, Key, SameSite};
-use minitwit_core::{UserId, unix_now};
+use minitwit_core::{User, UserId, unix_now};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
 
 /// The cookie's name.
 const COOKIE_NAME: &str = "session";
@@ -22,6 +29,16 @@ pub(crate) struct Session {
     /// When the user signed in (Unix seconds), to end old sign-ins.
     #[serde(rename = "t", default)]
     pub signed_in_at: i64,
+    /// The user's session generation when they signed in.
+    #[serde(rename = "g", default)]
+    pub generation: i64,
+    /// [`stamp`] of the user's password hash when they signed in.
+    #[serde(rename = "s", default, skip_serializing_if = "String::is_empty")]
+    pub stamp: String,
+    /// Set when the request carried a session cookie that could not be used (forged,
+    /// unreadable, expired): the response clears it. Never stored.
+    #[serde(skip)]
+    pub stale: bool,
     /// Messages to show once on the next page.
     #[serde(rename = "f", default, skip_serializing_if = "Vec::is_empty")]
     pub flashes: Vec<String>,
@@ -43,21 +60,42 @@ impl Session {
         self.flashes.drain(..excess);
     }
 
-    /// Signs `user` in.
-    pub fn sign_in(&mut self, user: UserId) {
-        self.user_id = Some(user);
+    /// Signs `user` in under their current session `generation`.
+    pub fn sign_in(&mut self, user: &User, generation: i64) {
+        self.user_id = Some(user.id);
         self.signed_in_at = unix_now();
+        self.generation = generation;
+        self.stamp = stamp(&user.pw_hash);
     }
 
     /// Signs out, keeping the flashes.
     pub fn sign_out(&mut self) {
         self.user_id = None;
         self.signed_in_at = 0;
+        self.generation = 0;
+        self.stamp.clear();
+    }
+
+    /// Whether this session still belongs to `user`, whose session generation is now
+    /// `generation`.
+    pub fn is_valid_for(&self, user: &User, generation: i64) -> bool {
+        self.user_id == Some(user.id)
+            && !user.disabled
+            && self.generation == generation
+            && self.stamp == stamp(&user.pw_hash)
     }
 
     fn is_empty(&self) -> bool {
         self.user_id.is_none() && self.flashes.is_empty() && self.wrote_at == 0
     }
+}
+
+/// A short fingerprint of a password hash (whose salt is random per user and per
+/// password): the cookie's proof that it was issued to this very user, not to an earlier
+/// holder of the same id.
+fn stamp(pw_hash: &str) -> String {
+    let digest = Sha256::digest(pw_hash.as_bytes());
+    digest[..12].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Reads and writes session cookies with the configured key.
@@ -78,8 +116,8 @@ impl SessionCodec {
         }
     }
 
-    /// The session in a `Cookie` header; an empty one when it is missing, forged,
-    /// unreadable or expired.
+    /// The session in a `Cookie` header; an empty one when it is missing, and an empty
+    /// [`Session::stale`] one when it is forged, unreadable or expired.
     pub fn read(&self, cookie_header: Option<&str>) -> Session {
         let Some(header) = cookie_header else { return Session::default() };
         let mut jar = CookieJar::new();
@@ -87,12 +125,17 @@ impl SessionCodec {
             .filter_map(Result::ok)
             .filter(|c| c.name() == COOKIE_NAME)
             .for_each(|c| jar.add_original(c));
-        let Some(cookie) = jar.private(&self.key).get(COOKIE_NAME) else {
+        if jar.get(COOKIE_NAME).is_none() {
             return Session::default();
+        }
+        let stale = Session { stale: true, ..Session::default() };
+        let Some(cookie) = jar.private(&self.key).get(COOKIE_NAME) else { return stale };
+        let Ok(mut session) = serde_json::from_str::<Session>(cookie.value()) else {
+            return stale;
         };
-        let mut session: Session = serde_json::from_str(cookie.value()).unwrap_or_default();
         if session.user_id.is_some() && unix_now() - session.signed_in_at > self.max_age_secs {
             session.sign_out();
+            session.stale = true;
         }
         session
     }
@@ -136,15 +179,42 @@ mod tests {
     #[test]
     fn round_trips_and_is_unreadable_without_the_key() {
         let mut session = Session::default();
-        session.sign_in(42);
+        session.sign_in(&user(42, "$argon2id$salt-a"), 3);
         session.flash("You were logged in");
         let set_cookie = codec(1).write(&session);
         assert!(set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Lax"));
         assert!(!set_cookie.contains("logged"), "the cookie is encrypted");
         let pair = cookie_pair(&set_cookie);
         assert_eq!(codec(1).read(Some(&pair)), session);
-        assert_eq!(codec(2).read(Some(&pair)), Session::default());
-        assert_eq!(codec(1).read(Some("session=forged")), Session::default());
+        let stale = Session { stale: true, ..Session::default() };
+        assert_eq!(codec(2).read(Some(&pair)), stale);
+        assert_eq!(codec(1).read(Some("session=forged")), stale);
+        assert_eq!(codec(1).read(Some("other=1")), Session::default());
+    }
+
+    fn user(id: UserId, pw_hash: &str) -> User {
+        User {
+            id,
+            username: "u".into(),
+            email: "u@x".into(),
+            pw_hash: pw_hash.into(),
+            disabled: false,
+        }
+    }
+
+    #[test]
+    fn sessions_end_with_the_generation_the_password_or_the_user() {
+        let alice = user(7, "$argon2id$salt-a");
+        let mut session = Session::default();
+        session.sign_in(&alice, 2);
+        assert!(session.is_valid_for(&alice, 2));
+        assert!(!session.is_valid_for(&alice, 3), "signed out everywhere");
+        let new_password = user(7, "$argon2id$salt-b");
+        assert!(!session.is_valid_for(&new_password, 2), "password changed");
+        let restored_stranger = user(7, "$argon2id$salt-z");
+        assert!(!session.is_valid_for(&restored_stranger, 2), "another user under id 7");
+        let disabled = User { disabled: true, ..alice.clone() };
+        assert!(!session.is_valid_for(&disabled, 2));
     }
 
     #[test]

@@ -8,9 +8,11 @@ use crate::error::{WebError, explanation};
 use crate::session::{Session, SessionCodec};
 use crate::throttle::SiteThrottle;
 use crate::views::{ErrorView, LayoutView, Views};
-use minitwit_core::{MiniTwit, ReadToken, ServiceError, User};
+use minitwit_core::{MiniTwit, ReadToken, ServiceError, User, UserId};
 use serde::Serialize;
-use warp::http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue, LOCATION, SET_COOKIE};
+use warp::http::header::{
+    CACHE_CONTROL, CONTENT_TYPE, HeaderValue, LOCATION, RETRY_AFTER, SET_COOKIE,
+};
 use warp::http::{Response, StatusCode};
 use warp::reply::Response as WarpResponse;
 
@@ -65,15 +67,16 @@ impl Site {
         }
     }
 
-    /// The reader of a request with this `Cookie` header. A session whose user no longer
-    /// exists is signed out.
+    /// The reader of a request with this `Cookie` header. A session that no longer
+    /// belongs to its user (see [`Session::is_valid_for`]) is signed out, and a cookie that
+    /// cannot be used is cleared.
     pub async fn visit(&self, cookie_header: Option<&str>) -> Result<Visit, WebError> {
         let original = self.sessions.read(cookie_header);
-        let mut session = original.clone();
+        let mut session = Session { stale: false, ..original.clone() };
         let token = ReadToken::at(session.wrote_at);
         let service = self.service.for_reader(token.clone());
         let user = match session.user_id {
-            Some(id) => service.user_by_id(id).await?,
+            Some(id) => signed_in(&service, &session, id).await?,
             None => None,
         };
         if user.is_none() {
@@ -125,7 +128,8 @@ impl Site {
         self.with_session(visit, response)
     }
 
-    /// The error page for `status`: fixed texts only, no session touched.
+    /// The error page for `status`: fixed texts only, no session touched; a 503 says
+    /// when to retry.
     pub fn error_page(&self, status: StatusCode) -> WarpResponse {
         let heading =
             format!("{} {}", status.as_u16(), status.canonical_reason().unwrap_or("Error"));
@@ -147,7 +151,11 @@ impl Site {
             self.views.render("layout", &layout)
         });
         // The templates are tested; should one still fail, a bare page says as much.
-        html_response(status, html.unwrap_or_else(|_| heading.clone()))
+        let mut response = html_response(status, html.unwrap_or_else(|_| heading.clone()));
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
     }
 
     /// The error page for `err`; internal failures are logged (only there).
@@ -179,4 +187,15 @@ fn html_response(status: StatusCode, html: String) -> WarpResponse {
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
+}
+
+/// The user `session` names, if the session is still theirs.
+async fn signed_in(
+    service: &MiniTwit,
+    session: &Session,
+    id: UserId,
+) -> Result<Option<User>, WebError> {
+    let Some(user) = service.user_by_id(id).await? else { return Ok(None) };
+    let generation = service.session_generation(id).await?;
+    Ok(session.is_valid_for(&user, generation).then_some(user))
 }

@@ -86,9 +86,9 @@ async fn wrong_credentials_are_counted_as_unexpected_statuses() {
     let report = simulator::run_file(&scenario::path(), &options).await.expect("replay runs");
     println!("{report}");
     assert_eq!(report.sent, 100);
-    // Registration needs no credentials, but without them it is throttled per address
-    // (429); every other action is refused (403).
-    let refused: u64 = report
+    // Registration needs no credentials (but, without them, is throttled per address:
+    // 429 past the first 20); every other action is refused.
+    let forbidden: u64 = report
         .errors
         .iter()
         .filter(|(kind, _)| {
@@ -100,8 +100,8 @@ async fn wrong_credentials_are_counted_as_unexpected_statuses() {
         })
         .map(|(_, count)| count)
         .sum();
-    assert_eq!(refused, report.error_count(), "{report}");
-    assert_eq!(report.succeeded + refused, 100);
+    assert_eq!(forbidden, report.error_count());
+    assert_eq!(report.succeeded + forbidden, 100);
     let tweets = ErrorKind::UnexpectedStatus { action: ActionKind::Tweet, status: 403 };
     assert!(report.errors.get(&tweets).is_some_and(|&n| n > 0), "{report}");
     assert!(report.to_string().contains("tweet: status 403"), "{report}");

@@ -86,6 +86,14 @@ impl Store for MeteredStore {
         self.timed("set_disabled", self.inner.set_disabled(id, disabled)).await
     }
 
+    async fn session_generation(&self, id: UserId) -> StoreResult<i64> {
+        self.timed("session_generation", self.inner.session_generation(id)).await
+    }
+
+    async fn bump_session_generation(&self, id: UserId) -> StoreResult<bool> {
+        self.timed("bump_session_generation", self.inner.bump_session_generation(id)).await
+    }
+
     async fn delete_user(&self, id: UserId) -> StoreResult<bool> {
         self.timed("delete_user", self.inner.delete_user(id)).await
     }
@@ -100,6 +108,14 @@ impl Store for MeteredStore {
 
     async fn set_flagged(&self, id: MessageId, flagged: bool) -> StoreResult<bool> {
         self.timed("set_flagged", self.inner.set_flagged(id, flagged)).await
+    }
+
+    async fn set_flagged_all(
+        &self,
+        ids: &[MessageId],
+        flagged: bool,
+    ) -> StoreResult<Vec<MessageId>> {
+        self.timed("set_flagged_all", self.inner.set_flagged_all(ids, flagged)).await
     }
 
     async fn list_messages(&self, filter: MessageFilter) -> StoreResult<Vec<Message>> {

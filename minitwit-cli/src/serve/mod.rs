@@ -4,29 +4,31 @@
 //!
 //! - [`layers`]: request ids, logs, request metrics, `/health`, `/ready`, `/metrics`.
 //! - [`metrics`]: the Prometheus recorder, metric names, business gauges.
+//! - [`listener`]: the accept loop, with its timeouts and connection cap.
 //! - [`metered_store`]: store operation latency.
 //!
 //! Shutdown, for rolling updates without refused connections: on SIGTERM `/ready` turns
 //! 503 while both listeners keep serving for the drain delay (`--drain-delay-secs`), so
 //! load balancers stop routing here; then both listeners stop accepting, in-flight
-//! requests finish, and the store is flushed. SIGINT (or a second signal) skips the
+//! requests finish (within the grace period; what is still open
+//! then is dropped), and the store is flushed. SIGINT (or a second signal) skips the
 //! delay.
 //!
 //! Behind HTTPS (`--secure-cookies`), the web site's responses carry
 //! `Strict-Transport-Security`.
 
 pub mod layers;
+pub mod listener;
 pub mod metered_store;
 pub mod metrics;
 
-use crate::cli::ServeArgs;
+use crate::cli::{ListenerLimits, ServeArgs};
 use anyhow::{Context, Result};
 use layers::{Front, Ops};
 use metered_store::MeteredStore;
-use minitwit_core::{CachedStore, MiniTwit, Store};
+use minitwit_core::{CachedStore, HashCost, HashPool, Hasher, MiniTwit, Store};
 use minitwit_sim::SimConfig;
 use minitwit_web::WebConfig;
-use std::future::Future;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -48,7 +50,7 @@ pub async fn run(store: Arc<dyn Store>, args: &ServeArgs, out: &mut impl Write) 
     if single_process {
         store = Arc::new(CachedStore::new(store));
     }
-    let service = MiniTwit::new(Arc::clone(&store));
+    let service = MiniTwit::with_hasher(Arc::clone(&store), hasher(args));
     let ops = Ops::new(service.clone(), handle.clone());
     let (web, api) = front_ends(&service, args, &ops).await?;
     let web_listener = bind(args.web_addr, "web site").await?;
@@ -59,8 +61,9 @@ pub async fn run(store: Arc<dyn Store>, args: &ServeArgs, out: &mut impl Write) 
     let every = Duration::from_secs(args.gauge_interval);
     let maintenance = tokio::spawn(metrics::maintain(service, handle, every));
     let (stop_tx, stop_rx) = watch::channel(false);
-    let web_server = tokio::spawn(serve(web, web_listener, stopped(stop_rx.clone())));
-    let api_server = tokio::spawn(serve(api, api_listener, stopped(stop_rx)));
+    let limits = limits(&args.limits);
+    let web_server = tokio::spawn(listener::serve(web, web_listener, limits, stop_rx.clone()));
+    let api_server = tokio::spawn(listener::serve(api, api_listener, limits, stop_rx));
     writeln!(out, "web site listening on http://{web_addr}")?;
     writeln!(out, "simulator API listening on http://{api_addr}")?;
     out.flush()?;
@@ -148,19 +151,29 @@ async fn bind(addr: SocketAddr, what: &str) -> Result<TcpListener> {
     TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} for the {what}"))
 }
 
-/// Serves `routes` on `listener` until `stop` resolves, then finishes in-flight requests.
-async fn serve(
-    routes: BoxedFilter<(Response,)>,
-    listener: TcpListener,
-    stop: impl Future<Output = ()> + Send + 'static,
-) {
-    warp::serve(routes).incoming(listener).graceful(stop).run().await;
+/// The password hasher: recommended cost, pool as configured.
+fn hasher(args: &ServeArgs) -> Hasher {
+    let mut pool = match args.hash_workers {
+        0 => HashPool::for_this_process(),
+        workers => HashPool::with_workers(workers),
+    };
+    if args.hash_queue > 0 {
+        pool.queue = args.hash_queue;
+    }
+    tracing::debug!(workers = pool.workers, queue = pool.queue, "password hashing pool");
+    Hasher::with_pool(HashCost::Recommended, pool)
 }
 
-/// Resolves when the stop flag turns true (or its sender is gone).
-async fn stopped(mut stop: watch::Receiver<bool>) {
-    // An error means the sender was dropped: stop as well.
-    let _ = stop.wait_for(|stop| *stop).await;
+/// The listeners' limits from the command line.
+fn limits(args: &ListenerLimits) -> listener::Limits {
+    listener::Limits {
+        header_read: Duration::from_secs(args.header_timeout_secs.max(1)),
+        idle: Duration::from_secs(args.idle_timeout_secs.max(1)),
+        body_read: Duration::from_secs(args.body_timeout_secs.max(1)),
+        request: Duration::from_secs(args.request_timeout_secs.max(1)),
+        max_connections: args.max_connections.max(1),
+        grace: Duration::from_secs(args.shutdown_grace_secs),
+    }
 }
 
 /// SIGTERM and SIGINT, caught from startup on.

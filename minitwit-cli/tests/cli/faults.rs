@@ -96,3 +96,166 @@ async fn a_dead_flusher_is_detected_not_waited_on() {
     let logged = std::fs::read_to_string(&log).unwrap();
     assert!(logged.contains("flusher thread died"), "the reason is logged:\n{logged}");
 }
+
+/// What a writer saw: the texts acknowledged, and every other outcome.
+type Outcomes = (Vec<String>, Vec<Option<u16>>);
+
+/// Posts as `author` until `stop`, one message at a time; the texts acknowledged (204)
+/// and every other status seen (`None`: no answer at all, as when the server died).
+async fn keep_posting(
+    api: String,
+    author: String,
+    tag: String,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    acked: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) -> Outcomes {
+    let client = http();
+    let (mut texts, mut others) = (Vec::new(), Vec::new());
+    for i in 0.. {
+        if stop.load(std::sync::atomic::Ordering::SeqCst) {
+            break;
+        }
+        let text = format!("{tag} {i}");
+        let answer = client
+            .post(format!("{api}/msgs/{author}"))
+            .basic_auth("simulator", Some("super_safe!"))
+            .json(&serde_json::json!({ "content": text }))
+            .send()
+            .await;
+        match answer.map(|a| a.status().as_u16()) {
+            Ok(204) => {
+                texts.push(text);
+                acked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+            Ok(status) => others.push(Some(status)),
+            Err(_) => {
+                others.push(None);
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
+    }
+    (texts, others)
+}
+
+/// Waits (bounded) until `counter` reaches `target`.
+async fn wait_for_count(counter: &std::sync::atomic::AtomicUsize, target: usize) {
+    for _ in 0..3000 {
+        if counter.load(std::sync::atomic::Ordering::SeqCst) >= target {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!(
+        "only {} of {target} writes acknowledged",
+        counter.load(std::sync::atomic::Ordering::SeqCst)
+    );
+}
+
+/// Writers posting concurrently as the fixture's users, until stopped.
+struct Writers {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    acked: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    tasks: Vec<tokio::task::JoinHandle<Outcomes>>,
+}
+
+impl Writers {
+    fn start(api: &str, tag: &str) -> Self {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let acked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let tasks = ["alice", "bob", "alice", "bob"]
+            .iter()
+            .enumerate()
+            .map(|(i, author)| {
+                let run = keep_posting(
+                    api.to_owned(),
+                    (*author).to_owned(),
+                    format!("{tag}-w{i}"),
+                    stop.clone(),
+                    acked.clone(),
+                );
+                tokio::spawn(run)
+            })
+            .collect();
+        Self { stop, acked, tasks }
+    }
+
+    /// Stops the writers; every acknowledged text and every other outcome.
+    async fn finish(self) -> Outcomes {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let (mut texts, mut others) = (Vec::new(), Vec::new());
+        for task in self.tasks {
+            let (t, o) = task.await.unwrap();
+            texts.extend(t);
+            others.extend(o);
+        }
+        (texts, others)
+    }
+}
+
+/// Every acknowledged text missing from the store at `url`.
+fn lost(url: &str, acknowledged: &[String]) -> Vec<String> {
+    let listed = crate::common::ok(&["--store", url, "message", "list", "--limit", "1000000"]);
+    let stored: std::collections::HashSet<&str> =
+        listed.lines().filter_map(|line| line.rsplit('\t').next()).collect();
+    acknowledged.iter().filter(|text| !stored.contains(text.as_str())).cloned().collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_of_serve_on_sled_loses_no_acknowledged_post() {
+    let scratch = Scratch::new();
+    let store = fixture_store(&scratch, "db");
+    let mut acknowledged = Vec::new();
+    for round in 0..3 {
+        let server = Server::start(&store, &[]);
+        let writers = Writers::start(&server.api, &format!("round{round}"));
+        wait_for_count(&writers.acked, 100 + round * 37).await;
+        crate::common::signal(&server.child, "KILL");
+        let (texts, _) = writers.finish().await;
+        drop(server);
+        acknowledged.extend(texts);
+        let missing = lost(&store, &acknowledged);
+        assert!(
+            missing.is_empty(),
+            "round {round}: {} acknowledged posts lost: {missing:?}",
+            missing.len()
+        );
+    }
+    assert!(acknowledged.len() >= 300, "{}", acknowledged.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_killed_and_restarted_under_a_running_server() {
+    use minitwit_store_pg::testkit::TestCluster;
+    let cluster = TestCluster::start_durable().expect("a throwaway PostgreSQL (see the error)");
+    let url = cluster.url("postgres");
+    let fixture = Scratch::new();
+    let file = fixture.path("fixture.jsonl");
+    crate::common::write_fixture(&file);
+    crate::common::ok(&["--store", &url, "import", "--in", file.to_str().unwrap()]);
+    let options = ["--pg-acquire-timeout-ms", "300", "--pg-max-connections", "4"];
+    let server = Server::start(&url, &options);
+    let writers = Writers::start(&server.api, "pg");
+    wait_for_count(&writers.acked, 50).await;
+
+    cluster.kill().expect("killing PostgreSQL");
+    let client = http();
+    let mut outage = Vec::new();
+    for _ in 0..20 {
+        let ready = client.get(format!("{}/ready", server.api)).send().await.unwrap();
+        outage.push(ready.status().as_u16());
+    }
+    assert!(outage.contains(&503), "/ready during the outage: {outage:?}");
+    cluster.resume().expect("restarting PostgreSQL");
+    let before = writers.acked.load(std::sync::atomic::Ordering::SeqCst);
+    wait_for_count(&writers.acked, before + 50).await;
+    let ready = client.get(format!("{}/ready", server.api)).send().await.unwrap();
+    assert_eq!(ready.status(), 200, "recovered without a restart");
+
+    let (acknowledged, others) = writers.finish().await;
+    assert!(others.iter().all(|s| *s == Some(503)), "only 503s during the outage: {others:?}");
+    assert!(others.contains(&Some(503)), "the outage was seen");
+    let (status, _) = server.stop();
+    assert!(status.success());
+    let missing = lost(&url, &acknowledged);
+    assert!(missing.is_empty(), "{} acknowledged posts lost: {missing:?}", missing.len());
+}

@@ -1,7 +1,8 @@
 //! Monitoring that is exercised: the alert rules pass `promtool check rules` and their
 //! unit tests (`promtool test rules`), and a real Prometheus (Debian's `prometheus`)
-//! scraping two running replicas over one PostgreSQL answers every query of the Grafana
-//! dashboard with data, and loads the alert rules.
+//! scraping two running replicas over one PostgreSQL (the second reading from a streaming
+//! standby) answers every query of the Grafana dashboard with data, and loads the alert
+//! rules.
 
 #![allow(clippy::unwrap_used)]
 
@@ -116,9 +117,13 @@ fn has_data(result: &[Value]) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_scraping_two_replicas_answers_every_dashboard_query() {
     let cluster = TestCluster::start().unwrap_or_else(|e| panic!("{e}"));
-    let store = cluster.url("postgres");
+    let standby = cluster.start_standby().unwrap_or_else(|e| panic!("{e}"));
+    let (store, read_replica) = (cluster.url("postgres"), standby.url("postgres"));
     let scratch = Scratch::new();
-    let replicas = [Server::start(&store, &["--gauge-interval", "1"]), Server::start(&store, &[])];
+    let replicas = [
+        Server::start(&store, &["--gauge-interval", "1"]),
+        Server::start(&store, &["--replica-store", &read_replica]),
+    ];
     let client = http();
     let sim = ("simulator", Some("super_safe!"));
     for name in ["alice", "bob"] {
@@ -141,11 +146,13 @@ async fn prometheus_scraping_two_replicas_answers_every_dashboard_query() {
         .unwrap();
     // Server errors to count: a short database outage.
     cluster.stop().unwrap();
+    standby.stop().unwrap();
     for replica in &replicas {
         let response = client.get(format!("{}/public", replica.web)).send().await.unwrap();
         assert_eq!(response.status(), 503);
     }
     cluster.resume().unwrap();
+    standby.resume().unwrap();
 
     let targets: Vec<String> =
         replicas.iter().map(|r| r.web.trim_start_matches("http://").to_owned()).collect();

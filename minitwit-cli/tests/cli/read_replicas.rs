@@ -1,6 +1,6 @@
 //! Read replicas, end to end: `minitwit serve --replica-store` over a real PostgreSQL
 //! primary and a real streaming standby (`pg_basebackup -R`), each test with a pair of
-//! its own, since tests delay or stop the servers. Every wait is bounded.
+//! its own, since tests delay or stop the servers (or bound the lag). Every wait is bounded.
 
 #![allow(clippy::unwrap_used)] // tests may unwrap: a panic is a failure
 
@@ -23,13 +23,17 @@ struct Setup {
 
 impl Setup {
     async fn start(apply_delay: Option<Duration>) -> Self {
+        Self::start_with_lag_bound(apply_delay, "3600000").await
+    }
+
+    async fn start_with_lag_bound(apply_delay: Option<Duration>, max_lag_ms: &str) -> Self {
         let pair = Arc::new(blocking(ReplicatedPair::start).await);
         let (primary, standby, db) = pair.fresh_database().await;
         if let Some(delay) = apply_delay {
             let p = Arc::clone(&pair);
             blocking(move || p.standby.set_apply_delay(delay)).await.expect("delays the standby");
         }
-        let args = ["--replica-store", standby.as_str(), "--replica-max-lag-ms", "3600000"];
+        let args = ["--replica-store", standby.as_str(), "--replica-max-lag-ms", max_lag_ms];
         let server = Server::start(&primary, &args);
         let setup = Self { pair, server, _db: db };
         setup.wait_for_metric(r#"minitwit_replica_up{replica="0"} 1"#).await;
@@ -46,6 +50,16 @@ impl Setup {
     async fn counter(&self, series: &str) -> f64 {
         let text = self.metrics().await;
         text.lines().find_map(|line| line.strip_prefix(series)?.trim().parse().ok()).unwrap_or(0.0)
+    }
+
+    /// Waits (at most a minute) until the metrics have a `series` line whose value
+    /// passes `test`.
+    async fn wait_for_value(&self, series: &str, test: impl Fn(f64) -> bool) {
+        let start = Instant::now();
+        while !test(self.counter(series).await) {
+            assert!(start.elapsed() < Duration::from_secs(60), "{series} not as expected");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Waits (at most a minute) until the metrics show `line`.
@@ -199,4 +213,20 @@ async fn with_the_primary_stopped_timelines_come_from_the_replica_and_writes_ans
     let (status, page) = setup.get(&visitor, "/public").await;
     assert_eq!(status, 200);
     assert!(!page.contains("lost?"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_lagging_past_the_bound_is_skipped_and_the_primary_serves_everyone() {
+    let setup = Setup::start_with_lag_bound(Some(Duration::from_secs(600)), "100").await;
+    let alice = Setup::browser();
+    setup.sign_up(&alice, "alice").await;
+    assert_eq!(setup.post_form(&alice, "/add_message", &[("text", "fresh news")]).await, 302);
+    setup.wait_for_value(r#"minitwit_replica_lag_seconds{replica="0"}"#, |lag| lag > 0.1).await;
+
+    let lagging = r#"minitwit_replica_fallbacks_total{reason="lagging"}"#;
+    let before = setup.counter(lagging).await;
+    let (status, public) = setup.get(&Setup::browser(), "/public").await;
+    assert_eq!(status, 200);
+    assert!(public.contains("fresh news"), "the primary served the anonymous reader");
+    assert!(setup.counter(lagging).await > before, "the lagging replica was skipped");
 }

@@ -32,6 +32,8 @@ macro_rules! conformance_tests {
             concurrent_registrations_create_one_user,
             users_page_by_id,
             password_and_disabled_flag_change,
+            session_generations_only_grow_and_go_with_the_user,
+            flagging_several_messages_is_all_or_nothing,
             message_text_is_kept_exactly,
             messages_need_an_existing_author,
             following_twice_leaves_one_pair,
@@ -166,6 +168,35 @@ pub async fn password_and_disabled_flag_change(store: Arc<dyn Store>) {
     assert!(!store.user_by_id(u.id).await.unwrap().expect("bob").disabled);
     assert!(!store.set_password_hash(u.id + 99, "x").await.unwrap());
     assert!(!store.set_disabled(u.id + 99, true).await.unwrap());
+}
+
+/// Session generations start at 0, grow by one per bump, are per user, and go with a
+/// deleted user; unknown ids report `false`.
+pub async fn session_generations_only_grow_and_go_with_the_user(store: Arc<dyn Store>) {
+    let (bob, eve) = (user(&store, "bob").await, user(&store, "eve").await);
+    assert_eq!(store.session_generation(bob.id).await.unwrap(), 0);
+    assert!(store.bump_session_generation(bob.id).await.unwrap());
+    assert!(store.bump_session_generation(bob.id).await.unwrap());
+    assert_eq!(store.session_generation(bob.id).await.unwrap(), 2);
+    assert_eq!(store.session_generation(eve.id).await.unwrap(), 0);
+    assert!(!store.bump_session_generation(bob.id + 99).await.unwrap());
+    assert!(store.delete_user(bob.id).await.unwrap());
+    assert_eq!(store.session_generation(bob.id).await.unwrap(), 0);
+    assert!(!store.bump_session_generation(bob.id).await.unwrap());
+}
+
+/// Flagging several ids changes all of them, or none when one is unknown.
+pub async fn flagging_several_messages_is_all_or_nothing(store: Arc<dyn Store>) {
+    let u = user(&store, "flagger").await;
+    let (a, b) = (post(&store, &u, "a", 1).await, post(&store, &u, "b", 2).await);
+    let missing = a + b + 100;
+    assert_eq!(store.set_flagged_all(&[a, missing, b], true).await.unwrap(), [missing]);
+    assert!(!store.message_by_id(a).await.unwrap().expect("a").flagged, "nothing changed");
+    assert_eq!(store.counts().await.unwrap().flagged, 0);
+    assert!(store.set_flagged_all(&[a, b, a], true).await.unwrap().is_empty());
+    assert_eq!(store.counts().await.unwrap().flagged, 2);
+    assert!(store.set_flagged_all(&[b], false).await.unwrap().is_empty());
+    assert_eq!(store.counts().await.unwrap().flagged, 1);
 }
 
 /// Text with markup characters, quotes and emoji comes back byte for byte.

@@ -13,6 +13,7 @@ use std::sync::Mutex;
 #[derive(Default, Clone)]
 struct State {
     users: BTreeMap<UserId, User>,
+    sessions: BTreeMap<UserId, i64>,
     messages: BTreeMap<MessageId, Message>,
     follows: BTreeSet<Follow>,
     latest: Option<i64>,
@@ -108,6 +109,20 @@ impl Store for MemoryStore {
         Ok(self.with(|s| s.users.get_mut(&id).map(|u| u.pw_hash = pw_hash.to_owned()).is_some()))
     }
 
+    async fn session_generation(&self, id: UserId) -> StoreResult<i64> {
+        Ok(self.with(|s| s.sessions.get(&id).copied().unwrap_or(0)))
+    }
+
+    async fn bump_session_generation(&self, id: UserId) -> StoreResult<bool> {
+        Ok(self.with(|s| {
+            let known = s.users.contains_key(&id);
+            if known {
+                *s.sessions.entry(id).or_insert(0) += 1;
+            }
+            known
+        }))
+    }
+
     async fn set_disabled(&self, id: UserId, disabled: bool) -> StoreResult<bool> {
         Ok(self.with(|s| s.users.get_mut(&id).map(|u| u.disabled = disabled).is_some()))
     }
@@ -117,6 +132,7 @@ impl Store for MemoryStore {
             if s.users.remove(&id).is_none() {
                 return false;
             }
+            s.sessions.remove(&id);
             s.messages.retain(|_, m| m.author_id != id);
             s.follows.retain(|f| f.follower != id && f.followee != id);
             true
@@ -146,6 +162,25 @@ impl Store for MemoryStore {
 
     async fn set_flagged(&self, id: MessageId, flagged: bool) -> StoreResult<bool> {
         Ok(self.with(|s| s.messages.get_mut(&id).map(|m| m.flagged = flagged).is_some()))
+    }
+
+    async fn set_flagged_all(
+        &self,
+        ids: &[MessageId],
+        flagged: bool,
+    ) -> StoreResult<Vec<MessageId>> {
+        Ok(self.with(|s| {
+            let unknown: Vec<MessageId> =
+                ids.iter().copied().filter(|id| !s.messages.contains_key(id)).collect();
+            if unknown.is_empty() {
+                for id in ids {
+                    if let Some(message) = s.messages.get_mut(id) {
+                        message.flagged = flagged;
+                    }
+                }
+            }
+            unknown
+        }))
     }
 
     async fn list_messages(&self, filter: MessageFilter) -> StoreResult<Vec<Message>> {

@@ -171,6 +171,31 @@ impl TestCluster {
         )
     }
 
+    /// Kills the server with SIGKILL, the postmaster and then every backend it had, as a
+    /// crash would; [`TestCluster::resume`] starts it again (with crash recovery). For
+    /// fault tests.
+    pub fn kill(&self) -> Result<(), ClusterError> {
+        let pid_file = self.data_dir().join("postmaster.pid");
+        let pids = std::fs::read_to_string(&pid_file)
+            .map_err(|e| ClusterError::io("reading postmaster.pid", e))?;
+        let postmaster = pids.lines().next().unwrap_or_default().trim().to_owned();
+        let children_file = format!("/proc/{postmaster}/task/{postmaster}/children");
+        let children = std::fs::read_to_string(children_file).unwrap_or_default();
+        let mut kill = Command::new("kill");
+        kill.arg("-KILL").arg(&postmaster).args(children.split_whitespace());
+        run(&mut kill, "kill -KILL")?;
+        // pg_ctl start refuses while the old postmaster.pid names a live process (a
+        // zombie waiting to be reaped is dead enough).
+        for _ in 0..500 {
+            let stat = std::fs::read_to_string(format!("/proc/{postmaster}/stat"));
+            if stat.map_or(true, |stat| stat.contains(") Z ")) {
+                return Ok(());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Err(ClusterError(format!("the killed postmaster {postmaster} does not go away")))
+    }
+
     /// Starts the server again after [`TestCluster::stop`].
     pub fn resume(&self) -> Result<(), ClusterError> {
         let mut start = self.command("pg_ctl");

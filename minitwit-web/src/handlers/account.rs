@@ -137,7 +137,8 @@ pub(crate) async fn login(
     }
     match visit.service.authenticate(&form.username, &form.password).await {
         Ok(user) => {
-            visit.session.sign_in(user.id);
+            let generation = site.service.session_generation(user.id).await?;
+            visit.session.sign_in(&user, generation);
             visit.session.flash("You were logged in");
             Ok(site.redirect(visit, "/"))
         }
