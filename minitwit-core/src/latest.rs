@@ -43,3 +43,25 @@ impl LatestWrites {
         self.asked.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
+
+#[cfg(all(test, feature = "testkit"))]
+mod tests {
+    use super::*;
+    use crate::testkit::MemoryStore;
+
+    #[tokio::test]
+    async fn the_newest_value_asked_for_is_stored_when_every_caller_is_answered() {
+        let (store, writes) = (MemoryStore::new(), LatestWrites::default());
+        writes.set(&store, 5).await.unwrap();
+        assert_eq!(store.latest().await.unwrap(), Some(5));
+        // Twenty concurrent callers, asking in this order (join_all polls them in order):
+        // some are covered by another's write, and the last value asked for wins.
+        let calls = (10..30).map(|value| writes.set(&store, value));
+        for result in futures::future::join_all(calls).await {
+            result.unwrap();
+        }
+        assert_eq!(store.latest().await.unwrap(), Some(29));
+        writes.set(&store, 3).await.unwrap();
+        assert_eq!(store.latest().await.unwrap(), Some(3), "a later, smaller value is kept");
+    }
+}

@@ -18,7 +18,7 @@ fn generates_a_data_set_of_the_chosen_size_into_sled() {
     let store = scratch.sled("db");
     assert!(generate_small(&store).contains("generated 7 users, 20 follows, 20 messages"));
     assert_eq!(ok(&["--store", &store, "stats"]), STATS);
-    let line = fails(&["--store", &store, "generate", "--users", "5", "--messages", "1"]);
+    let line = fails(&["--store", &store, "generate", "--users", "5", "--follows", "2"]);
     assert!(line.contains("not empty"), "{line}");
     let line = fails(&["--store", &scratch.sled("other"), "generate", "--users", "3"]);
     assert!(line.contains("--follows must be below --users"), "{line}");
