@@ -271,12 +271,7 @@ where
         {
             return Err(ApiError::BodyTooLarge);
         }
-        while chunk.has_remaining() {
-            let part = chunk.chunk();
-            bytes.extend_from_slice(part);
-            let len = part.len();
-            chunk.advance(len);
-        }
+        bytes.extend_from_slice(&chunk.copy_to_bytes(chunk.remaining()));
     }
     Ok(bytes)
 }

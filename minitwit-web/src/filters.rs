@@ -142,12 +142,7 @@ where
             tracing::debug!(error = %err, "the client aborted the request body");
             warp::reject::custom(WebError::BadRequest("the request body could not be read"))
         })?;
-        while chunk.has_remaining() {
-            let part = chunk.chunk();
-            bytes.extend_from_slice(part);
-            let len = part.len();
-            chunk.advance(len);
-        }
+        bytes.extend_from_slice(&chunk.copy_to_bytes(chunk.remaining()));
     }
     Ok(bytes)
 }

@@ -173,6 +173,17 @@ pub fn signal(child: &Child, name: &str) {
     assert!(status.success());
 }
 
+/// Sends SIGTERM to `child` and waits, without blocking the runtime, until it exits.
+pub async fn terminate(child: &mut Child) -> std::process::ExitStatus {
+    signal(child, "TERM");
+    loop {
+        if let Some(status) = child.try_wait().expect("polling the child") {
+            return status;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Reads stdout lines until one starts with `prefix`; returns the URL after it.
 fn address(stdout: &mut BufReader<ChildStdout>, prefix: &str) -> String {
     let mut line = String::new();

@@ -6,7 +6,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use crate::common::{Server, http, ok, signal};
+use crate::common::{Server, http, ok, terminate};
 use minitwit_store_pg::testkit::fresh_database_url;
 use reqwest::{Client, StatusCode};
 use serde_json::json;
@@ -174,13 +174,7 @@ async fn a_replica_stopped_mid_traffic_costs_the_clients_nothing() {
     };
     wait_for(100).await;
     let served_by_a = balancer.served[0].load(Ordering::SeqCst);
-    signal(&a.child, "TERM");
-    let status = loop {
-        if let Some(status) = a.child.try_wait().unwrap() {
-            break status;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let status = terminate(&mut a.child).await;
     let after_exit = sent.load(Ordering::SeqCst);
     wait_for(after_exit + 100).await;
     stop.store(true, Ordering::SeqCst);

@@ -7,7 +7,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use crate::common::{Scratch, Server, fails, ok, signal};
+use crate::common::{Scratch, Server, fails, ok, signal, terminate};
 use minitwit_store_pg::testkit::{ServerCertificate, TestCluster, fresh_database_url};
 use reqwest::{Client, StatusCode};
 use std::path::{Path, PathBuf};
@@ -389,13 +389,7 @@ async fn a_replica_restarted_behind_nginx_costs_the_clients_nothing() {
     };
     wait_for(100).await;
     nginx.take_out(&addr(&replicas[0]));
-    signal(&replicas[0].child, "TERM");
-    let status = loop {
-        if let Some(status) = replicas[0].child.try_wait().unwrap() {
-            break status;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let status = terminate(&mut replicas[0].child).await;
     let after_exit = sent.load(Ordering::SeqCst);
     wait_for(after_exit + 100).await;
     stop.store(true, Ordering::SeqCst);
