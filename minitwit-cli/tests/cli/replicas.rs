@@ -88,8 +88,10 @@ async fn two_replicas_over_one_database_act_as_one_site() {
     assert_eq!(users.lines().count(), 5);
 }
 
-/// A load balancer stand-in: routes round-robin to the backends whose `/ready` last
-/// answered 200, checked every 50 ms.
+/// A load balancer stand-in: routes round-robin to the ready backends, checking `/ready`
+/// every 50 ms. Like a real balancer's unhealthy threshold, a backend is taken out after two
+/// failed checks in a row: one lost check (a connection closed under it) is not a verdict,
+/// and a draining replica still answers for far longer than two checks.
 struct Balancer {
     backends: Vec<String>,
     ready: Vec<AtomicBool>,
@@ -105,10 +107,13 @@ impl Balancer {
         let checker = Arc::clone(&balancer);
         tokio::spawn(async move {
             let client = Client::builder().timeout(Duration::from_secs(1)).build().unwrap();
+            let mut failed_last = vec![false; checker.backends.len()];
             loop {
-                for (backend, ready) in checker.backends.iter().zip(&checker.ready) {
+                for (i, backend) in checker.backends.iter().enumerate() {
                     let answer = client.get(format!("{backend}/ready")).send().await;
-                    ready.store(answer.is_ok_and(|r| r.status() == 200), Ordering::SeqCst);
+                    let ok = answer.is_ok_and(|r| r.status() == 200);
+                    checker.ready[i].store(ok || !failed_last[i], Ordering::SeqCst);
+                    failed_last[i] = !ok;
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
