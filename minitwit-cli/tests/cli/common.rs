@@ -173,6 +173,13 @@ pub fn signal(child: &Child, name: &str) {
     assert!(status.success());
 }
 
+/// Waits until `sent` (a load loop's request counter) reaches `count`.
+pub async fn wait_for_count(sent: &std::sync::atomic::AtomicU64, count: u64) {
+    while sent.load(std::sync::atomic::Ordering::SeqCst) < count {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// Sends SIGTERM to `child` and waits, without blocking the runtime, until it exits.
 pub async fn terminate(child: &mut Child) -> std::process::ExitStatus {
     signal(child, "TERM");

@@ -6,7 +6,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use crate::common::{Server, http, ok, terminate};
+use crate::common::{Server, http, ok, terminate, wait_for_count};
 use minitwit_store_pg::testkit::fresh_database_url;
 use reqwest::{Client, StatusCode};
 use serde_json::json;
@@ -169,19 +169,11 @@ async fn a_replica_stopped_mid_traffic_costs_the_clients_nothing() {
             }
         }));
     }
-    let wait_for = |count: u64| {
-        let sent = Arc::clone(&sent);
-        async move {
-            while sent.load(Ordering::SeqCst) < count {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        }
-    };
-    wait_for(100).await;
+    wait_for_count(&sent, 100).await;
     let served_by_a = balancer.served[0].load(Ordering::SeqCst);
     let status = terminate(&mut a.child).await;
     let after_exit = sent.load(Ordering::SeqCst);
-    wait_for(after_exit + 100).await;
+    wait_for_count(&sent, after_exit + 100).await;
     stop.store(true, Ordering::SeqCst);
     for worker in workers {
         worker.await.unwrap();

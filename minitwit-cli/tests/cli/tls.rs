@@ -7,7 +7,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use crate::common::{Scratch, Server, fails, ok, signal, terminate};
+use crate::common::{Scratch, Server, fails, ok, signal, terminate, wait_for_count};
 use minitwit_store_pg::testkit::{ServerCertificate, TestCluster, fresh_database_url};
 use reqwest::{Client, StatusCode};
 use std::path::{Path, PathBuf};
@@ -379,19 +379,11 @@ async fn a_replica_restarted_behind_nginx_costs_the_clients_nothing() {
             }
         }));
     }
-    let wait_for = |count: u64| {
-        let sent = Arc::clone(&sent);
-        async move {
-            while sent.load(Ordering::SeqCst) < count {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        }
-    };
-    wait_for(100).await;
+    wait_for_count(&sent, 100).await;
     nginx.take_out(&addr(&replicas[0]));
     let status = terminate(&mut replicas[0].child).await;
     let after_exit = sent.load(Ordering::SeqCst);
-    wait_for(after_exit + 100).await;
+    wait_for_count(&sent, after_exit + 100).await;
     stop.store(true, Ordering::SeqCst);
     for worker in workers {
         worker.await.unwrap();
