@@ -530,6 +530,11 @@ pub struct ImportArgs {
     /// Write even if the store holds data (ids must not collide).
     #[arg(long)]
     pub force: bool,
+    /// Instead of importing, remove the records of this file from a store whose import
+    /// of it never finished (the process died), and the mark that keeps the store from
+    /// being served. Refused when no import is unfinished.
+    #[arg(long, conflicts_with = "force")]
+    pub undo: bool,
 }
 
 /// `copy` options.

@@ -10,7 +10,9 @@ use anyhow::{Context, Result, bail};
 use async_compression::tokio::bufread::GzipDecoder;
 use async_compression::tokio::write::GzipEncoder;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
-use minitwit_core::transfer::{self, Fingerprint, Progress, Section, TransferOptions};
+use minitwit_core::transfer::{
+    self, ExportSource, Fingerprint, Progress, Section, TransferOptions,
+};
 use minitwit_core::{Counts, Store};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -107,15 +109,28 @@ async fn open_export(path: &Path) -> Result<Box<dyn AsyncBufRead + Unpin + Send>
     if path.as_os_str() == STDIO {
         return Ok(Box::new(BufReader::new(tokio::io::stdin())));
     }
-    let file =
-        tokio::fs::File::open(path).await.with_context(|| format!("opening {}", path.display()))?;
-    let file = BufReader::new(file);
-    if !is_gzip(path) {
-        return Ok(Box::new(file));
+    ExportFile(path.to_owned()).open().await.with_context(|| format!("opening {}", path.display()))
+}
+
+/// An export file named on the command line, read again from its start by each pass of
+/// an import (check, write, and undo after a failure).
+struct ExportFile(PathBuf);
+
+#[async_trait::async_trait]
+impl ExportSource for ExportFile {
+    fn name(&self) -> String {
+        self.0.display().to_string()
     }
-    let mut decoder = GzipDecoder::new(file);
-    decoder.multiple_members(true);
-    Ok(Box::new(BufReader::new(decoder)))
+
+    async fn open(&self) -> transfer::TransferResult<Box<dyn AsyncBufRead + Unpin + Send>> {
+        let file = BufReader::new(tokio::fs::File::open(&self.0).await?);
+        if !is_gzip(&self.0) {
+            return Ok(Box::new(file));
+        }
+        let mut decoder = GzipDecoder::new(file);
+        decoder.multiple_members(true);
+        Ok(Box::new(BufReader::new(decoder)))
+    }
 }
 
 /// `verify FILE`: reads the whole file and checks it, writing nothing anywhere.
@@ -136,21 +151,32 @@ fn partial_path(path: &Path) -> Result<PathBuf> {
     Ok(path.with_file_name(format!(".{name}.partial-{}", std::process::id())))
 }
 
-/// `import --in FILE`: checks the whole file, imports it, verifies the store.
+/// `import --in FILE`: checks the whole file, imports it, verifies the store; all or
+/// nothing (see [`transfer::import`]). `--undo` removes the file's records after an
+/// import of it that never ended.
 pub async fn import(store: &Arc<dyn Store>, args: &ImportArgs, out: &mut impl Write) -> Result<()> {
     let options = TransferOptions { allow_non_empty: args.force, ..TransferOptions::default() };
     if args.input.as_os_str() == STDIO {
-        bail!("import reads its file twice (checked first, then imported): save it to a file");
+        bail!(
+            "import reads its file more than once (checked first, then imported): save it to a file"
+        );
+    }
+    let file = ExportFile(args.input.clone());
+    if args.undo {
+        transfer::undo_import(store, &file, options)
+            .await
+            .with_context(|| format!("undoing the import of {}", args.input.display()))?;
+        writeln!(
+            out,
+            "removed the records of {} and the mark of the unfinished import",
+            file.name()
+        )?;
+        return Ok(());
     }
     let mut bars = Bars::new("importing");
-    let importing = async {
-        // The whole file is checked first, so a truncated or garbled one writes nothing.
-        transfer::check_file(open_export(&args.input).await?).await?;
-        let input = open_export(&args.input).await?;
-        anyhow::Ok(transfer::import(store, input, options, &mut bars).await?)
-    };
-    let imported =
-        importing.await.with_context(|| format!("importing {}", args.input.display()))?;
+    let imported = transfer::import(store, &file, options, &mut bars)
+        .await
+        .with_context(|| format!("importing {}", args.input.display()))?;
     bars.finish();
     writeln!(out, "imported and verified: {imported}")?;
     Ok(())

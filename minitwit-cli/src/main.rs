@@ -27,7 +27,7 @@ mod store_url;
 
 use anyhow::Result;
 use cli::{Cli, Command, MigrateArgs, StoreCommand};
-use minitwit_core::{MiniTwit, Store};
+use minitwit_core::{MiniTwit, Store, transfer};
 use std::process::ExitCode;
 use std::sync::Arc;
 use store_url::StoreUrl;
@@ -72,6 +72,10 @@ async fn run(cli: Cli) -> Result<()> {
         Command::OnStore(command) => {
             let url = StoreUrl::parse(&cli.store)?;
             let store = url.open_with_replicas(cli.store_options, &cli.replicas).await?;
+            if !matches!(command, StoreCommand::Import(_) | StoreCommand::Migrate(_)) {
+                // A store holding part of an import is not served, exported or changed.
+                transfer::refuse_unfinished_import(&store).await?;
+            }
             let result = on_store(Arc::clone(&store), command, out).await;
             // Flush even after a failure: whatever was acknowledged must be on disk.
             let flushed = store.flush().await;

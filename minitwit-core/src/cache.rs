@@ -233,6 +233,14 @@ impl Store for CachedStore {
         let import = self.public.invalidating(self.inner.import(batch));
         self.latest.invalidating(import).await
     }
+
+    async fn remove_imported(&self, batch: ImportBatch) -> StoreResult<()> {
+        self.public.invalidating(self.inner.remove_imported(batch)).await
+    }
+
+    async fn end_import(&self, latest: Option<i64>) -> StoreResult<()> {
+        self.latest.invalidating(self.inner.end_import(latest)).await
+    }
 }
 
 #[cfg(all(test, feature = "testkit"))]

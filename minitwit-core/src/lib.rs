@@ -54,5 +54,5 @@ pub use model::{
 };
 pub use password_hash::{HashCost, HashError, HashPool, Hasher};
 pub use service::{MiniTwit, ServiceError, ServiceResult, unix_now};
-pub use store::{Store, StoreError, StoreResult};
+pub use store::{IMPORT_MARK, Store, StoreError, StoreResult};
 pub use throttle::{RateTable, Throttle};

@@ -1,9 +1,10 @@
 //! `import`: a whole [`ImportBatch`] in one transaction, written with `UNNEST` batch
 //! inserts of a few thousand rows per statement, after which the id sequences continue
-//! above the largest imported ids.
+//! above the largest imported ids; its undo, `remove`; and `end`, which closes an
+//! import (see `minitwit_core::transfer`).
 
 use crate::error::backend_error;
-use minitwit_core::{ImportBatch, StoreError, StoreResult, UserId};
+use minitwit_core::{IMPORT_MARK, ImportBatch, StoreError, StoreResult, UserId};
 use sqlx::{PgPool, Postgres, Transaction};
 use std::collections::HashSet;
 
@@ -130,4 +131,45 @@ async fn continue_sequence(
     .await
     .map_err(backend_error)?;
     Ok(())
+}
+
+/// Removes the batch's follow pairs, messages and users (their messages, follows and
+/// session rows go with them: `ON DELETE CASCADE`) in one transaction.
+pub(crate) async fn remove(pool: &PgPool, batch: ImportBatch) -> StoreResult<()> {
+    let mut tx = pool.begin().await.map_err(backend_error)?;
+    sqlx::query(
+        "DELETE FROM follows f USING UNNEST($1::BIGINT[], $2::BIGINT[]) AS r (a, b)
+         WHERE f.follower_id = r.a AND f.followee_id = r.b",
+    )
+    .bind(batch.follows.iter().map(|f| f.follower).collect::<Vec<_>>())
+    .bind(batch.follows.iter().map(|f| f.followee).collect::<Vec<_>>())
+    .execute(&mut *tx)
+    .await
+    .map_err(backend_error)?;
+    let messages = batch.messages.iter().map(|m| m.id).collect();
+    let users = batch.users.iter().map(|u| u.id).collect();
+    let by_id = [
+        ("DELETE FROM messages WHERE id = ANY($1)", messages),
+        ("DELETE FROM users WHERE id = ANY($1)", users),
+    ];
+    for (sql, ids) in by_id {
+        let ids: Vec<i64> = ids;
+        sqlx::query(sql).bind(ids).execute(&mut *tx).await.map_err(backend_error)?;
+    }
+    tx.commit().await.map_err(backend_error)
+}
+
+/// Records `latest` if given and removes the mark of the import in progress, in one
+/// transaction.
+pub(crate) async fn end(pool: &PgPool, latest: Option<i64>) -> StoreResult<()> {
+    let mut tx = pool.begin().await.map_err(backend_error)?;
+    if let Some(latest) = latest {
+        crate::state::set_latest(&mut *tx, latest).await?;
+    }
+    sqlx::query("DELETE FROM settings WHERE key = $1")
+        .bind(IMPORT_MARK)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend_error)?;
+    tx.commit().await.map_err(backend_error)
 }

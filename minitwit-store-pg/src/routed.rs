@@ -296,4 +296,12 @@ impl Store for RoutedStore {
     async fn import(&self, batch: ImportBatch) -> StoreResult<()> {
         self.wrote(self.primary().import(batch).await).await
     }
+
+    async fn remove_imported(&self, batch: ImportBatch) -> StoreResult<()> {
+        self.wrote(self.primary().remove_imported(batch).await).await
+    }
+
+    async fn end_import(&self, latest: Option<i64>) -> StoreResult<()> {
+        self.wrote(self.primary().end_import(latest).await).await
+    }
 }

@@ -15,7 +15,7 @@ pub(crate) async fn latest(pool: &PgPool) -> StoreResult<Option<i64>> {
 }
 
 /// Stores `latest`.
-pub(crate) async fn set_latest(pool: &PgPool, latest: i64) -> StoreResult<()> {
+pub(crate) async fn set_latest(pool: impl sqlx::PgExecutor<'_>, latest: i64) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO latest (id, value) VALUES (TRUE, $1)
          ON CONFLICT (id) DO UPDATE SET value = EXCLUDED.value",

@@ -285,4 +285,12 @@ impl Store for PgStore {
     async fn import(&self, batch: ImportBatch) -> StoreResult<()> {
         import::run(&self.pool, batch).await
     }
+
+    async fn remove_imported(&self, batch: ImportBatch) -> StoreResult<()> {
+        import::remove(&self.pool, batch).await
+    }
+
+    async fn end_import(&self, latest: Option<i64>) -> StoreResult<()> {
+        import::end(&self.pool, latest).await
+    }
 }

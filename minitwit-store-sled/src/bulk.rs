@@ -1,8 +1,8 @@
-//! Counters, import, and the small values: `latest` and server settings.
+//! Counters, import and its undo, and the small values: `latest` and server settings.
 
 use crate::keys;
 use crate::trees::{Trees, abort, backend, decode_int, meta};
-use minitwit_core::{Counts, ImportBatch, StoreError, StoreResult};
+use minitwit_core::{Counts, IMPORT_MARK, ImportBatch, StoreError, StoreResult};
 
 impl Trees {
     /// The totals, from the counters every write keeps (sled's `len()` would scan).
@@ -42,6 +42,36 @@ impl Trees {
                 tx.require_user(follow.followee)?;
                 tx.insert_follow(follow.follower, follow.followee)?;
             }
+            Ok(())
+        })
+    }
+
+    /// Removes the batch's users (with everything of theirs), messages and follows, all
+    /// or nothing; absent records are skipped. The undo of [`Trees::import`].
+    pub(crate) fn remove_imported(&self, batch: &ImportBatch) -> StoreResult<()> {
+        let users =
+            batch.users.iter().map(|u| self.user_links(u.id)).collect::<Result<Vec<_>, _>>()?;
+        self.transaction(|tx| {
+            for follow in &batch.follows {
+                tx.remove_follow(follow.follower, follow.followee)?;
+            }
+            for message in &batch.messages {
+                tx.remove_message(message.id)?;
+            }
+            for links in &users {
+                tx.remove_user(links)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Records `latest` if given and removes the mark of the import in progress.
+    pub(crate) fn end_import(&self, latest: Option<i64>) -> StoreResult<()> {
+        self.transaction(|tx| {
+            if let Some(latest) = latest {
+                tx.meta.insert(meta::LATEST, &latest.to_be_bytes()[..])?;
+            }
+            tx.settings.remove(IMPORT_MARK)?;
             Ok(())
         })
     }

@@ -152,4 +152,12 @@ impl Store for SledStore {
     async fn import(&self, batch: ImportBatch) -> StoreResult<()> {
         self.write(move |trees| trees.import(&batch)).await
     }
+
+    async fn remove_imported(&self, batch: ImportBatch) -> StoreResult<()> {
+        self.write(move |trees| trees.remove_imported(&batch)).await
+    }
+
+    async fn end_import(&self, latest: Option<i64>) -> StoreResult<()> {
+        self.write(move |trees| trees.end_import(latest)).await
+    }
 }

@@ -87,26 +87,17 @@ impl Trees {
     }
 
     pub(crate) fn delete_user(&self, id: UserId) -> StoreResult<bool> {
-        let messages = self.second_fields(&self.author_msgs, id)?;
-        let followees = self.second_fields(&self.follows, id)?;
-        let followers = self.second_fields(&self.followers, id)?;
-        self.transaction(|tx| {
-            let Some(bytes) = tx.users.get(keys::int(id))? else { return Ok(false) };
-            let user: User = decode(&bytes).map_err(abort)?;
-            for &message in &messages {
-                tx.remove_message(message)?;
-            }
-            for &followee in &followees {
-                tx.remove_follow(id, followee)?;
-            }
-            for &follower in &followers {
-                tx.remove_follow(follower, id)?;
-            }
-            tx.users.remove(keys::int(id))?;
-            tx.usernames.remove(user.username.as_bytes())?;
-            tx.sessions.remove(keys::int(id))?;
-            tx.bump(meta::USERS, -1)?;
-            Ok(true)
+        let links = self.user_links(id)?;
+        self.transaction(|tx| tx.remove_user(&links))
+    }
+
+    /// What hangs on a user, read under the write lock for a transaction removing them.
+    pub(crate) fn user_links(&self, id: UserId) -> StoreResult<UserLinks> {
+        Ok(UserLinks {
+            id,
+            messages: self.second_fields(&self.author_msgs, id)?,
+            followees: self.second_fields(&self.follows, id)?,
+            followers: self.second_fields(&self.followers, id)?,
         })
     }
 
@@ -121,7 +112,37 @@ impl Trees {
     }
 }
 
+/// A user's messages and follows (both ways), as [`Trees::user_links`] found them.
+pub(crate) struct UserLinks {
+    id: UserId,
+    messages: Vec<i64>,
+    followees: Vec<i64>,
+    followers: Vec<i64>,
+}
+
 impl Tx<'_> {
+    /// Removes a user with their messages and follows and uncounts them; `false` if
+    /// there is no such user.
+    pub(crate) fn remove_user(&self, links: &UserLinks) -> TxResult<bool> {
+        let id = links.id;
+        let Some(bytes) = self.users.get(keys::int(id))? else { return Ok(false) };
+        let user: User = decode(&bytes).map_err(abort)?;
+        for &message in &links.messages {
+            self.remove_message(message)?;
+        }
+        for &followee in &links.followees {
+            self.remove_follow(id, followee)?;
+        }
+        for &follower in &links.followers {
+            self.remove_follow(follower, id)?;
+        }
+        self.users.remove(keys::int(id))?;
+        self.usernames.remove(user.username.as_bytes())?;
+        self.sessions.remove(keys::int(id))?;
+        self.bump(meta::USERS, -1)?;
+        Ok(true)
+    }
+
     /// Writes a new user record and its name index, and counts it.
     pub(crate) fn insert_user(&self, user: &User) -> TxResult<()> {
         let id = keys::int(user.id);

@@ -6,6 +6,7 @@
 //!   one PostgreSQL.
 //! - `generate`: synthetic data sets into sled and PostgreSQL.
 //! - `data`: `export`, `import`, `copy` between sled stores, bad files.
+//! - `import_undo`: imports failing midway on both stores leave the target as it was.
 //! - `serve`: listeners, `/health` `/ready` `/metrics`, request ids, the sled lock,
 //!   graceful shutdown.
 //! - `postgres`: unreachable databases, admin on PostgreSQL, and the full scenario
@@ -36,6 +37,7 @@ mod faults;
 mod generate;
 mod hardening;
 mod health;
+mod import_undo;
 mod logs;
 mod monitoring;
 mod operations;

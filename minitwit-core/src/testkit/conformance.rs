@@ -52,6 +52,7 @@ macro_rules! conformance_tests {
             deleting_a_user_removes_their_traces,
             export_reads_everything_in_order,
             import_keeps_ids_and_is_all_or_nothing,
+            an_import_can_be_removed_and_ended,
             admin_listing_filters_messages,
             service_registers_and_authenticates,
         );
@@ -491,6 +492,51 @@ pub async fn import_keeps_ids_and_is_all_or_nothing(store: Arc<dyn Store>) {
     ));
     assert_eq!(store.counts().await.unwrap(), before, "a failed import changes nothing");
     assert_eq!(store.user_by_name("dave").await.unwrap(), None);
+}
+
+/// `remove_imported` takes an imported batch out again (with what hangs on its users),
+/// leaving older data as it was; `end_import` records `latest` and clears the mark.
+pub async fn an_import_can_be_removed_and_ended(store: Arc<dyn Store>) {
+    let own = user(&store, "own").await;
+    let own_post = post(&store, &own, "own post", 1).await;
+    store.set_latest(7).await.unwrap();
+    let before = (store.counts().await.unwrap(), store.list_messages(all_messages()).await);
+    let imported = |id: i64, name: &str| User {
+        id: id + 1000,
+        username: name.into(),
+        email: format!("{name}@x"),
+        pw_hash: "h".into(),
+        disabled: false,
+    };
+    let (a, b) = (imported(1, "ia"), imported(2, "ib"));
+    let message =
+        Message { id: 5000, author_id: a.id, text: "m".into(), pub_date: 2, flagged: true };
+    let batch = ImportBatch {
+        users: vec![a.clone(), b.clone()],
+        messages: vec![message],
+        follows: vec![Follow { follower: a.id, followee: b.id }],
+    };
+    store.init_setting(crate::IMPORT_MARK, b"test import").await.unwrap();
+    store.import(batch.clone()).await.unwrap();
+    // The other user follows an imported one: removed with them.
+    store.follow(own.id, b.id).await.unwrap();
+    store.remove_imported(batch.clone()).await.unwrap();
+    store.remove_imported(batch).await.expect("removing again skips what is gone");
+    store.end_import(None).await.unwrap();
+    assert_eq!((store.counts().await.unwrap(), store.list_messages(all_messages()).await), before);
+    assert_eq!(store.user_by_name("ia").await.unwrap(), None);
+    assert!(store.message_by_id(own_post).await.unwrap().is_some());
+    assert_eq!(store.latest().await.unwrap(), Some(7));
+    assert_eq!(store.setting(crate::IMPORT_MARK).await.unwrap(), None);
+
+    store.init_setting(crate::IMPORT_MARK, b"again").await.unwrap();
+    store.end_import(Some(9)).await.unwrap();
+    assert_eq!(store.latest().await.unwrap(), Some(9));
+    assert_eq!(store.setting(crate::IMPORT_MARK).await.unwrap(), None);
+}
+
+fn all_messages() -> MessageFilter {
+    MessageFilter { limit: 100, ..MessageFilter::default() }
 }
 
 /// The admin listing filters by author and flag, newest id first, with keyset paging.

@@ -5,7 +5,7 @@ use crate::model::{
     Counts, Cursor, Follow, ImportBatch, Message, MessageFilter, MessageId, NewMessage, NewUser,
     Timeline, TimelineEntry, User, UserId,
 };
-use crate::store::{Store, StoreError, StoreResult};
+use crate::store::{IMPORT_MARK, Store, StoreError, StoreResult};
 use async_trait::async_trait;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
@@ -43,6 +43,17 @@ impl MemoryStore {
 }
 
 impl State {
+    /// Removes a user with their messages and follows (both ways); `false` if absent.
+    fn remove_user(&mut self, id: UserId) -> bool {
+        if self.users.remove(&id).is_none() {
+            return false;
+        }
+        self.sessions.remove(&id);
+        self.messages.retain(|_, m| m.author_id != id);
+        self.follows.retain(|f| f.follower != id && f.followee != id);
+        true
+    }
+
     fn require_user(&self, id: UserId) -> StoreResult<&User> {
         self.users.get(&id).ok_or(StoreError::UnknownUser(id))
     }
@@ -128,15 +139,7 @@ impl Store for MemoryStore {
     }
 
     async fn delete_user(&self, id: UserId) -> StoreResult<bool> {
-        Ok(self.with(|s| {
-            if s.users.remove(&id).is_none() {
-                return false;
-            }
-            s.sessions.remove(&id);
-            s.messages.retain(|_, m| m.author_id != id);
-            s.follows.retain(|f| f.follower != id && f.followee != id);
-            true
-        }))
+        Ok(self.with(|s| s.remove_user(id)))
     }
 
     async fn add_message(&self, message: NewMessage) -> StoreResult<MessageId> {
@@ -307,6 +310,29 @@ impl Store for MemoryStore {
             *s = next;
             Ok(())
         })
+    }
+
+    async fn remove_imported(&self, batch: ImportBatch) -> StoreResult<()> {
+        self.with(|s| {
+            for follow in &batch.follows {
+                s.follows.remove(follow);
+            }
+            for message in &batch.messages {
+                s.messages.remove(&message.id);
+            }
+            for user in &batch.users {
+                s.remove_user(user.id);
+            }
+        });
+        Ok(())
+    }
+
+    async fn end_import(&self, latest: Option<i64>) -> StoreResult<()> {
+        self.with(|s| {
+            s.latest = latest.or(s.latest);
+            s.settings.remove(IMPORT_MARK);
+        });
+        Ok(())
     }
 }
 

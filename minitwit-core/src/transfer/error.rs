@@ -45,6 +45,31 @@ pub enum TransferError {
         /// What the target holds.
         actual: Box<Fingerprint>,
     },
+    /// An import into the store started and never ended (its process died): the store
+    /// holds part of a file and is not used until that is undone.
+    #[error(
+        "an import into this store did not finish ({0}): the store holds part of that file. \
+         Remove it with `minitwit import --in FILE --undo` (the same file), then import again"
+    )]
+    UnfinishedImport(String),
+    /// `import --undo` on a store with no unfinished import.
+    #[error("no import into this store is unfinished: there is nothing to undo")]
+    NothingToUndo,
+    /// The import failed, and what it had written was removed again.
+    #[error("{0}; nothing was imported (what had been written was removed again)")]
+    Undone(Box<TransferError>),
+    /// The import failed, and removing what it had written failed too.
+    #[error(
+        "{failure}; removing what was written failed too ({undo}): the store holds part of \
+         the file and will not be served. Once the store works, run \
+         `minitwit import --in FILE --undo` with the same file"
+    )]
+    UndoFailed {
+        /// Why the import failed.
+        failure: Box<TransferError>,
+        /// Why the undo failed.
+        undo: Box<TransferError>,
+    },
 }
 
 /// Shorthand for transfer results.

@@ -62,8 +62,7 @@ async fn all_records(store: &Arc<dyn Store>) -> Vec<Record> {
 }
 
 async fn import_bytes(store: &Arc<dyn Store>, bytes: &[u8]) -> TransferResult<Fingerprint> {
-    check_file(bytes).await?;
-    import(store, bytes, small_chunks(), &mut ()).await
+    import(store, &bytes.to_vec(), small_chunks(), &mut ()).await
 }
 
 #[tokio::test]

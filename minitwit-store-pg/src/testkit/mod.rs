@@ -150,8 +150,9 @@ async fn migrate(url: &str) {
     conn.close().await.unwrap_or_else(|e| panic!("disconnecting from {url}: {e}"));
 }
 
-/// Runs one statement on its own connection to `url`; panics on failure.
-async fn execute(url: &str, sql: &str) {
+/// Runs `sql` on the database at `url` (tests set up triggers and the like with it);
+/// panics with the statement on failure.
+pub async fn execute(url: &str, sql: &str) {
     let mut conn = PgConnection::connect(url)
         .await
         .unwrap_or_else(|e| panic!("connecting to the test server ({url}): {e}"));
