@@ -414,6 +414,40 @@ async fn sessions_end_with_a_password_change_or_sign_out_everywhere() {
     assert!(cleared, "an unusable cookie is cleared");
 }
 
+/// The same on PostgreSQL, live: the CLI changes the password while the server runs (sled
+/// locks its directory, so the test above restarts the server instead).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_change_signs_out_a_live_session_on_postgres() {
+    let scratch = Scratch::new();
+    let (url, _db) = minitwit_store_pg::testkit::fresh_database_url().await;
+    let file = scratch.path("fixture.jsonl");
+    crate::common::write_fixture(&file);
+    crate::common::ok(&["--store", &url, "import", "--in", file.to_str().unwrap()]);
+    let server = Server::start(&url, &[]);
+    let alice = signed_in(&server.web, "alice", "alice-pw").await;
+    let bob = signed_in(&server.web, "bob", "bob-pw").await;
+    assert_eq!(signed_in_as(&alice, &server.web, "alice").await, (true, false));
+
+    let changed = crate::common::run_with_stdin(
+        &["--store", &url, "user", "password", "alice", "--password-stdin"],
+        "new-pw\n",
+    );
+    assert!(changed.status.success(), "{}", String::from_utf8_lossy(&changed.stderr));
+    assert_eq!(
+        signed_in_as(&alice, &server.web, "alice").await,
+        (false, true),
+        "the running server signs the old cookie out on its next request, and clears it"
+    );
+    assert_eq!(signed_in_as(&bob, &server.web, "bob").await, (true, false), "others stay");
+    let again = signed_in(&server.web, "alice", "new-pw").await;
+    assert!(signed_in_as(&again, &server.web, "alice").await.0);
+
+    crate::common::ok(&["--store", &url, "user", "sign-out", "alice"]);
+    assert_eq!(signed_in_as(&again, &server.web, "alice").await, (false, true));
+    let (status, _) = server.stop();
+    assert!(status.success());
+}
+
 #[test]
 fn export_files_are_readable_by_their_owner_only() {
     use std::os::unix::fs::PermissionsExt as _;
