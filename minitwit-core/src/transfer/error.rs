@@ -48,8 +48,9 @@ pub enum TransferError {
     /// An import into the store started and never ended (its process died): the store
     /// holds part of a file and is not used until that is undone.
     #[error(
-        "an import into this store did not finish ({0}): the store holds part of that file. \
-         Remove it with `minitwit import --in FILE --undo` (the same file), then import again"
+        "an import into this store did not finish ({0}; unless it is still running, its \
+         process died): the store holds part of that file. Remove it with \
+         `minitwit import --in FILE --undo` (the same file), then import again"
     )]
     UnfinishedImport(String),
     /// `import --undo` on a store with no unfinished import.
