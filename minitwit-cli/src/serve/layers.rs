@@ -160,38 +160,50 @@ impl Instrumented {
         );
         let routed = warp::service(self.routes.clone()).call(request);
         let answered = tokio::time::timeout(deadline, routed).instrument(span.clone()).await;
-        let _entered = span.enter();
         let mut response = match answered {
             Ok(Ok(response)) => response,
             Ok(Err(never)) => match never {},
             Err(_) => {
-                tracing::warn!(seconds = deadline.as_secs(), "the request ran out of time");
+                span.in_scope(|| {
+                    tracing::warn!(seconds = deadline.as_secs(), "the request ran out of time");
+                });
                 (self.front.failure)(ServiceError::TimedOut)
             }
         };
-        self.record(route, method, start, response.status());
+        let labels = (route, method, response.status().as_u16());
+        self.record(labels, start, id.to_str().unwrap_or_default());
         tag(&mut response, id);
         response
     }
 
-    /// Counts the answer and writes its log line.
-    fn record(
-        &self,
-        route: &'static str,
-        method: &'static str,
-        start: Instant,
-        status: StatusCode,
-    ) {
+    /// Counts the answer and writes its access line, outside the request's span: the line
+    /// carries the span's fields itself, so the span is never serialised per request.
+    fn record(&self, labels: LabelSet, start: Instant, request_id: &str) {
         let seconds = start.elapsed().as_secs_f64();
-        let status = status.as_u16();
-        self.meters.record(self.front.name, (route, method, status), seconds);
+        self.meters.record(self.front.name, labels, seconds);
+        let (route, method, status) = labels;
+        let front = self.front.name;
         let latency_ms = seconds * 1000.0;
+        macro_rules! access {
+            ($level:ident) => {
+                tracing::$level!(
+                    target: ACCESS_TARGET,
+                    front,
+                    route,
+                    method,
+                    request_id,
+                    status,
+                    latency_ms,
+                    "request"
+                )
+            };
+        }
         if ops_label(route).is_some() {
-            tracing::debug!(target: ACCESS_TARGET, status, latency_ms, "request");
+            access!(debug);
         } else if status >= 500 {
-            tracing::warn!(target: ACCESS_TARGET, status, latency_ms, "request");
+            access!(warn);
         } else {
-            tracing::info!(target: ACCESS_TARGET, status, latency_ms, "request");
+            access!(info);
         }
     }
 }
