@@ -348,7 +348,7 @@ mod tests {
             derived.set(derived.get() + 1);
             Ok::<_, crate::ServiceError>(page.entries.into_iter().map(|e| e.text).collect())
         };
-        twit.public_first_page(PageSize::new(30), memo, derive).await.unwrap()
+        twit.public_first_page(PageSize::new(30), memo, derive).await.expect("a page")
     }
 
     #[tokio::test]

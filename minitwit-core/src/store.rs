@@ -178,17 +178,11 @@ pub trait Store: Send + Sync + 'static {
     async fn import(&self, batch: ImportBatch) -> StoreResult<()>;
     /// The undo of [`Store::import`]: removes the batch's users (with everything of
     /// theirs), messages and follow pairs, in one durable step; records the store does
-    /// not hold are skipped. Ids stay used. The default refuses: a store that imports
-    /// must implement it (wrappers that never import, such as metrics, need not).
-    async fn remove_imported(&self, _batch: ImportBatch) -> StoreResult<()> {
-        Err(StoreError::Backend(format!("the {} store cannot undo an import", self.backend())))
-    }
+    /// not hold are skipped. Ids stay used.
+    async fn remove_imported(&self, batch: ImportBatch) -> StoreResult<()>;
     /// Ends an import, in one durable step: records `latest` when given and removes the
-    /// setting [`IMPORT_MARK`] (the import in progress). Defaults as
-    /// [`Store::remove_imported`].
-    async fn end_import(&self, _latest: Option<i64>) -> StoreResult<()> {
-        Err(StoreError::Backend(format!("the {} store cannot end an import", self.backend())))
-    }
+    /// setting [`IMPORT_MARK`] (the import in progress).
+    async fn end_import(&self, latest: Option<i64>) -> StoreResult<()>;
 }
 
 /// The setting that marks an import in progress (see [`crate::transfer`]): set before

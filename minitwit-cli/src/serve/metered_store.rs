@@ -191,6 +191,14 @@ impl Store for MeteredStore {
     async fn import(&self, batch: ImportBatch) -> StoreResult<()> {
         self.timed("import", self.inner.import(batch)).await
     }
+
+    async fn remove_imported(&self, batch: ImportBatch) -> StoreResult<()> {
+        self.timed("remove_imported", self.inner.remove_imported(batch)).await
+    }
+
+    async fn end_import(&self, latest: Option<i64>) -> StoreResult<()> {
+        self.timed("end_import", self.inner.end_import(latest)).await
+    }
 }
 
 #[cfg(test)]
