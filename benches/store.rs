@@ -2,8 +2,10 @@
 //! and home timelines (also of users following 50 and 500 people), on data sets of 10k
 //! and 1M messages (shapes in `minitwit_core::synthetic`), for every backend in [`backends`]
 //! (sled, and PostgreSQL on a durable throwaway server the benchmark starts) and each
-//! durability mode it offers; then group commit: concurrent durable posts with shared
-//! flushes against one flush per write.
+//! durability mode it offers; on PostgreSQL also 64 identical reads at once (`latest`,
+//! 100-entry pages of the public and a user's timeline), as a load generator hammering
+//! one URL makes them; then group commit: concurrent durable posts with shared flushes
+//! against one flush per write.
 //!
 //! ```text
 //! cargo bench --bench store                    # everything (loads 1M messages once)
@@ -289,11 +291,73 @@ fn main() {
                 let store = loaded.open(&runtime, mode);
                 let name = format!("{}/{mode}/{}", backend.name, shape.label());
                 let mut group = criterion.benchmark_group(name);
-                bench_operations(&mut group, &runtime, store, &shape);
+                bench_operations(&mut group, &runtime, Arc::clone(&store), &shape);
                 group.finish();
+                if backend.name == "postgres" {
+                    bench_concurrent_reads(&mut criterion, &runtime, store, &shape);
+                }
             }
         }
     }
     bench_group_commit(&mut criterion, &runtime);
     criterion.final_summary();
+}
+
+/// Readers at once in the concurrent-read cases, as a load generator's connections.
+const READERS: usize = 64;
+
+/// PostgreSQL only: `READERS` identical reads at once (`latest`, the first pages of the
+/// public timeline and of one user's found by name, 100 entries as `/msgs?no=100` and
+/// `/msgs/{user}?no=100` ask), the load of a benchmark hammering one URL; measured per read.
+fn bench_concurrent_reads(
+    c: &mut Criterion,
+    runtime: &Runtime,
+    store: Arc<dyn Store>,
+    shape: &Shape,
+) {
+    let label = shape.label();
+    let username = shape.user(1).username;
+    let mut group = c.benchmark_group(format!("postgres/concurrent/{label}"));
+    group.throughput(Throughput::Elements(READERS as u64));
+    let twit = MiniTwit::with_hash_cost(store, HashCost::Insecure);
+    let page = PageSize::API_DEFAULT;
+    let reads: [(&str, Option<Timeline>); 3] = [
+        ("latest", None),
+        ("public_timeline_100", Some(Timeline::Public)),
+        ("user_timeline_by_name_100", Some(Timeline::User(1))),
+    ];
+    for (name, timeline) in reads {
+        group.bench_function(name, |b| {
+            b.to_async(runtime).iter(|| {
+                let tasks: Vec<_> = (0..READERS)
+                    .map(|_| {
+                        let (twit, username) = (twit.clone(), username.clone());
+                        tokio::spawn(async move {
+                            match timeline {
+                                Some(Timeline::User(_)) => {
+                                    let user = twit.user(&username).await.expect("reading");
+                                    let read = twit.timeline(Timeline::User(user.id), None, page);
+                                    read.await.expect("reading").entries.len()
+                                }
+                                Some(timeline) => {
+                                    let read = twit.timeline(timeline, None, page).await;
+                                    read.expect("reading").entries.len()
+                                }
+                                None => {
+                                    let latest = twit.latest().await.expect("reading");
+                                    usize::try_from(latest.max(0)).unwrap_or(0)
+                                }
+                            }
+                        })
+                    })
+                    .collect();
+                async move {
+                    for task in tasks {
+                        task.await.expect("a reader");
+                    }
+                }
+            });
+        });
+    }
+    group.finish();
 }

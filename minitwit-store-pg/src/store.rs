@@ -2,8 +2,14 @@
 //! connection pool, each operation delegated to the module of its concern (`users`,
 //! `messages`, `follows`, `timeline`, `state`, `import`), as the sled store is split.
 //! Every statement is a runtime-checked query (no database is needed to build), and every
-//! write is one statement or one transaction, durable when acknowledged.
+//! write is one statement or one transaction, durable when acknowledged. The hot reads go
+//! through `coalesce`, so identical concurrent ones share a statement.
+//!
+//! Connection settings, each measured with `benches/store.rs`: generic plans, no bitmap
+//! scans (pages are read in index order), and no ping before a statement on a connection
+//! used within the last second.
 
+use crate::coalesce::Coalescer;
 use crate::error::{PgError, backend_error};
 use crate::options::PgOptions;
 use crate::timeline::{self, TimelinePlans};
@@ -13,17 +19,38 @@ use minitwit_core::{
     Counts, Cursor, Follow, ImportBatch, Message, MessageFilter, MessageId, NewMessage, NewUser,
     Store, StoreResult, Timeline, TimelineEntry, User, UserId,
 };
-use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection, PgPool};
 use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
 
 /// The migrations in this crate's `migrations/`, embedded at build time.
 pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
+
+/// A pooled connection idle at least this long is pinged before it is used again.
+const PING_IDLE_AFTER: Duration = Duration::from_secs(1);
 
 /// MiniTwit's data in PostgreSQL. Cheap to clone: clones share one connection pool.
 #[derive(Clone)]
 pub struct PgStore {
     pub(crate) pool: PgPool,
+    /// The hot reads, each shared by the identical reads made at the same time.
+    reads: Arc<Reads>,
+}
+
+/// What identifies a timeline page: the timeline's kind and user, the cursor, the size.
+type PageKey = (u8, UserId, Option<Cursor>, usize);
+
+/// The reads whose identical concurrent calls share one statement (`coalesce`).
+#[derive(Default)]
+struct Reads {
+    latest: Coalescer<(), Option<i64>>,
+    timeline: Coalescer<PageKey, Vec<TimelineEntry>>,
+    user_by_name: Coalescer<String, Option<User>>,
+    user_by_id: Coalescer<UserId, Option<User>>,
+    session_generation: Coalescer<UserId, i64>,
+    followees: Coalescer<(UserId, usize), Vec<String>>,
 }
 
 /// Shows the pool's state, never its connect options (they hold the password).
@@ -58,13 +85,33 @@ impl PgStore {
             // here has a good plan for any arguments (tests/indexes.rs checks the
             // timelines'), and planning the home timeline costs more than running it.
             ("plan_cache_mode", "force_generic_plan"),
+            // Every read here wants a page in index order. A plan made for any author
+            // expects a few dozen messages from one, and for a page larger than that
+            // prefers a bitmap scan, which reads all of the author's messages and sorts
+            // them: O(messages) for a prolific author instead of O(page), and twice the
+            // public timeline's time on the benchmark's data (tests/indexes.rs).
+            ("enable_bitmapscan", "off"),
         ]);
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections)
             .min_connections(options.min_connections)
             .acquire_timeout(options.acquire_timeout)
+            // sqlx pings a connection before every use by default: a second round trip
+            // for every statement. It pings each connection again when it is released,
+            // so a connection idle for less than `PING_IDLE_AFTER` was alive that
+            // recently; only longer-idle ones, which may have outlived a server
+            // restart, are pinged.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= PING_IDLE_AFTER {
+                        conn.ping().await?;
+                    }
+                    Ok(true)
+                })
+            })
             .connect_lazy_with(connect);
-        Ok(Self { pool })
+        Ok(Self { pool, reads: Arc::default() })
     }
 
     /// Applies the migrations not applied yet. Replicas starting together are safe:
@@ -134,11 +181,12 @@ impl Store for PgStore {
     }
 
     async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>> {
-        users::by_id(&self.pool, id).await
+        self.reads.user_by_id.read(id, || users::by_id(&self.pool, id)).await
     }
 
     async fn user_by_name(&self, username: &str) -> StoreResult<Option<User>> {
-        users::by_name(&self.pool, username).await
+        let read = || users::by_name(&self.pool, username);
+        self.reads.user_by_name.read(username.to_owned(), read).await
     }
 
     async fn users_after(&self, after: Option<UserId>, limit: usize) -> StoreResult<Vec<User>> {
@@ -154,27 +202,11 @@ impl Store for PgStore {
     }
 
     async fn session_generation(&self, id: UserId) -> StoreResult<i64> {
-        let generation: Option<i64> =
-            sqlx::query_scalar("SELECT generation FROM session_generations WHERE user_id = $1")
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(backend_error)?;
-        Ok(generation.unwrap_or(0))
+        self.reads.session_generation.read(id, || users::session_generation(&self.pool, id)).await
     }
 
     async fn bump_session_generation(&self, id: UserId) -> StoreResult<bool> {
-        let done = sqlx::query(
-            "INSERT INTO session_generations (user_id, generation) \
-             SELECT id, 1 FROM users WHERE id = $1 \
-             ON CONFLICT (user_id) DO UPDATE \
-             SET generation = session_generations.generation + 1",
-        )
-        .bind(id)
-        .execute(&self.pool)
-        .await
-        .map_err(backend_error)?;
-        Ok(done.rows_affected() > 0)
+        users::bump_session_generation(&self.pool, id).await
     }
 
     async fn delete_user(&self, id: UserId) -> StoreResult<bool> {
@@ -246,7 +278,8 @@ impl Store for PgStore {
     }
 
     async fn followees(&self, follower: UserId, limit: usize) -> StoreResult<Vec<String>> {
-        follows::followees(&self.pool, follower, limit).await
+        let read = || follows::followees(&self.pool, follower, limit);
+        self.reads.followees.read((follower, limit), read).await
     }
 
     async fn follows_after(&self, after: Option<Follow>, limit: usize) -> StoreResult<Vec<Follow>> {
@@ -259,11 +292,16 @@ impl Store for PgStore {
         before: Option<Cursor>,
         limit: usize,
     ) -> StoreResult<Vec<TimelineEntry>> {
-        timeline::read(&self.pool, timeline, before, limit).await
+        let key = match timeline {
+            Timeline::Public => (0, 0, before, limit),
+            Timeline::User(id) => (1, id, before, limit),
+            Timeline::Home(id) => (2, id, before, limit),
+        };
+        self.reads.timeline.read(key, || timeline::read(&self.pool, timeline, before, limit)).await
     }
 
     async fn latest(&self) -> StoreResult<Option<i64>> {
-        state::latest(&self.pool).await
+        self.reads.latest.read((), || state::latest(&self.pool)).await
     }
 
     async fn set_latest(&self, latest: i64) -> StoreResult<()> {

@@ -2,7 +2,10 @@
 //! index of unflagged messages (see the migrations), so the first page and every keyset
 //! page cost O(log n + page):
 //! - public: `messages_public_idx (pub_date DESC, id DESC)`;
-//! - one author: `messages_author_timeline_idx (author_id, pub_date DESC, id DESC)`;
+//! - one author: `messages_author_timeline_idx (author_id, pub_date DESC, id DESC)`, in
+//!   index order: the connections disable bitmap scans (see `store`), which a generic
+//!   plan otherwise picks for pages larger than an average author's share of rows,
+//!   reading and sorting all of the author's messages;
 //! - home, two ways in one statement, so that neither a user following many people
 //!   nor one following quiet people is slow:
 //!   1. fast path: walk the newest `32 × limit` entries of the public index, keeping

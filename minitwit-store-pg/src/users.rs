@@ -85,6 +85,32 @@ pub(crate) async fn set_disabled(pool: &PgPool, id: UserId, disabled: bool) -> S
     Ok(done.rows_affected() > 0)
 }
 
+/// The user's session generation (0 until first bumped, and for unknown users).
+pub(crate) async fn session_generation(pool: &PgPool, id: UserId) -> StoreResult<i64> {
+    let generation: Option<i64> =
+        sqlx::query_scalar("SELECT generation FROM session_generations WHERE user_id = $1")
+            .bind(id)
+            .fetch_optional(pool)
+            .await
+            .map_err(backend_error)?;
+    Ok(generation.unwrap_or(0))
+}
+
+/// Ends every session of a user; whether the user exists.
+pub(crate) async fn bump_session_generation(pool: &PgPool, id: UserId) -> StoreResult<bool> {
+    let done = sqlx::query(
+        "INSERT INTO session_generations (user_id, generation) \
+         SELECT id, 1 FROM users WHERE id = $1 \
+         ON CONFLICT (user_id) DO UPDATE \
+         SET generation = session_generations.generation + 1",
+    )
+    .bind(id)
+    .execute(pool)
+    .await
+    .map_err(backend_error)?;
+    Ok(done.rows_affected() > 0)
+}
+
 /// Deletes a user with their messages and follows; whether the user existed.
 pub(crate) async fn delete(pool: &PgPool, id: UserId) -> StoreResult<bool> {
     let done = sqlx::query("DELETE FROM users WHERE id = $1")
