@@ -130,6 +130,13 @@ impl Hasher {
         Self { pool: Arc::new(BufferPool::new(pool, params.block_count())), params }
     }
 
+    /// [`HashError::Overloaded`] when the pool is full right now: lets a caller refuse
+    /// before doing any other work for a hash it would not get (the hash itself is
+    /// admitted again when it runs).
+    pub fn has_room(&self) -> Result<(), HashError> {
+        self.pool.admit().map(drop)
+    }
+
     /// Hashes `password` with a fresh random salt; the PHC string form.
     pub async fn hash(&self, password: &Password) -> Result<String, HashError> {
         let salt: [u8; SALT_LEN] = rand::random();
@@ -384,6 +391,16 @@ mod tests {
         assert!(refused > 0, "a full queue refuses");
         assert!(outcomes.iter().all(|o| o.is_ok() || *o == Err(HashError::Overloaded)));
         assert!(hasher.hash(&pw).await.is_ok(), "places are given back");
+    }
+
+    #[test]
+    fn a_full_pool_says_so_before_any_work() {
+        let hasher = Hasher::with_pool(HashCost::Insecure, HashPool { workers: 1, queue: 1 });
+        assert_eq!(hasher.has_room(), Ok(()));
+        let held = [hasher.pool.admit().unwrap(), hasher.pool.admit().unwrap()];
+        assert_eq!(hasher.has_room(), Err(HashError::Overloaded));
+        drop(held);
+        assert_eq!(hasher.has_room(), Ok(()), "asking takes no place");
     }
 
     #[tokio::test]

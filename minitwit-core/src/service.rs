@@ -161,6 +161,8 @@ impl MiniTwit {
     pub async fn register(&self, registration: Registration) -> ServiceResult<User> {
         let (store, hasher) = (Arc::clone(&self.store), self.hasher.clone());
         let Registration { username, email, password } = registration;
+        // A flood of sign-ups is refused here, before it costs the store a lookup each.
+        hasher.has_room()?;
         run_to_completion(async move {
             if store.user_by_name(username.as_ref()).await?.is_some() {
                 return Err(ServiceError::UsernameTaken);
