@@ -40,6 +40,9 @@ const SUMMARY_TARGET: &str = "minitwit::log";
 const DEPENDENCIES: [(&str, &str); 4] =
     [("warp", "warn"), ("sqlx", "warn"), ("hyper", "warn"), ("rustls_platform_verifier", "off")];
 
+/// Bytes of log lines gathered into one write.
+const WRITE_BUFFER: usize = 64 * 1024;
+
 /// Lines the writer buffers before it drops new ones.
 const BUFFERED_LINES: usize = 16_384;
 
@@ -79,7 +82,10 @@ pub fn init(options: &LogOptions, default_level: &str) -> LogGuard {
         .lossy(true)
         .buffered_lines_limit(BUFFERED_LINES)
         .thread_name("minitwit-log")
-        .finish(std::io::stderr());
+        // The writer thread writes whatever lines are queued, then flushes as soon as the
+        // queue is empty: one write(2) per batch instead of one per line, never a line
+        // held back while the thread waits.
+        .finish(std::io::BufWriter::with_capacity(WRITE_BUFFER, std::io::stderr()));
     let window = Duration::from_secs(options.log_repeat_window_secs.max(1));
     let repeats = Arc::new(Repeats::new(window));
     let ceiling = Ceiling::new(options.access_log, Arc::clone(&repeats));

@@ -32,6 +32,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use store_url::StoreUrl;
 
+/// Threads for blocking work (sled writes, password hashing): writes take one lock and
+/// hashing its own bounded pool, so more would only queue, each thread keeping a malloc
+/// arena of its own (tokio's default is 512).
+const BLOCKING_THREADS: usize = 16;
+
 fn main() -> ExitCode {
     let cli = cli::parse();
     let level = if matches!(cli.command, Command::OnStore(StoreCommand::Serve(_))) {
@@ -41,7 +46,11 @@ fn main() -> ExitCode {
     };
     // Dropped last: reports counted log lines and flushes the buffered ones.
     let _logs = logging::init(&cli.log, level);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(BLOCKING_THREADS)
+        .build();
+    let runtime = match runtime {
         Ok(runtime) => runtime,
         Err(err) => return fail(&anyhow::Error::new(err).context("starting the runtime")),
     };

@@ -1,6 +1,7 @@
 //! [`CachedStore`]: caches of the hottest reads — `latest` and the first pages of the
 //! public timeline (`/msgs?no=N`, `/public`) — for a store that only this process writes
-//! (sled locks its directory to one process). Every write that can change a cached answer
+//! (sled locks its directory to one process); and [`PublicPageMemo`], where a front end
+//! keeps what it builds from those pages (a rendered answer) under the same rule. Every write that can change a cached answer
 //! invalidates it before the write is acknowledged, so a reader never sees an answer older
 //! than a write acknowledged before its read began.
 //!
@@ -8,7 +9,8 @@
 //! bumps when the write returns. A reader notes the generation before reading the store
 //! and keeps its answer only if the generation has not moved meanwhile, so an answer read
 //! across a write is never cached. A store shared by several processes (PostgreSQL) is
-//! not wrapped: another process's writes would not invalidate these caches.
+//! not wrapped: another process's writes would not invalidate these caches (and its
+//! [`Store::public_generation`] is `None`, so a memo keeps nothing either).
 
 use crate::model::{
     Counts, Cursor, Follow, ImportBatch, Message, MessageFilter, MessageId, NewMessage, NewUser,
@@ -32,20 +34,51 @@ struct Cached<T> {
     value: T,
 }
 
+/// Values by key, each as read at a generation.
+struct Entries<K, V>(Mutex<HashMap<K, Cached<V>>>);
+
+impl<K: std::hash::Hash + Eq, V: Clone> Entries<K, V> {
+    fn new() -> Self {
+        Self(Mutex::new(HashMap::new()))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<K, Cached<V>>> {
+        // Entries are inserted whole: a poisoned map is still consistent.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The value of `key` if it was read at `generation`.
+    fn get(&self, key: &K, generation: u64) -> Option<V> {
+        self.lock().get(key).filter(|c| c.generation == generation).map(|c| c.value.clone())
+    }
+
+    /// Keeps `value`, read at `generation`, if `current` is still that generation (checked
+    /// under the lock, so no write can slip between the check and the insert unnoticed:
+    /// a later write moves the generation and the entry is never served).
+    fn keep(&self, key: K, generation: u64, value: V, current: impl FnOnce() -> Option<u64>) {
+        let mut entries = self.lock();
+        if current() == Some(generation) {
+            if entries.len() >= MAX_PAGES {
+                entries.clear();
+            }
+            entries.insert(key, Cached { generation, value });
+        }
+    }
+}
+
 /// One cache: its generation and its entries by key.
 struct Cache<K, V> {
     generation: AtomicU64,
-    entries: Mutex<HashMap<K, Cached<V>>>,
+    entries: Entries<K, V>,
 }
 
 impl<K: std::hash::Hash + Eq, V: Clone> Cache<K, V> {
     fn new() -> Self {
-        Self { generation: AtomicU64::new(0), entries: Mutex::new(HashMap::new()) }
+        Self { generation: AtomicU64::new(0), entries: Entries::new() }
     }
 
-    fn entries(&self) -> MutexGuard<'_, HashMap<K, Cached<V>>> {
-        // Entries are inserted whole: a poisoned map is still consistent.
-        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// The cached value of `key`, or `read`'s, kept if no write intervened.
@@ -54,18 +87,12 @@ impl<K: std::hash::Hash + Eq, V: Clone> Cache<K, V> {
         key: K,
         read: impl Future<Output = StoreResult<V>>,
     ) -> StoreResult<V> {
-        let generation = self.generation.load(Ordering::Acquire);
-        if let Some(hit) = self.entries().get(&key).filter(|c| c.generation == generation) {
-            return Ok(hit.value.clone());
+        let generation = self.generation();
+        if let Some(hit) = self.entries.get(&key, generation) {
+            return Ok(hit);
         }
         let value = read.await?;
-        let mut entries = self.entries();
-        if self.generation.load(Ordering::Acquire) == generation {
-            if entries.len() >= MAX_PAGES {
-                entries.clear();
-            }
-            entries.insert(key, Cached { generation, value: value.clone() });
-        }
+        self.entries.keep(key, generation, value.clone(), || Some(self.generation()));
         Ok(value)
     }
 
@@ -75,6 +102,34 @@ impl<K: std::hash::Hash + Eq, V: Clone> Cache<K, V> {
         let result = write.await;
         self.generation.fetch_add(1, Ordering::AcqRel);
         result
+    }
+}
+
+/// What a front end derives from the first pages of the public timeline (a rendered
+/// answer, say), by page size, each kept until a write may change the timeline: see
+/// [`MiniTwit::public_first_page`](crate::MiniTwit::public_first_page).
+pub struct PublicPageMemo<V>(Entries<usize, V>);
+
+impl<V: Clone> PublicPageMemo<V> {
+    /// An empty memo.
+    pub fn new() -> Self {
+        Self(Entries::new())
+    }
+
+    /// What was kept for pages of `size` at `generation`.
+    pub(crate) fn get(&self, size: usize, generation: u64) -> Option<V> {
+        self.0.get(&size, generation)
+    }
+
+    /// Keeps `value`, derived at `generation`, unless `store` has moved on since.
+    pub(crate) fn keep(&self, size: usize, generation: u64, value: V, store: &dyn Store) {
+        self.0.keep(size, generation, value, || store.public_generation());
+    }
+}
+
+impl<V: Clone> Default for PublicPageMemo<V> {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
@@ -209,6 +264,10 @@ impl Store for CachedStore {
         }
     }
 
+    fn public_generation(&self) -> Option<u64> {
+        Some(self.public.generation())
+    }
+
     async fn latest(&self) -> StoreResult<Option<i64>> {
         self.latest.get_or_read((), self.inner.latest()).await
     }
@@ -269,6 +328,43 @@ mod tests {
         assert_eq!(public_texts(&twit, 1).await, ["one"], "every page size");
         twit.store().delete_user(alice.id).await.unwrap();
         assert!(public_texts(&twit, 30).await.is_empty(), "deleting the author invalidates");
+    }
+
+    /// `public_first_page` through `memo`, counting the pages derived in `derived`.
+    async fn memo_texts(
+        twit: &MiniTwit,
+        memo: &PublicPageMemo<Vec<String>>,
+        derived: &std::cell::Cell<usize>,
+    ) -> Vec<String> {
+        let derive = |page: crate::Page| {
+            derived.set(derived.get() + 1);
+            Ok::<_, crate::ServiceError>(page.entries.into_iter().map(|e| e.text).collect())
+        };
+        twit.public_first_page(PageSize::new(30), memo, derive).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_memo_derives_once_per_change_of_the_public_timeline() {
+        let twit = service();
+        let (memo, derived) = (PublicPageMemo::new(), std::cell::Cell::new(0));
+        let alice = twit.register(Registration::parse("alice", "a@x.org", "pw", None).unwrap());
+        let alice = alice.await.unwrap();
+        twit.post(&alice, MessageText::parse("one").unwrap()).await.unwrap();
+        assert_eq!(memo_texts(&twit, &memo, &derived).await, ["one"]);
+        assert_eq!(memo_texts(&twit, &memo, &derived).await, ["one"]);
+        assert_eq!(derived.get(), 1, "the second answer came from the memo");
+        twit.post(&alice, MessageText::parse("two").unwrap()).await.unwrap();
+        assert_eq!(memo_texts(&twit, &memo, &derived).await, ["two", "one"], "a post moves it");
+        assert_eq!(derived.get(), 2);
+    }
+
+    #[tokio::test]
+    async fn over_a_store_that_cannot_tell_a_memo_keeps_nothing() {
+        let twit = MiniTwit::with_hash_cost(Arc::new(MemoryStore::new()), HashCost::Insecure);
+        let (memo, derived) = (PublicPageMemo::new(), std::cell::Cell::new(0));
+        memo_texts(&twit, &memo, &derived).await;
+        memo_texts(&twit, &memo, &derived).await;
+        assert_eq!(derived.get(), 2, "derived every time");
     }
 
     #[tokio::test]

@@ -1,5 +1,6 @@
 //! [`MiniTwit`]: the service both front ends and the CLI call. Every rule lives here.
 
+use crate::cache::PublicPageMemo;
 use crate::consistency::ReadToken;
 use crate::domain::{MessageText, PageSize, Password, Registration, ValidationError};
 use crate::latest::LatestWrites;
@@ -48,6 +49,10 @@ pub enum ServiceError {
     /// already; try again in a moment.
     #[error("The server is busy; please try again in a moment")]
     Overloaded,
+    /// 503 Service Unavailable: the request took longer than the server allows
+    /// (`--request-timeout-secs`) and was given up; try again in a moment.
+    #[error("The request took too long; please try again in a moment")]
+    TimedOut,
     /// 500 Internal Server Error: a failure inside the server. The detail is for the log,
     /// never the client: `Display` does not show it.
     #[error("Internal server error")]
@@ -63,7 +68,7 @@ impl ServiceError {
             Self::InvalidUsername | Self::InvalidPassword | Self::AccountDisabled => 403,
             Self::UnknownUser | Self::UnknownMessages(_) => 404,
             Self::Internal(_) => 500,
-            Self::Unavailable | Self::Overloaded => 503,
+            Self::Unavailable | Self::Overloaded | Self::TimedOut => 503,
         }
     }
 }
@@ -317,6 +322,27 @@ impl MiniTwit {
             None
         };
         Ok(Page { entries, next })
+    }
+
+    /// `derive` of the public timeline's first page of `size` entries, taken from `memo`
+    /// while no write has changed the timeline since it was derived (over a store that
+    /// cannot tell, derived every time). For answers built the same for every reader,
+    /// such as `/msgs?no=N` or the public page of a visitor who is not signed in.
+    pub async fn public_first_page<V: Clone, E: From<ServiceError>>(
+        &self,
+        size: PageSize,
+        memo: &PublicPageMemo<V>,
+        derive: impl FnOnce(Page) -> Result<V, E>,
+    ) -> Result<V, E> {
+        let generation = self.store.public_generation();
+        if let Some(hit) = generation.and_then(|g| memo.get(size.get(), g)) {
+            return Ok(hit);
+        }
+        let value = derive(self.timeline(Timeline::Public, None, size).await?)?;
+        if let Some(generation) = generation {
+            memo.keep(size.get(), generation, value.clone(), self.store.as_ref());
+        }
+        Ok(value)
     }
 
     // --- simulator state, settings, stats ---

@@ -148,6 +148,13 @@ pub trait Store: Send + Sync + 'static {
         before: Option<Cursor>,
         limit: usize,
     ) -> StoreResult<Vec<TimelineEntry>>;
+    /// A number that moves whenever a write may change the public timeline, from a store
+    /// that can tell (one only this process writes, behind a
+    /// [`CachedStore`](crate::CachedStore)); `None` from any other. It lets callers keep
+    /// what they derive from the timeline (see [`PublicPageMemo`](crate::PublicPageMemo)).
+    fn public_generation(&self) -> Option<u64> {
+        None
+    }
 
     // --- simulator state and settings ---
 

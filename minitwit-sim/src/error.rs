@@ -82,7 +82,7 @@ impl ApiError {
     fn retry_after(&self) -> Option<u64> {
         match self {
             Self::Throttled(wait) => Some(wait.as_secs() + 1),
-            Self::Service(ServiceError::Unavailable | ServiceError::Overloaded) => Some(1),
+            Self::Service(err) if err.status() == 503 => Some(1),
             _ => None,
         }
     }
@@ -99,6 +99,13 @@ impl ApiError {
             _ => {}
         }
     }
+}
+
+/// The API's answer to a service failure met outside its routes (the server giving up on
+/// a request at its deadline, [`ServiceError::TimedOut`]): the JSON error shape, with
+/// `Retry-After` for a 503.
+pub fn failure_response(err: ServiceError) -> Response {
+    ApiError::Service(err).response()
 }
 
 /// The JSON error shape of every failed request.

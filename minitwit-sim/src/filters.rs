@@ -6,9 +6,10 @@ use crate::auth::SimConfig;
 use crate::error::ApiError;
 use crate::handlers::{self, Handled};
 use crate::models::ApiQuery;
+use bytes::Bytes;
 use futures::TryStreamExt as _;
 use minitwit_core::throttle::{DEFAULT_CELLS, client_address};
-use minitwit_core::{MiniTwit, PageSize, RateTable};
+use minitwit_core::{MiniTwit, PageSize, PublicPageMemo, RateTable};
 use serde::de::DeserializeOwned;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,7 +26,7 @@ pub fn api(service: MiniTwit, config: SimConfig) -> BoxedFilter<(Response,)> {
     let endpoints = latest(&service)
         .or(register(&service, &config))
         .unify()
-        .or(public_messages(&service, &config))
+        .or(public_messages(&service, &config, &Arc::new(PublicPageMemo::new())))
         .unify()
         .or(user_messages(&service, &config))
         .unify()
@@ -73,14 +74,20 @@ fn register(service: &MiniTwit, config: &Arc<SimConfig>) -> BoxedFilter<(Respons
     )
 }
 
-/// `GET /msgs?no=N`
-fn public_messages(service: &MiniTwit, config: &Arc<SimConfig>) -> BoxedFilter<(Response,)> {
+/// `GET /msgs?no=N`, its answers kept in `memo` while the public timeline is unchanged.
+fn public_messages(
+    service: &MiniTwit,
+    config: &Arc<SimConfig>,
+    memo: &Arc<PublicPageMemo<Bytes>>,
+) -> BoxedFilter<(Response,)> {
+    let memo = Arc::clone(memo);
     answered(
         warp::path!("msgs")
             .and(warp::get())
             .and(authorized(config))
             .and(page_size())
             .and(with_service(service))
+            .and(warp::any().map(move || Arc::clone(&memo)))
             .then(handlers::public_messages),
     )
 }

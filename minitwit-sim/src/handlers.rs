@@ -4,8 +4,13 @@
 
 use crate::error::ApiError;
 use crate::models::{FollowBody, FollowsDto, LatestDto, MessageDto, PostBody, RegisterBody};
-use minitwit_core::{MessageText, MiniTwit, PageSize, Registration, Timeline};
+use bytes::Bytes;
+use minitwit_core::{
+    MessageText, MiniTwit, Page, PageSize, PublicPageMemo, Registration, ServiceError, Timeline,
+};
+use std::sync::Arc;
 use warp::http::StatusCode;
+use warp::http::header::{CONTENT_TYPE, HeaderValue};
 use warp::reply::{Reply as _, Response};
 
 /// What a handler returns: a response, or why the request failed.
@@ -38,9 +43,14 @@ pub async fn register(body: RegisterBody, service: MiniTwit) -> Handled {
     Ok(no_content())
 }
 
-/// `GET /msgs`
-pub async fn public_messages(size: PageSize, service: MiniTwit) -> Handled {
-    messages(Timeline::Public, size, &service).await
+/// `GET /msgs`: the same answer for every caller, so it is built once per change of the
+/// public timeline (see [`MiniTwit::public_first_page`]).
+pub async fn public_messages(
+    size: PageSize,
+    service: MiniTwit,
+    memo: Arc<PublicPageMemo<Bytes>>,
+) -> Handled {
+    Ok(json_response(service.public_first_page(size, &memo, messages_json).await?))
 }
 
 /// `GET /msgs/{username}`
@@ -51,9 +61,22 @@ pub async fn user_messages(segment: String, size: PageSize, service: MiniTwit) -
 
 /// The first `size` messages of `timeline` in the reference's shape.
 async fn messages(timeline: Timeline, size: PageSize, service: &MiniTwit) -> Handled {
-    let page = service.timeline(timeline, None, size).await?;
+    Ok(json_response(messages_json(service.timeline(timeline, None, size).await?)?))
+}
+
+/// A page's messages in the reference's shape, as JSON.
+fn messages_json(page: Page) -> Result<Bytes, ApiError> {
     let messages: Vec<MessageDto> = page.entries.into_iter().map(MessageDto::from).collect();
-    Ok(warp::reply::json(&messages).into_response())
+    let json = serde_json::to_vec(&messages)
+        .map_err(|err| ServiceError::Internal(format!("encoding messages: {err}")))?;
+    Ok(Bytes::from(json))
+}
+
+/// A 200 with a JSON `body`.
+fn json_response(body: Bytes) -> Response {
+    let mut response = Response::new(body.into());
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
 }
 
 /// `POST /msgs/{username}`

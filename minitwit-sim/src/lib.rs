@@ -20,7 +20,7 @@ mod handlers;
 mod models;
 
 pub use auth::SimConfig;
-pub use error::ApiError;
+pub use error::{ApiError, failure_response};
 
 use minitwit_core::MiniTwit;
 use warp::Filter;

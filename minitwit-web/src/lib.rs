@@ -2,8 +2,10 @@
 //! (CONTRACT.md §3) over the core service, with stateless encrypted-cookie sessions and the
 //! protections of CONTRACT.md §7. Templates and static files are embedded in the binary.
 //!
-//! The CLI composes it: [`routes`] builds the whole site as one warp filter from a
-//! [`WebConfig`]; [`route_label`] names the route a path belongs to, for metrics.
+//! The CLI composes it: [`Website`] is the site built once from a [`WebConfig`], with its
+//! routes as one warp filter ([`routes`] for short) and its error page for failures met
+//! outside them (the server's request deadline); [`route_label`] names the route a path
+//! belongs to, for metrics.
 //!
 //! Layout:
 //! - `config`: [`WebConfig`] and its defaults.
@@ -45,13 +47,36 @@ pub use error::WebError;
 pub use labels::route_label;
 pub use security::add_security_headers;
 
-use minitwit_core::MiniTwit;
+use minitwit_core::{MiniTwit, ServiceError};
 use std::sync::Arc;
 use warp::filters::BoxedFilter;
+use warp::reply::Response;
 
 /// The whole site as one filter: every route of CONTRACT.md §3, one rejection handler that
 /// renders HTML error pages (400/401/403/404/405/413/429/500/503) leaking nothing, and
 /// the security headers on every response.
-pub fn routes(service: MiniTwit, config: WebConfig) -> BoxedFilter<(warp::reply::Response,)> {
-    filters::site(Arc::new(site::Site::new(service, config)))
+pub fn routes(service: MiniTwit, config: WebConfig) -> BoxedFilter<(Response,)> {
+    Website::new(service, config).routes()
+}
+
+/// The site, built once (templates compiled, static files indexed).
+#[derive(Clone)]
+pub struct Website(Arc<site::Site>);
+
+impl Website {
+    /// The site over `service` with `config`.
+    pub fn new(service: MiniTwit, config: WebConfig) -> Self {
+        Self(Arc::new(site::Site::new(service, config)))
+    }
+
+    /// Every route as one filter (see [`routes`]).
+    pub fn routes(&self) -> BoxedFilter<(Response,)> {
+        filters::site(Arc::clone(&self.0))
+    }
+
+    /// The error page for a service failure met outside the routes (the server giving up
+    /// on a request at its deadline, [`ServiceError::TimedOut`]).
+    pub fn failure_response(&self, err: ServiceError) -> Response {
+        self.0.error_response(&WebError::Service(err))
+    }
 }

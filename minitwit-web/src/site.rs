@@ -8,7 +8,8 @@ use crate::error::{WebError, explanation};
 use crate::session::{Session, SessionCodec};
 use crate::throttle::SiteThrottle;
 use crate::views::{ErrorView, LayoutView, Views};
-use minitwit_core::{MiniTwit, ReadToken, ServiceError, User, UserId};
+use bytes::Bytes;
+use minitwit_core::{MiniTwit, PublicPageMemo, ReadToken, ServiceError, User, UserId};
 use serde::Serialize;
 use warp::http::header::{
     CACHE_CONTROL, CONTENT_TYPE, HeaderValue, LOCATION, RETRY_AFTER, SET_COOKIE,
@@ -26,6 +27,8 @@ pub(crate) struct Site {
     pub throttle: SiteThrottle,
     /// The static files.
     pub assets: Assets,
+    /// The public timeline's first page as visitors who are not signed in see it.
+    pub public_memo: PublicPageMemo<Bytes>,
     views: Views,
     sessions: SessionCodec,
     asset_urls: AssetUrls,
@@ -61,6 +64,7 @@ impl Site {
             throttle: SiteThrottle::new(&config),
             asset_urls: assets.urls(),
             assets,
+            public_memo: PublicPageMemo::new(),
             views: Views::new(),
             sessions: SessionCodec::new(&config),
             config,
@@ -96,26 +100,44 @@ impl Site {
         data: &T,
     ) -> WarpResponse {
         let flashes = std::mem::take(&mut visit.session.flashes);
+        let reader = visit.user.as_ref().map(|u| u.username.as_str());
+        match self.render(reader, &flashes, title, template, data) {
+            Ok(html) => self.with_session(visit, html_response(status, html.into())),
+            Err(err) => self.error_response(&err),
+        }
+    }
+
+    /// `template` rendered with `data` inside the layout, for `reader` (signed in, or
+    /// `None`) with `flashes` shown.
+    pub fn render<T: Serialize>(
+        &self,
+        reader: Option<&str>,
+        flashes: &[String],
+        title: Title<'_>,
+        template: &str,
+        data: &T,
+    ) -> Result<String, WebError> {
         let (title, title_user) = match title {
             Title::Fixed(title) => (title, None),
             Title::UserTimeline(name) => ("", Some(name)),
         };
-        let html = self.views.render(template, data).and_then(|body| {
-            let layout = LayoutView {
-                title,
-                title_user,
-                user: visit.user.as_ref().map(|u| u.username.as_str()),
-                error_nav: false,
-                flashes: &flashes,
-                body: &body,
-                assets: &self.asset_urls,
-            };
-            self.views.render("layout", &layout)
-        });
-        match html {
-            Ok(html) => self.with_session(visit, html_response(status, html)),
-            Err(err) => self.error_response(&err),
-        }
+        let body = self.views.render(template, data)?;
+        let layout = LayoutView {
+            title,
+            title_user,
+            user: reader,
+            error_nav: false,
+            flashes,
+            body: &body,
+            assets: &self.asset_urls,
+        };
+        self.views.render("layout", &layout)
+    }
+
+    /// A page the same for every visitor who is not signed in and has no flashes to see
+    /// (`html`, built once and shared), with `visit`'s session cookie.
+    pub fn shared_page(&self, visit: Visit, html: Bytes) -> WarpResponse {
+        self.with_session(visit, html_response(StatusCode::OK, html))
     }
 
     /// A `302 Found` to `location` (an absolute path).
@@ -151,7 +173,8 @@ impl Site {
             self.views.render("layout", &layout)
         });
         // The templates are tested; should one still fail, a bare page says as much.
-        let mut response = html_response(status, html.unwrap_or_else(|_| heading.clone()));
+        let html = html.unwrap_or_else(|_| heading.clone());
+        let mut response = html_response(status, html.into());
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
         }
@@ -180,7 +203,7 @@ impl Site {
 }
 
 /// An HTML response that no shared cache keeps (pages are personal).
-fn html_response(status: StatusCode, html: String) -> WarpResponse {
+fn html_response(status: StatusCode, html: Bytes) -> WarpResponse {
     let mut response = Response::new(html.into());
     *response.status_mut() = status;
     let headers = response.headers_mut();

@@ -1,8 +1,10 @@
 //! What every listener serves besides its front end, and the layers around it — one
-//! function, [`instrument`], used for both the web site and the simulator API:
+//! handler, [`Instrumented`], used for both the web site and the simulator API:
 //!
 //! - `/health` (alive), `/ready` (the store answers; 503 while shutting down) and
 //!   `/metrics` (Prometheus text);
+//! - the request deadline: a request not answered in time gets the front end's own 503
+//!   (with `Retry-After`), counted and logged like any other answer;
 //! - a request id: the client's `x-request-id` if it is sane, else a fresh one; echoed in
 //!   the response and recorded in the request's log span;
 //! - one log line per request (front end, route label, method, status, latency; never a
@@ -10,20 +12,22 @@
 //!   the logs;
 //! - request counters and latency histograms by front end, route, method (a closed set:
 //!   unknown methods are `other`) and status;
-//! - the security headers, on every response of both listeners.
+//! - the security headers on every response, and `Connection: close` on a 413 (its body
+//!   was never read, so the connection cannot carry another request).
 
 use super::metrics::{REQUEST_SECONDS, REQUESTS};
 use crate::logging::ACCESS_TARGET;
 use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::PrometheusHandle;
-use minitwit_core::MiniTwit;
+use minitwit_core::{MiniTwit, ServiceError};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, PoisonError, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
+use tower_service::Service as _;
+use tracing::Instrument as _;
 use warp::filters::BoxedFilter;
-use warp::http::{HeaderValue, Method, StatusCode, header};
-use warp::path::FullPath;
+use warp::http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
@@ -35,18 +39,23 @@ const MAX_REQUEST_ID: usize = 128;
 /// fewer; beyond it, handles are looked up per request).
 const MAX_LABEL_SETS: usize = 1024;
 
-/// A front end as the layers see it: a name for labels, and its route labeller.
-#[derive(Clone, Copy)]
+/// A front end's rendering of a failure met outside its routes.
+pub type Failure = Box<dyn Fn(ServiceError) -> Response + Send + Sync>;
+
+/// A front end as the layers see it: a name for labels, its route labeller, and its
+/// answer to a request the server gave up on.
 pub struct Front {
     /// `"web"` or `"api"`.
     pub name: &'static str,
     /// The route template of a path, bounded for metrics labels.
     pub route_label: fn(&str) -> &'static str,
+    /// The front end's error answer (its HTML page or its JSON error shape).
+    pub failure: Failure,
 }
 
 impl Front {
     /// The label of `path`: the operational routes first, then the front end's own.
-    fn label(self, path: &str) -> &'static str {
+    fn label(&self, path: &str) -> &'static str {
         ops_label(path).unwrap_or_else(|| (self.route_label)(path))
     }
 }
@@ -116,34 +125,99 @@ fn text(status: StatusCode, body: impl Into<String>) -> Response {
     warp::reply::with_status(body.into(), status).into_response()
 }
 
-/// `front`'s routes with the operational routes and every layer of this module.
-pub fn instrument(
+/// One listener's handler: the operational routes and a front end's, with every layer of
+/// this module around them.
+pub struct Instrumented {
     front: Front,
     routes: BoxedFilter<(Response,)>,
-    ops: Ops,
-) -> BoxedFilter<(Response,)> {
-    let served = ops_routes(ops).or(routes).unify().recover(unmatched).unify();
-    let meters = Arc::new(Meters::default());
-    warp::any()
-        .map(Instant::now)
-        .and(request_id())
-        .and(warp::method())
-        .and(warp::path::full())
-        .and(served)
-        .map(move |start: Instant, id: String, method: Method, path: FullPath, response| {
-            finish(front, &meters, start, &id, &method, path.as_str(), response)
-        })
-        .with(warp::trace(move |info| {
-            tracing::info_span!(
-                "request",
-                front = front.name,
-                route = front.label(info.path()),
-                method = %info.method(),
-                request_id = tracing::field::Empty,
-            )
-        }))
-        .map(Reply::into_response)
-        .boxed()
+    meters: Meters,
+}
+
+impl Instrumented {
+    /// `front`'s `routes` with the operational routes of `ops`.
+    pub fn new(front: Front, routes: BoxedFilter<(Response,)>, ops: Ops) -> Self {
+        let routes = ops_routes(ops).or(routes).unify().recover(unmatched).unify().boxed();
+        Self { front, routes, meters: Meters::default() }
+    }
+
+    /// Answers `request` within `deadline` (past it, the front end's 503); counts and logs
+    /// the answer and tags it with the request id and the security headers.
+    pub async fn answer<B>(&self, request: Request<B>, deadline: Duration) -> Response
+    where
+        B: hyper::body::Body + Send + Sync + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let start = Instant::now();
+        let route = self.front.label(request.uri().path());
+        let method = method_label(request.method());
+        let id = request_id(request.headers());
+        let span = tracing::info_span!(
+            "request",
+            front = self.front.name,
+            route,
+            method,
+            request_id = id.to_str().unwrap_or_default(),
+        );
+        let routed = warp::service(self.routes.clone()).call(request);
+        let answered = tokio::time::timeout(deadline, routed).instrument(span.clone()).await;
+        let mut response = match answered {
+            Ok(Ok(response)) => response,
+            Ok(Err(never)) => match never {},
+            Err(_) => {
+                span.in_scope(|| {
+                    tracing::warn!(seconds = deadline.as_secs(), "the request ran out of time");
+                });
+                (self.front.failure)(ServiceError::TimedOut)
+            }
+        };
+        let labels = (route, method, response.status().as_u16());
+        self.record(labels, start, id.to_str().unwrap_or_default());
+        tag(&mut response, id);
+        response
+    }
+
+    /// Counts the answer and writes its access line, outside the request's span: the line
+    /// carries the span's fields itself, so the span is never serialised per request.
+    fn record(&self, labels: LabelSet, start: Instant, request_id: &str) {
+        let seconds = start.elapsed().as_secs_f64();
+        self.meters.record(self.front.name, labels, seconds);
+        let (route, method, status) = labels;
+        let front = self.front.name;
+        let latency_ms = seconds * 1000.0;
+        macro_rules! access {
+            ($level:ident) => {
+                tracing::$level!(
+                    target: ACCESS_TARGET,
+                    front,
+                    route,
+                    method,
+                    request_id,
+                    status,
+                    latency_ms,
+                    "request"
+                )
+            };
+        }
+        if ops_label(route).is_some() {
+            access!(debug);
+        } else if status >= 500 {
+            access!(warn);
+        } else {
+            access!(info);
+        }
+    }
+}
+
+/// Tags a response with its request id and the security headers; a 413 also closes the
+/// connection (its body was not read).
+fn tag(response: &mut Response, id: HeaderValue) {
+    let too_large = response.status() == StatusCode::PAYLOAD_TOO_LARGE;
+    let headers = response.headers_mut();
+    headers.insert(REQUEST_ID, id);
+    minitwit_web::add_security_headers(headers);
+    if too_large {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
 }
 
 /// A request no route took: 404 (or 405 for a known path with another method).
@@ -158,28 +232,25 @@ async fn unmatched(rejection: Rejection) -> Result<Response, Rejection> {
     Ok(text(status, status.canonical_reason().unwrap_or("error")))
 }
 
-/// The request's id, recorded in the current (request) span.
-fn request_id() -> impl Filter<Extract = (String,), Error = std::convert::Infallible> + Clone {
-    warp::header::optional::<String>(REQUEST_ID).or(warp::any().map(|| None)).unify().map(
-        |given: Option<String>| {
-            let id = given.filter(|id| is_sane_id(id)).unwrap_or_else(fresh_id);
-            tracing::Span::current().record("request_id", id.as_str());
-            id
-        },
-    )
+/// The request's id: the client's if it is sane, else a fresh one.
+fn request_id(headers: &HeaderMap) -> HeaderValue {
+    let given = headers.get(REQUEST_ID).filter(|id| is_sane_id(id.as_bytes()));
+    given.cloned().unwrap_or_else(fresh_id)
 }
 
 /// Short, visible ASCII: safe to log and to echo in a header.
-fn is_sane_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= MAX_REQUEST_ID && id.bytes().all(|b| b.is_ascii_graphic())
+fn is_sane_id(id: &[u8]) -> bool {
+    !id.is_empty() && id.len() <= MAX_REQUEST_ID && id.iter().all(u8::is_ascii_graphic)
 }
 
 /// A new request id: this process's random 64-bit prefix and a counter, in hex; unique
 /// across replicas without drawing random numbers per request.
-fn fresh_id() -> String {
+fn fresh_id() -> HeaderValue {
     static PREFIX: LazyLock<u64> = LazyLock::new(rand::random);
     static NEXT: AtomicU64 = AtomicU64::new(0);
-    format!("{:016x}{:016x}", *PREFIX, NEXT.fetch_add(1, Ordering::Relaxed))
+    let id = format!("{:016x}{:016x}", *PREFIX, NEXT.fetch_add(1, Ordering::Relaxed));
+    // Hex digits only: always a valid header value.
+    HeaderValue::try_from(id).unwrap_or_else(|_| HeaderValue::from_static("0"))
 }
 
 /// A label set of the request metrics within one front end.
@@ -225,35 +296,6 @@ impl Meters {
     }
 }
 
-/// Records the request's metrics and log line, and tags the response with its id.
-fn finish(
-    front: Front,
-    meters: &Meters,
-    start: Instant,
-    id: &str,
-    method: &Method,
-    path: &str,
-    mut response: Response,
-) -> Response {
-    let seconds = start.elapsed().as_secs_f64();
-    let status = response.status().as_u16();
-    let route = front.label(path);
-    meters.record(front.name, (route, method_label(method), status), seconds);
-    let latency_ms = seconds * 1000.0;
-    if ops_label(path).is_some() {
-        tracing::debug!(target: ACCESS_TARGET, status, latency_ms, "request");
-    } else if status >= 500 {
-        tracing::warn!(target: ACCESS_TARGET, status, latency_ms, "request");
-    } else {
-        tracing::info!(target: ACCESS_TARGET, status, latency_ms, "request");
-    }
-    if let Ok(value) = HeaderValue::from_str(id) {
-        response.headers_mut().insert(REQUEST_ID, value);
-    }
-    minitwit_web::add_security_headers(response.headers_mut());
-    response
-}
-
 /// The method as a metrics label, from a closed set: a method a client invents is
 /// `other`, so clients cannot create series.
 fn method_label(method: &Method) -> &'static str {
@@ -277,11 +319,11 @@ mod tests {
 
     #[test]
     fn request_ids_are_bounded_and_printable() {
-        assert!(is_sane_id("abc-123"));
-        assert!(!is_sane_id(""));
-        assert!(!is_sane_id("a b"));
-        assert!(!is_sane_id("x\ny"));
-        assert!(!is_sane_id(&"x".repeat(MAX_REQUEST_ID + 1)));
+        assert!(is_sane_id(b"abc-123"));
+        assert!(!is_sane_id(b""));
+        assert!(!is_sane_id(b"a b"));
+        assert!(!is_sane_id(b"x\ny"));
+        assert!(!is_sane_id("x".repeat(MAX_REQUEST_ID + 1).as_bytes()));
         assert_eq!(fresh_id().len(), 32);
         assert_ne!(fresh_id(), fresh_id());
     }

@@ -6,7 +6,8 @@
 //! - idle keep-alive: a connection with no request in flight since its last response is
 //!   closed after the idle timeout;
 //! - body read: a request body not fully received by then fails (400);
-//! - whole request: a response not ready by then is a 503 with `Retry-After`;
+//! - whole request: a response not ready by then is the front end's 503 with
+//!   `Retry-After` (see [`Instrumented::answer`]);
 //! - connections: past the cap, a new connection is answered 503 with `Retry-After` and
 //!   closed at once;
 //! - shutdown: accepting stops, every connection finishes its request in flight and closes,
@@ -15,6 +16,7 @@
 //! warp's own server gives hyper no timer, hence this loop; the client's address reaches
 //! the filters as a `SocketAddr` request extension (see `minitwit_web`'s client filter).
 
+use super::layers::Instrumented;
 use hyper::body::{Body, Bytes, Frame, Incoming, SizeHint};
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -22,16 +24,15 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
-use tokio::time::{Instant, Sleep};
-use tower_service::Service as _;
-use warp::filters::BoxedFilter;
-use warp::http::{HeaderValue, Request, StatusCode, header};
-use warp::reply::{Reply as _, Response};
+use tokio::time::{Instant, Sleep, sleep_until};
+use warp::http::Request;
+use warp::reply::Response;
 
 /// What one listener allows each client.
 #[derive(Debug, Clone, Copy)]
@@ -57,7 +58,7 @@ content-length: 0\r\nconnection: close\r\n\r\n";
 /// Serves `routes` on `listener` within `limits` until `stop` turns true, then shuts down
 /// gracefully within the grace period.
 pub async fn serve(
-    routes: BoxedFilter<(Response,)>,
+    routes: Arc<Instrumented>,
     listener: TcpListener,
     limits: Limits,
     mut stop: watch::Receiver<bool>,
@@ -72,7 +73,7 @@ pub async fn serve(
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => match Arc::clone(&slots).try_acquire_owned() {
                     Ok(slot) => {
-                        let routes = routes.clone();
+                        let routes = Arc::clone(&routes);
                         let stop = for_connections.clone();
                         connections.spawn(connection(routes, stream, peer, limits, stop, slot));
                     }
@@ -109,17 +110,17 @@ fn refuse(stream: &TcpStream, peer: SocketAddr) {
 
 /// Serves one connection until it ends, idles out, or shutdown closes it.
 async fn connection(
-    routes: BoxedFilter<(Response,)>,
+    routes: Arc<Instrumented>,
     stream: TcpStream,
     peer: SocketAddr,
     limits: Limits,
     mut stop: watch::Receiver<bool>,
     _slot: OwnedSemaphorePermit,
 ) {
-    let activity = Arc::new(watch::Sender::new(Activity::default()));
+    let activity = Arc::new(Activity::new());
     let handler = Arc::clone(&activity);
     let service = hyper::service::service_fn(move |request| {
-        handle(routes.clone(), peer, limits, Arc::clone(&handler), request)
+        handle(Arc::clone(&routes), peer, limits, Arc::clone(&handler), request)
     });
     let mut builder = http1::Builder::new();
     builder.timer(TokioTimer::new()).header_read_timeout(limits.header_read);
@@ -146,75 +147,95 @@ async fn connection(
     }
 }
 
-/// Requests on one connection: how many are in flight, and whether any was served.
-#[derive(Debug, Default, Clone, Copy)]
+/// Requests on one connection: how many are in flight, and when the last one ended.
+/// Plain atomics, so that a request costs two counter updates and wakes nothing; the
+/// idle check reads them when its timer fires.
+#[derive(Debug)]
 struct Activity {
-    in_flight: usize,
-    served: bool,
+    /// When the connection opened: the origin of `last_end`.
+    opened: Instant,
+    in_flight: AtomicUsize,
+    /// Milliseconds from `opened` to the end of the last request; `u64::MAX` before any.
+    last_end: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Self {
+            opened: Instant::now(),
+            in_flight: AtomicUsize::new(0),
+            last_end: AtomicU64::new(u64::MAX),
+        }
+    }
+
+    fn begin(&self) {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn end(&self) {
+        let millis = u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
+        self.last_end.store(millis, Ordering::Release);
+        self.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Since when the connection has been idle: no request in flight, at least one
+    /// served.
+    fn idle_since(&self) -> Option<Instant> {
+        if self.in_flight.load(Ordering::Acquire) > 0 {
+            return None;
+        }
+        match self.last_end.load(Ordering::Acquire) {
+            u64::MAX => None,
+            millis => Some(self.opened + Duration::from_millis(millis)),
+        }
+    }
 }
 
 /// Resolves once the connection has had no request in flight for `idle` since its last
-/// response (before the first request, hyper's header timeout applies instead).
-async fn idle_for(activity: &watch::Sender<Activity>, idle: Duration) {
-    let mut changes = activity.subscribe();
+/// response (before the first request, hyper's header timeout applies instead). One
+/// timer per idle period, re-armed from the last response when it fires early.
+async fn idle_for(activity: &Activity, idle: Duration) {
+    let mut deadline = Instant::now() + idle;
     loop {
-        let now = *changes.borrow_and_update();
-        if now.in_flight == 0 && now.served {
-            tokio::select! {
-                () = tokio::time::sleep(idle) => return,
-                _ = changes.changed() => {}
-            }
-        } else if changes.changed().await.is_err() {
-            return;
-        }
+        tokio::time::sleep_until(deadline).await;
+        let now = Instant::now();
+        deadline = match activity.idle_since() {
+            Some(since) if since + idle <= now => return,
+            Some(since) => since + idle,
+            None => now + idle,
+        };
     }
 }
 
 /// Answers one request: the routes, given the peer address, the body deadline and the
 /// whole-request deadline; counted in the connection's activity.
 async fn handle(
-    routes: BoxedFilter<(Response,)>,
+    routes: Arc<Instrumented>,
     peer: SocketAddr,
     limits: Limits,
-    activity: Arc<watch::Sender<Activity>>,
+    activity: Arc<Activity>,
     request: Request<Incoming>,
 ) -> Result<Response, Infallible> {
-    activity.send_modify(|now| now.in_flight += 1);
-    let deadline = Instant::now() + limits.body_read;
-    let mut request = request.map(|body| TimedBody::new(body, deadline));
+    activity.begin();
+    let mut request = request.map(|body| TimedBody::new(body, limits.body_read));
     request.extensions_mut().insert(peer);
-    let answered = tokio::time::timeout(limits.request, warp::service(routes).call(request)).await;
-    activity.send_modify(|now| {
-        now.in_flight -= 1;
-        now.served = true;
-    });
-    Ok(match answered {
-        Ok(Ok(response)) => response,
-        Ok(Err(never)) => match never {},
-        Err(_) => too_slow(),
-    })
+    let response = routes.answer(request, limits.request).await;
+    activity.end();
+    Ok(response)
 }
 
-/// The answer to a request that ran out of time.
-fn too_slow() -> Response {
-    tracing::warn!("a request ran out of time");
-    let body = "The request took too long. Please try again in a moment.";
-    let mut response =
-        warp::reply::with_status(body, StatusCode::SERVICE_UNAVAILABLE).into_response();
-    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-    minitwit_web::add_security_headers(response.headers_mut());
-    response
-}
-
-/// A request body that fails once its deadline passes.
+/// A request body that fails once its deadline passes. The timer starts when the body
+/// is first found not to be all there: a request whose body came with its header (or
+/// that has none) never sets one.
 struct TimedBody {
     inner: Incoming,
-    deadline: Pin<Box<Sleep>>,
+    deadline: Instant,
+    timer: Option<Pin<Box<Sleep>>>,
 }
 
 impl TimedBody {
-    fn new(inner: Incoming, deadline: Instant) -> Self {
-        Self { inner, deadline: Box::pin(tokio::time::sleep_until(deadline)) }
+    fn new(inner: Incoming, within: Duration) -> Self {
+        Self { inner, deadline: Instant::now() + within, timer: None }
     }
 }
 
@@ -237,10 +258,14 @@ impl Body for TimedBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = self.get_mut();
         match Pin::new(&mut this.inner).poll_frame(cx) {
-            Poll::Pending if this.deadline.as_mut().poll(cx).is_ready() => {
-                Poll::Ready(Some(Err(BodyError::TimedOut)))
+            Poll::Pending => {
+                let deadline = this.deadline;
+                let timer = this.timer.get_or_insert_with(|| Box::pin(sleep_until(deadline)));
+                match timer.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Some(Err(BodyError::TimedOut))),
+                    Poll::Pending => Poll::Pending,
+                }
             }
-            Poll::Pending => Poll::Pending,
             Poll::Ready(frame) => Poll::Ready(frame.map(|frame| frame.map_err(BodyError::from))),
         }
     }

@@ -150,6 +150,10 @@ impl Store for MeteredStore {
         self.timed("follows_after", self.inner.follows_after(after, limit)).await
     }
 
+    fn public_generation(&self) -> Option<u64> {
+        self.inner.public_generation()
+    }
+
     async fn timeline(
         &self,
         timeline: Timeline,

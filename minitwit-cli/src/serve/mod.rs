@@ -24,7 +24,7 @@ pub mod metrics;
 
 use crate::cli::{ListenerLimits, ServeArgs};
 use anyhow::{Context, Result};
-use layers::{Front, Ops};
+use layers::{Front, Instrumented, Ops};
 use metered_store::MeteredStore;
 use minitwit_core::{CachedStore, HashCost, HashPool, Hasher, MiniTwit, Store};
 use minitwit_sim::SimConfig;
@@ -95,7 +95,7 @@ async fn front_ends(
     service: &MiniTwit,
     args: &ServeArgs,
     ops: &Ops,
-) -> Result<(BoxedFilter<(Response,)>, BoxedFilter<(Response,)>)> {
+) -> Result<(Arc<Instrumented>, Arc<Instrumented>)> {
     let mut web_config = WebConfig::new(session_key(service, args).await?)
         .context("MINITWIT_SESSION_KEY is not usable")?;
     web_config.secure_cookies = args.secure_cookies;
@@ -106,21 +106,26 @@ async fn front_ends(
         trust_forwarded_for: args.trust_forwarded_for,
         ..SimConfig::default()
     };
-    let mut site = minitwit_web::routes(service.clone(), web_config);
+    let website = minitwit_web::Website::new(service.clone(), web_config);
+    let mut site = website.routes();
     if args.secure_cookies {
         site = with_hsts(site);
     }
-    let web = layers::instrument(
-        Front { name: "web", route_label: minitwit_web::route_label },
-        site,
-        ops.clone(),
-    );
-    let api = layers::instrument(
-        Front { name: "api", route_label: minitwit_sim::route_label },
-        minitwit_sim::routes(service.clone(), sim_config),
-        ops.clone(),
-    );
-    Ok((web, api))
+    let web = Front {
+        name: "web",
+        route_label: minitwit_web::route_label,
+        failure: Box::new(move |err| website.failure_response(err)),
+    };
+    let api = Front {
+        name: "api",
+        route_label: minitwit_sim::route_label,
+        failure: Box::new(minitwit_sim::failure_response),
+    };
+    let api_routes = minitwit_sim::routes(service.clone(), sim_config);
+    Ok((
+        Arc::new(Instrumented::new(web, site, ops.clone())),
+        Arc::new(Instrumented::new(api, api_routes, ops.clone())),
+    ))
 }
 
 /// What browsers are told to remember: HTTPS only, for a year.

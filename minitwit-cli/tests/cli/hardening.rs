@@ -426,3 +426,78 @@ fn export_files_are_readable_by_their_owner_only() {
         assert_eq!(mode, 0o600, "{name}: {mode:o}");
     }
 }
+
+/// The request counter's value for one label set in a `/metrics` text (0 when absent).
+fn requests_counted(metrics: &str, front: &str, route: &str, status: u16) -> u64 {
+    let labels = format!(r#"front="{front}",method="POST",route="{route}",status="{status}""#);
+    let line = metrics.lines().find(|l| {
+        l.starts_with("minitwit_http_requests_total{") && {
+            let inside = l.split(['{', '}']).nth(1).unwrap_or_default();
+            let mut have: Vec<&str> = inside.split(',').collect();
+            have.sort_unstable();
+            have.join(",") == labels
+        }
+    });
+    line.and_then(|l| l.rsplit(' ').next()).map_or(0, |v| v.parse().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_past_the_deadline_get_the_front_ends_503_and_are_counted() {
+    let scratch = Scratch::new();
+    // One hashing worker and a long queue: registrations wait far past a 1 s deadline.
+    let limits = ["--request-timeout-secs", "1", "--hash-workers", "1", "--hash-queue", "1000"];
+    let server = Server::start(&fixture_store(&scratch, "db"), &limits);
+    let client = reqwest::Client::builder().timeout(HANG).build().unwrap();
+    let flood = (0..150).map(|i| {
+        let (client, api) = (client.clone(), server.api.clone());
+        tokio::spawn(async move { register(&client, &api, &format!("late{i}"), true).await })
+    });
+    let flood: Vec<_> = flood.collect();
+    // Queued behind the API's flood, a sign-up on the site runs out of time as well.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let form = [("username", "webby"), ("email", "w@x.org"), ("password", "p"), ("password2", "p")];
+    let page = client.post(format!("{}/register", server.web)).form(&form).send().await.unwrap();
+    assert_eq!(page.status(), 503);
+    assert_eq!(page.headers()["retry-after"], "1");
+    assert!(page.text().await.unwrap().contains("<html"), "the site's own error page");
+    let mut late = 0;
+    for answer in futures::future::join_all(flood).await {
+        let answer = answer.unwrap();
+        if answer.status() == 503 {
+            late += 1;
+            assert_eq!(answer.headers()["retry-after"], "1");
+            assert!(answer.headers().contains_key("x-content-type-options"), "security headers");
+            let body: serde_json::Value = answer.json().await.unwrap();
+            assert_eq!(body["status"], 503, "the API's JSON error shape: {body}");
+            assert!(body["error_msg"].as_str().unwrap().contains("took too long"), "{body}");
+        } else {
+            assert_eq!(answer.status(), 204);
+        }
+    }
+    assert!(late > 0, "some registrations waited past the deadline");
+    let metrics = client.get(format!("{}/metrics", server.api)).send().await.unwrap();
+    let metrics = metrics.text().await.unwrap();
+    assert!(requests_counted(&metrics, "api", "/register", 503) >= late, "{metrics}");
+    assert!(requests_counted(&metrics, "web", "/register", 503) >= 1, "{metrics}");
+}
+
+#[test]
+fn a_413_closes_the_connection_and_says_so() {
+    let scratch = Scratch::new();
+    let server = Server::start(&fixture_store(&scratch, "db"), &[]);
+    for (base, path) in [(&server.api, "/register"), (&server.web, "/register")] {
+        // The body is announced but never sent: the server cannot read past it.
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+             content-length: 10000000\r\n\r\n"
+        );
+        let mut stream = TcpStream::connect(authority(base)).unwrap();
+        stream.set_read_timeout(Some(HANG)).unwrap();
+        stream.write_all(head.as_bytes()).unwrap();
+        let mut answer = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut stream, &mut answer);
+        let answer = String::from_utf8_lossy(&answer).to_ascii_lowercase();
+        assert!(answer.starts_with("http/1.1 413"), "{base}{path}: {answer}");
+        assert!(answer.contains("connection: close"), "{base}{path}: {answer}");
+    }
+}

@@ -145,13 +145,13 @@ async fn request_logs_are_structured_and_hold_no_secret() {
         .collect();
     assert_eq!(requests.len(), 2, "one line per request, none for /health at info: {text}");
     let api = &requests[1];
-    assert_eq!(api["span"]["front"], "api");
-    assert_eq!(api["span"]["route"], "/msgs");
-    assert_eq!(api["span"]["method"], "GET");
-    assert_eq!(api["span"]["request_id"], "req-for-the-log");
+    assert_eq!(api["fields"]["front"], "api");
+    assert_eq!(api["fields"]["route"], "/msgs");
+    assert_eq!(api["fields"]["method"], "GET");
+    assert_eq!(api["fields"]["request_id"], "req-for-the-log");
     assert_eq!(api["fields"]["status"], 200);
     assert!(api["fields"]["latency_ms"].is_f64());
-    assert_eq!(requests[0]["span"]["route"], "/login");
+    assert_eq!(requests[0]["fields"]["route"], "/login");
     for secret in ["alice-pw", "cookie-secret-value", "super_safe!", "c2ltdWxhdG9y", "argon2"] {
         assert!(!text.contains(secret), "{secret} leaked into the log:\n{text}");
     }

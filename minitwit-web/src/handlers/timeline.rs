@@ -5,7 +5,8 @@ use super::Handled;
 use crate::error::WebError;
 use crate::site::{Site, Title, Visit};
 use crate::views::{EntryView, ProfileView, TimelineView, user_path};
-use minitwit_core::{Cursor, MiniTwit, PageSize, Timeline};
+use bytes::Bytes;
+use minitwit_core::{Cursor, MiniTwit, Page, PageSize, Timeline};
 use serde::Deserialize;
 use std::sync::Arc;
 use warp::http::StatusCode;
@@ -31,9 +32,13 @@ async fn entries(
         }
         None => None,
     };
-    let page = service.timeline(timeline, before, PageSize::WEB).await?;
+    Ok(page_views(service.timeline(timeline, before, PageSize::WEB).await?, path))
+}
+
+/// A page's entries as shown, and the link to the next, for a page at `path`.
+fn page_views(page: Page, path: &str) -> (Vec<EntryView>, Option<String>) {
     let older = page.next.map(|next| format!("{path}?before={}", next.to_token()));
-    Ok((page.entries.into_iter().map(EntryView::from).collect(), older))
+    (page.entries.into_iter().map(EntryView::from).collect(), older)
 }
 
 /// `GET /`: "My Timeline", or a redirect to `/public` when nobody is signed in.
@@ -53,17 +58,28 @@ pub(crate) async fn home(site: Arc<Site>, query: PageQuery, visit: Visit) -> Han
     Ok(site.page(visit, StatusCode::OK, Title::Fixed("My Timeline"), "timeline", &view))
 }
 
-/// `GET /public`: every unflagged message.
+/// `GET /public`: every unflagged message. Its first page is the same for every visitor
+/// who is not signed in and has no flashes to see, so for them it is built once per change
+/// of the public timeline (see [`MiniTwit::public_first_page`]).
 pub(crate) async fn public(site: Arc<Site>, query: PageQuery, visit: Visit) -> Handled {
-    let (entries, older_url) = entries(&visit.service, Timeline::Public, &query, "/public").await?;
-    let view = TimelineView {
-        heading: "Public Timeline",
-        profile: None,
-        twitbox: None,
-        entries,
-        older_url,
-    };
-    Ok(site.page(visit, StatusCode::OK, Title::Fixed("Public Timeline"), "timeline", &view))
+    const TITLE: Title<'static> = Title::Fixed("Public Timeline");
+    if query.before.is_none() && visit.user.is_none() && visit.session.flashes.is_empty() {
+        let html = visit
+            .service
+            .public_first_page(PageSize::WEB, &site.public_memo, |page| {
+                let view = public_view(page_views(page, "/public"));
+                site.render(None, &[], TITLE, "timeline", &view).map(Bytes::from)
+            })
+            .await?;
+        return Ok(site.shared_page(visit, html));
+    }
+    let page = entries(&visit.service, Timeline::Public, &query, "/public").await?;
+    Ok(site.page(visit, StatusCode::OK, TITLE, "timeline", &public_view(page)))
+}
+
+/// The public timeline's view of a page.
+fn public_view((entries, older_url): (Vec<EntryView>, Option<String>)) -> TimelineView {
+    TimelineView { heading: "Public Timeline", profile: None, twitbox: None, entries, older_url }
 }
 
 /// `GET /{username}`: one user's messages and, for a signed-in reader, the follow state.
