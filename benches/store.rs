@@ -2,16 +2,19 @@
 //! and home timelines (also of users following 50 and 500 people), on data sets of 10k
 //! and 1M messages (shapes in `minitwit_core::synthetic`), for every backend in [`backends`]
 //! (sled, and PostgreSQL on a durable throwaway server the benchmark starts) and each
-//! durability mode it offers; on PostgreSQL also 64 identical reads at once (`latest`,
+//! durability mode it offers, with the API's reads at its page size (100), a user by name
+//! and a follow listing; on PostgreSQL also 64 identical reads at once (`latest`,
 //! 100-entry pages of the public and a user's timeline), as a load generator hammering
-//! one URL makes them; then group commit: concurrent durable posts with shared flushes
-//! against one flush per write.
+//! one URL makes them; then sled with 8 and 64 concurrent posting writers, durable and
+//! relaxed; then group commit: concurrent durable posts with shared flushes against one
+//! flush per write.
 //!
 //! ```text
 //! cargo bench --bench store                    # everything (loads 1M messages once)
 //! MINITWIT_BENCH_SKIP_1M=1 cargo bench --bench store
 //! cargo bench --bench store -- 'sled/durable'  # criterion's name filter
 //! cargo bench --bench store -- postgres        # PostgreSQL only
+//! MINITWIT_BENCH_BACKENDS=sled MINITWIT_BENCH_SKIP_1M=1 cargo bench --bench store -- sled
 //! ```
 //!
 //! Registration goes through the service with `HashCost::Insecure`, so it measures the
@@ -44,9 +47,17 @@ struct Backend {
     load: fn(&Runtime, &Shape) -> Box<dyn Loaded>,
 }
 
-/// Every backend measured. To add one, add an entry.
+/// Every backend measured. To add one, add an entry. `MINITWIT_BENCH_BACKENDS=sled`
+/// (a comma-separated list) loads and measures only those.
 fn backends() -> Vec<Backend> {
-    vec![Backend { name: "sled", load: load_sled }, Backend { name: "postgres", load: load_pg }]
+    let all = vec![
+        Backend { name: "sled", load: load_sled },
+        Backend { name: "postgres", load: load_pg },
+    ];
+    match std::env::var("MINITWIT_BENCH_BACKENDS") {
+        Ok(only) => all.into_iter().filter(|b| only.split(',').any(|n| n == b.name)).collect(),
+        Err(_) => all,
+    }
 }
 
 /// A sled data set in a temporary directory.
@@ -153,7 +164,46 @@ fn bench_operations(
             });
         });
     }
+    bench_api_reads(group, runtime, &**twit.store(), shape, reader);
     bench_writes(group, runtime, &twit, &users);
+}
+
+/// The API's hot reads at the simulator's page size (100): the three timelines, a user
+/// by name, and a follow listing.
+fn bench_api_reads(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    runtime: &Runtime,
+    store: &dyn Store,
+    shape: &Shape,
+    reader: i64,
+) {
+    let reads = [
+        ("public_timeline_100", Timeline::Public),
+        ("user_timeline_100", Timeline::User(reader)),
+        ("home_timeline_100", Timeline::Home(reader)),
+    ];
+    for (name, timeline) in reads {
+        group.bench_function(name, |b| {
+            b.to_async(runtime).iter(|| async {
+                let page = store.timeline(timeline, None, 100).await.expect("reading");
+                assert_eq!(page.len(), 100, "{name} has a full page");
+                page
+            });
+        });
+    }
+    let name = shape.user(shape.users / 2).username;
+    group.bench_function("user_by_name", |b| {
+        b.to_async(runtime).iter(|| async {
+            store.user_by_name(&name).await.expect("reading").expect("the user exists")
+        });
+    });
+    group.bench_function("followees_100", |b| {
+        b.to_async(runtime).iter(|| async {
+            let names = store.followees(reader, 100).await.expect("reading");
+            assert!(!names.is_empty(), "user 1 follows someone");
+            names
+        });
+    });
 }
 
 /// Register, post and follow on one store. The posts are by user 2 and the follows never
@@ -269,6 +319,41 @@ async fn write_posts(
     }
 }
 
+/// sled: `writers` concurrent writers posting 4 messages each, durable and relaxed.
+fn bench_sled_concurrent_posts(c: &mut Criterion, runtime: &Runtime) {
+    for mode in ["durable", "relaxed"] {
+        let mut group = c.benchmark_group(format!("sled_concurrent_posts/{mode}"));
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let store: Arc<dyn Store> =
+            Arc::new(SledStore::open(dir.path(), sled_options(mode)).expect("opening sled"));
+        let author = runtime.block_on(async {
+            synthetic::load(&*store, &Shape::SMALL).await.expect("loading");
+            store.user_by_id(1).await.expect("reading").expect("user 1 exists")
+        });
+        let serial = Arc::new(tokio::sync::Mutex::new(()));
+        for writers in [8, 64] {
+            group.throughput(Throughput::Elements((writers * POSTS_PER_WRITER) as u64));
+            group.bench_function(format!("writers_{writers}"), |b| {
+                b.to_async(runtime).iter(|| {
+                    let tasks: Vec<_> = (0..writers)
+                        .map(|_| {
+                            let store = Arc::clone(&store);
+                            let serial = Arc::clone(&serial);
+                            tokio::spawn(write_posts(store, author.id, Commit::Relaxed, serial))
+                        })
+                        .collect();
+                    async move {
+                        for task in tasks {
+                            task.await.expect("a writer");
+                        }
+                    }
+                });
+            });
+        }
+        group.finish();
+    }
+}
+
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -299,6 +384,7 @@ fn main() {
             }
         }
     }
+    bench_sled_concurrent_posts(&mut criterion, &runtime);
     bench_group_commit(&mut criterion, &runtime);
     criterion.final_summary();
 }

@@ -51,7 +51,7 @@ impl Trees {
     pub(crate) fn remove_imported(&self, batch: &ImportBatch) -> StoreResult<()> {
         let users =
             batch.users.iter().map(|u| self.user_links(u.id)).collect::<Result<Vec<_>, _>>()?;
-        self.transaction(|tx| {
+        let removed = self.transaction(|tx| {
             for follow in &batch.follows {
                 tx.remove_follow(follow.follower, follow.followee)?;
             }
@@ -62,7 +62,12 @@ impl Trees {
                 tx.remove_user(links)?;
             }
             Ok(())
-        })
+        });
+        // Applied (or refused): either way no cached author may outlive its record.
+        for user in &batch.users {
+            self.authors.forget(user.id);
+        }
+        removed
     }
 
     /// Records `latest` if given and removes the mark of the import in progress.

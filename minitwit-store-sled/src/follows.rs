@@ -40,8 +40,8 @@ impl Trees {
             if names.len() >= limit {
                 break;
             }
-            if let Some(user) = self.user_by_id(key_field(item, 1)?)? {
-                names.push(user.username);
+            if let Some(author) = self.author(key_field(item, 1)?)? {
+                names.push(author.username);
             }
         }
         Ok(names)

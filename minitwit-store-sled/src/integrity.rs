@@ -3,7 +3,8 @@
 //! store (O(n)); for the crash test and the CLI, not for request paths.
 
 use crate::keys;
-use crate::trees::{Trees, backend, corrupt, decode, meta};
+use crate::records::decode;
+use crate::trees::{Trees, backend, corrupt, meta};
 use minitwit_core::{Message, StoreResult, User};
 use sled::IVec;
 
@@ -121,18 +122,21 @@ impl Trees {
     fn check_message_indexes(&self, report: &mut IntegrityReport) -> StoreResult<()> {
         let message = |id| self.message_by_id(id);
         for item in self.public_idx.iter() {
-            let (key, _) = item.map_err(backend)?;
+            let (key, copy) = item.map_err(backend)?;
             let (date, id) = (field(&key, 0)?, field(&key, 1)?);
-            let ok = message(id)?.is_some_and(|m| !m.flagged && m.pub_date == date);
+            let found = message(id)?;
+            let ok = copy_agrees(&copy, found.as_ref())
+                && found.is_some_and(|m| !m.flagged && m.pub_date == date);
             report.note_unless(ok, || {
                 format!("public_idx entry ({date}, {id}) has no matching message")
             });
         }
         for item in self.author_idx.iter() {
-            let (key, _) = item.map_err(backend)?;
+            let (key, copy) = item.map_err(backend)?;
             let (author, date, id) = (field(&key, 0)?, field(&key, 1)?, field(&key, 2)?);
-            let ok = message(id)?
-                .is_some_and(|m| !m.flagged && m.pub_date == date && m.author_id == author);
+            let found = message(id)?;
+            let ok = copy_agrees(&copy, found.as_ref())
+                && found.is_some_and(|m| !m.flagged && m.pub_date == date && m.author_id == author);
             report.note_unless(ok, || {
                 format!("author_idx entry ({author}, {date}, {id}) has no matching message")
             });
@@ -191,6 +195,12 @@ impl Trees {
 /// Whether `tree` holds `key`.
 fn has(tree: &sled::Tree, key: IVec) -> StoreResult<bool> {
     tree.contains_key(key).map_err(backend)
+}
+
+/// Whether a timeline index entry's copy of the message record equals the record (an
+/// empty copy, as stores of format 1 have, always agrees).
+fn copy_agrees(copy: &[u8], record: Option<&Message>) -> bool {
+    copy.is_empty() || record.is_some_and(|m| decode::<Message>(copy).is_ok_and(|c| c == *m))
 }
 
 /// Field `index` of an index key.

@@ -5,7 +5,11 @@
 //!   and synced to the drive (`fdatasync`); concurrent writers share flushes (group
 //!   commit) so throughput holds. [`Durability::Relaxed`] acknowledges before the flush.
 //! - **Indexed timelines**: the first page of any timeline costs O(log n + page) (home:
-//!   about O(k log n + page) for k followees); nothing scans all messages.
+//!   about O(k log n + page) for k followees); nothing scans all messages. The index
+//!   entries carry the message record and authors' names come from an in-process cache,
+//!   so a page reads no record beyond its index scans once its authors are known.
+//! - **Compact records**: users and messages in a fixed binary layout; JSON records of
+//!   stores written before format 2 are still read.
 //! - **Atomic**: every operation is one sled transaction over all trees it touches; one
 //!   writer at a time (writes are short and in memory, the flush is shared).
 //! - **One process per directory**: a second process gets [`OpenError::Locked`].
@@ -15,6 +19,8 @@
 //!   format-version check ([`FORMAT_VERSION`]).
 //! - `trees`: the trees, what each maps, and the whole-store transaction.
 //! - `keys`: order-preserving integer keys.
+//! - `records`: the binary layout of user and message records (and the JSON of format 1).
+//! - `authors`: the cache of authors' names and emails, forgotten when a user is deleted.
 //! - `flusher`: the group-commit flusher thread.
 //! - `users`, `messages`, `follows`, `timeline`, `bulk`: the operations, synchronous.
 //! - `store`: the async [`Store`](minitwit_core::Store) implementation: reads inline,
@@ -30,6 +36,7 @@
 //! # let _ = twit; Ok(()) }
 //! ```
 
+mod authors;
 mod bulk;
 mod flusher;
 mod follows;
@@ -37,6 +44,7 @@ mod integrity;
 mod keys;
 mod messages;
 mod open;
+mod records;
 mod store;
 #[cfg(feature = "testkit")]
 pub mod testkit;

@@ -2,7 +2,8 @@
 //! indexes), deletion, and the admin and export listings.
 
 use crate::keys;
-use crate::trees::{EMPTY, Trees, Tx, TxResult, abort, backend, corrupt, decode, encode, meta};
+use crate::records::{decode, encode};
+use crate::trees::{EMPTY, Trees, Tx, TxResult, abort, backend, corrupt, meta};
 use minitwit_core::{Message, MessageFilter, MessageId, NewMessage, StoreResult};
 use sled::IVec;
 use std::ops::Bound;
@@ -133,14 +134,16 @@ impl Tx<'_> {
     /// and counts it. The id must be free.
     pub(crate) fn insert_message(&self, m: &Message) -> TxResult<()> {
         let id = keys::int(m.id);
-        self.messages.insert(&id, encode(m).map_err(abort)?)?;
+        let record = IVec::from(encode(m));
+        self.messages.insert(&id, record.clone())?;
         self.author_msgs.insert(keys::pair(m.author_id, m.id), EMPTY)?;
         if m.flagged {
             self.flagged.insert(&id, EMPTY)?;
             self.bump(meta::FLAGGED, 1)?;
         } else {
-            self.public_idx.insert(keys::pair(m.pub_date, m.id), EMPTY)?;
-            self.author_idx.insert(keys::triple(m.author_id, m.pub_date, m.id), EMPTY)?;
+            // Copies of the record, so that timeline pages read no message record.
+            self.public_idx.insert(keys::pair(m.pub_date, m.id), record.clone())?;
+            self.author_idx.insert(keys::triple(m.author_id, m.pub_date, m.id), record)?;
         }
         self.bump(meta::MESSAGES, 1)?;
         Ok(())

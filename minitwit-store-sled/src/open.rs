@@ -8,7 +8,16 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 /// The on-disk format this build reads and writes, recorded in the `meta` tree.
-pub const FORMAT_VERSION: u32 = 1;
+///
+/// - 1: user and message records in JSON.
+/// - 2: new records in a compact binary layout (see `records`); JSON records of
+///   version 1 are still read. A version-1 store is upgraded to 2 when it is opened (no
+///   record is rewritten), so that earlier builds refuse it with a clear error rather
+///   than meet records they cannot read.
+pub const FORMAT_VERSION: u32 = 2;
+
+/// Earlier formats this build opens (and upgrades, see [`FORMAT_VERSION`]).
+const UPGRADABLE_VERSIONS: [i64; 1] = [1];
 
 /// How often sled flushes a relaxed store on its own (sled's default).
 const RELAXED_FLUSH_EVERY_MS: u64 = 500;
@@ -158,7 +167,8 @@ fn lock_directory(path: &Path) -> Result<File, OpenError> {
     }
 }
 
-/// Records the format version in a new store; refuses a store of another version.
+/// Records the format version in a new store and upgrades an earlier one; refuses a
+/// store of any other version.
 fn check_format(path: &Path, trees: &Trees) -> Result<(), OpenError> {
     let storage = |source| OpenError::Storage { path: path.to_owned(), source };
     let unsupported = |found| OpenError::UnsupportedFormat {
@@ -167,17 +177,24 @@ fn check_format(path: &Path, trees: &Trees) -> Result<(), OpenError> {
         supported: FORMAT_VERSION,
     };
     let recorded = trees.meta.get(meta::FORMAT_VERSION).map_err(storage)?;
-    match recorded {
-        None => {
-            let version = i64::from(FORMAT_VERSION).to_be_bytes();
-            trees.meta.insert(meta::FORMAT_VERSION, &version[..]).map_err(storage)?;
-            trees.meta.flush().map_err(storage)?;
-            Ok(())
+    let found = match recorded {
+        None => None,
+        Some(bytes) => Some(decode_int(&bytes).map_err(|_| unsupported(-1))?),
+    };
+    match found {
+        Some(found) if found == i64::from(FORMAT_VERSION) => Ok(()),
+        None => record_format(trees).map_err(storage),
+        Some(found) if UPGRADABLE_VERSIONS.contains(&found) => {
+            record_format(trees).map_err(storage)
         }
-        Some(bytes) => match decode_int(&bytes) {
-            Ok(found) if found == i64::from(FORMAT_VERSION) => Ok(()),
-            Ok(found) => Err(unsupported(found)),
-            Err(_) => Err(unsupported(-1)),
-        },
+        Some(found) => Err(unsupported(found)),
     }
+}
+
+/// Records (durably) that the store is in this build's format.
+fn record_format(trees: &Trees) -> sled::Result<()> {
+    let version = i64::from(FORMAT_VERSION).to_be_bytes();
+    trees.meta.insert(meta::FORMAT_VERSION, &version[..])?;
+    trees.meta.flush()?;
+    Ok(())
 }

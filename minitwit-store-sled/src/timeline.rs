@@ -5,17 +5,26 @@
 //! - home: a k-way merge of the reverse scans of the user's and each followee's part of
 //!   `author_idx`, through a binary heap — O(k log n + page log k). Nothing scans all
 //!   messages; flagged messages are not in these indexes at all.
+//!
+//! The index entries carry the message record itself, so a page costs its scans plus
+//! one author look-up per author not yet in the author cache; no message look-ups.
 
 use crate::keys;
+use crate::records::decode;
 use crate::trees::{Trees, backend, corrupt};
-use minitwit_core::{Cursor, StoreResult, Timeline, TimelineEntry, User, UserId};
-use std::collections::{BinaryHeap, HashMap};
+use minitwit_core::{Cursor, Message, StoreResult, Timeline, TimelineEntry, UserId};
+use sled::IVec;
+use std::collections::BinaryHeap;
 use std::ops::Bound;
 
 /// A timeline position: `(pub_date, id)`.
 type Position = (i64, i64);
 
-/// One newest-first stream of positions: a reverse index scan.
+/// A position with its index entry's value: the message record (stores written before
+/// format 2 have empty values there; the message is then read from `messages`).
+type Found = (Position, IVec);
+
+/// One newest-first stream of index entries: a reverse index scan.
 struct Source {
     iter: std::iter::Rev<sled::Iter>,
     /// Index of the `pub_date` field in the keys; the id follows it.
@@ -23,11 +32,11 @@ struct Source {
 }
 
 impl Source {
-    fn next(&mut self) -> StoreResult<Option<Position>> {
+    fn next(&mut self) -> StoreResult<Option<Found>> {
         let Some(item) = self.iter.next() else { return Ok(None) };
-        let (key, _) = item.map_err(backend)?;
+        let (key, value) = item.map_err(backend)?;
         let field = |i| keys::field(&key, i).ok_or_else(|| corrupt("a timeline index key"));
-        Ok(Some((field(self.offset)?, field(self.offset + 1)?)))
+        Ok(Some(((field(self.offset)?, field(self.offset + 1)?), value)))
     }
 }
 
@@ -50,8 +59,8 @@ impl Trees {
                 authors.into_iter().map(|author| self.author_source(author, before)).collect()
             }
         };
-        let positions = merge(sources, limit)?;
-        self.entries(&positions)
+        let found = merge(sources, limit)?;
+        self.entries(found)
     }
 
     /// The public index from just below `before`, newest first.
@@ -72,25 +81,22 @@ impl Trees {
         Source { iter, offset: 1 }
     }
 
-    /// The entries at `positions`, with their authors' names and emails. A message
-    /// deleted or flagged since its index entry was read is left out.
-    fn entries(&self, positions: &[Position]) -> StoreResult<Vec<TimelineEntry>> {
-        let mut authors: HashMap<UserId, Option<User>> = HashMap::new();
-        let mut entries = Vec::with_capacity(positions.len());
-        for &(_, id) in positions {
-            let Some(message) = self.message_by_id(id)? else { continue };
+    /// The entries at `positions`, with their authors' names and emails (from the
+    /// author cache). A message deleted or flagged since its index entry was read is
+    /// left out.
+    fn entries(&self, found: Vec<Found>) -> StoreResult<Vec<TimelineEntry>> {
+        let mut entries = Vec::with_capacity(found.len());
+        for ((_, id), record) in found {
+            let message = if record.is_empty() {
+                let Some(message) = self.message_by_id(id)? else { continue };
+                message
+            } else {
+                decode::<Message>(&record)?
+            };
             if message.flagged {
                 continue;
             }
-            let author = match authors.get(&message.author_id) {
-                Some(known) => known.clone(),
-                None => {
-                    let found = self.user_by_id(message.author_id)?;
-                    authors.insert(message.author_id, found.clone());
-                    found
-                }
-            };
-            let Some(author) = author else { continue };
+            let Some(author) = self.author(message.author_id)? else { continue };
             entries.push(TimelineEntry {
                 id: message.id,
                 author_id: message.author_id,
@@ -104,21 +110,37 @@ impl Trees {
     }
 }
 
-/// The `limit` newest positions of all `sources` together, newest first.
-fn merge(mut sources: Vec<Source>, limit: usize) -> StoreResult<Vec<Position>> {
-    let mut heads = BinaryHeap::with_capacity(sources.len());
-    for (index, source) in sources.iter_mut().enumerate() {
-        if let Some(position) = source.next()? {
-            heads.push((position, index));
+/// The `limit` newest entries of all `sources` together, newest first.
+fn merge(mut sources: Vec<Source>, limit: usize) -> StoreResult<Vec<Found>> {
+    if let [only] = &mut sources[..] {
+        let mut merged = Vec::with_capacity(limit.min(1024));
+        while merged.len() < limit {
+            let Some(found) = only.next()? else { break };
+            merged.push(found);
         }
+        return Ok(merged);
+    }
+    let mut heads = BinaryHeap::with_capacity(sources.len());
+    let mut values = Vec::with_capacity(sources.len());
+    for (index, source) in sources.iter_mut().enumerate() {
+        let head = source.next()?.map(|(position, value)| {
+            heads.push((position, index));
+            value
+        });
+        values.push(head.unwrap_or_default());
     }
     let mut merged = Vec::with_capacity(limit.min(1024));
     while merged.len() < limit {
         let Some((position, index)) = heads.pop() else { break };
-        merged.push(position);
-        if let Some(next) = sources[index].next()? {
-            heads.push((next, index));
-        }
+        let next = sources[index].next()?;
+        let value = match next {
+            Some((next_position, next_value)) => {
+                heads.push((next_position, index));
+                std::mem::replace(&mut values[index], next_value)
+            }
+            None => std::mem::take(&mut values[index]),
+        };
+        merged.push((position, value));
     }
     Ok(merged)
 }

@@ -4,23 +4,26 @@
 //! |---|---|---|
 //! | `meta` | a name (see [`meta`]) | an `i64` (format version, last ids, counters, latest) |
 //! | `settings` | setting name | raw bytes |
-//! | `users` | user id | the [`User`](minitwit_core::User) as JSON |
+//! | `users` | user id | the [`User`](minitwit_core::User) (see `records`) |
 //! | `usernames` | exact username bytes | user id |
 //! | `sessions` | user id | the user's session generation (`i64`; absent: 0) |
-//! | `messages` | message id | the [`Message`](minitwit_core::Message) as JSON |
-//! | `public_idx` | (pub_date, id) | empty; unflagged messages only |
-//! | `author_idx` | (author, pub_date, id) | empty; unflagged messages only |
+//! | `messages` | message id | the [`Message`](minitwit_core::Message) (see `records`) |
+//! | `public_idx` | (pub_date, id) | a copy of the message record; unflagged messages only |
+//! | `author_idx` | (author, pub_date, id) | a copy of the message record; unflagged messages only |
 //! | `author_msgs` | (author, id) | empty; every message, for deletion and admin listings |
 //! | `flagged` | message id | empty; flagged messages only |
 //! | `follows` | (follower, followee) | empty |
+//!
+//! Stores of format 1 (see `open`) hold JSON records, read as well as binary ones, and
+//! empty timeline index values: the message is then read from `messages`.
 //! | `followers` | (followee, follower) | empty |
 
+use crate::authors::Authors;
 use crate::keys;
 use minitwit_core::{StoreError, StoreResult};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
-use sled::{Db, IVec, Tree};
+use sled::{Db, Tree};
+use std::sync::Arc;
 
 /// Names of the values in the `meta` tree.
 pub(crate) mod meta {
@@ -51,6 +54,8 @@ macro_rules! trees {
             $($(#[$doc])* pub(crate) $name: Tree,)*
             /// All of the above, in declaration order, for whole-store transactions.
             all: Vec<Tree>,
+            /// Authors' names and emails by id (see `authors`).
+            pub(crate) authors: Arc<Authors>,
         }
 
         /// The same trees inside one transaction.
@@ -63,7 +68,7 @@ macro_rules! trees {
             pub(crate) fn open(db: &Db) -> sled::Result<Self> {
                 $(let $name = db.open_tree(stringify!($name))?;)*
                 let all = vec![$($name.clone()),*];
-                Ok(Self { $($name,)* all })
+                Ok(Self { $($name,)* all, authors: Arc::default() })
             }
         }
 
@@ -108,7 +113,7 @@ trees! {
     followers,
 }
 
-/// The value of index entries: the key says it all.
+/// The value of index entries whose key says it all.
 pub(crate) const EMPTY: &[u8] = &[];
 
 /// A transaction body's result: `Abort` carries a [`StoreError`].
@@ -178,16 +183,6 @@ pub(crate) fn backend(error: impl std::fmt::Display) -> StoreError {
 pub(crate) fn decode_int(bytes: &[u8]) -> StoreResult<i64> {
     let array: [u8; 8] = bytes.try_into().map_err(|_| corrupt("an integer value"))?;
     Ok(i64::from_be_bytes(array))
-}
-
-/// Encodes a record as JSON.
-pub(crate) fn encode<T: Serialize>(record: &T) -> StoreResult<Vec<u8>> {
-    serde_json::to_vec(record).map_err(|e| StoreError::Backend(format!("encoding a record: {e}")))
-}
-
-/// Decodes a record written by [`encode`].
-pub(crate) fn decode<T: DeserializeOwned>(bytes: &IVec) -> StoreResult<T> {
-    serde_json::from_slice(bytes).map_err(|e| corrupt(&format!("a record ({e})")))
 }
 
 /// The error for data that does not decode.

@@ -1,7 +1,9 @@
 //! Users: creation with a unique name, look-ups, changes, and deletion with every trace.
 
+use crate::authors::Author;
 use crate::keys;
-use crate::trees::{Trees, Tx, TxResult, abort, backend, decode, decode_int, encode, meta};
+use crate::records::{decode, encode};
+use crate::trees::{Trees, Tx, TxResult, abort, backend, decode_int, meta};
 use minitwit_core::{NewUser, StoreError, StoreResult, User, UserId};
 use sled::IVec;
 use std::ops::Bound;
@@ -29,6 +31,18 @@ impl Trees {
     /// The user with this id.
     pub(crate) fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>> {
         self.users.get(keys::int(id)).map_err(backend)?.map(|v| decode(&v)).transpose()
+    }
+
+    /// The name and email of the user with this id, from the author cache when there.
+    pub(crate) fn author(&self, id: UserId) -> StoreResult<Option<Author>> {
+        let seen = match self.authors.get(id) {
+            Ok(known) => return Ok(Some(known)),
+            Err(seen) => seen,
+        };
+        let Some(user) = self.user_by_id(id)? else { return Ok(None) };
+        let author = Author { username: user.username, email: user.email };
+        self.authors.insert(id, author.clone(), seen);
+        Ok(Some(author))
     }
 
     /// The user with exactly this name.
@@ -59,14 +73,11 @@ impl Trees {
             let Some(bytes) = tx.users.get(keys::int(id))? else { return Ok(false) };
             let mut user: User = decode(&bytes).map_err(abort)?;
             change(&mut user);
-            tx.users.insert(keys::int(id), encode(&user).map_err(abort)?)?;
+            tx.users.insert(keys::int(id), encode(&user))?;
             Ok(true)
         })
     }
 
-    /// Deletes a user, their messages and their follows both ways; `false` if there was
-    /// no such user. The caller holds the write lock, so the scans below stay true until
-    /// the transaction applies.
     /// The user's session generation (0 when never bumped).
     pub(crate) fn session_generation(&self, id: UserId) -> StoreResult<i64> {
         let stored = self.sessions.get(keys::int(id)).map_err(backend)?;
@@ -86,9 +97,15 @@ impl Trees {
         })
     }
 
+    /// Deletes a user, their messages and their follows both ways; `false` if there was
+    /// no such user. The caller holds the write lock, so the scans below stay true until
+    /// the transaction applies.
     pub(crate) fn delete_user(&self, id: UserId) -> StoreResult<bool> {
         let links = self.user_links(id)?;
-        self.transaction(|tx| tx.remove_user(&links))
+        let deleted = self.transaction(|tx| tx.remove_user(&links));
+        // Applied (or refused): either way the cache must not outlive the record.
+        self.authors.forget(id);
+        deleted
     }
 
     /// What hangs on a user, read under the write lock for a transaction removing them.
@@ -146,7 +163,7 @@ impl Tx<'_> {
     /// Writes a new user record and its name index, and counts it.
     pub(crate) fn insert_user(&self, user: &User) -> TxResult<()> {
         let id = keys::int(user.id);
-        self.users.insert(id.clone(), encode(user).map_err(abort)?)?;
+        self.users.insert(id.clone(), encode(user))?;
         self.usernames.insert(user.username.as_bytes(), id)?;
         self.bump(meta::USERS, 1)?;
         Ok(())

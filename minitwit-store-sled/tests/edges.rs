@@ -5,7 +5,8 @@
 
 use minitwit_core::testkit::MemoryStore;
 use minitwit_core::{
-    Cursor, Email, MessageText, NewMessage, NewUser, Store, Timeline, TimelineEntry, User, Username,
+    Cursor, Email, Follow, ImportBatch, Message, MessageText, NewMessage, NewUser, Store, Timeline,
+    TimelineEntry, User, Username,
 };
 use minitwit_store_sled::{Durability, OpenError, SledOptions, SledStore};
 use std::path::Path;
@@ -82,14 +83,114 @@ async fn another_format_version_is_refused() {
     {
         let db = sled::open(dir.path()).expect("raw sled");
         let meta = db.open_tree("meta").expect("meta tree");
-        meta.insert("format_version", &2_i64.to_be_bytes()[..]).expect("write");
+        meta.insert("format_version", &3_i64.to_be_bytes()[..]).expect("write");
         db.flush().expect("flush");
     }
     let Err(err) = SledStore::open(dir.path(), SledOptions::default()) else {
-        panic!("a store of format version 2 must be refused");
+        panic!("a store of format version 3 must be refused");
     };
-    assert!(matches!(err, OpenError::UnsupportedFormat { found: 2, supported: 1, .. }), "{err:?}");
-    assert!(err.to_string().contains("has format version 2; this build reads version 1"));
+    assert!(matches!(err, OpenError::UnsupportedFormat { found: 3, supported: 2, .. }), "{err:?}");
+    assert!(err.to_string().contains("has format version 3; this build reads version 2"));
+}
+
+/// A record key as the store writes it: the id big-endian with the sign bit flipped.
+fn id_key(id: i64) -> [u8; 8] {
+    ((id as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+/// The format version recorded in a closed store.
+fn recorded_version(db: &sled::Db) -> i64 {
+    let bytes = db.open_tree("meta").expect("meta").get("format_version").expect("read");
+    i64::from_be_bytes(bytes.expect("a version").as_ref().try_into().expect("8 bytes"))
+}
+
+#[tokio::test]
+async fn a_format_1_store_with_json_records_is_read_written_and_upgraded() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (users, messages, pages) = {
+        let store = open(dir.path());
+        let (a, b) = (user(&store, "alice").await, user(&store, "Bøb Å {").await);
+        store.set_disabled(b.id, true).await.expect("disable");
+        store.follow(a.id, b.id).await.expect("follow");
+        let mut ids = Vec::new();
+        for (n, author) in [&a, &b, &a, &b].into_iter().enumerate() {
+            ids.push(post(&store, author, &format!("m{n} <&> 🦀 {{\"x\"}}"), n as i64).await);
+        }
+        store.set_flagged(ids[1], true).await.expect("flag");
+        let mut users = Vec::new();
+        for id in [a.id, b.id] {
+            users.push(store.user_by_id(id).await.expect("read").expect("a user"));
+        }
+        let mut messages = Vec::new();
+        for &id in &ids {
+            messages.push(store.message_by_id(id).await.expect("read").expect("a message"));
+        }
+        let mut pages = Vec::new();
+        for timeline in [Timeline::Public, Timeline::User(b.id), Timeline::Home(a.id)] {
+            pages.push(store.timeline(timeline, None, 10).await.expect("read"));
+        }
+        (users, messages, pages)
+    };
+    // Rewrite every record as the JSON of format 1, empty the timeline index values as
+    // format 1 had them, and record format 1.
+    {
+        let db = sled::open(dir.path()).expect("raw sled");
+        let users_tree = db.open_tree("users").expect("users");
+        for u in &users {
+            let json = serde_json::to_vec(u).expect("json");
+            let old = users_tree.insert(id_key(u.id), json).expect("write").expect("present");
+            assert_ne!(old.first(), Some(&b'{'), "this build writes binary records");
+        }
+        let messages_tree = db.open_tree("messages").expect("messages");
+        for m in &messages {
+            let json = serde_json::to_vec(m).expect("json");
+            messages_tree.insert(id_key(m.id), json).expect("write").expect("present");
+        }
+        for index in ["public_idx", "author_idx"] {
+            let tree = db.open_tree(index).expect("index");
+            let keys: Vec<_> = tree.iter().keys().map(|k| k.expect("key")).collect();
+            assert!(!keys.is_empty());
+            for key in keys {
+                tree.insert(key, &[][..]).expect("write");
+            }
+        }
+        assert_eq!(recorded_version(&db), 2);
+        db.open_tree("meta")
+            .expect("meta")
+            .insert("format_version", &1_i64.to_be_bytes()[..])
+            .expect("write");
+        db.flush().expect("flush");
+    }
+    {
+        let store = open(dir.path());
+        for u in &users {
+            assert_eq!(store.user_by_id(u.id).await.expect("read").as_ref(), Some(u));
+            assert_eq!(store.user_by_name(&u.username).await.expect("read").as_ref(), Some(u));
+        }
+        for m in &messages {
+            assert_eq!(store.message_by_id(m.id).await.expect("read").as_ref(), Some(m));
+        }
+        let (a, b) = (&users[0], &users[1]);
+        for (timeline, page) in
+            [Timeline::Public, Timeline::User(b.id), Timeline::Home(a.id)].into_iter().zip(&pages)
+        {
+            assert_eq!(&store.timeline(timeline, None, 10).await.expect("read"), page);
+        }
+        assert_eq!(store.followees(a.id, 10).await.expect("read"), [b.username.as_str()]);
+        let report = store.check_integrity().await.expect("check");
+        assert!(report.is_consistent(), "{:?}", report.problems);
+        // Writes over JSON records: unflag, change a user, delete a user with messages.
+        store.set_flagged(messages[1].id, false).await.expect("unflag");
+        store.set_disabled(b.id, false).await.expect("enable");
+        assert!(!store.user_by_id(b.id).await.expect("read").expect("b").disabled);
+        assert_eq!(store.timeline(Timeline::Public, None, 10).await.expect("read").len(), 4);
+        assert!(store.delete_user(a.id).await.expect("delete"));
+        assert_eq!(texts(&store, Timeline::Public).await.len(), 2);
+        let report = store.check_integrity().await.expect("check");
+        assert!(report.is_consistent(), "{:?}", report.problems);
+    }
+    let db = sled::open(dir.path()).expect("raw sled");
+    assert_eq!(recorded_version(&db), 2, "opening upgrades the recorded version");
 }
 
 #[tokio::test]
@@ -218,4 +319,40 @@ async fn timelines_match_the_model_on_a_larger_data_set() {
             assert_eq!(got, expected, "{timeline:?} in pages of {size}");
         }
     }
+}
+
+#[tokio::test]
+async fn deleting_a_user_forgets_their_cached_name_and_email() {
+    let (store, _dir) = minitwit_store_sled::testkit::fresh_store().await;
+    let (old, reader) = (user(&*store, "old").await, user(&*store, "reader").await);
+    store.follow(reader.id, old.id).await.expect("follow");
+    post(&*store, &old, "before", 1).await;
+    // Timelines and follow listings fill the author cache.
+    let page = store.timeline(Timeline::Public, None, 10).await.expect("read");
+    assert_eq!((page[0].author.as_str(), page[0].email.as_str()), ("old", "old@example.com"));
+    assert_eq!(store.followees(reader.id, 10).await.expect("read"), ["old"]);
+    assert!(store.delete_user(old.id).await.expect("delete"));
+    // The only way an id comes back: an import of a different user under it.
+    let new = User {
+        id: old.id,
+        username: "new".to_owned(),
+        email: "new@example.com".to_owned(),
+        pw_hash: "hash".to_owned(),
+        disabled: false,
+    };
+    let message = Message {
+        id: 1000,
+        author_id: old.id,
+        text: "after".to_owned(),
+        pub_date: 2,
+        flagged: false,
+    };
+    let follow = Follow { follower: reader.id, followee: old.id };
+    let batch = ImportBatch { users: vec![new], messages: vec![message], follows: vec![follow] };
+    store.import(batch).await.expect("import");
+    let page = store.timeline(Timeline::Home(reader.id), None, 10).await.expect("read");
+    let shown: Vec<_> =
+        page.iter().map(|e| (e.author.as_str(), e.email.as_str(), e.text.as_str())).collect();
+    assert_eq!(shown, [("new", "new@example.com", "after")]);
+    assert_eq!(store.followees(reader.id, 10).await.expect("read"), ["new"]);
 }
