@@ -258,6 +258,19 @@ enum Commit {
     Relaxed,
 }
 
+/// A fresh sled store in `mode` holding the small data set, and its user 1 (the
+/// directory lives as long as the first value).
+fn small_sled_store(runtime: &Runtime, mode: &str) -> (tempfile::TempDir, Arc<dyn Store>, User) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let store: Arc<dyn Store> =
+        Arc::new(SledStore::open(dir.path(), sled_options(mode)).expect("opening sled"));
+    let author = runtime.block_on(async {
+        synthetic::load(&*store, &Shape::SMALL).await.expect("loading");
+        store.user_by_id(1).await.expect("reading").expect("user 1 exists")
+    });
+    (dir, store, author)
+}
+
 /// 16 writers posting 4 messages each, with and without shared flushes.
 fn bench_group_commit(c: &mut Criterion, runtime: &Runtime) {
     let mut group = c.benchmark_group("group_commit");
@@ -267,13 +280,7 @@ fn bench_group_commit(c: &mut Criterion, runtime: &Runtime) {
         ("one_flush_per_write", Commit::OneFlushPerWrite, "relaxed"),
         ("relaxed_no_flush", Commit::Relaxed, "relaxed"),
     ] {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let store: Arc<dyn Store> =
-            Arc::new(SledStore::open(dir.path(), sled_options(mode)).expect("opening sled"));
-        let author = runtime.block_on(async {
-            synthetic::load(&*store, &Shape::SMALL).await.expect("loading");
-            store.user_by_id(1).await.expect("reading").expect("user 1 exists")
-        });
+        let (_dir, store, author) = small_sled_store(runtime, mode);
         let serial = Arc::new(tokio::sync::Mutex::new(()));
         group.bench_function(name, |b| {
             b.to_async(runtime).iter(|| {
@@ -323,13 +330,7 @@ async fn write_posts(
 fn bench_sled_concurrent_posts(c: &mut Criterion, runtime: &Runtime) {
     for mode in ["durable", "relaxed"] {
         let mut group = c.benchmark_group(format!("sled_concurrent_posts/{mode}"));
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let store: Arc<dyn Store> =
-            Arc::new(SledStore::open(dir.path(), sled_options(mode)).expect("opening sled"));
-        let author = runtime.block_on(async {
-            synthetic::load(&*store, &Shape::SMALL).await.expect("loading");
-            store.user_by_id(1).await.expect("reading").expect("user 1 exists")
-        });
+        let (_dir, store, author) = small_sled_store(runtime, mode);
         let serial = Arc::new(tokio::sync::Mutex::new(()));
         for writers in [8, 64] {
             group.throughput(Throughput::Elements((writers * POSTS_PER_WRITER) as u64));
