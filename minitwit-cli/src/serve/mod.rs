@@ -107,14 +107,17 @@ async fn front_ends(
         ..SimConfig::default()
     };
     let website = minitwit_web::Website::new(service.clone(), web_config);
-    let mut site = website.routes();
-    if args.secure_cookies {
+    let (mut site, secure) = (website.routes(), args.secure_cookies);
+    if secure {
         site = with_hsts(site);
     }
     let web = Front {
         name: "web",
         route_label: minitwit_web::route_label,
-        failure: Box::new(move |err| website.failure_response(err)),
+        failure: Box::new(move |err| {
+            let page = website.failure_response(err);
+            if secure { hsts(page) } else { page }
+        }),
     };
     let api = Front {
         name: "api",
@@ -133,15 +136,16 @@ const HSTS: &str = "max-age=31536000";
 
 /// `routes` with `Strict-Transport-Security` on every response.
 fn with_hsts(routes: BoxedFilter<(Response,)>) -> BoxedFilter<(Response,)> {
-    routes
-        .map(|mut response: Response| {
-            response.headers_mut().insert(
-                warp::http::header::STRICT_TRANSPORT_SECURITY,
-                warp::http::HeaderValue::from_static(HSTS),
-            );
-            response
-        })
-        .boxed()
+    routes.map(|response: Response| hsts(response)).boxed()
+}
+
+/// `response` with `Strict-Transport-Security`.
+fn hsts(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        warp::http::header::STRICT_TRANSPORT_SECURITY,
+        warp::http::HeaderValue::from_static(HSTS),
+    );
+    response
 }
 
 /// The configured session key, or the one kept in the store.
