@@ -26,7 +26,7 @@ pub fn api(service: MiniTwit, config: SimConfig) -> BoxedFilter<(Response,)> {
     let endpoints = latest(&service)
         .or(register(&service, &config))
         .unify()
-        .or(public_messages(&service, &config, &Arc::new(PublicPageMemo::new())))
+        .or(public_messages(&service, &config))
         .unify()
         .or(user_messages(&service, &config))
         .unify()
@@ -74,13 +74,9 @@ fn register(service: &MiniTwit, config: &Arc<SimConfig>) -> BoxedFilter<(Respons
     )
 }
 
-/// `GET /msgs?no=N`, its answers kept in `memo` while the public timeline is unchanged.
-fn public_messages(
-    service: &MiniTwit,
-    config: &Arc<SimConfig>,
-    memo: &Arc<PublicPageMemo<Bytes>>,
-) -> BoxedFilter<(Response,)> {
-    let memo = Arc::clone(memo);
+/// `GET /msgs?no=N`, its answers kept while the public timeline is unchanged.
+fn public_messages(service: &MiniTwit, config: &Arc<SimConfig>) -> BoxedFilter<(Response,)> {
+    let memo = Arc::new(PublicPageMemo::<Bytes>::new());
     answered(
         warp::path!("msgs")
             .and(warp::get())

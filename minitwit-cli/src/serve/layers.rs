@@ -151,12 +151,14 @@ impl Instrumented {
         let route = self.front.label(request.uri().path());
         let method = method_label(request.method());
         let id = request_id(request.headers());
+        // Sane ids are visible ASCII, so this is the id itself.
+        let id_text = id.to_str().unwrap_or_default();
         let span = tracing::info_span!(
             "request",
             front = self.front.name,
             route,
             method,
-            request_id = id.to_str().unwrap_or_default(),
+            request_id = id_text,
         );
         let routed = warp::service(self.routes.clone()).call(request);
         let answered = tokio::time::timeout(deadline, routed).instrument(span.clone()).await;
@@ -171,7 +173,7 @@ impl Instrumented {
             }
         };
         let labels = (route, method, response.status().as_u16());
-        self.record(labels, start, id.to_str().unwrap_or_default());
+        self.record(labels, start, id_text);
         tag(&mut response, id);
         response
     }

@@ -136,7 +136,7 @@ const HSTS: &str = "max-age=31536000";
 
 /// `routes` with `Strict-Transport-Security` on every response.
 fn with_hsts(routes: BoxedFilter<(Response,)>) -> BoxedFilter<(Response,)> {
-    routes.map(|response: Response| hsts(response)).boxed()
+    routes.map(hsts).boxed()
 }
 
 /// `response` with `Strict-Transport-Security`.
