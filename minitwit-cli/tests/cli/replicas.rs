@@ -121,15 +121,15 @@ impl Balancer {
         balancer
     }
 
-    /// The next ready backend's index.
+    /// The next ready backend's index, round robin. Each call looks at every backend once
+    /// from its own starting point (concurrent callers moving a shared cursor between
+    /// one look and the next could otherwise make a caller see the same backend twice).
     fn pick(&self) -> usize {
-        for _ in 0..self.backends.len() {
-            let i = self.next.fetch_add(1, Ordering::Relaxed) % self.backends.len();
-            if self.ready[i].load(Ordering::SeqCst) {
-                return i;
-            }
-        }
-        panic!("no backend is ready");
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let count = self.backends.len();
+        let ready =
+            (0..count).map(|k| (start + k) % count).find(|&i| self.ready[i].load(Ordering::SeqCst));
+        ready.expect("no backend is ready")
     }
 }
 
