@@ -16,7 +16,7 @@ use crate::model::{
     Counts, Cursor, Follow, ImportBatch, Message, MessageFilter, MessageId, NewMessage, NewUser,
     Timeline, TimelineEntry, User, UserId,
 };
-use crate::store::{Store, StoreResult};
+use crate::store::{DurableWait, Store, StoreResult};
 use async_trait::async_trait;
 use std::collections::HashMap;
 use std::future::Future;
@@ -274,6 +274,10 @@ impl Store for CachedStore {
 
     async fn set_latest(&self, latest: i64) -> StoreResult<()> {
         self.latest.invalidating(self.inner.set_latest(latest)).await
+    }
+
+    async fn begin_set_latest(&self, latest: i64) -> StoreResult<DurableWait> {
+        self.latest.invalidating(self.inner.begin_set_latest(latest)).await
     }
 
     async fn setting(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {

@@ -53,6 +53,6 @@ pub use model::{
     Page, Timeline, TimelineEntry, User, UserId,
 };
 pub use password_hash::{HashCost, HashError, HashPool, Hasher};
-pub use service::{MiniTwit, ServiceError, ServiceResult, unix_now};
-pub use store::{IMPORT_MARK, Store, StoreError, StoreResult};
+pub use service::{LatestRecorded, MiniTwit, ServiceError, ServiceResult, unix_now};
+pub use store::{DurableWait, IMPORT_MARK, Store, StoreError, StoreResult};
 pub use throttle::{RateTable, Throttle};

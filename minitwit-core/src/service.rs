@@ -3,7 +3,7 @@
 use crate::cache::PublicPageMemo;
 use crate::consistency::ReadToken;
 use crate::domain::{MessageText, PageSize, Password, Registration, ValidationError};
-use crate::latest::LatestWrites;
+use crate::latest::{LatestWrites, PendingLatest};
 use crate::model::{
     Counts, Cursor, Message, MessageFilter, MessageId, NewMessage, NewUser, Page, Timeline, User,
     UserId,
@@ -102,6 +102,18 @@ fn found(user_existed: bool) -> ServiceResult<()> {
 
 /// Shorthand for service results.
 pub type ServiceResult<T> = Result<T, ServiceError>;
+
+/// A `latest` that later reads already see, not yet known to be durable
+/// ([`MiniTwit::record_latest`]).
+#[must_use = "a request is acknowledged only once its `latest` is durable"]
+pub struct LatestRecorded(PendingLatest);
+
+impl LatestRecorded {
+    /// Waits until the value (or a newer one) is durable.
+    pub async fn durable(self) -> ServiceResult<()> {
+        Ok(self.0.await?)
+    }
+}
 
 /// The settings key under which the session signing key is kept.
 const SESSION_KEY_SETTING: &str = "session_key";
@@ -357,8 +369,19 @@ impl MiniTwit {
     /// Records the id of the last simulator action. Concurrent calls are coalesced: on
     /// `Ok` the store durably holds this value or one recorded after it (see `latest.rs`).
     pub async fn set_latest(&self, latest: i64) -> ServiceResult<()> {
+        self.record_latest(latest).await?.durable().await
+    }
+
+    /// Begins recording the id of the last simulator action: on `Ok` later reads see it
+    /// (or a newer value), and [`LatestRecorded::durable`] waits until a crash cannot lose
+    /// it. A front end records `latest` first, does the request's own work, then waits:
+    /// on sled the request's write and `latest` share one flush.
+    pub async fn record_latest(&self, latest: i64) -> ServiceResult<LatestRecorded> {
         let (store, writes) = (Arc::clone(&self.store), Arc::clone(&self.latest));
-        run_to_completion(async move { Ok(writes.set(store.as_ref(), latest).await?) }).await
+        let pending =
+            run_to_completion(async move { Ok(writes.begin(store.as_ref(), latest).await?) })
+                .await?;
+        Ok(LatestRecorded(pending))
     }
 
     /// The session signing key: generated once and kept in the store, so every replica

@@ -20,6 +20,9 @@ use crate::model::{
 use async_trait::async_trait;
 use std::sync::Arc;
 
+/// The wait for an applied write to become durable (see [`Store::begin_set_latest`]).
+pub type DurableWait = futures::future::BoxFuture<'static, StoreResult<()>>;
+
 /// What went wrong in a store. Front ends map these to statuses through
 /// [`crate::ServiceError`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -162,6 +165,14 @@ pub trait Store: Send + Sync + 'static {
     async fn latest(&self) -> StoreResult<Option<i64>>;
     /// Records the id of the last simulator action processed.
     async fn set_latest(&self, latest: i64) -> StoreResult<()>;
+    /// Records `latest` as [`Store::set_latest`] does, but returns as soon as later reads
+    /// see it, with the wait for its durability: a store that makes writes durable in
+    /// shared flushes lets it ride on the flush of the caller's next write instead of one
+    /// of its own. By default (a store without such flushes) the whole write happens here.
+    async fn begin_set_latest(&self, latest: i64) -> StoreResult<DurableWait> {
+        self.set_latest(latest).await?;
+        Ok(Box::pin(std::future::ready(Ok(()))))
+    }
     /// A server setting (such as the session signing key).
     async fn setting(&self, key: &str) -> StoreResult<Option<Vec<u8>>>;
     /// Stores `value` under `key` unless a value is there already, atomically, and

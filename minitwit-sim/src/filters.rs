@@ -3,13 +3,13 @@
 //! `no` query parameters, username path segments and size-limited JSON bodies.
 
 use crate::auth::SimConfig;
-use crate::error::ApiError;
+use crate::error::{ApiError, handle_rejection};
 use crate::handlers::{self, Handled};
 use crate::models::ApiQuery;
 use bytes::Bytes;
 use futures::TryStreamExt as _;
 use minitwit_core::throttle::{DEFAULT_CELLS, client_address};
-use minitwit_core::{MiniTwit, PageSize, PublicPageMemo, RateTable};
+use minitwit_core::{LatestRecorded, MiniTwit, PageSize, PublicPageMemo, RateTable};
 use serde::de::DeserializeOwned;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,7 +20,7 @@ use warp::http::{HeaderMap, Method};
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
-/// Every endpoint, after `latest` has been recorded.
+/// Every endpoint: `latest` is recorded first, and the answer waits until it is durable.
 pub fn api(service: MiniTwit, config: SimConfig) -> BoxedFilter<(Response,)> {
     let config = Arc::new(config);
     let endpoints = latest(&service)
@@ -39,19 +39,21 @@ pub fn api(service: MiniTwit, config: SimConfig) -> BoxedFilter<(Response,)> {
         .or(openapi())
         .unify()
         .or(other_methods())
+        .unify()
+        .recover(handle_rejection)
         .unify();
-    latest_recorded(&service).and(endpoints).boxed()
+    latest_recorded(&service).and(endpoints).then(handlers::once_latest_is_durable).boxed()
 }
 
-/// Every request: stores `latest=N` from the query before anything else happens, so it is
-/// recorded whatever the outcome of the request.
-fn latest_recorded(service: &MiniTwit) -> BoxedFilter<()> {
+/// Every request: records `latest=N` from the query before anything else happens, so it is
+/// recorded whatever the outcome of the request. Its durability is waited for after the
+/// request's own work (which, for a write, has made it durable already).
+fn latest_recorded(service: &MiniTwit) -> BoxedFilter<(Option<LatestRecorded>,)> {
     warp::query::<ApiQuery>()
         .and(with_service(service))
         .and_then(|query: ApiQuery, service| async move {
             handlers::record_latest(query.latest, service).await.map_err(Rejection::from)
         })
-        .untuple_one()
         .boxed()
 }
 

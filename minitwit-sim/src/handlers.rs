@@ -6,7 +6,8 @@ use crate::error::ApiError;
 use crate::models::{FollowBody, FollowsDto, LatestDto, MessageDto, PostBody, RegisterBody};
 use bytes::Bytes;
 use minitwit_core::{
-    MessageText, MiniTwit, Page, PageSize, PublicPageMemo, Registration, ServiceError, Timeline,
+    LatestRecorded, MessageText, MiniTwit, Page, PageSize, PublicPageMemo, Registration,
+    ServiceError, Timeline,
 };
 use std::sync::Arc;
 use warp::http::StatusCode;
@@ -21,11 +22,25 @@ fn no_content() -> Response {
     warp::reply::with_status(warp::reply(), StatusCode::NO_CONTENT).into_response()
 }
 
-/// Stores `latest` when the query carries one; 400 when it is not an integer.
-pub async fn record_latest(latest: Option<String>, service: MiniTwit) -> Result<(), ApiError> {
-    let Some(raw) = latest else { return Ok(()) };
+/// Records `latest` when the query carries one; 400 when it is not an integer.
+pub async fn record_latest(
+    latest: Option<String>,
+    service: MiniTwit,
+) -> Result<Option<LatestRecorded>, ApiError> {
+    let Some(raw) = latest else { return Ok(None) };
     let latest = raw.parse::<i64>().map_err(|_| ApiError::BadLatest)?;
-    Ok(service.set_latest(latest).await?)
+    Ok(Some(service.record_latest(latest).await?))
+}
+
+/// The request's answer, once its `latest` is durable; the failure if it cannot be.
+pub async fn once_latest_is_durable(latest: Option<LatestRecorded>, answer: Response) -> Response {
+    match latest {
+        Some(latest) => match latest.durable().await {
+            Ok(()) => answer,
+            Err(err) => ApiError::from(err).response(),
+        },
+        None => answer,
+    }
 }
 
 /// `GET /latest`

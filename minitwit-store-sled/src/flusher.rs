@@ -30,7 +30,8 @@
 //! the same state behind, so nobody waits on it forever.
 //!
 //! With the `fault-injection` feature (tests only), `MINITWIT_FAULT_FAIL_SYNC=N` makes
-//! the Nth sync of a store fail, and `MINITWIT_FAULT_PANIC_SYNC=N` makes the flusher
+//! the Nth flush of a store fail before it writes anything out (so a `kill -9` after it
+//! loses what it would have covered), and `MINITWIT_FAULT_PANIC_SYNC=N` makes the flusher
 //! thread panic there instead.
 
 use minitwit_core::{StoreError, StoreResult};
@@ -205,13 +206,13 @@ pub(crate) struct Disk {
 impl Disk {
     /// Writes out everything applied so far and syncs it to the drive.
     fn flush(&self) -> Result<(), String> {
+        #[cfg(feature = "fault-injection")]
+        self.fault.strike()?;
         {
             // Like the writers' use of it, the lock guards no data: poison is harmless.
             let _writers_wait = self.write_lock.lock().unwrap_or_else(PoisonError::into_inner);
             self.db.flush().map_err(|e| e.to_string())?;
         }
-        #[cfg(feature = "fault-injection")]
-        self.fault.strike()?;
         self.log_file.sync_data().map_err(|e| format!("syncing the log file: {e}"))
     }
 }

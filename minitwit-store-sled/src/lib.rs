@@ -56,7 +56,7 @@ pub use integrity::IntegrityReport;
 pub use open::{Durability, FORMAT_VERSION, OpenError, SledOptions};
 
 use flusher::Flusher;
-use minitwit_core::{StoreError, StoreResult};
+use minitwit_core::{DurableWait, StoreError, StoreResult};
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 use trees::Trees;
@@ -114,6 +114,23 @@ impl SledStore {
     /// itself (measured in BENCHMARKS.md: `/latest` 0.25 -> 0.35 of the ceiling).
     async fn read<T>(&self, op: impl FnOnce(&Trees) -> StoreResult<T>) -> StoreResult<T> {
         op(&self.inner.trees)
+    }
+
+    /// Applies a single-key write right here and returns the wait for its durability:
+    /// the shared flush of the caller's next durable write covers it. A lone `insert`
+    /// is no transaction, so it needs neither the write lock nor sled's global one (a
+    /// flush in progress does not hold it up). Refused (503) once a flush has failed.
+    fn unsynced_write(
+        &self,
+        op: impl FnOnce(&Trees) -> StoreResult<()>,
+    ) -> StoreResult<DurableWait> {
+        self.inner.flusher.healthy()?;
+        op(&self.inner.trees)?;
+        if self.inner.durability == Durability::Relaxed {
+            return Ok(Box::pin(std::future::ready(Ok(()))));
+        }
+        let (inner, ticket) = (Arc::clone(&self.inner), self.inner.flusher.ticket());
+        Ok(Box::pin(async move { inner.flusher.wait(ticket).await }))
     }
 
     /// Runs a write on the blocking pool under the write lock; when durable, returns

@@ -3,8 +3,8 @@
 
 use crate::SledStore;
 use minitwit_core::{
-    Counts, Cursor, Follow, ImportBatch, Message, MessageFilter, MessageId, NewMessage, NewUser,
-    Store, StoreResult, Timeline, TimelineEntry, User, UserId,
+    Counts, Cursor, DurableWait, Follow, ImportBatch, Message, MessageFilter, MessageId,
+    NewMessage, NewUser, Store, StoreResult, Timeline, TimelineEntry, User, UserId,
 };
 
 #[async_trait::async_trait]
@@ -133,7 +133,11 @@ impl Store for SledStore {
     }
 
     async fn set_latest(&self, latest: i64) -> StoreResult<()> {
-        self.write(move |trees| trees.set_latest(latest)).await
+        self.begin_set_latest(latest).await?.await
+    }
+
+    async fn begin_set_latest(&self, latest: i64) -> StoreResult<DurableWait> {
+        self.unsynced_write(|trees| trees.set_latest(latest))
     }
 
     async fn setting(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {

@@ -5,8 +5,8 @@
 use super::metrics::STORE_SECONDS;
 use async_trait::async_trait;
 use minitwit_core::{
-    Counts, Cursor, Follow, ImportBatch, Message, MessageFilter, MessageId, NewMessage, NewUser,
-    ReadToken, Store, StoreResult, Timeline, TimelineEntry, User, UserId,
+    Counts, Cursor, DurableWait, Follow, ImportBatch, Message, MessageFilter, MessageId,
+    NewMessage, NewUser, ReadToken, Store, StoreResult, Timeline, TimelineEntry, User, UserId,
 };
 use std::future::Future;
 use std::sync::Arc;
@@ -174,6 +174,10 @@ impl Store for MeteredStore {
 
     async fn set_latest(&self, latest: i64) -> StoreResult<()> {
         self.timed("set_latest", self.inner.set_latest(latest)).await
+    }
+
+    async fn begin_set_latest(&self, latest: i64) -> StoreResult<DurableWait> {
+        self.timed("begin_set_latest", self.inner.begin_set_latest(latest)).await
     }
 
     async fn setting(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {

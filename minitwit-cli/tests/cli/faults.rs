@@ -97,6 +97,40 @@ async fn a_dead_flusher_is_detected_not_waited_on() {
     assert!(logged.contains("flusher thread died"), "the reason is logged:\n{logged}");
 }
 
+/// A read carrying `latest` records it first and is answered once that is durable: the
+/// request whose flush fails gets a 503, never a 200 for a value no flush covered. Each
+/// request here needs one flush of its own (they go one at a time to a server that, on
+/// an initialised store, writes nothing at start), so the second flush is the second
+/// request's. (Answered without waiting, the second request got a 200.) No acknowledged
+/// value is lost to a `kill -9` after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_is_answered_only_once_its_latest_is_durable() {
+    let scratch = Scratch::new();
+    let store = fixture_store(&scratch, "db");
+    // A first run initialises the store (its session key), so the next one starts idle.
+    Server::start(&store, &[]).stop();
+    let env = [("MINITWIT_FAULT_FAIL_SYNC", "2")];
+    let server = Server::start_with_env(&store, &[], &scratch.path("serve.log"), &env);
+    let client = http();
+    let mut statuses = Vec::new();
+    for latest in 1000..1010 {
+        let answer = client
+            .get(format!("{}/msgs?latest={latest}", server.api))
+            .basic_auth("simulator", Some("super_safe!"))
+            .send()
+            .await
+            .expect("the server answers (never hangs)");
+        statuses.push(answer.status().as_u16());
+    }
+    assert_eq!(statuses[0], 200, "{statuses:?}");
+    assert!(statuses[1..].iter().all(|status| *status == 503), "{statuses:?}");
+    crate::common::signal(&server.child, "KILL");
+    drop(server);
+    let stats = crate::common::ok(&["--store", &store, "stats"]);
+    let kept = stats.lines().find_map(|line| line.strip_prefix("latest\t")).unwrap();
+    assert!(kept.parse::<i64>().unwrap() >= 1000, "the acknowledged latest is lost:\n{stats}");
+}
+
 /// What a writer saw: the texts acknowledged, and every other outcome.
 type Outcomes = (Vec<String>, Vec<Option<u16>>);
 

@@ -367,6 +367,11 @@ pub async fn latest_is_kept(store: Arc<dyn Store>) {
     assert_eq!(store.latest().await.unwrap(), Some(25_921));
     store.set_latest(-5).await.unwrap();
     assert_eq!(store.latest().await.unwrap(), Some(-5));
+    // Begun, it is read back before its durability is awaited.
+    let durable = store.begin_set_latest(9).await.unwrap();
+    assert_eq!(store.latest().await.unwrap(), Some(9));
+    durable.await.unwrap();
+    assert_eq!(store.latest().await.unwrap(), Some(9));
 }
 
 /// A setting is created once; racing initialisations all see the winner's value.
