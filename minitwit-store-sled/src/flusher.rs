@@ -15,8 +15,9 @@
 //!
 //! During step 1 the flusher holds the store's write lock: sled's flush holds sled's
 //! global read lock and a transaction needs its write lock, so a writer queued there
-//! would make every reader queue behind it. Queued on the store's own lock, writers wait
-//! just as long and readers not at all. Step 2 runs without the lock, so writers apply
+//! would make every reader queue behind it (and block the thread it runs on). Queued on
+//! the store's own lock, an async one, writers wait just as long, without a thread, and
+//! readers not at all. Step 2 runs without the lock, so writers apply
 //! their changes while the disk syncs and form the next group.
 //!
 //! Values above 128 KiB go to sled's `blobs/` files, which are not synced; MiniTwit's
@@ -39,6 +40,11 @@ use std::fs::File;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use tokio::sync::watch;
+
+/// Serialises the store's writers, and keeps them out while sled writes its buffers out.
+/// Async, so that a writer queued behind a flush waits without holding a thread: writers
+/// apply their changes on the runtime's own threads.
+pub(crate) type WriteLock = Arc<tokio::sync::Mutex<()>>;
 
 /// A writer's place in the flush order: its write is durable once a flush covering this
 /// number has finished.
@@ -200,7 +206,7 @@ pub(crate) struct Disk {
     #[cfg(feature = "fault-injection")]
     pub(crate) fault: fault::SyncFault,
     /// The store's write lock, held while sled writes its buffers out.
-    pub(crate) write_lock: Arc<Mutex<()>>,
+    pub(crate) write_lock: WriteLock,
 }
 
 impl Disk {
@@ -209,8 +215,7 @@ impl Disk {
         #[cfg(feature = "fault-injection")]
         self.fault.strike()?;
         {
-            // Like the writers' use of it, the lock guards no data: poison is harmless.
-            let _writers_wait = self.write_lock.lock().unwrap_or_else(PoisonError::into_inner);
+            let _writers_wait = self.write_lock.blocking_lock();
             self.db.flush().map_err(|e| e.to_string())?;
         }
         self.log_file.sync_data().map_err(|e| format!("syncing the log file: {e}"))

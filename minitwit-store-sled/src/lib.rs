@@ -23,8 +23,8 @@
 //! - `authors`: the cache of authors' names and emails, forgotten when a user is deleted.
 //! - `flusher`: the group-commit flusher thread.
 //! - `users`, `messages`, `follows`, `timeline`, `bulk`: the operations, synchronous.
-//! - `store`: the async [`Store`](minitwit_core::Store) implementation: reads inline,
-//!   writes on the blocking pool.
+//! - `store`: the async [`Store`](minitwit_core::Store) implementation: reads and short
+//!   writes inline, scans and batches on the blocking pool.
 //! - `integrity`: [`IntegrityReport`] and the whole-store check.
 //! - [`testkit`] (feature `testkit`): a fresh store in a temporary directory.
 //!
@@ -55,10 +55,10 @@ mod users;
 pub use integrity::IntegrityReport;
 pub use open::{Durability, FORMAT_VERSION, OpenError, SledOptions};
 
-use flusher::Flusher;
+use flusher::{Flusher, WriteLock};
 use minitwit_core::{DurableWait, StoreError, StoreResult};
 use std::path::Path;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use trees::Trees;
 
 /// A MiniTwit store in a sled directory. Cheap to share behind an `Arc`; closes (after
@@ -73,7 +73,7 @@ struct Inner {
     /// Serialises writers: each write (a short in-memory transaction, plus any scans
     /// it needs, which sled transactions cannot hold) sees a store no one else changes.
     /// The group-commit flusher takes it too, while it flushes.
-    write_lock: Arc<Mutex<()>>,
+    write_lock: WriteLock,
     durability: Durability,
     /// Declared before `_lock`: dropping it runs the last flush first.
     flusher: Flusher,
@@ -133,26 +133,39 @@ impl SledStore {
         Ok(Box::pin(async move { inner.flusher.wait(ticket).await }))
     }
 
-    /// Runs a write on the blocking pool under the write lock; when durable, returns
-    /// only after a flush covering it. Refused (503) once a flush has failed.
-    async fn write<T: Send + 'static>(
+    /// Runs a short write (one transaction over a few keys, in memory) right here under
+    /// the write lock, which it awaits; when durable, returns only after a flush covering
+    /// it. Handing it to the blocking pool and back cost more thread switches than the
+    /// transaction takes (BENCHMARKS.md). Refused (503) once a flush has failed.
+    async fn write<T>(&self, op: impl FnOnce(&Trees) -> StoreResult<T>) -> StoreResult<T> {
+        self.inner.flusher.healthy()?;
+        let result = {
+            let _writer = self.inner.write_lock.lock().await;
+            op(&self.inner.trees)
+        };
+        self.durable(result).await
+    }
+
+    /// [`SledStore::write`] on the blocking pool, for writes that scan or batch (deleting
+    /// a user's messages, imports) and would hold a runtime thread too long.
+    async fn long_write<T: Send + 'static>(
         &self,
         op: impl FnOnce(&Trees) -> StoreResult<T> + Send + 'static,
     ) -> StoreResult<T> {
         self.inner.flusher.healthy()?;
         let inner = Arc::clone(&self.inner);
-        let (result, ticket) = blocking(move || {
-            let result = {
-                // The lock guards no data of its own, so a poisoned lock is still good.
-                let _writer = inner.write_lock.lock().unwrap_or_else(PoisonError::into_inner);
-                op(&inner.trees)
-            };
-            let ticket = (inner.durability == Durability::Durable).then(|| inner.flusher.ticket());
-            (result, ticket)
+        let result = blocking(move || {
+            let _writer = inner.write_lock.blocking_lock();
+            op(&inner.trees)
         })
         .await?;
-        if let Some(ticket) = ticket {
-            self.inner.flusher.wait(ticket).await?;
+        self.durable(result).await
+    }
+
+    /// `result` of a write applied just now, once a flush covers it (at once when relaxed).
+    async fn durable<T>(&self, result: StoreResult<T>) -> StoreResult<T> {
+        if self.inner.durability == Durability::Durable {
+            self.inner.flusher.wait(self.inner.flusher.ticket()).await?;
         }
         result
     }

@@ -1,11 +1,11 @@
 //! Opening a store: options, the directory lock, the format-version check, and the
 //! errors that can stop a store from opening.
 
-use crate::flusher::{Disk, Flusher};
+use crate::flusher::{Disk, Flusher, WriteLock};
 use crate::trees::{Trees, decode_int, meta};
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// The on-disk format this build reads and writes, recorded in the `meta` tree.
 ///
@@ -102,7 +102,7 @@ pub enum OpenError {
 pub(crate) struct Opened {
     pub(crate) trees: Trees,
     pub(crate) flusher: Flusher,
-    pub(crate) write_lock: Arc<Mutex<()>>,
+    pub(crate) write_lock: WriteLock,
     pub(crate) lock: File,
 }
 
@@ -117,7 +117,7 @@ pub(crate) fn open(path: &Path, options: SledOptions) -> Result<Opened, OpenErro
     let trees = Trees::open(&db).map_err(storage)?;
     check_format(path, &trees)?;
     sync_directory(path).map_err(io)?;
-    let write_lock = Arc::new(Mutex::new(()));
+    let write_lock = WriteLock::default();
     let log_file = File::open(path.join(SLED_LOG_FILE)).map_err(io)?;
     let disk = Disk {
         db,

@@ -1,5 +1,6 @@
-//! The [`Store`] implementation: reads run inline; writes run on tokio's blocking pool
-//! under the write lock and, when durable, return behind a shared flush.
+//! The [`Store`] implementation: reads and short writes run inline (writes under the
+//! write lock), writes that scan or batch on tokio's blocking pool; durable writes
+//! return behind a shared flush.
 
 use crate::SledStore;
 use minitwit_core::{
@@ -61,7 +62,7 @@ impl Store for SledStore {
     }
 
     async fn delete_user(&self, id: UserId) -> StoreResult<bool> {
-        self.write(move |trees| trees.delete_user(id)).await
+        self.long_write(move |trees| trees.delete_user(id)).await
     }
 
     async fn add_message(&self, message: NewMessage) -> StoreResult<MessageId> {
@@ -84,7 +85,7 @@ impl Store for SledStore {
         let mut ids = ids.to_vec();
         ids.sort_unstable();
         ids.dedup();
-        self.write(move |trees| trees.set_flagged_all(&ids, flagged)).await
+        self.long_write(move |trees| trees.set_flagged_all(&ids, flagged)).await
     }
 
     async fn list_messages(&self, filter: MessageFilter) -> StoreResult<Vec<Message>> {
@@ -154,14 +155,14 @@ impl Store for SledStore {
     }
 
     async fn import(&self, batch: ImportBatch) -> StoreResult<()> {
-        self.write(move |trees| trees.import(&batch)).await
+        self.long_write(move |trees| trees.import(&batch)).await
     }
 
     async fn remove_imported(&self, batch: ImportBatch) -> StoreResult<()> {
-        self.write(move |trees| trees.remove_imported(&batch)).await
+        self.long_write(move |trees| trees.remove_imported(&batch)).await
     }
 
     async fn end_import(&self, latest: Option<i64>) -> StoreResult<()> {
-        self.write(move |trees| trees.end_import(latest)).await
+        self.long_write(move |trees| trees.end_import(latest)).await
     }
 }
