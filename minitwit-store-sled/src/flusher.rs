@@ -3,6 +3,8 @@
 //! A writer applies its transaction, then takes a [`Ticket`] (a number larger than any
 //! handed out before) and waits. The flusher thread repeatedly notes the highest ticket
 //! issued so far, flushes, and announces that every ticket up to that number is durable.
+//! A deferred ticket does not wake the flusher: the next flush covers it, and its wait
+//! asks for one only if no flush has by then.
 //! Writers that arrive during a flush ride on the next one, so N concurrent writers cost
 //! about two flushes, not N. Waiting is async (a tokio watch channel); only the flusher
 //! thread blocks on I/O.
@@ -66,6 +68,9 @@ struct Durable {
 struct Requests {
     /// The highest ticket handed out.
     issued: u64,
+    /// The highest ticket somebody waits for: the flusher sleeps until it is above what
+    /// was flushed, then flushes every ticket issued.
+    wanted: u64,
     /// Set when the store closes: flush what is pending, then end.
     stop: bool,
 }
@@ -105,16 +110,33 @@ impl Flusher {
         Ok(Self { shared, thread: Some(thread) })
     }
 
-    /// Takes a ticket for writes applied before this call.
+    /// Takes a ticket for writes applied before this call, and wakes the flusher.
     pub(crate) fn ticket(&self) -> Ticket {
         let mut requests = self.shared.requests();
         requests.issued += 1;
+        requests.wanted = requests.issued;
         self.shared.wake.notify_one();
+        Ticket(requests.issued)
+    }
+
+    /// Takes a ticket without waking the flusher: the next flush anybody asks for covers
+    /// it, and [`Flusher::wait`] asks for one if none has by then. A request's `latest`
+    /// takes one of these, so that its own write's flush covers both.
+    pub(crate) fn deferred_ticket(&self) -> Ticket {
+        let mut requests = self.shared.requests();
+        requests.issued += 1;
         Ticket(requests.issued)
     }
 
     /// Waits until a flush has covered `ticket`, or flushing has stopped before it did.
     pub(crate) async fn wait(&self, ticket: Ticket) -> StoreResult<()> {
+        if self.shared.done.borrow().up_to < ticket.0 {
+            let mut requests = self.shared.requests();
+            if requests.wanted < ticket.0 {
+                requests.wanted = ticket.0;
+                self.shared.wake.notify_one();
+            }
+        }
         let mut rounds = self.shared.done.subscribe();
         let durable = rounds
             .wait_for(|durable| durable.up_to >= ticket.0 || durable.failed.is_some())
@@ -262,12 +284,42 @@ pub(crate) mod fault {
     }
 }
 
-/// Blocks until some ticket above `flushed` is issued and returns the highest; `None`
-/// once stopping with nothing pending.
+/// Blocks until somebody wants a ticket above `flushed` and returns the highest issued;
+/// `None` once stopping with nothing pending.
 fn next_target(shared: &Shared, flushed: u64) -> Option<u64> {
     let mut requests = shared.requests();
-    while requests.issued == flushed && !requests.stop {
+    while requests.wanted <= flushed && !requests.stop {
         requests = shared.wake.wait(requests).unwrap_or_else(PoisonError::into_inner);
     }
     (requests.issued > flushed).then_some(requests.issued)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{SledOptions, SledStore};
+    use minitwit_core::Store as _;
+
+    fn store(dir: &tempfile::TempDir) -> SledStore {
+        SledStore::open(dir.path().join("db"), SledOptions::default()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_deferred_ticket_rides_on_the_next_flush_asked_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir);
+        let flusher = &store.inner.flusher;
+        let deferred = flusher.deferred_ticket();
+        let durable = || flusher.shared.done.borrow().up_to;
+        assert!(durable() < deferred.0, "a deferred ticket starts no flush");
+        store.init_setting("key", b"value").await.unwrap();
+        assert!(durable() >= deferred.0, "the write's flush covered the deferred ticket");
+    }
+
+    #[tokio::test]
+    async fn waiting_on_a_deferred_ticket_alone_asks_for_a_flush() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir);
+        let ticket = store.inner.flusher.deferred_ticket();
+        store.inner.flusher.wait(ticket).await.unwrap();
+    }
 }

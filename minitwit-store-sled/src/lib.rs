@@ -117,7 +117,8 @@ impl SledStore {
     }
 
     /// Applies a single-key write right here and returns the wait for its durability:
-    /// the shared flush of the caller's next durable write covers it. A lone `insert`
+    /// the shared flush of the caller's next durable write covers it (its ticket is
+    /// deferred: it wakes the flusher only when waited for). A lone `insert`
     /// is no transaction, so it needs neither the write lock nor sled's global one (a
     /// flush in progress does not hold it up). Refused (503) once a flush has failed.
     fn unsynced_write(
@@ -129,7 +130,7 @@ impl SledStore {
         if self.inner.durability == Durability::Relaxed {
             return Ok(Box::pin(std::future::ready(Ok(()))));
         }
-        let (inner, ticket) = (Arc::clone(&self.inner), self.inner.flusher.ticket());
+        let (inner, ticket) = (Arc::clone(&self.inner), self.inner.flusher.deferred_ticket());
         Ok(Box::pin(async move { inner.flusher.wait(ticket).await }))
     }
 
