@@ -339,23 +339,31 @@ impl MiniTwit {
     }
 
     /// `derive` of the public timeline's first page of `size` entries, taken from `memo`
-    /// while no write has changed the timeline since it was derived (over a store that
-    /// cannot tell, derived every time). For answers built the same for every reader,
-    /// such as `/msgs?no=N` or the public page of a visitor who is not signed in.
+    /// while no write has changed the timeline since it was derived; over a store that
+    /// cannot tell (PostgreSQL, which other processes write), the page is read every
+    /// time and `derive` runs only when it differs from the page last derived. For
+    /// answers built the same for every reader, such as `/msgs?no=N` or the public page
+    /// of a visitor who is not signed in.
     pub async fn public_first_page<V: Clone, E: From<ServiceError>>(
         &self,
         size: PageSize,
         memo: &PublicPageMemo<V>,
         derive: impl FnOnce(Page) -> Result<V, E>,
     ) -> Result<V, E> {
-        let generation = self.store.public_generation();
-        if let Some(hit) = generation.and_then(|g| memo.get(size.get(), g)) {
+        let Some(generation) = self.store.public_generation() else {
+            let page = self.timeline(Timeline::Public, None, size).await?;
+            if let Some(hit) = memo.get_for_page(size.get(), &page) {
+                return Ok(hit);
+            }
+            let value = derive(page.clone())?;
+            memo.keep_for_page(size.get(), page, value.clone());
+            return Ok(value);
+        };
+        if let Some(hit) = memo.get(size.get(), generation) {
             return Ok(hit);
         }
         let value = derive(self.timeline(Timeline::Public, None, size).await?)?;
-        if let Some(generation) = generation {
-            memo.keep(size.get(), generation, value.clone(), self.store.as_ref());
-        }
+        memo.keep(size.get(), generation, value.clone(), self.store.as_ref());
         Ok(value)
     }
 
