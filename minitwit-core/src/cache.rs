@@ -26,6 +26,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 /// The most page sizes of the public timeline kept at once.
 const MAX_PAGES: usize = 8;
+/// The most first pages of users' timelines a memo keeps at once (by user and size).
+const MAX_USER_PAGES: usize = 256;
 /// The largest first page kept.
 const MAX_PAGE_LEN: usize = 1_000;
 
@@ -35,17 +37,21 @@ struct Cached<T> {
     value: T,
 }
 
-/// Values by key, each as read at a generation.
-struct Entries<K, V>(Mutex<HashMap<K, Cached<V>>>);
+/// Values by key, each as read at a generation; at most `capacity` (all are dropped
+/// when a new one would not fit: the hot ones come straight back).
+struct Entries<K, V> {
+    map: Mutex<HashMap<K, Cached<V>>>,
+    capacity: usize,
+}
 
 impl<K: std::hash::Hash + Eq, V: Clone> Entries<K, V> {
-    fn new() -> Self {
-        Self(Mutex::new(HashMap::new()))
+    fn new(capacity: usize) -> Self {
+        Self { map: Mutex::default(), capacity }
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<K, Cached<V>>> {
         // Entries are inserted whole: a poisoned map is still consistent.
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+        self.map.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The value of `key` if it was read at `generation`.
@@ -59,7 +65,7 @@ impl<K: std::hash::Hash + Eq, V: Clone> Entries<K, V> {
     fn keep(&self, key: K, generation: u64, value: V, current: impl FnOnce() -> Option<u64>) {
         let mut entries = self.lock();
         if current() == Some(generation) {
-            if entries.len() >= MAX_PAGES {
+            if entries.len() >= self.capacity {
                 entries.clear();
             }
             entries.insert(key, Cached { generation, value });
@@ -75,7 +81,7 @@ struct Cache<K, V> {
 
 impl<K: std::hash::Hash + Eq, V: Clone> Cache<K, V> {
     fn new() -> Self {
-        Self { generation: AtomicU64::new(0), entries: Entries::new() }
+        Self { generation: AtomicU64::new(0), entries: Entries::new(MAX_PAGES) }
     }
 
     fn generation(&self) -> u64 {
@@ -106,57 +112,76 @@ impl<K: std::hash::Hash + Eq, V: Clone> Cache<K, V> {
     }
 }
 
-/// What a front end derives from the first pages of the public timeline (a rendered
-/// answer, say), by page size: see
-/// [`MiniTwit::public_first_page`](crate::MiniTwit::public_first_page). Over a store
-/// that tells when the timeline changes, each is kept until a write may change it; over
-/// any other, each is kept with the page it was derived from, and served again only for
-/// a page read afresh and found equal.
-pub struct PublicPageMemo<V> {
-    by_generation: Entries<usize, V>,
-    by_page: Mutex<HashMap<usize, (Page, V)>>,
+/// What a front end derives from first pages of timelines (a rendered answer, say), by
+/// key: see [`MiniTwit::public_first_page`](crate::MiniTwit::public_first_page) and
+/// [`MiniTwit::user_first_page`](crate::MiniTwit::user_first_page). Over a store that
+/// tells when the public timeline changes, each is kept until a write may change it
+/// (every change to a user's timeline changes the public one); over any other, each is
+/// kept with the page it was derived from, and served again only for a page read afresh
+/// and found equal.
+pub struct PageMemo<K, V> {
+    by_generation: Entries<K, V>,
+    by_page: Mutex<HashMap<K, (Page, V)>>,
 }
 
-impl<V: Clone> PublicPageMemo<V> {
-    /// An empty memo.
+/// First pages of the public timeline, by page size.
+pub type PublicPageMemo<V> = PageMemo<usize, V>;
+/// First pages of users' timelines, by the user's path segment and page size.
+pub type UserPageMemo<V> = PageMemo<(String, usize), V>;
+
+impl<V: Clone> PageMemo<usize, V> {
+    /// An empty memo of public pages.
     pub fn new() -> Self {
-        Self { by_generation: Entries::new(), by_page: Mutex::default() }
+        Self::with_capacity(MAX_PAGES)
+    }
+}
+
+impl<V: Clone> Default for PageMemo<usize, V> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<V: Clone> PageMemo<(String, usize), V> {
+    /// An empty memo of users' pages.
+    pub fn new() -> Self {
+        Self::with_capacity(MAX_USER_PAGES)
+    }
+}
+
+impl<K: std::hash::Hash + Eq, V: Clone> PageMemo<K, V> {
+    fn with_capacity(capacity: usize) -> Self {
+        Self { by_generation: Entries::new(capacity), by_page: Mutex::default() }
     }
 
-    /// What was kept for pages of `size` at `generation`.
-    pub(crate) fn get(&self, size: usize, generation: u64) -> Option<V> {
-        self.by_generation.get(&size, generation)
+    /// What was kept for `key` at `generation`.
+    pub(crate) fn get(&self, key: &K, generation: u64) -> Option<V> {
+        self.by_generation.get(key, generation)
     }
 
     /// Keeps `value`, derived at `generation`, unless `store` has moved on since.
-    pub(crate) fn keep(&self, size: usize, generation: u64, value: V, store: &dyn Store) {
-        self.by_generation.keep(size, generation, value, || store.public_generation());
+    pub(crate) fn keep(&self, key: K, generation: u64, value: V, store: &dyn Store) {
+        self.by_generation.keep(key, generation, value, || store.public_generation());
     }
 
-    /// What was derived from a page of `size` equal to `page`.
-    pub(crate) fn get_for_page(&self, size: usize, page: &Page) -> Option<V> {
+    /// What was derived for `key` from a page equal to `page`.
+    pub(crate) fn get_for_page(&self, key: &K, page: &Page) -> Option<V> {
         let kept = self.pages();
-        kept.get(&size).filter(|(seen, _)| seen == page).map(|(_, value)| value.clone())
+        kept.get(key).filter(|(seen, _)| seen == page).map(|(_, value)| value.clone())
     }
 
-    /// Keeps `value`, derived from `page`, a page of `size`.
-    pub(crate) fn keep_for_page(&self, size: usize, page: Page, value: V) {
+    /// Keeps `value`, derived for `key` from `page`.
+    pub(crate) fn keep_for_page(&self, key: K, page: Page, value: V) {
         let mut kept = self.pages();
-        if kept.len() >= MAX_PAGES {
+        if kept.len() >= self.by_generation.capacity {
             kept.clear();
         }
-        kept.insert(size, (page, value));
+        kept.insert(key, (page, value));
     }
 
-    fn pages(&self) -> MutexGuard<'_, HashMap<usize, (Page, V)>> {
+    fn pages(&self) -> MutexGuard<'_, HashMap<K, (Page, V)>> {
         // Entries are inserted whole: a poisoned map is still consistent.
         self.by_page.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-impl<V: Clone> Default for PublicPageMemo<V> {
-    fn default() -> Self {
-        Self::new()
     }
 }
 
@@ -395,6 +420,42 @@ mod tests {
         twit.post(&alice, MessageText::parse("two").unwrap()).await.unwrap();
         assert_eq!(memo_texts(&twit, &memo, &derived).await, ["two", "one"], "a post moves it");
         assert_eq!(derived.get(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_users_page_memo_moves_with_their_posts_flags_and_deletion() {
+        let twit = service();
+        let (memo, derived) = (UserPageMemo::new(), std::cell::Cell::new(0));
+        let alice_page = || async {
+            let derive = |page: crate::Page| {
+                derived.set(derived.get() + 1);
+                Ok::<_, crate::ServiceError>(
+                    page.entries.into_iter().map(|e| e.text).collect::<Vec<_>>(),
+                )
+            };
+            twit.user_first_page("alice", PageSize::new(30), &memo, derive).await
+        };
+        let alice = twit.register(Registration::parse("alice", "a@x.org", "pw", None).unwrap());
+        let alice = alice.await.unwrap();
+        let bob = twit.register(Registration::parse("bob", "b@x.org", "pw", None).unwrap());
+        let bob = bob.await.unwrap();
+        twit.post(&alice, MessageText::parse("one").unwrap()).await.unwrap();
+        assert_eq!(alice_page().await.unwrap(), ["one"]);
+        assert_eq!(alice_page().await.unwrap(), ["one"]);
+        assert_eq!(derived.get(), 1, "the second answer came from the memo");
+        twit.post(&alice, MessageText::parse("two").unwrap()).await.unwrap();
+        assert_eq!(alice_page().await.unwrap(), ["two", "one"], "her post moves it");
+        twit.post(&bob, MessageText::parse("bob's").unwrap()).await.unwrap();
+        assert_eq!(alice_page().await.unwrap(), ["two", "one"], "another's post is not hers");
+        let two = twit.store().timeline(Timeline::User(alice.id), None, 1).await.unwrap()[0].id;
+        twit.set_flagged(&[two], true).await.unwrap();
+        assert_eq!(alice_page().await.unwrap(), ["one"], "flagging moves it");
+        twit.store().delete_user(alice.id).await.unwrap();
+        assert_eq!(
+            alice_page().await,
+            Err(crate::ServiceError::UnknownUser),
+            "so does deleting her"
+        );
     }
 
     #[tokio::test]

@@ -45,7 +45,7 @@ pub mod testkit;
 pub mod throttle;
 pub mod transfer;
 
-pub use cache::{CachedStore, PublicPageMemo};
+pub use cache::{CachedStore, PageMemo, PublicPageMemo, UserPageMemo};
 pub use consistency::ReadToken;
 pub use domain::{Email, MessageText, PageSize, Password, Registration, Username, ValidationError};
 pub use model::{

@@ -1,6 +1,6 @@
 //! [`MiniTwit`]: the service both front ends and the CLI call. Every rule lives here.
 
-use crate::cache::PublicPageMemo;
+use crate::cache::{PageMemo, PublicPageMemo, UserPageMemo};
 use crate::consistency::ReadToken;
 use crate::domain::{MessageText, PageSize, Password, Registration, ValidationError};
 use crate::latest::{LatestWrites, PendingLatest};
@@ -350,20 +350,48 @@ impl MiniTwit {
         memo: &PublicPageMemo<V>,
         derive: impl FnOnce(Page) -> Result<V, E>,
     ) -> Result<V, E> {
+        let read = self.timeline(Timeline::Public, None, size);
+        self.first_page(size.get(), memo, read, derive).await
+    }
+
+    /// [`MiniTwit::public_first_page`] for the first page of the user a path segment
+    /// names ([`MiniTwit::user_at`]), such as `/msgs/{username}?no=N`.
+    pub async fn user_first_page<V: Clone, E: From<ServiceError>>(
+        &self,
+        segment: &str,
+        size: PageSize,
+        memo: &UserPageMemo<V>,
+        derive: impl FnOnce(Page) -> Result<V, E>,
+    ) -> Result<V, E> {
+        let read = async {
+            let user = self.user_at(segment).await?;
+            self.timeline(Timeline::User(user.id), None, size).await
+        };
+        self.first_page((segment.to_owned(), size.get()), memo, read, derive).await
+    }
+
+    /// `derive` of the page `read` returns, through `memo` under `key`.
+    async fn first_page<K: std::hash::Hash + Eq, V: Clone, E: From<ServiceError>>(
+        &self,
+        key: K,
+        memo: &PageMemo<K, V>,
+        read: impl Future<Output = ServiceResult<Page>>,
+        derive: impl FnOnce(Page) -> Result<V, E>,
+    ) -> Result<V, E> {
         let Some(generation) = self.store.public_generation() else {
-            let page = self.timeline(Timeline::Public, None, size).await?;
-            if let Some(hit) = memo.get_for_page(size.get(), &page) {
+            let page = read.await?;
+            if let Some(hit) = memo.get_for_page(&key, &page) {
                 return Ok(hit);
             }
             let value = derive(page.clone())?;
-            memo.keep_for_page(size.get(), page, value.clone());
+            memo.keep_for_page(key, page, value.clone());
             return Ok(value);
         };
-        if let Some(hit) = memo.get(size.get(), generation) {
+        if let Some(hit) = memo.get(&key, generation) {
             return Ok(hit);
         }
-        let value = derive(self.timeline(Timeline::Public, None, size).await?)?;
-        memo.keep(size.get(), generation, value.clone(), self.store.as_ref());
+        let value = derive(read.await?)?;
+        memo.keep(key, generation, value.clone(), self.store.as_ref());
         Ok(value)
     }
 

@@ -154,7 +154,8 @@ pub trait Store: Send + Sync + 'static {
     /// A number that moves whenever a write may change the public timeline, from a store
     /// that can tell (one only this process writes, behind a
     /// [`CachedStore`](crate::CachedStore)); `None` from any other. It lets callers keep
-    /// what they derive from the timeline (see [`PublicPageMemo`](crate::PublicPageMemo)).
+    /// what they derive from the timeline (see [`PageMemo`](crate::PageMemo)). A user's
+    /// timeline is the public one's messages by that user, so it moves for those too.
     fn public_generation(&self) -> Option<u64> {
         None
     }

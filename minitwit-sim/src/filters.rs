@@ -9,7 +9,7 @@ use crate::models::ApiQuery;
 use bytes::Bytes;
 use futures::TryStreamExt as _;
 use minitwit_core::throttle::{DEFAULT_CELLS, client_address};
-use minitwit_core::{LatestRecorded, MiniTwit, PageSize, PublicPageMemo, RateTable};
+use minitwit_core::{LatestRecorded, MiniTwit, PageSize, PublicPageMemo, RateTable, UserPageMemo};
 use serde::de::DeserializeOwned;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -90,14 +90,16 @@ fn public_messages(service: &MiniTwit, config: &Arc<SimConfig>) -> BoxedFilter<(
     )
 }
 
-/// `GET /msgs/{username}?no=N`
+/// `GET /msgs/{username}?no=N`, its answers kept while the user's timeline is unchanged.
 fn user_messages(service: &MiniTwit, config: &Arc<SimConfig>) -> BoxedFilter<(Response,)> {
+    let memo = Arc::new(UserPageMemo::<Bytes>::new());
     answered(
         user_path("msgs")
             .and(warp::get())
             .and(authorized(config))
             .and(page_size())
             .and(with_service(service))
+            .and(warp::any().map(move || Arc::clone(&memo)))
             .then(handlers::user_messages),
     )
 }

@@ -7,7 +7,7 @@ use crate::models::{FollowBody, FollowsDto, LatestDto, MessageDto, PostBody, Reg
 use bytes::Bytes;
 use minitwit_core::{
     LatestRecorded, MessageText, MiniTwit, Page, PageSize, PublicPageMemo, Registration,
-    ServiceError, Timeline,
+    ServiceError, UserPageMemo,
 };
 use std::sync::Arc;
 use warp::http::StatusCode;
@@ -68,15 +68,15 @@ pub async fn public_messages(
     Ok(json_response(service.public_first_page(size, &memo, messages_json).await?))
 }
 
-/// `GET /msgs/{username}`
-pub async fn user_messages(segment: String, size: PageSize, service: MiniTwit) -> Handled {
-    let user = service.user_at(&segment).await?;
-    messages(Timeline::User(user.id), size, &service).await
-}
-
-/// The first `size` messages of `timeline` in the reference's shape.
-async fn messages(timeline: Timeline, size: PageSize, service: &MiniTwit) -> Handled {
-    Ok(json_response(messages_json(service.timeline(timeline, None, size).await?)?))
+/// `GET /msgs/{username}`: the same answer for every caller, kept like `GET /msgs`'s
+/// (see [`MiniTwit::user_first_page`]).
+pub async fn user_messages(
+    segment: String,
+    size: PageSize,
+    service: MiniTwit,
+    memo: Arc<UserPageMemo<Bytes>>,
+) -> Handled {
+    Ok(json_response(service.user_first_page(&segment, size, &memo, messages_json).await?))
 }
 
 /// A page's messages in the reference's shape, as JSON.

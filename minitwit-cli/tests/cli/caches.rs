@@ -1,4 +1,4 @@
-//! The hot-read caches (`latest`, the first pages of the public timeline) never answer
+//! The hot-read caches (`latest`, the first pages of the public and users' timelines) never answer
 //! with data older than an acknowledged write: within one `serve` process on sled (where
 //! they are on), and across two `serve` processes over one PostgreSQL (where another
 //! process's writes must be seen, so they must not cache what they cannot invalidate).
@@ -27,7 +27,16 @@ async fn latest(api: &str) -> i64 {
 
 /// The texts of the first `no` messages of the public timeline, as the API shows them.
 async fn public_texts(api: &str, no: u32) -> Vec<String> {
-    let body: Value = sim("GET", api, &format!("/msgs?no={no}"), None).await.json().await.unwrap();
+    texts(api, &format!("/msgs?no={no}")).await
+}
+
+/// The texts of carol's first `no` messages, as the API shows them.
+async fn carol_texts(api: &str, no: u32) -> Vec<String> {
+    texts(api, &format!("/msgs/carol?no={no}")).await
+}
+
+async fn texts(api: &str, path: &str) -> Vec<String> {
+    let body: Value = sim("GET", api, path, None).await.json().await.unwrap();
     body.as_array().unwrap().iter().map(|m| m["content"].as_str().unwrap().to_owned()).collect()
 }
 
@@ -42,6 +51,7 @@ async fn writes_are_seen_at_once(writer: &Server, reader: &Server) {
     assert_eq!(sim("POST", &writer.api, "/register?latest=1", Some(register)).await.status(), 204);
     assert_eq!(latest(&reader.api).await, 1);
     assert!(public_texts(&reader.api, 10).await.is_empty());
+    assert!(carol_texts(&reader.api, 10).await.is_empty());
     assert!(!web_public(&reader.web).await.contains("first words"));
 
     let post = json!({"content": "first words"});
@@ -49,6 +59,7 @@ async fn writes_are_seen_at_once(writer: &Server, reader: &Server) {
     assert_eq!(posted.status(), 204);
     assert_eq!(latest(&reader.api).await, 2, "latest is invalidated by a write");
     assert_eq!(public_texts(&reader.api, 10).await, ["first words"], "so is /msgs?no=N");
+    assert_eq!(carol_texts(&reader.api, 10).await, ["first words"], "and /msgs/{{user}}");
     assert!(web_public(&reader.web).await.contains("first words"), "and /public");
 
     let post = json!({"content": "second words"});
@@ -56,6 +67,7 @@ async fn writes_are_seen_at_once(writer: &Server, reader: &Server) {
     assert_eq!(latest(&reader.api).await, 3);
     assert_eq!(public_texts(&reader.api, 10).await, ["second words", "first words"]);
     assert_eq!(public_texts(&reader.api, 1).await, ["second words"], "every page size");
+    assert_eq!(carol_texts(&reader.api, 10).await, ["second words", "first words"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -75,4 +87,5 @@ async fn two_processes_over_one_postgres_see_each_others_writes_at_once() {
     assert_eq!(sim("POST", &second.api, "/msgs/carol?latest=9", Some(post)).await.status(), 204);
     assert_eq!(latest(&first.api).await, 9);
     assert_eq!(public_texts(&first.api, 1).await, ["from the second"]);
+    assert_eq!(carol_texts(&first.api, 1).await, ["from the second"]);
 }
