@@ -9,7 +9,8 @@
 //! - [`store`]: the [`Store`] trait that backends implement, and [`StoreError`].
 //! - [`service`]: [`MiniTwit`], the service front ends and the CLI call (`latest` writes
 //!   coalesced).
-//! - [`cache`]: [`CachedStore`], the hot reads of a single-process store, cached.
+//! - [`cache`]: [`CachedStore`], the hot reads of a single-process store, cached; and
+//!   [`PageMemo`], answers built from first pages, kept while their page is unchanged.
 //! - [`consistency`]: [`ReadToken`], read-your-writes over stores that read from replicas.
 //! - [`password_hash`]: Argon2id hashing off the async executor.
 //! - [`gravatar`]: picture addresses for emails.
