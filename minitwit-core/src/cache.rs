@@ -1,9 +1,9 @@
 //! [`CachedStore`]: caches of the hottest reads — `latest` and the first pages of the
 //! public timeline (`/msgs?no=N`, `/public`) — for a store that only this process writes
-//! (sled locks its directory to one process); and [`PublicPageMemo`], where a front end
-//! keeps what it builds from those pages (a rendered answer) under the same rule. Every write that can change a cached answer
-//! invalidates it before the write is acknowledged, so a reader never sees an answer older
-//! than a write acknowledged before its read began.
+//! (sled locks its directory to one process); and [`PageMemo`], where a front end keeps
+//! what it builds from first pages (a rendered answer) under the same rule. Every write
+//! that can change a cached answer invalidates it before the write is acknowledged, so a
+//! reader never sees an answer older than a write acknowledged before its read began.
 //!
 //! Invalidation is by generation: each cache has a counter that every write changing it
 //! bumps when the write returns. A reader notes the generation before reading the store
@@ -31,44 +31,44 @@ const MAX_USER_PAGES: usize = 256;
 /// The largest first page kept.
 const MAX_PAGE_LEN: usize = 1_000;
 
-/// A value as read at a generation.
-struct Cached<T> {
-    generation: u64,
+/// A value and what it was read at: a generation, or the page it was built from.
+struct Cached<S, T> {
+    seen: S,
     value: T,
 }
 
-/// Values by key, each as read at a generation; at most `capacity` (all are dropped
+/// Values by key, each with what it was read at; at most `capacity` (all are dropped
 /// when a new one would not fit: the hot ones come straight back).
-struct Entries<K, V> {
-    map: Mutex<HashMap<K, Cached<V>>>,
+struct Entries<K, S, V> {
+    map: Mutex<HashMap<K, Cached<S, V>>>,
     capacity: usize,
 }
 
-impl<K: std::hash::Hash + Eq, V: Clone> Entries<K, V> {
+impl<K: std::hash::Hash + Eq, S: PartialEq, V: Clone> Entries<K, S, V> {
     fn new(capacity: usize) -> Self {
         Self { map: Mutex::default(), capacity }
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<K, Cached<V>>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<K, Cached<S, V>>> {
         // Entries are inserted whole: a poisoned map is still consistent.
         self.map.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The value of `key` if it was read at `generation`.
-    fn get(&self, key: &K, generation: u64) -> Option<V> {
-        self.lock().get(key).filter(|c| c.generation == generation).map(|c| c.value.clone())
+    /// The value of `key` if it was read at `seen`.
+    fn get(&self, key: &K, seen: &S) -> Option<V> {
+        self.lock().get(key).filter(|c| c.seen == *seen).map(|c| c.value.clone())
     }
 
-    /// Keeps `value`, read at `generation`, if `current` is still that generation (checked
+    /// Keeps `value`, read at `seen`, if `still_current` says nothing moved since (checked
     /// under the lock, so no write can slip between the check and the insert unnoticed:
     /// a later write moves the generation and the entry is never served).
-    fn keep(&self, key: K, generation: u64, value: V, current: impl FnOnce() -> Option<u64>) {
+    fn keep(&self, key: K, seen: S, value: V, still_current: impl FnOnce(&S) -> bool) {
         let mut entries = self.lock();
-        if current() == Some(generation) {
+        if still_current(&seen) {
             if entries.len() >= self.capacity {
                 entries.clear();
             }
-            entries.insert(key, Cached { generation, value });
+            entries.insert(key, Cached { seen, value });
         }
     }
 }
@@ -76,7 +76,7 @@ impl<K: std::hash::Hash + Eq, V: Clone> Entries<K, V> {
 /// One cache: its generation and its entries by key.
 struct Cache<K, V> {
     generation: AtomicU64,
-    entries: Entries<K, V>,
+    entries: Entries<K, u64, V>,
 }
 
 impl<K: std::hash::Hash + Eq, V: Clone> Cache<K, V> {
@@ -95,11 +95,11 @@ impl<K: std::hash::Hash + Eq, V: Clone> Cache<K, V> {
         read: impl Future<Output = StoreResult<V>>,
     ) -> StoreResult<V> {
         let generation = self.generation();
-        if let Some(hit) = self.entries.get(&key, generation) {
+        if let Some(hit) = self.entries.get(&key, &generation) {
             return Ok(hit);
         }
         let value = read.await?;
-        self.entries.keep(key, generation, value.clone(), || Some(self.generation()));
+        self.entries.keep(key, generation, value.clone(), |seen| *seen == self.generation());
         Ok(value)
     }
 
@@ -120,8 +120,8 @@ impl<K: std::hash::Hash + Eq, V: Clone> Cache<K, V> {
 /// kept with the page it was derived from, and served again only for a page read afresh
 /// and found equal.
 pub struct PageMemo<K, V> {
-    by_generation: Entries<K, V>,
-    by_page: Mutex<HashMap<K, (Page, V)>>,
+    by_generation: Entries<K, u64, V>,
+    by_page: Entries<K, Page, V>,
 }
 
 /// First pages of the public timeline, by page size.
@@ -151,37 +151,28 @@ impl<V: Clone> PageMemo<(String, usize), V> {
 
 impl<K: std::hash::Hash + Eq, V: Clone> PageMemo<K, V> {
     fn with_capacity(capacity: usize) -> Self {
-        Self { by_generation: Entries::new(capacity), by_page: Mutex::default() }
+        Self { by_generation: Entries::new(capacity), by_page: Entries::new(capacity) }
     }
 
     /// What was kept for `key` at `generation`.
     pub(crate) fn get(&self, key: &K, generation: u64) -> Option<V> {
-        self.by_generation.get(key, generation)
+        self.by_generation.get(key, &generation)
     }
 
     /// Keeps `value`, derived at `generation`, unless `store` has moved on since.
     pub(crate) fn keep(&self, key: K, generation: u64, value: V, store: &dyn Store) {
-        self.by_generation.keep(key, generation, value, || store.public_generation());
+        let still_current = |seen: &u64| store.public_generation() == Some(*seen);
+        self.by_generation.keep(key, generation, value, still_current);
     }
 
     /// What was derived for `key` from a page equal to `page`.
     pub(crate) fn get_for_page(&self, key: &K, page: &Page) -> Option<V> {
-        let kept = self.pages();
-        kept.get(key).filter(|(seen, _)| seen == page).map(|(_, value)| value.clone())
+        self.by_page.get(key, page)
     }
 
     /// Keeps `value`, derived for `key` from `page`.
     pub(crate) fn keep_for_page(&self, key: K, page: Page, value: V) {
-        let mut kept = self.pages();
-        if kept.len() >= self.by_generation.capacity {
-            kept.clear();
-        }
-        kept.insert(key, (page, value));
-    }
-
-    fn pages(&self) -> MutexGuard<'_, HashMap<K, (Page, V)>> {
-        // Entries are inserted whole: a poisoned map is still consistent.
-        self.by_page.lock().unwrap_or_else(PoisonError::into_inner)
+        self.by_page.keep(key, page, value, |_| true);
     }
 }
 
@@ -394,26 +385,39 @@ mod tests {
         assert!(public_texts(&twit, 30).await.is_empty(), "deleting the author invalidates");
     }
 
+    /// A page's texts, counting each page derived in `derived`.
+    fn counted_texts(
+        derived: &std::cell::Cell<usize>,
+    ) -> impl FnOnce(Page) -> Result<Vec<String>, crate::ServiceError> + '_ {
+        |page| {
+            derived.set(derived.get() + 1);
+            Ok(page.entries.into_iter().map(|e| e.text).collect())
+        }
+    }
+
     /// `public_first_page` through `memo`, counting the pages derived in `derived`.
     async fn memo_texts(
         twit: &MiniTwit,
         memo: &PublicPageMemo<Vec<String>>,
         derived: &std::cell::Cell<usize>,
     ) -> Vec<String> {
-        let derive = |page: crate::Page| {
-            derived.set(derived.get() + 1);
-            Ok::<_, crate::ServiceError>(page.entries.into_iter().map(|e| e.text).collect())
-        };
+        let derive = counted_texts(derived);
         twit.public_first_page(PageSize::new(30), memo, derive).await.expect("a page")
+    }
+
+    /// Registers `name` and posts "one" as them.
+    async fn with_one_post(twit: &MiniTwit, name: &str) -> crate::User {
+        let registration = Registration::parse(name, "a@x.org", "pw", None).expect("valid");
+        let user = twit.register(registration).await.expect("registers");
+        twit.post(&user, MessageText::parse("one").expect("valid")).await.expect("posts");
+        user
     }
 
     #[tokio::test]
     async fn a_memo_derives_once_per_change_of_the_public_timeline() {
         let twit = service();
         let (memo, derived) = (PublicPageMemo::new(), std::cell::Cell::new(0));
-        let alice = twit.register(Registration::parse("alice", "a@x.org", "pw", None).unwrap());
-        let alice = alice.await.unwrap();
-        twit.post(&alice, MessageText::parse("one").unwrap()).await.unwrap();
+        let alice = with_one_post(&twit, "alice").await;
         assert_eq!(memo_texts(&twit, &memo, &derived).await, ["one"]);
         assert_eq!(memo_texts(&twit, &memo, &derived).await, ["one"]);
         assert_eq!(derived.get(), 1, "the second answer came from the memo");
@@ -426,20 +430,11 @@ mod tests {
     async fn a_users_page_memo_moves_with_their_posts_flags_and_deletion() {
         let twit = service();
         let (memo, derived) = (UserPageMemo::new(), std::cell::Cell::new(0));
-        let alice_page = || async {
-            let derive = |page: crate::Page| {
-                derived.set(derived.get() + 1);
-                Ok::<_, crate::ServiceError>(
-                    page.entries.into_iter().map(|e| e.text).collect::<Vec<_>>(),
-                )
-            };
-            twit.user_first_page("alice", PageSize::new(30), &memo, derive).await
-        };
-        let alice = twit.register(Registration::parse("alice", "a@x.org", "pw", None).unwrap());
-        let alice = alice.await.unwrap();
+        let alice_page =
+            || twit.user_first_page("alice", PageSize::new(30), &memo, counted_texts(&derived));
+        let alice = with_one_post(&twit, "alice").await;
         let bob = twit.register(Registration::parse("bob", "b@x.org", "pw", None).unwrap());
         let bob = bob.await.unwrap();
-        twit.post(&alice, MessageText::parse("one").unwrap()).await.unwrap();
         assert_eq!(alice_page().await.unwrap(), ["one"]);
         assert_eq!(alice_page().await.unwrap(), ["one"]);
         assert_eq!(derived.get(), 1, "the second answer came from the memo");
@@ -463,9 +458,7 @@ mod tests {
         let store = Arc::new(MemoryStore::new());
         let twit = MiniTwit::with_hash_cost(store.clone(), HashCost::Insecure);
         let (memo, derived) = (PublicPageMemo::new(), std::cell::Cell::new(0));
-        let alice = twit.register(Registration::parse("alice", "a@x.org", "pw", None).unwrap());
-        let alice = alice.await.unwrap();
-        twit.post(&alice, MessageText::parse("one").unwrap()).await.unwrap();
+        let alice = with_one_post(&twit, "alice").await;
         assert_eq!(memo_texts(&twit, &memo, &derived).await, ["one"]);
         assert_eq!(memo_texts(&twit, &memo, &derived).await, ["one"]);
         assert_eq!(derived.get(), 1, "the same page: derived once");

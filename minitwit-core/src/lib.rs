@@ -55,5 +55,5 @@ pub use model::{
 };
 pub use password_hash::{HashCost, HashError, HashPool, Hasher};
 pub use service::{LatestRecorded, MiniTwit, ServiceError, ServiceResult, unix_now};
-pub use store::{DurableWait, IMPORT_MARK, Store, StoreError, StoreResult};
+pub use store::{DurableWait, IMPORT_MARK, Store, StoreError, StoreResult, already_durable};
 pub use throttle::{RateTable, Throttle};

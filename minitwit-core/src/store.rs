@@ -23,6 +23,11 @@ use std::sync::Arc;
 /// The wait for an applied write to become durable (see [`Store::begin_set_latest`]).
 pub type DurableWait = futures::future::BoxFuture<'static, StoreResult<()>>;
 
+/// The wait of a write that is durable already.
+pub fn already_durable() -> DurableWait {
+    Box::pin(std::future::ready(Ok(())))
+}
+
 /// What went wrong in a store. Front ends map these to statuses through
 /// [`crate::ServiceError`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -172,7 +177,7 @@ pub trait Store: Send + Sync + 'static {
     /// of its own. By default (a store without such flushes) the whole write happens here.
     async fn begin_set_latest(&self, latest: i64) -> StoreResult<DurableWait> {
         self.set_latest(latest).await?;
-        Ok(Box::pin(std::future::ready(Ok(()))))
+        Ok(already_durable())
     }
     /// A server setting (such as the session signing key).
     async fn setting(&self, key: &str) -> StoreResult<Option<Vec<u8>>>;
