@@ -13,6 +13,7 @@
 //! [`Store::public_generation`] is `None`, so a memo serves what it derived only for a
 //! page read afresh and found equal).
 
+use crate::idempotency::{Receipt, ReceiptKey, Write};
 use crate::model::{
     Counts, Cursor, Follow, ImportBatch, Message, MessageFilter, MessageId, NewMessage, NewUser,
     Page, Timeline, TimelineEntry, User, UserId,
@@ -309,6 +310,26 @@ impl Store for CachedStore {
 
     fn public_generation(&self) -> Option<u64> {
         Some(self.public.generation())
+    }
+
+    async fn receipt(&self, key: &ReceiptKey, since: i64) -> StoreResult<Option<Receipt>> {
+        self.inner.receipt(key, since).await
+    }
+
+    async fn apply_once(
+        &self,
+        key: &ReceiptKey,
+        receipt: &Receipt,
+        since: i64,
+        write: Write,
+    ) -> StoreResult<Option<Receipt>> {
+        let posts = matches!(write, Write::Post(_));
+        let applied = self.inner.apply_once(key, receipt, since, write);
+        if posts { self.public.invalidating(applied).await } else { applied.await }
+    }
+
+    async fn forget_receipts(&self, before: i64, limit: usize) -> StoreResult<usize> {
+        self.inner.forget_receipts(before, limit).await
     }
 
     async fn latest(&self) -> StoreResult<Option<i64>> {

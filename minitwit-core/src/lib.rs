@@ -11,6 +11,7 @@
 //!   coalesced).
 //! - [`cache`]: [`CachedStore`], the hot reads of a single-process store, cached; and
 //!   [`PageMemo`], answers built from first pages, kept while their page is unchanged.
+//! - [`idempotency`]: writes applied once under a client's key, and their receipts.
 //! - [`consistency`]: [`ReadToken`], read-your-writes over stores that read from replicas.
 //! - [`password_hash`]: Argon2id hashing off the async executor.
 //! - [`gravatar`]: picture addresses for emails.
@@ -35,6 +36,7 @@ pub mod cache;
 pub mod consistency;
 pub mod domain;
 pub mod gravatar;
+pub mod idempotency;
 mod latest;
 pub mod model;
 pub mod password_hash;
@@ -49,6 +51,7 @@ pub mod transfer;
 pub use cache::{CachedStore, PageMemo, PublicPageMemo, UserPageMemo};
 pub use consistency::ReadToken;
 pub use domain::{Email, MessageText, PageSize, Password, Registration, Username, ValidationError};
+pub use idempotency::{IdempotencyKey, Keyed, Outcome, Receipt, ReceiptKey, Write};
 pub use model::{
     Counts, Cursor, Follow, ImportBatch, Message, MessageFilter, MessageId, NewMessage, NewUser,
     Page, Timeline, TimelineEntry, User, UserId,

@@ -3,6 +3,7 @@
 use crate::cache::{PageMemo, PublicPageMemo, UserPageMemo};
 use crate::consistency::ReadToken;
 use crate::domain::{MessageText, PageSize, Password, Registration, ValidationError};
+use crate::idempotency::{DEFAULT_RECEIPT_WINDOW, Keyed, Outcome, Receipt, Write};
 use crate::latest::{LatestWrites, PendingLatest};
 use crate::model::{
     Counts, Cursor, Message, MessageFilter, MessageId, NewMessage, NewUser, Page, Timeline, User,
@@ -13,6 +14,7 @@ use crate::store::{Store, StoreError};
 use percent_encoding::percent_decode_str;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Why a service call failed: the one vocabulary of failures both front ends and the CLI
 /// share (CONTRACT.md §5). Each variant has one HTTP status, given by
@@ -53,6 +55,10 @@ pub enum ServiceError {
     /// (`--request-timeout-secs`) and was given up; try again in a moment.
     #[error("The request took too long; please try again in a moment")]
     TimedOut,
+    /// 422 Unprocessable Content: an idempotency key already recorded for a different
+    /// request of the same caller (a retry must repeat its request exactly).
+    #[error("This Idempotency-Key was used for a different request")]
+    KeyReused,
     /// 500 Internal Server Error: a failure inside the server. The detail is for the log,
     /// never the client: `Display` does not show it.
     #[error("Internal server error")]
@@ -67,6 +73,7 @@ impl ServiceError {
             Self::Invalid(_) | Self::UsernameTaken => 400,
             Self::InvalidUsername | Self::InvalidPassword | Self::AccountDisabled => 403,
             Self::UnknownUser | Self::UnknownMessages(_) => 404,
+            Self::KeyReused => 422,
             Self::Internal(_) => 500,
             Self::Unavailable | Self::Overloaded | Self::TimedOut => 503,
         }
@@ -120,12 +127,20 @@ const SESSION_KEY_SETTING: &str = "session_key";
 /// Length of a generated session key, in bytes.
 const SESSION_KEY_LEN: usize = 64;
 
+/// Receipts removed per step of [`MiniTwit::forget_expired_receipts`].
+const SWEEP_BATCH: usize = 1_000;
+/// Steps per call of [`MiniTwit::forget_expired_receipts`]: its work is bounded, and what
+/// is left goes in the next call.
+const SWEEP_STEPS: usize = 10;
+
 /// The MiniTwit service over any [`Store`]. Cheap to clone.
 #[derive(Clone)]
 pub struct MiniTwit {
     store: Arc<dyn Store>,
     hasher: Hasher,
     latest: Arc<LatestWrites>,
+    /// How long a keyed write's receipt answers its retries.
+    receipt_window: Duration,
 }
 
 impl MiniTwit {
@@ -142,7 +157,15 @@ impl MiniTwit {
 
     /// The service with a configured hasher (its cost and pool).
     pub fn with_hasher(store: Arc<dyn Store>, hasher: Hasher) -> Self {
-        Self { store, hasher, latest: Arc::default() }
+        Self { store, hasher, latest: Arc::default(), receipt_window: DEFAULT_RECEIPT_WINDOW }
+    }
+
+    /// The service keeping keyed writes' receipts for `window` (see
+    /// [`crate::idempotency`]): a retry within it is answered from the receipt.
+    #[must_use]
+    pub fn keeping_receipts_for(mut self, window: Duration) -> Self {
+        self.receipt_window = window;
+        self
     }
 
     /// The service as seen by one reader carrying `token` (see [`crate::consistency`]):
@@ -152,7 +175,7 @@ impl MiniTwit {
         match self.store.for_reader(token) {
             // Its own `latest` coalescing: a write through another reader's view would
             // not advance this reader's token.
-            Some(store) => Self { store, hasher: self.hasher.clone(), latest: Arc::default() },
+            Some(store) => Self { store, latest: Arc::default(), ..self.clone() },
             None => self.clone(),
         }
     }
@@ -172,15 +195,11 @@ impl MiniTwit {
     /// Registers a user; [`ServiceError::UsernameTaken`] if the name exists.
     pub async fn register(&self, registration: Registration) -> ServiceResult<User> {
         let (store, hasher) = (Arc::clone(&self.store), self.hasher.clone());
-        let Registration { username, email, password } = registration;
         // A flood of sign-ups is refused here, before it costs the store a lookup each.
         hasher.has_room()?;
         run_to_completion(async move {
-            if store.user_by_name(username.as_ref()).await?.is_some() {
-                return Err(ServiceError::UsernameTaken);
-            }
-            let pw_hash = hasher.hash(&password).await?;
-            Ok(store.create_user(NewUser { username, email, pw_hash }).await?)
+            let user = new_user(store.as_ref(), &hasher, registration).await?;
+            Ok(store.create_user(user).await?)
         })
         .await
     }
@@ -395,6 +414,133 @@ impl MiniTwit {
         Ok(value)
     }
 
+    // --- writes applied once ---
+
+    /// [`MiniTwit::register`] under `keyed`'s key: applied at most once, however often
+    /// it is retried within the receipt window (see [`crate::idempotency`]).
+    pub async fn register_once(
+        &self,
+        registration: Registration,
+        keyed: Option<Keyed>,
+    ) -> ServiceResult<Outcome> {
+        let Some(keyed) = keyed else {
+            return self.register(registration).await.map(|_| Outcome::Applied);
+        };
+        if let Some(replayed) = self.recorded(&keyed).await? {
+            return Ok(replayed);
+        }
+        let (store, hasher) = (Arc::clone(&self.store), self.hasher.clone());
+        hasher.has_room()?;
+        let since = self.receipts_since();
+        run_to_completion(async move {
+            let user = match new_user(store.as_ref(), &hasher, registration).await {
+                // The name may be taken by this very request's first attempt, committed
+                // since the look-up above: then its receipt is there now.
+                Err(ServiceError::UsernameTaken) => {
+                    let receipt = store.receipt(&keyed.key, since).await?;
+                    return match receipt {
+                        Some(receipt) => replayed(&keyed, receipt),
+                        None => Err(ServiceError::UsernameTaken),
+                    };
+                }
+                user => user?,
+            };
+            apply_once(store.as_ref(), keyed, since, Write::Register(user)).await
+        })
+        .await
+    }
+
+    /// [`MiniTwit::post`] under `keyed`'s key: applied at most once.
+    pub async fn post_once(
+        &self,
+        author: &User,
+        text: MessageText,
+        keyed: Option<Keyed>,
+    ) -> ServiceResult<Outcome> {
+        let Some(keyed) = keyed else {
+            return self.post(author, text).await.map(|_| Outcome::Applied);
+        };
+        if let Some(replayed) = self.recorded(&keyed).await? {
+            return Ok(replayed);
+        }
+        if author.disabled {
+            return Err(ServiceError::AccountDisabled);
+        }
+        let message = NewMessage { author_id: author.id, text, pub_date: unix_now() };
+        self.write_once(keyed, Write::Post(message)).await
+    }
+
+    /// [`MiniTwit::follow`] under `keyed`'s key: applied at most once.
+    pub async fn follow_once(
+        &self,
+        follower: &User,
+        followee: &User,
+        keyed: Option<Keyed>,
+    ) -> ServiceResult<Outcome> {
+        let Some(keyed) = keyed else {
+            return self.follow(follower, followee).await.map(|()| Outcome::Applied);
+        };
+        let write = Write::Follow { follower: follower.id, followee: followee.id };
+        self.recorded_or_written(keyed, write).await
+    }
+
+    /// [`MiniTwit::unfollow`] under `keyed`'s key: applied at most once.
+    pub async fn unfollow_once(
+        &self,
+        follower: &User,
+        followee: &User,
+        keyed: Option<Keyed>,
+    ) -> ServiceResult<Outcome> {
+        let Some(keyed) = keyed else {
+            return self.unfollow(follower, followee).await.map(|()| Outcome::Applied);
+        };
+        let write = Write::Unfollow { follower: follower.id, followee: followee.id };
+        self.recorded_or_written(keyed, write).await
+    }
+
+    /// Removes receipts older than the window, a bounded number per call (the rest in
+    /// the next); how many it removed. A server calls it now and then; an expired
+    /// receipt is ignored whether or not it has been removed.
+    pub async fn forget_expired_receipts(&self) -> ServiceResult<usize> {
+        let before = self.receipts_since();
+        let mut forgotten = 0;
+        for _ in 0..SWEEP_STEPS {
+            let step = self.store.forget_receipts(before, SWEEP_BATCH).await?;
+            forgotten += step;
+            if step < SWEEP_BATCH {
+                break;
+            }
+        }
+        Ok(forgotten)
+    }
+
+    /// The receipt's answer if `keyed`'s key is recorded already.
+    async fn recorded(&self, keyed: &Keyed) -> ServiceResult<Option<Outcome>> {
+        let receipt = self.store.receipt(&keyed.key, self.receipts_since()).await?;
+        receipt.map(|receipt| replayed(keyed, receipt)).transpose()
+    }
+
+    /// The recorded answer of `keyed`, else `write` applied under its key.
+    async fn recorded_or_written(&self, keyed: Keyed, write: Write) -> ServiceResult<Outcome> {
+        match self.recorded(&keyed).await? {
+            Some(replayed) => Ok(replayed),
+            None => self.write_once(keyed, write).await,
+        }
+    }
+
+    /// `write` applied under `keyed`'s key, run to completion.
+    async fn write_once(&self, keyed: Keyed, write: Write) -> ServiceResult<Outcome> {
+        let (store, since) = (Arc::clone(&self.store), self.receipts_since());
+        run_to_completion(async move { apply_once(store.as_ref(), keyed, since, write).await })
+            .await
+    }
+
+    /// The oldest recording time of a receipt still in force.
+    fn receipts_since(&self) -> i64 {
+        let window = i64::try_from(self.receipt_window.as_secs()).unwrap_or(i64::MAX);
+        unix_now().saturating_sub(window)
+    }
+
     // --- simulator state, settings, stats ---
 
     /// The id of the last simulator action, or -1 before any.
@@ -433,6 +579,45 @@ impl MiniTwit {
     /// Totals of users, messages, follows and flagged messages.
     pub async fn stats(&self) -> ServiceResult<Counts> {
         Ok(self.store.counts().await?)
+    }
+}
+
+/// The user `registration` creates, its password hashed; [`ServiceError::UsernameTaken`]
+/// (before the costly hash) if the name is registered already.
+async fn new_user(
+    store: &dyn Store,
+    hasher: &Hasher,
+    registration: Registration,
+) -> ServiceResult<NewUser> {
+    let Registration { username, email, password } = registration;
+    if store.user_by_name(username.as_ref()).await?.is_some() {
+        return Err(ServiceError::UsernameTaken);
+    }
+    let pw_hash = hasher.hash(&password).await?;
+    Ok(NewUser { username, email, pw_hash })
+}
+
+/// `write` applied once under `keyed`'s key: [`Outcome::Applied`], or the answer of the
+/// request that recorded the key first.
+async fn apply_once(
+    store: &dyn Store,
+    keyed: Keyed,
+    since: i64,
+    write: Write,
+) -> ServiceResult<Outcome> {
+    match store.apply_once(&keyed.key, &keyed.receipt, since, write).await? {
+        None => Ok(Outcome::Applied),
+        Some(receipt) => replayed(&keyed, receipt),
+    }
+}
+
+/// The answer of a recorded `receipt` to `keyed`: replayed if it is the same request,
+/// [`ServiceError::KeyReused`] if the key was recorded for another.
+fn replayed(keyed: &Keyed, receipt: Receipt) -> ServiceResult<Outcome> {
+    if receipt.fingerprint == keyed.receipt.fingerprint {
+        Ok(Outcome::Replayed(receipt))
+    } else {
+        Err(ServiceError::KeyReused)
     }
 }
 
@@ -478,6 +663,7 @@ mod tests {
             (ServiceError::AccountDisabled, 403),
             (ServiceError::UnknownUser, 404),
             (ServiceError::UnknownMessages(vec![1]), 404),
+            (ServiceError::KeyReused, 422),
             (ServiceError::Internal("secret detail".into()), 500),
             (ServiceError::Unavailable, 503),
         ];

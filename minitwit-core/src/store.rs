@@ -13,6 +13,7 @@
 //!   [`Store::for_reader`] and a [`ReadToken`]; every other store ignores tokens.
 
 use crate::consistency::ReadToken;
+use crate::idempotency::{Receipt, ReceiptKey, Write};
 use crate::model::{
     Counts, Cursor, Follow, ImportBatch, Message, MessageFilter, MessageId, NewMessage, NewUser,
     Timeline, TimelineEntry, User, UserId,
@@ -164,6 +165,26 @@ pub trait Store: Send + Sync + 'static {
     fn public_generation(&self) -> Option<u64> {
         None
     }
+
+    // --- writes applied once (idempotency keys, see `crate::idempotency`) ---
+
+    /// The receipt kept under `key`, unless it was recorded before `since` (expired).
+    async fn receipt(&self, key: &ReceiptKey, since: i64) -> StoreResult<Option<Receipt>>;
+    /// Applies `write` and keeps `receipt` under `key`, in one durable step, and returns
+    /// `None`; but if a receipt recorded at or after `since` is kept under `key` already
+    /// (a concurrent request with the key is waited for), writes nothing and returns it.
+    /// A receipt recorded before `since` is replaced. Fails as the write itself would
+    /// ([`StoreError::UsernameTaken`], [`StoreError::UnknownUser`]), keeping nothing.
+    async fn apply_once(
+        &self,
+        key: &ReceiptKey,
+        receipt: &Receipt,
+        since: i64,
+        write: Write,
+    ) -> StoreResult<Option<Receipt>>;
+    /// Removes up to `limit` receipts recorded before `before`, oldest first, in one
+    /// step; how many it removed.
+    async fn forget_receipts(&self, before: i64, limit: usize) -> StoreResult<usize>;
 
     // --- simulator state and settings ---
 

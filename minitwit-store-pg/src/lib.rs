@@ -15,6 +15,7 @@
 //! - [`TimelinePlans`] (`timeline`): the three timeline queries, why each is served by
 //!   an index, and their plans for inspection.
 //! - `import`: bulk import in one transaction.
+//! - `receipts`: keyed writes applied once, each with its receipt in one transaction.
 //! - `rows`: rows as queries return them, converted into the core's records, and their
 //!   column lists (named once).
 //! - [`RoutedStore`] (`routed`): a primary with streaming read replicas, routing reads
@@ -43,6 +44,7 @@ mod import;
 mod messages;
 mod options;
 mod pending;
+mod receipts;
 mod replicas;
 mod routed;
 mod rows;

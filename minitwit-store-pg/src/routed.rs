@@ -23,7 +23,8 @@ use crate::store::PgStore;
 use async_trait::async_trait;
 use minitwit_core::{
     Counts, Cursor, Follow, ImportBatch, Message, MessageFilter, MessageId, NewMessage, NewUser,
-    ReadToken, Store, StoreResult, Timeline, TimelineEntry, User, UserId,
+    ReadToken, Receipt, ReceiptKey, Store, StoreResult, Timeline, TimelineEntry, User, UserId,
+    Write,
 };
 use std::future::Future;
 use std::pin::Pin;
@@ -271,6 +272,25 @@ impl Store for RoutedStore {
         limit: usize,
     ) -> StoreResult<Vec<TimelineEntry>> {
         self.routed(|store| store.timeline(timeline, before, limit)).await
+    }
+
+    /// From the primary: a retry must find the receipt its first attempt just wrote.
+    async fn receipt(&self, key: &ReceiptKey, since: i64) -> StoreResult<Option<Receipt>> {
+        self.primary().receipt(key, since).await
+    }
+
+    async fn apply_once(
+        &self,
+        key: &ReceiptKey,
+        receipt: &Receipt,
+        since: i64,
+        write: Write,
+    ) -> StoreResult<Option<Receipt>> {
+        self.wrote(self.primary().apply_once(key, receipt, since, write).await).await
+    }
+
+    async fn forget_receipts(&self, before: i64, limit: usize) -> StoreResult<usize> {
+        self.primary().forget_receipts(before, limit).await
     }
 
     async fn latest(&self) -> StoreResult<Option<i64>> {

@@ -13,11 +13,11 @@ use crate::coalesce::Coalescer;
 use crate::error::{PgError, backend_error};
 use crate::options::PgOptions;
 use crate::timeline::{self, TimelinePlans};
-use crate::{follows, import, messages, state, users};
+use crate::{follows, import, messages, receipts, state, users};
 use async_trait::async_trait;
 use minitwit_core::{
     Counts, Cursor, Follow, ImportBatch, Message, MessageFilter, MessageId, NewMessage, NewUser,
-    Store, StoreResult, Timeline, TimelineEntry, User, UserId,
+    Receipt, ReceiptKey, Store, StoreResult, Timeline, TimelineEntry, User, UserId, Write,
 };
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgPool};
@@ -298,6 +298,24 @@ impl Store for PgStore {
             Timeline::Home(id) => (2, id, before, limit),
         };
         self.reads.timeline.read(key, || timeline::read(&self.pool, timeline, before, limit)).await
+    }
+
+    async fn receipt(&self, key: &ReceiptKey, since: i64) -> StoreResult<Option<Receipt>> {
+        receipts::receipt(&self.pool, key, since).await
+    }
+
+    async fn apply_once(
+        &self,
+        key: &ReceiptKey,
+        receipt: &Receipt,
+        since: i64,
+        write: Write,
+    ) -> StoreResult<Option<Receipt>> {
+        receipts::apply_once(&self.pool, key, receipt, since, write).await
+    }
+
+    async fn forget_receipts(&self, before: i64, limit: usize) -> StoreResult<usize> {
+        receipts::forget(&self.pool, before, limit).await
     }
 
     async fn latest(&self) -> StoreResult<Option<i64>> {

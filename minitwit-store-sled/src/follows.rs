@@ -11,11 +11,7 @@ use std::ops::Bound;
 impl Trees {
     /// Records the pair; both users must exist; an existing pair stays as it is.
     pub(crate) fn follow(&self, follower: UserId, followee: UserId) -> StoreResult<()> {
-        self.transaction(|tx| {
-            tx.require_user(follower)?;
-            tx.require_user(followee)?;
-            tx.insert_follow(follower, followee)
-        })
+        self.transaction(|tx| tx.follow(follower, followee))
     }
 
     /// Removes the pair if it exists.
@@ -69,6 +65,13 @@ impl Trees {
 }
 
 impl Tx<'_> {
+    /// Records the pair; both users must exist; an existing pair stays as it is.
+    pub(crate) fn follow(&self, follower: UserId, followee: UserId) -> TxResult<()> {
+        self.require_user(follower)?;
+        self.require_user(followee)?;
+        self.insert_follow(follower, followee)
+    }
+
     /// Writes the pair both ways and counts it, unless it exists.
     pub(crate) fn insert_follow(&self, follower: UserId, followee: UserId) -> TxResult<()> {
         if self.follows.insert(keys::pair(follower, followee), EMPTY)?.is_none() {

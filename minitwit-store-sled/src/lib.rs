@@ -23,6 +23,7 @@
 //! - `authors`: the cache of authors' names and emails, forgotten when a user is deleted.
 //! - `flusher`: the group-commit flusher thread.
 //! - `users`, `messages`, `follows`, `timeline`, `bulk`: the operations, synchronous.
+//! - `receipts`: keyed writes applied once, with their receipts.
 //! - `store`: the async [`Store`](minitwit_core::Store) implementation: reads and short
 //!   writes inline, scans and batches on the blocking pool.
 //! - `integrity`: [`IntegrityReport`] and the whole-store check.
@@ -44,6 +45,7 @@ mod integrity;
 mod keys;
 mod messages;
 mod open;
+mod receipts;
 mod records;
 mod store;
 #[cfg(feature = "testkit")]

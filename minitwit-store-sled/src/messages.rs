@@ -11,18 +11,7 @@ use std::ops::Bound;
 impl Trees {
     /// Stores a message under a fresh id; the author must exist.
     pub(crate) fn add_message(&self, new: &NewMessage) -> StoreResult<MessageId> {
-        self.transaction(|tx| {
-            tx.require_user(new.author_id)?;
-            let message = Message {
-                id: tx.bump(meta::LAST_MESSAGE_ID, 1)?,
-                author_id: new.author_id,
-                text: new.text.as_ref().to_owned(),
-                pub_date: new.pub_date,
-                flagged: false,
-            };
-            tx.insert_message(&message)?;
-            Ok(message.id)
-        })
+        self.transaction(|tx| tx.add_message(new))
     }
 
     /// The message with this id.
@@ -130,6 +119,20 @@ pub(crate) fn key_field(
 }
 
 impl Tx<'_> {
+    /// Stores a message under a fresh id; the author must exist.
+    pub(crate) fn add_message(&self, new: &NewMessage) -> TxResult<MessageId> {
+        self.require_user(new.author_id)?;
+        let message = Message {
+            id: self.bump(meta::LAST_MESSAGE_ID, 1)?,
+            author_id: new.author_id,
+            text: new.text.as_ref().to_owned(),
+            pub_date: new.pub_date,
+            flagged: false,
+        };
+        self.insert_message(&message)?;
+        Ok(message.id)
+    }
+
     /// Writes a message with its index entries (timeline indexes only when unflagged)
     /// and counts it. The id must be free.
     pub(crate) fn insert_message(&self, m: &Message) -> TxResult<()> {

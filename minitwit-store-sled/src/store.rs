@@ -5,7 +5,8 @@
 use crate::SledStore;
 use minitwit_core::{
     Counts, Cursor, DurableWait, Follow, ImportBatch, Message, MessageFilter, MessageId,
-    NewMessage, NewUser, Store, StoreResult, Timeline, TimelineEntry, User, UserId,
+    NewMessage, NewUser, Receipt, ReceiptKey, Store, StoreResult, Timeline, TimelineEntry, User,
+    UserId, Write,
 };
 
 #[async_trait::async_trait]
@@ -127,6 +128,24 @@ impl Store for SledStore {
         limit: usize,
     ) -> StoreResult<Vec<TimelineEntry>> {
         self.read(move |trees| trees.timeline(timeline, before, limit)).await
+    }
+
+    async fn receipt(&self, key: &ReceiptKey, since: i64) -> StoreResult<Option<Receipt>> {
+        self.read(|trees| trees.receipt(key, since)).await
+    }
+
+    async fn apply_once(
+        &self,
+        key: &ReceiptKey,
+        receipt: &Receipt,
+        since: i64,
+        write: Write,
+    ) -> StoreResult<Option<Receipt>> {
+        self.write(|trees| trees.apply_once(key, receipt, since, &write)).await
+    }
+
+    async fn forget_receipts(&self, before: i64, limit: usize) -> StoreResult<usize> {
+        self.long_write(move |trees| trees.forget_receipts(before, limit)).await
     }
 
     async fn latest(&self) -> StoreResult<Option<i64>> {

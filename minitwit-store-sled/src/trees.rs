@@ -13,10 +13,11 @@
 //! | `author_msgs` | (author, id) | empty; every message, for deletion and admin listings |
 //! | `flagged` | message id | empty; flagged messages only |
 //! | `follows` | (follower, followee) | empty |
+//! | `followers` | (followee, follower) | empty |
+//! | `receipts` | `k`, scope, NUL, key / `t`, recorded_at, scope, NUL, key | a keyed write's receipt / empty (see `receipts`) |
 //!
 //! Stores of format 1 (see `open`) hold JSON records, read as well as binary ones, and
 //! empty timeline index values: the message is then read from `messages`.
-//! | `followers` | (followee, follower) | empty |
 
 use crate::authors::Authors;
 use crate::keys;
@@ -111,6 +112,8 @@ trees! {
     follows,
     /// Follow pairs by followee.
     followers,
+    /// Keyed writes' receipts, and the same keys by recording time.
+    receipts,
 }
 
 /// The value of index entries whose key says it all.

@@ -11,21 +11,7 @@ use std::ops::Bound;
 impl Trees {
     /// Creates a user under a fresh id; [`StoreError::UsernameTaken`] if the name exists.
     pub(crate) fn create_user(&self, new: &NewUser) -> StoreResult<User> {
-        let name: &str = new.username.as_ref();
-        self.transaction(|tx| {
-            if tx.usernames.get(name)?.is_some() {
-                return Err(abort(StoreError::UsernameTaken));
-            }
-            let user = User {
-                id: tx.bump(meta::LAST_USER_ID, 1)?,
-                username: name.to_owned(),
-                email: new.email.as_ref().to_owned(),
-                pw_hash: new.pw_hash.clone(),
-                disabled: false,
-            };
-            tx.insert_user(&user)?;
-            Ok(user)
-        })
+        self.transaction(|tx| tx.create_user(new))
     }
 
     /// The user with this id.
@@ -138,6 +124,23 @@ pub(crate) struct UserLinks {
 }
 
 impl Tx<'_> {
+    /// Creates a user under a fresh id; [`StoreError::UsernameTaken`] if the name exists.
+    pub(crate) fn create_user(&self, new: &NewUser) -> TxResult<User> {
+        let name: &str = new.username.as_ref();
+        if self.usernames.get(name)?.is_some() {
+            return Err(abort(StoreError::UsernameTaken));
+        }
+        let user = User {
+            id: self.bump(meta::LAST_USER_ID, 1)?,
+            username: name.to_owned(),
+            email: new.email.as_ref().to_owned(),
+            pw_hash: new.pw_hash.clone(),
+            disabled: false,
+        };
+        self.insert_user(&user)?;
+        Ok(user)
+    }
+
     /// Removes a user with their messages and follows and uncounts them; `false` if
     /// there is no such user.
     pub(crate) fn remove_user(&self, links: &UserLinks) -> TxResult<bool> {

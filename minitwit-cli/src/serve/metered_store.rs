@@ -6,7 +6,8 @@ use super::metrics::STORE_SECONDS;
 use async_trait::async_trait;
 use minitwit_core::{
     Counts, Cursor, DurableWait, Follow, ImportBatch, Message, MessageFilter, MessageId,
-    NewMessage, NewUser, ReadToken, Store, StoreResult, Timeline, TimelineEntry, User, UserId,
+    NewMessage, NewUser, ReadToken, Receipt, ReceiptKey, Store, StoreResult, Timeline,
+    TimelineEntry, User, UserId, Write,
 };
 use std::future::Future;
 use std::sync::Arc;
@@ -166,6 +167,24 @@ impl Store for MeteredStore {
             Timeline::Home(_) => "timeline_home",
         };
         self.timed(operation, self.inner.timeline(timeline, before, limit)).await
+    }
+
+    async fn receipt(&self, key: &ReceiptKey, since: i64) -> StoreResult<Option<Receipt>> {
+        self.timed("receipt", self.inner.receipt(key, since)).await
+    }
+
+    async fn apply_once(
+        &self,
+        key: &ReceiptKey,
+        receipt: &Receipt,
+        since: i64,
+        write: Write,
+    ) -> StoreResult<Option<Receipt>> {
+        self.timed("apply_once", self.inner.apply_once(key, receipt, since, write)).await
+    }
+
+    async fn forget_receipts(&self, before: i64, limit: usize) -> StoreResult<usize> {
+        self.timed("forget_receipts", self.inner.forget_receipts(before, limit)).await
     }
 
     async fn latest(&self) -> StoreResult<Option<i64>> {

@@ -16,8 +16,8 @@ use crate::model::{
     TimelineEntry, User,
 };
 use crate::{
-    Email, HashCost, MessageText, MiniTwit, PageSize, Registration, ServiceError, Store,
-    StoreError, Username,
+    Email, HashCost, IdempotencyKey, Keyed, MessageText, MiniTwit, Outcome, PageSize, Receipt,
+    ReceiptKey, Registration, ServiceError, Store, StoreError, Username, Write,
 };
 use std::sync::Arc;
 
@@ -55,6 +55,12 @@ macro_rules! conformance_tests {
             an_import_can_be_removed_and_ended,
             admin_listing_filters_messages,
             service_registers_and_authenticates,
+            a_keyed_write_applies_once_and_replays_its_answer,
+            a_key_reused_for_another_request_is_refused,
+            concurrent_requests_with_one_key_apply_once,
+            keys_belong_to_their_caller,
+            a_failed_keyed_write_keeps_no_receipt,
+            receipts_expire_and_are_forgotten_in_bounded_steps,
         );
     };
     (@each $make:path; $($name:ident),* $(,)?) => {
@@ -597,4 +603,138 @@ pub async fn service_registers_and_authenticates(store: Arc<dyn Store>) {
         twit.authenticate("Roger Histand", "]=)[X{Km{z").await.unwrap_err(),
         ServiceError::AccountDisabled
     );
+}
+
+/// A request keyed `key` by `scope`, made of `request`, answered 204 with `answer`.
+fn keyed(scope: &str, key: &str, request: &str, answer: &str) -> Keyed {
+    let key = IdempotencyKey::parse(key).unwrap();
+    Keyed::new(scope, key, &[request.as_bytes()], 204, answer.as_bytes().to_vec())
+}
+
+/// A receipt recorded at `recorded_at`.
+fn receipt_at(request: &str, recorded_at: i64) -> Receipt {
+    Receipt { recorded_at, ..keyed("s", "k", request, "").receipt }
+}
+
+/// Each keyed write, sent twice with one key, applies once; the retry is answered with
+/// the receipt the first recorded, changing nothing.
+pub async fn a_keyed_write_applies_once_and_replays_its_answer(store: Arc<dyn Store>) {
+    let twit = MiniTwit::with_hash_cost(Arc::clone(&store), HashCost::Insecure);
+    let reg = || Registration::parse("Roger Histand", "r@example.com", "pw", None).unwrap();
+    let sent = keyed("api:sim", "reg-1", "register Roger", "registered");
+    assert_eq!(twit.register_once(reg(), Some(sent.clone())).await.unwrap(), Outcome::Applied);
+    let again = twit.register_once(reg(), Some(sent.clone())).await.unwrap();
+    assert_eq!(again, Outcome::Replayed(sent.receipt.clone()), "the first answer, not a 400");
+    let roger = twit.user("Roger Histand").await.unwrap();
+    let bob = twit.register(Registration::parse("bob", "b@example.com", "pw", None).unwrap());
+    let bob = bob.await.unwrap();
+    for _ in 0..2 {
+        let post = keyed("api:sim", "post-1", "post hello", "");
+        let text = MessageText::parse("hello").unwrap();
+        twit.post_once(&roger, text, Some(post)).await.unwrap();
+        let follow = keyed("api:sim", "follow-1", "follow bob", "");
+        twit.follow_once(&roger, &bob, Some(follow)).await.unwrap();
+    }
+    assert_eq!(texts(&store, Timeline::Public).await, ["hello"], "one message");
+    assert_eq!(store.counts().await.unwrap().users, 2, "one user per registration");
+    let unfollow = keyed("api:sim", "unfollow-1", "unfollow bob", "");
+    let first = twit.unfollow_once(&roger, &bob, Some(unfollow.clone())).await.unwrap();
+    assert_eq!(first, Outcome::Applied);
+    twit.follow(&roger, &bob).await.unwrap();
+    let retried = twit.unfollow_once(&roger, &bob, Some(unfollow.clone())).await.unwrap();
+    assert_eq!(retried, Outcome::Replayed(unfollow.receipt));
+    assert!(store.is_following(roger.id, bob.id).await.unwrap(), "the retry changed nothing");
+}
+
+/// A key recorded for one request and sent with another is refused, and the second
+/// request changes nothing.
+pub async fn a_key_reused_for_another_request_is_refused(store: Arc<dyn Store>) {
+    let twit = MiniTwit::with_hash_cost(Arc::clone(&store), HashCost::Insecure);
+    let alice = user(&store, "alice").await;
+    let first = keyed("api:sim", "k", "post one", "");
+    twit.post_once(&alice, MessageText::parse("one").unwrap(), Some(first)).await.unwrap();
+    let other = keyed("api:sim", "k", "post two", "");
+    let refused = twit.post_once(&alice, MessageText::parse("two").unwrap(), Some(other)).await;
+    assert_eq!(refused, Err(ServiceError::KeyReused));
+    assert_eq!(ServiceError::KeyReused.status(), 422);
+    assert_eq!(texts(&store, Timeline::Public).await, ["one"]);
+}
+
+/// Requests with one key arriving together (a proxy's retry racing its first attempt)
+/// apply once: one is applied, every other is answered from its receipt.
+pub async fn concurrent_requests_with_one_key_apply_once(store: Arc<dyn Store>) {
+    let twit = MiniTwit::with_hash_cost(Arc::clone(&store), HashCost::Insecure);
+    let alice = user(&store, "alice").await;
+    let sends = (0..8).map(|_| {
+        let (twit, alice) = (twit.clone(), alice.clone());
+        let request = keyed("api:sim", "race", "post racing", "");
+        tokio::spawn(async move {
+            twit.post_once(&alice, MessageText::parse("racing").unwrap(), Some(request)).await
+        })
+    });
+    let outcomes = futures::future::join_all(sends).await;
+    let applied = outcomes.into_iter().filter(|o| *o.as_ref().unwrap() == Ok(Outcome::Applied));
+    assert_eq!(applied.count(), 1, "exactly one of the racing requests applies");
+    assert_eq!(texts(&store, Timeline::Public).await, ["racing"]);
+}
+
+/// The same key from two callers names two requests: neither is answered from the
+/// other's receipt.
+pub async fn keys_belong_to_their_caller(store: Arc<dyn Store>) {
+    let twit = MiniTwit::with_hash_cost(Arc::clone(&store), HashCost::Insecure);
+    let alice = user(&store, "alice").await;
+    for (scope, text) in [("web:user:1", "mine"), ("web:user:2", "theirs")] {
+        let request = keyed(scope, "same-key", "post", text);
+        let outcome = twit.post_once(&alice, MessageText::parse(text).unwrap(), Some(request));
+        assert_eq!(outcome.await.unwrap(), Outcome::Applied, "{scope}");
+    }
+    assert_eq!(texts(&store, Timeline::Public).await.len(), 2);
+    let theirs = ReceiptKey { scope: "web:user:2".into(), key: "same-key".into() };
+    let kept = store.receipt(&theirs, 0).await.unwrap().unwrap();
+    assert_eq!(kept.body, b"theirs");
+}
+
+/// A keyed write that fails keeps no receipt: the key stays free for the retry.
+pub async fn a_failed_keyed_write_keeps_no_receipt(store: Arc<dyn Store>) {
+    user(&store, "taken").await;
+    let sent = keyed("api:sim", "k", "register taken", "");
+    let refused = store.apply_once(&sent.key, &sent.receipt, 0, Write::Register(new_user("taken")));
+    assert_eq!(refused.await, Err(StoreError::UsernameTaken));
+    assert_eq!(store.receipt(&sent.key, 0).await.unwrap(), None);
+    let ghost = Write::Follow { follower: 999, followee: 998 };
+    assert!(matches!(
+        store.apply_once(&sent.key, &sent.receipt, 0, ghost).await,
+        Err(StoreError::UnknownUser(_))
+    ));
+    assert_eq!(store.receipt(&sent.key, 0).await.unwrap(), None);
+    let fresh = store.apply_once(&sent.key, &sent.receipt, 0, Write::Register(new_user("fresh")));
+    assert_eq!(fresh.await, Ok(None));
+}
+
+/// A receipt recorded before the window is ignored (its key applies anew and replaces
+/// it), and the sweep removes expired receipts oldest first, at most `limit` a step.
+pub async fn receipts_expire_and_are_forgotten_in_bounded_steps(store: Arc<dyn Store>) {
+    let alice = user(&store, "alice").await;
+    let post = |text: &str| {
+        let text = MessageText::parse(text).unwrap();
+        Write::Post(NewMessage { author_id: alice.id, text, pub_date: 1 })
+    };
+    let key = |k: usize| ReceiptKey { scope: "api:sim".into(), key: format!("k{k}") };
+    for k in 0..5 {
+        let recorded_at = 100 + i64::try_from(k).unwrap();
+        let kept = store.apply_once(&key(k), &receipt_at("p", recorded_at), 0, post("old")).await;
+        assert_eq!(kept, Ok(None));
+    }
+    assert!(store.receipt(&key(0), 100).await.unwrap().is_some(), "within the window");
+    assert_eq!(store.receipt(&key(0), 101).await.unwrap(), None, "expired");
+    let renewed = store.apply_once(&key(0), &receipt_at("p", 200), 101, post("anew")).await;
+    assert_eq!(renewed, Ok(None), "an expired key applies anew");
+    assert_eq!(store.receipt(&key(0), 150).await.unwrap().unwrap().recorded_at, 200);
+    assert_eq!(store.forget_receipts(104, 2).await.unwrap(), 2, "k1, k2: bounded");
+    assert_eq!(store.forget_receipts(104, 2).await.unwrap(), 1, "k3");
+    assert_eq!(store.forget_receipts(104, 2).await.unwrap(), 0);
+    for (k, kept) in [(0, true), (1, false), (2, false), (3, false), (4, true)] {
+        assert_eq!(store.receipt(&key(k), 0).await.unwrap().is_some(), kept, "k{k}");
+    }
+    assert_eq!(texts(&store, Timeline::Public).await.len(), 6, "forgetting keeps the writes");
 }

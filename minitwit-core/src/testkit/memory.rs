@@ -1,6 +1,7 @@
 //! [`MemoryStore`]: the reference model of the store contract, kept obviously correct
 //! rather than fast (timelines scan and sort everything).
 
+use crate::idempotency::{Receipt, ReceiptKey, Write};
 use crate::model::{
     Counts, Cursor, Follow, ImportBatch, Message, MessageFilter, MessageId, NewMessage, NewUser,
     Timeline, TimelineEntry, User, UserId,
@@ -20,6 +21,7 @@ struct State {
     settings: BTreeMap<String, Vec<u8>>,
     last_user_id: UserId,
     last_message_id: MessageId,
+    receipts: BTreeMap<(String, String), Receipt>,
 }
 
 /// The in-memory reference model. Data lives only as long as the value.
@@ -54,6 +56,61 @@ impl State {
         true
     }
 
+    fn create_user(&mut self, user: NewUser) -> StoreResult<User> {
+        if self.users.values().any(|u| u.username == user.username.as_ref()) {
+            return Err(StoreError::UsernameTaken);
+        }
+        self.last_user_id += 1;
+        let created = User {
+            id: self.last_user_id,
+            username: user.username.into(),
+            email: user.email.into(),
+            pw_hash: user.pw_hash,
+            disabled: false,
+        };
+        self.users.insert(created.id, created.clone());
+        Ok(created)
+    }
+
+    fn add_message(&mut self, message: NewMessage) -> StoreResult<MessageId> {
+        self.require_user(message.author_id)?;
+        self.last_message_id += 1;
+        let id = self.last_message_id;
+        let stored = Message {
+            id,
+            author_id: message.author_id,
+            text: message.text.into(),
+            pub_date: message.pub_date,
+            flagged: false,
+        };
+        self.messages.insert(id, stored);
+        Ok(id)
+    }
+
+    fn follow(&mut self, follower: UserId, followee: UserId) -> StoreResult<()> {
+        self.require_user(follower)?;
+        self.require_user(followee)?;
+        self.follows.insert(Follow { follower, followee });
+        Ok(())
+    }
+
+    fn apply(&mut self, write: Write) -> StoreResult<()> {
+        match write {
+            Write::Register(user) => self.create_user(user).map(drop),
+            Write::Post(message) => self.add_message(message).map(drop),
+            Write::Follow { follower, followee } => self.follow(follower, followee),
+            Write::Unfollow { follower, followee } => {
+                self.follows.remove(&Follow { follower, followee });
+                Ok(())
+            }
+        }
+    }
+
+    fn live_receipt(&self, key: &ReceiptKey, since: i64) -> Option<Receipt> {
+        let receipt = self.receipts.get(&(key.scope.clone(), key.key.clone()))?;
+        (receipt.recorded_at >= since).then(|| receipt.clone())
+    }
+
     fn require_user(&self, id: UserId) -> StoreResult<&User> {
         self.users.get(&id).ok_or(StoreError::UnknownUser(id))
     }
@@ -86,21 +143,7 @@ impl Store for MemoryStore {
     }
 
     async fn create_user(&self, user: NewUser) -> StoreResult<User> {
-        self.with(|s| {
-            if s.users.values().any(|u| u.username == user.username.as_ref()) {
-                return Err(StoreError::UsernameTaken);
-            }
-            s.last_user_id += 1;
-            let created = User {
-                id: s.last_user_id,
-                username: user.username.into(),
-                email: user.email.into(),
-                pw_hash: user.pw_hash,
-                disabled: false,
-            };
-            s.users.insert(created.id, created.clone());
-            Ok(created)
-        })
+        self.with(|s| s.create_user(user))
     }
 
     async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>> {
@@ -143,20 +186,7 @@ impl Store for MemoryStore {
     }
 
     async fn add_message(&self, message: NewMessage) -> StoreResult<MessageId> {
-        self.with(|s| {
-            s.require_user(message.author_id)?;
-            s.last_message_id += 1;
-            let id = s.last_message_id;
-            let stored = Message {
-                id,
-                author_id: message.author_id,
-                text: message.text.into(),
-                pub_date: message.pub_date,
-                flagged: false,
-            };
-            s.messages.insert(id, stored);
-            Ok(id)
-        })
+        self.with(|s| s.add_message(message))
     }
 
     async fn message_by_id(&self, id: MessageId) -> StoreResult<Option<Message>> {
@@ -210,12 +240,7 @@ impl Store for MemoryStore {
     }
 
     async fn follow(&self, follower: UserId, followee: UserId) -> StoreResult<()> {
-        self.with(|s| {
-            s.require_user(follower)?;
-            s.require_user(followee)?;
-            s.follows.insert(Follow { follower, followee });
-            Ok(())
-        })
+        self.with(|s| s.follow(follower, followee))
     }
 
     async fn unfollow(&self, follower: UserId, followee: UserId) -> StoreResult<()> {
@@ -272,6 +297,44 @@ impl Store for MemoryStore {
                 .collect();
             entries.sort_by_key(|m| std::cmp::Reverse((m.pub_date, m.id)));
             entries.into_iter().take(limit).map(|m| s.entry(m)).collect()
+        }))
+    }
+
+    async fn receipt(&self, key: &ReceiptKey, since: i64) -> StoreResult<Option<Receipt>> {
+        Ok(self.with(|s| s.live_receipt(key, since)))
+    }
+
+    async fn apply_once(
+        &self,
+        key: &ReceiptKey,
+        receipt: &Receipt,
+        since: i64,
+        write: Write,
+    ) -> StoreResult<Option<Receipt>> {
+        self.with(|s| {
+            if let Some(recorded) = s.live_receipt(key, since) {
+                return Ok(Some(recorded));
+            }
+            s.apply(write)?;
+            s.receipts.insert((key.scope.clone(), key.key.clone()), receipt.clone());
+            Ok(None)
+        })
+    }
+
+    async fn forget_receipts(&self, before: i64, limit: usize) -> StoreResult<usize> {
+        Ok(self.with(|s| {
+            let mut expired: Vec<_> = s
+                .receipts
+                .iter()
+                .filter(|(_, r)| r.recorded_at < before)
+                .map(|(k, r)| (r.recorded_at, k.clone()))
+                .collect();
+            expired.sort();
+            expired.truncate(limit);
+            for (_, key) in &expired {
+                s.receipts.remove(key);
+            }
+            expired.len()
         }))
     }
 
