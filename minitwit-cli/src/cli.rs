@@ -301,6 +301,11 @@ pub struct ServeArgs {
     #[arg(long, env = "MINITWIT_DRAIN_DELAY_SECS", default_value_t = 5)]
     pub drain_delay_secs: u64,
 
+    /// Seconds a keyed write's receipt answers its retries (the `Idempotency-Key`
+    /// window, CONTRACT.md §4.5); expired receipts are swept every minute.
+    #[arg(long, env = "MINITWIT_IDEMPOTENCY_WINDOW_SECS", default_value_t = 86_400)]
+    pub idempotency_window_secs: u64,
+
     /// Seconds between refreshes of the business gauges (users, messages, …).
     #[arg(long, env = "MINITWIT_GAUGE_INTERVAL", default_value_t = 15)]
     pub gauge_interval: u64,
@@ -595,6 +600,14 @@ pub struct ReplayArgs {
     /// Open a new connection for every request, as the course's simulator does.
     #[arg(long)]
     pub close_connections: bool,
+    /// Send no `Idempotency-Key` (each action carries one by default, so that retries
+    /// apply once).
+    #[arg(long)]
+    pub no_idempotency_keys: bool,
+    /// Send an action again, with the same idempotency key, up to N times when it gets a
+    /// 503 or no answer (the simulator itself never retries).
+    #[arg(long, default_value_t = 0)]
+    pub retries: u32,
     /// Exit successfully even when some requests failed (the report still lists them).
     #[arg(long)]
     pub allow_errors: bool,

@@ -20,6 +20,8 @@ pub async fn run(args: &ReplayArgs, out: &mut impl Write) -> Result<()> {
         timeout: Duration::from_millis(args.timeout_ms),
         close_connections: args.close_connections,
         progress: true,
+        idempotency_keys: !args.no_idempotency_keys,
+        retries: args.retries,
     };
     let report = simulator::run_file(&args.csv, &options)
         .await

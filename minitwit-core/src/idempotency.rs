@@ -17,6 +17,12 @@ use crate::model::{NewMessage, NewUser, UserId};
 use sha2::{Digest as _, Sha256};
 use std::time::Duration;
 
+/// The request header that carries a key (IETF httpapi draft "The Idempotency-Key HTTP
+/// Header Field"), in the lower case HTTP/2 requires.
+pub const KEY_HEADER: &str = "idempotency-key";
+/// The response header that marks an answer replayed from a receipt (`true`).
+pub const REPLAYED_HEADER: &str = "idempotent-replayed";
+
 /// How long a receipt answers retries unless configured otherwise: a day, as the
 /// payment APIs that made these keys common keep theirs.
 pub const DEFAULT_RECEIPT_WINDOW: Duration = Duration::from_secs(24 * 60 * 60);

@@ -51,6 +51,17 @@ impl std::fmt::Debug for SimConfig {
 }
 
 impl SimConfig {
+    /// Whose idempotency keys a request's keys are (see `minitwit_core::idempotency`):
+    /// the simulator's, with its credentials, else anonymous callers' (who can only
+    /// register).
+    pub fn key_scope(&self, header: Option<&HeaderValue>) -> String {
+        if self.authorizes(header) {
+            format!("api:{}", self.username)
+        } else {
+            "api:anonymous".to_owned()
+        }
+    }
+
     /// Whether an `Authorization` header carries exactly these credentials (scheme `Basic`,
     /// any case). The decoded `user:password` is compared in constant time.
     pub fn authorizes(&self, header: Option<&HeaderValue>) -> bool {

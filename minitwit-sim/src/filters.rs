@@ -8,8 +8,12 @@ use crate::handlers::{self, Handled};
 use crate::models::ApiQuery;
 use bytes::Bytes;
 use futures::TryStreamExt as _;
+use minitwit_core::idempotency;
 use minitwit_core::throttle::{DEFAULT_CELLS, client_address};
-use minitwit_core::{LatestRecorded, MiniTwit, PageSize, PublicPageMemo, RateTable, UserPageMemo};
+use minitwit_core::{
+    IdempotencyKey, Keyed, LatestRecorded, MiniTwit, PageSize, PublicPageMemo, RateTable,
+    UserPageMemo, ValidationError,
+};
 use serde::de::DeserializeOwned;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -70,7 +74,7 @@ fn register(service: &MiniTwit, config: &Arc<SimConfig>) -> BoxedFilter<(Respons
         warp::path!("register")
             .and(warp::post())
             .and(registration_throttled(config))
-            .and(json_body())
+            .and(write_body(config))
             .and(with_service(service))
             .then(handlers::register),
     )
@@ -110,7 +114,7 @@ fn post_message(service: &MiniTwit, config: &Arc<SimConfig>) -> BoxedFilter<(Res
         user_path("msgs")
             .and(warp::post())
             .and(authorized(config))
-            .and(json_body())
+            .and(write_body(config))
             .and(with_service(service))
             .then(handlers::post_message),
     )
@@ -134,7 +138,7 @@ fn change_follow(service: &MiniTwit, config: &Arc<SimConfig>) -> BoxedFilter<(Re
         user_path("fllws")
             .and(warp::post())
             .and(authorized(config))
-            .and(json_body())
+            .and(write_body(config))
             .and(with_service(service))
             .then(handlers::change_follow),
     )
@@ -240,17 +244,66 @@ fn user_path(prefix: &'static str) -> BoxedFilter<(String,)> {
     warp::path(prefix).and(warp::path::param::<String>()).and(warp::path::end()).boxed()
 }
 
-/// A JSON body of type `T`, read up to [`MAX_BODY_BYTES`](crate::MAX_BODY_BYTES) whether
-/// or not the client announced its length: 413 beyond, 400 when it is not such JSON.
-fn json_body<T: DeserializeOwned + Send + 'static>() -> BoxedFilter<(T,)> {
+/// A write's JSON body of type `T` and, when the request carries an `Idempotency-Key`,
+/// the key (400 when malformed) as the core takes it: scoped to the caller, with what
+/// tells this request from another (method, path and query, body) and the answer the
+/// write gets when applied, a 204.
+fn write_body<T: DeserializeOwned + Send + 'static>(
+    config: &Arc<SimConfig>,
+) -> BoxedFilter<(T, Option<Keyed>)> {
+    let config = Arc::clone(config);
+    warp::method()
+        .and(warp::path::full())
+        .and(raw_query())
+        .and(warp::header::headers_cloned())
+        .and(body_bytes())
+        .and_then(
+            move |method: Method,
+                  path: FullPath,
+                  query: String,
+                  headers: HeaderMap,
+                  bytes: Vec<u8>| {
+                let (method, path) = (method.as_str().as_bytes(), path.as_str().as_bytes());
+                let keyed = keyed(&config, &headers, &[method, path, query.as_bytes(), &bytes]);
+                async move {
+                    let body = parse_object(&bytes)
+                        .map_err(|err| Rejection::from(ApiError::BadBody(err.to_string())))?;
+                    Ok::<_, Rejection>((body, keyed?))
+                }
+            },
+        )
+        .untuple_one()
+        .boxed()
+}
+
+/// The request's key, if it carries one, as [`write_body`] gives it.
+fn keyed(
+    config: &SimConfig,
+    headers: &HeaderMap,
+    request: &[&[u8]],
+) -> Result<Option<Keyed>, Rejection> {
+    let Some(raw) = headers.get(idempotency::KEY_HEADER) else { return Ok(None) };
+    let key = raw.to_str().ok().map(IdempotencyKey::parse);
+    let key = key.unwrap_or(Err(ValidationError::IdempotencyKeyInvalid)).map_err(ApiError::from)?;
+    let scope = config.key_scope(headers.get(AUTHORIZATION));
+    Ok(Some(Keyed::new(scope, key, request, 204, Vec::new())))
+}
+
+/// The raw query string, empty when there is none.
+fn raw_query() -> BoxedFilter<(String,)> {
+    warp::query::raw().or(warp::any().map(String::new)).unify().boxed()
+}
+
+/// The body, read up to [`MAX_BODY_BYTES`](crate::MAX_BODY_BYTES) whether or not the
+/// client announced its length: 413 beyond.
+fn body_bytes() -> BoxedFilter<(Vec<u8>,)> {
     warp::header::optional::<u64>("content-length")
         .and(warp::body::stream())
         .and_then(|announced: Option<u64>, body| async move {
             if announced.is_some_and(|len| len > crate::MAX_BODY_BYTES) {
                 return Err(Rejection::from(ApiError::BodyTooLarge));
             }
-            let bytes = read_limited(body).await?;
-            parse_object(&bytes).map_err(|err| Rejection::from(ApiError::BadBody(err.to_string())))
+            Ok(read_limited(body).await?)
         })
         .boxed()
 }

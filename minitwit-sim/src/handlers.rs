@@ -6,8 +6,8 @@ use crate::error::ApiError;
 use crate::models::{FollowBody, FollowsDto, LatestDto, MessageDto, PostBody, RegisterBody};
 use bytes::Bytes;
 use minitwit_core::{
-    LatestRecorded, MessageText, MiniTwit, Page, PageSize, PublicPageMemo, Registration,
-    ServiceError, UserPageMemo,
+    Keyed, LatestRecorded, MessageText, MiniTwit, Outcome, Page, PageSize, PublicPageMemo,
+    Registration, ServiceError, UserPageMemo, idempotency,
 };
 use std::sync::Arc;
 use warp::http::StatusCode;
@@ -17,9 +17,18 @@ use warp::reply::{Reply as _, Response};
 /// What a handler returns: a response, or why the request failed.
 pub type Handled = Result<Response, ApiError>;
 
-/// 204 with an empty body: the simulator's success for every write.
-fn no_content() -> Response {
-    warp::reply::with_status(warp::reply(), StatusCode::NO_CONTENT).into_response()
+/// The answer to a write: 204 with an empty body, the simulator's success for every
+/// write; or, for a retry of a keyed write, the answer its receipt recorded, marked
+/// replayed.
+fn answer(outcome: Outcome) -> Response {
+    let Outcome::Replayed(receipt) = outcome else {
+        return warp::reply::with_status(warp::reply(), StatusCode::NO_CONTENT).into_response();
+    };
+    let mut response = Response::new(receipt.body.into());
+    *response.status_mut() = StatusCode::from_u16(receipt.status).unwrap_or(StatusCode::OK);
+    let replayed = HeaderValue::from_static("true");
+    response.headers_mut().insert(idempotency::REPLAYED_HEADER, replayed);
+    response
 }
 
 /// Records `latest` when the query carries one; 400 when it is not an integer.
@@ -50,12 +59,11 @@ pub async fn latest(service: MiniTwit) -> Handled {
 }
 
 /// `POST /register`
-pub async fn register(body: RegisterBody, service: MiniTwit) -> Handled {
+pub async fn register(body: RegisterBody, keyed: Option<Keyed>, service: MiniTwit) -> Handled {
     let field = |value: &Option<String>| value.clone().unwrap_or_default();
     let registration =
         Registration::parse(&field(&body.username), &field(&body.email), &field(&body.pwd), None)?;
-    service.register(registration).await?;
-    Ok(no_content())
+    Ok(answer(service.register_once(registration, keyed).await?))
 }
 
 /// `GET /msgs`: the same answer for every caller, so it is built once per change of the
@@ -95,11 +103,15 @@ fn json_response(body: Bytes) -> Response {
 }
 
 /// `POST /msgs/{username}`
-pub async fn post_message(segment: String, body: PostBody, service: MiniTwit) -> Handled {
+pub async fn post_message(
+    segment: String,
+    body: PostBody,
+    keyed: Option<Keyed>,
+    service: MiniTwit,
+) -> Handled {
     let author = service.user_at(&segment).await?;
     let text = MessageText::parse(&body.content)?;
-    service.post(&author, text).await?;
-    Ok(no_content())
+    Ok(answer(service.post_once(&author, text, keyed).await?))
 }
 
 /// `GET /fllws/{username}`
@@ -110,15 +122,22 @@ pub async fn follows(segment: String, size: PageSize, service: MiniTwit) -> Hand
 }
 
 /// `POST /fllws/{username}`
-pub async fn change_follow(segment: String, body: FollowBody, service: MiniTwit) -> Handled {
+pub async fn change_follow(
+    segment: String,
+    body: FollowBody,
+    keyed: Option<Keyed>,
+    service: MiniTwit,
+) -> Handled {
     let user = service.user_at(&segment).await?;
-    match body {
-        FollowBody::Follow(target) => service.follow(&user, &service.user(&target).await?).await?,
-        FollowBody::Unfollow(target) => {
-            service.unfollow(&user, &service.user(&target).await?).await?;
+    let outcome = match body {
+        FollowBody::Follow(target) => {
+            service.follow_once(&user, &service.user(&target).await?, keyed).await?
         }
-    }
-    Ok(no_content())
+        FollowBody::Unfollow(target) => {
+            service.unfollow_once(&user, &service.user(&target).await?, keyed).await?
+        }
+    };
+    Ok(answer(outcome))
 }
 
 /// `GET /openapi.yaml`

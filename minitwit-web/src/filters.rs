@@ -6,16 +6,19 @@ use crate::handlers::account::{self, LoginForm, RegisterForm};
 use crate::handlers::actions::{self, MessageForm, Relation};
 use crate::handlers::timeline::{self, PageQuery};
 use crate::handlers::{Handled, statics};
+use crate::idempotency::KeyedRequest;
 use crate::security::{add_security_headers, client_address, is_cross_site, is_unsafe_navigation};
 use crate::site::{Site, Visit};
 use futures::StreamExt as _;
+use minitwit_core::{IdempotencyKey, ServiceError, idempotency};
 use serde::de::DeserializeOwned;
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use warp::filters::BoxedFilter;
-use warp::http::HeaderMap;
+use warp::filters::path::FullPath;
 use warp::http::header::COOKIE;
+use warp::http::{HeaderMap, Method};
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
@@ -120,13 +123,69 @@ fn same_origin_get() -> impl Filter<Extract = (), Error = Rejection> + Clone {
 fn form<T: DeserializeOwned + Send + 'static>(
     site: &Site,
 ) -> impl Filter<Extract = (T,), Error = Rejection> + Clone + use<T> {
-    warp::body::content_length_limit(site.config.max_form_bytes).and(warp::body::stream()).and_then(
-        |body| async move {
-            let bytes = read_body(body).await?;
-            serde_urlencoded::from_bytes(&bytes)
-                .map_err(|_| warp::reject::custom(WebError::BadRequest("malformed form")))
+    form_bytes(site).and_then(|bytes: Vec<u8>| async move { parse_form(&bytes) })
+}
+
+/// A [`form`] of a write, with the request's idempotency key if it carries one.
+fn keyed_form<T: DeserializeOwned + Send + 'static>(
+    site: &Site,
+) -> impl Filter<Extract = (T, Option<KeyedRequest>), Error = Rejection> + Clone + use<T> {
+    idempotency_key()
+        .and(warp::method())
+        .and(target())
+        .and(form_bytes(site))
+        .and_then(|key: Option<IdempotencyKey>, method: Method, target: String, bytes: Vec<u8>| async move {
+            let form = parse_form(&bytes)?;
+            let request = key.map(|key| KeyedRequest::new(key, method.as_str(), &target, bytes));
+            Ok::<_, Rejection>((form, request))
+        })
+        .untuple_one()
+}
+
+/// The idempotency key of a write without a body (follow, unfollow), if it carries one.
+fn keyed_request() -> impl Filter<Extract = (Option<KeyedRequest>,), Error = Rejection> + Clone {
+    idempotency_key().and(warp::method()).and(target()).map(
+        |key: Option<IdempotencyKey>, method: Method, target: String| {
+            key.map(|key| KeyedRequest::new(key, method.as_str(), &target, Vec::new()))
         },
     )
+}
+
+/// The `Idempotency-Key` header, if sent; 400 when it is not a valid key.
+fn idempotency_key() -> impl Filter<Extract = (Option<IdempotencyKey>,), Error = Rejection> + Clone
+{
+    warp::header::optional::<String>(idempotency::KEY_HEADER).and_then(
+        |raw: Option<String>| async move {
+            raw.map(|raw| IdempotencyKey::parse(&raw)).transpose().map_err(|invalid| {
+                warp::reject::custom(WebError::Service(ServiceError::Invalid(invalid)))
+            })
+        },
+    )
+}
+
+/// The request's path and query, as sent.
+fn target() -> impl Filter<Extract = (String,), Error = Infallible> + Clone {
+    let query = warp::query::raw().or(warp::any().map(String::new)).unify();
+    warp::path::full().and(query).map(|path: FullPath, query: String| {
+        if query.is_empty() {
+            path.as_str().to_owned()
+        } else {
+            format!("{}?{query}", path.as_str())
+        }
+    })
+}
+
+/// A form's body, at most `max_form_bytes` long (413 beyond).
+fn form_bytes(site: &Site) -> impl Filter<Extract = (Vec<u8>,), Error = Rejection> + Clone + use<> {
+    warp::body::content_length_limit(site.config.max_form_bytes)
+        .and(warp::body::stream())
+        .and_then(|body| async move { read_body(body).await })
+}
+
+/// A url-encoded form of type `T`; 400 when malformed.
+fn parse_form<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Rejection> {
+    serde_urlencoded::from_bytes(bytes)
+        .map_err(|_| warp::reject::custom(WebError::BadRequest("malformed form")))
 }
 
 /// Collects a body whose length the limit above has already bounded.
@@ -207,7 +266,7 @@ fn register(s: &Arc<Site>) -> BoxedFilter<(Response,)> {
     let submit = warp::post()
         .and(same_site())
         .and(with_site(s))
-        .and(form::<RegisterForm>(s))
+        .and(keyed_form::<RegisterForm>(s))
         .and(client(s))
         .and(visit(s))
         .then(account::register);
@@ -246,7 +305,7 @@ fn add_message(s: &Arc<Site>) -> BoxedFilter<(Response,)> {
             .and(warp::post())
             .and(same_site())
             .and(with_site(s))
-            .and(form::<MessageForm>(s))
+            .and(keyed_form::<MessageForm>(s))
             .and(visit(s))
             .then(actions::add_message),
         s,
@@ -279,6 +338,7 @@ fn follow(s: &Arc<Site>) -> BoxedFilter<(Response,)> {
             .and(relation)
             .and(warp::path::end())
             .and(warp::post().and(same_site()).or(same_origin_get()).unify())
+            .and(keyed_request())
             .and(visit(s))
             .then(actions::follow),
         s,

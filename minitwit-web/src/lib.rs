@@ -11,6 +11,7 @@
 //! - `config`: [`WebConfig`] and its defaults.
 //! - `filters`: the routes as warp filters.
 //! - `handlers`: one function per route, calling the service.
+//! - `idempotency`: the keys the site's writes carry, and the answers replayed to retries.
 //! - `site`: shared state, per-request readers, responses with the session cookie.
 //! - `session`: the encrypted session cookie.
 //! - `views`: templates, MarkupSafe escaping, view models.
@@ -35,6 +36,7 @@ mod config;
 mod error;
 mod filters;
 mod handlers;
+mod idempotency;
 mod labels;
 mod security;
 mod session;

@@ -8,12 +8,14 @@
 //! - [`sim_replay`]: the simulator's scenario replayed, errors counted by kind.
 //! - [`sim_fuzz`]: schemathesis against the served OpenAPI document.
 //! - [`outage`]: a PostgreSQL outage seen from both front ends.
+//! - [`idempotency`]: writes sent twice under one key apply once, on the API and the site.
 //!
 //! Run one part with a filter: `cargo test --test e2e web_http::`.
 
 #[macro_use]
 mod support;
 
+mod idempotency;
 mod outage;
 mod sim_api;
 mod sim_fuzz;

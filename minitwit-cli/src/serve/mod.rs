@@ -6,6 +6,7 @@
 //! - [`metrics`]: the Prometheus recorder, metric names, business gauges.
 //! - [`listener`]: the accept loop, with its timeouts and connection cap.
 //! - [`metered_store`]: store operation latency.
+//! - [`receipts`]: the sweep of expired idempotency receipts.
 //!
 //! Shutdown, for rolling updates without refused connections: on SIGTERM `/ready` turns
 //! 503 while both listeners keep serving for the drain delay (`--drain-delay-secs`), so
@@ -21,6 +22,7 @@ pub mod layers;
 pub mod listener;
 pub mod metered_store;
 pub mod metrics;
+pub mod receipts;
 
 use crate::cli::{ListenerLimits, ServeArgs};
 use anyhow::{Context, Result};
@@ -50,7 +52,8 @@ pub async fn run(store: Arc<dyn Store>, args: &ServeArgs, out: &mut impl Write) 
     if single_process {
         store = Arc::new(CachedStore::new(store));
     }
-    let service = MiniTwit::with_hasher(Arc::clone(&store), hasher(args));
+    let service = MiniTwit::with_hasher(Arc::clone(&store), hasher(args))
+        .keeping_receipts_for(Duration::from_secs(args.idempotency_window_secs));
     let ops = Ops::new(service.clone(), handle.clone());
     let (web, api) = front_ends(&service, args, &ops).await?;
     let web_listener = bind(args.web_addr, "web site").await?;
@@ -59,6 +62,7 @@ pub async fn run(store: Arc<dyn Store>, args: &ServeArgs, out: &mut impl Write) 
 
     metrics::refresh_gauges(&service).await;
     let every = Duration::from_secs(args.gauge_interval);
+    let sweep = tokio::spawn(receipts::sweep(service.clone(), receipts::SWEEP_EVERY));
     let maintenance = tokio::spawn(metrics::maintain(service, handle, every));
     let (stop_tx, stop_rx) = watch::channel(false);
     let limits = limits(&args.limits);
@@ -83,6 +87,7 @@ pub async fn run(store: Arc<dyn Store>, args: &ServeArgs, out: &mut impl Write) 
     let _ = stop_tx.send(true);
     let (web_done, api_done) = tokio::join!(web_server, api_server);
     maintenance.abort();
+    sweep.abort();
     web_done.context("the web server task failed")?;
     api_done.context("the API server task failed")?;
     store.flush().await.context("flushing the store")?;

@@ -49,6 +49,12 @@ pub struct ReplayOptions {
     pub close_connections: bool,
     /// Show a progress bar (only ever drawn on a terminal).
     pub progress: bool,
+    /// Send each action with an `Idempotency-Key` of its own (this run's random prefix
+    /// and the action's id), so that a retry, by this client or a proxy, applies once.
+    pub idempotency_keys: bool,
+    /// Send an action again (with the same key) this many times at most when it gets
+    /// a 503 or no answer; the simulator itself never retries.
+    pub retries: u32,
 }
 
 impl Default for ReplayOptions {
@@ -64,6 +70,8 @@ impl Default for ReplayOptions {
             timeout: Duration::from_millis(300),
             close_connections: false,
             progress: true,
+            idempotency_keys: true,
+            retries: 0,
         }
     }
 }
@@ -80,6 +88,8 @@ impl std::fmt::Debug for ReplayOptions {
             .field("timeout", &self.timeout)
             .field("close_connections", &self.close_connections)
             .field("progress", &self.progress)
+            .field("idempotency_keys", &self.idempotency_keys)
+            .field("retries", &self.retries)
             .finish()
     }
 }

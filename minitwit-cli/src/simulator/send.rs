@@ -6,7 +6,10 @@ use super::scenario::{Action, ActionKind, ActionRequest};
 use super::{ReplayError, ReplayOptions};
 use reqwest::Url;
 use serde_json::json;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// The wait before the first retry of an action; each further one waits as much more.
+const RETRY_BACKOFF: Duration = Duration::from_millis(200);
 
 /// The status the simulator expects for each kind of action.
 pub(crate) fn expected_status(kind: ActionKind) -> u16 {
@@ -23,6 +26,9 @@ pub(crate) struct Sender {
     username: String,
     password: String,
     close_connections: bool,
+    /// The prefix of this run's idempotency keys (random), when it sends them.
+    key_prefix: Option<String>,
+    retries: u32,
 }
 
 impl Sender {
@@ -42,6 +48,10 @@ impl Sender {
             username: options.username.clone(),
             password: options.password.clone(),
             close_connections: options.close_connections,
+            key_prefix: options
+                .idempotency_keys
+                .then(|| format!("replay-{:016x}", rand::random::<u64>())),
+            retries: options.retries,
         })
     }
 
@@ -56,8 +66,27 @@ impl Sender {
         url
     }
 
-    /// Sends `action` and says how it went.
+    /// Sends `action`, and again after a 503 or no answer while retries are left, and
+    /// says how it went: the last attempt's outcome, its latency from the first attempt.
     pub(crate) async fn send(&self, action: &Action) -> Outcome {
+        let started = Instant::now();
+        let mut attempt = 0;
+        loop {
+            let outcome = self.send_once(action, started).await;
+            let retriable = match outcome {
+                Outcome::Answered { status, .. } => status == 503,
+                Outcome::Failed(_) => true,
+            };
+            if !retriable || attempt >= self.retries {
+                return outcome;
+            }
+            attempt += 1;
+            tokio::time::sleep(RETRY_BACKOFF * attempt).await;
+        }
+    }
+
+    /// One attempt at `action`.
+    async fn send_once(&self, action: &Action, started: Instant) -> Outcome {
         let user = action.user.as_str();
         let (url, body) = match &action.request {
             ActionRequest::Register { email, pwd } => (
@@ -79,7 +108,10 @@ impl Sender {
         if self.close_connections {
             request = request.header(reqwest::header::CONNECTION, "close");
         }
-        let started = Instant::now();
+        if let Some(prefix) = &self.key_prefix {
+            let key = format!("{prefix}-{}", action.id);
+            request = request.header(minitwit_core::idempotency::KEY_HEADER, key);
+        }
         let answer = match request.send().await {
             Ok(response) => {
                 let status = response.status().as_u16();

@@ -2,6 +2,7 @@
 //! the contract's texts and login throttling.
 
 use super::Handled;
+use crate::idempotency::{KeyedRequest, redirect_after};
 use crate::site::{Site, Title, Visit};
 use crate::views::{LoginView, RegisterView};
 use minitwit_core::{Registration, ServiceError};
@@ -72,9 +73,11 @@ pub(crate) async fn register_form(site: Arc<Site>, visit: Visit) -> Handled {
 pub(crate) async fn register(
     site: Arc<Site>,
     form: RegisterForm,
+    request: Option<KeyedRequest>,
     client: Option<IpAddr>,
-    mut visit: Visit,
+    visit: Visit,
 ) -> Handled {
+    const REGISTERED: &str = "You were successfully registered and can login now";
     if visit.user.is_some() {
         return Ok(site.redirect(visit, "/"));
     }
@@ -85,15 +88,13 @@ pub(crate) async fn register(
     {
         return register_throttled(&site, visit, wait, &form);
     }
+    let keyed = request.map(|request| request.keyed(None, "/login", REGISTERED));
     let result = match parsed {
-        Ok(registration) => visit.service.register(registration).await.map(drop),
+        Ok(registration) => visit.service.register_once(registration, keyed).await,
         Err(invalid) => Err(invalid.into()),
     };
     match result {
-        Ok(()) => {
-            visit.session.flash("You were successfully registered and can login now");
-            Ok(site.redirect(visit, "/login"))
-        }
+        Ok(outcome) => Ok(redirect_after(&site, visit, outcome, "/login", REGISTERED)),
         Err(refused @ (ServiceError::Invalid(_) | ServiceError::UsernameTaken)) => {
             register_page(&site, visit, Some(&refused.to_string()), &form)
         }

@@ -3,6 +3,7 @@
 
 use super::Handled;
 use crate::error::WebError;
+use crate::idempotency::{KeyedRequest, redirect_after};
 use crate::site::{Site, Visit};
 use crate::views::user_path;
 use minitwit_core::{MessageText, ValidationError};
@@ -26,13 +27,21 @@ pub(crate) enum Relation {
     Unfollow,
 }
 
-/// `POST /add_message`: posts and redirects to `/`; empty text records nothing.
-pub(crate) async fn add_message(site: Arc<Site>, form: MessageForm, mut visit: Visit) -> Handled {
+/// `POST /add_message`: posts (once per idempotency key) and redirects to `/`; empty text
+/// records nothing.
+pub(crate) async fn add_message(
+    site: Arc<Site>,
+    form: MessageForm,
+    request: Option<KeyedRequest>,
+    mut visit: Visit,
+) -> Handled {
+    const RECORDED: &str = "Your message was recorded";
     let author = visit.user.clone().ok_or(WebError::Unauthorized)?;
     match MessageText::parse(&form.text) {
         Ok(text) => {
-            visit.service.post(&author, text).await?;
-            visit.session.flash("Your message was recorded");
+            let keyed = request.map(|request| request.keyed(Some(&author), "/", RECORDED));
+            let outcome = visit.service.post_once(&author, text, keyed).await?;
+            return Ok(redirect_after(&site, visit, outcome, "/", RECORDED));
         }
         Err(ValidationError::MessageEmpty) => {}
         Err(refused) => visit.session.flash(refused.to_string()),
@@ -41,25 +50,26 @@ pub(crate) async fn add_message(site: Arc<Site>, form: MessageForm, mut visit: V
 }
 
 /// `/{username}/follow` and `/{username}/unfollow`: 401 when signed out, 404 for an
-/// unknown user, else a redirect to the user's page with a flash.
+/// unknown user, else (once per idempotency key) a redirect to the user's page with a
+/// flash.
 pub(crate) async fn follow(
     site: Arc<Site>,
     segment: String,
     relation: Relation,
-    mut visit: Visit,
+    request: Option<KeyedRequest>,
+    visit: Visit,
 ) -> Handled {
     let reader = visit.user.clone().ok_or(WebError::Unauthorized)?;
     let whom = visit.service.user_at(&segment).await?;
+    let location = user_path(&whom.username, None);
     let flash = match relation {
-        Relation::Follow => {
-            visit.service.follow(&reader, &whom).await?;
-            format!("You are now following \"{}\"", whom.username)
-        }
-        Relation::Unfollow => {
-            visit.service.unfollow(&reader, &whom).await?;
-            format!("You are no longer following \"{}\"", whom.username)
-        }
+        Relation::Follow => format!("You are now following \"{}\"", whom.username),
+        Relation::Unfollow => format!("You are no longer following \"{}\"", whom.username),
     };
-    visit.session.flash(flash);
-    Ok(site.redirect(visit, &user_path(&whom.username, None)))
+    let keyed = request.map(|request| request.keyed(Some(&reader), &location, &flash));
+    let outcome = match relation {
+        Relation::Follow => visit.service.follow_once(&reader, &whom, keyed).await?,
+        Relation::Unfollow => visit.service.unfollow_once(&reader, &whom, keyed).await?,
+    };
+    Ok(redirect_after(&site, visit, outcome, &location, &flash))
 }
