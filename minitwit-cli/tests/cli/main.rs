@@ -15,6 +15,8 @@
 //! - `faults`: sled sync failures and a dead flusher under a running server.
 //! - `hardening`: security headers everywhere, closed metric labels, aborted bodies,
 //!   slow and flooding clients, cross-site requests, sessions that end.
+//! - `exactly_once`: one idempotency key sent to two replicas at once applies once;
+//!   receipts expire with their window.
 //! - `replicas`: two `serve` processes over one PostgreSQL, one stopped mid-traffic.
 //! - `read_replicas`: `--replica-store` over a real primary and streaming standby (delayed,
 //!   stopped standby; stopped primary).
@@ -33,6 +35,7 @@ mod caches;
 mod common;
 mod data;
 mod drain;
+mod exactly_once;
 mod faults;
 mod generate;
 mod hardening;
