@@ -1,6 +1,6 @@
-//! MiniTwit end to end: the real site and API served over real stores (sled and a
-//! throwaway PostgreSQL), driven over real HTTP, by the simulator's client, by
-//! schemathesis and by headless Chromium. One test binary, one harness ([`support`]).
+//! MiniTwit end to end: the real site and API, served as `minitwit serve` serves them, over
+//! real stores (sled and a throwaway PostgreSQL), driven over real HTTP, by the simulator's
+//! client, by schemathesis and by headless Chromium. One test binary, one harness ([`support`]).
 //!
 //! - [`web_http`]: the site's routes, texts, statuses, sessions and protections.
 //! - [`web_browser`]: a new user's journey in Chromium, local times.
@@ -8,6 +8,7 @@
 //! - [`sim_replay`]: the simulator's scenario replayed, errors counted by kind.
 //! - [`sim_fuzz`]: schemathesis against the served OpenAPI document.
 //! - [`outage`]: a PostgreSQL outage seen from both front ends.
+//! - [`serving`]: the listener's timeouts, the security headers, request ids, `/metrics`.
 //!
 //! Run one part with a filter: `cargo test --test e2e web_http::`.
 
@@ -15,6 +16,7 @@
 mod support;
 
 mod outage;
+mod serving;
 mod sim_api;
 mod sim_fuzz;
 mod sim_replay;
