@@ -3,7 +3,7 @@
 //! request header or body, every response of both listeners carries the security headers
 //! and a request id, and `/metrics` counts requests and store operations.
 
-use crate::support::{self, SERVE_LIMITS, Setup, TestApp, spawn_app};
+use crate::support::{self, Setup, TestApp, spawn_app};
 use minitwit_cli::serve::Limits;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -23,7 +23,7 @@ async fn impatient_app() -> TestApp {
     let limits = Limits {
         header_read: Duration::from_secs(1),
         body_read: Duration::from_secs(1),
-        ..SERVE_LIMITS
+        ..Limits::default()
     };
     spawn_app(support::sled().await, Setup { limits, ..Setup::default() }).await
 }

@@ -78,19 +78,9 @@ pub struct Setup {
 
 impl Default for Setup {
     fn default() -> Self {
-        Self { cost: HashCost::Insecure, web: |_| {}, limits: SERVE_LIMITS }
+        Self { cost: HashCost::Insecure, web: |_| {}, limits: Limits::default() }
     }
 }
-
-/// The listener limits `minitwit serve` has by default.
-pub const SERVE_LIMITS: Limits = Limits {
-    header_read: Duration::from_secs(10),
-    idle: Duration::from_secs(8),
-    body_read: Duration::from_secs(15),
-    request: Duration::from_secs(30),
-    max_connections: 1024,
-    grace: Duration::from_secs(20),
-};
 
 /// The session key every test site uses.
 const TEST_SESSION_KEY: [u8; 64] = [42; 64];
