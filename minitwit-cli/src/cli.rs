@@ -2,6 +2,7 @@
 //! variable (`MINITWIT_…`) so containers are configured the usual way.
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use minitwit_cli::serve::Limits;
 use std::fmt;
 use std::net::SocketAddr;
 use std::num::NonZeroU64;
@@ -330,27 +331,51 @@ pub struct ServeArgs {
 pub struct ListenerLimits {
     /// Seconds a client has to send a request's header (also the longest a kept-alive
     /// connection waits for its next request).
-    #[arg(long, env = "MINITWIT_HEADER_TIMEOUT_SECS", default_value_t = 10)]
+    #[arg(
+        long,
+        env = "MINITWIT_HEADER_TIMEOUT_SECS",
+        default_value_t = Limits::default().header_read.as_secs()
+    )]
     pub header_timeout_secs: u64,
 
     /// Seconds a kept-alive connection may stay idle between requests.
-    #[arg(long, env = "MINITWIT_IDLE_TIMEOUT_SECS", default_value_t = 8)]
+    #[arg(
+        long,
+        env = "MINITWIT_IDLE_TIMEOUT_SECS",
+        default_value_t = Limits::default().idle.as_secs()
+    )]
     pub idle_timeout_secs: u64,
 
     /// Seconds a client has to send a request's whole body (beyond: 400).
-    #[arg(long, env = "MINITWIT_BODY_TIMEOUT_SECS", default_value_t = 15)]
+    #[arg(
+        long,
+        env = "MINITWIT_BODY_TIMEOUT_SECS",
+        default_value_t = Limits::default().body_read.as_secs()
+    )]
     pub body_timeout_secs: u64,
 
     /// Seconds a request may take from its header to its response (beyond: 503).
-    #[arg(long, env = "MINITWIT_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
+    #[arg(
+        long,
+        env = "MINITWIT_REQUEST_TIMEOUT_SECS",
+        default_value_t = Limits::default().request.as_secs()
+    )]
     pub request_timeout_secs: u64,
 
     /// Most connections open at once per listener (beyond: 503 and close).
-    #[arg(long, env = "MINITWIT_MAX_CONNECTIONS", default_value_t = 1024)]
+    #[arg(
+        long,
+        env = "MINITWIT_MAX_CONNECTIONS",
+        default_value_t = Limits::default().max_connections
+    )]
     pub max_connections: usize,
 
     /// Seconds shutdown waits for open connections before dropping them.
-    #[arg(long, env = "MINITWIT_SHUTDOWN_GRACE_SECS", default_value_t = 20)]
+    #[arg(
+        long,
+        env = "MINITWIT_SHUTDOWN_GRACE_SECS",
+        default_value_t = Limits::default().grace.as_secs()
+    )]
     pub shutdown_grace_secs: u64,
 }
 

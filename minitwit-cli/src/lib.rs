@@ -1,7 +1,10 @@
-//! The library half of the `minitwit` package: the traffic simulator's client, which
-//! `minitwit replay` runs and the end-to-end tests drive directly. It lives beside the
-//! binary rather than in the API crate, so the server's API carries no HTTP client.
+//! The library half of the `minitwit` package: what `minitwit` runs and the end-to-end
+//! tests drive directly, so that they test what ships.
 //!
-//! - [`simulator`]: reads a scenario, replays it against the API, reports.
+//! - [`serve`]: the server assembly (listeners, layers, metrics, store wrappers,
+//!   shutdown) that `minitwit serve` starts.
+//! - [`simulator`]: reads a scenario, replays it against the API, reports. It lives beside
+//!   the binary rather than in the API crate, so the server's API carries no HTTP client.
 
+pub mod serve;
 pub mod simulator;

@@ -14,6 +14,7 @@
 //!   request.
 
 use crate::cli::{AccessLog, LogFormat, LogOptions};
+use minitwit_cli::serve::ACCESS_TARGET;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io::IsTerminal;
@@ -27,9 +28,6 @@ use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
-
-/// The target of the access log's lines.
-pub const ACCESS_TARGET: &str = "minitwit::access";
 
 /// The target of the summary of suppressed repeats (never itself suppressed).
 const SUMMARY_TARGET: &str = "minitwit::log";

@@ -7,7 +7,7 @@
 //! - [`admin`]: `user …`, `message …`, `stats`.
 //! - [`data`]: `export`, `import`, `copy`, `verify`.
 //! - [`generate`]: `generate`, a synthetic data set.
-//! - [`serve`]: `serve`, with its layers, metrics and graceful shutdown.
+//! - [`serve_command`]: `serve`, the library's server assembly run until a signal.
 //! - [`replay`]: `replay`, the simulator client.
 //! - [`health`]: `health`, the container health check.
 //! - [`logging`]: the tracing subscriber.
@@ -22,7 +22,7 @@ mod generate;
 mod health;
 mod logging;
 mod replay;
-mod serve;
+mod serve_command;
 mod store_url;
 
 use anyhow::Result;
@@ -119,7 +119,7 @@ async fn on_store(
 ) -> Result<()> {
     let service = MiniTwit::new(Arc::clone(&store));
     match command {
-        StoreCommand::Serve(args) => serve::run(store, &args, out).await,
+        StoreCommand::Serve(args) => serve_command::run(store, &args, out).await,
         StoreCommand::Migrate(_) => {
             writeln!(out, "store is up to date ({} backend)", store.backend())?;
             Ok(())

@@ -197,14 +197,12 @@ fn authorized(config: &Arc<SimConfig>) -> BoxedFilter<()> {
 }
 
 /// Passes the simulator's own registrations; throttles everyone else's per client address
-/// (429 with `Retry-After` beyond the limit). The peer is warp's, or the `SocketAddr`
-/// extension `minitwit serve`'s listener sets.
+/// (429 with `Retry-After` beyond the limit). The peer is the `SocketAddr` extension the
+/// server's listener sets.
 fn registration_throttled(config: &Arc<SimConfig>) -> BoxedFilter<()> {
     let config = Arc::clone(config);
     let table = Arc::new(RateTable::new(config.register_per_address, DEFAULT_CELLS));
-    warp::addr::remote()
-        .and(warp::ext::optional::<SocketAddr>())
-        .map(|warp: Option<SocketAddr>, ours: Option<SocketAddr>| warp.or(ours))
+    warp::ext::optional::<SocketAddr>()
         .and(warp::header::headers_cloned())
         .and_then(move |peer: Option<SocketAddr>, headers: HeaderMap| {
             let passed = admit_registration(&config, &table, peer, &headers);

@@ -206,20 +206,13 @@ where
     Ok(bytes)
 }
 
-/// The connection's peer: warp's own, or the `SocketAddr` extension `minitwit serve`'s
-/// listener sets.
-fn peer() -> impl Filter<Extract = (Option<SocketAddr>,), Error = Infallible> + Copy {
-    warp::addr::remote()
-        .and(warp::ext::optional::<SocketAddr>())
-        .map(|warp: Option<SocketAddr>, ours: Option<SocketAddr>| warp.or(ours))
-}
-
-/// The client address used for throttling.
+/// The client address used for throttling; the peer is the `SocketAddr` extension the
+/// server's listener sets.
 fn client(
     site: &Arc<Site>,
 ) -> impl Filter<Extract = (Option<IpAddr>,), Error = Infallible> + Clone + use<> {
     let trust = site.config.trust_forwarded_for;
-    peer()
+    warp::ext::optional::<SocketAddr>()
         .and(warp::header::headers_cloned())
         .map(move |peer, headers: HeaderMap| client_address(peer, &headers, trust))
 }

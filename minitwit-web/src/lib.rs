@@ -5,7 +5,9 @@
 //! The CLI composes it: [`Website`] is the site built once from a [`WebConfig`], with its
 //! routes as one warp filter ([`routes`] for short) and its error page for failures met
 //! outside them (the server's request deadline); [`route_label`] names the route a path
-//! belongs to, for metrics.
+//! belongs to, for metrics. The client's address, which the throttles count by, is the
+//! `SocketAddr` request extension the server's listener sets (`minitwit_cli::serve`);
+//! without it (served as below, say), throttling is per account only.
 //!
 //! Layout:
 //! - `config`: [`WebConfig`] and its defaults.

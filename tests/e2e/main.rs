@@ -1,6 +1,6 @@
-//! MiniTwit end to end: the real site and API served over real stores (sled and a
-//! throwaway PostgreSQL), driven over real HTTP, by the simulator's client, by
-//! schemathesis and by headless Chromium. One test binary, one harness ([`support`]).
+//! MiniTwit end to end: the real site and API, served as `minitwit serve` serves them, over
+//! real stores (sled and a throwaway PostgreSQL), driven over real HTTP, by the simulator's
+//! client, by schemathesis and by headless Chromium. One test binary, one harness ([`support`]).
 //!
 //! - [`web_http`]: the site's routes, texts, statuses, sessions and protections.
 //! - [`web_browser`]: a new user's journey in Chromium, local times.
@@ -9,6 +9,7 @@
 //! - [`sim_fuzz`]: schemathesis against the served OpenAPI document.
 //! - [`outage`]: a PostgreSQL outage seen from both front ends.
 //! - [`idempotency`]: writes sent twice under one key apply once, on the API and the site.
+//! - [`serving`]: the listener's timeouts, the security headers, request ids, `/metrics`.
 //!
 //! Run one part with a filter: `cargo test --test e2e web_http::`.
 
@@ -17,6 +18,7 @@ mod support;
 
 mod idempotency;
 mod outage;
+mod serving;
 mod sim_api;
 mod sim_fuzz;
 mod sim_replay;

@@ -16,7 +16,6 @@
 //!   was never read, so the connection cannot carry another request).
 
 use super::metrics::{REQUEST_SECONDS, REQUESTS};
-use crate::logging::ACCESS_TARGET;
 use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::PrometheusHandle;
 use minitwit_core::{MiniTwit, ServiceError};
@@ -30,6 +29,9 @@ use warp::filters::BoxedFilter;
 use warp::http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
+
+/// The target of the access log's lines.
+pub const ACCESS_TARGET: &str = "minitwit::access";
 
 /// The request id header.
 const REQUEST_ID: &str = "x-request-id";

@@ -51,6 +51,20 @@ pub struct Limits {
     pub grace: Duration,
 }
 
+impl Default for Limits {
+    /// `minitwit serve`'s defaults.
+    fn default() -> Self {
+        Self {
+            header_read: Duration::from_secs(10),
+            idle: Duration::from_secs(8),
+            body_read: Duration::from_secs(15),
+            request: Duration::from_secs(30),
+            max_connections: 1024,
+            grace: Duration::from_secs(20),
+        }
+    }
+}
+
 /// The answer to a connection past the cap, written without waiting.
 const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nretry-after: 1\r\n\
 content-length: 0\r\nconnection: close\r\n\r\n";

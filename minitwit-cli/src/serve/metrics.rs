@@ -4,7 +4,7 @@
 use anyhow::{Context, Result};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use minitwit_core::MiniTwit;
-use std::sync::OnceLock;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 /// Requests served, by front end, route, method and status.
@@ -19,18 +19,22 @@ pub const STORE_SECONDS: &str = "minitwit_store_operation_duration_seconds";
 const BUCKETS: &[f64] =
     &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.3, 0.5, 1.0, 2.5, 5.0];
 
-static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+/// The process's recorder, once installed; locked while it is, so that servers started
+/// at once in one process (the end-to-end tests) install it once.
+static HANDLE: Mutex<Option<PrometheusHandle>> = Mutex::new(None);
 
 /// The process's recorder, installed on first use: a second call returns the same handle.
 pub fn handle() -> Result<PrometheusHandle> {
-    if let Some(handle) = HANDLE.get() {
+    // Only ever holds a complete handle: a poisoned lock is still good.
+    let mut handle = HANDLE.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(handle) = handle.as_ref() {
         return Ok(handle.clone());
     }
-    let handle = PrometheusBuilder::new()
+    let installed = PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), BUCKETS)
         .and_then(|builder| builder.install_recorder())
         .context("installing the metrics recorder")?;
-    Ok(HANDLE.get_or_init(|| handle).clone())
+    Ok(handle.insert(installed).clone())
 }
 
 /// Registers the metrics' help texts.

@@ -1,7 +1,8 @@
-//! The one end-to-end harness: [`spawn_app`] serves the real site and the real API (as
-//! `minitwit serve` does) over one fresh store on 127.0.0.1:0, and returns a [`TestApp`]
-//! with a client for each; [`on_every_backend!`] runs a test once per backend, from the
-//! one list of backends kept here.
+//! The one end-to-end harness: [`spawn_app`] starts the server assembly `minitwit serve`
+//! runs ([`minitwit_cli::serve`]: its listeners, layers and store wrappers) over one fresh
+//! store on 127.0.0.1:0, and returns a [`TestApp`] with a client for each front end;
+//! [`on_every_backend!`] runs a test once per backend, from the one list of backends kept
+//! here.
 //!
 //! - [`site`]: the site's client (a browser-like one: cookies, no redirects followed).
 //! - [`api`]: the API's client (speaks like the simulator).
@@ -13,16 +14,15 @@ pub mod browser;
 pub mod scenario;
 pub mod site;
 
-use minitwit_core::{HashCost, MiniTwit, Store};
+use minitwit_cli::serve::{self, Limits, Server, Settings};
+use minitwit_core::{HashCost, Hasher, MiniTwit, Store};
 use minitwit_sim::SimConfig;
 use minitwit_web::WebConfig;
 use std::any::Any;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
-use tokio::task::JoinHandle;
-use warp::filters::BoxedFilter;
-use warp::reply::Response;
+use std::time::Duration;
 
 /// What keeps a fresh store alive (its temporary directory, its database, its server).
 pub type Guard = Box<dyn Any + Send>;
@@ -71,11 +71,14 @@ pub struct Setup {
     pub cost: HashCost,
     /// Adjusts the site's configuration (throttling quotas, say).
     pub web: fn(&mut WebConfig),
+    /// What each listener allows a client: `minitwit serve`'s defaults unless a test
+    /// shortens a timeout.
+    pub limits: Limits,
 }
 
 impl Default for Setup {
     fn default() -> Self {
-        Self { cost: HashCost::Insecure, web: |_| {} }
+        Self { cost: HashCost::Insecure, web: |_| {}, limits: Limits::default() }
     }
 }
 
@@ -84,45 +87,49 @@ const TEST_SESSION_KEY: [u8; 64] = [42; 64];
 
 /// Both front ends over one service, and a client for each.
 pub struct TestApp {
-    /// The service behind both front ends, to arrange data directly.
+    /// The service behind both front ends (over the served, wrapped store), to arrange
+    /// data directly.
     pub service: MiniTwit,
     /// The site's client.
     pub site: site::Site,
     /// The API's client.
     pub api: api::Api,
-    servers: [JoinHandle<()>; 2],
+    /// Dropped before the store's guard: the listeners stop first.
+    _server: Server,
     _guard: Guard,
 }
 
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        self.servers.iter().for_each(JoinHandle::abort);
-    }
-}
-
-/// Serves the site and the API (with the course's simulator credentials) over `store`.
+/// Serves the site and the API (with the course's simulator credentials) over `store`,
+/// as `minitwit serve` does.
 pub async fn spawn_app((store, guard): FreshStore, setup: Setup) -> TestApp {
-    let service = MiniTwit::with_hash_cost(store, setup.cost);
-    let mut web_config = WebConfig::new(TEST_SESSION_KEY.to_vec()).expect("a 64-byte key");
-    (setup.web)(&mut web_config);
-    let site_routes = minitwit_web::routes(service.clone(), web_config);
-    let (site_addr, site_server) = serve(site_routes).await;
-    let (api_addr, api_server) =
-        serve(minitwit_sim::routes(service.clone(), SimConfig::default())).await;
+    let server = serve::start(store, settings(setup)).await.expect("the server starts");
     TestApp {
-        service,
-        site: site::Site::new(site_addr),
-        api: api::Api::new(api_addr),
-        servers: [site_server, api_server],
+        service: server.service().clone(),
+        site: site::Site::new(server.web_addr()),
+        api: api::Api::new(server.api_addr()),
+        _server: server,
         _guard: guard,
     }
 }
 
-/// Serves `routes` on a free loopback port.
-async fn serve(routes: BoxedFilter<(Response,)>) -> (SocketAddr, JoinHandle<()>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
-    let addr = listener.local_addr().expect("a bound listener has an address");
-    (addr, tokio::spawn(warp::serve(routes).incoming(listener).run()))
+/// The assembly's settings for a test: both listeners on free loopback ports.
+fn settings(setup: Setup) -> Settings {
+    let any_port = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+    let simulator = SimConfig::default();
+    Settings {
+        web_addr: any_port,
+        api_addr: any_port,
+        session_key: Some(TEST_SESSION_KEY.to_vec()),
+        secure_cookies: false,
+        trust_forwarded_for: false,
+        sim_user: simulator.username,
+        sim_password: simulator.password,
+        limits: setup.limits,
+        hasher: Hasher::new(setup.cost),
+        gauge_interval: Duration::from_secs(15),
+        idempotency_window: minitwit_core::idempotency::DEFAULT_RECEIPT_WINDOW,
+        site: setup.web,
+    }
 }
 
 /// A port nothing listens on (bound, then released).
