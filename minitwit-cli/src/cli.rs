@@ -630,7 +630,7 @@ pub struct ReplayArgs {
     #[arg(long)]
     pub no_idempotency_keys: bool,
     /// Send an action again, with the same idempotency key, up to N times when it gets a
-    /// 503 or no answer (the simulator itself never retries).
+    /// 502, 503, 504 or no answer (the simulator itself never retries).
     #[arg(long, default_value_t = 0)]
     pub retries: u32,
     /// Exit successfully even when some requests failed (the report still lists them).

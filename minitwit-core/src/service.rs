@@ -460,11 +460,10 @@ impl MiniTwit {
         let Some(keyed) = keyed else {
             return self.post(author, text).await.map(|_| Outcome::Applied);
         };
-        if let Some(replayed) = self.recorded(&keyed).await? {
-            return Ok(replayed);
-        }
         if author.disabled {
-            return Err(ServiceError::AccountDisabled);
+            // Refused, unless this is the retry of a post made before the account was
+            // disabled.
+            return self.recorded(&keyed).await?.ok_or(ServiceError::AccountDisabled);
         }
         let message = NewMessage { author_id: author.id, text, pub_date: unix_now() };
         self.write_once(keyed, Write::Post(message)).await
@@ -481,7 +480,7 @@ impl MiniTwit {
             return self.follow(follower, followee).await.map(|()| Outcome::Applied);
         };
         let write = Write::Follow { follower: follower.id, followee: followee.id };
-        self.recorded_or_written(keyed, write).await
+        self.write_once(keyed, write).await
     }
 
     /// [`MiniTwit::unfollow`] under `keyed`'s key: applied at most once.
@@ -495,7 +494,7 @@ impl MiniTwit {
             return self.unfollow(follower, followee).await.map(|()| Outcome::Applied);
         };
         let write = Write::Unfollow { follower: follower.id, followee: followee.id };
-        self.recorded_or_written(keyed, write).await
+        self.write_once(keyed, write).await
     }
 
     /// Removes receipts older than the window, a bounded number per call (the rest in
@@ -520,15 +519,8 @@ impl MiniTwit {
         receipt.map(|receipt| replayed(keyed, receipt)).transpose()
     }
 
-    /// The recorded answer of `keyed`, else `write` applied under its key.
-    async fn recorded_or_written(&self, keyed: Keyed, write: Write) -> ServiceResult<Outcome> {
-        match self.recorded(&keyed).await? {
-            Some(replayed) => Ok(replayed),
-            None => self.write_once(keyed, write).await,
-        }
-    }
-
-    /// `write` applied under `keyed`'s key, run to completion.
+    /// `write` applied under `keyed`'s key, run to completion: the store finds a receipt
+    /// already there itself, so no look-up comes first.
     async fn write_once(&self, keyed: Keyed, write: Write) -> ServiceResult<Outcome> {
         let (store, since) = (Arc::clone(&self.store), self.receipts_since());
         run_to_completion(async move { apply_once(store.as_ref(), keyed, since, write).await })

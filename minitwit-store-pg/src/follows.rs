@@ -3,37 +3,29 @@
 use crate::error::{FOLLOWEE_FK, backend_error, store_error};
 use crate::store::sql_limit;
 use minitwit_core::{Follow, StoreResult, UserId};
-use sqlx::{PgExecutor, PgPool};
+use sqlx::PgPool;
 
 /// `follower` follows `followee`. `ON CONFLICT DO NOTHING` makes racing follows of one
 /// pair all succeed with one row; an unknown user is the store's `UnknownUser`.
-pub(crate) async fn follow(
-    db: impl PgExecutor<'_>,
-    follower: UserId,
-    followee: UserId,
-) -> StoreResult<()> {
+pub(crate) async fn follow(pool: &PgPool, follower: UserId, followee: UserId) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO follows (follower_id, followee_id) VALUES ($1, $2)
          ON CONFLICT DO NOTHING",
     )
     .bind(follower)
     .bind(followee)
-    .execute(db)
+    .execute(pool)
     .await
     .map_err(|e| store_error(e, |fk| Some(if fk == FOLLOWEE_FK { followee } else { follower })))?;
     Ok(())
 }
 
 /// `follower` stops following `followee` (not following is fine).
-pub(crate) async fn unfollow(
-    db: impl PgExecutor<'_>,
-    follower: UserId,
-    followee: UserId,
-) -> StoreResult<()> {
+pub(crate) async fn unfollow(pool: &PgPool, follower: UserId, followee: UserId) -> StoreResult<()> {
     sqlx::query("DELETE FROM follows WHERE follower_id = $1 AND followee_id = $2")
         .bind(follower)
         .bind(followee)
-        .execute(db)
+        .execute(pool)
         .await
         .map_err(backend_error)?;
     Ok(())

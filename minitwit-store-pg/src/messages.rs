@@ -5,10 +5,10 @@ use crate::error::{backend_error, store_error};
 use crate::rows::{self, MessageRow, into_all, message_columns};
 use crate::store::sql_limit;
 use minitwit_core::{Message, MessageFilter, MessageId, NewMessage, StoreResult};
-use sqlx::{PgExecutor, PgPool, Row};
+use sqlx::{PgPool, Row};
 
 /// Stores a message under a fresh id; an unknown author is the store's `UnknownUser`.
-pub(crate) async fn add(db: impl PgExecutor<'_>, message: NewMessage) -> StoreResult<MessageId> {
+pub(crate) async fn add(pool: &PgPool, message: NewMessage) -> StoreResult<MessageId> {
     let author = message.author_id;
     let row = sqlx::query(
         "INSERT INTO messages (author_id, text, pub_date) VALUES ($1, $2, $3) RETURNING id",
@@ -16,7 +16,7 @@ pub(crate) async fn add(db: impl PgExecutor<'_>, message: NewMessage) -> StoreRe
     .bind(author)
     .bind(message.text.as_ref())
     .bind(message.pub_date)
-    .fetch_one(db)
+    .fetch_one(pool)
     .await
     .map_err(|e| store_error(e, |_| Some(author)))?;
     row.try_get("id").map_err(backend_error)

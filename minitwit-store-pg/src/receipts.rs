@@ -1,14 +1,49 @@
-//! Keyed writes' receipts (see `minitwit_core::idempotency`): the receipt is inserted
-//! first in the write's own transaction, claiming the key. A concurrent transaction with
-//! the same key (another request, another replica) waits on that row until the first
-//! ends: if it committed, the waiter finds its receipt and writes nothing; if it rolled
-//! back or its process died, the waiter claims the key itself.
+//! Keyed writes' receipts (see `minitwit_core::idempotency`): one statement inserts the
+//! receipt, claiming the key, and the write with it (a data-modifying `WITH`), so both
+//! commit together in one round trip. A concurrent statement with the same key (another
+//! request, another replica) waits on the receipt's row until the first ends: if it
+//! committed, the waiter finds its receipt and writes nothing; if it failed, the waiter
+//! claims the key itself.
 
-use crate::error::backend_error;
+use crate::error::{FOLLOWEE_FK, backend_error, store_error};
 use crate::store::sql_limit;
-use crate::{follows, messages, users};
 use minitwit_core::{Receipt, ReceiptKey, StoreError, StoreResult, Write};
-use sqlx::{PgConnection, PgExecutor, PgPool};
+use sqlx::{PgExecutor, PgPool};
+
+/// Claims a key: inserts the receipt ($1 to $6), or replaces one recorded before $7
+/// (expired); returns a row only if it did. Waits for a statement that holds the key
+/// uncommitted.
+macro_rules! claim_sql {
+    () => {
+        "INSERT INTO receipts (scope, key, fingerprint, status, body, recorded_at)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (scope, key) DO UPDATE
+         SET fingerprint = EXCLUDED.fingerprint, status = EXCLUDED.status,
+             body = EXCLUDED.body, recorded_at = EXCLUDED.recorded_at
+         WHERE receipts.recorded_at < $7
+         RETURNING 1"
+    };
+}
+
+/// One statement claiming the key and, only if it did, inserting what `$insert`
+/// selects (its values from $8 on); it returns 1 if it claimed the key, else 0. Being one
+/// statement, the claim and the write commit together or not at all, in one round trip.
+macro_rules! keyed {
+    ($insert:literal) => {
+        keyed!($insert, "")
+    };
+    ($insert:literal, $tail:literal) => {
+        concat!(
+            "WITH claim AS (",
+            claim_sql!(),
+            "), applied AS (",
+            $insert,
+            " WHERE EXISTS (SELECT 1 FROM claim) ",
+            $tail,
+            ") SELECT count(*) FROM claim"
+        )
+    };
+}
 
 /// A receipt as stored.
 #[derive(sqlx::FromRow)]
@@ -53,8 +88,8 @@ pub(crate) async fn receipt(
     row.map(Receipt::try_from).transpose()
 }
 
-/// `write` and its receipt in one transaction, unless a live receipt holds the key:
-/// then that receipt, and nothing written.
+/// `write` and its receipt in one statement, unless a live receipt holds the key: then
+/// that receipt, and nothing written.
 pub(crate) async fn apply_once(
     pool: &PgPool,
     key: &ReceiptKey,
@@ -62,62 +97,69 @@ pub(crate) async fn apply_once(
     since: i64,
     write: Write,
 ) -> StoreResult<Option<Receipt>> {
-    let mut tx = pool.begin().await.map_err(backend_error)?;
-    if !claim(&mut tx, key, receipt, since).await? {
-        // Rolled back on drop: the claim changed nothing.
-        return receipt_now(&mut tx, key).await.map(Some);
-    }
-    apply(&mut tx, write).await?;
-    tx.commit().await.map_err(backend_error)?;
-    Ok(None)
-}
-
-/// Inserts `receipt` under `key`, or replaces an expired one; `false` when a live one
-/// holds the key. Waits for a transaction that holds the key uncommitted.
-async fn claim(
-    conn: &mut PgConnection,
-    key: &ReceiptKey,
-    receipt: &Receipt,
-    since: i64,
-) -> StoreResult<bool> {
     let status = i16::try_from(receipt.status)
         .map_err(|_| StoreError::Backend(format!("status {} out of range", receipt.status)))?;
-    let done = sqlx::query(
-        "INSERT INTO receipts (scope, key, fingerprint, status, body, recorded_at)
-         VALUES ($1, $2, $3, $4, $5, $6)
-         ON CONFLICT (scope, key) DO UPDATE
-         SET fingerprint = EXCLUDED.fingerprint, status = EXCLUDED.status,
-             body = EXCLUDED.body, recorded_at = EXCLUDED.recorded_at
-         WHERE receipts.recorded_at < $7",
-    )
-    .bind(&key.scope)
-    .bind(&key.key)
-    .bind(&receipt.fingerprint[..])
-    .bind(status)
-    .bind(&receipt.body)
-    .bind(receipt.recorded_at)
-    .bind(since)
-    .execute(conn)
-    .await
-    .map_err(backend_error)?;
-    Ok(done.rows_affected() == 1)
+    let claim = |sql| {
+        sqlx::query_scalar::<_, i64>(sql)
+            .bind(&key.scope)
+            .bind(&key.key)
+            .bind(&receipt.fingerprint[..])
+            .bind(status)
+            .bind(&receipt.body)
+            .bind(receipt.recorded_at)
+            .bind(since)
+    };
+    let claimed = match write {
+        Write::Register(user) => {
+            claim(keyed!("INSERT INTO users (username, email, pw_hash) SELECT $8, $9, $10"))
+                .bind(user.username.as_ref().to_owned())
+                .bind(user.email.as_ref().to_owned())
+                .bind(user.pw_hash)
+                .fetch_one(pool)
+                .await
+                .map_err(backend_error)
+        }
+        Write::Post(message) => {
+            let author = message.author_id;
+            claim(keyed!("INSERT INTO messages (author_id, text, pub_date) SELECT $8, $9, $10"))
+                .bind(author)
+                .bind(message.text.as_ref().to_owned())
+                .bind(message.pub_date)
+                .fetch_one(pool)
+                .await
+                .map_err(|e| store_error(e, |_| Some(author)))
+        }
+        Write::Follow { follower, followee } => claim(keyed!(
+            "INSERT INTO follows (follower_id, followee_id) SELECT $8, $9",
+            "ON CONFLICT DO NOTHING"
+        ))
+        .bind(follower)
+        .bind(followee)
+        .fetch_one(pool)
+        .await
+        .map_err(|e| {
+            store_error(e, |fk| Some(if fk == FOLLOWEE_FK { followee } else { follower }))
+        }),
+        Write::Unfollow { follower, followee } => claim(concat!(
+            "WITH claim AS (",
+            claim_sql!(),
+            "), applied AS (DELETE FROM follows WHERE follower_id = $8 AND followee_id = $9 ",
+            "AND EXISTS (SELECT 1 FROM claim)) SELECT count(*) FROM claim"
+        ))
+        .bind(follower)
+        .bind(followee)
+        .fetch_one(pool)
+        .await
+        .map_err(backend_error),
+    }?;
+    if claimed == 1 { Ok(None) } else { receipt_now(pool, key).await.map(Some) }
 }
 
-/// The receipt holding `key` now (committed by the transaction `claim` waited for).
-async fn receipt_now(conn: &mut PgConnection, key: &ReceiptKey) -> StoreResult<Receipt> {
-    receipt(conn, key, i64::MIN)
+/// The receipt holding `key` now (committed by the statement the claim waited for).
+async fn receipt_now(pool: &PgPool, key: &ReceiptKey) -> StoreResult<Receipt> {
+    receipt(pool, key, i64::MIN)
         .await?
         .ok_or_else(|| StoreError::Backend("a claimed receipt vanished".into()))
-}
-
-/// Applies one of the writes a key can carry, on the transaction's connection.
-async fn apply(conn: &mut PgConnection, write: Write) -> StoreResult<()> {
-    match write {
-        Write::Register(user) => users::create(conn, user).await.map(drop),
-        Write::Post(message) => messages::add(conn, message).await.map(drop),
-        Write::Follow { follower, followee } => follows::follow(conn, follower, followee).await,
-        Write::Unfollow { follower, followee } => follows::unfollow(conn, follower, followee).await,
-    }
 }
 
 /// Removes up to `limit` receipts recorded before `before`, oldest first.

@@ -4,10 +4,10 @@
 use crate::error::backend_error;
 use crate::rows::{self, UserRow, user_columns};
 use minitwit_core::{NewUser, StoreResult, User, UserId};
-use sqlx::{PgExecutor, PgPool};
+use sqlx::PgPool;
 
 /// Creates a user under a fresh id.
-pub(crate) async fn create(db: impl PgExecutor<'_>, user: NewUser) -> StoreResult<User> {
+pub(crate) async fn create(pool: &PgPool, user: NewUser) -> StoreResult<User> {
     let row = sqlx::query_as::<_, UserRow>(concat!(
         "INSERT INTO users (username, email, pw_hash) VALUES ($1, $2, $3) RETURNING ",
         user_columns!()
@@ -15,7 +15,7 @@ pub(crate) async fn create(db: impl PgExecutor<'_>, user: NewUser) -> StoreResul
     .bind(user.username.as_ref())
     .bind(user.email.as_ref())
     .bind(&user.pw_hash)
-    .fetch_one(db)
+    .fetch_one(pool)
     .await
     .map_err(backend_error)?;
     Ok(row.into())

@@ -53,7 +53,7 @@ pub struct ReplayOptions {
     /// and the action's id), so that a retry, by this client or a proxy, applies once.
     pub idempotency_keys: bool,
     /// Send an action again (with the same key) this many times at most when it gets
-    /// a 503 or no answer; the simulator itself never retries.
+    /// a 502, 503, 504 or no answer; the simulator itself never retries.
     pub retries: u32,
 }
 

@@ -9,7 +9,7 @@ use serde_json::json;
 use std::time::{Duration, Instant};
 
 /// The wait before the first retry of an action; each further one waits as much more.
-const RETRY_BACKOFF: Duration = Duration::from_millis(200);
+const RETRY_BACKOFF: Duration = Duration::from_millis(500);
 
 /// The status the simulator expects for each kind of action.
 pub(crate) fn expected_status(kind: ActionKind) -> u16 {
@@ -66,7 +66,7 @@ impl Sender {
         url
     }
 
-    /// Sends `action`, and again after a 503 or no answer while retries are left, and
+    /// Sends `action`, and again after a 502, 503, 504 or no answer while retries are left, and
     /// says how it went: the last attempt's outcome, its latency from the first attempt.
     pub(crate) async fn send(&self, action: &Action) -> Outcome {
         let started = Instant::now();
@@ -74,7 +74,8 @@ impl Sender {
         loop {
             let outcome = self.send_once(action, started).await;
             let retriable = match outcome {
-                Outcome::Answered { status, .. } => status == 503,
+                // Unavailable, or a proxy that got no answer from its server.
+                Outcome::Answered { status, .. } => matches!(status, 502..=504),
                 Outcome::Failed(_) => true,
             };
             if !retriable || attempt >= self.retries {
