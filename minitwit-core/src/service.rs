@@ -316,14 +316,12 @@ impl MiniTwit {
 
     /// `follower` follows `followee`; following twice leaves one pair.
     pub async fn follow(&self, follower: &User, followee: &User) -> ServiceResult<()> {
-        let (store, pair) = (Arc::clone(&self.store), (follower.id, followee.id));
-        run_to_completion(async move { Ok(store.follow(pair.0, pair.1).await?) }).await
+        self.follow_once(follower, followee, None).await.map(drop)
     }
 
     /// `follower` stops following `followee`; not following is not an error.
     pub async fn unfollow(&self, follower: &User, followee: &User) -> ServiceResult<()> {
-        let (store, pair) = (Arc::clone(&self.store), (follower.id, followee.id));
-        run_to_completion(async move { Ok(store.unfollow(pair.0, pair.1).await?) }).await
+        self.unfollow_once(follower, followee, None).await.map(drop)
     }
 
     /// Whether `follower` follows `followee`.
@@ -466,7 +464,7 @@ impl MiniTwit {
             return self.recorded(&keyed).await?.ok_or(ServiceError::AccountDisabled);
         }
         let message = NewMessage { author_id: author.id, text, pub_date: unix_now() };
-        self.write_once(keyed, Write::Post(message)).await
+        self.write_once(Some(keyed), Write::Post(message)).await
     }
 
     /// [`MiniTwit::follow`] under `keyed`'s key: applied at most once.
@@ -476,11 +474,7 @@ impl MiniTwit {
         followee: &User,
         keyed: Option<Keyed>,
     ) -> ServiceResult<Outcome> {
-        let Some(keyed) = keyed else {
-            return self.follow(follower, followee).await.map(|()| Outcome::Applied);
-        };
-        let write = Write::Follow { follower: follower.id, followee: followee.id };
-        self.write_once(keyed, write).await
+        self.write_once(keyed, Write::Follow { follower: follower.id, followee: followee.id }).await
     }
 
     /// [`MiniTwit::unfollow`] under `keyed`'s key: applied at most once.
@@ -490,9 +484,6 @@ impl MiniTwit {
         followee: &User,
         keyed: Option<Keyed>,
     ) -> ServiceResult<Outcome> {
-        let Some(keyed) = keyed else {
-            return self.unfollow(follower, followee).await.map(|()| Outcome::Applied);
-        };
         let write = Write::Unfollow { follower: follower.id, followee: followee.id };
         self.write_once(keyed, write).await
     }
@@ -519,12 +510,17 @@ impl MiniTwit {
         receipt.map(|receipt| replayed(keyed, receipt)).transpose()
     }
 
-    /// `write` applied under `keyed`'s key, run to completion: the store finds a receipt
-    /// already there itself, so no look-up comes first.
-    async fn write_once(&self, keyed: Keyed, write: Write) -> ServiceResult<Outcome> {
+    /// `write`, under `keyed`'s key when there is one, run to completion: the store finds
+    /// a receipt already there itself, so no look-up comes first.
+    async fn write_once(&self, keyed: Option<Keyed>, write: Write) -> ServiceResult<Outcome> {
         let (store, since) = (Arc::clone(&self.store), self.receipts_since());
-        run_to_completion(async move { apply_once(store.as_ref(), keyed, since, write).await })
-            .await
+        run_to_completion(async move {
+            match keyed {
+                Some(keyed) => apply_once(store.as_ref(), keyed, since, write).await,
+                None => apply(store.as_ref(), write).await.map(|()| Outcome::Applied),
+            }
+        })
+        .await
     }
 
     /// The oldest recording time of a receipt still in force.
@@ -587,6 +583,17 @@ async fn new_user(
     }
     let pw_hash = hasher.hash(&password).await?;
     Ok(NewUser { username, email, pw_hash })
+}
+
+/// `write` applied, without a key.
+async fn apply(store: &dyn Store, write: Write) -> ServiceResult<()> {
+    match write {
+        Write::Register(user) => store.create_user(user).await.map(drop),
+        Write::Post(message) => store.add_message(message).await.map(drop),
+        Write::Follow { follower, followee } => store.follow(follower, followee).await,
+        Write::Unfollow { follower, followee } => store.unfollow(follower, followee).await,
+    }
+    .map_err(ServiceError::from)
 }
 
 /// `write` applied once under `keyed`'s key: [`Outcome::Applied`], or the answer of the
