@@ -52,6 +52,12 @@ impl Trees {
         })
     }
 
+    /// Whether any receipt was recorded before `before`.
+    pub(crate) fn any_receipt_before(&self, before: i64) -> StoreResult<bool> {
+        let first = self.receipts.range(vec![BY_TIME]..by_time_prefix(before)).next();
+        Ok(first.transpose().map_err(backend)?.is_some())
+    }
+
     /// Removes up to `limit` receipts recorded before `before`, oldest first, in one
     /// transaction; how many. The caller holds the write lock.
     pub(crate) fn forget_receipts(&self, before: i64, limit: usize) -> StoreResult<usize> {

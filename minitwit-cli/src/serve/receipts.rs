@@ -8,9 +8,10 @@ use std::time::Duration;
 /// How often a server sweeps.
 pub const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
-/// Sweeps every `every`, forever; a failed sweep is logged and tried again next time.
+/// Sweeps every `every` (the first time one period after start: a server starting writes
+/// nothing), forever; a failed sweep is logged and tried again next time.
 pub async fn sweep(service: MiniTwit, every: Duration) {
-    let mut ticks = tokio::time::interval(every);
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     loop {
         ticks.tick().await;
         match service.forget_expired_receipts().await {
