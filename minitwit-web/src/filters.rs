@@ -8,7 +8,7 @@ use crate::handlers::timeline::{self, PageQuery};
 use crate::handlers::{Handled, statics};
 use crate::idempotency::KeyedRequest;
 use crate::route_table::{ADD_MESSAGE, FOLLOW, LOGIN, LOGOUT, PUBLIC, REGISTER, STATIC, UNFOLLOW};
-use crate::security::{add_security_headers, client_address, is_cross_site, is_unsafe_navigation};
+use crate::security::{add_site_headers, client_address, is_cross_site, is_unsafe_navigation};
 use crate::site::{Site, Visit};
 use futures::StreamExt as _;
 use minitwit_core::{IdempotencyKey, ServiceError, idempotency};
@@ -23,14 +23,14 @@ use warp::http::{HeaderMap, Method};
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
-/// The whole site: every route, one rejection handler, security headers on everything.
+/// The whole site: every route, one rejection handler, the site's headers on everything.
 pub(crate) fn site(site: Arc<Site>) -> BoxedFilter<(Response,)> {
-    let recover_site = site.clone();
+    let (recover_site, secure) = (site.clone(), site.config.secure_cookies);
     pages(site)
         .recover(move |rejection| error::handle_rejection(recover_site.clone(), rejection))
         .unify()
-        .map(|mut response: Response| {
-            add_security_headers(response.headers_mut());
+        .map(move |mut response: Response| {
+            add_site_headers(response.headers_mut(), secure);
             response
         })
         .boxed()

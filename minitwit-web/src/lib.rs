@@ -81,6 +81,8 @@ impl Website {
     /// The error page for a service failure met outside the routes (the server giving up
     /// on a request at its deadline, [`ServiceError::TimedOut`]).
     pub fn failure_response(&self, err: ServiceError) -> Response {
-        self.0.error_response(&WebError::Service(err))
+        let mut response = self.0.error_response(&WebError::Service(err));
+        security::add_site_headers(response.headers_mut(), self.0.config.secure_cookies);
+        response
     }
 }
