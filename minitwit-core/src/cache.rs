@@ -14,9 +14,9 @@
 //! page read afresh and found equal).
 
 use crate::idempotency::{Receipt, ReceiptKey, Write};
+use crate::layer::StoreLayer;
 use crate::model::{
-    Counts, Cursor, Follow, ImportBatch, Message, MessageFilter, MessageId, NewMessage, NewUser,
-    Page, Timeline, TimelineEntry, User, UserId,
+    Cursor, ImportBatch, MessageId, NewMessage, Page, Timeline, TimelineEntry, UserId,
 };
 use crate::store::{DurableWait, Store, StoreResult};
 use async_trait::async_trait;
@@ -191,38 +191,15 @@ impl CachedStore {
     }
 }
 
+/// Forwards every call but the cached reads and the writes that invalidate them.
 #[async_trait]
-impl Store for CachedStore {
-    fn backend(&self) -> &'static str {
-        self.inner.backend()
+impl StoreLayer for CachedStore {
+    fn inner(&self) -> &dyn Store {
+        &*self.inner
     }
 
-    async fn ping(&self) -> StoreResult<()> {
-        self.inner.ping().await
-    }
-
-    async fn flush(&self) -> StoreResult<()> {
-        self.inner.flush().await
-    }
-
-    async fn create_user(&self, user: NewUser) -> StoreResult<User> {
-        self.inner.create_user(user).await
-    }
-
-    async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>> {
-        self.inner.user_by_id(id).await
-    }
-
-    async fn user_by_name(&self, username: &str) -> StoreResult<Option<User>> {
-        self.inner.user_by_name(username).await
-    }
-
-    async fn users_after(&self, after: Option<UserId>, limit: usize) -> StoreResult<Vec<User>> {
-        self.inner.users_after(after, limit).await
-    }
-
-    async fn set_password_hash(&self, id: UserId, pw_hash: &str) -> StoreResult<bool> {
-        self.inner.set_password_hash(id, pw_hash).await
+    fn public_generation(&self) -> Option<u64> {
+        Some(self.public.generation())
     }
 
     async fn set_disabled(&self, id: UserId, disabled: bool) -> StoreResult<bool> {
@@ -233,20 +210,8 @@ impl Store for CachedStore {
         self.public.invalidating(self.inner.delete_user(id)).await
     }
 
-    async fn session_generation(&self, id: UserId) -> StoreResult<i64> {
-        self.inner.session_generation(id).await
-    }
-
-    async fn bump_session_generation(&self, id: UserId) -> StoreResult<bool> {
-        self.inner.bump_session_generation(id).await
-    }
-
     async fn add_message(&self, message: NewMessage) -> StoreResult<MessageId> {
         self.public.invalidating(self.inner.add_message(message)).await
-    }
-
-    async fn message_by_id(&self, id: MessageId) -> StoreResult<Option<Message>> {
-        self.inner.message_by_id(id).await
     }
 
     async fn set_flagged(&self, id: MessageId, flagged: bool) -> StoreResult<bool> {
@@ -259,38 +224,6 @@ impl Store for CachedStore {
         flagged: bool,
     ) -> StoreResult<Vec<MessageId>> {
         self.public.invalidating(self.inner.set_flagged_all(ids, flagged)).await
-    }
-
-    async fn list_messages(&self, filter: MessageFilter) -> StoreResult<Vec<Message>> {
-        self.inner.list_messages(filter).await
-    }
-
-    async fn messages_after(
-        &self,
-        after: Option<MessageId>,
-        limit: usize,
-    ) -> StoreResult<Vec<Message>> {
-        self.inner.messages_after(after, limit).await
-    }
-
-    async fn follow(&self, follower: UserId, followee: UserId) -> StoreResult<()> {
-        self.inner.follow(follower, followee).await
-    }
-
-    async fn unfollow(&self, follower: UserId, followee: UserId) -> StoreResult<()> {
-        self.inner.unfollow(follower, followee).await
-    }
-
-    async fn is_following(&self, follower: UserId, followee: UserId) -> StoreResult<bool> {
-        self.inner.is_following(follower, followee).await
-    }
-
-    async fn followees(&self, follower: UserId, limit: usize) -> StoreResult<Vec<String>> {
-        self.inner.followees(follower, limit).await
-    }
-
-    async fn follows_after(&self, after: Option<Follow>, limit: usize) -> StoreResult<Vec<Follow>> {
-        self.inner.follows_after(after, limit).await
     }
 
     async fn timeline(
@@ -308,14 +241,6 @@ impl Store for CachedStore {
         }
     }
 
-    fn public_generation(&self) -> Option<u64> {
-        Some(self.public.generation())
-    }
-
-    async fn receipt(&self, key: &ReceiptKey, since: i64) -> StoreResult<Option<Receipt>> {
-        self.inner.receipt(key, since).await
-    }
-
     async fn apply_once(
         &self,
         key: &ReceiptKey,
@@ -328,10 +253,6 @@ impl Store for CachedStore {
         if posts { self.public.invalidating(applied).await } else { applied.await }
     }
 
-    async fn forget_receipts(&self, before: i64, limit: usize) -> StoreResult<usize> {
-        self.inner.forget_receipts(before, limit).await
-    }
-
     async fn latest(&self) -> StoreResult<Option<i64>> {
         self.latest.get_or_read((), self.inner.latest()).await
     }
@@ -342,18 +263,6 @@ impl Store for CachedStore {
 
     async fn begin_set_latest(&self, latest: i64) -> StoreResult<DurableWait> {
         self.latest.invalidating(self.inner.begin_set_latest(latest)).await
-    }
-
-    async fn setting(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
-        self.inner.setting(key).await
-    }
-
-    async fn init_setting(&self, key: &str, value: &[u8]) -> StoreResult<Vec<u8>> {
-        self.inner.init_setting(key, value).await
-    }
-
-    async fn counts(&self) -> StoreResult<Counts> {
-        self.inner.counts().await
     }
 
     async fn import(&self, batch: ImportBatch) -> StoreResult<()> {

@@ -7,6 +7,7 @@
 //!   [`Registration`]).
 //! - [`model`]: the records stores keep and return, and keyset [`Cursor`]s.
 //! - [`store`]: the [`Store`] trait that backends implement, and [`StoreError`].
+//! - [`layer`]: [`StoreLayer`], a store over another that states only what it changes.
 //! - [`service`]: [`MiniTwit`], the service front ends and the CLI call (`latest` writes
 //!   coalesced).
 //! - [`cache`]: [`CachedStore`], the hot reads of a single-process store, cached; and
@@ -38,6 +39,7 @@ pub mod domain;
 pub mod gravatar;
 pub mod idempotency;
 mod latest;
+pub mod layer;
 pub mod model;
 pub mod password_hash;
 pub mod service;
@@ -52,6 +54,7 @@ pub use cache::{CachedStore, PageMemo, PublicPageMemo, UserPageMemo};
 pub use consistency::ReadToken;
 pub use domain::{Email, MessageText, PageSize, Password, Registration, Username, ValidationError};
 pub use idempotency::{IdempotencyKey, Keyed, Outcome, Receipt, ReceiptKey, Write};
+pub use layer::{Operation, StoreLayer};
 pub use model::{
     Counts, Cursor, Follow, ImportBatch, Message, MessageFilter, MessageId, NewMessage, NewUser,
     Page, Timeline, TimelineEntry, User, UserId,

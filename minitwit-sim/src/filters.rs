@@ -1,11 +1,13 @@
-//! The API's routes, one filter per endpoint (each filter's doc comment is its route), and
-//! the small filters they share: the service, the credentials check, the `latest` and
-//! `no` query parameters, username path segments and size-limited JSON bodies.
+//! The API's endpoints, one filter per route and method (each filter's doc comment is its
+//! endpoint; the paths come from the route table, `route_table`), and the small filters they
+//! share: the service, the credentials check, the `latest` and `no` query parameters and
+//! size-limited JSON bodies.
 
 use crate::auth::SimConfig;
 use crate::error::{ApiError, handle_rejection};
 use crate::handlers::{self, Handled};
 use crate::models::ApiQuery;
+use crate::route_table::{self, FOLLOWS, LATEST, MESSAGES, OPENAPI, REGISTER, USER_MESSAGES};
 use bytes::Bytes;
 use futures::TryStreamExt as _;
 use minitwit_core::idempotency;
@@ -63,15 +65,14 @@ fn latest_recorded(service: &MiniTwit) -> BoxedFilter<(Option<LatestRecorded>,)>
 
 /// `GET /latest`
 fn latest(service: &MiniTwit) -> BoxedFilter<(Response,)> {
-    answered(
-        warp::path!("latest").and(warp::get()).and(with_service(service)).then(handlers::latest),
-    )
+    answered(LATEST.path().and(warp::get()).and(with_service(service)).then(handlers::latest))
 }
 
 /// `POST /register`
 fn register(service: &MiniTwit, config: &Arc<SimConfig>) -> BoxedFilter<(Response,)> {
     answered(
-        warp::path!("register")
+        REGISTER
+            .path()
             .and(warp::post())
             .and(registration_throttled(config))
             .and(write_body(config))
@@ -84,7 +85,8 @@ fn register(service: &MiniTwit, config: &Arc<SimConfig>) -> BoxedFilter<(Respons
 fn public_messages(service: &MiniTwit, config: &Arc<SimConfig>) -> BoxedFilter<(Response,)> {
     let memo = Arc::new(PublicPageMemo::<Bytes>::new());
     answered(
-        warp::path!("msgs")
+        MESSAGES
+            .path()
             .and(warp::get())
             .and(authorized(config))
             .and(page_size())
@@ -98,7 +100,8 @@ fn public_messages(service: &MiniTwit, config: &Arc<SimConfig>) -> BoxedFilter<(
 fn user_messages(service: &MiniTwit, config: &Arc<SimConfig>) -> BoxedFilter<(Response,)> {
     let memo = Arc::new(UserPageMemo::<Bytes>::new());
     answered(
-        user_path("msgs")
+        USER_MESSAGES
+            .user_path()
             .and(warp::get())
             .and(authorized(config))
             .and(page_size())
@@ -111,7 +114,8 @@ fn user_messages(service: &MiniTwit, config: &Arc<SimConfig>) -> BoxedFilter<(Re
 /// `POST /msgs/{username}`
 fn post_message(service: &MiniTwit, config: &Arc<SimConfig>) -> BoxedFilter<(Response,)> {
     answered(
-        user_path("msgs")
+        USER_MESSAGES
+            .user_path()
             .and(warp::post())
             .and(authorized(config))
             .and(write_body(config))
@@ -123,7 +127,8 @@ fn post_message(service: &MiniTwit, config: &Arc<SimConfig>) -> BoxedFilter<(Res
 /// `GET /fllws/{username}?no=N`
 fn follows(service: &MiniTwit, config: &Arc<SimConfig>) -> BoxedFilter<(Response,)> {
     answered(
-        user_path("fllws")
+        FOLLOWS
+            .user_path()
             .and(warp::get())
             .and(authorized(config))
             .and(page_size())
@@ -135,7 +140,8 @@ fn follows(service: &MiniTwit, config: &Arc<SimConfig>) -> BoxedFilter<(Response
 /// `POST /fllws/{username}`
 fn change_follow(service: &MiniTwit, config: &Arc<SimConfig>) -> BoxedFilter<(Response,)> {
     answered(
-        user_path("fllws")
+        FOLLOWS
+            .user_path()
             .and(warp::post())
             .and(authorized(config))
             .and(write_body(config))
@@ -146,7 +152,7 @@ fn change_follow(service: &MiniTwit, config: &Arc<SimConfig>) -> BoxedFilter<(Re
 
 /// `GET /openapi.yaml`, without credentials.
 fn openapi() -> BoxedFilter<(Response,)> {
-    warp::path!("openapi.yaml").and(warp::get()).map(handlers::openapi).boxed()
+    OPENAPI.path().and(warp::get()).map(handlers::openapi).boxed()
 }
 
 /// Any method a known path does not support: 405 with the methods it does. (Listed last:
@@ -155,12 +161,10 @@ fn other_methods() -> BoxedFilter<(Response,)> {
     warp::path::full()
         .and(warp::method())
         .and_then(|path: FullPath, method: Method| async move {
-            let allow = match crate::route_label(path.as_str()) {
-                "/latest" | "/msgs" | "/openapi.yaml" => "GET",
-                "/register" => "POST",
-                "/msgs/{username}" | "/fllws/{username}" => "GET, POST",
-                _ => return Err(warp::reject::not_found()),
+            let Some(route) = route_table::route_of(path.as_str()) else {
+                return Err(warp::reject::not_found());
             };
+            let allow = route.allow;
             if allow.split(", ").any(|allowed| allowed == method.as_str()) {
                 return Err(warp::reject::not_found());
             }
@@ -234,12 +238,6 @@ fn page_size() -> BoxedFilter<(PageSize,)> {
                 .map_err(|err| Rejection::from(ApiError::from(err)))
         })
         .boxed()
-}
-
-/// `/{prefix}/{username}`: the username's path segment as sent (`Roger%20Histand`); the
-/// handler asks the core for the user it names.
-fn user_path(prefix: &'static str) -> BoxedFilter<(String,)> {
-    warp::path(prefix).and(warp::path::param::<String>()).and(warp::path::end()).boxed()
 }
 
 /// A write's JSON body of type `T` and, when the request carries an `Idempotency-Key`,

@@ -22,9 +22,8 @@ use crate::replicas::{Choice, FALLBACKS, Fallback, READS, ReplicaSet};
 use crate::store::PgStore;
 use async_trait::async_trait;
 use minitwit_core::{
-    Counts, Cursor, Follow, ImportBatch, Message, MessageFilter, MessageId, NewMessage, NewUser,
-    ReadToken, Receipt, ReceiptKey, Store, StoreResult, Timeline, TimelineEntry, User, UserId,
-    Write,
+    Cursor, Operation, ReadToken, Store, StoreLayer, StoreResult, Timeline, TimelineEntry, User,
+    UserId,
 };
 use std::future::Future;
 use std::pin::Pin;
@@ -146,10 +145,21 @@ async fn insert_position(primary: &PgStore) -> Result<u64, sqlx::Error> {
     Ok(u64::try_from(position).unwrap_or(ReadToken::UNKNOWN))
 }
 
+/// Forwards to the primary, noting every write's position; routes the reads a replica
+/// may serve.
 #[async_trait]
-impl Store for RoutedStore {
-    fn backend(&self) -> &'static str {
-        "postgres"
+impl StoreLayer for RoutedStore {
+    fn inner(&self) -> &dyn Store {
+        self.primary()
+    }
+
+    async fn around<T, F>(&self, operation: Operation, call: F) -> StoreResult<T>
+    where
+        T: Send,
+        F: Future<Output = StoreResult<T>> + Send,
+    {
+        let result = call.await;
+        if operation.writes { self.wrote(result).await } else { result }
     }
 
     fn for_reader(&self, token: ReadToken) -> Option<Arc<dyn Store>> {
@@ -171,14 +181,6 @@ impl Store for RoutedStore {
         primary
     }
 
-    async fn flush(&self) -> StoreResult<()> {
-        self.primary().flush().await
-    }
-
-    async fn create_user(&self, user: NewUser) -> StoreResult<User> {
-        self.wrote(self.primary().create_user(user).await).await
-    }
-
     async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>> {
         self.routed(|store| store.user_by_id(id)).await
     }
@@ -187,70 +189,10 @@ impl Store for RoutedStore {
         self.routed(|store| store.user_by_name(username)).await
     }
 
-    async fn users_after(&self, after: Option<UserId>, limit: usize) -> StoreResult<Vec<User>> {
-        self.primary().users_after(after, limit).await
-    }
-
-    async fn set_password_hash(&self, id: UserId, pw_hash: &str) -> StoreResult<bool> {
-        self.wrote(self.primary().set_password_hash(id, pw_hash).await).await
-    }
-
-    async fn set_disabled(&self, id: UserId, disabled: bool) -> StoreResult<bool> {
-        self.wrote(self.primary().set_disabled(id, disabled).await).await
-    }
-
     /// Routed like the user it belongs to (a replica may lag the end of a session by its
     /// replication delay, as it lags the user's record).
     async fn session_generation(&self, id: UserId) -> StoreResult<i64> {
         self.routed(|store| store.session_generation(id)).await
-    }
-
-    async fn bump_session_generation(&self, id: UserId) -> StoreResult<bool> {
-        self.wrote(self.primary().bump_session_generation(id).await).await
-    }
-
-    async fn delete_user(&self, id: UserId) -> StoreResult<bool> {
-        self.wrote(self.primary().delete_user(id).await).await
-    }
-
-    async fn add_message(&self, message: NewMessage) -> StoreResult<MessageId> {
-        self.wrote(self.primary().add_message(message).await).await
-    }
-
-    async fn message_by_id(&self, id: MessageId) -> StoreResult<Option<Message>> {
-        self.primary().message_by_id(id).await
-    }
-
-    async fn set_flagged(&self, id: MessageId, flagged: bool) -> StoreResult<bool> {
-        self.wrote(self.primary().set_flagged(id, flagged).await).await
-    }
-
-    async fn set_flagged_all(
-        &self,
-        ids: &[MessageId],
-        flagged: bool,
-    ) -> StoreResult<Vec<MessageId>> {
-        self.wrote(self.primary().set_flagged_all(ids, flagged).await).await
-    }
-
-    async fn list_messages(&self, filter: MessageFilter) -> StoreResult<Vec<Message>> {
-        self.primary().list_messages(filter).await
-    }
-
-    async fn messages_after(
-        &self,
-        after: Option<MessageId>,
-        limit: usize,
-    ) -> StoreResult<Vec<Message>> {
-        self.primary().messages_after(after, limit).await
-    }
-
-    async fn follow(&self, follower: UserId, followee: UserId) -> StoreResult<()> {
-        self.wrote(self.primary().follow(follower, followee).await).await
-    }
-
-    async fn unfollow(&self, follower: UserId, followee: UserId) -> StoreResult<()> {
-        self.wrote(self.primary().unfollow(follower, followee).await).await
     }
 
     async fn is_following(&self, follower: UserId, followee: UserId) -> StoreResult<bool> {
@@ -259,10 +201,6 @@ impl Store for RoutedStore {
 
     async fn followees(&self, follower: UserId, limit: usize) -> StoreResult<Vec<String>> {
         self.routed(|store| store.followees(follower, limit)).await
-    }
-
-    async fn follows_after(&self, after: Option<Follow>, limit: usize) -> StoreResult<Vec<Follow>> {
-        self.primary().follows_after(after, limit).await
     }
 
     async fn timeline(
@@ -274,54 +212,9 @@ impl Store for RoutedStore {
         self.routed(|store| store.timeline(timeline, before, limit)).await
     }
 
-    /// From the primary: a retry must find the receipt its first attempt just wrote.
-    async fn receipt(&self, key: &ReceiptKey, since: i64) -> StoreResult<Option<Receipt>> {
-        self.primary().receipt(key, since).await
-    }
-
-    async fn apply_once(
-        &self,
-        key: &ReceiptKey,
-        receipt: &Receipt,
-        since: i64,
-        write: Write,
-    ) -> StoreResult<Option<Receipt>> {
-        self.wrote(self.primary().apply_once(key, receipt, since, write).await).await
-    }
-
+    /// Not a write to note: receipts are read from the primary only (a retry must find
+    /// the receipt its first attempt just wrote), so their removal moves no reader.
     async fn forget_receipts(&self, before: i64, limit: usize) -> StoreResult<usize> {
         self.primary().forget_receipts(before, limit).await
-    }
-
-    async fn latest(&self) -> StoreResult<Option<i64>> {
-        self.primary().latest().await
-    }
-
-    async fn set_latest(&self, latest: i64) -> StoreResult<()> {
-        self.wrote(self.primary().set_latest(latest).await).await
-    }
-
-    async fn setting(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
-        self.primary().setting(key).await
-    }
-
-    async fn init_setting(&self, key: &str, value: &[u8]) -> StoreResult<Vec<u8>> {
-        self.wrote(self.primary().init_setting(key, value).await).await
-    }
-
-    async fn counts(&self) -> StoreResult<Counts> {
-        self.primary().counts().await
-    }
-
-    async fn import(&self, batch: ImportBatch) -> StoreResult<()> {
-        self.wrote(self.primary().import(batch).await).await
-    }
-
-    async fn remove_imported(&self, batch: ImportBatch) -> StoreResult<()> {
-        self.wrote(self.primary().remove_imported(batch).await).await
-    }
-
-    async fn end_import(&self, latest: Option<i64>) -> StoreResult<()> {
-        self.wrote(self.primary().end_import(latest).await).await
     }
 }

@@ -40,7 +40,8 @@ pub use minitwit_core::Throttle;
 #[derive(Debug, Clone)]
 pub struct WebConfig {
     session_key: SessionKey,
-    /// Mark cookies `Secure` (when the site is served over HTTPS). Default: off.
+    /// The site is served over HTTPS: cookies are marked `Secure` and every answer carries
+    /// `Strict-Transport-Security`. Default: off.
     pub secure_cookies: bool,
     /// How long a sign-in lasts. Default: 30 days.
     pub session_max_age: Duration,

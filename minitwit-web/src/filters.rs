@@ -1,5 +1,5 @@
-//! The routes as warp filters, one per row of CONTRACT.md §3, and the shared filters they
-//! are built from (state, session, cross-site guard, body limit, client address).
+//! The routes as warp filters, one per row of CONTRACT.md §3 (their paths from the route
+//! table, `route_table`), and the shared filters they are built from (state, session, cross-site guard, body limit, client address).
 
 use crate::error::{self, WebError};
 use crate::handlers::account::{self, LoginForm, RegisterForm};
@@ -7,7 +7,8 @@ use crate::handlers::actions::{self, MessageForm, Relation};
 use crate::handlers::timeline::{self, PageQuery};
 use crate::handlers::{Handled, statics};
 use crate::idempotency::KeyedRequest;
-use crate::security::{add_security_headers, client_address, is_cross_site, is_unsafe_navigation};
+use crate::route_table::{ADD_MESSAGE, FOLLOW, LOGIN, LOGOUT, PUBLIC, REGISTER, STATIC, UNFOLLOW};
+use crate::security::{add_site_headers, client_address, is_cross_site, is_unsafe_navigation};
 use crate::site::{Site, Visit};
 use futures::StreamExt as _;
 use minitwit_core::{IdempotencyKey, ServiceError, idempotency};
@@ -22,14 +23,14 @@ use warp::http::{HeaderMap, Method};
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
-/// The whole site: every route, one rejection handler, security headers on everything.
+/// The whole site: every route, one rejection handler, the site's headers on everything.
 pub(crate) fn site(site: Arc<Site>) -> BoxedFilter<(Response,)> {
-    let recover_site = site.clone();
+    let (recover_site, secure) = (site.clone(), site.config.secure_cookies);
     pages(site)
         .recover(move |rejection| error::handle_rejection(recover_site.clone(), rejection))
         .unify()
-        .map(|mut response: Response| {
-            add_security_headers(response.headers_mut());
+        .map(move |mut response: Response| {
+            add_site_headers(response.headers_mut(), secure);
             response
         })
         .boxed()
@@ -243,7 +244,8 @@ fn home(s: &Arc<Site>) -> BoxedFilter<(Response,)> {
 /// `GET /public`
 fn public(s: &Arc<Site>) -> BoxedFilter<(Response,)> {
     answered(
-        warp::path!("public")
+        PUBLIC
+            .path()
             .and(read())
             .and(with_site(s))
             .and(page_query())
@@ -263,7 +265,7 @@ fn register(s: &Arc<Site>) -> BoxedFilter<(Response,)> {
         .and(client(s))
         .and(visit(s))
         .then(account::register);
-    answered(warp::path!("register").and(show.or(submit).unify()), s)
+    answered(REGISTER.path().and(show.or(submit).unify()), s)
 }
 
 /// `GET /login`, `POST /login`
@@ -276,17 +278,13 @@ fn login(s: &Arc<Site>) -> BoxedFilter<(Response,)> {
         .and(client(s))
         .and(visit(s))
         .then(account::login);
-    answered(warp::path!("login").and(show.or(submit).unify()), s)
+    answered(LOGIN.path().and(show.or(submit).unify()), s)
 }
 
 /// `GET /logout`
 fn logout(s: &Arc<Site>) -> BoxedFilter<(Response,)> {
     answered(
-        warp::path!("logout")
-            .and(same_origin_get())
-            .and(with_site(s))
-            .and(visit(s))
-            .then(account::logout),
+        LOGOUT.path().and(same_origin_get()).and(with_site(s)).and(visit(s)).then(account::logout),
         s,
     )
 }
@@ -294,7 +292,8 @@ fn logout(s: &Arc<Site>) -> BoxedFilter<(Response,)> {
 /// `POST /add_message`
 fn add_message(s: &Arc<Site>) -> BoxedFilter<(Response,)> {
     answered(
-        warp::path!("add_message")
+        ADD_MESSAGE
+            .path()
             .and(warp::post())
             .and(same_site())
             .and(with_site(s))
@@ -308,7 +307,8 @@ fn add_message(s: &Arc<Site>) -> BoxedFilter<(Response,)> {
 /// `GET /static/{file}`
 fn static_files(s: &Arc<Site>) -> BoxedFilter<(Response,)> {
     answered(
-        warp::path("static")
+        STATIC
+            .path()
             .and(read())
             .and(with_site(s))
             .and(warp::path::tail())
@@ -321,9 +321,9 @@ fn static_files(s: &Arc<Site>) -> BoxedFilter<(Response,)> {
 /// `POST|GET /{username}/follow`, `POST|GET /{username}/unfollow` (GET: the original's
 /// links, kept for same-origin and non-browser clients).
 fn follow(s: &Arc<Site>) -> BoxedFilter<(Response,)> {
-    let relation = warp::path("follow")
+    let relation = warp::path(FOLLOW.segment)
         .map(|| Relation::Follow)
-        .or(warp::path("unfollow").map(|| Relation::Unfollow))
+        .or(warp::path(UNFOLLOW.segment).map(|| Relation::Unfollow))
         .unify();
     answered(
         with_site(s)

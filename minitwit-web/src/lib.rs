@@ -11,6 +11,7 @@
 //!
 //! Layout:
 //! - `config`: [`WebConfig`] and its defaults.
+//! - `route_table`: each route's path and metrics label ([`route_label`]).
 //! - `filters`: the routes as warp filters.
 //! - `handlers`: one function per route, calling the service.
 //! - `idempotency`: the keys the site's writes carry, and the answers replayed to retries.
@@ -21,7 +22,6 @@
 //! - `throttle`: login throttling.
 //! - `assets`: static files with caching headers.
 //! - `error`: [`WebError`] and the error pages.
-//! - `labels`: [`route_label`].
 //!
 //! ```no_run
 //! # async fn demo(service: minitwit_core::MiniTwit) -> Result<(), Box<dyn std::error::Error>> {
@@ -39,7 +39,7 @@ mod error;
 mod filters;
 mod handlers;
 mod idempotency;
-mod labels;
+mod route_table;
 mod security;
 mod session;
 mod site;
@@ -48,7 +48,7 @@ mod views;
 
 pub use config::{ConfigError, MIN_SESSION_KEY_LEN, SessionKey, Throttle, WebConfig};
 pub use error::WebError;
-pub use labels::route_label;
+pub use route_table::route_label;
 pub use security::add_security_headers;
 
 use minitwit_core::{MiniTwit, ServiceError};
@@ -81,6 +81,8 @@ impl Website {
     /// The error page for a service failure met outside the routes (the server giving up
     /// on a request at its deadline, [`ServiceError::TimedOut`]).
     pub fn failure_response(&self, err: ServiceError) -> Response {
-        self.0.error_response(&WebError::Service(err))
+        let mut response = self.0.error_response(&WebError::Service(err));
+        security::add_site_headers(response.headers_mut(), self.0.config.secure_cookies);
+        response
     }
 }

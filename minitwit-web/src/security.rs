@@ -1,6 +1,7 @@
 //! Browser-facing protections: the cross-site request check of CONTRACT.md §7.2 (Fetch
 //! Metadata, then `Origin` against `Host`, as Go's `CrossOriginProtection` does), the
-//! security headers every response carries, and the client address used for throttling.
+//! security headers every response carries (and HSTS, on the site's behind HTTPS): the
+//! one place they are written; and the client address used for throttling.
 
 use minitwit_core::throttle;
 use std::net::{IpAddr, SocketAddr};
@@ -62,6 +63,9 @@ fn origin_matches(origin: &str, headers: &HeaderMap) -> bool {
     }
 }
 
+/// What browsers are told to remember behind HTTPS: HTTPS only, for a year.
+const HSTS: &str = "max-age=31536000";
+
 /// Adds the security headers to a response (any response: the serve layers add them to
 /// the API's and the operational routes' too).
 pub fn add_security_headers(headers: &mut HeaderMap) {
@@ -74,6 +78,15 @@ pub fn add_security_headers(headers: &mut HeaderMap) {
     ];
     for (name, value) in fixed {
         headers.insert(name, HeaderValue::from_static(value));
+    }
+}
+
+/// Adds the site's headers to one of its answers: the security headers, and
+/// `Strict-Transport-Security` when it is served over HTTPS (`secure`).
+pub(crate) fn add_site_headers(headers: &mut HeaderMap, secure: bool) {
+    add_security_headers(headers);
+    if secure {
+        headers.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static(HSTS));
     }
 }
 

@@ -333,6 +333,15 @@ mod tests {
     }
 
     #[test]
+    fn the_operational_paths_are_reserved_usernames() {
+        for segment in ["health", "ready", "metrics"] {
+            assert!(ops_label(&format!("/{segment}")).is_some(), "{segment}");
+            let refused = minitwit_core::Username::parse(segment).err();
+            assert_eq!(refused, Some(minitwit_core::ValidationError::UsernameReserved));
+        }
+    }
+
+    #[test]
     fn method_labels_are_a_closed_set() {
         assert_eq!(method_label(&Method::GET), "GET");
         assert_eq!(method_label(&Method::DELETE), "DELETE");

@@ -17,7 +17,7 @@
 //! store. When to call them (signals, the drain delay) is the caller's choice.
 //!
 //! Behind HTTPS ([`Settings::secure_cookies`]), the web site's responses carry
-//! `Strict-Transport-Security`.
+//! `Strict-Transport-Security` (the site sets it, with its other security headers).
 
 pub mod layers;
 pub mod listener;
@@ -40,9 +40,6 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use warp::Filter;
-use warp::filters::BoxedFilter;
-use warp::reply::Response;
 
 /// Everything the assembly is configured with.
 pub struct Settings {
@@ -168,17 +165,11 @@ async fn front_ends(
     ops: &Ops,
 ) -> Result<(Arc<Instrumented>, Arc<Instrumented>)> {
     let website = minitwit_web::Website::new(service.clone(), web_config(service, settings).await?);
-    let (mut site, secure) = (website.routes(), settings.secure_cookies);
-    if secure {
-        site = with_hsts(site);
-    }
+    let site = website.routes();
     let web = Front {
         name: "web",
         route_label: minitwit_web::route_label,
-        failure: Box::new(move |err| {
-            let page = website.failure_response(err);
-            if secure { hsts(page) } else { page }
-        }),
+        failure: Box::new(move |err| website.failure_response(err)),
     };
     let api = Front {
         name: "api",
@@ -209,23 +200,6 @@ async fn web_config(service: &MiniTwit, settings: &Settings) -> Result<WebConfig
     config.trust_forwarded_for = settings.trust_forwarded_for;
     (settings.site)(&mut config);
     Ok(config)
-}
-
-/// What browsers are told to remember: HTTPS only, for a year.
-const HSTS: &str = "max-age=31536000";
-
-/// `routes` with `Strict-Transport-Security` on every response.
-fn with_hsts(routes: BoxedFilter<(Response,)>) -> BoxedFilter<(Response,)> {
-    routes.map(hsts).boxed()
-}
-
-/// `response` with `Strict-Transport-Security`.
-fn hsts(mut response: Response) -> Response {
-    response.headers_mut().insert(
-        warp::http::header::STRICT_TRANSPORT_SECURITY,
-        warp::http::HeaderValue::from_static(HSTS),
-    );
-    response
 }
 
 async fn bind(addr: SocketAddr, what: &str) -> Result<TcpListener> {
