@@ -2,7 +2,7 @@
 //! [`ImportBatch`]es of bounded size.
 
 use super::TransferResult;
-use super::file::Record;
+use super::record::Record;
 use crate::model::ImportBatch;
 use crate::store::Store;
 use std::sync::Arc;

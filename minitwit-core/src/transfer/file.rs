@@ -15,7 +15,8 @@
 
 use super::TransferError;
 use super::fingerprint::{Fingerprint, FingerprintBuilder};
-use crate::model::{Follow, Message, User};
+use super::record::Record;
+use crate::model::Follow;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -37,23 +38,6 @@ pub struct Header {
     /// The backend the data came from (informational).
     #[serde(default)]
     pub source: String,
-}
-
-/// One record of a store, as exported.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum Record {
-    /// A user with their id, hash and disabled flag.
-    User(User),
-    /// A message with its id, date and flag.
-    Message(Message),
-    /// A follow pair.
-    Follow(Follow),
-    /// The id of the last simulator action.
-    Latest {
-        /// The value.
-        latest: i64,
-    },
 }
 
 /// The last line: what the reader must have seen.

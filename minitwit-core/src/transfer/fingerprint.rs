@@ -2,7 +2,7 @@
 //! record in export order, so two stores (or a store and a file) can be compared without
 //! holding either in memory.
 
-use super::file::Record;
+use super::record::Record;
 use crate::model::{Counts, Follow, Message, User};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};

@@ -3,6 +3,7 @@
 //!
 //! - [`fingerprint`](mod@fingerprint): counts and a checksum over a canonical encoding.
 //! - [`file`](mod@file): the export file format (versioned JSON Lines with a checking trailer).
+//! - `record`: [`Record`], one record of a store as it travels.
 //! - `reader`: a store read in export order ([`StoreReader`]), and its [`fingerprint()`].
 //! - `batcher`: file records written in [`ImportBatch`]es.
 //! - `verify`: the target's guard before writing and its verification after.
@@ -27,15 +28,17 @@ pub mod fingerprint;
 mod options;
 mod progress;
 mod reader;
+mod record;
 mod undo;
 mod verify;
 
 pub use error::{TransferError, TransferResult};
-pub use file::{ExportReader, ExportWriter, Record};
+pub use file::{ExportReader, ExportWriter};
 pub use fingerprint::{Fingerprint, FingerprintBuilder};
 pub use options::TransferOptions;
 pub use progress::{Progress, Section};
 pub use reader::{Chunk, StoreReader, fingerprint};
+pub use record::Record;
 pub use undo::{refuse_unfinished_import, undo_import};
 
 use crate::model::{Counts, ImportBatch};

@@ -1,8 +1,8 @@
 //! Progress reports while a transfer runs: the [`Progress`] trait the CLI implements with
 //! progress bars, and the [`Section`]s it counts.
 
-use super::file::Record;
 use super::reader::Chunk;
+use super::record::Record;
 use crate::model::Counts;
 
 /// Which kind of record a transfer is moving, for progress reports.

@@ -1,8 +1,8 @@
 //! Reading a whole store in export order ([`StoreReader`], one [`Chunk`] at a time), and
 //! the [`fingerprint`] of a store computed that way.
 
-use super::file::Record;
 use super::fingerprint::{Fingerprint, FingerprintBuilder};
+use super::record::Record;
 use super::{TransferOptions, TransferResult};
 use crate::model::{Follow, Message, MessageId, User, UserId};
 use crate::store::Store;

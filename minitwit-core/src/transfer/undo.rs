@@ -9,7 +9,7 @@
 //! [`refuse_unfinished_import`] then keeps the store from being served until
 //! [`undo_import`] has removed the file's records.
 
-use super::file::Record;
+use super::record::Record;
 use super::{ExportReader, ExportSource, TransferError, TransferOptions, TransferResult};
 use crate::model::ImportBatch;
 use crate::store::{IMPORT_MARK, Store};
