@@ -1,7 +1,7 @@
 //! Follows: following (idempotent under races), unfollowing, and the follow listings.
 
 use crate::error::{FOLLOWEE_FK, backend_error, store_error};
-use crate::store::sql_limit;
+use crate::rows::sql_limit;
 use minitwit_core::{Follow, StoreResult, UserId};
 use sqlx::PgPool;
 

@@ -2,8 +2,8 @@
 //! timelines are `timeline`'s).
 
 use crate::error::{backend_error, store_error};
+use crate::rows::sql_limit;
 use crate::rows::{self, MessageRow, into_all, message_columns};
-use crate::store::sql_limit;
 use minitwit_core::{Message, MessageFilter, MessageId, NewMessage, StoreResult};
 use sqlx::{PgPool, Row};
 

@@ -6,7 +6,7 @@
 //! claims the key itself.
 
 use crate::error::{FOLLOWEE_FK, backend_error, store_error};
-use crate::store::sql_limit;
+use crate::rows::sql_limit;
 use minitwit_core::{Receipt, ReceiptKey, StoreError, StoreResult, Write};
 use sqlx::{PgExecutor, PgPool};
 

@@ -1,7 +1,6 @@
 //! Rows as queries return them, and their conversion into the core's records.
 
 use crate::error::backend_error;
-use crate::store::sql_limit;
 use minitwit_core::{Message, StoreResult, TimelineEntry, User};
 use sqlx::PgPool;
 use sqlx::postgres::PgRow;
@@ -124,4 +123,9 @@ where
         .await
         .map_err(backend_error)?;
     Ok(into_all(rows))
+}
+
+/// A `LIMIT` value: Rust's sizes are unsigned, PostgreSQL's are `BIGINT`.
+pub(crate) fn sql_limit(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
 }

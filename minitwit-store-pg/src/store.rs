@@ -155,11 +155,6 @@ impl PgStore {
     }
 }
 
-/// A `LIMIT` value: Rust's sizes are unsigned, PostgreSQL's are `BIGINT`.
-pub(crate) fn sql_limit(limit: usize) -> i64 {
-    i64::try_from(limit).unwrap_or(i64::MAX)
-}
-
 #[async_trait]
 impl Store for PgStore {
     fn backend(&self) -> &'static str {

@@ -22,8 +22,8 @@
 //!   BENCHMARKS.md has the measurements.
 
 use crate::error::backend_error;
+use crate::rows::sql_limit;
 use crate::rows::{EntryRow, into_all};
-use crate::store::sql_limit;
 use minitwit_core::{Cursor, StoreResult, Timeline, TimelineEntry};
 use sqlx::PgPool;
 
