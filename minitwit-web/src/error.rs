@@ -1,17 +1,9 @@
 //! [`WebError`]: why a request failed, each variant with its HTTP status (the service's
-//! failures with the status the core gives them); and the single rejection handler that
-//! turns every failure into an HTML error page that leaks nothing.
+//! failures with the status the core gives them), and the fixed texts of the error pages.
 
-use crate::site::Site;
 use minitwit_core::ServiceError;
-use std::convert::Infallible;
-use std::sync::Arc;
 use warp::http::StatusCode;
-use warp::reject::{
-    InvalidHeader, InvalidQuery, LengthRequired, MethodNotAllowed, PayloadTooLarge, Reject,
-    Rejection, UnsupportedMediaType,
-};
-use warp::reply::Response;
+use warp::reject::Reject;
 
 /// Why a request failed. The variant decides the status and the page shown; details
 /// are for the log only.
@@ -65,40 +57,6 @@ pub(crate) fn explanation(status: StatusCode) -> &'static str {
         429 => "Too many requests. Please wait a moment and try again.",
         503 => "MiniTwit is temporarily unavailable. Please try again in a moment.",
         _ => "Something went wrong on our side. Please try again later.",
-    }
-}
-
-/// The status of a rejection warp produced.
-fn status_of(rejection: &Rejection) -> StatusCode {
-    if rejection.is_not_found() {
-        StatusCode::NOT_FOUND
-    } else if rejection.find::<PayloadTooLarge>().is_some() {
-        StatusCode::PAYLOAD_TOO_LARGE
-    } else if rejection.find::<LengthRequired>().is_some() {
-        StatusCode::LENGTH_REQUIRED
-    } else if rejection.find::<MethodNotAllowed>().is_some() {
-        StatusCode::METHOD_NOT_ALLOWED
-    } else if rejection.find::<UnsupportedMediaType>().is_some() {
-        StatusCode::UNSUPPORTED_MEDIA_TYPE
-    } else if rejection.find::<InvalidQuery>().is_some()
-        || rejection.find::<InvalidHeader>().is_some()
-        || rejection.find::<warp::filters::body::BodyDeserializeError>().is_some()
-    {
-        StatusCode::BAD_REQUEST
-    } else {
-        tracing::error!(?rejection, "unhandled rejection");
-        StatusCode::INTERNAL_SERVER_ERROR
-    }
-}
-
-/// The site's one rejection handler: every failure becomes an HTML error page.
-pub(crate) async fn handle_rejection(
-    site: Arc<Site>,
-    rejection: Rejection,
-) -> Result<Response, Infallible> {
-    match rejection.find::<WebError>() {
-        Some(err) => Ok(site.error_response(err)),
-        None => Ok(site.error_page(status_of(&rejection))),
     }
 }
 

@@ -1,20 +1,22 @@
 //! The routes as warp filters, one per row of CONTRACT.md §3 (their paths from the route
 //! table, `route_table`), and the shared filters they are built from (state, session, cross-site guard, body limit, client address).
 
-use crate::error::{self, WebError};
+use crate::error::WebError;
 use crate::handlers::account::{self, LoginForm, RegisterForm};
 use crate::handlers::actions::{self, MessageForm, Relation};
 use crate::handlers::timeline::{self, PageQuery};
 use crate::handlers::{Handled, statics};
 use crate::idempotency::KeyedRequest;
+use crate::rejection;
 use crate::route_table::{ADD_MESSAGE, FOLLOW, LOGIN, LOGOUT, PUBLIC, REGISTER, STATIC, UNFOLLOW};
-use crate::security::{add_site_headers, client_address, is_cross_site, is_unsafe_navigation};
+use crate::security::{add_site_headers, is_cross_site, is_unsafe_navigation};
 use crate::site::{Site, Visit};
 use futures::StreamExt as _;
+use minitwit_core::rate_limit::ClientAddress;
 use minitwit_core::{IdempotencyKey, ServiceError, idempotency};
 use serde::de::DeserializeOwned;
 use std::convert::Infallible;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use warp::filters::BoxedFilter;
 use warp::filters::path::FullPath;
@@ -27,7 +29,7 @@ use warp::{Filter, Rejection};
 pub(crate) fn site(site: Arc<Site>) -> BoxedFilter<(Response,)> {
     let (recover_site, secure) = (site.clone(), site.config.secure_cookies);
     pages(site)
-        .recover(move |rejection| error::handle_rejection(recover_site.clone(), rejection))
+        .recover(move |refused| rejection::handle_rejection(recover_site.clone(), refused))
         .unify()
         .map(move |mut response: Response| {
             add_site_headers(response.headers_mut(), secure);
@@ -207,15 +209,11 @@ where
     Ok(bytes)
 }
 
-/// The client address used for throttling; the peer is the `SocketAddr` extension the
-/// server's listener sets.
-fn client(
-    site: &Arc<Site>,
-) -> impl Filter<Extract = (Option<IpAddr>,), Error = Infallible> + Clone + use<> {
-    let trust = site.config.trust_forwarded_for;
-    warp::ext::optional::<SocketAddr>()
-        .and(warp::header::headers_cloned())
-        .map(move |peer, headers: HeaderMap| client_address(peer, &headers, trust))
+/// The client address used for throttling: the extension the server sets on each request
+/// (`minitwit_cli::serve` resolves it from the peer or a trusted proxy's header).
+fn client() -> impl Filter<Extract = (Option<IpAddr>,), Error = Infallible> + Copy {
+    warp::ext::optional::<ClientAddress>()
+        .map(|client: Option<ClientAddress>| client.map(ClientAddress::ip))
 }
 
 /// `GET`, or `HEAD` (hyper sends the same head without the body): for the routes that only
@@ -262,7 +260,7 @@ fn register(s: &Arc<Site>) -> BoxedFilter<(Response,)> {
         .and(same_site())
         .and(with_site(s))
         .and(keyed_form::<RegisterForm>(s))
-        .and(client(s))
+        .and(client())
         .and(visit(s))
         .then(account::register);
     answered(REGISTER.path().and(show.or(submit).unify()), s)
@@ -275,7 +273,7 @@ fn login(s: &Arc<Site>) -> BoxedFilter<(Response,)> {
         .and(same_site())
         .and(with_site(s))
         .and(form::<LoginForm>(s))
-        .and(client(s))
+        .and(client())
         .and(visit(s))
         .then(account::login);
     answered(LOGIN.path().and(show.or(submit).unify()), s)
