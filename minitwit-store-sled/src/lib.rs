@@ -22,7 +22,8 @@
 //! - `records`: the binary layout of user and message records (and the JSON of format 1).
 //! - `authors`: the cache of authors' names and emails, forgotten when a user is deleted.
 //! - `flusher`: the group-commit flusher thread.
-//! - `users`, `messages`, `follows`, `timeline`, `bulk`: the operations, synchronous.
+//! - `users`, `messages`, `follows`, `timeline`, `import`, `state`: the operations,
+//!   synchronous, mirroring the PostgreSQL store's modules of the same names.
 //! - `receipts`: keyed writes applied once, with their receipts.
 //! - `store`: the async [`Store`](minitwit_core::Store) implementation: reads and short
 //!   writes inline, scans and batches on the blocking pool.
@@ -38,15 +39,16 @@
 //! ```
 
 mod authors;
-mod bulk;
 mod flusher;
 mod follows;
+mod import;
 mod integrity;
 mod keys;
 mod messages;
 mod open;
 mod receipts;
 mod records;
+mod state;
 mod store;
 #[cfg(feature = "testkit")]
 pub mod testkit;
@@ -112,8 +114,8 @@ impl SledStore {
 
     /// Runs a read right here, on the calling task's thread. sled answers reads from its
     /// page cache (or the kernel's) in microseconds and never takes a lock a writer holds
-    /// for long, so handing them to the blocking pool and back cost more than the read
-    /// itself (measured in BENCHMARKS.md: `/latest` 0.25 -> 0.35 of the ceiling).
+    /// for long, so handing them to the blocking pool and back would cost more than the
+    /// read itself (BENCHMARKS.md has the measurement).
     async fn read<T>(&self, op: impl FnOnce(&Trees) -> StoreResult<T>) -> StoreResult<T> {
         op(&self.inner.trees)
     }
@@ -138,8 +140,8 @@ impl SledStore {
 
     /// Runs a short write (one transaction over a few keys, in memory) right here under
     /// the write lock, which it awaits; when durable, returns only after a flush covering
-    /// it. Handing it to the blocking pool and back cost more thread switches than the
-    /// transaction takes (BENCHMARKS.md). Refused (503) once a flush has failed.
+    /// it. Handing it to the blocking pool and back would cost more thread switches than
+    /// the transaction takes (BENCHMARKS.md has the measurement). Refused (503) once a flush has failed.
     async fn write<T>(&self, op: impl FnOnce(&Trees) -> StoreResult<T>) -> StoreResult<T> {
         self.inner.flusher.healthy()?;
         let result = {

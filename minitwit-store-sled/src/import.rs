@@ -1,21 +1,11 @@
-//! Counters, import and its undo, and the small values: `latest` and server settings.
+//! `import`: a whole [`ImportBatch`] in one transaction; its undo, `remove_imported`; and
+//! `end_import`, which closes an import (see `minitwit_core::transfer`).
 
 use crate::keys;
-use crate::trees::{Trees, abort, backend, decode_int, meta};
-use minitwit_core::{Counts, IMPORT_MARK, ImportBatch, StoreError, StoreResult};
+use crate::trees::{Trees, abort, meta};
+use minitwit_core::{IMPORT_MARK, ImportBatch, StoreError, StoreResult};
 
 impl Trees {
-    /// The totals, from the counters every write keeps (sled's `len()` would scan).
-    pub(crate) fn counts(&self) -> StoreResult<Counts> {
-        let count = |name| Ok::<_, StoreError>(u64::try_from(self.meta_int(name)?).unwrap_or(0));
-        Ok(Counts {
-            users: count(meta::USERS)?,
-            messages: count(meta::MESSAGES)?,
-            follows: count(meta::FOLLOWS)?,
-            flagged: count(meta::FLAGGED)?,
-        })
-    }
-
     /// Writes `batch` as it is, all or nothing; ids continue above the imported ones.
     pub(crate) fn import(&self, batch: &ImportBatch) -> StoreResult<()> {
         self.transaction(|tx| {
@@ -78,33 +68,6 @@ impl Trees {
             }
             tx.settings.remove(IMPORT_MARK)?;
             Ok(())
-        })
-    }
-
-    /// The simulator's `latest`, if set.
-    pub(crate) fn latest(&self) -> StoreResult<Option<i64>> {
-        self.meta.get(meta::LATEST).map_err(backend)?.map(|v| decode_int(&v)).transpose()
-    }
-
-    /// Records the simulator's `latest`.
-    pub(crate) fn set_latest(&self, latest: i64) -> StoreResult<()> {
-        self.meta.insert(meta::LATEST, &latest.to_be_bytes()[..]).map_err(backend)?;
-        Ok(())
-    }
-
-    /// A server setting.
-    pub(crate) fn setting(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
-        Ok(self.settings.get(key).map_err(backend)?.map(|v| v.to_vec()))
-    }
-
-    /// Stores `value` under `key` unless set, and returns what is stored.
-    pub(crate) fn init_setting(&self, key: &str, value: &[u8]) -> StoreResult<Vec<u8>> {
-        self.transaction(|tx| match tx.settings.get(key)? {
-            Some(existing) => Ok(existing.to_vec()),
-            None => {
-                tx.settings.insert(key, value)?;
-                Ok(value.to_vec())
-            }
         })
     }
 }
