@@ -39,13 +39,13 @@ const BLOCKING_THREADS: usize = 16;
 
 fn main() -> ExitCode {
     let cli = cli::parse();
-    let level = if matches!(cli.command, Command::OnStore(StoreCommand::Serve(_))) {
-        "info"
-    } else {
-        "warn"
-    };
+    let serving = matches!(cli.command, Command::OnStore(StoreCommand::Serve(_)));
     // Dropped last: reports counted log lines and flushes the buffered ones.
-    let _logs = logging::init(&cli.log, level);
+    let _logs = logging::init(&cli.log, if serving { "info" } else { "warn" });
+    // Installed before the store opens, so that the store can describe its own metrics.
+    if let Err(err) = serving.then(minitwit_cli::serve::metrics::handle).transpose() {
+        return fail(&err);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .max_blocking_threads(BLOCKING_THREADS)

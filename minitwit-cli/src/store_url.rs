@@ -110,6 +110,8 @@ impl StoreUrl {
         let store = RoutedStore::connect(url, &replicas.urls, pg_options(options), replica_options)
             .await
             .map_err(|source| OpenStoreError::Postgres { url: redact(url), source })?;
+        // With the process's recorder, if `serve` installed one; otherwise to no one.
+        minitwit_store_pg::describe_metrics();
         Ok(Arc::new(store))
     }
 }

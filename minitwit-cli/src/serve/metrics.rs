@@ -54,7 +54,6 @@ pub fn describe() {
     metrics::describe_gauge!("minitwit_messages", "Messages, flagged included");
     metrics::describe_gauge!("minitwit_follows", "Follow pairs");
     metrics::describe_gauge!("minitwit_flagged_messages", "Flagged messages");
-    minitwit_store_pg::describe_metrics();
 }
 
 /// Sets the business gauges from the store's counts now.
