@@ -17,7 +17,8 @@
 //! - [`password_hash`]: Argon2id hashing off the async executor.
 //! - [`gravatar`]: picture addresses for emails.
 //! - [`transfer`]: moving whole stores: export files, import, copy, fingerprints.
-//! - [`throttle`]: fixed-memory rate limits for logins and registrations.
+//! - [`rate_limit`]: fixed-memory rate limits for logins and registrations, by account
+//!   or by [`ClientAddress`](rate_limit::ClientAddress).
 //! - [`synthetic`]: generated data sets of a stated shape, for benchmarks and load tests.
 //! - `testkit` (feature `testkit`): the conformance suite every backend runs, the
 //!   in-memory reference model and the proptest model test.
@@ -42,12 +43,12 @@ mod latest;
 pub mod layer;
 pub mod model;
 pub mod password_hash;
+pub mod rate_limit;
 pub mod service;
 pub mod store;
 pub mod synthetic;
 #[cfg(feature = "testkit")]
 pub mod testkit;
-pub mod throttle;
 pub mod transfer;
 
 pub use cache::{CachedStore, PageMemo, PublicPageMemo, UserPageMemo};
@@ -60,6 +61,6 @@ pub use model::{
     Page, Timeline, TimelineEntry, User, UserId,
 };
 pub use password_hash::{HashCost, HashError, HashPool, Hasher};
+pub use rate_limit::{RateTable, Throttle};
 pub use service::{LatestRecorded, MiniTwit, ServiceError, ServiceResult, unix_now};
 pub use store::{DurableWait, IMPORT_MARK, Store, StoreError, StoreResult, already_durable};
-pub use throttle::{RateTable, Throttle};

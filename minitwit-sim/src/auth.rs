@@ -19,9 +19,6 @@ pub struct SimConfig {
     /// credentials (each costs a password hash; the simulator's own are trusted).
     /// Default: 20 at once, then one every 30 seconds.
     pub register_per_address: Throttle,
-    /// Take the client address from the last `X-Forwarded-For` entry (only behind a
-    /// reverse proxy that appends it). Default: off.
-    pub trust_forwarded_for: bool,
 }
 
 impl Default for SimConfig {
@@ -34,7 +31,6 @@ impl Default for SimConfig {
                 burst: 20,
                 replenish_every: std::time::Duration::from_secs(30),
             },
-            trust_forwarded_for: false,
         }
     }
 }
@@ -45,7 +41,6 @@ impl std::fmt::Debug for SimConfig {
             .field("username", &self.username)
             .field("password", &"<redacted>")
             .field("register_per_address", &self.register_per_address)
-            .field("trust_forwarded_for", &self.trust_forwarded_for)
             .finish()
     }
 }

@@ -11,13 +11,12 @@ use crate::route_table::{self, FOLLOWS, LATEST, MESSAGES, OPENAPI, REGISTER, USE
 use bytes::Bytes;
 use futures::TryStreamExt as _;
 use minitwit_core::idempotency;
-use minitwit_core::throttle::{DEFAULT_CELLS, client_address};
+use minitwit_core::rate_limit::{ClientAddress, DEFAULT_CELLS};
 use minitwit_core::{
     IdempotencyKey, Keyed, LatestRecorded, MiniTwit, PageSize, PublicPageMemo, RateTable,
     UserPageMemo, ValidationError,
 };
 use serde::de::DeserializeOwned;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use warp::filters::BoxedFilter;
 use warp::filters::path::FullPath;
@@ -201,15 +200,15 @@ fn authorized(config: &Arc<SimConfig>) -> BoxedFilter<()> {
 }
 
 /// Passes the simulator's own registrations; throttles everyone else's per client address
-/// (429 with `Retry-After` beyond the limit). The peer is the `SocketAddr` extension the
-/// server's listener sets.
+/// (429 with `Retry-After` beyond the limit). The address is the [`ClientAddress`]
+/// extension the server sets on each request.
 fn registration_throttled(config: &Arc<SimConfig>) -> BoxedFilter<()> {
     let config = Arc::clone(config);
     let table = Arc::new(RateTable::new(config.register_per_address, DEFAULT_CELLS));
-    warp::ext::optional::<SocketAddr>()
+    warp::ext::optional::<ClientAddress>()
         .and(warp::header::headers_cloned())
-        .and_then(move |peer: Option<SocketAddr>, headers: HeaderMap| {
-            let passed = admit_registration(&config, &table, peer, &headers);
+        .and_then(move |client: Option<ClientAddress>, headers: HeaderMap| {
+            let passed = admit_registration(&config, &table, client, &headers);
             async move { passed.map_err(Rejection::from) }
         })
         .untuple_one()
@@ -219,14 +218,12 @@ fn registration_throttled(config: &Arc<SimConfig>) -> BoxedFilter<()> {
 fn admit_registration(
     config: &SimConfig,
     table: &RateTable,
-    peer: Option<SocketAddr>,
+    client: Option<ClientAddress>,
     headers: &HeaderMap,
 ) -> Result<(), ApiError> {
     if config.authorizes(headers.get(AUTHORIZATION)) {
         return Ok(());
     }
-    let forwarded = headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok());
-    let client = client_address(peer.map(|p| p.ip()), forwarded, config.trust_forwarded_for);
     client.map_or(Ok(()), |client| table.check(&client)).map_err(ApiError::Throttled)
 }
 

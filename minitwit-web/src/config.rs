@@ -58,9 +58,6 @@ pub struct WebConfig {
     /// Login attempts per client address (IPv6 by /64). Default: 30 at once, then one
     /// every 2 seconds.
     pub login_per_address: Throttle,
-    /// Take the client address from the last `X-Forwarded-For` entry (set this only
-    /// behind a reverse proxy that appends it). Default: off.
-    pub trust_forwarded_for: bool,
     /// The largest form body accepted, in bytes; larger ones get 413. Default: 64 KiB.
     pub max_form_bytes: u64,
 }
@@ -82,7 +79,6 @@ impl WebConfig {
             login_per_address: Throttle { burst: 30, replenish_every: Duration::from_secs(2) },
             login_account_guard: Throttle { burst: 300, replenish_every: Duration::from_secs(1) },
             register_per_address: Throttle { burst: 20, replenish_every: Duration::from_secs(30) },
-            trust_forwarded_for: false,
             max_form_bytes: 64 * 1024,
         })
     }

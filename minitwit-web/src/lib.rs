@@ -6,8 +6,9 @@
 //! routes as one warp filter ([`routes`] for short) and its error page for failures met
 //! outside them (the server's request deadline); [`route_label`] names the route a path
 //! belongs to, for metrics. The client's address, which the throttles count by, is the
-//! `SocketAddr` request extension the server's listener sets (`minitwit_cli::serve`);
-//! without it (served as below, say), throttling is per account only.
+//! `minitwit_core::rate_limit::ClientAddress` request extension the server sets
+//! (`minitwit_cli::serve`); without it (served as below, say), throttling is per account
+//! only.
 //!
 //! Layout:
 //! - `config`: [`WebConfig`] and its defaults.
@@ -18,10 +19,11 @@
 //! - `site`: shared state, per-request readers, responses with the session cookie.
 //! - `session`: the encrypted session cookie.
 //! - `views`: templates, MarkupSafe escaping, view models.
-//! - `security`: cross-site check, security headers, client address.
+//! - `security`: cross-site check, security headers.
 //! - `throttle`: login throttling.
 //! - `assets`: static files with caching headers.
-//! - `error`: [`WebError`] and the error pages.
+//! - `error`: [`WebError`] and the error pages' texts.
+//! - `rejection`: the one rejection handler, every failure to an error page.
 //!
 //! ```no_run
 //! # async fn demo(service: minitwit_core::MiniTwit) -> Result<(), Box<dyn std::error::Error>> {
@@ -39,6 +41,7 @@ mod error;
 mod filters;
 mod handlers;
 mod idempotency;
+mod rejection;
 mod route_table;
 mod security;
 mod session;

@@ -1,10 +1,8 @@
 //! Browser-facing protections: the cross-site request check of CONTRACT.md §7.2 (Fetch
 //! Metadata, then `Origin` against `Host`, as Go's `CrossOriginProtection` does), the
 //! security headers every response carries (and HSTS, on the site's behind HTTPS): the
-//! one place they are written; and the client address used for throttling.
+//! one place they are written.
 
-use minitwit_core::throttle;
-use std::net::{IpAddr, SocketAddr};
 use warp::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 /// The Content-Security-Policy: no inline script or style, pictures only from here and
@@ -90,16 +88,6 @@ pub(crate) fn add_site_headers(headers: &mut HeaderMap, secure: bool) {
     }
 }
 
-/// The client's address for throttling (see the core's [`throttle::client_address`]).
-pub(crate) fn client_address(
-    peer: Option<SocketAddr>,
-    headers: &HeaderMap,
-    trust_forwarded_for: bool,
-) -> Option<IpAddr> {
-    let forwarded = headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok());
-    throttle::client_address(peer.map(|p| p.ip()), forwarded, trust_forwarded_for)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,18 +131,5 @@ mod tests {
         assert!(is_unsafe_navigation(&headers(&[host, other])));
         assert!(is_unsafe_navigation(&headers(&[host, ("origin", "null")])));
         assert!(is_unsafe_navigation(&headers(&[host, ("sec-fetch-mode", "navigate")])));
-    }
-
-    #[test]
-    fn client_addresses_honour_the_proxy_setting_and_group_ipv6() {
-        let peer: SocketAddr = "10.0.0.1:1234".parse().unwrap();
-        let fwd = headers(&[("x-forwarded-for", "1.2.3.4, 5.6.7.8")]);
-        assert_eq!(client_address(Some(peer), &fwd, false), Some(peer.ip()));
-        assert_eq!(client_address(Some(peer), &fwd, true), "5.6.7.8".parse().ok());
-        let v6: SocketAddr = "[2001:db8::1:2:3:4]:80".parse().unwrap();
-        assert_eq!(client_address(Some(v6), &HeaderMap::new(), false), "2001:db8::".parse().ok());
-        let mapped: SocketAddr = "[::ffff:10.0.0.9]:80".parse().unwrap();
-        let ipv4 = "10.0.0.9".parse().ok();
-        assert_eq!(client_address(Some(mapped), &HeaderMap::new(), false), ipv4);
     }
 }

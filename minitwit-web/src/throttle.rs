@@ -11,7 +11,7 @@
 
 use crate::config::WebConfig;
 use minitwit_core::RateTable;
-use minitwit_core::throttle::DEFAULT_CELLS;
+use minitwit_core::rate_limit::DEFAULT_CELLS;
 use std::net::IpAddr;
 use std::time::Duration;
 

@@ -13,15 +13,18 @@
 //! - shutdown: accepting stops, every connection finishes its request in flight and closes,
 //!   and whatever is still open when the grace period ends is dropped.
 //!
-//! warp's own server gives hyper no timer, hence this loop; the client's address reaches
-//! the filters as a `SocketAddr` request extension (see `minitwit_web`'s client filter).
+//! warp's own server gives hyper no timer, hence this loop. It also decides who each
+//! request comes from, for the front ends' throttles: the connection's peer or, behind a
+//! reverse proxy that appends it (when trusted), the last `X-Forwarded-For` entry. That
+//! reaches the filters as a [`ClientAddress`] request extension.
 
 use super::layers::Instrumented;
 use hyper::body::{Body, Bytes, Frame, Incoming, SizeHint};
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use minitwit_core::rate_limit::ClientAddress;
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -31,7 +34,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, Sleep, sleep_until};
-use warp::http::Request;
+use warp::http::{HeaderMap, Request};
 use warp::reply::Response;
 
 /// What one listener allows each client.
@@ -69,12 +72,36 @@ impl Default for Limits {
 const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nretry-after: 1\r\n\
 content-length: 0\r\nconnection: close\r\n\r\n";
 
-/// Serves `routes` on `listener` within `limits` until `stop` turns true, then shuts down
-/// gracefully within the grace period.
+/// How requests are told apart by client: by their connection's peer, or (behind a reverse
+/// proxy that appends it, and only when trusted) by the last `X-Forwarded-For` entry.
+#[derive(Debug, Clone, Copy)]
+pub struct Clients {
+    /// Take a client's address from the last `X-Forwarded-For` entry.
+    pub trust_forwarded_for: bool,
+}
+
+impl Clients {
+    /// The address `request`, received from `peer`, is throttled by.
+    fn address<B>(self, peer: SocketAddr, request: &Request<B>) -> ClientAddress {
+        let forwarded = || last_forwarded_for(request.headers());
+        let ip = if self.trust_forwarded_for { forwarded() } else { None };
+        ClientAddress::new(ip.unwrap_or(peer.ip()))
+    }
+}
+
+/// The last address among all `X-Forwarded-For` values: the one the nearest proxy added.
+fn last_forwarded_for(headers: &HeaderMap) -> Option<IpAddr> {
+    let values = headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok());
+    values.flat_map(|value| value.split(',')).last()?.trim().parse().ok()
+}
+
+/// Serves `routes` on `listener` within `limits`, telling `clients` apart, until `stop`
+/// turns true, then shuts down gracefully within the grace period.
 pub async fn serve(
     routes: Arc<Instrumented>,
     listener: TcpListener,
     limits: Limits,
+    clients: Clients,
     mut stop: watch::Receiver<bool>,
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
@@ -89,6 +116,7 @@ pub async fn serve(
                     Ok(slot) => {
                         let routes = Arc::clone(&routes);
                         let stop = for_connections.clone();
+                        let peer = (peer, clients);
                         connections.spawn(connection(routes, stream, peer, limits, stop, slot));
                     }
                     Err(_) => refuse(&stream, peer),
@@ -122,19 +150,21 @@ fn refuse(stream: &TcpStream, peer: SocketAddr) {
     let _ = stream.try_write(BUSY);
 }
 
-/// Serves one connection until it ends, idles out, or shutdown closes it.
+/// Serves one connection, from `peer` (told apart by `clients`), until it ends, idles
+/// out, or shutdown closes it.
 async fn connection(
     routes: Arc<Instrumented>,
     stream: TcpStream,
-    peer: SocketAddr,
+    (peer, clients): (SocketAddr, Clients),
     limits: Limits,
     mut stop: watch::Receiver<bool>,
     _slot: OwnedSemaphorePermit,
 ) {
     let activity = Arc::new(Activity::new());
     let handler = Arc::clone(&activity);
-    let service = hyper::service::service_fn(move |request| {
-        handle(Arc::clone(&routes), peer, limits, Arc::clone(&handler), request)
+    let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+        let client = clients.address(peer, &request);
+        handle(Arc::clone(&routes), client, limits, Arc::clone(&handler), request)
     });
     let mut builder = http1::Builder::new();
     builder.timer(TokioTimer::new()).header_read_timeout(limits.header_read);
@@ -221,18 +251,18 @@ async fn idle_for(activity: &Activity, idle: Duration) {
     }
 }
 
-/// Answers one request: the routes, given the peer address, the body deadline and the
+/// Answers one request: the routes, given the client's address, the body deadline and the
 /// whole-request deadline; counted in the connection's activity.
 async fn handle(
     routes: Arc<Instrumented>,
-    peer: SocketAddr,
+    client: ClientAddress,
     limits: Limits,
     activity: Arc<Activity>,
     request: Request<Incoming>,
 ) -> Result<Response, Infallible> {
     activity.begin();
     let mut request = request.map(|body| TimedBody::new(body, limits.body_read));
-    request.extensions_mut().insert(peer);
+    request.extensions_mut().insert(client);
     let response = routes.answer(request, limits.request).await;
     activity.end();
     Ok(response)
@@ -290,5 +320,39 @@ impl Body for TimedBody {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(forwarded_for: &[&str]) -> Request<()> {
+        let mut builder = Request::builder();
+        for value in forwarded_for {
+            builder = builder.header("x-forwarded-for", *value);
+        }
+        builder.body(()).unwrap()
+    }
+
+    #[test]
+    fn clients_are_their_peers_unless_the_proxy_is_trusted() {
+        let peer: SocketAddr = "10.0.0.1:1234".parse().unwrap();
+        let ip = |trust_forwarded_for, forwarded_for: &[&str]| {
+            Clients { trust_forwarded_for }.address(peer, &request(forwarded_for)).ip()
+        };
+        let addr = |text: &str| text.parse::<IpAddr>().unwrap();
+        assert_eq!(ip(false, &["1.2.3.4, 5.6.7.8"]), peer.ip());
+        assert_eq!(ip(true, &["1.2.3.4, 5.6.7.8"]), addr("5.6.7.8"));
+        assert_eq!(ip(true, &["1.2.3.4", "9.9.9.9"]), addr("9.9.9.9"), "the last header");
+        assert_eq!(ip(true, &["junk"]), peer.ip(), "an unparsable entry");
+        assert_eq!(ip(true, &[]), peer.ip(), "no header");
+    }
+
+    #[test]
+    fn clients_are_grouped_as_the_core_says() {
+        let v6: SocketAddr = "[2001:db8::1:2:3:4]:80".parse().unwrap();
+        let grouped = Clients { trust_forwarded_for: false }.address(v6, &request(&[])).ip();
+        assert_eq!(grouped, "2001:db8::".parse::<IpAddr>().unwrap());
     }
 }

@@ -30,6 +30,7 @@ pub use listener::Limits;
 
 use anyhow::{Context, Result};
 use layers::{Front, Instrumented, Ops};
+use listener::Clients;
 use metered_store::MeteredStore;
 use minitwit_core::{CachedStore, Hasher, MiniTwit, Store};
 use minitwit_sim::SimConfig;
@@ -96,10 +97,11 @@ pub async fn start(store: Arc<dyn Store>, settings: Settings) -> Result<Server> 
     metrics::refresh_gauges(&service).await;
     let gauges = metrics::maintain(service.clone(), handle, settings.gauge_interval);
     let (stop, stopped) = watch::channel(false);
+    let clients = Clients { trust_forwarded_for: settings.trust_forwarded_for };
     let limits = settings.limits;
     let listeners = [
-        tokio::spawn(listener::serve(web, web_listener, limits, stopped.clone())),
-        tokio::spawn(listener::serve(api, api_listener, limits, stopped)),
+        tokio::spawn(listener::serve(web, web_listener, limits, clients, stopped.clone())),
+        tokio::spawn(listener::serve(api, api_listener, limits, clients, stopped)),
     ];
     let sweep = receipts::sweep(service.clone(), receipts::SWEEP_EVERY);
     let _maintenance = [AbortOnDrop(tokio::spawn(gauges)), AbortOnDrop(tokio::spawn(sweep))];
@@ -179,7 +181,6 @@ async fn front_ends(
     let sim_config = SimConfig {
         username: settings.sim_user.clone(),
         password: settings.sim_password.clone(),
-        trust_forwarded_for: settings.trust_forwarded_for,
         ..SimConfig::default()
     };
     let api_routes = minitwit_sim::routes(service.clone(), sim_config);
@@ -197,7 +198,6 @@ async fn web_config(service: &MiniTwit, settings: &Settings) -> Result<WebConfig
     };
     let mut config = WebConfig::new(key).context("MINITWIT_SESSION_KEY is not usable")?;
     config.secure_cookies = settings.secure_cookies;
-    config.trust_forwarded_for = settings.trust_forwarded_for;
     (settings.site)(&mut config);
     Ok(config)
 }

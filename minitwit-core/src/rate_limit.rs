@@ -72,29 +72,30 @@ impl RateTable {
     }
 }
 
-/// The address a client is throttled by: the connection's `peer`, or, when `trust_proxy`
-/// is set (behind a reverse proxy that appends it), the last `X-Forwarded-For` entry
-/// among the header's `forwarded_for` values; grouped by [`client_key`].
-pub fn client_address<'a>(
-    peer: Option<IpAddr>,
-    forwarded_for: impl IntoIterator<Item = &'a str>,
-    trust_proxy: bool,
-) -> Option<IpAddr> {
-    let forwarded = || {
-        forwarded_for
-            .into_iter()
-            .flat_map(|value| value.split(','))
-            .last()
-            .and_then(|last| last.trim().parse::<IpAddr>().ok())
-    };
-    let ip = if trust_proxy { forwarded() } else { None };
-    ip.or(peer).map(client_key)
-}
-
-/// The address a client is throttled by: an IPv4-mapped IPv6 address (a dual-stack
+/// The address a request is throttled by: an IPv4-mapped IPv6 address (a dual-stack
 /// listener's IPv4 clients) as the IPv4 address it is, any other IPv6 address cut to its
 /// /64, which one client usually holds whole.
-pub fn client_key(ip: IpAddr) -> IpAddr {
+///
+/// Which address a request comes from (the connection's peer, or what a trusted proxy
+/// says) is the server's to decide, from HTTP; it puts the result in each request's
+/// extensions, and the front ends' throttles read it from there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ClientAddress(IpAddr);
+
+impl ClientAddress {
+    /// The client at `ip`, grouped.
+    pub fn new(ip: IpAddr) -> Self {
+        Self(client_key(ip))
+    }
+
+    /// The grouped address.
+    pub fn ip(self) -> IpAddr {
+        self.0
+    }
+}
+
+/// `ip` grouped as [`ClientAddress`] says.
+fn client_key(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
             Some(v4) => IpAddr::V4(v4),
@@ -140,13 +141,8 @@ mod tests {
     }
 
     #[test]
-    fn client_addresses_honour_the_proxy_setting() {
-        let peer: IpAddr = "10.0.0.1".parse().unwrap();
-        let fwd = ["1.2.3.4, 5.6.7.8"];
-        assert_eq!(client_address(Some(peer), fwd, false), Some(peer));
-        assert_eq!(client_address(Some(peer), fwd, true), "5.6.7.8".parse().ok());
-        assert_eq!(client_address(Some(peer), ["junk"], true), Some(peer));
+    fn client_addresses_are_grouped() {
         let mapped: IpAddr = "::ffff:10.0.0.9".parse().unwrap();
-        assert_eq!(client_address(Some(mapped), [], false), "10.0.0.9".parse().ok());
+        assert_eq!(ClientAddress::new(mapped).ip(), "10.0.0.9".parse::<IpAddr>().unwrap());
     }
 }
