@@ -8,10 +8,9 @@
 //! refused at once ([`HashError::Overloaded`], which front ends answer with 503 and
 //! `Retry-After`), so a flood of sign-ups cannot queue minutes of work ahead of every
 //! login. Stored hashes whose parameters lie outside [`ACCEPTED`] are refused before any
-//! memory is allocated. Unbounded, a burst of sign-ups ran as many hashes as the pool
-//! had threads: they thrashed the cores, page-faulted a fresh 19 MiB into every thread and
-//! glibc kept them all (measured on 2 cores: 577 MB resident after 200 simulator sign-ups,
-//! and sign-ups slower than the simulator's 0.3 s budget).
+//! memory is allocated. Unbounded, a burst of sign-ups would run as many hashes as the
+//! pool has threads: they would thrash the cores, page-fault a fresh 19 MiB into every
+//! thread, and glibc would keep them all (BENCHMARKS.md has the measurement).
 
 use crate::domain::Password;
 use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};

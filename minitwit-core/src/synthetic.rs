@@ -18,8 +18,7 @@ use crate::{Follow, ImportBatch, Message, Store, StoreResult, User, UserId};
 /// The publication time of message 0 (September 2020).
 pub const FIRST_PUB_DATE: i64 = 1_600_000_000;
 /// Records per import call. Larger batches make sled hold larger transactions in
-/// memory for no gain in speed (measured: 10k-record batches load 1M messages in 68 s
-/// at 950 MB resident, 1k-record batches in 57 s at 430 MB).
+/// memory for no gain in speed (measured in BENCHMARKS.md, "Data shape").
 pub const BATCH: usize = 1_000;
 
 /// How many users each wide follower follows (every user, in a smaller data set).

@@ -1,6 +1,17 @@
-//! `minitwit serve` against hostile and careless clients: security headers on every
-//! response of both listeners, a closed set of metric labels, and a body the client
-//! aborts counted as the client's failure (400), never a server error.
+//! `minitwit serve` against hostile and careless clients:
+//! - headers and labels: security headers on every response of both listeners, and a
+//!   closed set of metric labels whatever methods clients invent;
+//! - bodies: one the client aborts is the client's failure (400), never a server error;
+//!   a 413 closes its connection;
+//! - cross-site GETs change nothing;
+//! - slow and idle clients: slow-loris headers, idle connections, slow bodies and
+//!   connections past the cap are cut off, and none delays shutdown past its grace;
+//!   requests past the deadline get the front end's 503, counted;
+//! - floods: registrations answer 204 or 503 while cheap requests stay served, and
+//!   registrations without the simulator's credentials are throttled per address;
+//! - sessions: a password change or "sign out everywhere" ends live sessions (sled and
+//!   PostgreSQL);
+//! - export files are readable by their owner only.
 
 #![allow(clippy::unwrap_used)]
 
