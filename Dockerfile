@@ -20,7 +20,9 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home-dir /data --shell /usr/sbin/nologin minitwit \
  && mkdir -p /data && chown minitwit:minitwit /data
-USER minitwit
+# By number: an orchestrator can then tell it is not root without reading /etc/passwd
+# (Kubernetes' runAsNonRoot refuses a named user it cannot check).
+USER 10001
 WORKDIR /data
 ENV MINITWIT_STORE=sled:/data/minitwit-data \
     MINITWIT_WEB_ADDR=0.0.0.0:5000 \
