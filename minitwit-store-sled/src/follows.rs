@@ -9,14 +9,24 @@ use sled::IVec;
 use std::ops::Bound;
 
 impl Trees {
-    /// Records the pair; both users must exist; an existing pair stays as it is.
+    /// Records the pair, with the follower's home index brought up to date; both users
+    /// must exist; an existing pair stays as it is. The caller holds the write lock.
     pub(crate) fn follow(&self, follower: UserId, followee: UserId) -> StoreResult<()> {
-        self.transaction(|tx| tx.follow(follower, followee))
+        let homes = self.plan_follow(follower, followee)?;
+        self.transaction(|tx| {
+            tx.follow(follower, followee)?;
+            tx.apply_home(&homes, None)
+        })
     }
 
-    /// Removes the pair if it exists.
+    /// Removes the pair if it exists, and the followee's entries from the follower's
+    /// home index. The caller holds the write lock.
     pub(crate) fn unfollow(&self, follower: UserId, followee: UserId) -> StoreResult<()> {
-        self.transaction(|tx| tx.remove_follow(follower, followee))
+        let homes = self.plan_unfollow(follower, followee)?;
+        self.transaction(|tx| {
+            tx.remove_follow(follower, followee)?;
+            tx.apply_home(&homes, None)
+        })
     }
 
     /// Whether the pair exists.
