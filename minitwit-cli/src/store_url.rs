@@ -125,6 +125,7 @@ fn pg_options(options: StoreOptions) -> PgOptions {
         max_connections: options.pg_max_connections,
         acquire_timeout: Duration::from_millis(options.pg_acquire_timeout_ms),
         statement_timeout,
+        home: options.home_index(),
         ..PgOptions::default()
     }
 }
