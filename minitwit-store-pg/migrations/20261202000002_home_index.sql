@@ -3,9 +3,12 @@
 -- transaction of the write that changes it, so that a home page is one index range read.
 --
 -- Bounds, from the connection's settings (PgOptions::home):
--- - `minitwit.home_kept`: a follow copies at most this many of the followee's newest
---   messages; when it leaves older ones out, the newest left out becomes the index's
---   floor. Below a floor, home pages are merged from the author index.
+-- - `minitwit.home_kept`: the entries an index keeps. A follow copies at most this many
+--   of the followee's newest messages; when it leaves older ones out, the newest left
+--   out becomes the index's floor. A copy into an index trims it back to this many one
+--   time in `home_trim_every` (picked by a hash of owner and message, so that no count
+--   is kept per index): an index holds `home_kept` entries plus a few dozen at most, in
+--   all likelihood. Below a floor, home pages are merged from the author index.
 -- - `minitwit.home_fan_out_limit`: an author with more followers is *wide* from then on:
 --   their messages are not copied, and their followers' pages merge them at read time.
 
@@ -47,50 +50,90 @@ CREATE TABLE home_floors (
         FOREIGN KEY (owner_id) REFERENCES users (id) ON DELETE CASCADE
 );
 
+CREATE FUNCTION home_trim_every() RETURNS BIGINT LANGUAGE sql IMMUTABLE AS $$ SELECT 32::BIGINT $$;
+
+-- Trims `owner`'s index to its newest `home_kept()` entries; the newest let go becomes
+-- the floor.
+CREATE FUNCTION home_trim(owner BIGINT) RETURNS VOID LANGUAGE plpgsql AS $$
+DECLARE
+    cut RECORD;
+BEGIN
+    SELECT pub_date, message_id INTO cut FROM home_entries
+    WHERE owner_id = owner
+    ORDER BY pub_date DESC, message_id DESC
+    OFFSET home_kept() LIMIT 1;
+    IF FOUND THEN
+        DELETE FROM home_entries
+        WHERE owner_id = owner AND (pub_date, message_id) <= (cut.pub_date, cut.message_id);
+        INSERT INTO home_floors (owner_id, pub_date, message_id)
+        VALUES (owner, cut.pub_date, cut.message_id)
+        ON CONFLICT (owner_id) DO UPDATE
+            SET pub_date = EXCLUDED.pub_date, message_id = EXCLUDED.message_id
+            WHERE (EXCLUDED.pub_date, EXCLUDED.message_id)
+                > (home_floors.pub_date, home_floors.message_id);
+    END IF;
+END $$;
+
 -- New messages, and messages unflagged, into the indexes of their authors and, unless
 -- the author is wide, of their followers (above each index's floor); messages flagged,
 -- out of every index.
 CREATE FUNCTION home_copy_new_messages() RETURNS TRIGGER LANGUAGE plpgsql AS $$
+DECLARE
+    due BIGINT[];
 BEGIN
-    INSERT INTO home_entries (owner_id, pub_date, message_id, author_id)
-    SELECT o.owner_id, m.pub_date, m.id, m.author_id
-    FROM new_rows m
-    CROSS JOIN LATERAL (
-        SELECT m.author_id AS owner_id
-        UNION
-        SELECT f.follower_id FROM follows f
-        WHERE f.followee_id = m.author_id
-          AND NOT (SELECT a.wide FROM users a WHERE a.id = m.author_id)
-    ) o
-    WHERE NOT m.flagged
-      AND NOT EXISTS (
-          SELECT 1 FROM home_floors fl
-          WHERE fl.owner_id = o.owner_id AND (m.pub_date, m.id) <= (fl.pub_date, fl.message_id))
-    ON CONFLICT DO NOTHING;
+    WITH copied AS (
+        INSERT INTO home_entries (owner_id, pub_date, message_id, author_id)
+        SELECT o.owner_id, m.pub_date, m.id, m.author_id
+        FROM new_rows m
+        CROSS JOIN LATERAL (
+            SELECT m.author_id AS owner_id
+            UNION
+            SELECT f.follower_id FROM follows f
+            WHERE f.followee_id = m.author_id
+              AND NOT (SELECT a.wide FROM users a WHERE a.id = m.author_id)
+        ) o
+        WHERE NOT m.flagged
+          AND NOT EXISTS (
+              SELECT 1 FROM home_floors fl
+              WHERE fl.owner_id = o.owner_id AND (m.pub_date, m.id) <= (fl.pub_date, fl.message_id))
+        ON CONFLICT DO NOTHING
+        RETURNING owner_id, message_id
+    )
+    SELECT array_agg(DISTINCT owner_id) INTO due FROM copied
+    WHERE (owner_id * 7919 + message_id) % home_trim_every() = 0;
+    PERFORM home_trim(owner) FROM unnest(due) AS owner;
     RETURN NULL;
 END $$;
 
 CREATE FUNCTION home_copy_flagged_messages() RETURNS TRIGGER LANGUAGE plpgsql AS $$
+DECLARE
+    due BIGINT[];
 BEGIN
     DELETE FROM home_entries h
     USING new_rows n JOIN old_rows o ON o.id = n.id
     WHERE n.flagged AND NOT o.flagged AND h.message_id = n.id;
-    INSERT INTO home_entries (owner_id, pub_date, message_id, author_id)
-    SELECT o.owner_id, m.pub_date, m.id, m.author_id
-    FROM new_rows m
-    JOIN old_rows p ON p.id = m.id AND p.flagged
-    CROSS JOIN LATERAL (
-        SELECT m.author_id AS owner_id
-        UNION
-        SELECT f.follower_id FROM follows f
-        WHERE f.followee_id = m.author_id
-          AND NOT (SELECT a.wide FROM users a WHERE a.id = m.author_id)
-    ) o
-    WHERE NOT m.flagged
-      AND NOT EXISTS (
-          SELECT 1 FROM home_floors fl
-          WHERE fl.owner_id = o.owner_id AND (m.pub_date, m.id) <= (fl.pub_date, fl.message_id))
-    ON CONFLICT DO NOTHING;
+    WITH copied AS (
+        INSERT INTO home_entries (owner_id, pub_date, message_id, author_id)
+        SELECT o.owner_id, m.pub_date, m.id, m.author_id
+        FROM new_rows m
+        JOIN old_rows p ON p.id = m.id AND p.flagged
+        CROSS JOIN LATERAL (
+            SELECT m.author_id AS owner_id
+            UNION
+            SELECT f.follower_id FROM follows f
+            WHERE f.followee_id = m.author_id
+              AND NOT (SELECT a.wide FROM users a WHERE a.id = m.author_id)
+        ) o
+        WHERE NOT m.flagged
+          AND NOT EXISTS (
+              SELECT 1 FROM home_floors fl
+              WHERE fl.owner_id = o.owner_id AND (m.pub_date, m.id) <= (fl.pub_date, fl.message_id))
+        ON CONFLICT DO NOTHING
+        RETURNING owner_id, message_id
+    )
+    SELECT array_agg(DISTINCT owner_id) INTO due FROM copied
+    WHERE (owner_id * 7919 + message_id) % home_trim_every() = 0;
+    PERFORM home_trim(owner) FROM unnest(due) AS owner;
     RETURN NULL;
 END $$;
 
