@@ -106,7 +106,8 @@ impl Shape {
 }
 
 /// Loads `shape` into an empty `store`: users, then follows, then messages, in batches
-/// of [`BATCH`] records, then the wide followers.
+/// of [`BATCH`] records, then the wide followers; then ends the import (the store builds
+/// what it derives from the records, such as home indexes).
 pub async fn load(store: &dyn Store, shape: &Shape) -> StoreResult<()> {
     for users in chunks(1..=shape.users) {
         let users = users.map(|id| shape.user(id)).collect();
@@ -124,7 +125,8 @@ pub async fn load(store: &dyn Store, shape: &Shape) -> StoreResult<()> {
         let messages = messages.map(|id| shape.message(id)).collect();
         store.import(ImportBatch { messages, ..ImportBatch::default() }).await?;
     }
-    store.import(shape.wide_follower_batch()).await
+    store.import(shape.wide_follower_batch()).await?;
+    store.end_import(None).await
 }
 
 /// `range` in consecutive sub-ranges of at most [`BATCH`] ids.
