@@ -14,5 +14,5 @@ fn postgres_agrees_with_the_model() {
 #[test]
 fn postgres_agrees_with_the_model_across_the_home_index_bounds() {
     let home = HomeIndex { kept: 2, fan_out_limit: 1 };
-    minitwit_core::testkit::model::check_against_model(128, || fresh_store_with(home));
+    minitwit_core::testkit::model::check_against_model(64, || fresh_store_with(home));
 }
