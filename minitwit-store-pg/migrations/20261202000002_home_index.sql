@@ -74,17 +74,17 @@ BEGIN
     END IF;
 END $$;
 
--- New messages, and messages unflagged, into the indexes of their authors and, unless
--- the author is wide, of their followers (above each index's floor); messages flagged,
--- out of every index.
-CREATE FUNCTION home_copy_new_messages() RETURNS TRIGGER LANGUAGE plpgsql AS $$
+-- Messages `ids` (unflagged), into the indexes of their authors and, unless the author
+-- is wide, of their followers (above each index's floor); trims some of those indexes
+-- (see `home_trim_every`).
+CREATE FUNCTION home_copy(ids BIGINT[]) RETURNS VOID LANGUAGE plpgsql AS $$
 DECLARE
     due BIGINT[];
 BEGIN
     WITH copied AS (
         INSERT INTO home_entries (owner_id, pub_date, message_id, author_id)
         SELECT o.owner_id, m.pub_date, m.id, m.author_id
-        FROM new_rows m
+        FROM messages m
         CROSS JOIN LATERAL (
             SELECT m.author_id AS owner_id
             UNION
@@ -92,7 +92,7 @@ BEGIN
             WHERE f.followee_id = m.author_id
               AND NOT (SELECT a.wide FROM users a WHERE a.id = m.author_id)
         ) o
-        WHERE NOT m.flagged
+        WHERE m.id = ANY (ids) AND NOT m.flagged
           AND NOT EXISTS (
               SELECT 1 FROM home_floors fl
               WHERE fl.owner_id = o.owner_id AND (m.pub_date, m.id) <= (fl.pub_date, fl.message_id))
@@ -102,38 +102,21 @@ BEGIN
     SELECT array_agg(DISTINCT owner_id) INTO due FROM copied
     WHERE (owner_id * 7919 + message_id) % home_trim_every() = 0;
     PERFORM home_trim(owner) FROM unnest(due) AS owner;
-    RETURN NULL;
 END $$;
 
-CREATE FUNCTION home_copy_flagged_messages() RETURNS TRIGGER LANGUAGE plpgsql AS $$
-DECLARE
-    due BIGINT[];
+-- New messages into the indexes; flagged ones out of every index, unflagged ones back.
+CREATE FUNCTION home_copy_messages() RETURNS TRIGGER LANGUAGE plpgsql AS $$
 BEGIN
-    DELETE FROM home_entries h
-    USING new_rows n JOIN old_rows o ON o.id = n.id
-    WHERE n.flagged AND NOT o.flagged AND h.message_id = n.id;
-    WITH copied AS (
-        INSERT INTO home_entries (owner_id, pub_date, message_id, author_id)
-        SELECT o.owner_id, m.pub_date, m.id, m.author_id
-        FROM new_rows m
-        JOIN old_rows p ON p.id = m.id AND p.flagged
-        CROSS JOIN LATERAL (
-            SELECT m.author_id AS owner_id
-            UNION
-            SELECT f.follower_id FROM follows f
-            WHERE f.followee_id = m.author_id
-              AND NOT (SELECT a.wide FROM users a WHERE a.id = m.author_id)
-        ) o
-        WHERE NOT m.flagged
-          AND NOT EXISTS (
-              SELECT 1 FROM home_floors fl
-              WHERE fl.owner_id = o.owner_id AND (m.pub_date, m.id) <= (fl.pub_date, fl.message_id))
-        ON CONFLICT DO NOTHING
-        RETURNING owner_id, message_id
-    )
-    SELECT array_agg(DISTINCT owner_id) INTO due FROM copied
-    WHERE (owner_id * 7919 + message_id) % home_trim_every() = 0;
-    PERFORM home_trim(owner) FROM unnest(due) AS owner;
+    IF TG_OP = 'INSERT' THEN
+        PERFORM home_copy(ARRAY(SELECT id FROM new_rows));
+    ELSE
+        DELETE FROM home_entries h
+        USING new_rows n JOIN old_rows o ON o.id = n.id
+        WHERE n.flagged AND NOT o.flagged AND h.message_id = n.id;
+        PERFORM home_copy(ARRAY(
+            SELECT n.id FROM new_rows n JOIN old_rows o ON o.id = n.id
+            WHERE o.flagged AND NOT n.flagged));
+    END IF;
     RETURN NULL;
 END $$;
 
@@ -197,10 +180,10 @@ END $$;
 
 CREATE TRIGGER messages_copied_on_insert AFTER INSERT ON messages
     REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION home_copy_new_messages();
+    FOR EACH STATEMENT EXECUTE FUNCTION home_copy_messages();
 CREATE TRIGGER messages_copied_on_update AFTER UPDATE ON messages
     REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION home_copy_flagged_messages();
+    FOR EACH STATEMENT EXECUTE FUNCTION home_copy_messages();
 CREATE TRIGGER follows_copied_on_insert AFTER INSERT ON follows
     REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION home_follow();
 CREATE TRIGGER follows_uncopied_on_delete AFTER DELETE ON follows

@@ -169,13 +169,11 @@ impl Trees {
         followee: UserId,
     ) -> StoreResult<HomeChanges> {
         let mut changes = HomeChanges::default();
-        if follower == followee
-            || self.follows.contains_key(keys::pair(follower, followee)).map_err(backend)?
-        {
+        if follower == followee || self.is_following(follower, followee)? {
             return Ok(changes);
         }
         let followers = self.follower_count(followee)? + 1;
-        changes.put_meta.insert(meta_key(FOLLOWERS, &[followee]), followers.to_be_bytes().to_vec());
+        changes.put_follower_count(followee, followers);
         if self.is_wide(followee)? {
             changes.put_meta.insert(meta_key(WIDE_FOLLOW, &[follower, followee]), Vec::new());
         } else if u64::try_from(followers).unwrap_or(0) > self.home_options.fan_out_limit {
@@ -247,13 +245,10 @@ impl Trees {
         followee: UserId,
     ) -> StoreResult<HomeChanges> {
         let mut changes = HomeChanges::default();
-        if follower == followee
-            || !self.follows.contains_key(keys::pair(follower, followee)).map_err(backend)?
-        {
+        if follower == followee || !self.is_following(follower, followee)? {
             return Ok(changes);
         }
-        let followers = self.follower_count(followee)? - 1;
-        changes.put_meta.insert(meta_key(FOLLOWERS, &[followee]), followers.to_be_bytes().to_vec());
+        changes.put_follower_count(followee, self.follower_count(followee)? - 1);
         changes.remove_meta.push(meta_key(WIDE_FOLLOW, &[follower, followee]));
         self.remove_entries_by(follower, followee, &mut changes)?;
         Ok(changes)
@@ -299,8 +294,7 @@ impl Trees {
             changes.remove_meta.push(meta_key(prefix, &[user]));
         }
         for &followee in followees.iter().filter(|&&f| f != user) {
-            let count = self.follower_count(followee)? - 1;
-            changes.put_meta.insert(meta_key(FOLLOWERS, &[followee]), count.to_be_bytes().to_vec());
+            changes.put_follower_count(followee, self.follower_count(followee)? - 1);
         }
         for &follower in followers.iter().filter(|&&f| f != user) {
             changes.remove_meta.push(meta_key(WIDE_FOLLOW, &[follower, user]));
@@ -385,6 +379,10 @@ impl Extent {
 impl HomeChanges {
     fn put_extent(&mut self, owner: UserId, extent: Extent) {
         self.put_meta.insert(meta_key(STATE, &[owner]), extent.encode());
+    }
+
+    fn put_follower_count(&mut self, author: UserId, followers: i64) {
+        self.put_meta.insert(meta_key(FOLLOWERS, &[author]), followers.to_be_bytes().to_vec());
     }
 }
 
