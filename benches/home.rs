@@ -17,9 +17,9 @@
 use criterion::{BenchmarkGroup, Criterion, measurement::WallTime};
 use minitwit_core::{Follow, HomeIndex, ImportBatch, Message, MessageText, NewMessage, Store};
 use minitwit_core::{Timeline, User};
-use minitwit_store_pg::testkit::TestCluster;
 use minitwit_store_pg::{PgOptions, PgStore};
 use minitwit_store_sled::{SledOptions, SledStore};
+use minitwit_test_support::TestCluster;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::runtime::Runtime;

@@ -25,9 +25,9 @@ use minitwit_core::synthetic::{self, Shape};
 use minitwit_core::{
     HashCost, MessageText, MiniTwit, NewMessage, PageSize, Registration, Store, Timeline, User,
 };
-use minitwit_store_pg::testkit::TestCluster;
 use minitwit_store_pg::{PgOptions, PgStore};
 use minitwit_store_sled::{Durability, SledOptions, SledStore};
+use minitwit_test_support::TestCluster;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::time::Duration;

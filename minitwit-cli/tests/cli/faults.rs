@@ -259,7 +259,7 @@ async fn kill_9_of_serve_on_sled_loses_no_acknowledged_post() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_killed_and_restarted_under_a_running_server() {
-    use minitwit_store_pg::testkit::TestCluster;
+    use minitwit_test_support::TestCluster;
     let cluster = TestCluster::start_durable().expect("a throwaway PostgreSQL (see the error)");
     let url = cluster.url("postgres");
     let fixture = Scratch::new();

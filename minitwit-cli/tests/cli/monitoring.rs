@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used)]
 
 use crate::common::{Scratch, Server, http};
-use minitwit_store_pg::testkit::TestCluster;
+use minitwit_test_support::TestCluster;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -8,7 +8,8 @@
 #![allow(clippy::unwrap_used)]
 
 use crate::common::{Scratch, Server, fails, ok, signal, terminate, wait_for_count};
-use minitwit_store_pg::testkit::{ServerCertificate, TestCluster, fresh_database_url};
+use minitwit_store_pg::testkit::fresh_database_url;
+use minitwit_test_support::{ServerCertificate, TestCluster, free_port};
 use reqwest::{Client, StatusCode};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -142,10 +143,6 @@ struct Nginx {
     http: u16,
     api: u16,
     conf: PathBuf,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 impl Nginx {

@@ -15,6 +15,7 @@
 //! only TLS connections there, with a certificate the caller made (for testing
 //! `sslmode=require` and `verify-full`).
 
+use crate::ports::try_free_port;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -74,7 +75,7 @@ impl TestCluster {
     /// where it refuses connections without TLS and presents `certificate`.
     pub fn start_tls(certificate: ServerCertificate<'_>) -> Result<Self, ClusterError> {
         let mut cluster = Self::prepare()?;
-        cluster.port = free_port()?;
+        cluster.port = try_free_port().map_err(|e| ClusterError::io("finding a free port", e))?;
         cluster.initialise(false, Some(certificate))?;
         Ok(cluster)
     }
@@ -105,6 +106,7 @@ impl TestCluster {
     /// Starts a hot standby of this server, streaming its WAL through a replication slot
     /// (so the primary keeps the WAL a stopped standby still needs). It has the
     /// primary's settings, on a socket of its own.
+
     pub fn start_standby(&self) -> Result<Self, ClusterError> {
         let standby = Self::prepare()?;
         let slot = standby.slot_name();
@@ -305,13 +307,6 @@ impl Drop for TestCluster {
             let _ = child.wait();
         }
     }
-}
-
-/// A TCP port on loopback that nothing listens on right now.
-fn free_port() -> Result<u16, ClusterError> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")
-        .map_err(|e| ClusterError::io("finding a free port", e))?;
-    listener.local_addr().map(|a| a.port()).map_err(|e| ClusterError::io("finding a free port", e))
 }
 
 /// Runs `command` to completion; its output becomes the error if it fails.
