@@ -10,6 +10,9 @@
 //! - [`TestCluster`] (`cluster`): a throwaway PostgreSQL server in a temporary directory,
 //!   with a streaming standby on request, stopped and deleted when dropped or when the
 //!   process dies.
+//! - `src/bin/pg-cluster.rs`: the `pg-cluster` program, [`TestCluster`] for the scripts
+//!   (`scripts/load-bench`, `scripts/replica-bench`): it prints the connection URLs and
+//!   keeps the servers up until its standard input closes.
 //!
 //! ```no_run
 //! let cluster = minitwit_test_support::TestCluster::start().expect("PostgreSQL is installed");
