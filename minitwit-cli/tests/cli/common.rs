@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+use minitwit_test_support::scenario_path;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Output, Stdio};
@@ -42,10 +43,15 @@ pub fn run_with_stdin(args: &[&str], stdin: &str) -> Output {
 
 /// Standard output, asserting success.
 pub fn ok(args: &[&str]) -> String {
-    let output = run(args);
+    succeeds(minitwit(args))
+}
+
+/// [`ok`] for a command already made (with an environment of its own, say).
+pub fn succeeds(mut command: Command) -> String {
+    let output = command.output().expect("running the minitwit binary");
     assert!(
         output.status.success(),
-        "minitwit {args:?} failed: {}",
+        "{command:?} failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8(output.stdout).unwrap()
@@ -261,12 +267,15 @@ pub fn fixture_store(scratch: &Scratch, name: &str) -> String {
     url
 }
 
-/// The simulator's real scenario, kept gzipped in the repository's `data/`.
-pub fn scenario_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/minitwit_scenario.csv.gz")
+/// `minitwit replay` of the simulator's scenario ([`scenario_path`]) against the API at
+/// `base_url`, with `flags` added.
+pub fn scenario_replay(base_url: &str, flags: &[&str]) -> Command {
+    let mut command = minitwit(&["replay", "--csv"]);
+    command.arg(scenario_path()).args(["--base-url", base_url]).args(flags);
+    command
 }
 
-/// The scenario's text, decompressed.
+/// The simulator's scenario ([`scenario_path`]), decompressed.
 pub fn scenario_text() -> String {
     let file = std::fs::File::open(scenario_path()).expect("the scenario is in data/");
     let mut text = String::new();

@@ -5,12 +5,13 @@
 #![allow(clippy::unwrap_used)]
 
 use crate::common::{Scratch, Server, fixture_store, http};
+use minitwit_test_support::simulator;
 
 /// Posts as alice through the API; the status.
 async fn post(client: &reqwest::Client, api: &str, text: &str) -> u16 {
     let answer = client
         .post(format!("{api}/msgs/alice"))
-        .basic_auth("simulator", Some("super_safe!"))
+        .header("authorization", simulator::AUTHORIZATION)
         .json(&serde_json::json!({ "content": text }))
         .send()
         .await
@@ -45,7 +46,7 @@ async fn assert_fail_stop(server: &Server, statuses: &[u16]) {
     }
     let refused = http()
         .post(format!("{}/msgs/alice", server.api))
-        .basic_auth("simulator", Some("super_safe!"))
+        .header("authorization", simulator::AUTHORIZATION)
         .json(&serde_json::json!({ "content": "after" }))
         .send()
         .await
@@ -116,7 +117,7 @@ async fn a_request_is_answered_only_once_its_latest_is_durable() {
     for latest in 1000..1010 {
         let answer = client
             .get(format!("{}/msgs?latest={latest}", server.api))
-            .basic_auth("simulator", Some("super_safe!"))
+            .header("authorization", simulator::AUTHORIZATION)
             .send()
             .await
             .expect("the server answers (never hangs)");
@@ -152,7 +153,7 @@ async fn keep_posting(
         let text = format!("{tag} {i}");
         let answer = client
             .post(format!("{api}/msgs/{author}"))
-            .basic_auth("simulator", Some("super_safe!"))
+            .header("authorization", simulator::AUTHORIZATION)
             .json(&serde_json::json!({ "content": text }))
             .send()
             .await;

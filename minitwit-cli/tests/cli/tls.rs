@@ -259,20 +259,10 @@ async fn nginx_terminates_tls_in_front_of_two_replicas() {
 
     // The simulator over HTTPS: `minitwit replay` (rustls) through nginx to both APIs.
     let api = format!("https://localhost:{}", nginx.api);
-    let replay = crate::common::minitwit(&[
-        "replay",
-        "--csv",
-        crate::common::scenario_path().to_str().unwrap(),
-        "--base-url",
-        &api,
-        "--limit",
-        "100",
-        "--timeout-ms",
-        "10000",
-    ])
-    .env("SSL_CERT_FILE", &ca)
-    .output()
-    .unwrap();
+    let replay = crate::common::scenario_replay(&api, &["--limit", "100", "--timeout-ms", "10000"])
+        .env("SSL_CERT_FILE", &ca)
+        .output()
+        .unwrap();
     let report = String::from_utf8_lossy(&replay.stdout);
     assert!(replay.status.success(), "{report}{}", String::from_utf8_lossy(&replay.stderr));
 

@@ -132,12 +132,6 @@ fn settings(setup: Setup) -> Settings {
     }
 }
 
-/// A port nothing listens on (bound, then released).
-pub fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    listener.local_addr().expect("bound address").port()
-}
-
 /// A file of the repository, by its path from the root.
 pub fn repository_file(path: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(path)
