@@ -6,7 +6,7 @@ use serde_json::Value;
 use std::net::SocketAddr;
 
 /// A client for the API.
-pub struct Api {
+pub struct ApiClient {
     /// Where the API listens.
     pub addr: SocketAddr,
     /// An HTTP client (no credentials by default).
@@ -24,7 +24,7 @@ pub struct Answer {
     pub headers: reqwest::header::HeaderMap,
 }
 
-impl Api {
+impl ApiClient {
     /// A client for the API at `addr`.
     pub(super) fn new(addr: SocketAddr) -> Self {
         Self { addr, client: reqwest::Client::new() }

@@ -91,9 +91,9 @@ pub struct TestApp {
     /// data directly.
     pub service: MiniTwit,
     /// The site's client.
-    pub site: site::Site,
+    pub site: site::SiteClient,
     /// The API's client.
-    pub api: api::Api,
+    pub api: api::ApiClient,
     /// Dropped before the store's guard: the listeners stop first.
     _server: Server,
     _guard: Guard,
@@ -105,8 +105,8 @@ pub async fn spawn_app((store, guard): FreshStore, setup: Setup) -> TestApp {
     let server = serve::start(store, settings(setup)).await.expect("the server starts");
     TestApp {
         service: server.service().clone(),
-        site: site::Site::new(server.web_addr()),
-        api: api::Api::new(server.api_addr()),
+        site: site::SiteClient::new(server.web_addr()),
+        api: api::ApiClient::new(server.api_addr()),
         _server: server,
         _guard: guard,
     }
