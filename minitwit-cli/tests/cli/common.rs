@@ -7,6 +7,7 @@ use minitwit_test_support::scenario_path;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 /// The binary under test.
@@ -179,11 +180,38 @@ pub fn signal(child: &Child, name: &str) {
     assert!(status.success());
 }
 
-/// Waits until `sent` (a load loop's request counter) reaches `count`.
-pub async fn wait_for_count(sent: &std::sync::atomic::AtomicU64, count: u64) {
-    while sent.load(std::sync::atomic::Ordering::SeqCst) < count {
+/// Waits until `sent` (a load loop's request counter) reaches `count`; fails the test
+/// after a minute.
+pub async fn wait_for_count(sent: &AtomicU64, count: u64) {
+    for _ in 0..6000 {
+        if sent.load(Ordering::SeqCst) >= count {
+            return;
+        }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    panic!("only {} of {count} requests counted in a minute", sent.load(Ordering::SeqCst));
+}
+
+/// Stops a server mid-traffic, once `workers` send requests (counting them in `sent`)
+/// until `stop` is set: after 100 requests, `before_stop` (taking the server out of a
+/// balancer, say), then SIGTERM to `child`, awaiting its exit; then 100 more requests
+/// (served by the others) and the workers stopped. Returns the server's exit status.
+pub async fn terminate_mid_traffic(
+    child: &mut Child,
+    (sent, stop): (&AtomicU64, &AtomicBool),
+    workers: Vec<tokio::task::JoinHandle<()>>,
+    before_stop: impl FnOnce(),
+) -> std::process::ExitStatus {
+    wait_for_count(sent, 100).await;
+    before_stop();
+    let status = terminate(child).await;
+    let after_exit = sent.load(Ordering::SeqCst);
+    wait_for_count(sent, after_exit + 100).await;
+    stop.store(true, Ordering::SeqCst);
+    for worker in workers {
+        worker.await.unwrap();
+    }
+    status
 }
 
 /// Sends SIGTERM to `child` and waits, without blocking the runtime, until it exits.

@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use crate::common::{Scratch, Server, fixture_store, http};
+use crate::common::{Scratch, Server, fixture_store, http, wait_for_count};
 use minitwit_test_support::simulator;
 
 /// Posts as alice through the API; the status.
@@ -142,7 +142,7 @@ async fn keep_posting(
     author: String,
     tag: String,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    acked: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    acked: std::sync::Arc<std::sync::atomic::AtomicU64>,
 ) -> Outcomes {
     let client = http();
     let (mut texts, mut others) = (Vec::new(), Vec::new());
@@ -172,31 +172,17 @@ async fn keep_posting(
     (texts, others)
 }
 
-/// Waits (bounded) until `counter` reaches `target`.
-async fn wait_for_count(counter: &std::sync::atomic::AtomicUsize, target: usize) {
-    for _ in 0..3000 {
-        if counter.load(std::sync::atomic::Ordering::SeqCst) >= target {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    panic!(
-        "only {} of {target} writes acknowledged",
-        counter.load(std::sync::atomic::Ordering::SeqCst)
-    );
-}
-
 /// Writers posting concurrently as the fixture's users, until stopped.
 struct Writers {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    acked: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    acked: std::sync::Arc<std::sync::atomic::AtomicU64>,
     tasks: Vec<tokio::task::JoinHandle<Outcomes>>,
 }
 
 impl Writers {
     fn start(api: &str, tag: &str) -> Self {
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let acked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let acked = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         let tasks = ["alice", "bob", "alice", "bob"]
             .iter()
             .enumerate()

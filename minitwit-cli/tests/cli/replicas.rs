@@ -6,7 +6,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use crate::common::{Server, http, ok, terminate, wait_for_count};
+use crate::common::{Server, http, ok, terminate_mid_traffic};
 use minitwit_store_pg::testkit::fresh_database_url;
 use minitwit_test_support::simulator;
 use reqwest::{Client, StatusCode};
@@ -173,15 +173,9 @@ async fn a_replica_stopped_mid_traffic_costs_the_clients_nothing() {
             }
         }));
     }
-    wait_for_count(&sent, 100).await;
-    let served_by_a = balancer.served[0].load(Ordering::SeqCst);
-    let status = terminate(&mut a.child).await;
-    let after_exit = sent.load(Ordering::SeqCst);
-    wait_for_count(&sent, after_exit + 100).await;
-    stop.store(true, Ordering::SeqCst);
-    for worker in workers {
-        worker.await.unwrap();
-    }
+    let mut served_by_a = 0;
+    let read_served = || served_by_a = balancer.served[0].load(Ordering::SeqCst);
+    let status = terminate_mid_traffic(&mut a.child, (&sent, &stop), workers, read_served).await;
     assert!(status.success(), "replica a stopped cleanly: {status:?}");
     assert!(served_by_a > 0, "replica a served traffic before it was stopped");
     assert_eq!(errors.load(Ordering::SeqCst), 0, "no client saw an error");

@@ -7,7 +7,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use crate::common::{Scratch, Server, fails, ok, signal, terminate, wait_for_count};
+use crate::common::{Scratch, Server, fails, ok, signal, terminate_mid_traffic};
 use minitwit_store_pg::testkit::fresh_database_url;
 use minitwit_test_support::{ServerCertificate, TestCluster, free_port};
 use reqwest::{Client, StatusCode};
@@ -27,19 +27,20 @@ fn openssl(args: &[&str], dir: &Path) {
     );
 }
 
+/// `openssl req` with a new, unencrypted P-256 key: a signing request, or with `-x509` a
+/// self-signed certificate; `args` say where they go and what they hold.
+fn new_key_request(args: &[&str], dir: &Path) {
+    let new_key = ["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    openssl(&[&new_key[..], args].concat(), dir);
+}
+
 /// A certificate authority `NAME-ca.crt` in `dir`; with `server`, a certificate for
 /// localhost and 127.0.0.1 signed by it (`server.crt`, `server.key`).
 fn authority(dir: &Path, name: &str, server: bool) -> PathBuf {
     let (key, crt) = (format!("{name}-ca.key"), format!("{name}-ca.crt"));
-    openssl(
+    new_key_request(
         &[
-            "req",
             "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
             "-keyout",
             &key,
             "-out",
@@ -62,21 +63,8 @@ fn authority(dir: &Path, name: &str, server: bool) -> PathBuf {
              keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
         )
         .unwrap();
-        openssl(
-            &[
-                "req",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:prime256v1",
-                "-nodes",
-                "-keyout",
-                "server.key",
-                "-out",
-                "server.csr",
-                "-subj",
-                "/CN=localhost",
-            ],
+        new_key_request(
+            &["-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost"],
             dir,
         );
         openssl(
@@ -366,15 +354,10 @@ async fn a_replica_restarted_behind_nginx_costs_the_clients_nothing() {
             }
         }));
     }
-    wait_for_count(&sent, 100).await;
-    nginx.take_out(&addr(&replicas[0]));
-    let status = terminate(&mut replicas[0].child).await;
-    let after_exit = sent.load(Ordering::SeqCst);
-    wait_for_count(&sent, after_exit + 100).await;
-    stop.store(true, Ordering::SeqCst);
-    for worker in workers {
-        worker.await.unwrap();
-    }
+    let first = addr(&replicas[0]);
+    let take_out = || nginx.take_out(&first);
+    let status =
+        terminate_mid_traffic(&mut replicas[0].child, (&sent, &stop), workers, take_out).await;
     assert!(status.success(), "the stopped replica exited cleanly: {status:?}");
     let failures = failures.lock().unwrap();
     let log = std::fs::read_to_string(scratch.path("error.log")).unwrap_or_default();
