@@ -15,8 +15,9 @@
 //! ```
 
 use criterion::{BenchmarkGroup, Criterion, measurement::WallTime};
+use minitwit_core::Timeline;
+use minitwit_core::testkit::numbered_user as user;
 use minitwit_core::{Follow, HomeIndex, ImportBatch, Message, MessageText, NewMessage, Store};
-use minitwit_core::{Timeline, User};
 use minitwit_store_pg::{PgOptions, PgStore};
 use minitwit_store_sled::{SledOptions, SledStore};
 use minitwit_test_support::TestCluster;
@@ -53,16 +54,6 @@ fn backends() -> Vec<(&'static str, Open)> {
     match std::env::var("MINITWIT_BENCH_BACKENDS") {
         Ok(only) => all.into_iter().filter(|(n, _)| only.split(',').any(|o| o == *n)).collect(),
         Err(_) => all,
-    }
-}
-
-fn user(id: i64) -> User {
-    User {
-        id,
-        username: format!("user{id}"),
-        email: format!("user{id}@example.com"),
-        pw_hash: "hash".into(),
-        disabled: false,
     }
 }
 
