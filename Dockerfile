@@ -47,7 +47,9 @@ COPY minitwit-store-pg/Cargo.toml minitwit-store-pg/build.rs minitwit-store-pg/
 COPY minitwit-web/Cargo.toml minitwit-web/
 COPY minitwit-sim/Cargo.toml minitwit-sim/
 COPY minitwit-cli/Cargo.toml minitwit-cli/
-RUN for crate in minitwit-core minitwit-store-sled minitwit-store-pg minitwit-web minitwit-sim minitwit-cli; do \
+COPY minitwit-test-support/Cargo.toml minitwit-test-support/
+RUN for crate in minitwit-core minitwit-store-sled minitwit-store-pg minitwit-web minitwit-sim minitwit-cli \
+      minitwit-test-support; do \
       mkdir -p "$crate/src" && : > "$crate/src/lib.rs"; \
     done \
  && mkdir -p minitwit-cli/src benches minitwit-store-pg/migrations \

@@ -14,15 +14,17 @@
 //! MINITWIT_BENCH_BACKENDS=sled cargo bench --bench home -- post
 //! ```
 
-use criterion::{BenchmarkGroup, Criterion, measurement::WallTime};
+use criterion::{BenchmarkGroup, measurement::WallTime};
+use minitwit_core::Timeline;
+use minitwit_core::testkit::numbered_user as user;
 use minitwit_core::{Follow, HomeIndex, ImportBatch, Message, MessageText, NewMessage, Store};
-use minitwit_core::{Timeline, User};
-use minitwit_store_pg::testkit::TestCluster;
 use minitwit_store_pg::{PgOptions, PgStore};
 use minitwit_store_sled::{SledOptions, SledStore};
+use minitwit_test_support::TestCluster;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::runtime::Runtime;
+
+mod common;
 
 /// Follower counts of the post curve.
 const FOLLOWERS: [i64; 5] = [1, 100, 1_000, 10_000, 50_000];
@@ -50,20 +52,7 @@ fn backends() -> Vec<(&'static str, Open)> {
         (Arc::new(store), Box::new(cluster))
     });
     let all = vec![("sled", sled), ("postgres", postgres)];
-    match std::env::var("MINITWIT_BENCH_BACKENDS") {
-        Ok(only) => all.into_iter().filter(|(n, _)| only.split(',').any(|o| o == *n)).collect(),
-        Err(_) => all,
-    }
-}
-
-fn user(id: i64) -> User {
-    User {
-        id,
-        username: format!("user{id}"),
-        email: format!("user{id}@example.com"),
-        pw_hash: "hash".into(),
-        disabled: false,
-    }
+    common::chosen(all, |(name, _)| *name)
 }
 
 /// Imports `batch` in chunks and ends the import.
@@ -170,16 +159,8 @@ fn bench_first_page(
 }
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
-    let mut criterion = Criterion::default()
-        .sample_size(10)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
-        .configure_from_args();
+    let runtime = common::runtime();
+    let mut criterion = common::criterion();
     for (name, open) in backends() {
         let mut group = criterion.benchmark_group(name);
         bench_posts(&mut group, &runtime, &open);

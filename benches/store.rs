@@ -25,13 +25,14 @@ use minitwit_core::synthetic::{self, Shape};
 use minitwit_core::{
     HashCost, MessageText, MiniTwit, NewMessage, PageSize, Registration, Store, Timeline, User,
 };
-use minitwit_store_pg::testkit::TestCluster;
 use minitwit_store_pg::{PgOptions, PgStore};
 use minitwit_store_sled::{Durability, SledOptions, SledStore};
+use minitwit_test_support::TestCluster;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
-use std::time::Duration;
 use tokio::runtime::Runtime;
+
+mod common;
 
 /// A backend loaded with one data set, opened once per durability mode it offers.
 trait Loaded {
@@ -54,10 +55,7 @@ fn backends() -> Vec<Backend> {
         Backend { name: "sled", load: load_sled },
         Backend { name: "postgres", load: load_pg },
     ];
-    match std::env::var("MINITWIT_BENCH_BACKENDS") {
-        Ok(only) => all.into_iter().filter(|b| only.split(',').any(|n| n == b.name)).collect(),
-        Err(_) => all,
-    }
+    common::chosen(all, |backend| backend.name)
 }
 
 /// A sled data set in a temporary directory.
@@ -356,16 +354,8 @@ fn bench_sled_concurrent_posts(c: &mut Criterion, runtime: &Runtime) {
 }
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
-    let mut criterion = Criterion::default()
-        .sample_size(10)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
-        .configure_from_args();
+    let runtime = common::runtime();
+    let mut criterion = common::criterion();
     let mut shapes = vec![Shape::SMALL];
     if std::env::var_os("MINITWIT_BENCH_SKIP_1M").is_none() {
         shapes.push(Shape::LARGE);

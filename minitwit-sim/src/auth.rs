@@ -81,6 +81,7 @@ fn basic_credentials(value: &[u8]) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use minitwit_test_support::simulator;
 
     fn header(value: &str) -> HeaderValue {
         HeaderValue::from_str(value).expect("test values are valid headers")
@@ -89,9 +90,11 @@ mod tests {
     #[test]
     fn accepts_only_the_configured_credentials() {
         let config = SimConfig::default();
-        assert!(config.authorizes(Some(&header("Basic c2ltdWxhdG9yOnN1cGVyX3NhZmUh"))));
-        assert!(config.authorizes(Some(&header("basic  c2ltdWxhdG9yOnN1cGVyX3NhZmUh "))));
-        for bad in ["", "Basic", "Basic !!!", "Bearer c2ltdWxhdG9yOnN1cGVyX3NhZmUh", "Basic eDp5"] {
+        let encoded = simulator::AUTHORIZATION.trim_start_matches("Basic ");
+        assert!(config.authorizes(Some(&header(simulator::AUTHORIZATION))));
+        assert!(config.authorizes(Some(&header(&format!("basic  {encoded} ")))));
+        let bearer = format!("Bearer {encoded}");
+        for bad in ["", "Basic", "Basic !!!", &bearer, "Basic eDp5"] {
             assert!(!config.authorizes(Some(&header(bad))), "{bad}");
         }
         assert!(!config.authorizes(None));
@@ -99,6 +102,6 @@ mod tests {
 
     #[test]
     fn debug_hides_the_password() {
-        assert!(!format!("{:?}", SimConfig::default()).contains("super_safe"));
+        assert!(!format!("{:?}", SimConfig::default()).contains(simulator::PASSWORD));
     }
 }

@@ -2,18 +2,9 @@
 //! refused with that user's id and changes nothing; id sequences move up past imported
 //! ids and never back down.
 
-use minitwit_core::{Follow, ImportBatch, Message, StoreError, User};
+use minitwit_core::testkit::numbered_user as user;
+use minitwit_core::{Follow, ImportBatch, Message, StoreError};
 use minitwit_store_pg::testkit;
-
-fn user(id: i64) -> User {
-    User {
-        id,
-        username: format!("user{id}"),
-        email: format!("user{id}@example.com"),
-        pw_hash: "hash".into(),
-        disabled: false,
-    }
-}
 
 fn message(id: i64, author_id: i64) -> Message {
     Message { id, author_id, text: format!("m{id}"), pub_date: id, flagged: false }

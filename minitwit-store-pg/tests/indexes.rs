@@ -5,8 +5,8 @@
 //! The public and user timelines are read in index order at every page size: no sort,
 //! no bitmap scan that would read all of an author's messages.
 
-use minitwit_core::testkit::MemoryStore;
-use minitwit_core::{Cursor, Follow, ImportBatch, Message, Store, Timeline, User};
+use minitwit_core::testkit::{MemoryStore, numbered_user};
+use minitwit_core::{Cursor, Follow, ImportBatch, Message, Store, Timeline};
 use minitwit_store_pg::testkit;
 
 const USERS: i64 = 1_000;
@@ -19,15 +19,7 @@ const QUIET_FOLLOWER: i64 = 1_001;
 /// in 50 flagged; user 1 follows 50 people, user 2 follows 500; user 1001 follows the
 /// 50 quiet users 1002..=1051, who posted 2,000 messages before everyone else.
 fn batch() -> ImportBatch {
-    let users = (1..=*QUIET.end())
-        .map(|id| User {
-            id,
-            username: format!("user{id}"),
-            email: format!("user{id}@example.com"),
-            pw_hash: "hash".into(),
-            disabled: false,
-        })
-        .collect();
+    let users = (1..=*QUIET.end()).map(numbered_user).collect();
     let messages = (1..=MESSAGES)
         .map(|id| Message {
             id,

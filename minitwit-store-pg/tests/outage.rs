@@ -4,8 +4,8 @@
 //! a malformed URL fails with the matching `PgError`.
 
 use minitwit_core::{Email, NewUser, Store, StoreError, Username};
-use minitwit_store_pg::testkit::TestCluster;
 use minitwit_store_pg::{PgError, PgOptions, PgStore};
+use minitwit_test_support::TestCluster;
 use std::time::Duration;
 
 /// Runs a blocking cluster operation off the async workers.

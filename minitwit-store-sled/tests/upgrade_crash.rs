@@ -5,7 +5,8 @@
 //!
 //! The child is this test binary again, run with [`CHILD_DIR`] set.
 
-use minitwit_core::{Follow, ImportBatch, Message, Store, User};
+use minitwit_core::testkit::numbered_user;
+use minitwit_core::{Follow, ImportBatch, Message, Store};
 use minitwit_store_sled::{Durability, SledOptions, SledStore};
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
@@ -50,15 +51,7 @@ fn a_crash_during_the_upgrade_leaves_a_store_that_opens_and_upgrades() {
 
 /// A store of `USERS` users, each following `FOLLOWS_EACH` others and posting 5 messages.
 fn fill(dir: &Path) {
-    let users = (1..=USERS)
-        .map(|id| User {
-            id,
-            username: format!("user{id}"),
-            email: format!("user{id}@example.com"),
-            pw_hash: "hash".into(),
-            disabled: false,
-        })
-        .collect();
+    let users = (1..=USERS).map(numbered_user).collect();
     let messages = (1..=USERS * 5)
         .map(|id| Message {
             id,

@@ -4,8 +4,9 @@
 //! every backend.
 
 use crate::support::TestApp;
-use crate::support::api::{Answer, SIMULATOR_AUTH, assert_error};
+use crate::support::api::{Answer, assert_error};
 use crate::support::site::Page;
+use minitwit_test_support::simulator;
 use serde_json::{Value, json};
 
 on_every_backend!(
@@ -25,7 +26,7 @@ async fn keyed_post(app: &TestApp, path: &str, key: &str, body: &Value) -> Answe
         .api
         .client
         .post(app.api.url(path))
-        .header("authorization", SIMULATOR_AUTH)
+        .header("authorization", simulator::AUTHORIZATION)
         .header("idempotency-key", key)
         .body(body.to_string());
     app.api.send(request).await
@@ -87,7 +88,7 @@ async fn api_malformed_keys_are_400(app: TestApp) {
         .api
         .client
         .post(app.api.url("/msgs/alice"))
-        .header("authorization", SIMULATOR_AUTH)
+        .header("authorization", simulator::AUTHORIZATION)
         .header(
             "idempotency-key",
             reqwest::header::HeaderValue::from_bytes(b"\xff").expect("opaque"),

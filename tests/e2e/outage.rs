@@ -5,8 +5,8 @@
 
 use crate::support::api::assert_error;
 use crate::support::{Setup, TestApp, spawn_app};
-use minitwit_store_pg::testkit::TestCluster;
 use minitwit_store_pg::{PgOptions, PgStore};
+use minitwit_test_support::TestCluster;
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;

@@ -4,8 +4,9 @@
 //! every backend against a fresh store.
 
 use crate::support::TestApp;
-use crate::support::api::{SIMULATOR_AUTH, assert_error};
+use crate::support::api::assert_error;
 use minitwit_core::MessageFilter;
+use minitwit_test_support::simulator;
 use serde_json::json;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
@@ -131,7 +132,8 @@ async fn protected_endpoints_need_the_simulator_credentials(app: TestApp) {
         app.api.client.get(app.api.url("/msgs/nobody")),
         app.api.client.post(app.api.url("/fllws/alice")).body("{oops"),
     ];
-    let wrong = ["Basic c2ltdWxhdG9yOndyb25n", "Bearer c2ltdWxhdG9yOnN1cGVyX3NhZmUh", "Basic"];
+    let bearer = simulator::AUTHORIZATION.replacen("Basic", "Bearer", 1);
+    let wrong = ["Basic c2ltdWxhdG9yOndyb25n", &bearer, "Basic"];
     for request in requests {
         let [without, rest @ ..] = [0, 1, 2, 3].map(|_| request.try_clone().expect("clonable"));
         assert_eq!(assert_error(&app.api.send(without).await, 403), NOT_AUTHORIZED);
@@ -342,7 +344,8 @@ async fn raw_exchange(app: &TestApp, path: &str, headers: &str, body: &[&[u8]]) 
     let head = format!(
         "POST {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: {}\r\n\
          Content-Type: application/json\r\nConnection: close\r\n{headers}\r\n",
-        app.api.addr, SIMULATOR_AUTH
+        app.api.addr,
+        simulator::AUTHORIZATION
     );
     stream.write_all(head.as_bytes()).await.expect("write head");
     for part in body {
@@ -370,7 +373,7 @@ async fn unknown_routes_and_methods_answer_json(app: TestApp) {
             .api
             .client
             .request(method, app.api.url(path))
-            .header("authorization", SIMULATOR_AUTH);
+            .header("authorization", simulator::AUTHORIZATION);
         let answer = app.api.send(request).await;
         assert_error(&answer, 405);
         assert_eq!(

@@ -7,6 +7,7 @@
 //! `scripts/fuzz-api` runs this test with it on PATH.
 
 use crate::support::{self, FreshStore, Setup, repository_file, require_program, spawn_app};
+use minitwit_test_support::simulator;
 use std::process::Stdio;
 
 /// Examples per operation and phase: enough to reach every documented failure, few enough
@@ -40,7 +41,7 @@ async fn fuzz(store: FreshStore) {
         .arg("--config-file")
         .arg(config)
         .args(["run", &schema, "--url", &app.api.base_url()])
-        .args(["--auth", "simulator:super_safe!"])
+        .args(["--auth", simulator::CREDENTIALS])
         .args(["--max-examples", MAX_EXAMPLES, "--seed", "20261122", "--workers", "2"])
         .args(["--generation-database", "none", "--request-timeout", "5", "--no-color"])
         .stdin(Stdio::null())

@@ -6,6 +6,7 @@
 use crate::support::{self, FreshStore, Setup, TestApp, scenario, spawn_app};
 use minitwit_cli::simulator::{self, ActionKind, ErrorKind, ReplayOptions};
 use minitwit_core::HashCost;
+use minitwit_test_support::{free_port, scenario_path};
 use std::time::Duration;
 
 /// Options for a replay against `app`: generous timeout, since a loaded test machine must
@@ -25,9 +26,8 @@ fn options(app: &TestApp, limit: Option<usize>, concurrency: usize) -> ReplayOpt
 /// checks there was no error and that `latest` is the last id sent.
 async fn replays_without_errors(store: FreshStore, limit: Option<usize>) {
     let app = spawn_app(store, Setup { cost: HashCost::Recommended, ..Setup::default() }).await;
-    let report = simulator::run_file(&scenario::path(), &options(&app, limit, 8))
-        .await
-        .expect("replay runs");
+    let report =
+        simulator::run_file(&scenario_path(), &options(&app, limit, 8)).await.expect("replay runs");
     println!("replay of {} actions, concurrency 8:\n{report}", report.sent);
     assert_eq!(report.error_count(), 0, "{report}");
     let facts = scenario::facts();
@@ -74,7 +74,7 @@ async fn a_target_rate_paces_the_replay() {
 /// at the last one's id.
 async fn replays_cleanly(app: &TestApp, options: &ReplayOptions) {
     let limit = options.limit.expect("a bounded replay") as u64;
-    let report = simulator::run_file(&scenario::path(), options).await.expect("replay runs");
+    let report = simulator::run_file(&scenario_path(), options).await.expect("replay runs");
     assert_eq!((report.sent, report.error_count()), (limit, 0), "{report}");
     assert_eq!(app.api.latest().await, limit as i64 - 1);
 }
@@ -83,7 +83,7 @@ async fn replays_cleanly(app: &TestApp, options: &ReplayOptions) {
 async fn wrong_credentials_are_counted_as_unexpected_statuses() {
     let app = app_on_sled().await;
     let options = ReplayOptions { password: "wrong".into(), ..options(&app, Some(100), 4) };
-    let report = simulator::run_file(&scenario::path(), &options).await.expect("replay runs");
+    let report = simulator::run_file(&scenario_path(), &options).await.expect("replay runs");
     println!("{report}");
     assert_eq!(report.sent, 100);
     // Registration needs no credentials (but, without them, is throttled per address:
@@ -110,12 +110,12 @@ async fn wrong_credentials_are_counted_as_unexpected_statuses() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_absent_server_is_counted_as_connection_errors() {
     let options = ReplayOptions {
-        base_url: format!("http://127.0.0.1:{}", support::free_port()),
+        base_url: format!("http://127.0.0.1:{}", free_port()),
         limit: Some(5),
         progress: false,
         ..ReplayOptions::default()
     };
-    let report = simulator::run_file(&scenario::path(), &options).await.expect("replay runs");
+    let report = simulator::run_file(&scenario_path(), &options).await.expect("replay runs");
     assert_eq!(report.sent, 5);
     assert_eq!(report.errors.get(&ErrorKind::Connection), Some(&5), "{report}");
 }

@@ -7,6 +7,7 @@
 
 use crate::common::{Scratch, Server, http};
 use minitwit_store_pg::testkit::fresh_database_url;
+use minitwit_test_support::simulator;
 use serde_json::{Value, json};
 
 /// A simulator request to `api`, with `latest`.
@@ -17,7 +18,7 @@ async fn sim(method: &str, api: &str, path: &str, body: Option<Value>) -> reqwes
         "POST" => client.post(url).json(&body.unwrap_or(Value::Null)),
         _ => client.get(url),
     };
-    request.basic_auth("simulator", Some("super_safe!")).send().await.unwrap()
+    request.header("authorization", simulator::AUTHORIZATION).send().await.unwrap()
 }
 
 async fn latest(api: &str) -> i64 {

@@ -3,9 +3,11 @@
 
 #![allow(clippy::unwrap_used)]
 
+use minitwit_test_support::scenario_path;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 /// The binary under test.
@@ -42,10 +44,15 @@ pub fn run_with_stdin(args: &[&str], stdin: &str) -> Output {
 
 /// Standard output, asserting success.
 pub fn ok(args: &[&str]) -> String {
-    let output = run(args);
+    succeeds(minitwit(args))
+}
+
+/// [`ok`] for a command already made (with an environment of its own, say).
+pub fn succeeds(mut command: Command) -> String {
+    let output = command.output().expect("running the minitwit binary");
     assert!(
         output.status.success(),
-        "minitwit {args:?} failed: {}",
+        "{command:?} failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8(output.stdout).unwrap()
@@ -173,11 +180,38 @@ pub fn signal(child: &Child, name: &str) {
     assert!(status.success());
 }
 
-/// Waits until `sent` (a load loop's request counter) reaches `count`.
-pub async fn wait_for_count(sent: &std::sync::atomic::AtomicU64, count: u64) {
-    while sent.load(std::sync::atomic::Ordering::SeqCst) < count {
+/// Waits until `sent` (a load loop's request counter) reaches `count`; fails the test
+/// after a minute.
+pub async fn wait_for_count(sent: &AtomicU64, count: u64) {
+    for _ in 0..6000 {
+        if sent.load(Ordering::SeqCst) >= count {
+            return;
+        }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    panic!("only {} of {count} requests counted in a minute", sent.load(Ordering::SeqCst));
+}
+
+/// Stops a server mid-traffic, once `workers` send requests (counting them in `sent`)
+/// until `stop` is set: after 100 requests, `before_stop` (taking the server out of a
+/// balancer, say), then SIGTERM to `child`, awaiting its exit; then 100 more requests
+/// (served by the others) and the workers stopped. Returns the server's exit status.
+pub async fn terminate_mid_traffic(
+    child: &mut Child,
+    (sent, stop): (&AtomicU64, &AtomicBool),
+    workers: Vec<tokio::task::JoinHandle<()>>,
+    before_stop: impl FnOnce(),
+) -> std::process::ExitStatus {
+    wait_for_count(sent, 100).await;
+    before_stop();
+    let status = terminate(child).await;
+    let after_exit = sent.load(Ordering::SeqCst);
+    wait_for_count(sent, after_exit + 100).await;
+    stop.store(true, Ordering::SeqCst);
+    for worker in workers {
+        worker.await.unwrap();
+    }
+    status
 }
 
 /// Sends SIGTERM to `child` and waits, without blocking the runtime, until it exits.
@@ -261,12 +295,15 @@ pub fn fixture_store(scratch: &Scratch, name: &str) -> String {
     url
 }
 
-/// The simulator's real scenario, kept gzipped in the repository's `data/`.
-pub fn scenario_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/minitwit_scenario.csv.gz")
+/// `minitwit replay` of the simulator's scenario ([`scenario_path`]) against the API at
+/// `base_url`, with `flags` added.
+pub fn scenario_replay(base_url: &str, flags: &[&str]) -> Command {
+    let mut command = minitwit(&["replay", "--csv"]);
+    command.arg(scenario_path()).args(["--base-url", base_url]).args(flags);
+    command
 }
 
-/// The scenario's text, decompressed.
+/// The simulator's scenario ([`scenario_path`]), decompressed.
 pub fn scenario_text() -> String {
     let file = std::fs::File::open(scenario_path()).expect("the scenario is in data/");
     let mut text = String::new();

@@ -7,16 +7,15 @@
 
 use crate::common::{Scratch, Server, http};
 use minitwit_store_pg::testkit::fresh_database_url;
+use minitwit_test_support::simulator;
 use reqwest::Client;
 use serde_json::{Value, json};
 use std::time::Duration;
 
-/// The simulator's credentials (the defaults).
-const SIM: (&str, &str) = ("simulator", "super_safe!");
-
 /// `POST {api}{path}` of `body` with the simulator's credentials and `key`.
 async fn keyed_post(client: &Client, api: &str, path: &str, key: &str, body: &Value) -> u16 {
-    let request = client.post(format!("{api}{path}")).basic_auth(SIM.0, Some(SIM.1));
+    let request =
+        client.post(format!("{api}{path}")).header("authorization", simulator::AUTHORIZATION);
     let response = request.header("idempotency-key", key).json(body).send().await.unwrap();
     response.status().as_u16()
 }
@@ -34,7 +33,8 @@ async fn racing(apis: [&str; 2], path: &str, key: &str, body: Value) -> Vec<u16>
 
 /// How many messages the public timeline lists.
 async fn messages(api: &str) -> usize {
-    let request = http().get(format!("{api}/msgs?no=1000")).basic_auth(SIM.0, Some(SIM.1));
+    let request =
+        http().get(format!("{api}/msgs?no=1000")).header("authorization", simulator::AUTHORIZATION);
     let messages: Vec<Value> = request.send().await.unwrap().json().await.unwrap();
     messages.len()
 }

@@ -4,13 +4,14 @@
 
 #![allow(clippy::unwrap_used)]
 
-use crate::common::{Scratch, Server, fixture_store, http};
+use crate::common::{Scratch, Server, fixture_store, http, wait_for_count};
+use minitwit_test_support::simulator;
 
 /// Posts as alice through the API; the status.
 async fn post(client: &reqwest::Client, api: &str, text: &str) -> u16 {
     let answer = client
         .post(format!("{api}/msgs/alice"))
-        .basic_auth("simulator", Some("super_safe!"))
+        .header("authorization", simulator::AUTHORIZATION)
         .json(&serde_json::json!({ "content": text }))
         .send()
         .await
@@ -45,7 +46,7 @@ async fn assert_fail_stop(server: &Server, statuses: &[u16]) {
     }
     let refused = http()
         .post(format!("{}/msgs/alice", server.api))
-        .basic_auth("simulator", Some("super_safe!"))
+        .header("authorization", simulator::AUTHORIZATION)
         .json(&serde_json::json!({ "content": "after" }))
         .send()
         .await
@@ -116,7 +117,7 @@ async fn a_request_is_answered_only_once_its_latest_is_durable() {
     for latest in 1000..1010 {
         let answer = client
             .get(format!("{}/msgs?latest={latest}", server.api))
-            .basic_auth("simulator", Some("super_safe!"))
+            .header("authorization", simulator::AUTHORIZATION)
             .send()
             .await
             .expect("the server answers (never hangs)");
@@ -141,7 +142,7 @@ async fn keep_posting(
     author: String,
     tag: String,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    acked: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    acked: std::sync::Arc<std::sync::atomic::AtomicU64>,
 ) -> Outcomes {
     let client = http();
     let (mut texts, mut others) = (Vec::new(), Vec::new());
@@ -152,7 +153,7 @@ async fn keep_posting(
         let text = format!("{tag} {i}");
         let answer = client
             .post(format!("{api}/msgs/{author}"))
-            .basic_auth("simulator", Some("super_safe!"))
+            .header("authorization", simulator::AUTHORIZATION)
             .json(&serde_json::json!({ "content": text }))
             .send()
             .await;
@@ -171,31 +172,17 @@ async fn keep_posting(
     (texts, others)
 }
 
-/// Waits (bounded) until `counter` reaches `target`.
-async fn wait_for_count(counter: &std::sync::atomic::AtomicUsize, target: usize) {
-    for _ in 0..3000 {
-        if counter.load(std::sync::atomic::Ordering::SeqCst) >= target {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    panic!(
-        "only {} of {target} writes acknowledged",
-        counter.load(std::sync::atomic::Ordering::SeqCst)
-    );
-}
-
 /// Writers posting concurrently as the fixture's users, until stopped.
 struct Writers {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    acked: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    acked: std::sync::Arc<std::sync::atomic::AtomicU64>,
     tasks: Vec<tokio::task::JoinHandle<Outcomes>>,
 }
 
 impl Writers {
     fn start(api: &str, tag: &str) -> Self {
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let acked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let acked = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         let tasks = ["alice", "bob", "alice", "bob"]
             .iter()
             .enumerate()
@@ -259,7 +246,7 @@ async fn kill_9_of_serve_on_sled_loses_no_acknowledged_post() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_killed_and_restarted_under_a_running_server() {
-    use minitwit_store_pg::testkit::TestCluster;
+    use minitwit_test_support::TestCluster;
     let cluster = TestCluster::start_durable().expect("a throwaway PostgreSQL (see the error)");
     let url = cluster.url("postgres");
     let fixture = Scratch::new();

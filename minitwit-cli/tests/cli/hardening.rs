@@ -16,6 +16,7 @@
 #![allow(clippy::unwrap_used)]
 
 use crate::common::{Scratch, Server, fixture_store, http};
+use minitwit_test_support::simulator;
 use std::io::Write;
 use std::net::TcpStream;
 use std::time::Duration;
@@ -123,7 +124,7 @@ pub async fn signed_in(web: &str, name: &str, password: &str) -> reqwest::Client
 async fn follows_of(api: &str, name: &str) -> Vec<String> {
     let answer = http()
         .get(format!("{api}/fllws/{name}"))
-        .basic_auth("simulator", Some("super_safe!"))
+        .header("authorization", simulator::AUTHORIZATION)
         .send()
         .await
         .unwrap();
@@ -293,8 +294,11 @@ async fn register(
 ) -> reqwest::Response {
     let body = serde_json::json!({"username": name, "email": format!("{name}@x.org"), "pwd": "pw"});
     let request = client.post(format!("{api}/register")).json(&body);
-    let request =
-        if credentials { request.basic_auth("simulator", Some("super_safe!")) } else { request };
+    let request = if credentials {
+        request.header("authorization", simulator::AUTHORIZATION)
+    } else {
+        request
+    };
     request.send().await.expect("an answer, never a timeout")
 }
 

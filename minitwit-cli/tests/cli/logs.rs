@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 use crate::common::{Scratch, Server, http};
-use minitwit_store_pg::testkit::TestCluster;
+use minitwit_test_support::TestCluster;
 use serde_json::Value;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

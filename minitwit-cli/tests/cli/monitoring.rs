@@ -7,7 +7,8 @@
 #![allow(clippy::unwrap_used)]
 
 use crate::common::{Scratch, Server, http};
-use minitwit_store_pg::testkit::TestCluster;
+use minitwit_test_support::TestCluster;
+use minitwit_test_support::simulator;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -125,12 +126,11 @@ async fn prometheus_scraping_two_replicas_answers_every_dashboard_query() {
         Server::start(&store, &["--replica-store", &read_replica]),
     ];
     let client = http();
-    let sim = ("simulator", Some("super_safe!"));
     for name in ["alice", "bob"] {
         let body = json!({"username": name, "email": format!("{name}@x.org"), "pwd": "pw"});
         client
             .post(format!("{}/register", replicas[0].api))
-            .basic_auth(sim.0, sim.1)
+            .header("authorization", simulator::AUTHORIZATION)
             .json(&body)
             .send()
             .await
@@ -139,7 +139,7 @@ async fn prometheus_scraping_two_replicas_answers_every_dashboard_query() {
     let follow = json!({"follow": "bob"});
     client
         .post(format!("{}/fllws/alice", replicas[1].api))
-        .basic_auth(sim.0, sim.1)
+        .header("authorization", simulator::AUTHORIZATION)
         .json(&follow)
         .send()
         .await
@@ -169,7 +169,9 @@ async fn prometheus_scraping_two_replicas_answers_every_dashboard_query() {
                 let (web, api) = (&webs[i % 2], &apis[i % 2]);
                 let _ = client.get(format!("http://{web}/public")).send().await;
                 let _ = client.get(format!("http://{web}/no-such-page")).send().await;
-                let post = client.post(format!("{api}/msgs/alice")).basic_auth(sim.0, sim.1);
+                let post = client
+                    .post(format!("{api}/msgs/alice"))
+                    .header("authorization", simulator::AUTHORIZATION);
                 let _ = post.json(&json!({"content": format!("post {i}")})).send().await;
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }

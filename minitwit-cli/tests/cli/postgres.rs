@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use crate::common::{Scratch, fails, fixture_store, ok, scenario_path, scenario_text};
+use crate::common::{Scratch, fails, fixture_store, ok, scenario_replay, scenario_text, succeeds};
 use minitwit_core::transfer::fingerprint;
 use minitwit_core::{MiniTwit, PageSize, ServiceError, Store, Timeline};
 use minitwit_store_pg::testkit::fresh_database_url;
@@ -59,18 +59,8 @@ async fn migrate_and_administer_a_postgres_store() {
 /// registered users with their scenario passwords.
 fn load_scenario(store: &str) -> Vec<(String, String)> {
     let server = crate::common::Server::start(store, &[]);
-    let csv = scenario_path();
-    let report = ok(&[
-        "replay",
-        "--csv",
-        csv.to_str().unwrap(),
-        "--base-url",
-        &server.api,
-        "--concurrency",
-        "4",
-        "--timeout-ms",
-        "30000",
-    ]);
+    let flags = ["--concurrency", "4", "--timeout-ms", "30000"];
+    let report = succeeds(scenario_replay(&server.api, &flags));
     assert!(
         report.contains("actions sent:  25922") && report.contains("errors:        0"),
         "{report}"

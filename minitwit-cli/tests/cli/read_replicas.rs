@@ -6,12 +6,11 @@
 
 use crate::common::{Server, http};
 use minitwit_store_pg::testkit::{ReplicatedPair, TestDatabase};
+use minitwit_test_support::simulator;
 use reqwest::redirect::Policy;
 use serde_json::json;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-const SIMULATOR_AUTH: &str = "Basic c2ltdWxhdG9yOnN1cGVyX3NhZmUh";
 
 /// A primary with a standby, a fresh database on both, and `minitwit serve` over them
 /// with a one-hour lag bound (so a delayed standby stays in service).
@@ -109,7 +108,7 @@ impl Setup {
     ) -> (u16, String) {
         let mut request = http()
             .request(method, format!("{}{path}", self.server.api))
-            .header("authorization", SIMULATOR_AUTH);
+            .header("authorization", simulator::AUTHORIZATION);
         if let Some(body) = body {
             request = request.json(&body);
         }

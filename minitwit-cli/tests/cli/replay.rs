@@ -4,7 +4,8 @@
 
 #![allow(clippy::unwrap_used)]
 
-use crate::common::{Scratch, Server, fails, ok, scenario_path, scenario_text};
+use crate::common::{Scratch, Server, fails, ok, scenario_replay, scenario_text, succeeds};
+use minitwit_test_support::scenario_path;
 
 /// Actions replayed: the first 300 hold registrations, tweets, follows and unfollows.
 const SLICE: usize = 300;
@@ -14,21 +15,9 @@ async fn a_scenario_slice_replays_without_errors() {
     let scratch = Scratch::new();
     let store = scratch.sled("db");
     let server = Server::start(&store, &[]);
-    let csv = scenario_path();
     let limit = SLICE.to_string();
-    let report = ok(&[
-        "replay",
-        "--csv",
-        csv.to_str().unwrap(),
-        "--base-url",
-        &server.api,
-        "--limit",
-        &limit,
-        "--concurrency",
-        "2",
-        "--timeout-ms",
-        "20000",
-    ]);
+    let flags = ["--limit", &limit, "--concurrency", "2", "--timeout-ms", "20000"];
+    let report = succeeds(scenario_replay(&server.api, &flags));
     assert!(report.contains(&format!("actions sent:  {SLICE}")), "{report}");
     assert!(report.contains("errors:        0"), "{report}");
     assert!(report.contains("latency (ms):"), "{report}");

@@ -6,20 +6,19 @@
 
 #![allow(clippy::unwrap_used)]
 
-use crate::common::{Server, http, ok, terminate, wait_for_count};
+use crate::common::{Server, http, ok, terminate_mid_traffic};
 use minitwit_store_pg::testkit::fresh_database_url;
+use minitwit_test_support::simulator;
 use reqwest::{Client, StatusCode};
 use serde_json::json;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-/// The simulator's credentials (the defaults).
-const SIM: (&str, &str) = ("simulator", "super_safe!");
-
 async fn register(client: &Client, api: &str, name: &str) -> StatusCode {
     let body = json!({"username": name, "email": format!("{name}@example.com"), "pwd": "pw"});
-    let request = client.post(format!("{api}/register")).basic_auth(SIM.0, Some(SIM.1));
+    let request =
+        client.post(format!("{api}/register")).header("authorization", simulator::AUTHORIZATION);
     request.json(&body).send().await.unwrap().status()
 }
 
@@ -53,14 +52,18 @@ async fn two_replicas_over_one_database_act_as_one_site() {
     assert!(page(&b.web, "/", &cookie).await.contains("sign out [alice]"));
 
     // latest written through one, read through the other.
-    let write = client.get(format!("{}/msgs?latest=4242", a.api)).basic_auth(SIM.0, Some(SIM.1));
+    let write = client
+        .get(format!("{}/msgs?latest=4242", a.api))
+        .header("authorization", simulator::AUTHORIZATION);
     assert_eq!(write.send().await.unwrap().status(), 200);
     let latest: serde_json::Value =
         client.get(format!("{}/latest", b.api)).send().await.unwrap().json().await.unwrap();
     assert_eq!(latest["latest"], 4242);
 
     // A follow through one is shown on the other's page.
-    let follow = client.post(format!("{}/fllws/alice", a.api)).basic_auth(SIM.0, Some(SIM.1));
+    let follow = client
+        .post(format!("{}/fllws/alice", a.api))
+        .header("authorization", simulator::AUTHORIZATION);
     let follow = follow.json(&json!({"follow": "bob"})).send().await.unwrap();
     assert_eq!(follow.status(), StatusCode::NO_CONTENT);
     assert!(page(&b.web, "/bob", &cookie).await.contains("You are currently following this user"));
@@ -160,7 +163,8 @@ async fn a_replica_stopped_mid_traffic_costs_the_clients_nothing() {
                 } else {
                     client.get(format!("{base}/msgs?no=5"))
                 };
-                let outcome = request.basic_auth(SIM.0, Some(SIM.1)).send().await;
+                let outcome =
+                    request.header("authorization", simulator::AUTHORIZATION).send().await;
                 if outcome.is_ok_and(|r| r.status().is_success()) {
                     balancer.served[backend].fetch_add(1, Ordering::SeqCst);
                 } else {
@@ -169,15 +173,9 @@ async fn a_replica_stopped_mid_traffic_costs_the_clients_nothing() {
             }
         }));
     }
-    wait_for_count(&sent, 100).await;
-    let served_by_a = balancer.served[0].load(Ordering::SeqCst);
-    let status = terminate(&mut a.child).await;
-    let after_exit = sent.load(Ordering::SeqCst);
-    wait_for_count(&sent, after_exit + 100).await;
-    stop.store(true, Ordering::SeqCst);
-    for worker in workers {
-        worker.await.unwrap();
-    }
+    let mut served_by_a = 0;
+    let read_served = || served_by_a = balancer.served[0].load(Ordering::SeqCst);
+    let status = terminate_mid_traffic(&mut a.child, (&sent, &stop), workers, read_served).await;
     assert!(status.success(), "replica a stopped cleanly: {status:?}");
     assert!(served_by_a > 0, "replica a served traffic before it was stopped");
     assert_eq!(errors.load(Ordering::SeqCst), 0, "no client saw an error");

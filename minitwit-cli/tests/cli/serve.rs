@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 use crate::common::{Scratch, Server, fails, fixture_store, http, signal};
+use minitwit_test_support::simulator;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serves_operations_routes_on_both_listeners() {
@@ -127,7 +128,7 @@ async fn request_logs_are_structured_and_hold_no_secret() {
     assert!(login.status().is_success() || login.status().is_redirection());
     let msgs = client
         .get(format!("{}/msgs?no=5", server.api))
-        .basic_auth("simulator", Some("super_safe!"))
+        .header("authorization", simulator::AUTHORIZATION)
         .header("x-request-id", "req-for-the-log")
         .send()
         .await
@@ -152,7 +153,8 @@ async fn request_logs_are_structured_and_hold_no_secret() {
     assert_eq!(api["fields"]["status"], 200);
     assert!(api["fields"]["latency_ms"].is_f64());
     assert_eq!(requests[0]["fields"]["route"], "/login");
-    for secret in ["alice-pw", "cookie-secret-value", "super_safe!", "c2ltdWxhdG9y", "argon2"] {
+    for secret in ["alice-pw", "cookie-secret-value", simulator::PASSWORD, "c2ltdWxhdG9y", "argon2"]
+    {
         assert!(!text.contains(secret), "{secret} leaked into the log:\n{text}");
     }
 }

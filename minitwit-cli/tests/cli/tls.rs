@@ -7,8 +7,9 @@
 
 #![allow(clippy::unwrap_used)]
 
-use crate::common::{Scratch, Server, fails, ok, signal, terminate, wait_for_count};
-use minitwit_store_pg::testkit::{ServerCertificate, TestCluster, fresh_database_url};
+use crate::common::{Scratch, Server, fails, ok, signal, terminate_mid_traffic};
+use minitwit_store_pg::testkit::fresh_database_url;
+use minitwit_test_support::{ServerCertificate, TestCluster, free_port};
 use reqwest::{Client, StatusCode};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -26,19 +27,20 @@ fn openssl(args: &[&str], dir: &Path) {
     );
 }
 
+/// `openssl req` with a new, unencrypted P-256 key: a signing request, or with `-x509` a
+/// self-signed certificate; `args` say where they go and what they hold.
+fn new_key_request(args: &[&str], dir: &Path) {
+    let new_key = ["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    openssl(&[&new_key[..], args].concat(), dir);
+}
+
 /// A certificate authority `NAME-ca.crt` in `dir`; with `server`, a certificate for
 /// localhost and 127.0.0.1 signed by it (`server.crt`, `server.key`).
 fn authority(dir: &Path, name: &str, server: bool) -> PathBuf {
     let (key, crt) = (format!("{name}-ca.key"), format!("{name}-ca.crt"));
-    openssl(
+    new_key_request(
         &[
-            "req",
             "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
             "-keyout",
             &key,
             "-out",
@@ -61,21 +63,8 @@ fn authority(dir: &Path, name: &str, server: bool) -> PathBuf {
              keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
         )
         .unwrap();
-        openssl(
-            &[
-                "req",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:prime256v1",
-                "-nodes",
-                "-keyout",
-                "server.key",
-                "-out",
-                "server.csr",
-                "-subj",
-                "/CN=localhost",
-            ],
+        new_key_request(
+            &["-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost"],
             dir,
         );
         openssl(
@@ -142,10 +131,6 @@ struct Nginx {
     http: u16,
     api: u16,
     conf: PathBuf,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 impl Nginx {
@@ -262,20 +247,10 @@ async fn nginx_terminates_tls_in_front_of_two_replicas() {
 
     // The simulator over HTTPS: `minitwit replay` (rustls) through nginx to both APIs.
     let api = format!("https://localhost:{}", nginx.api);
-    let replay = crate::common::minitwit(&[
-        "replay",
-        "--csv",
-        crate::common::scenario_path().to_str().unwrap(),
-        "--base-url",
-        &api,
-        "--limit",
-        "100",
-        "--timeout-ms",
-        "10000",
-    ])
-    .env("SSL_CERT_FILE", &ca)
-    .output()
-    .unwrap();
+    let replay = crate::common::scenario_replay(&api, &["--limit", "100", "--timeout-ms", "10000"])
+        .env("SSL_CERT_FILE", &ca)
+        .output()
+        .unwrap();
     let report = String::from_utf8_lossy(&replay.stdout);
     assert!(replay.status.success(), "{report}{}", String::from_utf8_lossy(&replay.stderr));
 
@@ -379,15 +354,10 @@ async fn a_replica_restarted_behind_nginx_costs_the_clients_nothing() {
             }
         }));
     }
-    wait_for_count(&sent, 100).await;
-    nginx.take_out(&addr(&replicas[0]));
-    let status = terminate(&mut replicas[0].child).await;
-    let after_exit = sent.load(Ordering::SeqCst);
-    wait_for_count(&sent, after_exit + 100).await;
-    stop.store(true, Ordering::SeqCst);
-    for worker in workers {
-        worker.await.unwrap();
-    }
+    let first = addr(&replicas[0]);
+    let take_out = || nginx.take_out(&first);
+    let status =
+        terminate_mid_traffic(&mut replicas[0].child, (&sent, &stop), workers, take_out).await;
     assert!(status.success(), "the stopped replica exited cleanly: {status:?}");
     let failures = failures.lock().unwrap();
     let log = std::fs::read_to_string(scratch.path("error.log")).unwrap_or_default();

@@ -8,12 +8,15 @@
 //!   them into `#[tokio::test]`s for a backend.
 //! - [`model`]: random operation sequences run against a backend and the model side by
 //!   side; every answer must match.
+//! - [`records`]: records for tests that import data directly ([`numbered_user`]).
 
 pub mod conformance;
 pub mod memory;
 pub mod model;
+pub mod records;
 
 pub use memory::MemoryStore;
+pub use records::numbered_user;
 
 /// The reference model must keep the contract it stands for.
 #[cfg(test)]

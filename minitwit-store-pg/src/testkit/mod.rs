@@ -10,9 +10,10 @@
 //! it: the tests fail, they never skip.
 //!
 //! Layout: this module hands out databases ([`fresh_store`], [`fresh_database_url`],
-//! the [`TestDatabase`] guard); `cluster` starts, stops and cleans up a
-//! [`TestCluster`] (and its streaming standby); `replication` runs a primary with a
-//! standby ([`ReplicatedPair`]) for replica tests; `url` swaps the database name in a URL.
+//! the [`TestDatabase`] guard); `replication` runs a primary with a standby
+//! ([`ReplicatedPair`]) for replica tests; `url` swaps the database name in a URL. The
+//! servers themselves, [`TestCluster`]s (started, stopped and cleaned up), are
+//! `minitwit-test-support`'s.
 //!
 //! ```no_run
 //! # async fn demo() {
@@ -21,15 +22,14 @@
 //! # let _ = (store, url); }
 //! ```
 
-mod cluster;
 mod replication;
 mod url;
 
-pub use cluster::{ClusterError, ServerCertificate, TestCluster};
 pub use replication::{ReplicatedPair, fresh_routed_store};
 
 use crate::{PgOptions, PgStore};
 use minitwit_core::{HomeIndex, Store};
+use minitwit_test_support::TestCluster;
 use sqlx::{Connection, Executor, PgConnection};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};

@@ -3,9 +3,9 @@
 //! replay everything the primary has committed.
 
 use super::{TEMPLATE, TestDatabase, execute, migrate};
-use crate::testkit::TestCluster;
 use crate::{PgOptions, ReplicaOptions, RoutedStore};
 use minitwit_core::Store;
+use minitwit_test_support::TestCluster;
 use sqlx::{Connection, PgConnection};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};

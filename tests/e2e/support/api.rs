@@ -1,14 +1,12 @@
 //! The API's client: requests with the simulator's credentials and JSON bodies, as the
 //! simulator sends them, and the check of the JSON error shape.
 
+use minitwit_test_support::simulator;
 use serde_json::Value;
 use std::net::SocketAddr;
 
-/// The simulator's `Authorization` header value (`simulator:super_safe!`).
-pub const SIMULATOR_AUTH: &str = "Basic c2ltdWxhdG9yOnN1cGVyX3NhZmUh";
-
 /// A client for the API.
-pub struct Api {
+pub struct ApiClient {
     /// Where the API listens.
     pub addr: SocketAddr,
     /// An HTTP client (no credentials by default).
@@ -26,7 +24,7 @@ pub struct Answer {
     pub headers: reqwest::header::HeaderMap,
 }
 
-impl Api {
+impl ApiClient {
     /// A client for the API at `addr`.
     pub(super) fn new(addr: SocketAddr) -> Self {
         Self { addr, client: reqwest::Client::new() }
@@ -44,7 +42,8 @@ impl Api {
 
     /// `GET` with the simulator's credentials.
     pub async fn get(&self, path: &str) -> Answer {
-        self.send(self.client.get(self.url(path)).header("authorization", SIMULATOR_AUTH)).await
+        self.send(self.client.get(self.url(path)).header("authorization", simulator::AUTHORIZATION))
+            .await
     }
 
     /// `POST` of a JSON body with the simulator's credentials, as the simulator sends it.
@@ -57,7 +56,7 @@ impl Api {
         let request = self
             .client
             .post(self.url(path))
-            .header("authorization", SIMULATOR_AUTH)
+            .header("authorization", simulator::AUTHORIZATION)
             .header("content-type", "application/json")
             .body(body);
         self.send(request).await

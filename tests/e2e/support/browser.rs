@@ -2,11 +2,12 @@
 //! navigation, forms, screenshots, the keyboard alone, and the axe-core accessibility
 //! audit injected into each page.
 
-use super::{TestApp, free_port, repository_file, require_program};
+use super::{TestApp, repository_file, require_program};
 use fantoccini::actions::{InputSource as _, KeyAction, KeyActions};
 use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
+use minitwit_test_support::free_port;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

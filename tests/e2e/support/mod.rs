@@ -91,9 +91,9 @@ pub struct TestApp {
     /// data directly.
     pub service: MiniTwit,
     /// The site's client.
-    pub site: site::Site,
+    pub site: site::SiteClient,
     /// The API's client.
-    pub api: api::Api,
+    pub api: api::ApiClient,
     /// Dropped before the store's guard: the listeners stop first.
     _server: Server,
     _guard: Guard,
@@ -105,8 +105,8 @@ pub async fn spawn_app((store, guard): FreshStore, setup: Setup) -> TestApp {
     let server = serve::start(store, settings(setup)).await.expect("the server starts");
     TestApp {
         service: server.service().clone(),
-        site: site::Site::new(server.web_addr()),
-        api: api::Api::new(server.api_addr()),
+        site: site::SiteClient::new(server.web_addr()),
+        api: api::ApiClient::new(server.api_addr()),
         _server: server,
         _guard: guard,
     }
@@ -130,12 +130,6 @@ fn settings(setup: Setup) -> Settings {
         idempotency_window: minitwit_core::idempotency::DEFAULT_RECEIPT_WINDOW,
         site: setup.web,
     }
-}
-
-/// A port nothing listens on (bound, then released).
-pub fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    listener.local_addr().expect("bound address").port()
 }
 
 /// A file of the repository, by its path from the root.

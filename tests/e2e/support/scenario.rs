@@ -1,14 +1,9 @@
-//! The simulator's real scenario, `data/minitwit_scenario.csv.gz`, and its facts (how many
-//! actions, registrations and messages), read from the file itself rather than written
-//! down again here.
+//! The facts of the simulator's real scenario ([`scenario_path`]: how many actions,
+//! registrations and messages), read from the file itself rather than written down
+//! again here.
 
 use minitwit_cli::simulator::{self, ActionKind, scenario};
-use std::path::PathBuf;
-
-/// The scenario file.
-pub fn path() -> PathBuf {
-    super::repository_file("data/minitwit_scenario.csv.gz")
-}
+use minitwit_test_support::scenario_path;
 
 /// What replaying the whole scenario does.
 #[derive(Debug, Clone, Copy)]
@@ -23,7 +18,7 @@ pub struct Facts {
 
 /// The facts of the scenario file.
 pub fn facts() -> Facts {
-    let reader = simulator::open(&path()).expect("the scenario file opens");
+    let reader = simulator::open(&scenario_path()).expect("the scenario file opens");
     let actions = scenario::parse(reader, None).expect("the scenario parses");
     let count = |kind: ActionKind| actions.iter().filter(|a| a.kind() == kind).count();
     let as_u64 = |n: usize| u64::try_from(n).expect("a count fits u64");

@@ -5,7 +5,7 @@ use reqwest::header::HeaderMap;
 use std::net::SocketAddr;
 
 /// A client for the site.
-pub struct Site {
+pub struct SiteClient {
     /// `http://127.0.0.1:PORT`.
     pub base: String,
     /// A browser-like client: keeps cookies, does not follow redirects.
@@ -44,7 +44,7 @@ impl Page {
     }
 }
 
-impl Site {
+impl SiteClient {
     /// A client for the site at `addr`.
     pub(super) fn new(addr: SocketAddr) -> Self {
         let client = reqwest::Client::builder()
@@ -56,7 +56,7 @@ impl Site {
     }
 }
 
-impl Site {
+impl SiteClient {
     /// The absolute URL of `path`.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)

@@ -14,7 +14,12 @@
 //! [`TestCluster::start_tls`] starts one that also listens on loopback TCP and accepts
 //! only TLS connections there, with a certificate the caller made (for testing
 //! `sslmode=require` and `verify-full`).
+//!
+//! The server's own databases are made by their users (the PostgreSQL store's testkit
+//! hands out fresh migrated ones); [`TestCluster::create_database`] makes an empty one
+//! with `createdb`, for the `pg-cluster` program.
 
+use crate::ports::try_free_port;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -74,7 +79,7 @@ impl TestCluster {
     /// where it refuses connections without TLS and presents `certificate`.
     pub fn start_tls(certificate: ServerCertificate<'_>) -> Result<Self, ClusterError> {
         let mut cluster = Self::prepare()?;
-        cluster.port = free_port()?;
+        cluster.port = try_free_port().map_err(|e| ClusterError::io("finding a free port", e))?;
         cluster.initialise(false, Some(certificate))?;
         Ok(cluster)
     }
@@ -105,13 +110,17 @@ impl TestCluster {
     /// Starts a hot standby of this server, streaming its WAL through a replication slot
     /// (so the primary keeps the WAL a stopped standby still needs). It has the
     /// primary's settings, on a socket of its own.
+    ///
+    /// The copy starts with a fast checkpoint: the default spreads the checkpoint's
+    /// writes over most of `checkpoint_timeout`, which after a `CREATE DATABASE` on the
+    /// primary made the copy wait for a minute and a half.
     pub fn start_standby(&self) -> Result<Self, ClusterError> {
         let standby = Self::prepare()?;
         let slot = standby.slot_name();
         let mut backup = standby.command("pg_basebackup");
         backup.arg("-D").arg(standby.data_dir()).arg("-h").arg(&self.root);
         backup.args(["-p", &self.port.to_string(), "-U", "postgres", "-R", "-X", "stream", "-N"]);
-        run(backup.args(["-C", "-S", &slot]), "pg_basebackup")?;
+        run(backup.args(["-C", "-S", &slot, "-c", "fast"]), "pg_basebackup")?;
         standby.append_settings(&standby.socket_settings())?;
         standby.resume()?;
         Ok(standby)
@@ -148,6 +157,15 @@ impl TestCluster {
         }
         cluster.watchdog = Some(cluster.spawn_watchdog()?);
         Ok(cluster)
+    }
+
+    /// Creates the database `name` (a plain identifier, as `createdb` takes it) and
+    /// returns its connection URL.
+    pub fn create_database(&self, name: &str) -> Result<String, ClusterError> {
+        let mut createdb = self.command("createdb");
+        createdb.arg("-h").arg(&self.root).args(["-p", &self.port.to_string(), "-U", "postgres"]);
+        run(createdb.arg("--").arg(name), "createdb")?;
+        Ok(self.url(name))
     }
 
     /// A connection URL for `database` on this server.
@@ -305,13 +323,6 @@ impl Drop for TestCluster {
             let _ = child.wait();
         }
     }
-}
-
-/// A TCP port on loopback that nothing listens on right now.
-fn free_port() -> Result<u16, ClusterError> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")
-        .map_err(|e| ClusterError::io("finding a free port", e))?;
-    listener.local_addr().map(|a| a.port()).map_err(|e| ClusterError::io("finding a free port", e))
 }
 
 /// Runs `command` to completion; its output becomes the error if it fails.
