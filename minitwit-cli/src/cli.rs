@@ -3,7 +3,6 @@
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use minitwit_cli::serve::Limits;
-use minitwit_core::HomeIndex;
 use std::fmt;
 use std::net::SocketAddr;
 use std::num::NonZeroU64;
@@ -111,23 +110,6 @@ pub struct StoreOptions {
     /// within half a second; faster, for bulk loads).
     #[arg(long, env = "MINITWIT_SLED_DURABILITY", value_enum, default_value_t = SledDurability::Durable, global = true)]
     pub sled_durability: SledDurability,
-
-    /// The newest entries kept in each user's home index; older home pages are merged
-    /// from the authors' timelines.
-    #[arg(long, env = "MINITWIT_HOME_KEPT", default_value_t = HomeIndex::default().kept, global = true)]
-    pub home_kept: usize,
-
-    /// Authors with more followers than this are not copied into their followers' home
-    /// indexes, but merged into their home pages when read.
-    #[arg(long, env = "MINITWIT_HOME_FAN_OUT_LIMIT", default_value_t = HomeIndex::default().fan_out_limit, global = true)]
-    pub home_fan_out_limit: u64,
-}
-
-impl StoreOptions {
-    /// The home index bounds.
-    pub fn home_index(&self) -> HomeIndex {
-        HomeIndex { kept: self.home_kept, fan_out_limit: self.home_fan_out_limit }
-    }
 }
 
 /// Streaming read replicas of the PostgreSQL store. Without any, nothing changes.

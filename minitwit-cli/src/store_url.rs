@@ -75,8 +75,7 @@ impl StoreUrl {
                     SledDurability::Relaxed => Durability::Relaxed,
                 };
                 let cache_capacity_bytes = options.sled_cache_mb.saturating_mul(1024 * 1024);
-                let home = options.home_index();
-                let options = SledOptions { durability, cache_capacity_bytes, home };
+                let options = SledOptions { durability, cache_capacity_bytes };
                 Ok(Arc::new(SledStore::open(path, options)?))
             }
             Self::Postgres(url) => {
@@ -125,7 +124,6 @@ fn pg_options(options: StoreOptions) -> PgOptions {
         max_connections: options.pg_max_connections,
         acquire_timeout: Duration::from_millis(options.pg_acquire_timeout_ms),
         statement_timeout,
-        home: options.home_index(),
         ..PgOptions::default()
     }
 }

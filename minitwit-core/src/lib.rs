@@ -63,6 +63,4 @@ pub use model::{
 pub use password_hash::{HashCost, HashError, HashPool, Hasher};
 pub use rate_limit::{RateTable, Throttle};
 pub use service::{LatestRecorded, MiniTwit, ServiceError, ServiceResult, unix_now};
-pub use store::{
-    DurableWait, HomeIndex, IMPORT_MARK, Store, StoreError, StoreResult, already_durable,
-};
+pub use store::{DurableWait, IMPORT_MARK, Store, StoreError, StoreResult, already_durable};

@@ -29,29 +29,6 @@ pub fn already_durable() -> DurableWait {
     Box::pin(std::future::ready(Ok(())))
 }
 
-/// How a store keeps home timelines (see its documentation for how): each user's home
-/// index holds their own and their followees' newest messages, written when a message
-/// is posted ("fan-out on write"), so that a home page is one range read whatever the
-/// number of accounts followed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HomeIndex {
-    /// The newest entries kept per user. Older pages, rarely read, are merged from the
-    /// authors' timelines as if there were no index.
-    pub kept: usize,
-    /// An author with more followers than this is not fanned out: their messages are
-    /// merged into their followers' home pages at read time, so that a post's cost has a
-    /// ceiling. An author who crosses it stays merged on read from then on.
-    pub fan_out_limit: u64,
-}
-
-impl Default for HomeIndex {
-    /// 800 entries per user (what Twitter kept, "Timelines at Scale", QCon 2013) and
-    /// authors with up to 10,000 followers fanned out (BENCHMARKS.md, "Home timelines").
-    fn default() -> Self {
-        Self { kept: 800, fan_out_limit: 10_000 }
-    }
-}
-
 /// What went wrong in a store. Front ends map these to statuses through
 /// [`crate::ServiceError`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

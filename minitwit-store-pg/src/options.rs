@@ -1,7 +1,6 @@
 //! [`PgOptions`]: the connection pool's size and timeouts; [`ReplicaOptions`]: how read
 //! replicas are judged. Both from configuration.
 
-use minitwit_core::HomeIndex;
 use std::time::Duration;
 
 /// How a [`crate::PgStore`] sizes its connection pool and how long it waits.
@@ -18,10 +17,6 @@ pub struct PgOptions {
     pub acquire_timeout: Duration,
     /// The server-side limit on one statement (`statement_timeout`); `None` for none.
     pub statement_timeout: Option<Duration>,
-    /// How the home indexes are bounded (the settings `minitwit.home_kept` and
-    /// `minitwit.home_fan_out_limit` of every connection, which the database's triggers
-    /// read). Every process writing one database should use the same.
-    pub home: HomeIndex,
 }
 
 impl Default for PgOptions {
@@ -31,7 +26,6 @@ impl Default for PgOptions {
             min_connections: 0,
             acquire_timeout: Duration::from_secs(2),
             statement_timeout: Some(Duration::from_secs(30)),
-            home: HomeIndex::default(),
         }
     }
 }

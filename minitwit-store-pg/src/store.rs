@@ -79,13 +79,8 @@ impl PgStore {
     /// Fails only on a malformed URL.
     pub(crate) fn connect_lazy(url: &str, options: &PgOptions) -> Result<Self, PgError> {
         let timeout = options.statement_timeout.map_or(0, |t| t.as_millis()).to_string();
-        let (kept, fan_out_limit) =
-            (options.home.kept.to_string(), options.home.fan_out_limit.to_string());
         let connect = PgConnectOptions::from_str(url).map_err(PgError::InvalidUrl)?.options([
             ("statement_timeout", timeout.as_str()),
-            // Read by the triggers that keep the home indexes (see the migrations).
-            ("minitwit.home_kept", kept.as_str()),
-            ("minitwit.home_fan_out_limit", fan_out_limit.as_str()),
             // Plan each statement once per connection, not on every run: every query
             // here has a good plan for any arguments (tests/indexes.rs checks the
             // timelines'), and planning the home timeline costs more than running it.
@@ -152,7 +147,7 @@ impl PgStore {
     /// as autovacuum does within a minute or so; worth calling right after a bulk
     /// import so that the first queries are planned with the new sizes.
     pub async fn vacuum_analyze(&self) -> StoreResult<()> {
-        sqlx::query("VACUUM (ANALYZE) users, messages, follows, home_entries, home_floors")
+        sqlx::query("VACUUM (ANALYZE) users, messages, follows")
             .execute(&self.pool)
             .await
             .map_err(backend_error)?;

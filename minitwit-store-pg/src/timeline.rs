@@ -6,13 +6,8 @@
 //!   index order: the connections disable bitmap scans (see `store`), which a generic
 //!   plan otherwise picks for pages larger than an average author's share of rows,
 //!   reading and sorting all of the author's messages;
-//! - home: the user's home index (`home_entries_pkey (owner_id, pub_date, message_id)`,
-//!   kept by the triggers of the migrations on every post, follow and flag) above its
-//!   floor, with the newest messages of the wide authors they follow merged in — one
-//!   range read and a few short ones, whatever the number of accounts followed. Below
-//!   the floor (after a follow that copied only the newest messages), the merge, in
-//!   two ways in one statement, so that neither a user following many people nor one
-//!   following quiet people is slow:
+//! - home, two ways in one statement, so that neither a user following many people
+//!   nor one following quiet people is slow:
 //!   1. fast path: walk the newest `32 × limit` entries of the public index, keeping
 //!      the user's and their followees' (a hashed lookup); stops at `limit` hits;
 //!   2. only if that found fewer than `limit`: for the user and each followee, the
@@ -47,50 +42,6 @@ const USER: &str = "
     LIMIT __LIMIT__";
 
 const HOME: &str = "
-    WITH floor AS (
-        SELECT COALESCE(max(pub_date), -9223372036854775808) AS pub_date,
-               COALESCE(max(message_id), -9223372036854775808) AS id
-        FROM home_floors WHERE owner_id = $3
-    ), indexed AS (
-        SELECT h.pub_date, h.message_id AS id FROM home_entries h, floor
-        WHERE h.owner_id = $3 AND (h.pub_date, h.message_id) < ($1, $2)
-          AND (h.pub_date, h.message_id) > (floor.pub_date, floor.id)
-        ORDER BY h.pub_date DESC, h.message_id DESC
-        LIMIT __LIMIT__
-    ), wide AS (
-        SELECT k.pub_date, k.id
-        FROM follows f
-        JOIN users w ON w.id = f.followee_id AND w.wide
-        CROSS JOIN floor
-        CROSS JOIN LATERAL (
-            SELECT m.pub_date, m.id FROM messages m
-            WHERE m.author_id = f.followee_id AND NOT m.flagged
-              AND (m.pub_date, m.id) < ($1, $2)
-              AND (m.pub_date, m.id) > (floor.pub_date, floor.id)
-            ORDER BY m.pub_date DESC, m.id DESC
-            LIMIT __LIMIT__
-        ) k
-        WHERE f.follower_id = $3 AND f.followee_id <> $3
-    ), newest AS (
-        SELECT pub_date, id FROM indexed
-        UNION
-        SELECT pub_date, id FROM wide
-        ORDER BY pub_date DESC, id DESC
-        LIMIT __LIMIT__
-    )
-    SELECT m.id, m.author_id, u.username AS author, u.email, m.text, m.pub_date
-    FROM newest n
-    CROSS JOIN LATERAL (SELECT * FROM messages WHERE id = n.id OFFSET 0) m
-    CROSS JOIN LATERAL (SELECT username, email FROM users WHERE id = m.author_id OFFSET 0) u
-    WHERE NOT m.flagged
-    ORDER BY n.pub_date DESC, n.id DESC";
-
-/// The floor of a user's home index, if it has one.
-const FLOOR: &str = "SELECT pub_date, message_id FROM home_floors WHERE owner_id = $1";
-
-/// The home timeline merged from the author index of the user and of everyone they
-/// follow: below the home index's floor.
-const MERGED_HOME: &str = "
     WITH window_end AS (
         SELECT w.pub_date, w.id FROM messages w
         WHERE NOT w.flagged AND (w.pub_date, w.id) < ($1, $2)
@@ -138,18 +89,13 @@ const MERGED_HOME: &str = "
 const WINDOW_PER_ENTRY: usize = 32;
 
 /// The SQL for reading a page of `timeline` and its parameters: `$1, $2` the cursor,
-/// `$3` the user. `merged`: the home timeline without its index.
+/// `$3` the user.
 ///
 /// The limit (and the home timeline's window) are written into the SQL as numbers, not
 /// passed as parameters: PostgreSQL plans a prepared statement once for all parameter
 /// values after a few runs, and a plan made without knowing that a page is short joins
 /// the page to whole tables. A handful of page sizes means a handful of statements.
-fn statement(
-    timeline: Timeline,
-    before: Option<Cursor>,
-    limit: usize,
-    merged: bool,
-) -> (String, Vec<i64>) {
+fn statement(timeline: Timeline, before: Option<Cursor>, limit: usize) -> (String, Vec<i64>) {
     // "Before the newest possible entry" reads from the start with the same query.
     let before = before.unwrap_or(Cursor { pub_date: i64::MAX, id: i64::MAX });
     let mut params = vec![before.pub_date, before.id];
@@ -161,7 +107,7 @@ fn statement(
         }
         Timeline::Home(id) => {
             params.push(id);
-            if merged { MERGED_HOME } else { HOME }
+            HOME
         }
     };
     let window = sql_limit(limit.saturating_mul(WINDOW_PER_ENTRY));
@@ -181,33 +127,10 @@ pub(crate) async fn read(
     if limit == 0 {
         return Ok(Vec::new());
     }
-    let mut entries = page(pool, statement(timeline, before, limit, false)).await?;
-    let Timeline::Home(user) = timeline else { return Ok(entries) };
-    if entries.len() < limit
-        && let Some(floor) = floor(pool, user).await?
-    {
-        // At and below the floor: just below the cursor, or (pub_date, id + 1).
-        let at_floor = Cursor { pub_date: floor.0, id: floor.1.saturating_add(1) };
-        let below = match before {
-            Some(c) if (c.pub_date, c.id) <= floor => c,
-            _ => at_floor,
-        };
-        let rest = limit - entries.len();
-        entries.extend(page(pool, statement(timeline, Some(below), rest, true)).await?);
-    }
-    Ok(entries)
-}
-
-/// Runs one timeline statement.
-async fn page(pool: &PgPool, (sql, params): (String, Vec<i64>)) -> StoreResult<Vec<TimelineEntry>> {
+    let (sql, params) = statement(timeline, before, limit);
     let query = sqlx::query_as::<_, EntryRow>(sqlx::AssertSqlSafe(sql));
     let query = params.into_iter().fold(query, |q, p| q.bind(p));
     Ok(into_all(query.fetch_all(pool).await.map_err(backend_error)?))
-}
-
-/// The floor of `user`'s home index (see the migrations), if it has one.
-async fn floor(pool: &PgPool, user: i64) -> StoreResult<Option<(i64, i64)>> {
-    sqlx::query_as(FLOOR).bind(user).fetch_optional(pool).await.map_err(backend_error)
 }
 
 /// The plans of [`read`]'s query for these arguments, as `EXPLAIN` prints them.
@@ -217,7 +140,7 @@ pub(crate) async fn explain(
     before: Option<Cursor>,
     limit: usize,
 ) -> StoreResult<TimelinePlans> {
-    let (sql, params) = statement(timeline, before, limit, false);
+    let (sql, params) = statement(timeline, before, limit);
     let explain = sqlx::AssertSqlSafe(format!("EXPLAIN {sql}"));
     let custom = params
         .iter()

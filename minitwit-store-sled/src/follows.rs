@@ -9,24 +9,14 @@ use sled::IVec;
 use std::ops::Bound;
 
 impl Trees {
-    /// Records the pair, with the follower's home index brought up to date; both users
-    /// must exist; an existing pair stays as it is. The caller holds the write lock.
+    /// Records the pair; both users must exist; an existing pair stays as it is.
     pub(crate) fn follow(&self, follower: UserId, followee: UserId) -> StoreResult<()> {
-        let homes = self.plan_follow(follower, followee)?;
-        self.transaction(|tx| {
-            tx.follow(follower, followee)?;
-            tx.apply_home(&homes, None)
-        })
+        self.transaction(|tx| tx.follow(follower, followee))
     }
 
-    /// Removes the pair if it exists, and the followee's entries from the follower's
-    /// home index. The caller holds the write lock.
+    /// Removes the pair if it exists.
     pub(crate) fn unfollow(&self, follower: UserId, followee: UserId) -> StoreResult<()> {
-        let homes = self.plan_unfollow(follower, followee)?;
-        self.transaction(|tx| {
-            tx.remove_follow(follower, followee)?;
-            tx.apply_home(&homes, None)
-        })
+        self.transaction(|tx| tx.remove_follow(follower, followee))
     }
 
     /// Whether the pair exists.

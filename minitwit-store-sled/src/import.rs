@@ -1,6 +1,5 @@
 //! `import`: a whole [`ImportBatch`] in one transaction; its undo, `remove_imported`; and
-//! `end_import`, which closes an import (see `minitwit_core::transfer`). Batches write no
-//! home index: ending an import (or undoing one) builds them all anew.
+//! `end_import`, which closes an import (see `minitwit_core::transfer`).
 
 use crate::keys;
 use crate::trees::{Trees, abort, meta};
@@ -9,7 +8,6 @@ use minitwit_core::{IMPORT_MARK, ImportBatch, StoreError, StoreResult};
 impl Trees {
     /// Writes `batch` as it is, all or nothing; ids continue above the imported ones.
     pub(crate) fn import(&self, batch: &ImportBatch) -> StoreResult<()> {
-        let stale = self.import_touches(batch)?;
         self.transaction(|tx| {
             for user in &batch.users {
                 if tx.user_exists(user.id)? || tx.usernames.get(user.username.as_bytes())?.is_some()
@@ -34,7 +32,7 @@ impl Trees {
                 tx.require_user(follow.followee)?;
                 tx.insert_follow(follow.follower, follow.followee)?;
             }
-            tx.mark_stale(&stale)
+            Ok(())
         })
     }
 
@@ -59,15 +57,11 @@ impl Trees {
         for user in &batch.users {
             self.authors.forget(user.id);
         }
-        removed?;
-        self.rebuild_home()
+        removed
     }
 
-    /// Builds the home indexes, records `latest` if given and removes the mark of the
-    /// import in progress (after a crash before that, the store is not served, and the
-    /// import is run again).
+    /// Records `latest` if given and removes the mark of the import in progress.
     pub(crate) fn end_import(&self, latest: Option<i64>) -> StoreResult<()> {
-        self.rebuild_home()?;
         self.transaction(|tx| {
             if let Some(latest) = latest {
                 tx.meta.insert(meta::LATEST, &latest.to_be_bytes()[..])?;

@@ -1,6 +1,5 @@
 //! The integrity check: every index entry points at a record that agrees with it, every
-//! record has its index entries, the counters equal the records, and every home index
-//! holds what its owner's follows and the messages say. It reads the whole
+//! record has its index entries, and the counters equal the records. It reads the whole
 //! store (O(n)); for the crash test and the CLI, not for request paths.
 
 use crate::keys;
@@ -62,20 +61,7 @@ impl Trees {
         self.check_message_indexes(&mut report)?;
         self.check_follows(&mut report)?;
         self.check_counters(&mut report)?;
-        self.check_homes(&mut report)?;
         Ok(report)
-    }
-
-    /// Every user's home index against their follows and the messages.
-    fn check_homes(&self, report: &mut IntegrityReport) -> StoreResult<()> {
-        for item in self.users.iter() {
-            let (key, _) = item.map_err(backend)?;
-            let owner = keys::field(&key, 0).ok_or_else(|| corrupt("a user key"))?;
-            for problem in self.home_problems(owner)? {
-                report.note_problem(problem);
-            }
-        }
-        Ok(())
     }
 
     fn check_users(&self, report: &mut IntegrityReport) -> StoreResult<()> {

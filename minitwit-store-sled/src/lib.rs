@@ -22,7 +22,6 @@
 //! - `records`: the binary layout of user and message records (and the JSON of format 1).
 //! - `authors`: the cache of authors' names and emails, forgotten when a user is deleted.
 //! - `flusher`: the group-commit flusher thread.
-//! - `home`: home timelines kept on write (fan-out), bounded per user and for wide authors.
 //! - `users`, `messages`, `follows`, `timeline`, `import`, `state`: the operations,
 //!   synchronous, mirroring the PostgreSQL store's modules of the same names.
 //! - `receipts`: keyed writes applied once, with their receipts.
@@ -42,7 +41,6 @@
 mod authors;
 mod flusher;
 mod follows;
-mod home;
 mod import;
 mod integrity;
 mod keys;

@@ -1,6 +1,5 @@
-//! Messages: posting (with its fan-out into home indexes), flagging (which moves a
-//! message out of or back into the timeline indexes), deletion, and the admin and export
-//! listings.
+//! Messages: posting, flagging (which moves a message out of or back into the timeline
+//! indexes), deletion, and the admin and export listings.
 
 use crate::keys;
 use crate::records::{decode, encode};
@@ -10,15 +9,9 @@ use sled::IVec;
 use std::ops::Bound;
 
 impl Trees {
-    /// Stores a message under a fresh id, copied into the home indexes it belongs to;
-    /// the author must exist. The caller holds the write lock.
+    /// Stores a message under a fresh id; the author must exist.
     pub(crate) fn add_message(&self, new: &NewMessage) -> StoreResult<MessageId> {
-        let fan_out = self.plan_post(new.author_id, new.pub_date, None)?;
-        self.transaction(|tx| {
-            let id = tx.add_message(new)?;
-            tx.apply_home(&fan_out, Some(id))?;
-            Ok(id)
-        })
+        self.transaction(|tx| tx.add_message(new))
     }
 
     /// The message with this id.
@@ -26,41 +19,46 @@ impl Trees {
         self.messages.get(keys::int(id)).map_err(backend)?.map(|v| decode(&v)).transpose()
     }
 
-    /// Flags or unflags a message; `false` if there is none. The caller holds the
-    /// write lock.
+    /// Flags or unflags a message; `false` if there is none.
     pub(crate) fn set_flagged(&self, id: MessageId, flagged: bool) -> StoreResult<bool> {
-        let Some(message) = self.message_by_id(id)? else { return Ok(false) };
-        if message.flagged != flagged {
-            let homes = self.plan_flag(&message, flagged)?;
-            self.transaction(|tx| {
+        self.transaction(|tx| {
+            let Some(bytes) = tx.messages.get(keys::int(id))? else { return Ok(false) };
+            let mut message: Message = decode(&bytes).map_err(abort)?;
+            if message.flagged != flagged {
                 tx.remove_message(id)?;
-                tx.insert_message(&Message { flagged, ..message.clone() })?;
-                tx.apply_home(&homes, Some(id))
-            })?;
-        }
-        Ok(true)
+                message.flagged = flagged;
+                tx.insert_message(&message)?;
+            }
+            Ok(true)
+        })
     }
 
-    /// Flags or unflags every message of `ids`, or none when an id names no message;
-    /// the unknown ids. One transaction per message (each moves its home index entries);
-    /// the caller holds the write lock, so no other write comes between them.
+    /// Flags or unflags every message of `ids` in one transaction, or none when an id
+    /// names no message; the unknown ids.
     pub(crate) fn set_flagged_all(
         &self,
         ids: &[MessageId],
         flagged: bool,
     ) -> StoreResult<Vec<MessageId>> {
-        let mut unknown = Vec::new();
-        for &id in ids {
-            if !self.messages.contains_key(keys::int(id)).map_err(backend)? {
-                unknown.push(id);
-            }
-        }
-        if unknown.is_empty() {
+        self.transaction(|tx| {
+            let mut found = Vec::with_capacity(ids.len());
+            let mut unknown = Vec::new();
             for &id in ids {
-                self.set_flagged(id, flagged)?;
+                match tx.messages.get(keys::int(id))? {
+                    Some(bytes) => found.push(decode::<Message>(&bytes).map_err(abort)?),
+                    None => unknown.push(id),
+                }
             }
-        }
-        Ok(unknown)
+            if !unknown.is_empty() {
+                return Ok(unknown);
+            }
+            for mut message in found.into_iter().filter(|m| m.flagged != flagged) {
+                tx.remove_message(message.id)?;
+                message.flagged = flagged;
+                tx.insert_message(&message)?;
+            }
+            Ok(unknown)
+        })
     }
 
     /// The admin listing: newest id first, filtered.

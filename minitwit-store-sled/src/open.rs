@@ -3,7 +3,6 @@
 
 use crate::flusher::{Disk, Flusher, WriteLock};
 use crate::trees::{Trees, decode_int, meta};
-use minitwit_core::HomeIndex;
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -15,13 +14,10 @@ use std::sync::Arc;
 ///   version 1 are still read. A version-1 store is upgraded to 2 when it is opened (no
 ///   record is rewritten), so that earlier builds refuse it with a clear error rather
 ///   than meet records they cannot read.
-/// - 3: home indexes kept on write (see `home`). An earlier store is upgraded when it is
-///   opened: its home indexes are built, then the version is recorded; a crash in
-///   between leaves the old version, and the next open builds them again.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Earlier formats this build opens (and upgrades, see [`FORMAT_VERSION`]).
-const UPGRADABLE_VERSIONS: [i64; 2] = [1, 2];
+const UPGRADABLE_VERSIONS: [i64; 1] = [1];
 
 /// How often sled flushes a relaxed store on its own (sled's default).
 const RELAXED_FLUSH_EVERY_MS: u64 = 500;
@@ -52,18 +48,12 @@ pub struct SledOptions {
     pub durability: Durability,
     /// Upper bound of sled's page cache, in bytes (sled's own default is 1 GiB).
     pub cache_capacity_bytes: u64,
-    /// How the home indexes are bounded.
-    pub home: HomeIndex,
 }
 
 impl Default for SledOptions {
-    /// Durable, with a 64 MiB page cache and the default home index bounds.
+    /// Durable, with a 64 MiB page cache.
     fn default() -> Self {
-        Self {
-            durability: Durability::Durable,
-            cache_capacity_bytes: 64 * 1024 * 1024,
-            home: HomeIndex::default(),
-        }
+        Self { durability: Durability::Durable, cache_capacity_bytes: 64 * 1024 * 1024 }
     }
 }
 
@@ -98,14 +88,6 @@ pub enum OpenError {
         /// What the operating system said.
         source: std::io::Error,
     },
-    /// Upgrading the store from an earlier format failed (it stays in that format).
-    #[error("cannot upgrade the sled store at {}: {reason}", path.display())]
-    Upgrade {
-        /// The store's directory.
-        path: PathBuf,
-        /// What went wrong.
-        reason: String,
-    },
     /// sled refused the data (corrupt files, say).
     #[error("cannot open the sled store at {}: {source}", path.display())]
     Storage {
@@ -132,7 +114,7 @@ pub(crate) fn open(path: &Path, options: SledOptions) -> Result<Opened, OpenErro
     std::fs::create_dir_all(path).map_err(io)?;
     let lock = lock_directory(path)?;
     let db = open_sled(path, options).map_err(storage)?;
-    let trees = Trees::open(&db, options.home).map_err(storage)?;
+    let trees = Trees::open(&db).map_err(storage)?;
     check_format(path, &trees)?;
     sync_directory(path).map_err(io)?;
     let write_lock = WriteLock::default();
@@ -203,11 +185,6 @@ fn check_format(path: &Path, trees: &Trees) -> Result<(), OpenError> {
         Some(found) if found == i64::from(FORMAT_VERSION) => Ok(()),
         None => record_format(trees).map_err(storage),
         Some(found) if UPGRADABLE_VERSIONS.contains(&found) => {
-            tracing::info!(path = %path.display(), found, "upgrading the sled store: building home indexes");
-            trees.rebuild_home().map_err(|err| OpenError::Upgrade {
-                path: path.to_owned(),
-                reason: err.to_string(),
-            })?;
             record_format(trees).map_err(storage)
         }
         Some(found) => Err(unsupported(found)),

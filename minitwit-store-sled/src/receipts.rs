@@ -7,7 +7,6 @@
 //! A receipt is written in the transaction of its write, so both are applied and made
 //! durable together.
 
-use crate::home::HomeChanges;
 use crate::keys;
 use crate::trees::{EMPTY, Trees, Tx, TxResult, abort, backend, corrupt};
 use minitwit_core::{Receipt, ReceiptKey, StoreResult, Write};
@@ -37,14 +36,13 @@ impl Trees {
         since: i64,
         write: &Write,
     ) -> StoreResult<Option<Receipt>> {
-        let homes = self.plan_write(write)?;
         self.transaction(|tx| {
             let kept = tx.receipts.get(by_key(key))?;
             let kept = kept.map(|bytes| decode(&bytes)).transpose().map_err(abort)?;
             if let Some(live) = kept.as_ref().filter(|r| r.recorded_at >= since) {
                 return Ok(Some(live.clone()));
             }
-            tx.apply(write, &homes)?;
+            tx.apply(write)?;
             if let Some(expired) = kept {
                 tx.receipts.remove(by_time(expired.recorded_at, key))?;
             }
@@ -82,32 +80,15 @@ impl Trees {
     }
 }
 
-impl Trees {
-    /// The home-index changes of one of the writes a key can carry.
-    fn plan_write(&self, write: &Write) -> StoreResult<HomeChanges> {
-        match write {
-            Write::Register(_) => Ok(HomeChanges::default()),
-            Write::Post(message) => self.plan_post(message.author_id, message.pub_date, None),
-            Write::Follow { follower, followee } => self.plan_follow(*follower, *followee),
-            Write::Unfollow { follower, followee } => self.plan_unfollow(*follower, *followee),
-        }
-    }
-}
-
 impl Tx<'_> {
-    /// Applies one of the writes a key can carry, with its home-index changes.
-    fn apply(&self, write: &Write, homes: &HomeChanges) -> TxResult<()> {
-        let id = match write {
-            Write::Register(user) => self.create_user(user).map(|_| None)?,
-            Write::Post(message) => Some(self.add_message(message)?),
-            Write::Follow { follower, followee } => {
-                self.follow(*follower, *followee).map(|()| None)?
-            }
-            Write::Unfollow { follower, followee } => {
-                self.remove_follow(*follower, *followee).map(|()| None)?
-            }
-        };
-        self.apply_home(homes, id)
+    /// Applies one of the writes a key can carry.
+    fn apply(&self, write: &Write) -> TxResult<()> {
+        match write {
+            Write::Register(user) => self.create_user(user).map(drop),
+            Write::Post(message) => self.add_message(message).map(drop),
+            Write::Follow { follower, followee } => self.follow(*follower, *followee),
+            Write::Unfollow { follower, followee } => self.remove_follow(*follower, *followee),
+        }
     }
 }
 

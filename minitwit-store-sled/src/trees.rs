@@ -14,7 +14,6 @@
 //! | `flagged` | message id | empty; flagged messages only |
 //! | `follows` | (follower, followee) | empty |
 //! | `followers` | (followee, follower) | empty |
-//! | `home`, `home_meta` | see `home` | home indexes kept on write, and what bounds them |
 //! | `receipts` | `k`, scope, NUL, key / `t`, recorded_at, scope, NUL, key | a keyed write's receipt / empty (see `receipts`) |
 //!
 //! Stores of format 1 (see `open`) hold JSON records, read as well as binary ones, and
@@ -22,7 +21,7 @@
 
 use crate::authors::Authors;
 use crate::keys;
-use minitwit_core::{HomeIndex, StoreError, StoreResult};
+use minitwit_core::{StoreError, StoreResult};
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use sled::{Db, Tree};
 use std::sync::Arc;
@@ -58,8 +57,6 @@ macro_rules! trees {
             all: Vec<Tree>,
             /// Authors' names and emails by id (see `authors`).
             pub(crate) authors: Arc<Authors>,
-            /// How the home indexes are bounded.
-            pub(crate) home_options: HomeIndex,
         }
 
         /// The same trees inside one transaction.
@@ -69,10 +66,10 @@ macro_rules! trees {
 
         impl Trees {
             /// Opens (creating if needed) every tree of `db`.
-            pub(crate) fn open(db: &Db, home_options: HomeIndex) -> sled::Result<Self> {
+            pub(crate) fn open(db: &Db) -> sled::Result<Self> {
                 $(let $name = db.open_tree(stringify!($name))?;)*
                 let all = vec![$($name.clone()),*];
-                Ok(Self { $($name,)* all, authors: Arc::default(), home_options })
+                Ok(Self { $($name,)* all, authors: Arc::default() })
             }
         }
 
@@ -115,10 +112,6 @@ trees! {
     follows,
     /// Follow pairs by followee.
     followers,
-    /// Home indexes: (owner, pub_date, id) to the author (see `home`).
-    home,
-    /// Home index extents, follower counts and wide authors (see `home`).
-    home_meta,
     /// Keyed writes' receipts, and the same keys by recording time.
     receipts,
 }

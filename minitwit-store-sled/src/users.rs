@@ -88,14 +88,7 @@ impl Trees {
     /// the transaction applies.
     pub(crate) fn delete_user(&self, id: UserId) -> StoreResult<bool> {
         let links = self.user_links(id)?;
-        let homes = self.plan_delete_user(id, &links.followees, &links.followers)?;
-        let deleted = self.transaction(|tx| {
-            let deleted = tx.remove_user(&links)?;
-            if deleted {
-                tx.apply_home(&homes, None)?;
-            }
-            Ok(deleted)
-        });
+        let deleted = self.transaction(|tx| tx.remove_user(&links));
         // Applied (or refused): either way the cache must not outlive the record.
         self.authors.forget(id);
         deleted

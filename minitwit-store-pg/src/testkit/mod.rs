@@ -28,7 +28,7 @@ mod url;
 pub use replication::{ReplicatedPair, fresh_routed_store};
 
 use crate::{PgOptions, PgStore};
-use minitwit_core::{HomeIndex, Store};
+use minitwit_core::Store;
 use minitwit_test_support::TestCluster;
 use sqlx::{Connection, Executor, PgConnection};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -120,24 +120,12 @@ pub async fn fresh_store() -> (Arc<dyn Store>, TestDatabase) {
     (Arc::new(connect(&url).await), guard)
 }
 
-/// [`fresh_store`] with the home indexes bounded by `home` (small bounds, say).
-pub async fn fresh_store_with(home: HomeIndex) -> (Arc<dyn Store>, TestDatabase) {
-    let (url, guard) = fresh_database_url().await;
-    (Arc::new(connect_with(&url, home).await), guard)
-}
-
 /// Connects a store to `url` with test settings: a small pool and a generous wait for
 /// connections, so a busy machine does not fail tests.
 pub async fn connect(url: &str) -> PgStore {
-    connect_with(url, HomeIndex::default()).await
-}
-
-/// [`connect`] with the home indexes bounded by `home`.
-pub async fn connect_with(url: &str, home: HomeIndex) -> PgStore {
     let options = PgOptions {
         max_connections: 4,
         acquire_timeout: Duration::from_secs(60),
-        home,
         ..PgOptions::default()
     };
     PgStore::connect(url, options).await.unwrap_or_else(|e| panic!("connecting to {url}: {e}"))
