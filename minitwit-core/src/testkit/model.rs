@@ -35,6 +35,7 @@ enum Op {
     Follow(usize, usize),
     Unfollow(usize, usize),
     Flag { message: usize, flagged: bool },
+    Delete(usize),
     Read { which: Which, page: usize },
     Followees { user: usize, limit: usize },
     IsFollowing(usize, usize),
@@ -56,6 +57,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (user.clone(), user.clone()).prop_map(|(a, b)| Op::Follow(a, b)),
         2 => (user.clone(), user.clone()).prop_map(|(a, b)| Op::Unfollow(a, b)),
         1 => (0..64usize, any::<bool>()).prop_map(|(message, flagged)| Op::Flag { message, flagged }),
+        1 => user.clone().prop_map(Op::Delete),
         3 => (which, 1..6usize).prop_map(|(which, page)| Op::Read { which, page }),
         1 => (user.clone(), 0..4usize).prop_map(|(user, limit)| Op::Followees { user, limit }),
         1 => (user.clone(), user).prop_map(|(a, b)| Op::IsFollowing(a, b)),
@@ -120,6 +122,13 @@ impl Side {
             Op::Flag { message, flagged } => {
                 let id = *self.messages.get(message)?;
                 Answer::Bool(s.set_flagged(id, flagged).await)
+            }
+            Op::Delete(u) => {
+                let deleted = s.delete_user(self.users[u]?).await;
+                if deleted.is_ok() {
+                    self.users[u] = None;
+                }
+                Answer::Bool(deleted)
             }
             Op::Read { which, page } => {
                 let timeline = match which {
