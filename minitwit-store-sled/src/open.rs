@@ -60,9 +60,10 @@ impl Default for SledOptions {
 /// Why a store could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
-    /// Another process (a running server, say) has the store open. sled allows one
-    /// process per directory: stop the other process, or use PostgreSQL for replicas.
-    #[error("the sled store at {} is in use by another process", path.display())]
+    /// The store is open already: in another process (a running server, say), or in this
+    /// one (a second `open` of the same directory). sled allows one opening per
+    /// directory: close the other one, or use PostgreSQL for replicas.
+    #[error("the sled store at {} is in use (by this or another process)", path.display())]
     Locked {
         /// The store's directory.
         path: PathBuf,

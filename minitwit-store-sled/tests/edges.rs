@@ -69,8 +69,10 @@ async fn a_store_in_use_is_refused_with_a_clear_error() {
         panic!("a second open of a store in use must fail");
     };
     assert!(matches!(err, OpenError::Locked { .. }), "{err:?}");
-    let expected =
-        format!("the sled store at {} is in use by another process", dir.path().display());
+    let expected = format!(
+        "the sled store at {} is in use (by this or another process)",
+        dir.path().display()
+    );
     assert_eq!(err.to_string(), expected);
     drop(first);
     open(dir.path());

@@ -56,9 +56,9 @@ async fn a_running_server_locks_its_sled_store() {
     let store = scratch.sled("db");
     let server = Server::start(&store, &[]);
     let line = fails(&["--store", &store, "stats"]);
-    assert!(line.contains("in use by another process"), "{line}");
+    assert!(line.contains("in use (by this or another process)"), "{line}");
     let line = fails(&["copy", "--from", &store, "--to", &scratch.sled("copy")]);
-    assert!(line.contains("in use by another process"), "{line}");
+    assert!(line.contains("in use (by this or another process)"), "{line}");
     let (status, _) = server.stop();
     assert!(status.success());
     // Released on exit.
