@@ -6,5 +6,7 @@
 //! - [`simulator`]: reads a scenario, replays it against the API, reports. It lives beside
 //!   the binary rather than in the API crate, so the server's API carries no HTTP client.
 
+#![deny(rustdoc::broken_intra_doc_links)]
+
 pub mod serve;
 pub mod simulator;

@@ -34,6 +34,8 @@
 //! # Ok(()) }
 //! ```
 
+#![deny(rustdoc::broken_intra_doc_links)]
+
 pub mod cache;
 pub mod consistency;
 pub mod domain;

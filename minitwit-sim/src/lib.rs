@@ -14,6 +14,8 @@
 //!   `{"status":N,"error_msg":"…"}`.
 //! - `openapi.yaml` (crate root): the API's OpenAPI 3 document, served at `GET /openapi.yaml`.
 
+#![deny(rustdoc::broken_intra_doc_links)]
+
 pub mod auth;
 pub mod error;
 mod filters;

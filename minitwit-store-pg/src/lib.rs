@@ -27,7 +27,7 @@
 //!   (constraint violations, outages) to [`minitwit_core::StoreError`].
 //! - `migrations/` (crate root): versioned schema migrations, embedded in the binary,
 //!   applied by [`PgStore::connect`] and [`PgStore::migrate`]. Never edit a released one.
-//! - [`testkit`] (feature `testkit`): a throwaway PostgreSQL for tests, with a fresh
+//! - `testkit` (feature `testkit`): a throwaway PostgreSQL for tests, with a fresh
 //!   database per test.
 //!
 //! ```no_run
@@ -36,6 +36,8 @@
 //! let store = PgStore::connect("postgres://minitwit@localhost/minitwit", PgOptions::default()).await?;
 //! # let _ = store; Ok(()) }
 //! ```
+
+#![deny(rustdoc::broken_intra_doc_links)]
 
 mod coalesce;
 mod error;

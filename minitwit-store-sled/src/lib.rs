@@ -28,7 +28,7 @@
 //! - `store`: the async [`Store`](minitwit_core::Store) implementation: reads and short
 //!   writes inline, scans and batches on the blocking pool.
 //! - `integrity`: [`IntegrityReport`] and the whole-store check.
-//! - [`testkit`] (feature `testkit`): a fresh store in a temporary directory.
+//! - `testkit` (feature `testkit`): a fresh store in a temporary directory.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -37,6 +37,8 @@
 //! let twit = minitwit_core::MiniTwit::new(std::sync::Arc::new(store));
 //! # let _ = twit; Ok(()) }
 //! ```
+
+#![deny(rustdoc::broken_intra_doc_links)]
 
 mod authors;
 mod flusher;

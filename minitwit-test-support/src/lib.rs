@@ -21,6 +21,8 @@
 //! # let _ = (url, header, minitwit_test_support::free_port());
 //! ```
 
+#![deny(rustdoc::broken_intra_doc_links)]
+
 mod cluster;
 mod ports;
 mod scenario;

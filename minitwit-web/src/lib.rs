@@ -33,6 +33,7 @@
 //! # Ok(()) }
 //! ```
 
+#![deny(rustdoc::broken_intra_doc_links)]
 #![cfg_attr(test, allow(clippy::unwrap_used))] // tests may unwrap: a panic is a failure
 
 mod assets;
