@@ -59,6 +59,9 @@ pub enum HashError {
     /// Every worker is busy and the queue is full: try again later (503).
     #[error("password hashing is overloaded")]
     Overloaded,
+    /// Called outside a Tokio runtime, which hashing runs on (its blocking pool).
+    #[error("password hashing needs a Tokio runtime")]
+    NoRuntime,
     /// Anything else (an Argon2 or task failure).
     #[error("{0}")]
     Failed(String),
@@ -196,7 +199,7 @@ impl Hasher {
             })
             .await;
         match computed {
-            Err(HashError::Overloaded) => Err(HashError::Overloaded),
+            Err(err @ (HashError::Overloaded | HashError::NoRuntime)) => Err(err),
             other => Ok(other.unwrap_or(false)),
         }
     }
@@ -295,12 +298,14 @@ impl BufferPool {
         let pooled = blocks == self.blocks;
         let mut buffer = pooled.then(|| self.take()).flatten().unwrap_or_default();
         buffer.resize(blocks, Block::default());
-        let (buffer, out) = tokio::task::spawn_blocking(move || {
-            let out = work(&mut buffer);
-            (buffer, out)
-        })
-        .await
-        .map_err(|e| HashError::Failed(format!("password hashing task failed: {e}")))?;
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| HashError::NoRuntime)?;
+        let (buffer, out) = runtime
+            .spawn_blocking(move || {
+                let out = work(&mut buffer);
+                (buffer, out)
+            })
+            .await
+            .map_err(|e| HashError::Failed(format!("password hashing task failed: {e}")))?;
         if pooled {
             self.put(buffer);
         }

@@ -59,6 +59,11 @@ pub enum ServiceError {
     /// request of the same caller (a retry must repeat its request exactly).
     #[error("This Idempotency-Key was used for a different request")]
     KeyReused,
+    /// 500 Internal Server Error: the service was called outside a Tokio 1.x runtime,
+    /// which it runs writes and password hashing on. An embedder's mistake, never a
+    /// client's: call it from within a runtime (`#[tokio::main]`, `Runtime::block_on`).
+    #[error("MiniTwit must be called from within a Tokio 1.x runtime")]
+    NoRuntime,
     /// 500 Internal Server Error: a failure inside the server. The detail is for the log,
     /// never the client: `Display` does not show it.
     #[error("Internal server error")]
@@ -74,7 +79,7 @@ impl ServiceError {
             Self::InvalidUsername | Self::InvalidPassword | Self::AccountDisabled => 403,
             Self::UnknownUser | Self::UnknownMessages(_) => 404,
             Self::KeyReused => 422,
-            Self::Internal(_) => 500,
+            Self::Internal(_) | Self::NoRuntime => 500,
             Self::Unavailable | Self::Overloaded | Self::TimedOut => 503,
         }
     }
@@ -97,6 +102,7 @@ impl From<HashError> for ServiceError {
     fn from(err: HashError) -> Self {
         match err {
             HashError::Overloaded => Self::Overloaded,
+            HashError::NoRuntime => Self::NoRuntime,
             HashError::Failed(detail) => Self::Internal(detail),
         }
     }
@@ -134,6 +140,12 @@ const SWEEP_BATCH: usize = 1_000;
 const SWEEP_STEPS: usize = 10;
 
 /// The MiniTwit service over any [`Store`]. Cheap to clone.
+///
+/// # Runtime
+/// Call it from within a Tokio 1.x runtime (`#[tokio::main]`, or `Runtime::block_on`):
+/// writes run to completion on their own task and password hashing on the runtime's
+/// blocking pool. Called from anywhere else, it answers [`ServiceError::NoRuntime`]
+/// rather than panicking.
 #[derive(Clone)]
 pub struct MiniTwit {
     store: Arc<dyn Store>,
@@ -635,7 +647,9 @@ fn join_ids(ids: &[MessageId]) -> String {
 async fn run_to_completion<T: Send + 'static>(
     write: impl Future<Output = ServiceResult<T>> + Send + 'static,
 ) -> ServiceResult<T> {
-    tokio::spawn(write)
+    let runtime = tokio::runtime::Handle::try_current().map_err(|_| ServiceError::NoRuntime)?;
+    runtime
+        .spawn(write)
         .await
         .map_err(|err| ServiceError::Internal(format!("write task failed: {err}")))?
 }
@@ -673,6 +687,31 @@ mod tests {
             ServiceError::Internal("secret detail".into()).to_string(),
             "Internal server error"
         );
+    }
+
+    #[test]
+    fn without_a_runtime_the_service_says_so_instead_of_panicking() {
+        let store = Arc::new(MemoryStore::new());
+        let twit = MiniTwit::with_hash_cost(store.clone(), HashCost::Insecure);
+        let registration = Registration::parse("alice", "a@example.com", "pw", None).unwrap();
+        let refused = futures::executor::block_on(twit.register(registration));
+        assert_eq!(refused, Err(ServiceError::NoRuntime));
+        let pw_hash = Hasher::new(HashCost::Insecure);
+        let pw_hash = tokio::runtime::Runtime::new().unwrap().block_on(async {
+            pw_hash.hash(&crate::Password::parse("pw").unwrap()).await.unwrap()
+        });
+        let new = NewUser {
+            username: crate::Username::parse("bob").unwrap(),
+            email: crate::Email::parse("b@example.com").unwrap(),
+            pw_hash,
+        };
+        let bob = futures::executor::block_on(store.create_user(new)).unwrap();
+        let refused = futures::executor::block_on(twit.authenticate("bob", "pw"));
+        assert_eq!(refused, Err(ServiceError::NoRuntime));
+        let text = MessageText::parse("hi").unwrap();
+        let refused = futures::executor::block_on(twit.post(&bob, text));
+        assert_eq!(refused, Err(ServiceError::NoRuntime));
+        assert_eq!(ServiceError::NoRuntime.status(), 500);
     }
 
     #[tokio::test]
