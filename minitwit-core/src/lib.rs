@@ -1,6 +1,19 @@
 //! MiniTwit's domain: users, messages, follows and timelines, with every rule of the
 //! system, behind an async [`Store`] trait. No HTTP, no SQL: embed it in any Rust program.
 //!
+//! # Getting started
+//!
+//! 1. Depend on this crate, on a store (`minitwit-store-sled`, embedded, or
+//!    `minitwit-store-pg`, PostgreSQL) and on `tokio` (`rt-multi-thread`, `macros`).
+//! 2. Open the store (`SledStore::open(path, SledOptions::default())`) and build the
+//!    service over it: [`MiniTwit::new`]`(Arc::new(store))`.
+//! 3. Call it from within a Tokio runtime; [`MiniTwit::close`] when done.
+//! 4. In a debug build, optimise password hashing: `[profile.dev.package.argon2]
+//!    opt-level = 3` (see [`MiniTwit::new`]).
+//!
+//! `minitwit-store-sled`'s front page has these steps as a runnable program, and its
+//! `examples/embed_sled.rs` as an example.
+//!
 //! Layout:
 //! - [`domain`]: parse-don't-validate newtypes for client input, with the contract's error
 //!   texts ([`Username`], [`Email`], [`Password`], [`MessageText`], [`PageSize`],

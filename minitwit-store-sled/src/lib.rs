@@ -30,13 +30,50 @@
 //! - `integrity`: [`IntegrityReport`] and the whole-store check.
 //! - `testkit` (feature `testkit`): a fresh store in a temporary directory.
 //!
-//! ```no_run
-//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! use minitwit_store_sled::{SledOptions, SledStore};
-//! let store = SledStore::open("./minitwit-data", SledOptions::default())?;
-//! let twit = minitwit_core::MiniTwit::new(std::sync::Arc::new(store));
-//! # let _ = twit; Ok(()) }
+//! # Getting started
+//!
+//! MiniTwit embedded in another program: the core service over this store. In
+//! `Cargo.toml`, `minitwit-core` and `minitwit-store-sled` (by path or git), and `tokio`
+//! with `rt-multi-thread` and `macros`: the service runs on a Tokio 1.x runtime. Hashing
+//! passwords is slow unoptimised; in a debug build, add the profile override below
+//! (see `minitwit_core::MiniTwit`).
+//!
+//! ```toml
+//! [profile.dev.package.argon2]
+//! opt-level = 3
 //! ```
+//!
+//! ```
+//! use minitwit_core::{MessageText, MiniTwit, PageSize, Registration, ServiceError, Timeline};
+//! use minitwit_store_sled::{SledOptions, SledStore};
+//! use std::sync::Arc;
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     # let dir = tempfile::tempdir()?;
+//!     # let path = dir.path().join("minitwit-data");
+//!     # /*
+//!     let path = "./minitwit-data";
+//!     # */
+//!     // One process at a time may open a directory; the store closes when dropped.
+//!     let store = SledStore::open(&path, SledOptions::default())?;
+//!     let twit = MiniTwit::new(Arc::new(store));
+//!     let alice = twit.register(Registration::parse("alice", "a@example.com", "pw", None)?).await?;
+//!     let bob = twit.register(Registration::parse("bob", "b@example.com", "pw", None)?).await?;
+//!     twit.follow(&alice, &bob).await?;
+//!     twit.post(&bob, MessageText::parse("hello, alice")?).await?;
+//!     let home = twit.timeline(Timeline::Home(alice.id), None, PageSize::WEB).await?;
+//!     assert_eq!(home.entries[0].text, "hello, alice");
+//!     // Refusals are values, each with its HTTP status and the contract's text.
+//!     let taken = twit.register(Registration::parse("bob", "c@example.com", "pw", None)?).await;
+//!     assert_eq!(taken.unwrap_err(), ServiceError::UsernameTaken);
+//!     twit.close().await?;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! `examples/embed_sled.rs` is the same as a program (`cargo run -p minitwit-store-sled
+//! --example embed_sled`).
 
 #![deny(rustdoc::broken_intra_doc_links)]
 
