@@ -44,15 +44,16 @@ pub enum ServiceError {
     /// 403 Forbidden: the account is disabled; it may not sign in or post.
     #[error("This account is disabled")]
     AccountDisabled,
-    /// 503 Service Unavailable: the store cannot be reached; try again later.
-    #[error("The service is temporarily unavailable")]
-    Unavailable,
+    /// 503 Service Unavailable: the store cannot be reached (the store's reason, for
+    /// the log); try again later.
+    #[error("The service is temporarily unavailable: {0}")]
+    Unavailable(String),
     /// 503 Service Unavailable: too much expensive work (password hashing) is queued
     /// already; try again in a moment.
     #[error("The server is busy; please try again in a moment")]
     Overloaded,
-    /// 503 Service Unavailable: the request took longer than the server allows
-    /// (`--request-timeout-secs`) and was given up; try again in a moment.
+    /// 503 Service Unavailable: the request took longer than its caller allows (a
+    /// server's request deadline) and was given up; try again in a moment.
     #[error("The request took too long; please try again in a moment")]
     TimedOut,
     /// 422 Unprocessable Content: an idempotency key already recorded for a different
@@ -64,9 +65,10 @@ pub enum ServiceError {
     /// client's: call it from within a runtime (`#[tokio::main]`, `Runtime::block_on`).
     #[error("MiniTwit must be called from within a Tokio 1.x runtime")]
     NoRuntime,
-    /// 500 Internal Server Error: a failure inside the server. The detail is for the log,
-    /// never the client: `Display` does not show it.
-    #[error("Internal server error")]
+    /// 500 Internal Server Error: a failure inside the server, with its detail. The
+    /// detail is for the log and an embedder, never a client: front ends answer
+    /// [`ServiceError::client_text`].
+    #[error("Internal error: {0}")]
     Internal(String),
 }
 
@@ -80,7 +82,17 @@ impl ServiceError {
             Self::UnknownUser | Self::UnknownMessages(_) => 404,
             Self::KeyReused => 422,
             Self::Internal(_) | Self::NoRuntime => 500,
-            Self::Unavailable | Self::Overloaded | Self::TimedOut => 503,
+            Self::Unavailable(_) | Self::Overloaded | Self::TimedOut => 503,
+        }
+    }
+
+    /// What a client is told (CONTRACT.md §5): the contract's text, without the detail
+    /// of an internal failure or of the store's unavailability.
+    pub fn client_text(&self) -> String {
+        match self {
+            Self::Internal(_) | Self::NoRuntime => "Internal server error".to_owned(),
+            Self::Unavailable(_) => "The service is temporarily unavailable".to_owned(),
+            other => other.to_string(),
         }
     }
 }
@@ -90,7 +102,7 @@ impl From<StoreError> for ServiceError {
         match err {
             StoreError::UsernameTaken => Self::UsernameTaken,
             StoreError::UnknownUser(_) => Self::UnknownUser,
-            StoreError::Unavailable(_) => Self::Unavailable,
+            StoreError::Unavailable(reason) => Self::Unavailable(reason),
             other @ (StoreError::Conflict(_) | StoreError::Backend(_)) => {
                 Self::Internal(other.to_string())
             }
@@ -691,15 +703,17 @@ mod tests {
             (ServiceError::UnknownMessages(vec![1]), 404),
             (ServiceError::KeyReused, 422),
             (ServiceError::Internal("secret detail".into()), 500),
-            (ServiceError::Unavailable, 503),
+            (ServiceError::Unavailable("connection refused".into()), 503),
         ];
         for (err, status) in cases {
             assert_eq!(err.status(), status, "{err:?}");
         }
-        assert_eq!(
-            ServiceError::Internal("secret detail".into()).to_string(),
-            "Internal server error"
-        );
+        let internal = ServiceError::Internal("secret detail".into());
+        assert_eq!(internal.to_string(), "Internal error: secret detail", "kept for the log");
+        assert_eq!(internal.client_text(), "Internal server error", "not for the client");
+        let down = ServiceError::from(StoreError::Unavailable("connection refused".into()));
+        assert!(down.to_string().ends_with("connection refused"), "{down}");
+        assert_eq!(down.client_text(), "The service is temporarily unavailable");
     }
 
     #[test]

@@ -67,7 +67,7 @@ impl ApiError {
     /// 405), logged first when the operator should know.
     pub(crate) fn response(&self) -> Response {
         self.log();
-        let mut response = error_response(self.status(), &self.to_string());
+        let mut response = error_response(self.status(), &self.client_text());
         if let Self::MethodNotAllowed(allow) = self {
             response.headers_mut().insert(ALLOW, HeaderValue::from_static(allow));
         }
@@ -75,6 +75,14 @@ impl ApiError {
             response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
+    }
+
+    /// What the client is told: the contract's text, without an internal detail.
+    fn client_text(&self) -> String {
+        match self {
+            Self::Service(err) => err.client_text(),
+            other => other.to_string(),
+        }
     }
 
     /// Seconds a client should wait before retrying, for the `Retry-After` of a 429 or
@@ -94,7 +102,9 @@ impl ApiError {
             Self::Service(ServiceError::Internal(detail)) => {
                 tracing::error!(%detail, "internal error in the simulator API");
             }
-            Self::Service(ServiceError::Unavailable) => tracing::warn!("store unavailable"),
+            Self::Service(ServiceError::Unavailable(reason)) => {
+                tracing::warn!(%reason, "store unavailable");
+            }
             Self::Service(ServiceError::Overloaded) => tracing::debug!("hashing overloaded"),
             _ => {}
         }
@@ -170,7 +180,7 @@ mod tests {
             (ValidationError::EmailInvalid.into(), 400),
             (ServiceError::InvalidPassword.into(), 403),
             (ServiceError::UnknownUser.into(), 404),
-            (ServiceError::Unavailable.into(), 503),
+            (ServiceError::Unavailable("connection refused".into()).into(), 503),
             (ServiceError::Internal("secret detail".into()).into(), 500),
         ];
         for (err, status) in cases {
@@ -181,6 +191,9 @@ mod tests {
     #[test]
     fn internal_details_stay_out_of_the_message() {
         let err = ApiError::from(ServiceError::Internal("secret detail".into()));
-        assert_eq!(err.to_string(), "Internal server error");
+        assert_eq!(err.client_text(), "Internal server error");
+        assert!(err.to_string().contains("secret detail"), "the log and embedders see it");
+        let err = ApiError::from(ServiceError::Unavailable("host db: refused".into()));
+        assert_eq!(err.client_text(), "The service is temporarily unavailable");
     }
 }
