@@ -106,8 +106,8 @@ impl Shape {
 }
 
 /// Loads `shape` into an empty `store`: users, then follows, then messages, in batches
-/// of [`BATCH`] records, then the wide followers; then ends the import (the store builds
-/// what it derives from the records, such as home indexes).
+/// of [`BATCH`] records, then the wide followers; then ends the import, as every import
+/// ends ([`Store::end_import`]).
 pub async fn load(store: &dyn Store, shape: &Shape) -> StoreResult<()> {
     for users in chunks(1..=shape.users) {
         let users = users.map(|id| shape.user(id)).collect();

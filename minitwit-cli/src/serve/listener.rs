@@ -116,8 +116,8 @@ pub async fn serve(
                     Ok(slot) => {
                         let routes = Arc::clone(&routes);
                         let stop = for_connections.clone();
-                        let peer = (peer, clients);
-                        connections.spawn(connection(routes, stream, peer, limits, stop, slot));
+                        let conn = connection(routes, stream, peer, clients, limits, stop, slot);
+                        connections.spawn(conn);
                     }
                     Err(_) => refuse(&stream, peer),
                 },
@@ -150,12 +150,13 @@ fn refuse(stream: &TcpStream, peer: SocketAddr) {
     let _ = stream.try_write(BUSY);
 }
 
-/// Serves one connection, from `peer` (told apart by `clients`), until it ends, idles
-/// out, or shutdown closes it.
+/// Serves one connection from `peer`, its requests told apart by `clients`, until it
+/// ends, idles out, or shutdown closes it.
 async fn connection(
     routes: Arc<Instrumented>,
     stream: TcpStream,
-    (peer, clients): (SocketAddr, Clients),
+    peer: SocketAddr,
+    clients: Clients,
     limits: Limits,
     mut stop: watch::Receiver<bool>,
     _slot: OwnedSemaphorePermit,
