@@ -69,11 +69,14 @@ fn connection_error(err: sqlx::Error) -> StoreError {
 
 /// SQLSTATEs that mean "try again later": connection exceptions (class 08), too many
 /// connections and other resource shortages (class 53), the server shutting down or
-/// starting (57P01–57P03), and statements cancelled by `statement_timeout` (57014).
+/// starting (57P01–57P03), statements cancelled by `statement_timeout` (57014), and a
+/// write reaching a member that is no longer the primary (25006, read-only transaction:
+/// a connection opened just before a switch, or a demoted member), which the next
+/// connection to the new primary serves.
 fn is_unavailable_state(code: &str) -> bool {
     code.starts_with("08")
         || code.starts_with("53")
-        || matches!(code, "57P01" | "57P02" | "57P03" | "57014")
+        || matches!(code, "57P01" | "57P02" | "57P03" | "57014" | "25006")
 }
 
 #[cfg(test)]
@@ -82,7 +85,7 @@ mod tests {
 
     #[test]
     fn outage_states_are_recognised() {
-        for code in ["08006", "08001", "53300", "57P01", "57P03", "57014"] {
+        for code in ["08006", "08001", "53300", "57P01", "57P03", "57014", "25006"] {
             assert!(is_unavailable_state(code), "{code}");
         }
         for code in ["23505", "42P01", "40001", ""] {

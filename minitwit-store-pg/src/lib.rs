@@ -20,7 +20,8 @@
 //!   column lists (named once).
 //! - [`RoutedStore`] (`routed`): a primary with streaming read replicas, routing reads
 //!   to fresh-enough replicas with read-your-writes per reader; `replicas`: their
-//!   health, replay positions, lag, and the replica metrics ([`describe_metrics`]).
+//!   health, replay positions, lag, and the replica metrics ([`describe_metrics`]);
+//!   `position`: WAL positions with their timeline, as read tokens carry them.
 //! - [`PgOptions`], [`ReplicaOptions`] (`options`): pool size and timeouts; lag bound.
 //! - [`pending_migrations`] (`pending`): what `migrate` would apply, changing nothing.
 //! - [`PgError`] (`error`): setup errors, and the single mapping from database errors
@@ -46,6 +47,7 @@ mod import;
 mod messages;
 mod options;
 mod pending;
+mod position;
 mod receipts;
 mod replicas;
 mod routed;

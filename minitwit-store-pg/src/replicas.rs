@@ -2,9 +2,11 @@
 //! each (up or down, replayed WAL position, lag), the primary's recent WAL positions for
 //! measuring lag, and the choice of a replica fresh enough for a reader.
 //!
-//! Positions are WAL positions (LSNs) as 64-bit numbers. A replica's known replayed
-//! position only ever understates the truth (replay moves forward), so a replica judged
-//! fresh enough from it is.
+//! Positions are WAL positions with their timeline (`position`). A replica's known
+//! replayed position only ever understates the truth (replay moves forward, and a
+//! member's timeline only up), so a replica judged fresh enough from it is. A replica on
+//! an older timeline than the primary's serves nothing: after a failover it may hold WAL
+//! the new primary never had.
 //!
 //! Lag is measured in time without trusting clocks of other machines: the check samples
 //! the primary's WAL position every interval, and a replica that has not replayed up to
@@ -12,6 +14,7 @@
 
 use crate::error::backend_error;
 use crate::options::ReplicaOptions;
+use crate::position::WalPosition;
 use crate::store::PgStore;
 use minitwit_core::{StoreError, StoreResult};
 use std::collections::VecDeque;
@@ -47,6 +50,9 @@ pub(crate) enum Fallback {
     Down,
     /// The replicas that are up lag past the bound.
     Lagging,
+    /// The replicas that are up are on an older timeline than the primary's or the
+    /// reader's (a failover they have not followed yet).
+    OldTimeline,
     /// No replica has replayed the reader's own latest write yet.
     BehindReader,
     /// The replica chosen failed the read; the primary answered instead.
@@ -59,6 +65,7 @@ impl Fallback {
         match self {
             Self::Down => "down",
             Self::Lagging => "lagging",
+            Self::OldTimeline => "old_timeline",
             Self::BehindReader => "behind_reader",
             Self::Failed => "failed",
         }
@@ -72,30 +79,43 @@ pub(crate) struct Replica {
     /// The metric label: the replica's position on the command line.
     label: String,
     up: AtomicBool,
+    /// The replayed position and its timeline, packed (`WalPosition::pack`): the max
+    /// of what the checks saw, which orders by timeline first.
     replayed: AtomicU64,
     /// The lag at the last check, in milliseconds.
     lag_ms: AtomicU64,
 }
 
 impl Replica {
-    /// Asks the replica how far it has replayed, and remembers it. `None` when it answers
-    /// but is no standby (promoted, or a primary named as a replica): it serves nothing.
-    async fn replayed_now(&self) -> StoreResult<Option<u64>> {
-        let position: Option<i64> =
-            sqlx::query_scalar("SELECT (pg_last_wal_replay_lsn() - '0/0'::pg_lsn)::BIGINT")
-                .fetch_one(&self.store.pool)
-                .await
-                .map_err(backend_error)?;
-        let position = position.map(|p| u64::try_from(p).unwrap_or(0));
-        if let Some(position) = position {
-            self.replayed.fetch_max(position, Ordering::AcqRel);
-        }
-        Ok(position)
+    /// Asks the replica how far it has replayed, on which timeline, and remembers it.
+    /// `None` when it answers but is no standby (promoted, or a primary named as a
+    /// replica): it serves nothing. The timeline is the one its WAL receiver streams
+    /// (readable with `pg_read_all_stats`), else that of its last restartpoint, which
+    /// may understate it for a while after a failover (the replica then serves nothing
+    /// until its next restartpoint; never something it lacks).
+    async fn replayed_now(&self) -> StoreResult<Option<WalPosition>> {
+        let (lsn, timeline): (Option<i64>, Option<i64>) = sqlx::query_as(
+            "SELECT (pg_last_wal_replay_lsn() - '0/0'::pg_lsn)::BIGINT, \
+             GREATEST((SELECT timeline_id FROM pg_control_checkpoint()), \
+                      (SELECT received_tli FROM pg_stat_wal_receiver))::BIGINT",
+        )
+        .fetch_one(&self.store.pool)
+        .await
+        .map_err(backend_error)?;
+        let Some(lsn) = lsn else { return Ok(None) };
+        let position = WalPosition::from_db(timeline.unwrap_or(0), lsn);
+        self.replayed.fetch_max(position.pack(), Ordering::AcqRel);
+        Ok(Some(position))
     }
 
-    /// Whether the replica has replayed `position` by now, asking it (one round trip).
-    pub(crate) async fn has_replayed(&self, position: u64) -> bool {
-        matches!(self.replayed_now().await, Ok(Some(replayed)) if replayed >= position)
+    /// Whether the replica has everything `needed` by now, asking it (one round trip).
+    pub(crate) async fn has_replayed(&self, needed: WalPosition) -> bool {
+        matches!(self.replayed_now().await, Ok(Some(at)) if at.covers(needed))
+    }
+
+    /// Its replayed position as last seen.
+    fn position(&self) -> WalPosition {
+        WalPosition::unpack(self.replayed.load(Ordering::Acquire))
     }
 
     /// Takes the replica out of service after a failed read; the next check decides
@@ -137,6 +157,9 @@ pub(crate) struct ReplicaSet {
     replicas: Vec<Replica>,
     /// (when, primary's WAL position), oldest first.
     samples: Mutex<VecDeque<(Instant, u64)>>,
+    /// The highest timeline the primary was seen on (by the checks, and by this process's
+    /// writes before they are acknowledged).
+    primary_timeline: AtomicU64,
     /// Round-robin start among the replicas.
     next: AtomicUsize,
     options: ReplicaOptions,
@@ -172,6 +195,7 @@ impl ReplicaSet {
             primary,
             replicas,
             samples: Mutex::new(VecDeque::new()),
+            primary_timeline: AtomicU64::new(0),
             next: AtomicUsize::new(0),
             options,
         }
@@ -187,11 +211,25 @@ impl ReplicaSet {
         self.replicas.iter().map(|r| &r.store)
     }
 
-    /// A replica for a reader that must see `position`, round-robin among the fresh
-    /// ones; else the best candidate or the reason to use the primary.
+    /// Records that the primary is on `timeline`: replicas on older ones serve nothing.
+    pub(crate) fn learn_timeline(&self, timeline: u64) {
+        self.primary_timeline.fetch_max(timeline, Ordering::AcqRel);
+    }
+
+    /// What a replica must have for a reader whose token is `position`: the reader's
+    /// write, on the primary's timeline at least.
+    pub(crate) fn needed(&self, position: u64) -> WalPosition {
+        let mut needed = WalPosition::unpack(position);
+        needed.timeline = needed.timeline.max(self.primary_timeline.load(Ordering::Acquire));
+        needed
+    }
+
+    /// A replica for a reader that must see `position` (a packed token), round-robin
+    /// among the fresh ones; else the best candidate or the reason to use the primary.
     pub(crate) fn choose(&self, position: u64) -> Choice<'_> {
         let count = self.replicas.len();
         let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let needed = self.needed(position);
         let mut behind = None;
         let mut reason = Fallback::Down;
         for i in 0..count {
@@ -199,9 +237,12 @@ impl ReplicaSet {
             if !replica.up.load(Ordering::Acquire) {
                 continue;
             }
-            if replica.lag() > self.options.max_lag {
+            let at = replica.position();
+            if at.timeline < needed.timeline {
+                reason = reason.max(Fallback::OldTimeline);
+            } else if replica.lag() > self.options.max_lag {
                 reason = reason.max(Fallback::Lagging);
-            } else if replica.replayed.load(Ordering::Acquire) >= position {
+            } else if at.lsn >= needed.lsn {
                 return Choice::Fresh(replica);
             } else {
                 behind.get_or_insert(replica);
@@ -216,15 +257,13 @@ impl ReplicaSet {
     /// Records a sample of the primary's WAL position and forgets samples too old to
     /// matter (older than twice the lag bound), keeping the newest.
     async fn sample_primary(&self) {
-        let position: Result<i64, _> =
-            sqlx::query_scalar("SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::BIGINT")
-                .fetch_one(&self.primary.pool)
-                .await;
-        let Ok(position) = position else { return };
+        let Ok(position) = crate::routed::insert_position(&self.primary).await else { return };
+        self.learn_timeline(position.timeline);
+        let position = position.lsn;
         let now = Instant::now();
         let keep = self.options.max_lag * 2 + self.options.check_interval;
         let mut samples = self.samples.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        samples.push_back((now, u64::try_from(position).unwrap_or(0)));
+        samples.push_back((now, position));
         while samples.len() > 1 && samples.front().is_some_and(|(at, _)| now - *at > keep) {
             samples.pop_front();
         }
@@ -246,7 +285,7 @@ impl ReplicaSet {
             replica.set_up(false);
             return;
         };
-        let lag = self.lag_behind(replayed, Instant::now());
+        let lag = self.lag_behind(replayed.lsn, Instant::now());
         replica.lag_ms.store(u64::try_from(lag.as_millis()).unwrap_or(u64::MAX), Ordering::Release);
         metrics::gauge!(LAG_SECONDS, "replica" => replica.label.clone()).set(lag.as_secs_f64());
         replica.set_up(true);
@@ -265,7 +304,13 @@ fn report_every_series() {
     for target in ["primary", "replica"] {
         metrics::counter!(READS, "target" => target).increment(0);
     }
-    for reason in [Fallback::Down, Fallback::Lagging, Fallback::BehindReader, Fallback::Failed] {
+    for reason in [
+        Fallback::Down,
+        Fallback::Lagging,
+        Fallback::OldTimeline,
+        Fallback::BehindReader,
+        Fallback::Failed,
+    ] {
         metrics::counter!(FALLBACKS, "reason" => reason.label()).increment(0);
     }
 }
@@ -302,10 +347,15 @@ mod tests {
         ReplicaSet::new(nowhere(), (0..count).map(|_| nowhere()).collect(), options)
     }
 
+    /// A token (or replica position) at `lsn` on timeline 1.
+    fn on_first(lsn: u64) -> u64 {
+        WalPosition { timeline: 1, lsn }.pack()
+    }
+
     fn seen(replica: &Replica, up: bool, replayed: u64, lag: Duration) {
         replica.up.store(up, Ordering::Release);
-        replica.replayed.store(replayed, Ordering::Release);
-        replica.lag_ms.store(lag.as_millis() as u64, Ordering::Release);
+        replica.replayed.store(on_first(replayed), Ordering::Release);
+        replica.lag_ms.store(u64::try_from(lag.as_millis()).unwrap_or(u64::MAX), Ordering::Release);
     }
 
     fn fresh(choice: Choice<'_>) -> Option<&str> {
@@ -322,12 +372,35 @@ mod tests {
         seen(&set.replicas[0], true, 100, Duration::from_secs(6));
         assert!(matches!(set.choose(0), Choice::Primary(Fallback::Lagging)));
         seen(&set.replicas[1], true, 100, Duration::from_secs(1));
-        assert_eq!(fresh(set.choose(100)), Some("1"));
-        assert!(matches!(set.choose(101), Choice::Behind(r) if r.label == "1"));
+        assert_eq!(fresh(set.choose(on_first(100))), Some("1"));
+        assert!(matches!(set.choose(on_first(101)), Choice::Behind(r) if r.label == "1"));
         seen(&set.replicas[0], true, 200, Duration::ZERO);
-        let picked: Vec<_> = (0..4).filter_map(|_| fresh(set.choose(50))).collect();
+        let picked: Vec<_> = (0..4).filter_map(|_| fresh(set.choose(on_first(50)))).collect();
         assert!(picked.contains(&"0") && picked.contains(&"1"), "round robin: {picked:?}");
-        assert_eq!(fresh(set.choose(150)), Some("0"));
+        assert_eq!(fresh(set.choose(on_first(150))), Some("0"));
+    }
+
+    #[tokio::test]
+    async fn a_replica_on_an_older_timeline_serves_no_reader_after_a_failover() {
+        let set = set_of(1);
+        set.learn_timeline(1);
+        // The replica received more of the old primary's WAL than the standby that was
+        // promoted: it stands at 900 on timeline 1.
+        seen(&set.replicas[0], true, 900, Duration::ZERO);
+        assert_eq!(fresh(set.choose(on_first(800))), Some("0"));
+        // A write on the new primary, timeline 2, at 500: the replica is "past" it by
+        // LSN, but does not have it.
+        let on_second = WalPosition { timeline: 2, lsn: 500 }.pack();
+        assert!(matches!(set.choose(on_second), Choice::Primary(Fallback::OldTimeline)));
+        // Once the process knows the primary moved on, it serves no one from there,
+        // whatever their token.
+        set.learn_timeline(2);
+        assert!(matches!(set.choose(on_first(100)), Choice::Primary(Fallback::OldTimeline)));
+        assert!(matches!(set.choose(0), Choice::Primary(Fallback::OldTimeline)));
+        // Once it follows timeline 2 and has replayed the write, it serves again.
+        let followed = WalPosition { timeline: 2, lsn: 950 }.pack();
+        set.replicas[0].replayed.fetch_max(followed, Ordering::AcqRel);
+        assert_eq!(fresh(set.choose(on_second)), Some("0"));
     }
 
     #[tokio::test]

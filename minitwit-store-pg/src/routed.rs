@@ -18,6 +18,7 @@
 
 use crate::error::PgError;
 use crate::options::{PgOptions, ReplicaOptions};
+use crate::position::WalPosition;
 use crate::replicas::{Choice, FALLBACKS, Fallback, READS, ReplicaSet};
 use crate::store::PgStore;
 use async_trait::async_trait;
@@ -70,20 +71,30 @@ impl RoutedStore {
         let primary = PgStore::connect(primary_url, options).await?;
         // The process reads nothing older than the primary as it is now, migrations
         // included: a replica still without the current schema serves nothing.
-        let process = ReadToken::at(insert_position(&primary).await.map_err(PgError::Unreachable)?);
+        let now = insert_position(&primary).await.map_err(PgError::Unreachable)?;
+        let process = ReadToken::at(now.pack());
         let set = ReplicaSet::start(primary, stores, replicas);
+        set.learn_timeline(now.timeline);
         Ok(Self { set, token: process.clone(), process })
     }
 
-    /// After a successful write: learns the primary's WAL position and advances both
-    /// tokens; when it cannot be learned, the reader is held to the primary until a
-    /// later write's position is known.
+    /// After a successful write: learns the primary's WAL position and timeline and
+    /// advances both tokens; when it cannot be learned, the reader is held to the
+    /// primary until a later write's position is known. The timeline is learned before
+    /// the write is acknowledged, so no read of this process after it is served by a
+    /// replica still on an older one.
     async fn wrote<T>(&self, result: StoreResult<T>) -> StoreResult<T> {
         if result.is_ok() {
-            let position = insert_position(&self.set.primary).await.unwrap_or_else(|err| {
-                tracing::warn!(error = %err, "write position unknown; the writer reads from the primary");
-                ReadToken::UNKNOWN
-            });
+            let position = match insert_position(&self.set.primary).await {
+                Ok(position) => {
+                    self.set.learn_timeline(position.timeline);
+                    position.pack()
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "write position unknown; the writer reads from the primary");
+                    ReadToken::UNKNOWN
+                }
+            };
             self.token.advance(position);
             self.process.advance(position);
         }
@@ -122,7 +133,8 @@ impl RoutedStore {
         match self.set.choose(position) {
             Choice::Fresh(replica) => Ok(replica),
             Choice::Behind(replica)
-                if position != ReadToken::UNKNOWN && replica.has_replayed(position).await =>
+                if position != ReadToken::UNKNOWN
+                    && replica.has_replayed(self.set.needed(position)).await =>
             {
                 Ok(replica)
             }
@@ -136,13 +148,18 @@ impl RoutedStore {
     }
 }
 
-/// The primary's WAL insert position: at or past every commit acknowledged so far.
-async fn insert_position(primary: &PgStore) -> Result<u64, sqlx::Error> {
-    let position: i64 =
-        sqlx::query_scalar("SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::BIGINT")
-            .fetch_one(&primary.pool)
-            .await?;
-    Ok(u64::try_from(position).unwrap_or(ReadToken::UNKNOWN))
+/// The primary's WAL insert position, at or past every commit acknowledged so far, and
+/// its timeline (the first 8 hex digits of the WAL file name, which takes the timeline
+/// the primary writes on now).
+pub(crate) async fn insert_position(primary: &PgStore) -> Result<WalPosition, sqlx::Error> {
+    let (lsn, timeline): (i64, i64) = sqlx::query_as(
+        "SELECT (lsn - '0/0'::pg_lsn)::BIGINT, \
+         ('x' || substr(pg_walfile_name(lsn), 1, 8))::bit(32)::int::BIGINT \
+         FROM pg_current_wal_insert_lsn() AS lsn",
+    )
+    .fetch_one(&primary.pool)
+    .await?;
+    Ok(WalPosition::from_db(timeline, lsn))
 }
 
 /// Forwards to the primary, noting every write's position; routes the reads a replica

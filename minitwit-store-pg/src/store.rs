@@ -78,6 +78,7 @@ impl PgStore {
     /// receive the schema from their primary and may be down when this process starts.
     /// Fails only on a malformed URL.
     pub(crate) fn connect_lazy(url: &str, options: &PgOptions) -> Result<Self, PgError> {
+        refuse_multi_host(url)?;
         let timeout = options.statement_timeout.map_or(0, |t| t.as_millis()).to_string();
         let connect = PgConnectOptions::from_str(url).map_err(PgError::InvalidUrl)?.options([
             ("statement_timeout", timeout.as_str()),
@@ -153,6 +154,39 @@ impl PgStore {
             .map_err(backend_error)?;
         Ok(())
     }
+}
+
+/// Refuses libpq's multi-host URLs (`postgres://h1,h2,h3/db`) and
+/// `target_session_attrs`: sqlx connects to one host and ignores that parameter, so such
+/// a URL would reach whichever member answers, a standby included, and writes would fail
+/// there. A cluster that fails over is reached through one address that follows the
+/// primary (HAProxy over Patroni's REST API: OPERATIONS.md, "High availability").
+fn refuse_multi_host(url: &str) -> Result<(), PgError> {
+    let refuse = |what: &str| {
+        let message = format!(
+            "{what} is not supported (the driver connects to one host and would not follow \
+             the primary): give the address of a proxy that routes to the primary, such as \
+             HAProxy over Patroni (OPERATIONS.md, \"High availability\")"
+        );
+        Err(PgError::InvalidUrl(sqlx::Error::Configuration(message.into())))
+    };
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let (before_query, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let authority = before_query.split('/').next().unwrap_or_default();
+    let hosts = authority.rsplit_once('@').map_or(authority, |(_, hosts)| hosts);
+    if hosts.contains(',') {
+        return refuse("a URL naming several hosts");
+    }
+    for pair in query.split('&') {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if matches!(key, "target_session_attrs" | "host" | "hostaddr" | "port")
+            && value.contains(',')
+            || key == "target_session_attrs" && value != "any"
+        {
+            return refuse(&format!("`{key}={value}`"));
+        }
+    }
+    Ok(())
 }
 
 #[async_trait]
@@ -343,5 +377,38 @@ impl Store for PgStore {
 
     async fn end_import(&self, latest: Option<i64>) -> StoreResult<()> {
         import::end(&self.pool, latest).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn multi_host_urls_are_refused_naming_the_way_that_works() {
+        for url in [
+            "postgres://minitwit:pw@pg1:5432,pg2:5432,pg3:5432/minitwit",
+            "postgres://minitwit:pw@pg1,pg2/minitwit?target_session_attrs=read-write",
+            "postgres://minitwit:pw@haproxy:5000/minitwit?target_session_attrs=read-write",
+            "postgres://minitwit@localhost/minitwit?host=pg1,pg2",
+        ] {
+            let err = PgStore::connect_lazy(url, &PgOptions::default())
+                .map(|_| ())
+                .expect_err(url)
+                .to_string();
+            assert!(err.contains("HAProxy"), "{url}: {err}");
+            assert!(!err.contains("pw"), "the password leaked: {err}");
+        }
+    }
+
+    #[tokio::test]
+    async fn single_host_urls_are_accepted() {
+        for url in [
+            "postgres://minitwit:pw@haproxy:5000/minitwit",
+            "postgres://minitwit:pw@haproxy:5000/minitwit?target_session_attrs=any&sslmode=prefer",
+            "postgres://minitwit@localhost/minitwit?host=/var/run/postgresql",
+        ] {
+            assert!(PgStore::connect_lazy(url, &PgOptions::default()).is_ok(), "{url}");
+        }
     }
 }
