@@ -11,9 +11,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The labels a fenced block of the guide may carry, and who runs it.
-const LABELS: [&str; 5] = [
+const LABELS: [&str; 6] = [
     "sh",           // this test
     "sh-container", // the container suite
+    "sh-ha",        // the high-availability suite (scripts/ha-test)
     "sh-k8s",       // a Kubernetes cluster (manifests checked below)
     "sh-tls",       // tls.rs, with its own host and certificate
     "crontab",      // schedules of the `sh` commands above them
