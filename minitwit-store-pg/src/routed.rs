@@ -151,11 +151,23 @@ impl RoutedStore {
 /// The primary's WAL insert position, at or past every commit acknowledged so far, and
 /// its timeline (the first 8 hex digits of the WAL file name, which takes the timeline
 /// the primary writes on now).
-pub(crate) async fn insert_position(primary: &PgStore) -> Result<WalPosition, sqlx::Error> {
+async fn insert_position(primary: &PgStore) -> Result<WalPosition, sqlx::Error> {
     let (lsn, timeline): (i64, i64) = sqlx::query_as(
         "SELECT (lsn - '0/0'::pg_lsn)::BIGINT, \
          ('x' || substr(pg_walfile_name(lsn), 1, 8))::bit(32)::int::BIGINT \
          FROM pg_current_wal_insert_lsn() AS lsn",
+    )
+    .fetch_one(&primary.pool)
+    .await?;
+    Ok(WalPosition::from_db(timeline, lsn))
+}
+
+/// The primary's WAL write position (what lag is measured against) and its timeline.
+pub(crate) async fn write_position(primary: &PgStore) -> Result<WalPosition, sqlx::Error> {
+    let (lsn, timeline): (i64, i64) = sqlx::query_as(
+        "SELECT (lsn - '0/0'::pg_lsn)::BIGINT, \
+         ('x' || substr(pg_walfile_name(lsn), 1, 8))::bit(32)::int::BIGINT \
+         FROM pg_current_wal_lsn() AS lsn",
     )
     .fetch_one(&primary.pool)
     .await?;
