@@ -328,6 +328,10 @@ impl MiniTwit {
     // --- messages ---
 
     /// Posts `text` as `author` now; [`ServiceError::AccountDisabled`] for a disabled author.
+    ///
+    /// Unlike the follow methods, this takes the author's record, not an id: whether the
+    /// account may post is part of it, and every caller has just read it (signing in, or
+    /// [`MiniTwit::user`]), so the service does not read it again.
     pub async fn post(&self, author: &User, text: MessageText) -> ServiceResult<MessageId> {
         if author.disabled {
             return Err(ServiceError::AccountDisabled);
@@ -352,12 +356,12 @@ impl MiniTwit {
     // --- follows ---
 
     /// `follower` follows `followee`; following twice leaves one pair.
-    pub async fn follow(&self, follower: &User, followee: &User) -> ServiceResult<()> {
+    pub async fn follow(&self, follower: UserId, followee: UserId) -> ServiceResult<()> {
         self.follow_once(follower, followee, None).await.map(drop)
     }
 
     /// `follower` stops following `followee`; not following is not an error.
-    pub async fn unfollow(&self, follower: &User, followee: &User) -> ServiceResult<()> {
+    pub async fn unfollow(&self, follower: UserId, followee: UserId) -> ServiceResult<()> {
         self.unfollow_once(follower, followee, None).await.map(drop)
     }
 
@@ -367,8 +371,8 @@ impl MiniTwit {
     }
 
     /// The names of up to `limit` users whom `user` follows.
-    pub async fn followees(&self, user: &User, limit: PageSize) -> ServiceResult<Vec<String>> {
-        Ok(self.store.followees(user.id, limit.get()).await?)
+    pub async fn followees(&self, user: UserId, limit: PageSize) -> ServiceResult<Vec<String>> {
+        Ok(self.store.followees(user, limit.get()).await?)
     }
 
     // --- timelines ---
@@ -507,22 +511,21 @@ impl MiniTwit {
     /// [`MiniTwit::follow`] under `keyed`'s key: applied at most once.
     pub async fn follow_once(
         &self,
-        follower: &User,
-        followee: &User,
+        follower: UserId,
+        followee: UserId,
         keyed: Option<Keyed>,
     ) -> ServiceResult<Outcome> {
-        self.write_once(keyed, Write::Follow { follower: follower.id, followee: followee.id }).await
+        self.write_once(keyed, Write::Follow { follower, followee }).await
     }
 
     /// [`MiniTwit::unfollow`] under `keyed`'s key: applied at most once.
     pub async fn unfollow_once(
         &self,
-        follower: &User,
-        followee: &User,
+        follower: UserId,
+        followee: UserId,
         keyed: Option<Keyed>,
     ) -> ServiceResult<Outcome> {
-        let write = Write::Unfollow { follower: follower.id, followee: followee.id };
-        self.write_once(keyed, write).await
+        self.write_once(keyed, Write::Unfollow { follower, followee }).await
     }
 
     /// Removes receipts older than the window, a bounded number per call (the rest in
@@ -700,7 +703,7 @@ mod tests {
             (ServiceError::InvalidPassword, 403),
             (ServiceError::AccountDisabled, 403),
             (ServiceError::UnknownUser, 404),
-            (ServiceError::UnknownMessages(vec![1]), 404),
+            (ServiceError::UnknownMessages(vec![MessageId(1)]), 404),
             (ServiceError::KeyReused, 422),
             (ServiceError::Internal("secret detail".into()), 500),
             (ServiceError::Unavailable("connection refused".into()), 503),

@@ -117,7 +117,7 @@ pub async fn post_message(
 /// `GET /fllws/{username}`
 pub async fn follows(segment: String, size: PageSize, service: MiniTwit) -> Handled {
     let user = service.user_at(&segment).await?;
-    let follows = service.followees(&user, size).await?;
+    let follows = service.followees(user.id, size).await?;
     Ok(warp::reply::json(&FollowsDto { follows }).into_response())
 }
 
@@ -131,10 +131,10 @@ pub async fn change_follow(
     let user = service.user_at(&segment).await?;
     let outcome = match body {
         FollowBody::Follow(target) => {
-            service.follow_once(&user, &service.user(&target).await?, keyed).await?
+            service.follow_once(user.id, service.user(&target).await?.id, keyed).await?
         }
         FollowBody::Unfollow(target) => {
-            service.unfollow_once(&user, &service.user(&target).await?, keyed).await?
+            service.unfollow_once(user.id, service.user(&target).await?.id, keyed).await?
         }
     };
     Ok(answer(outcome))

@@ -20,7 +20,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let alice = register(&twit, "Alice Ødegård", "alice@example.com").await?;
     let bob = register(&twit, "bob", "bob@example.com").await?;
-    twit.follow(&bob, &alice).await?;
+    twit.follow(bob.id, alice.id).await?;
     twit.post(&alice, MessageText::parse("Hello from an embedded MiniTwit! 🦀")?).await?;
     twit.post(&bob, MessageText::parse("<b>Markup</b> stays text & quotes \"too\"")?).await?;
 

@@ -16,7 +16,7 @@ impl Trees {
                     return Err(abort(StoreError::Conflict(clash)));
                 }
                 tx.insert_user(user)?;
-                tx.raise(meta::LAST_USER_ID, user.id)?;
+                tx.raise(meta::LAST_USER_ID, user.id.0)?;
             }
             for message in &batch.messages {
                 tx.require_user(message.author_id)?;
@@ -25,7 +25,7 @@ impl Trees {
                     return Err(abort(StoreError::Conflict(clash)));
                 }
                 tx.insert_message(message)?;
-                tx.raise(meta::LAST_MESSAGE_ID, message.id)?;
+                tx.raise(meta::LAST_MESSAGE_ID, message.id.0)?;
             }
             for follow in &batch.follows {
                 tx.require_user(follow.follower)?;

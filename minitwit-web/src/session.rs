@@ -192,9 +192,9 @@ mod tests {
         assert_eq!(codec(1).read(Some("other=1")), Session::default());
     }
 
-    fn user(id: UserId, pw_hash: &str) -> User {
+    fn user(id: i64, pw_hash: &str) -> User {
         User {
-            id,
+            id: UserId(id),
             username: "u".into(),
             email: "u@x".into(),
             pw_hash: pw_hash.into(),
