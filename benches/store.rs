@@ -21,10 +21,10 @@
 //! store and not Argon2. Writes accumulate in the data set while they are measured.
 
 use criterion::{BenchmarkGroup, Criterion, Throughput, measurement::WallTime};
+use minitwit_core::model::NewMessage;
 use minitwit_core::synthetic::{self, Shape};
 use minitwit_core::{
-    HashCost, MessageText, MiniTwit, NewMessage, PageSize, Registration, Store, Timeline, User,
-    UserId,
+    HashCost, MessageText, MiniTwit, PageSize, Registration, Store, Timeline, User, UserId,
 };
 use minitwit_store_pg::{PgOptions, PgStore};
 use minitwit_store_sled::{Durability, SledOptions, SledStore};
@@ -157,7 +157,8 @@ fn bench_operations(
         let name = name.as_str();
         group.bench_function(name, |b| {
             b.to_async(runtime).iter(|| async {
-                let page = twit.timeline(timeline, None, PageSize::WEB).await.expect("reading");
+                let page =
+                    twit.timeline(timeline, None, PageSize::PER_PAGE).await.expect("reading");
                 assert_eq!(page.entries.len(), 30, "{name} has a full first page");
                 page
             });
@@ -398,7 +399,7 @@ fn bench_concurrent_reads(
     let mut group = c.benchmark_group(format!("postgres/concurrent/{label}"));
     group.throughput(Throughput::Elements(READERS as u64));
     let twit = MiniTwit::with_hash_cost(store, HashCost::Insecure);
-    let page = PageSize::API_DEFAULT;
+    let page = PageSize::DEFAULT;
     let reads: [(&str, Option<Timeline>); 3] = [
         ("latest", None),
         ("public_timeline_100", Some(Timeline::Public)),

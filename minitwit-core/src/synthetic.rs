@@ -13,7 +13,9 @@
 //!   [`WIDE_FOLLOWS`] (50 and 500) users `1, 1+s, 1+2s, …` (`s = U / n`; every user
 //!   when `U < n`): home timelines of users who follow many people.
 
-use crate::{Follow, ImportBatch, Message, MessageId, Store, StoreResult, User, UserId};
+use crate::model::{Follow, ImportBatch};
+use crate::store::StoreResult;
+use crate::{Message, MessageId, Store, User, UserId};
 
 /// The publication time of message 0 (September 2020).
 pub const FIRST_PUB_DATE: i64 = 1_600_000_000;

@@ -5,9 +5,11 @@
 use crate::error::ApiError;
 use crate::models::{FollowBody, FollowsDto, LatestDto, MessageDto, PostBody, RegisterBody};
 use bytes::Bytes;
+use minitwit_core::cache::{PublicPageMemo, UserPageMemo};
+use minitwit_core::idempotency::{Keyed, Outcome};
+use minitwit_core::service::LatestRecorded;
 use minitwit_core::{
-    Keyed, LatestRecorded, MessageText, MiniTwit, Outcome, Page, PageSize, PublicPageMemo,
-    Registration, ServiceError, UserPageMemo, idempotency,
+    MessageText, MiniTwit, Page, PageSize, Registration, ServiceError, idempotency,
 };
 use std::sync::Arc;
 use warp::http::StatusCode;

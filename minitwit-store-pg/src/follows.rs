@@ -2,7 +2,9 @@
 
 use crate::error::{FOLLOWEE_FK, backend_error, store_error};
 use crate::rows::sql_limit;
-use minitwit_core::{Follow, StoreResult, UserId};
+use minitwit_core::UserId;
+use minitwit_core::model::Follow;
+use minitwit_core::store::StoreResult;
 use sqlx::PgPool;
 
 /// `follower` follows `followee`. `ON CONFLICT DO NOTHING` makes racing follows of one

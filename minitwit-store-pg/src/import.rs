@@ -4,7 +4,9 @@
 //! import (see `minitwit_core::transfer`).
 
 use crate::error::backend_error;
-use minitwit_core::{IMPORT_MARK, ImportBatch, StoreError, StoreResult, UserId};
+use minitwit_core::UserId;
+use minitwit_core::model::ImportBatch;
+use minitwit_core::store::{IMPORT_MARK, StoreError, StoreResult};
 use sqlx::{PgPool, Postgres, Transaction};
 use std::collections::HashSet;
 

@@ -4,7 +4,9 @@
 use crate::error::{backend_error, store_error};
 use crate::rows::sql_limit;
 use crate::rows::{self, MessageRow, into_all, message_columns};
-use minitwit_core::{Message, MessageFilter, MessageId, NewMessage, StoreResult};
+use minitwit_core::model::NewMessage;
+use minitwit_core::store::StoreResult;
+use minitwit_core::{Message, MessageFilter, MessageId};
 use sqlx::{PgPool, Row};
 
 /// Stores a message under a fresh id; an unknown author is the store's `UnknownUser`.

@@ -7,7 +7,8 @@
 
 use crate::error::{FOLLOWEE_FK, backend_error, store_error};
 use crate::rows::sql_limit;
-use minitwit_core::{Receipt, ReceiptKey, StoreError, StoreResult, Write};
+use minitwit_core::idempotency::{Receipt, ReceiptKey, Write};
+use minitwit_core::store::{StoreError, StoreResult};
 use sqlx::{PgExecutor, PgPool};
 
 /// Claims a key: inserts the receipt ($1 to $6), or replaces one recorded before $7

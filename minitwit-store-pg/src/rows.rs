@@ -1,7 +1,8 @@
 //! Rows as queries return them, and their conversion into the core's records.
 
 use crate::error::backend_error;
-use minitwit_core::{Message, MessageId, StoreResult, TimelineEntry, User, UserId};
+use minitwit_core::store::StoreResult;
+use minitwit_core::{Message, MessageId, TimelineEntry, User, UserId};
 use sqlx::PgPool;
 use sqlx::postgres::PgRow;
 

@@ -15,9 +15,11 @@ use crate::options::PgOptions;
 use crate::timeline::{self, TimelinePlans};
 use crate::{follows, import, messages, receipts, state, users};
 use async_trait::async_trait;
+use minitwit_core::idempotency::{Receipt, ReceiptKey, Write};
+use minitwit_core::model::{Follow, ImportBatch, NewMessage, NewUser};
+use minitwit_core::store::StoreResult;
 use minitwit_core::{
-    Counts, Cursor, Follow, ImportBatch, Message, MessageFilter, MessageId, NewMessage, NewUser,
-    Receipt, ReceiptKey, Store, StoreResult, Timeline, TimelineEntry, User, UserId, Write,
+    Counts, Cursor, Message, MessageFilter, MessageId, Store, Timeline, TimelineEntry, User, UserId,
 };
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgPool};

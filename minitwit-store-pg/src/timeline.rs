@@ -24,7 +24,8 @@
 use crate::error::backend_error;
 use crate::rows::sql_limit;
 use crate::rows::{EntryRow, into_all};
-use minitwit_core::{Cursor, MessageId, StoreResult, Timeline, TimelineEntry};
+use minitwit_core::store::StoreResult;
+use minitwit_core::{Cursor, MessageId, Timeline, TimelineEntry};
 use sqlx::PgPool;
 
 const PUBLIC: &str = "

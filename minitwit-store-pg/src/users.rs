@@ -3,7 +3,9 @@
 
 use crate::error::backend_error;
 use crate::rows::{self, UserRow, user_columns};
-use minitwit_core::{NewUser, StoreResult, User, UserId};
+use minitwit_core::model::NewUser;
+use minitwit_core::store::StoreResult;
+use minitwit_core::{User, UserId};
 use sqlx::PgPool;
 
 /// Creates a user under a fresh id.

@@ -2,8 +2,10 @@
 //! refused with that user's id and changes nothing; id sequences move up past imported
 //! ids and never back down.
 
+use minitwit_core::model::{Follow, ImportBatch};
+use minitwit_core::store::StoreError;
 use minitwit_core::testkit::numbered_user as user;
-use minitwit_core::{Follow, ImportBatch, Message, MessageId, StoreError, UserId};
+use minitwit_core::{Message, MessageId, UserId};
 use minitwit_store_pg::testkit;
 
 fn message(id: i64, author_id: i64) -> Message {
@@ -48,7 +50,7 @@ async fn sequences_continue_above_imported_ids_and_never_go_back() {
         ..ImportBatch::default()
     };
     store.import(second).await.expect("imports lower ids");
-    let new = minitwit_core::NewUser {
+    let new = minitwit_core::model::NewUser {
         username: minitwit_core::Username::parse("fresh").expect("valid"),
         email: minitwit_core::Email::parse("fresh@example.com").expect("valid"),
         pw_hash: "hash".into(),
@@ -56,7 +58,7 @@ async fn sequences_continue_above_imported_ids_and_never_go_back() {
     let created = store.create_user(new).await.expect("creates");
     assert_eq!(created.id, UserId(101), "the next id follows the largest imported one");
     let text = minitwit_core::MessageText::parse("new").expect("valid");
-    let posted = minitwit_core::NewMessage { author_id: created.id, text, pub_date: 1 };
+    let posted = minitwit_core::model::NewMessage { author_id: created.id, text, pub_date: 1 };
     assert_eq!(store.add_message(posted).await.expect("posts"), MessageId(501));
     let counts = store.counts().await.expect("counts");
     assert_eq!((counts.users, counts.messages), (3, 3));

@@ -5,8 +5,9 @@
 //! The public and user timelines are read in index order at every page size: no sort,
 //! no bitmap scan that would read all of an author's messages.
 
+use minitwit_core::model::{Follow, ImportBatch};
 use minitwit_core::testkit::{MemoryStore, numbered_user};
-use minitwit_core::{Cursor, Follow, ImportBatch, Message, MessageId, Store, Timeline, UserId};
+use minitwit_core::{Cursor, Message, MessageId, Store, Timeline, UserId};
 use minitwit_store_pg::testkit;
 
 const USERS: i64 = 1_000;

@@ -24,7 +24,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     twit.post(&alice, MessageText::parse("Hello from an embedded MiniTwit! 🦀")?).await?;
     twit.post(&bob, MessageText::parse("<b>Markup</b> stays text & quotes \"too\"")?).await?;
 
-    let page = twit.timeline(Timeline::Home(bob.id), None, PageSize::WEB).await?;
+    let page = twit.timeline(Timeline::Home(bob.id), None, PageSize::PER_PAGE).await?;
     println!("{}'s timeline in {}:", bob.username, dir.display());
     for entry in &page.entries {
         println!("  [{}] {}: {}", entry.pub_date, entry.author, entry.text);

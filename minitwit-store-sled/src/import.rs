@@ -3,7 +3,8 @@
 
 use crate::keys;
 use crate::trees::{Trees, abort, meta};
-use minitwit_core::{IMPORT_MARK, ImportBatch, StoreError, StoreResult};
+use minitwit_core::model::ImportBatch;
+use minitwit_core::store::{IMPORT_MARK, StoreError, StoreResult};
 
 impl Trees {
     /// Writes `batch` as it is, all or nothing; ids continue above the imported ones.

@@ -5,7 +5,8 @@
 use crate::keys;
 use crate::records::decode;
 use crate::trees::{Trees, backend, corrupt, meta};
-use minitwit_core::{Message, MessageId, StoreResult, User, UserId};
+use minitwit_core::store::StoreResult;
+use minitwit_core::{Message, MessageId, User, UserId};
 use sled::IVec;
 
 /// At most this many problems are listed; the rest are only counted.

@@ -4,7 +4,9 @@
 use crate::keys;
 use crate::records::{decode, encode};
 use crate::trees::{EMPTY, Trees, Tx, TxResult, abort, backend, corrupt, meta};
-use minitwit_core::{Message, MessageFilter, MessageId, NewMessage, StoreResult};
+use minitwit_core::model::NewMessage;
+use minitwit_core::store::StoreResult;
+use minitwit_core::{Message, MessageFilter, MessageId};
 use sled::IVec;
 use std::ops::Bound;
 

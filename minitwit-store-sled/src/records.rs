@@ -12,7 +12,8 @@
 //! page was parsed again on every request.)
 
 use crate::trees::corrupt;
-use minitwit_core::{Message, MessageId, StoreResult, User, UserId};
+use minitwit_core::store::StoreResult;
+use minitwit_core::{Message, MessageId, User, UserId};
 
 /// The first byte of a binary record of the current layout. JSON records start with
 /// `{`, so the two can never be confused.

@@ -12,7 +12,8 @@
 use crate::keys;
 use crate::records::decode;
 use crate::trees::{Trees, backend, corrupt};
-use minitwit_core::{Cursor, Message, MessageId, StoreResult, Timeline, TimelineEntry, UserId};
+use minitwit_core::store::StoreResult;
+use minitwit_core::{Cursor, Message, MessageId, Timeline, TimelineEntry, UserId};
 use sled::IVec;
 use std::collections::BinaryHeap;
 use std::ops::Bound;

@@ -21,7 +21,8 @@
 
 use crate::authors::Authors;
 use crate::keys;
-use minitwit_core::{StoreError, StoreResult, UserId};
+use minitwit_core::UserId;
+use minitwit_core::store::{StoreError, StoreResult};
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use sled::{Db, Tree};
 use std::sync::Arc;

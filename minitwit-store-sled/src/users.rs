@@ -4,7 +4,9 @@ use crate::authors::Author;
 use crate::keys;
 use crate::records::{decode, encode};
 use crate::trees::{Trees, Tx, TxResult, abort, backend, decode_int, meta};
-use minitwit_core::{MessageId, NewUser, StoreError, StoreResult, User, UserId};
+use minitwit_core::model::NewUser;
+use minitwit_core::store::{StoreError, StoreResult};
+use minitwit_core::{MessageId, User, UserId};
 use sled::IVec;
 use std::ops::Bound;
 

@@ -6,7 +6,8 @@
 //!
 //! The child is this test binary again, run with [`CHILD_DIR`] set.
 
-use minitwit_core::{Email, MessageId, MessageText, NewMessage, NewUser, Store, UserId, Username};
+use minitwit_core::model::{NewMessage, NewUser};
+use minitwit_core::{Email, MessageId, MessageText, Store, UserId, Username};
 use minitwit_store_sled::{SledOptions, SledStore};
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;

@@ -3,10 +3,10 @@
 //! across signs, relaxed durability, and timelines on a larger data set compared with
 //! the reference model.
 
+use minitwit_core::model::{Follow, ImportBatch, NewMessage, NewUser};
 use minitwit_core::testkit::MemoryStore;
 use minitwit_core::{
-    Cursor, Email, Follow, ImportBatch, Message, MessageId, MessageText, NewMessage, NewUser,
-    Store, Timeline, TimelineEntry, User, Username,
+    Cursor, Email, Message, MessageId, MessageText, Store, Timeline, TimelineEntry, User, Username,
 };
 use minitwit_store_sled::{Durability, OpenError, SledOptions, SledStore};
 use std::path::Path;

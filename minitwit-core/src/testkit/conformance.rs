@@ -11,13 +11,14 @@
 // This module is a test suite: a store call that fails must fail the test.
 #![allow(clippy::unwrap_used)]
 
+use crate::idempotency::{IdempotencyKey, Keyed, Outcome, Receipt, ReceiptKey, Write};
 use crate::model::{
     Cursor, Follow, ImportBatch, Message, MessageFilter, MessageId, NewMessage, NewUser, Timeline,
     TimelineEntry, User, UserId,
 };
+use crate::store::StoreError;
 use crate::{
-    Email, HashCost, IdempotencyKey, Keyed, MessageText, MiniTwit, Outcome, PageSize, Receipt,
-    ReceiptKey, Registration, ServiceError, Store, StoreError, Username, Write,
+    Email, HashCost, MessageText, MiniTwit, PageSize, Registration, ServiceError, Store, Username,
 };
 use std::sync::Arc;
 
@@ -533,7 +534,7 @@ pub async fn an_import_can_be_removed_and_ended(store: Arc<dyn Store>) {
         messages: vec![message],
         follows: vec![Follow { follower: a.id, followee: b.id }],
     };
-    store.init_setting(crate::IMPORT_MARK, b"test import").await.unwrap();
+    store.init_setting(crate::store::IMPORT_MARK, b"test import").await.unwrap();
     store.import(batch.clone()).await.unwrap();
     // The other user follows an imported one: removed with them.
     store.follow(own.id, b.id).await.unwrap();
@@ -544,12 +545,12 @@ pub async fn an_import_can_be_removed_and_ended(store: Arc<dyn Store>) {
     assert_eq!(store.user_by_name("ia").await.unwrap(), None);
     assert!(store.message_by_id(own_post).await.unwrap().is_some());
     assert_eq!(store.latest().await.unwrap(), Some(7));
-    assert_eq!(store.setting(crate::IMPORT_MARK).await.unwrap(), None);
+    assert_eq!(store.setting(crate::store::IMPORT_MARK).await.unwrap(), None);
 
-    store.init_setting(crate::IMPORT_MARK, b"again").await.unwrap();
+    store.init_setting(crate::store::IMPORT_MARK, b"again").await.unwrap();
     store.end_import(Some(9)).await.unwrap();
     assert_eq!(store.latest().await.unwrap(), Some(9));
-    assert_eq!(store.setting(crate::IMPORT_MARK).await.unwrap(), None);
+    assert_eq!(store.setting(crate::store::IMPORT_MARK).await.unwrap(), None);
 }
 
 fn all_messages() -> MessageFilter {

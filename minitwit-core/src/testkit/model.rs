@@ -7,7 +7,8 @@
 
 use super::MemoryStore;
 use crate::model::{Cursor, MessageId, NewMessage, NewUser, Timeline, TimelineEntry, UserId};
-use crate::{Email, MessageText, Store, StoreError, Username};
+use crate::store::StoreError;
+use crate::{Email, MessageText, Store, Username};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use std::future::Future;

@@ -3,8 +3,9 @@
 
 #![allow(clippy::unwrap_used)] // tests: a failure should panic with the error
 use super::*;
+use crate::model::{NewMessage, NewUser};
 use crate::testkit::MemoryStore;
-use crate::{Email, MessageId, MessageText, NewMessage, NewUser, Username};
+use crate::{Email, MessageId, MessageText, Username};
 
 fn empty() -> Arc<dyn Store> {
     Arc::new(MemoryStore::new())
