@@ -7,7 +7,8 @@
 use crate::cli::{ListenerLimits, ServeArgs};
 use anyhow::{Context, Result};
 use minitwit_cli::serve::{self, Limits, Settings};
-use minitwit_core::{HashCost, HashPool, Hasher, Store};
+use minitwit_core::password_hash::{HashPool, Hasher};
+use minitwit_core::{HashCost, Store};
 use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;

@@ -71,6 +71,11 @@ macro_rules! layer {
                 self.inner().public_generation()
             }
 
+            /// [`Store::broken`]: the wrapped store's.
+            fn broken(&self) -> Option<String> {
+                self.inner().broken()
+            }
+
             $(
                 #[doc = concat!("[`Store::", stringify!($name), "`], forwarded by default.")]
                 async fn $name(&self $(, $arg: $ty)*) -> $ret {
@@ -97,6 +102,10 @@ macro_rules! layer {
 
             fn public_generation(&self) -> Option<u64> {
                 StoreLayer::public_generation(self)
+            }
+
+            fn broken(&self) -> Option<String> {
+                StoreLayer::broken(self)
             }
 
             $(

@@ -61,7 +61,7 @@ pub trait Store: Send + Sync + 'static {
     fn backend(&self) -> &'static str;
 
     /// Whether only this process can write the store (sled locks its directory), so
-    /// in-process caches of its answers stay valid ([`CachedStore`](crate::CachedStore)).
+    /// in-process caches of its answers stay valid ([`CachedStore`](crate::cache::CachedStore)).
     /// `false` unless a backend knows better.
     fn single_process(&self) -> bool {
         false
@@ -72,6 +72,16 @@ pub trait Store: Send + Sync + 'static {
     /// default) means every read already sees every acknowledged write, so the store
     /// serves all readers as it is.
     fn for_reader(&self, _token: ReadToken) -> Option<Arc<dyn Store>> {
+        None
+    }
+
+    /// Why this store can no longer make writes durable in this process, if it cannot:
+    /// a failure only a restart recovers from, such as sled's after a failed sync (the
+    /// kernel may have dropped the pages it did not write, so no later sync proves
+    /// anything). A server's `/health` fails then, so that its supervisor restarts it and
+    /// the store recovers from what is on disk. `None` (the default) for a store whose
+    /// failures pass by themselves, such as a database that is down for a while.
+    fn broken(&self) -> Option<String> {
         None
     }
 
@@ -159,8 +169,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<TimelineEntry>>;
     /// A number that moves whenever a write may change the public timeline, from a store
     /// that can tell (one only this process writes, behind a
-    /// [`CachedStore`](crate::CachedStore)); `None` from any other. It lets callers keep
-    /// what they derive from the timeline (see [`PageMemo`](crate::PageMemo)). A user's
+    /// [`CachedStore`](crate::cache::CachedStore)); `None` from any other. It lets callers keep
+    /// what they derive from the timeline (see [`PageMemo`](crate::cache::PageMemo)). A user's
     /// timeline is the public one's messages by that user, so it moves for those too.
     fn public_generation(&self) -> Option<u64> {
         None

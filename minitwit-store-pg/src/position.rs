@@ -9,7 +9,7 @@
 //! [`ReadToken::UNKNOWN`], whose reader is served by the primary: never wrong, only
 //! slower. Tokens written before timelines were packed (timeline 0) compare by LSN alone.
 
-use minitwit_core::ReadToken;
+use minitwit_core::consistency::ReadToken;
 
 const LSN_BITS: u32 = 56;
 const LSN_MASK: u64 = (1 << LSN_BITS) - 1;

@@ -7,7 +7,8 @@
 
 use crate::error::{FOLLOWEE_FK, backend_error, store_error};
 use crate::rows::sql_limit;
-use minitwit_core::{Receipt, ReceiptKey, StoreError, StoreResult, Write};
+use minitwit_core::idempotency::{Receipt, ReceiptKey, Write};
+use minitwit_core::store::{StoreError, StoreResult};
 use sqlx::{PgExecutor, PgPool};
 
 /// Claims a key: inserts the receipt ($1 to $6), or replaces one recorded before $7
@@ -122,7 +123,7 @@ pub(crate) async fn apply_once(
         Write::Post(message) => {
             let author = message.author_id;
             claim(keyed!("INSERT INTO messages (author_id, text, pub_date) SELECT $8, $9, $10"))
-                .bind(author)
+                .bind(author.0)
                 .bind(message.text.as_ref().to_owned())
                 .bind(message.pub_date)
                 .fetch_one(pool)
@@ -133,8 +134,8 @@ pub(crate) async fn apply_once(
             "INSERT INTO follows (follower_id, followee_id) SELECT $8, $9",
             "ON CONFLICT DO NOTHING"
         ))
-        .bind(follower)
-        .bind(followee)
+        .bind(follower.0)
+        .bind(followee.0)
         .fetch_one(pool)
         .await
         .map_err(|e| {
@@ -146,8 +147,8 @@ pub(crate) async fn apply_once(
             "), applied AS (DELETE FROM follows WHERE follower_id = $8 AND followee_id = $9 ",
             "AND EXISTS (SELECT 1 FROM claim)) SELECT count(*) FROM claim"
         ))
-        .bind(follower)
-        .bind(followee)
+        .bind(follower.0)
+        .bind(followee.0)
         .fetch_one(pool)
         .await
         .map_err(backend_error),

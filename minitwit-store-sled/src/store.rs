@@ -3,10 +3,11 @@
 //! return behind a shared flush.
 
 use crate::SledStore;
+use minitwit_core::idempotency::{Receipt, ReceiptKey, Write};
+use minitwit_core::model::{Follow, ImportBatch, NewMessage, NewUser};
+use minitwit_core::store::{DurableWait, StoreResult};
 use minitwit_core::{
-    Counts, Cursor, DurableWait, Follow, ImportBatch, Message, MessageFilter, MessageId,
-    NewMessage, NewUser, Receipt, ReceiptKey, Store, StoreResult, Timeline, TimelineEntry, User,
-    UserId, Write,
+    Counts, Cursor, Message, MessageFilter, MessageId, Store, Timeline, TimelineEntry, User, UserId,
 };
 
 #[async_trait::async_trait]
@@ -17,6 +18,11 @@ impl Store for SledStore {
 
     fn single_process(&self) -> bool {
         true
+    }
+
+    /// Broken once a flush has failed, for good (see the flusher's fail-stop).
+    fn broken(&self) -> Option<String> {
+        self.inner.flusher.healthy().err().map(|err| err.to_string())
     }
 
     async fn ping(&self) -> StoreResult<()> {

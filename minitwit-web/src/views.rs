@@ -212,6 +212,7 @@ impl Views {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use minitwit_core::{MessageId, UserId};
 
     #[test]
     fn escapes_like_markupsafe() {
@@ -241,8 +242,8 @@ mod tests {
     fn every_template_renders_in_strict_mode() {
         let views = Views::new();
         let entry = TimelineEntry {
-            id: 1,
-            author_id: 1,
+            id: MessageId(1),
+            author_id: UserId(1),
             author: "a b".into(),
             email: "a@b".into(),
             text: "<hi>".into(),
