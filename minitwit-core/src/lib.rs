@@ -27,6 +27,8 @@
 //!   [`PageMemo`], answers built from first pages, kept while their page is unchanged.
 //! - [`idempotency`]: writes applied once under a client's key, and their receipts.
 //! - [`consistency`]: [`ReadToken`], read-your-writes over stores that read from replicas.
+//! - [`feed`]: the change feed: what changed, told to every process, and who may see it
+//!   on a live timeline.
 //! - [`password_hash`]: Argon2id hashing off the async executor.
 //! - [`gravatar`]: picture addresses for emails.
 //! - [`transfer`]: moving whole stores: export files, import, copy, fingerprints.
@@ -52,6 +54,7 @@
 pub mod cache;
 pub mod consistency;
 pub mod domain;
+pub mod feed;
 pub mod gravatar;
 pub mod idempotency;
 mod latest;

@@ -41,6 +41,7 @@
 
 mod coalesce;
 mod error;
+mod feed;
 mod follows;
 mod import;
 mod messages;
