@@ -128,6 +128,7 @@ fn settings(setup: Setup) -> Settings {
         hasher: Hasher::new(setup.cost),
         gauge_interval: Duration::from_secs(15),
         idempotency_window: minitwit_core::idempotency::DEFAULT_RECEIPT_WINDOW,
+        live: minitwit_web::LiveConfig::default(),
         site: setup.web,
     }
 }
