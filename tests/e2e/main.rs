@@ -8,6 +8,8 @@
 //! - [`sim_replay`]: the simulator's scenario replayed, errors counted by kind.
 //! - [`sim_fuzz`]: schemathesis against the served OpenAPI document.
 //! - [`outage`]: a PostgreSQL outage seen from both front ends.
+//! - [`live`]: live timelines' event streams: visibility, sessions, reconnection, caps,
+//!   slow readers, shutdown, a PostgreSQL restart.
 //! - [`idempotency`]: writes sent twice under one key apply once, on the API and the site.
 //! - [`serving`]: the listener's timeouts, the security headers, request ids, `/metrics`.
 //!
@@ -17,6 +19,7 @@
 mod support;
 
 mod idempotency;
+mod live;
 mod outage;
 mod serving;
 mod sim_api;
