@@ -85,10 +85,11 @@
       source = new EventSource(url);
       source.addEventListener("open", function () {
         delay = 2000;
+        bar.setAttribute("data-state", "open");
       });
       source.addEventListener("entry", function (event) {
         last = event.lastEventId || last;
-        pending.push({ id: event.lastEventId, html: event.data });
+        pending.push({ id: event.lastEventId, html: JSON.parse(event.data) });
         show();
       });
       source.addEventListener("withdraw", function (event) {
@@ -104,6 +105,7 @@
       });
       source.addEventListener("signedout", function () {
         stopped = true;
+        bar.setAttribute("data-state", "closed");
         source.close();
         pending = [];
         show();

@@ -10,6 +10,8 @@
 //! - [`outage`]: a PostgreSQL outage seen from both front ends.
 //! - [`live`]: live timelines' event streams: visibility, sessions, reconnection, caps,
 //!   slow readers, shutdown, a PostgreSQL restart.
+//! - [`live_browser`]: live timelines in two Chromium browsers, on sled and across two
+//!   servers over PostgreSQL; the pages' landmarks under axe-core's default rules.
 //! - [`idempotency`]: writes sent twice under one key apply once, on the API and the site.
 //! - [`serving`]: the listener's timeouts, the security headers, request ids, `/metrics`.
 //!
@@ -20,6 +22,7 @@ mod support;
 
 mod idempotency;
 mod live;
+mod live_browser;
 mod outage;
 mod serving;
 mod sim_api;

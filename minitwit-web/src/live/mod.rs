@@ -3,7 +3,7 @@
 //! `EventSource` does): the public timeline at `/public`, a user's at `/{username}`,
 //! the signed-in reader's home at `/`. Each new entry the page would show comes as an
 //! `entry` event, its id the message id and its data the entry rendered exactly as on
-//! the page; a reader that reconnects with `Last-Event-ID` (or `?after=ID`) is sent what
+//! the page (as a JSON string, which keeps its white space); a reader that reconnects with `Last-Event-ID` (or `?after=ID`) is sent what
 //! it missed. The site's script turns the events into the "N new messages" bar.
 //!
 //! Streams are long-lived, so they have limits of their own (`slots`): a cap per process

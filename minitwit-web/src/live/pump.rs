@@ -213,7 +213,10 @@ impl Pump {
                     self.sent.pop_front();
                 }
                 self.sent.push_back((entry.id, entry.author_id));
-                Some(sse::Event::default().event("entry").id(entry.id.to_string()).data(html))
+                // As one JSON string: SSE would strip a space from every data line that
+                // starts with one, and the entry must arrive exactly as rendered.
+                let data = serde_json::Value::String(html).to_string();
+                Some(sse::Event::default().event("entry").id(entry.id.to_string()).data(data))
             }
             Event::Withdraw(ids) => withdraw(
                 ids.into_iter().filter(|id| self.sent.iter().any(|(s, _)| s == id)).collect(),
