@@ -159,7 +159,8 @@ async fn prometheus_scraping_two_replicas_answers_every_dashboard_query() {
     // A live stream open on each replica (alice's posts reach them), and one refused.
     let mut streams = Vec::new();
     for web in &targets {
-        let stream = client.get(format!("http://{web}/public")).header("accept", "text/event-stream");
+        let stream =
+            client.get(format!("http://{web}/public")).header("accept", "text/event-stream");
         streams.push(stream.send().await.unwrap());
     }
     assert_eq!(streams[0].status(), 200);
