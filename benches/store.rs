@@ -21,9 +21,10 @@
 //! store and not Argon2. Writes accumulate in the data set while they are measured.
 
 use criterion::{BenchmarkGroup, Criterion, Throughput, measurement::WallTime};
+use minitwit_core::model::NewMessage;
 use minitwit_core::synthetic::{self, Shape};
 use minitwit_core::{
-    HashCost, MessageText, MiniTwit, NewMessage, PageSize, Registration, Store, Timeline, User,
+    HashCost, MessageText, MiniTwit, PageSize, Registration, Store, Timeline, User, UserId,
 };
 use minitwit_store_pg::{PgOptions, PgStore};
 use minitwit_store_sled::{Durability, SledOptions, SledStore};
@@ -140,7 +141,7 @@ fn bench_operations(
     shape: &Shape,
 ) {
     let twit = MiniTwit::with_hash_cost(store, HashCost::Insecure);
-    let users: Vec<User> = (1..=shape.users).map(|id| shape.user(id)).collect();
+    let users: Vec<User> = (1..=shape.users).map(|id| shape.user(UserId(id))).collect();
     let reader = users[0].id;
     group.throughput(Throughput::Elements(1));
     // Reads first, on the data set as generated; the writes below add to it.
@@ -156,7 +157,8 @@ fn bench_operations(
         let name = name.as_str();
         group.bench_function(name, |b| {
             b.to_async(runtime).iter(|| async {
-                let page = twit.timeline(timeline, None, PageSize::WEB).await.expect("reading");
+                let page =
+                    twit.timeline(timeline, None, PageSize::PER_PAGE).await.expect("reading");
                 assert_eq!(page.entries.len(), 30, "{name} has a full first page");
                 page
             });
@@ -173,7 +175,7 @@ fn bench_api_reads(
     runtime: &Runtime,
     store: &dyn Store,
     shape: &Shape,
-    reader: i64,
+    reader: UserId,
 ) {
     let reads = [
         ("public_timeline_100", Timeline::Public),
@@ -189,7 +191,7 @@ fn bench_api_reads(
             });
         });
     }
-    let name = shape.user(shape.users / 2).username;
+    let name = shape.user(UserId(shape.users / 2)).username;
     group.bench_function("user_by_name", |b| {
         b.to_async(runtime).iter(|| async {
             store.user_by_name(&name).await.expect("reading").expect("the user exists")
@@ -232,8 +234,8 @@ fn bench_writes(
     group.bench_function("follow", |b| {
         b.to_async(runtime).iter(|| async {
             let n = next.fetch_add(1, Ordering::Relaxed);
-            let follower = &users[1 + n % (count - 1)];
-            let followee = &users[(n * 7919 + n / count) % count];
+            let follower = users[1 + n % (count - 1)].id;
+            let followee = users[(n * 7919 + n / count) % count].id;
             twit.follow(follower, followee).await.expect("following")
         });
     });
@@ -264,7 +266,7 @@ fn small_sled_store(runtime: &Runtime, mode: &str) -> (tempfile::TempDir, Arc<dy
         Arc::new(SledStore::open(dir.path(), sled_options(mode)).expect("opening sled"));
     let author = runtime.block_on(async {
         synthetic::load(&*store, &Shape::SMALL).await.expect("loading");
-        store.user_by_id(1).await.expect("reading").expect("user 1 exists")
+        store.user_by_id(UserId(1)).await.expect("reading").expect("user 1 exists")
     });
     (dir, store, author)
 }
@@ -306,7 +308,7 @@ fn bench_group_commit(c: &mut Criterion, runtime: &Runtime) {
 /// One writer's posts in the group-commit comparison.
 async fn write_posts(
     store: Arc<dyn Store>,
-    author_id: i64,
+    author_id: UserId,
     commit: Commit,
     serial: Arc<tokio::sync::Mutex<()>>,
 ) {
@@ -393,15 +395,15 @@ fn bench_concurrent_reads(
     shape: &Shape,
 ) {
     let label = shape.label();
-    let username = shape.user(1).username;
+    let username = shape.user(UserId(1)).username;
     let mut group = c.benchmark_group(format!("postgres/concurrent/{label}"));
     group.throughput(Throughput::Elements(READERS as u64));
     let twit = MiniTwit::with_hash_cost(store, HashCost::Insecure);
-    let page = PageSize::API_DEFAULT;
+    let page = PageSize::DEFAULT;
     let reads: [(&str, Option<Timeline>); 3] = [
         ("latest", None),
         ("public_timeline_100", Some(Timeline::Public)),
-        ("user_timeline_by_name_100", Some(Timeline::User(1))),
+        ("user_timeline_by_name_100", Some(Timeline::User(UserId(1)))),
     ];
     for (name, timeline) in reads {
         group.bench_function(name, |b| {

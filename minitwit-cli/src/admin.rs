@@ -6,7 +6,8 @@
 use crate::cli::{MessageCommand, PasswordSource, UserCommand};
 use anyhow::{Context, Result, bail};
 use minitwit_core::{
-    Message, MessageFilter, MiniTwit, PageSize, Password, Registration, ServiceError, User, UserId,
+    Message, MessageFilter, MessageId, MiniTwit, PageSize, Password, Registration, ServiceError,
+    User, UserId,
 };
 use serde_json::json;
 use std::collections::HashMap;
@@ -164,7 +165,7 @@ pub async fn message(
 
 async fn set_flagged(
     service: &MiniTwit,
-    ids: &[i64],
+    ids: &[MessageId],
     flagged: bool,
     out: &mut impl Write,
 ) -> Result<()> {

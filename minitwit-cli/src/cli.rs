@@ -3,6 +3,7 @@
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use minitwit_cli::serve::Limits;
+use minitwit_core::{MessageId, UserId};
 use std::fmt;
 use std::net::SocketAddr;
 use std::num::NonZeroU64;
@@ -449,7 +450,7 @@ pub enum UserCommand {
         limit: Option<usize>,
         /// Only users with a larger id (to page on).
         #[arg(long)]
-        after: Option<i64>,
+        after: Option<UserId>,
         /// One JSON object per line instead of tab-separated text.
         #[command(flatten)]
         json: JsonFlag,
@@ -538,7 +539,7 @@ pub enum MessageCommand {
         limit: usize,
         /// Only messages with a smaller id (to page on).
         #[arg(long)]
-        before: Option<i64>,
+        before: Option<MessageId>,
         /// One JSON object per line instead of tab-separated text.
         #[command(flatten)]
         json: JsonFlag,
@@ -547,13 +548,13 @@ pub enum MessageCommand {
     Flag {
         /// Message ids.
         #[arg(required = true, num_args = 1..)]
-        ids: Vec<i64>,
+        ids: Vec<MessageId>,
     },
     /// Unflag (show again) messages by id. Unknown ids change nothing and are reported.
     Unflag {
         /// Message ids.
         #[arg(required = true, num_args = 1..)]
-        ids: Vec<i64>,
+        ids: Vec<MessageId>,
     },
 }
 

@@ -7,7 +7,8 @@
 use crate::cli::{ListenerLimits, LiveArgs, ServeArgs};
 use anyhow::{Context, Result};
 use minitwit_cli::serve::{self, Limits, Settings};
-use minitwit_core::{HashCost, HashPool, Hasher, Store};
+use minitwit_core::password_hash::{HashPool, Hasher};
+use minitwit_core::{HashCost, Store};
 use minitwit_web::LiveConfig;
 use std::io::Write;
 use std::sync::Arc;

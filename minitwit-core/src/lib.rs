@@ -14,29 +14,34 @@
 //! `minitwit-store-sled`'s front page has these steps as a runnable program, and its
 //! `examples/embed_sled.rs` as an example.
 //!
-//! Layout:
-//! - [`domain`]: parse-don't-validate newtypes for client input, with the contract's error
-//!   texts ([`Username`], [`Email`], [`Password`], [`MessageText`], [`PageSize`],
-//!   [`Registration`]).
-//! - [`model`]: the records stores keep and return, and keyset [`Cursor`]s.
-//! - [`store`]: the [`Store`] trait that backends implement, and [`StoreError`].
-//! - [`layer`]: [`StoreLayer`], a store over another that states only what it changes.
-//! - [`service`]: [`MiniTwit`], the service front ends and the CLI call (`latest` writes
-//!   coalesced).
-//! - [`cache`]: [`CachedStore`], the hot reads of a single-process store, cached; and
-//!   [`PageMemo`], answers built from first pages, kept while their page is unchanged.
-//! - [`idempotency`]: writes applied once under a client's key, and their receipts.
-//! - [`consistency`]: [`ReadToken`], read-your-writes over stores that read from replicas.
+//! # What is here, by who needs it
+//!
+//! **Embedding** (re-exported at the crate root, all an embedder names):
+//! - [`service`]: [`MiniTwit`], every operation of the system, and [`ServiceError`].
+//! - [`domain`]: parse-don't-validate newtypes for input, with the contract's error texts
+//!   ([`Registration`], [`Username`], [`Email`], [`Password`], [`MessageText`],
+//!   [`PageSize`]).
+//! - [`model`]: the records the service returns ([`User`], [`Message`], [`Page`] of
+//!   [`TimelineEntry`]), their ids ([`UserId`], [`MessageId`]) and keyset [`Cursor`]s.
+//! - [`store`]: the [`Store`] trait a backend implements; [`HashCost`] for tests.
+//!
+//! **Writing a backend:** [`store`] ([`StoreError`](store::StoreError), and what an import
+//! and a deferred flush need), [`model`]'s write records, [`layer`] (a store over another
+//! that states only what it changes), and the conformance suite in `testkit` (feature
+//! `testkit`, with the in-memory reference model and the proptest model test).
+//!
+//! **Front ends and operations** (the site, the simulator API and the CLI use these by
+//! their module paths):
+//! - [`cache`]: the hot reads of a single-process store, cached, and page memos;
+//! - [`idempotency`]: writes applied once under a client's key, and their receipts;
+//! - [`consistency`]: read-your-writes tokens over stores that read from replicas;
 //! - [`feed`]: the change feed: what changed, told to every process, and who may see it
-//!   on a live timeline.
-//! - [`password_hash`]: Argon2id hashing off the async executor.
-//! - [`gravatar`]: picture addresses for emails.
-//! - [`transfer`]: moving whole stores: export files, import, copy, fingerprints.
-//! - [`rate_limit`]: fixed-memory rate limits for logins and registrations, by account
-//!   or by [`ClientAddress`](rate_limit::ClientAddress).
+//!   on a live timeline (each store delivers it; the site streams it);
+//! - [`rate_limit`]: fixed-memory rate limits for logins and registrations;
+//! - [`password_hash`]: Argon2id hashing off the async executor, and its pool;
+//! - [`gravatar`]: picture addresses for emails;
+//! - [`transfer`]: moving whole stores: export files, import, copy, fingerprints;
 //! - [`synthetic`]: generated data sets of a stated shape, for benchmarks and load tests.
-//! - `testkit` (feature `testkit`): the conformance suite every backend runs, the
-//!   in-memory reference model and the proptest model test.
 //!
 //! ```no_run
 //! # async fn demo(store: std::sync::Arc<dyn minitwit_core::Store>) -> Result<(), minitwit_core::ServiceError> {
@@ -44,7 +49,7 @@
 //! let twit = MiniTwit::new(store);
 //! let alice = twit.register(Registration::parse("alice", "a@example.com", "pw", None)?).await?;
 //! twit.post(&alice, MessageText::parse("hello")?).await?;
-//! let page = twit.timeline(Timeline::Public, None, PageSize::WEB).await?;
+//! let page = twit.timeline(Timeline::Public, None, PageSize::PER_PAGE).await?;
 //! assert_eq!(page.entries[0].text, "hello");
 //! # Ok(()) }
 //! ```
@@ -69,16 +74,10 @@ pub mod synthetic;
 pub mod testkit;
 pub mod transfer;
 
-pub use cache::{CachedStore, PageMemo, PublicPageMemo, UserPageMemo};
-pub use consistency::ReadToken;
 pub use domain::{Email, MessageText, PageSize, Password, Registration, Username, ValidationError};
-pub use idempotency::{IdempotencyKey, Keyed, Outcome, Receipt, ReceiptKey, Write};
-pub use layer::{Operation, StoreLayer};
 pub use model::{
-    Counts, Cursor, Follow, ImportBatch, Message, MessageFilter, MessageId, NewMessage, NewUser,
-    Page, Timeline, TimelineEntry, User, UserId,
+    Counts, Cursor, Message, MessageFilter, MessageId, Page, Timeline, TimelineEntry, User, UserId,
 };
-pub use password_hash::{HashCost, HashError, HashPool, Hasher};
-pub use rate_limit::{RateTable, Throttle};
-pub use service::{LatestRecorded, MiniTwit, ServiceError, ServiceResult, unix_now};
-pub use store::{DurableWait, IMPORT_MARK, Store, StoreError, StoreResult, already_durable};
+pub use password_hash::HashCost;
+pub use service::{MiniTwit, ServiceError, ServiceResult};
+pub use store::Store;

@@ -4,10 +4,43 @@
 use crate::domain::{Email, MessageText, Username};
 use serde::{Deserialize, Serialize};
 
-/// A user's id: assigned by the store, increasing, never reused.
-pub type UserId = i64;
-/// A message's id: assigned by the store, increasing, never reused.
-pub type MessageId = i64;
+/// Declares an id type: the store's `i64`, in a type of its own so that one kind of id
+/// cannot be passed where another is meant. The number is public (`id.0`) for stores and
+/// for ids read from outside; it prints and parses as the bare number, and serializes as
+/// one.
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(
+            Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+        )]
+        #[serde(transparent)]
+        pub struct $name(pub i64);
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = std::num::ParseIntError;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                s.parse().map(Self)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// A user's id: assigned by the store, increasing, never reused.
+    UserId
+);
+id_type!(
+    /// A message's id: assigned by the store, increasing, never reused.
+    MessageId
+);
 
 /// A registered user as the store keeps it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,6 +104,13 @@ pub struct Follow {
 }
 
 /// Which timeline to read.
+///
+/// Ids have types of their own, so a message's id cannot name a user's timeline:
+///
+/// ```compile_fail
+/// use minitwit_core::{MessageId, Timeline};
+/// let _ = Timeline::Home(MessageId(1));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Timeline {
     /// Every unflagged message.
@@ -192,12 +232,12 @@ mod tests {
 
     #[test]
     fn cursor_tokens_round_trip() {
-        let c = Cursor { pub_date: 1_582_246_860, id: 42 };
+        let c = Cursor { pub_date: 1_582_246_860, id: MessageId(42) };
         assert_eq!(Cursor::from_token(&c.to_token()), Some(c));
         assert_eq!(Cursor::from_token("nonsense"), None);
         assert_eq!(Cursor::from_token("1.x"), None);
-        assert!(c.is_before(1_582_246_860, 41));
-        assert!(!c.is_before(1_582_246_860, 42));
-        assert!(c.is_before(1_582_246_859, 99));
+        assert!(c.is_before(1_582_246_860, MessageId(41)));
+        assert!(!c.is_before(1_582_246_860, MessageId(42)));
+        assert!(c.is_before(1_582_246_859, MessageId(99)));
     }
 }

@@ -44,10 +44,10 @@ pub enum ServiceError {
     /// 403 Forbidden: the account is disabled; it may not sign in or post.
     #[error("This account is disabled")]
     AccountDisabled,
-    /// 503 Service Unavailable: the store cannot be reached (the store's reason, for
-    /// the log); try again later.
+    /// 503 Service Unavailable: the store cannot be reached; try again later. The store's
+    /// error, with its reason, is the [`source`](std::error::Error::source), for the log.
     #[error("The service is temporarily unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] StoreError),
     /// 503 Service Unavailable: too much expensive work (password hashing) is queued
     /// already; try again in a moment.
     #[error("The server is busy; please try again in a moment")]
@@ -70,6 +70,12 @@ pub enum ServiceError {
     /// [`ServiceError::client_text`].
     #[error("Internal error: {0}")]
     Internal(String),
+    /// 500 Internal Server Error: the store failed (an I/O error, corrupt data, a
+    /// conflict it cannot resolve). The store's error is the
+    /// [`source`](std::error::Error::source); clients are told what
+    /// [`ServiceError::Internal`] tells them.
+    #[error("Internal error: {0}")]
+    Store(#[source] StoreError),
 }
 
 impl ServiceError {
@@ -81,7 +87,7 @@ impl ServiceError {
             Self::InvalidUsername | Self::InvalidPassword | Self::AccountDisabled => 403,
             Self::UnknownUser | Self::UnknownMessages(_) => 404,
             Self::KeyReused => 422,
-            Self::Internal(_) | Self::NoRuntime => 500,
+            Self::Internal(_) | Self::Store(_) | Self::NoRuntime => 500,
             Self::Unavailable(_) | Self::Overloaded | Self::TimedOut => 503,
         }
     }
@@ -90,7 +96,9 @@ impl ServiceError {
     /// of an internal failure or of the store's unavailability.
     pub fn client_text(&self) -> String {
         match self {
-            Self::Internal(_) | Self::NoRuntime => "Internal server error".to_owned(),
+            Self::Internal(_) | Self::Store(_) | Self::NoRuntime => {
+                "Internal server error".to_owned()
+            }
             Self::Unavailable(_) => "The service is temporarily unavailable".to_owned(),
             other => other.to_string(),
         }
@@ -102,10 +110,8 @@ impl From<StoreError> for ServiceError {
         match err {
             StoreError::UsernameTaken => Self::UsernameTaken,
             StoreError::UnknownUser(_) => Self::UnknownUser,
-            StoreError::Unavailable(reason) => Self::Unavailable(reason),
-            other @ (StoreError::Conflict(_) | StoreError::Backend(_)) => {
-                Self::Internal(other.to_string())
-            }
+            unavailable @ StoreError::Unavailable(_) => Self::Unavailable(unavailable),
+            other @ (StoreError::Conflict(_) | StoreError::Backend(_)) => Self::Store(other),
         }
     }
 }
@@ -328,6 +334,10 @@ impl MiniTwit {
     // --- messages ---
 
     /// Posts `text` as `author` now; [`ServiceError::AccountDisabled`] for a disabled author.
+    ///
+    /// Unlike the follow methods, this takes the author's record, not an id: whether the
+    /// account may post is part of it, and every caller has just read it (signing in, or
+    /// [`MiniTwit::user`]), so the service does not read it again.
     pub async fn post(&self, author: &User, text: MessageText) -> ServiceResult<MessageId> {
         if author.disabled {
             return Err(ServiceError::AccountDisabled);
@@ -352,12 +362,12 @@ impl MiniTwit {
     // --- follows ---
 
     /// `follower` follows `followee`; following twice leaves one pair.
-    pub async fn follow(&self, follower: &User, followee: &User) -> ServiceResult<()> {
+    pub async fn follow(&self, follower: UserId, followee: UserId) -> ServiceResult<()> {
         self.follow_once(follower, followee, None).await.map(drop)
     }
 
     /// `follower` stops following `followee`; not following is not an error.
-    pub async fn unfollow(&self, follower: &User, followee: &User) -> ServiceResult<()> {
+    pub async fn unfollow(&self, follower: UserId, followee: UserId) -> ServiceResult<()> {
         self.unfollow_once(follower, followee, None).await.map(drop)
     }
 
@@ -367,8 +377,8 @@ impl MiniTwit {
     }
 
     /// The names of up to `limit` users whom `user` follows.
-    pub async fn followees(&self, user: &User, limit: PageSize) -> ServiceResult<Vec<String>> {
-        Ok(self.store.followees(user.id, limit.get()).await?)
+    pub async fn followees(&self, user: UserId, limit: PageSize) -> ServiceResult<Vec<String>> {
+        Ok(self.store.followees(user, limit.get()).await?)
     }
 
     // --- timelines ---
@@ -507,22 +517,21 @@ impl MiniTwit {
     /// [`MiniTwit::follow`] under `keyed`'s key: applied at most once.
     pub async fn follow_once(
         &self,
-        follower: &User,
-        followee: &User,
+        follower: UserId,
+        followee: UserId,
         keyed: Option<Keyed>,
     ) -> ServiceResult<Outcome> {
-        self.write_once(keyed, Write::Follow { follower: follower.id, followee: followee.id }).await
+        self.write_once(keyed, Write::Follow { follower, followee }).await
     }
 
     /// [`MiniTwit::unfollow`] under `keyed`'s key: applied at most once.
     pub async fn unfollow_once(
         &self,
-        follower: &User,
-        followee: &User,
+        follower: UserId,
+        followee: UserId,
         keyed: Option<Keyed>,
     ) -> ServiceResult<Outcome> {
-        let write = Write::Unfollow { follower: follower.id, followee: followee.id };
-        self.write_once(keyed, write).await
+        self.write_once(keyed, Write::Unfollow { follower, followee }).await
     }
 
     /// Removes receipts older than the window, a bounded number per call (the rest in
@@ -700,10 +709,11 @@ mod tests {
             (ServiceError::InvalidPassword, 403),
             (ServiceError::AccountDisabled, 403),
             (ServiceError::UnknownUser, 404),
-            (ServiceError::UnknownMessages(vec![1]), 404),
+            (ServiceError::UnknownMessages(vec![MessageId(1)]), 404),
             (ServiceError::KeyReused, 422),
             (ServiceError::Internal("secret detail".into()), 500),
-            (ServiceError::Unavailable("connection refused".into()), 503),
+            (ServiceError::Unavailable(StoreError::Unavailable("refused".into())), 503),
+            (ServiceError::Store(StoreError::Backend("disk".into())), 500),
         ];
         for (err, status) in cases {
             assert_eq!(err.status(), status, "{err:?}");
@@ -714,6 +724,20 @@ mod tests {
         let down = ServiceError::from(StoreError::Unavailable("connection refused".into()));
         assert!(down.to_string().ends_with("connection refused"), "{down}");
         assert_eq!(down.client_text(), "The service is temporarily unavailable");
+    }
+
+    #[test]
+    fn a_store_failure_keeps_the_stores_error_as_its_source() {
+        use std::error::Error;
+        for cause in
+            [StoreError::Backend("disk full".into()), StoreError::Unavailable("down".into())]
+        {
+            let err = ServiceError::from(cause.clone());
+            let source = err.source().and_then(|s| s.downcast_ref::<StoreError>());
+            assert_eq!(source, Some(&cause), "{err:?}");
+            assert!(err.to_string().contains(&cause.to_string()), "{err}");
+            assert!(!err.client_text().contains(&cause.to_string()), "{err}");
+        }
     }
 
     #[test]

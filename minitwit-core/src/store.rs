@@ -62,7 +62,7 @@ pub trait Store: Send + Sync + 'static {
     fn backend(&self) -> &'static str;
 
     /// Whether only this process can write the store (sled locks its directory), so
-    /// in-process caches of its answers stay valid ([`CachedStore`](crate::CachedStore)).
+    /// in-process caches of its answers stay valid ([`CachedStore`](crate::cache::CachedStore)).
     /// `false` unless a backend knows better.
     fn single_process(&self) -> bool {
         false
@@ -167,8 +167,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<TimelineEntry>>;
     /// A number that moves whenever a write may change the public timeline, from a store
     /// that can tell (one only this process writes, behind a
-    /// [`CachedStore`](crate::CachedStore)); `None` from any other. It lets callers keep
-    /// what they derive from the timeline (see [`PageMemo`](crate::PageMemo)). A user's
+    /// [`CachedStore`](crate::cache::CachedStore)); `None` from any other. It lets callers keep
+    /// what they derive from the timeline (see [`PageMemo`](crate::cache::PageMemo)). A user's
     /// timeline is the public one's messages by that user, so it moves for those too.
     fn public_generation(&self) -> Option<u64> {
         None

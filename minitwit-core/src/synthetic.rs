@@ -13,7 +13,9 @@
 //!   [`WIDE_FOLLOWS`] (50 and 500) users `1, 1+s, 1+2s, …` (`s = U / n`; every user
 //!   when `U < n`): home timelines of users who follow many people.
 
-use crate::{Follow, ImportBatch, Message, Store, StoreResult, User, UserId};
+use crate::model::{Follow, ImportBatch};
+use crate::store::StoreResult;
+use crate::{Message, MessageId, Store, User, UserId};
 
 /// The publication time of message 0 (September 2020).
 pub const FIRST_PUB_DATE: i64 = 1_600_000_000;
@@ -66,13 +68,14 @@ impl Shape {
     pub fn followees(&self, id: UserId) -> impl Iterator<Item = UserId> + use<> {
         let (users, step) = (self.users, (self.users / self.follows_per_user.max(1)).max(1));
         let count = self.follows_per_user.min(users - 1).max(0);
-        (0..count).map(move |j| (id + j * step) % users + 1)
+        (0..count).map(move |j| UserId((id.0 + j * step) % users + 1))
     }
 
     /// The wide followers: for each of [`WIDE_FOLLOWS`], the follower's id and how many
     /// users they follow.
     pub fn wide_followers(&self) -> [(UserId, i64); 2] {
-        let follower = |i: usize| (self.users + 1 + i as i64, WIDE_FOLLOWS[i].min(self.users));
+        let follower =
+            |i: usize| (UserId(self.users + 1 + i as i64), WIDE_FOLLOWS[i].min(self.users));
         [follower(0), follower(1)]
     }
 
@@ -83,7 +86,7 @@ impl Shape {
             .iter()
             .flat_map(|&(follower, count)| {
                 let step = self.users / count.max(1);
-                (0..count).map(move |j| Follow { follower, followee: 1 + j * step })
+                (0..count).map(move |j| Follow { follower, followee: UserId(1 + j * step) })
             })
             .collect();
         ImportBatch {
@@ -96,8 +99,8 @@ impl Shape {
     /// Message `id`, as generated.
     pub fn message(&self, id: i64) -> Message {
         Message {
-            id,
-            author_id: (id - 1) % self.users + 1,
+            id: MessageId(id),
+            author_id: UserId((id - 1) % self.users + 1),
             text: format!("Message number {id} of the benchmark data set, about sixty bytes."),
             pub_date: FIRST_PUB_DATE + id / 3,
             flagged: id % 100 == 0,
@@ -110,12 +113,13 @@ impl Shape {
 /// ends ([`Store::end_import`]).
 pub async fn load(store: &dyn Store, shape: &Shape) -> StoreResult<()> {
     for users in chunks(1..=shape.users) {
-        let users = users.map(|id| shape.user(id)).collect();
+        let users = users.map(|id| shape.user(UserId(id))).collect();
         store.import(ImportBatch { users, ..ImportBatch::default() }).await?;
     }
     for followers in chunks(1..=shape.users) {
         let follows = followers
             .flat_map(|follower| {
+                let follower = UserId(follower);
                 shape.followees(follower).map(move |followee| Follow { follower, followee })
             })
             .collect();
@@ -145,12 +149,12 @@ mod tests {
     #[test]
     fn every_user_follows_the_stated_number_of_others() {
         for shape in [Shape::SMALL, Shape::LARGE] {
-            for id in [1, 2, shape.users / 2, shape.users] {
+            for id in [1, 2, shape.users / 2, shape.users].map(UserId) {
                 let mut followees: Vec<_> = shape.followees(id).collect();
                 followees.sort_unstable();
                 followees.dedup();
                 assert_eq!(followees.len() as i64, shape.follows_per_user, "{shape:?} user {id}");
-                assert!(followees.iter().all(|&f| f != id && (1..=shape.users).contains(&f)));
+                assert!(followees.iter().all(|&f| f != id && (1..=shape.users).contains(&f.0)));
             }
         }
     }
@@ -168,11 +172,11 @@ mod tests {
                     .collect();
                 followees.dedup();
                 assert_eq!(followees.len() as i64, count, "{shape:?} follower {follower}");
-                assert!(followees.iter().all(|f| (1..=shape.users).contains(f)));
+                assert!(followees.iter().all(|f| (1..=shape.users).contains(&f.0)));
             }
         }
-        assert_eq!(Shape::LARGE.wide_followers(), [(10_001, 50), (10_002, 500)]);
-        assert_eq!(Shape::SMALL.wide_followers(), [(101, 50), (102, 100)]);
+        assert_eq!(Shape::LARGE.wide_followers(), [(UserId(10_001), 50), (UserId(10_002), 500)]);
+        assert_eq!(Shape::SMALL.wide_followers(), [(UserId(101), 50), (UserId(102), 100)]);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use minitwit_core::Throttle;
+use minitwit_core::rate_limit::Throttle;
 use subtle::ConstantTimeEq as _;
 use warp::http::HeaderValue;
 

@@ -99,8 +99,8 @@ impl ApiError {
     /// client never gets) and store outages.
     fn log(&self) {
         match self {
-            Self::Service(ServiceError::Internal(detail)) => {
-                tracing::error!(%detail, "internal error in the simulator API");
+            Self::Service(err @ (ServiceError::Internal(_) | ServiceError::Store(_))) => {
+                tracing::error!(detail = %err, "internal error in the simulator API");
             }
             Self::Service(ServiceError::Unavailable(reason)) => {
                 tracing::warn!(%reason, "store unavailable");
@@ -169,6 +169,7 @@ pub async fn handle_rejection(rejection: warp::Rejection) -> Result<Response, In
 #[cfg(test)]
 mod tests {
     use super::*;
+    use minitwit_core::store::StoreError;
 
     #[test]
     fn statuses_follow_the_contract() {
@@ -180,7 +181,8 @@ mod tests {
             (ValidationError::EmailInvalid.into(), 400),
             (ServiceError::InvalidPassword.into(), 403),
             (ServiceError::UnknownUser.into(), 404),
-            (ServiceError::Unavailable("connection refused".into()).into(), 503),
+            (ServiceError::from(StoreError::Unavailable("refused".into())).into(), 503),
+            (ServiceError::from(StoreError::Backend("disk".into())).into(), 500),
             (ServiceError::Internal("secret detail".into()).into(), 500),
         ];
         for (err, status) in cases {
@@ -193,7 +195,7 @@ mod tests {
         let err = ApiError::from(ServiceError::Internal("secret detail".into()));
         assert_eq!(err.client_text(), "Internal server error");
         assert!(err.to_string().contains("secret detail"), "the log and embedders see it");
-        let err = ApiError::from(ServiceError::Unavailable("host db: refused".into()));
+        let err = ApiError::from(ServiceError::from(StoreError::Unavailable("db: refused".into())));
         assert_eq!(err.client_text(), "The service is temporarily unavailable");
     }
 }

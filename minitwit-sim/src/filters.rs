@@ -10,12 +10,13 @@ use crate::models::ApiQuery;
 use crate::route_table::{self, FOLLOWS, LATEST, MESSAGES, OPENAPI, REGISTER, USER_MESSAGES};
 use bytes::Bytes;
 use futures::TryStreamExt as _;
+use minitwit_core::cache::{PublicPageMemo, UserPageMemo};
 use minitwit_core::idempotency;
+use minitwit_core::idempotency::{IdempotencyKey, Keyed};
+use minitwit_core::rate_limit::RateTable;
 use minitwit_core::rate_limit::{ClientAddress, DEFAULT_CELLS};
-use minitwit_core::{
-    IdempotencyKey, Keyed, LatestRecorded, MiniTwit, PageSize, PublicPageMemo, RateTable,
-    UserPageMemo, ValidationError,
-};
+use minitwit_core::service::LatestRecorded;
+use minitwit_core::{MiniTwit, PageSize, ValidationError};
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
 use warp::filters::BoxedFilter;
@@ -231,8 +232,7 @@ fn admit_registration(
 fn page_size() -> BoxedFilter<(PageSize,)> {
     warp::query::<ApiQuery>()
         .and_then(|query: ApiQuery| async move {
-            PageSize::parse_api(query.no.as_deref())
-                .map_err(|err| Rejection::from(ApiError::from(err)))
+            PageSize::parse(query.no.as_deref()).map_err(|err| Rejection::from(ApiError::from(err)))
         })
         .boxed()
 }

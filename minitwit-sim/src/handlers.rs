@@ -5,9 +5,11 @@
 use crate::error::ApiError;
 use crate::models::{FollowBody, FollowsDto, LatestDto, MessageDto, PostBody, RegisterBody};
 use bytes::Bytes;
+use minitwit_core::cache::{PublicPageMemo, UserPageMemo};
+use minitwit_core::idempotency::{Keyed, Outcome};
+use minitwit_core::service::LatestRecorded;
 use minitwit_core::{
-    Keyed, LatestRecorded, MessageText, MiniTwit, Outcome, Page, PageSize, PublicPageMemo,
-    Registration, ServiceError, UserPageMemo, idempotency,
+    MessageText, MiniTwit, Page, PageSize, Registration, ServiceError, idempotency,
 };
 use std::sync::Arc;
 use warp::http::StatusCode;
@@ -117,7 +119,7 @@ pub async fn post_message(
 /// `GET /fllws/{username}`
 pub async fn follows(segment: String, size: PageSize, service: MiniTwit) -> Handled {
     let user = service.user_at(&segment).await?;
-    let follows = service.followees(&user, size).await?;
+    let follows = service.followees(user.id, size).await?;
     Ok(warp::reply::json(&FollowsDto { follows }).into_response())
 }
 
@@ -131,10 +133,10 @@ pub async fn change_follow(
     let user = service.user_at(&segment).await?;
     let outcome = match body {
         FollowBody::Follow(target) => {
-            service.follow_once(&user, &service.user(&target).await?, keyed).await?
+            service.follow_once(user.id, service.user(&target).await?.id, keyed).await?
         }
         FollowBody::Unfollow(target) => {
-            service.unfollow_once(&user, &service.user(&target).await?, keyed).await?
+            service.unfollow_once(user.id, service.user(&target).await?.id, keyed).await?
         }
     };
     Ok(answer(outcome))

@@ -16,7 +16,7 @@
 //! database runs at most about one statement per key per statement time instead of one
 //! per reader.
 
-use minitwit_core::StoreResult;
+use minitwit_core::store::StoreResult;
 use std::collections::HashMap;
 use std::future::Future;
 use std::hash::Hash;

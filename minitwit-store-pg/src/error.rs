@@ -1,7 +1,8 @@
 //! Errors: [`PgError`] for setting a store up, and [`store_error`], the one place where
 //! database errors become the domain's [`StoreError`]s.
 
-use minitwit_core::{StoreError, UserId};
+use minitwit_core::UserId;
+use minitwit_core::store::StoreError;
 use sqlx::error::ErrorKind;
 
 /// Why a [`crate::PgStore`] could not be set up.

@@ -10,8 +10,8 @@
 //! missed from the store by message id.
 
 use crate::error::backend_error;
-use minitwit_core::StoreResult;
 use minitwit_core::feed::{Change, ChangeFeed, Hub};
+use minitwit_core::store::StoreResult;
 use sqlx::PgPool;
 use sqlx::postgres::{PgListener, PgPoolOptions};
 use std::sync::{Arc, OnceLock};

@@ -2,7 +2,9 @@
 
 use crate::error::{FOLLOWEE_FK, backend_error, store_error};
 use crate::rows::sql_limit;
-use minitwit_core::{Follow, StoreResult, UserId};
+use minitwit_core::UserId;
+use minitwit_core::model::Follow;
+use minitwit_core::store::StoreResult;
 use sqlx::PgPool;
 
 /// `follower` follows `followee`. `ON CONFLICT DO NOTHING` makes racing follows of one
@@ -12,8 +14,8 @@ pub(crate) async fn follow(pool: &PgPool, follower: UserId, followee: UserId) ->
         "INSERT INTO follows (follower_id, followee_id) VALUES ($1, $2)
          ON CONFLICT DO NOTHING",
     )
-    .bind(follower)
-    .bind(followee)
+    .bind(follower.0)
+    .bind(followee.0)
     .execute(pool)
     .await
     .map_err(|e| store_error(e, |fk| Some(if fk == FOLLOWEE_FK { followee } else { follower })))?;
@@ -23,8 +25,8 @@ pub(crate) async fn follow(pool: &PgPool, follower: UserId, followee: UserId) ->
 /// `follower` stops following `followee` (not following is fine).
 pub(crate) async fn unfollow(pool: &PgPool, follower: UserId, followee: UserId) -> StoreResult<()> {
     sqlx::query("DELETE FROM follows WHERE follower_id = $1 AND followee_id = $2")
-        .bind(follower)
-        .bind(followee)
+        .bind(follower.0)
+        .bind(followee.0)
         .execute(pool)
         .await
         .map_err(backend_error)?;
@@ -40,8 +42,8 @@ pub(crate) async fn is_following(
     sqlx::query_scalar::<_, bool>(
         "SELECT EXISTS (SELECT 1 FROM follows WHERE follower_id = $1 AND followee_id = $2)",
     )
-    .bind(follower)
-    .bind(followee)
+    .bind(follower.0)
+    .bind(followee.0)
     .fetch_one(pool)
     .await
     .map_err(backend_error)
@@ -57,7 +59,7 @@ pub(crate) async fn followees(
         "SELECT u.username FROM follows f JOIN users u ON u.id = f.followee_id
          WHERE f.follower_id = $1 ORDER BY f.followee_id LIMIT $2",
     )
-    .bind(follower)
+    .bind(follower.0)
     .bind(sql_limit(limit))
     .fetch_all(pool)
     .await
@@ -70,7 +72,7 @@ pub(crate) async fn after(
     after: Option<Follow>,
     limit: usize,
 ) -> StoreResult<Vec<Follow>> {
-    let after = after.map_or((i64::MIN, i64::MIN), |f| (f.follower, f.followee));
+    let after = after.map_or((i64::MIN, i64::MIN), |f| (f.follower.0, f.followee.0));
     let rows = sqlx::query_as::<_, (i64, i64)>(
         "SELECT follower_id, followee_id FROM follows
          WHERE (follower_id, followee_id) > ($1, $2)
@@ -82,5 +84,11 @@ pub(crate) async fn after(
     .fetch_all(pool)
     .await
     .map_err(backend_error)?;
-    Ok(rows.into_iter().map(|(follower, followee)| Follow { follower, followee }).collect())
+    Ok(rows
+        .into_iter()
+        .map(|(follower, followee)| Follow {
+            follower: UserId(follower),
+            followee: UserId(followee),
+        })
+        .collect())
 }

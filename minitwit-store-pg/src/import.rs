@@ -4,7 +4,9 @@
 //! import (see `minitwit_core::transfer`).
 
 use crate::error::backend_error;
-use minitwit_core::{IMPORT_MARK, ImportBatch, StoreError, StoreResult, UserId};
+use minitwit_core::UserId;
+use minitwit_core::model::ImportBatch;
+use minitwit_core::store::{IMPORT_MARK, StoreError, StoreResult};
 use sqlx::{PgPool, Postgres, Transaction};
 use std::collections::HashSet;
 
@@ -20,8 +22,8 @@ pub(crate) async fn run(pool: &PgPool, batch: ImportBatch) -> StoreResult<()> {
     }
     insert_messages(&mut tx, &batch).await?;
     insert_follows(&mut tx, &batch).await?;
-    let max_user = batch.users.iter().map(|u| u.id).max();
-    let max_message = batch.messages.iter().map(|m| m.id).max();
+    let max_user = batch.users.iter().map(|u| u.id.0).max();
+    let max_message = batch.messages.iter().map(|m| m.id.0).max();
     continue_sequence(&mut tx, "users", max_user).await?;
     continue_sequence(&mut tx, "messages", max_message).await?;
     tx.commit().await.map_err(backend_error)
@@ -36,7 +38,7 @@ async fn insert_users(
             "INSERT INTO users (id, username, email, pw_hash, disabled)
              SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::BOOLEAN[])",
         )
-        .bind(chunk.iter().map(|u| u.id).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|u| u.id.0).collect::<Vec<_>>())
         .bind(chunk.iter().map(|u| u.username.as_str()).collect::<Vec<_>>())
         .bind(chunk.iter().map(|u| u.email.as_str()).collect::<Vec<_>>())
         .bind(chunk.iter().map(|u| u.pw_hash.as_str()).collect::<Vec<_>>())
@@ -55,11 +57,11 @@ async fn first_missing_user(
     batch: &ImportBatch,
 ) -> StoreResult<Option<UserId>> {
     let mut seen = HashSet::new();
-    let referenced: Vec<UserId> = batch
+    let referenced: Vec<i64> = batch
         .messages
         .iter()
-        .map(|m| m.author_id)
-        .chain(batch.follows.iter().flat_map(|f| [f.follower, f.followee]))
+        .map(|m| m.author_id.0)
+        .chain(batch.follows.iter().flat_map(|f| [f.follower.0, f.followee.0]))
         .filter(|id| seen.insert(*id))
         .collect();
     sqlx::query_scalar::<_, i64>(
@@ -70,6 +72,7 @@ async fn first_missing_user(
     .bind(referenced)
     .fetch_optional(&mut **tx)
     .await
+    .map(|missing| missing.map(UserId))
     .map_err(backend_error)
 }
 
@@ -82,8 +85,8 @@ async fn insert_messages(
             "INSERT INTO messages (id, author_id, text, pub_date, flagged)
              SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::BIGINT[], $5::BOOLEAN[])",
         )
-        .bind(chunk.iter().map(|m| m.id).collect::<Vec<_>>())
-        .bind(chunk.iter().map(|m| m.author_id).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|m| m.id.0).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|m| m.author_id.0).collect::<Vec<_>>())
         .bind(chunk.iter().map(|m| m.text.as_str()).collect::<Vec<_>>())
         .bind(chunk.iter().map(|m| m.pub_date).collect::<Vec<_>>())
         .bind(chunk.iter().map(|m| m.flagged).collect::<Vec<_>>())
@@ -104,8 +107,8 @@ async fn insert_follows(
             "INSERT INTO follows (follower_id, followee_id)
              SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[]) ON CONFLICT DO NOTHING",
         )
-        .bind(chunk.iter().map(|f| f.follower).collect::<Vec<_>>())
-        .bind(chunk.iter().map(|f| f.followee).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|f| f.follower.0).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|f| f.followee.0).collect::<Vec<_>>())
         .execute(&mut **tx)
         .await
         .map_err(backend_error)?;
@@ -141,13 +144,13 @@ pub(crate) async fn remove(pool: &PgPool, batch: ImportBatch) -> StoreResult<()>
         "DELETE FROM follows f USING UNNEST($1::BIGINT[], $2::BIGINT[]) AS r (a, b)
          WHERE f.follower_id = r.a AND f.followee_id = r.b",
     )
-    .bind(batch.follows.iter().map(|f| f.follower).collect::<Vec<_>>())
-    .bind(batch.follows.iter().map(|f| f.followee).collect::<Vec<_>>())
+    .bind(batch.follows.iter().map(|f| f.follower.0).collect::<Vec<_>>())
+    .bind(batch.follows.iter().map(|f| f.followee.0).collect::<Vec<_>>())
     .execute(&mut *tx)
     .await
     .map_err(backend_error)?;
-    let messages = batch.messages.iter().map(|m| m.id).collect();
-    let users = batch.users.iter().map(|u| u.id).collect();
+    let messages = batch.messages.iter().map(|m| m.id.0).collect();
+    let users = batch.users.iter().map(|u| u.id.0).collect();
     let by_id = [
         ("DELETE FROM messages WHERE id = ANY($1)", messages),
         ("DELETE FROM users WHERE id = ANY($1)", users),

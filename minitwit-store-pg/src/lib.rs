@@ -24,17 +24,40 @@
 //! - [`PgOptions`], [`ReplicaOptions`] (`options`): pool size and timeouts; lag bound.
 //! - [`pending_migrations`] (`pending`): what `migrate` would apply, changing nothing.
 //! - [`PgError`] (`error`): setup errors, and the single mapping from database errors
-//!   (constraint violations, outages) to [`minitwit_core::StoreError`].
+//!   (constraint violations, outages) to [`minitwit_core::store::StoreError`].
 //! - `migrations/` (crate root): versioned schema migrations, embedded in the binary,
 //!   applied by [`PgStore::connect`] and [`PgStore::migrate`]. Never edit a released one.
 //! - `testkit` (feature `testkit`): a throwaway PostgreSQL for tests, with a fresh
 //!   database per test.
 //!
+//! # Getting started
+//!
+//! MiniTwit embedded in another program over PostgreSQL: as `minitwit-store-sled`'s
+//! front page shows for the embedded store (that one runs as a test), with this crate
+//! in its place. In `Cargo.toml`, `minitwit-core` and `minitwit-store-pg` (by path or
+//! git), and `tokio` with `rt-multi-thread` and `macros`; in a debug build, the profile
+//! override for `argon2` that page shows. [`PgStore::connect`] applies the schema
+//! migrations; the database must exist and the user own it. Any number of processes
+//! may share the database.
+//!
 //! ```no_run
-//! # async fn demo() -> Result<(), minitwit_store_pg::PgError> {
+//! use minitwit_core::{MessageText, MiniTwit, PageSize, Registration, Timeline};
 //! use minitwit_store_pg::{PgOptions, PgStore};
-//! let store = PgStore::connect("postgres://minitwit@localhost/minitwit", PgOptions::default()).await?;
-//! # let _ = store; Ok(()) }
+//! use std::sync::Arc;
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let url = "postgres://minitwit@localhost/minitwit";
+//!     let store = PgStore::connect(url, PgOptions::default()).await?;
+//!     let twit = MiniTwit::new(Arc::new(store));
+//!     let alice = twit.register(Registration::parse("alice", "a@example.com", "pw", None)?).await?;
+//!     twit.post(&alice, MessageText::parse("hello")?).await?;
+//!     let page = twit.timeline(Timeline::User(alice.id), None, PageSize::PER_PAGE).await?;
+//!     assert_eq!(page.entries[0].text, "hello");
+//!     // Lets go of the store; acknowledged writes are already committed.
+//!     twit.close().await?;
+//!     Ok(())
+//! }
 //! ```
 
 #![deny(rustdoc::broken_intra_doc_links)]

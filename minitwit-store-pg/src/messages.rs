@@ -4,20 +4,22 @@
 use crate::error::{backend_error, store_error};
 use crate::rows::sql_limit;
 use crate::rows::{self, MessageRow, into_all, message_columns};
-use minitwit_core::{Message, MessageFilter, MessageId, NewMessage, StoreResult};
+use minitwit_core::model::NewMessage;
+use minitwit_core::store::StoreResult;
+use minitwit_core::{Message, MessageFilter, MessageId};
 use sqlx::{PgPool, Row};
 
 /// Stores a message under a fresh id; an unknown author is the store's `UnknownUser`.
 pub(crate) async fn add(pool: &PgPool, message: NewMessage) -> StoreResult<MessageId> {
     let author = message.author_id;
     let row = sqlx::query(crate::feed::INSERT_AND_NOTIFY)
-        .bind(author)
+        .bind(author.0)
         .bind(message.text.as_ref())
         .bind(message.pub_date)
         .fetch_one(pool)
         .await
         .map_err(|e| store_error(e, |_| Some(author)))?;
-    row.try_get("id").map_err(backend_error)
+    row.try_get("id").map(MessageId).map_err(backend_error)
 }
 
 /// The message with this id, flagged or not.
@@ -27,7 +29,7 @@ pub(crate) async fn by_id(pool: &PgPool, id: MessageId) -> StoreResult<Option<Me
         message_columns!(),
         " FROM messages WHERE id = $1"
     ))
-    .bind(id)
+    .bind(id.0)
     .fetch_optional(pool)
     .await
     .map_err(backend_error)?;
@@ -37,7 +39,7 @@ pub(crate) async fn by_id(pool: &PgPool, id: MessageId) -> StoreResult<Option<Me
 /// Flags or unflags a message; whether it exists.
 pub(crate) async fn set_flagged(pool: &PgPool, id: MessageId, flagged: bool) -> StoreResult<bool> {
     let done = sqlx::query("UPDATE messages SET flagged = $2 WHERE id = $1")
-        .bind(id)
+        .bind(id.0)
         .bind(flagged)
         .execute(pool)
         .await
@@ -68,11 +70,11 @@ pub(crate) async fn list(pool: &PgPool, filter: MessageFilter) -> StoreResult<Ve
         ),
     };
     let query = sqlx::query_as::<_, MessageRow>(sql)
-        .bind(filter.before.unwrap_or(i64::MAX))
+        .bind(filter.before.map_or(i64::MAX, |id| id.0))
         .bind(flagged)
         .bind(sql_limit(filter.limit));
     let query = match filter.author {
-        Some(author) => query.bind(author),
+        Some(author) => query.bind(author.0),
         None => query,
     };
     let rows = query.fetch_all(pool).await.map_err(backend_error)?;
@@ -87,5 +89,5 @@ pub(crate) async fn after(
 ) -> StoreResult<Vec<Message>> {
     let sql =
         concat!("SELECT ", message_columns!(), " FROM messages WHERE id > $1 ORDER BY id LIMIT $2");
-    rows::after::<MessageRow, Message>(pool, sql, after, limit).await
+    rows::after::<MessageRow, Message>(pool, sql, after.map(|id| id.0), limit).await
 }

@@ -12,7 +12,7 @@ pub struct PgOptions {
     /// Connections kept open while idle.
     pub min_connections: u32,
     /// How long an operation waits for a connection before failing with
-    /// [`minitwit_core::StoreError::Unavailable`]. Short, so an outage answers 503
+    /// [`minitwit_core::store::StoreError::Unavailable`]. Short, so an outage answers 503
     /// quickly instead of piling up requests.
     pub acquire_timeout: Duration,
     /// The server-side limit on one statement (`statement_timeout`); `None` for none.

@@ -7,7 +7,8 @@
 
 use crate::error::{FOLLOWEE_FK, backend_error, store_error};
 use crate::rows::sql_limit;
-use minitwit_core::{Receipt, ReceiptKey, StoreError, StoreResult, Write};
+use minitwit_core::idempotency::{Receipt, ReceiptKey, Write};
+use minitwit_core::store::{StoreError, StoreResult};
 use sqlx::{PgExecutor, PgPool};
 
 /// Claims a key: inserts the receipt ($1 to $6), or replaces one recorded before $7
@@ -132,7 +133,7 @@ pub(crate) async fn apply_once(
                 "FROM applied) ",
                 "SELECT (SELECT count(*) FROM claim) + 0 * (SELECT count(*) FROM notified)"
             ))
-            .bind(author)
+            .bind(author.0)
             .bind(message.text.as_ref().to_owned())
             .bind(message.pub_date)
             .fetch_one(pool)
@@ -143,8 +144,8 @@ pub(crate) async fn apply_once(
             "INSERT INTO follows (follower_id, followee_id) SELECT $8, $9",
             "ON CONFLICT DO NOTHING"
         ))
-        .bind(follower)
-        .bind(followee)
+        .bind(follower.0)
+        .bind(followee.0)
         .fetch_one(pool)
         .await
         .map_err(|e| {
@@ -156,8 +157,8 @@ pub(crate) async fn apply_once(
             "), applied AS (DELETE FROM follows WHERE follower_id = $8 AND followee_id = $9 ",
             "AND EXISTS (SELECT 1 FROM claim)) SELECT count(*) FROM claim"
         ))
-        .bind(follower)
-        .bind(followee)
+        .bind(follower.0)
+        .bind(followee.0)
         .fetch_one(pool)
         .await
         .map_err(backend_error),

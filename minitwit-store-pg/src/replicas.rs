@@ -13,7 +13,7 @@
 use crate::error::backend_error;
 use crate::options::ReplicaOptions;
 use crate::store::PgStore;
-use minitwit_core::{StoreError, StoreResult};
+use minitwit_core::store::{StoreError, StoreResult};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};

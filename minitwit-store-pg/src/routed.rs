@@ -21,10 +21,10 @@ use crate::options::{PgOptions, ReplicaOptions};
 use crate::replicas::{Choice, FALLBACKS, Fallback, READS, ReplicaSet};
 use crate::store::PgStore;
 use async_trait::async_trait;
-use minitwit_core::{
-    Cursor, Operation, ReadToken, Store, StoreLayer, StoreResult, Timeline, TimelineEntry, User,
-    UserId,
-};
+use minitwit_core::consistency::ReadToken;
+use minitwit_core::layer::{Operation, StoreLayer};
+use minitwit_core::store::StoreResult;
+use minitwit_core::{Cursor, Store, Timeline, TimelineEntry, User, UserId};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;

@@ -1,7 +1,8 @@
 //! Rows as queries return them, and their conversion into the core's records.
 
 use crate::error::backend_error;
-use minitwit_core::{Message, StoreResult, TimelineEntry, User};
+use minitwit_core::store::StoreResult;
+use minitwit_core::{Message, MessageId, TimelineEntry, User, UserId};
 use sqlx::PgPool;
 use sqlx::postgres::PgRow;
 
@@ -35,7 +36,7 @@ pub(crate) struct UserRow {
 impl From<UserRow> for User {
     fn from(r: UserRow) -> Self {
         User {
-            id: r.id,
+            id: UserId(r.id),
             username: r.username,
             email: r.email,
             pw_hash: r.pw_hash,
@@ -57,8 +58,8 @@ pub(crate) struct MessageRow {
 impl From<MessageRow> for Message {
     fn from(r: MessageRow) -> Self {
         Message {
-            id: r.id,
-            author_id: r.author_id,
+            id: MessageId(r.id),
+            author_id: UserId(r.author_id),
             text: r.text,
             pub_date: r.pub_date,
             flagged: r.flagged,
@@ -80,8 +81,8 @@ pub(crate) struct EntryRow {
 impl From<EntryRow> for TimelineEntry {
     fn from(r: EntryRow) -> Self {
         TimelineEntry {
-            id: r.id,
-            author_id: r.author_id,
+            id: MessageId(r.id),
+            author_id: UserId(r.author_id),
             author: r.author,
             email: r.email,
             text: r.text,

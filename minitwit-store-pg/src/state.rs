@@ -3,7 +3,8 @@
 
 use crate::error::backend_error;
 use crate::rows::CountsRow;
-use minitwit_core::{Counts, StoreResult};
+use minitwit_core::Counts;
+use minitwit_core::store::StoreResult;
 use sqlx::PgPool;
 
 /// The stored `latest`, if any.

@@ -17,9 +17,11 @@ use crate::timeline::{self, TimelinePlans};
 use crate::{follows, import, messages, receipts, state, users};
 use async_trait::async_trait;
 use minitwit_core::feed::{Change, ChangeFeed};
+use minitwit_core::idempotency::{Receipt, ReceiptKey, Write};
+use minitwit_core::model::{Follow, ImportBatch, NewMessage, NewUser};
+use minitwit_core::store::StoreResult;
 use minitwit_core::{
-    Counts, Cursor, Follow, ImportBatch, Message, MessageFilter, MessageId, NewMessage, NewUser,
-    Receipt, ReceiptKey, Store, StoreResult, Timeline, TimelineEntry, User, UserId, Write,
+    Counts, Cursor, Message, MessageFilter, MessageId, Store, Timeline, TimelineEntry, User, UserId,
 };
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgPool};
@@ -252,19 +254,20 @@ impl Store for PgStore {
         flagged: bool,
     ) -> StoreResult<Vec<MessageId>> {
         let mut tx = self.pool.begin().await.map_err(backend_error)?;
-        let found: Vec<MessageId> =
+        let numbers: Vec<i64> = ids.iter().map(|id| id.0).collect();
+        let found: Vec<i64> =
             sqlx::query_scalar("SELECT id FROM messages WHERE id = ANY($1) FOR UPDATE")
-                .bind(ids)
+                .bind(&numbers)
                 .fetch_all(&mut *tx)
                 .await
                 .map_err(backend_error)?;
         let unknown: Vec<MessageId> =
-            ids.iter().copied().filter(|id| !found.contains(id)).collect();
+            ids.iter().copied().filter(|id| !found.contains(&id.0)).collect();
         if !unknown.is_empty() {
             return Ok(unknown);
         }
         sqlx::query("UPDATE messages SET flagged = $2 WHERE id = ANY($1)")
-            .bind(ids)
+            .bind(&numbers)
             .bind(flagged)
             .execute(&mut *tx)
             .await
@@ -320,7 +323,7 @@ impl Store for PgStore {
         limit: usize,
     ) -> StoreResult<Vec<TimelineEntry>> {
         let key = match timeline {
-            Timeline::Public => (0, 0, before, limit),
+            Timeline::Public => (0, UserId(0), before, limit),
             Timeline::User(id) => (1, id, before, limit),
             Timeline::Home(id) => (2, id, before, limit),
         };

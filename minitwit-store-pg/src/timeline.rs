@@ -24,7 +24,8 @@
 use crate::error::backend_error;
 use crate::rows::sql_limit;
 use crate::rows::{EntryRow, into_all};
-use minitwit_core::{Cursor, StoreResult, Timeline, TimelineEntry};
+use minitwit_core::store::StoreResult;
+use minitwit_core::{Cursor, MessageId, Timeline, TimelineEntry};
 use sqlx::PgPool;
 
 const PUBLIC: &str = "
@@ -97,16 +98,16 @@ const WINDOW_PER_ENTRY: usize = 32;
 /// the page to whole tables. A handful of page sizes means a handful of statements.
 fn statement(timeline: Timeline, before: Option<Cursor>, limit: usize) -> (String, Vec<i64>) {
     // "Before the newest possible entry" reads from the start with the same query.
-    let before = before.unwrap_or(Cursor { pub_date: i64::MAX, id: i64::MAX });
-    let mut params = vec![before.pub_date, before.id];
+    let before = before.unwrap_or(Cursor { pub_date: i64::MAX, id: MessageId(i64::MAX) });
+    let mut params = vec![before.pub_date, before.id.0];
     let template = match timeline {
         Timeline::Public => PUBLIC,
         Timeline::User(id) => {
-            params.push(id);
+            params.push(id.0);
             USER
         }
         Timeline::Home(id) => {
-            params.push(id);
+            params.push(id.0);
             HOME
         }
     };

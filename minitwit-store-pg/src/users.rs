@@ -3,7 +3,9 @@
 
 use crate::error::backend_error;
 use crate::rows::{self, UserRow, user_columns};
-use minitwit_core::{NewUser, StoreResult, User, UserId};
+use minitwit_core::model::NewUser;
+use minitwit_core::store::StoreResult;
+use minitwit_core::{User, UserId};
 use sqlx::PgPool;
 
 /// Creates a user under a fresh id.
@@ -28,7 +30,7 @@ pub(crate) async fn by_id(pool: &PgPool, id: UserId) -> StoreResult<Option<User>
         user_columns!(),
         " FROM users WHERE id = $1"
     ))
-    .bind(id)
+    .bind(id.0)
     .fetch_optional(pool)
     .await
     .map_err(backend_error)?;
@@ -56,7 +58,7 @@ pub(crate) async fn after(
     limit: usize,
 ) -> StoreResult<Vec<User>> {
     let sql = concat!("SELECT ", user_columns!(), " FROM users WHERE id > $1 ORDER BY id LIMIT $2");
-    rows::after::<UserRow, User>(pool, sql, after, limit).await
+    rows::after::<UserRow, User>(pool, sql, after.map(|id| id.0), limit).await
 }
 
 /// Sets a user's password hash; whether the user exists.
@@ -66,7 +68,7 @@ pub(crate) async fn set_password_hash(
     pw_hash: &str,
 ) -> StoreResult<bool> {
     let done = sqlx::query("UPDATE users SET pw_hash = $2 WHERE id = $1")
-        .bind(id)
+        .bind(id.0)
         .bind(pw_hash)
         .execute(pool)
         .await
@@ -77,7 +79,7 @@ pub(crate) async fn set_password_hash(
 /// Disables or enables a user; whether the user exists.
 pub(crate) async fn set_disabled(pool: &PgPool, id: UserId, disabled: bool) -> StoreResult<bool> {
     let done = sqlx::query("UPDATE users SET disabled = $2 WHERE id = $1")
-        .bind(id)
+        .bind(id.0)
         .bind(disabled)
         .execute(pool)
         .await
@@ -89,7 +91,7 @@ pub(crate) async fn set_disabled(pool: &PgPool, id: UserId, disabled: bool) -> S
 pub(crate) async fn session_generation(pool: &PgPool, id: UserId) -> StoreResult<i64> {
     let generation: Option<i64> =
         sqlx::query_scalar("SELECT generation FROM session_generations WHERE user_id = $1")
-            .bind(id)
+            .bind(id.0)
             .fetch_optional(pool)
             .await
             .map_err(backend_error)?;
@@ -104,7 +106,7 @@ pub(crate) async fn bump_session_generation(pool: &PgPool, id: UserId) -> StoreR
          ON CONFLICT (user_id) DO UPDATE \
          SET generation = session_generations.generation + 1",
     )
-    .bind(id)
+    .bind(id.0)
     .execute(pool)
     .await
     .map_err(backend_error)?;
@@ -114,7 +116,7 @@ pub(crate) async fn bump_session_generation(pool: &PgPool, id: UserId) -> StoreR
 /// Deletes a user with their messages and follows; whether the user existed.
 pub(crate) async fn delete(pool: &PgPool, id: UserId) -> StoreResult<bool> {
     let done = sqlx::query("DELETE FROM users WHERE id = $1")
-        .bind(id)
+        .bind(id.0)
         .execute(pool)
         .await
         .map_err(backend_error)?;

@@ -2,12 +2,20 @@
 //! refused with that user's id and changes nothing; id sequences move up past imported
 //! ids and never back down.
 
+use minitwit_core::model::{Follow, ImportBatch};
+use minitwit_core::store::StoreError;
 use minitwit_core::testkit::numbered_user as user;
-use minitwit_core::{Follow, ImportBatch, Message, StoreError};
+use minitwit_core::{Message, MessageId, UserId};
 use minitwit_store_pg::testkit;
 
 fn message(id: i64, author_id: i64) -> Message {
-    Message { id, author_id, text: format!("m{id}"), pub_date: id, flagged: false }
+    Message {
+        id: MessageId(id),
+        author_id: UserId(author_id),
+        text: format!("m{id}"),
+        pub_date: id,
+        flagged: false,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -16,14 +24,14 @@ async fn a_missing_user_is_named_and_nothing_is_written() {
     let batch = ImportBatch {
         users: vec![user(1), user(2)],
         messages: vec![message(1, 1), message(2, 7), message(3, 8)],
-        follows: vec![Follow { follower: 9, followee: 1 }],
+        follows: vec![Follow { follower: UserId(9), followee: UserId(1) }],
     };
-    assert_eq!(store.import(batch).await, Err(StoreError::UnknownUser(7)));
+    assert_eq!(store.import(batch).await, Err(StoreError::UnknownUser(UserId(7))));
     let follows = ImportBatch {
-        follows: vec![Follow { follower: 1, followee: 2 }],
+        follows: vec![Follow { follower: UserId(1), followee: UserId(2) }],
         ..ImportBatch::default()
     };
-    assert_eq!(store.import(follows).await, Err(StoreError::UnknownUser(1)));
+    assert_eq!(store.import(follows).await, Err(StoreError::UnknownUser(UserId(1))));
     assert_eq!(store.counts().await.expect("counts"), Default::default());
 }
 
@@ -42,16 +50,16 @@ async fn sequences_continue_above_imported_ids_and_never_go_back() {
         ..ImportBatch::default()
     };
     store.import(second).await.expect("imports lower ids");
-    let new = minitwit_core::NewUser {
+    let new = minitwit_core::model::NewUser {
         username: minitwit_core::Username::parse("fresh").expect("valid"),
         email: minitwit_core::Email::parse("fresh@example.com").expect("valid"),
         pw_hash: "hash".into(),
     };
     let created = store.create_user(new).await.expect("creates");
-    assert_eq!(created.id, 101, "the next id follows the largest imported one");
+    assert_eq!(created.id, UserId(101), "the next id follows the largest imported one");
     let text = minitwit_core::MessageText::parse("new").expect("valid");
-    let posted = minitwit_core::NewMessage { author_id: created.id, text, pub_date: 1 };
-    assert_eq!(store.add_message(posted).await.expect("posts"), 501);
+    let posted = minitwit_core::model::NewMessage { author_id: created.id, text, pub_date: 1 };
+    assert_eq!(store.add_message(posted).await.expect("posts"), MessageId(501));
     let counts = store.counts().await.expect("counts");
     assert_eq!((counts.users, counts.messages), (3, 3));
 }

@@ -5,15 +5,16 @@
 //! The public and user timelines are read in index order at every page size: no sort,
 //! no bitmap scan that would read all of an author's messages.
 
+use minitwit_core::model::{Follow, ImportBatch};
 use minitwit_core::testkit::{MemoryStore, numbered_user};
-use minitwit_core::{Cursor, Follow, ImportBatch, Message, Store, Timeline};
+use minitwit_core::{Cursor, Message, MessageId, Store, Timeline, UserId};
 use minitwit_store_pg::testkit;
 
 const USERS: i64 = 1_000;
 const MESSAGES: i64 = 200_000;
 /// Users who posted only long ago, and the one who follows them all.
 const QUIET: std::ops::RangeInclusive<i64> = 1_002..=1_051;
-const QUIET_FOLLOWER: i64 = 1_001;
+const QUIET_FOLLOWER: UserId = UserId(1_001);
 
 /// Users 1..=1000; messages by author in turn, about one per 7 seconds with ties, one
 /// in 50 flagged; user 1 follows 50 people, user 2 follows 500; user 1001 follows the
@@ -22,24 +23,26 @@ fn batch() -> ImportBatch {
     let users = (1..=*QUIET.end()).map(numbered_user).collect();
     let messages = (1..=MESSAGES)
         .map(|id| Message {
-            id,
-            author_id: 1 + id % USERS,
+            id: MessageId(id),
+            author_id: UserId(1 + id % USERS),
             text: format!("message {id}"),
             pub_date: 1_600_000_000 + id * 7 / 10,
             flagged: id % 50 == 0,
         })
         .chain((1..=2_000).map(|i| Message {
-            id: MESSAGES + i,
-            author_id: QUIET.start() + i % 50,
+            id: MessageId(MESSAGES + i),
+            author_id: UserId(QUIET.start() + i % 50),
             text: format!("old message {i}"),
             pub_date: 1_500_000_000 + i,
             flagged: false,
         }))
         .collect();
     let follows = (3..53)
-        .map(|followee| Follow { follower: 1, followee })
-        .chain((3..503).map(|followee| Follow { follower: 2, followee }))
-        .chain(QUIET.map(|followee| Follow { follower: QUIET_FOLLOWER, followee }))
+        .map(|followee| Follow { follower: UserId(1), followee: UserId(followee) })
+        .chain((3..503).map(|followee| Follow { follower: UserId(2), followee: UserId(followee) }))
+        .chain(
+            QUIET.map(|followee| Follow { follower: QUIET_FOLLOWER, followee: UserId(followee) }),
+        )
         .collect();
     ImportBatch { users, messages, follows }
 }
@@ -55,9 +58,9 @@ async fn every_timeline_page_is_read_through_an_index() {
 
     let cases = [
         (Timeline::Public, &["messages_public_idx"][..]),
-        (Timeline::User(7), &["messages_author_timeline_idx"]),
-        (Timeline::Home(1), BOTH),
-        (Timeline::Home(2), BOTH),
+        (Timeline::User(UserId(7)), &["messages_author_timeline_idx"]),
+        (Timeline::Home(UserId(1)), BOTH),
+        (Timeline::Home(UserId(2)), BOTH),
         (Timeline::Home(QUIET_FOLLOWER), BOTH),
     ];
     const BOTH: &[&str] = &["messages_public_idx", "messages_author_timeline_idx"];
@@ -103,7 +106,7 @@ async fn public_and_user_pages_are_read_in_index_order_at_every_page_size() {
     // third: for a larger page the planner, left alone, prefers a bitmap scan that
     // reads all of the author's messages and sorts them.
     for limit in [31, 101, 1001] {
-        for timeline in [Timeline::Public, Timeline::User(7)] {
+        for timeline in [Timeline::Public, Timeline::User(UserId(7))] {
             let plans = store.explain_timeline(timeline, None, limit).await.expect("explains");
             for (kind, plan) in [("custom", plans.custom), ("generic", plans.generic)] {
                 let plan = plan.join("\n");

@@ -3,7 +3,9 @@
 //! and sees the same store work again without a restart. Connecting with no server or
 //! a malformed URL fails with the matching `PgError`.
 
-use minitwit_core::{Email, NewUser, Store, StoreError, Username};
+use minitwit_core::model::NewUser;
+use minitwit_core::store::StoreError;
+use minitwit_core::{Email, Store, Username};
 use minitwit_store_pg::{PgError, PgOptions, PgStore};
 use minitwit_test_support::TestCluster;
 use std::time::Duration;

@@ -20,11 +20,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let alice = register(&twit, "Alice Ødegård", "alice@example.com").await?;
     let bob = register(&twit, "bob", "bob@example.com").await?;
-    twit.follow(&bob, &alice).await?;
+    twit.follow(bob.id, alice.id).await?;
     twit.post(&alice, MessageText::parse("Hello from an embedded MiniTwit! 🦀")?).await?;
     twit.post(&bob, MessageText::parse("<b>Markup</b> stays text & quotes \"too\"")?).await?;
 
-    let page = twit.timeline(Timeline::Home(bob.id), None, PageSize::WEB).await?;
+    let page = twit.timeline(Timeline::Home(bob.id), None, PageSize::PER_PAGE).await?;
     println!("{}'s timeline in {}:", bob.username, dir.display());
     for entry in &page.entries {
         println!("  [{}] {}: {}", entry.pub_date, entry.author, entry.text);

@@ -90,14 +90,14 @@ mod tests {
     #[test]
     fn a_read_that_raced_a_deletion_is_not_cached() {
         let authors = Authors::default();
-        let Err(seen) = authors.get(1) else { panic!("empty cache") };
-        authors.forget(1);
-        authors.insert(1, author("gone"), seen);
-        assert!(authors.get(1).is_err(), "the record read before the deletion is dropped");
-        let Err(seen) = authors.get(1) else { panic!("still empty") };
-        authors.insert(1, author("new"), seen);
-        assert_eq!(authors.get(1).ok(), Some(author("new")));
-        authors.forget(1);
-        assert!(authors.get(1).is_err(), "a deletion forgets the author");
+        let Err(seen) = authors.get(UserId(1)) else { panic!("empty cache") };
+        authors.forget(UserId(1));
+        authors.insert(UserId(1), author("gone"), seen);
+        assert!(authors.get(UserId(1)).is_err(), "the record read before the deletion is dropped");
+        let Err(seen) = authors.get(UserId(1)) else { panic!("still empty") };
+        authors.insert(UserId(1), author("new"), seen);
+        assert_eq!(authors.get(UserId(1)).ok(), Some(author("new")));
+        authors.forget(UserId(1));
+        assert!(authors.get(UserId(1)).is_err(), "a deletion forgets the author");
     }
 }

@@ -4,8 +4,11 @@
 
 use crate::SledStore;
 use crate::trees::Trees;
+use minitwit_core::MessageFilter;
 use minitwit_core::feed::{Change, ChangeFeed, Hub};
-use minitwit_core::{Follow, MessageFilter, StoreResult, Write};
+use minitwit_core::idempotency::Write;
+use minitwit_core::model::Follow;
+use minitwit_core::store::StoreResult;
 use std::sync::Arc;
 
 impl SledStore {

@@ -37,7 +37,7 @@
 //! loses what it would have covered), and `MINITWIT_FAULT_PANIC_SYNC=N` makes the flusher
 //! thread panic there instead.
 
-use minitwit_core::{StoreError, StoreResult};
+use minitwit_core::store::{StoreError, StoreResult};
 use std::fs::File;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;

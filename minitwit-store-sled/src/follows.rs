@@ -4,7 +4,9 @@
 use crate::keys;
 use crate::messages::key_field;
 use crate::trees::{EMPTY, Trees, Tx, TxResult, backend, meta};
-use minitwit_core::{Follow, StoreResult, UserId};
+use minitwit_core::UserId;
+use minitwit_core::model::Follow;
+use minitwit_core::store::StoreResult;
 use sled::IVec;
 use std::ops::Bound;
 

@@ -3,7 +3,8 @@
 
 use crate::keys;
 use crate::trees::{Trees, abort, meta};
-use minitwit_core::{IMPORT_MARK, ImportBatch, StoreError, StoreResult};
+use minitwit_core::model::ImportBatch;
+use minitwit_core::store::{IMPORT_MARK, StoreError, StoreResult};
 
 impl Trees {
     /// Writes `batch` as it is, all or nothing; ids continue above the imported ones.
@@ -16,7 +17,7 @@ impl Trees {
                     return Err(abort(StoreError::Conflict(clash)));
                 }
                 tx.insert_user(user)?;
-                tx.raise(meta::LAST_USER_ID, user.id)?;
+                tx.raise(meta::LAST_USER_ID, user.id.0)?;
             }
             for message in &batch.messages {
                 tx.require_user(message.author_id)?;
@@ -25,7 +26,7 @@ impl Trees {
                     return Err(abort(StoreError::Conflict(clash)));
                 }
                 tx.insert_message(message)?;
-                tx.raise(meta::LAST_MESSAGE_ID, message.id)?;
+                tx.raise(meta::LAST_MESSAGE_ID, message.id.0)?;
             }
             for follow in &batch.follows {
                 tx.require_user(follow.follower)?;

@@ -5,7 +5,8 @@
 use crate::keys;
 use crate::records::decode;
 use crate::trees::{Trees, backend, corrupt, meta};
-use minitwit_core::{Message, StoreResult, User};
+use minitwit_core::store::StoreResult;
+use minitwit_core::{Message, MessageId, User, UserId};
 use sled::IVec;
 
 /// At most this many problems are listed; the rest are only counted.
@@ -73,7 +74,7 @@ impl Trees {
             report.note_unless(key == keys::int(user.id), || {
                 format!("user {} under a wrong key", user.id)
             });
-            report.note_unless(user.id <= last_id, || {
+            report.note_unless(user.id.0 <= last_id, || {
                 format!("user {} above the id counter", user.id)
             });
             let indexed = self.usernames.get(user.username.as_bytes()).map_err(backend)?;
@@ -102,7 +103,7 @@ impl Trees {
             report.flagged += u64::from(m.flagged);
             let id = m.id;
             report.note_unless(key == keys::int(id), || format!("message {id} under a wrong key"));
-            report.note_unless(id <= last_id, || format!("message {id} above the id counter"));
+            report.note_unless(id.0 <= last_id, || format!("message {id} above the id counter"));
             let author = self.users.contains_key(keys::int(m.author_id)).map_err(backend)?;
             report.note_unless(author, || format!("message {id} by missing user {}", m.author_id));
             let listed = has(&self.author_msgs, keys::pair(m.author_id, id))?;
@@ -123,7 +124,7 @@ impl Trees {
         let message = |id| self.message_by_id(id);
         for item in self.public_idx.iter() {
             let (key, copy) = item.map_err(backend)?;
-            let (date, id) = (field(&key, 0)?, field(&key, 1)?);
+            let (date, id): (i64, MessageId) = (field(&key, 0)?, field(&key, 1)?);
             let found = message(id)?;
             let ok = copy_agrees(&copy, found.as_ref())
                 && found.is_some_and(|m| !m.flagged && m.pub_date == date);
@@ -133,7 +134,8 @@ impl Trees {
         }
         for item in self.author_idx.iter() {
             let (key, copy) = item.map_err(backend)?;
-            let (author, date, id) = (field(&key, 0)?, field(&key, 1)?, field(&key, 2)?);
+            let (author, date, id): (UserId, i64, MessageId) =
+                (field(&key, 0)?, field(&key, 1)?, field(&key, 2)?);
             let found = message(id)?;
             let ok = copy_agrees(&copy, found.as_ref())
                 && found.is_some_and(|m| !m.flagged && m.pub_date == date && m.author_id == author);
@@ -162,7 +164,7 @@ impl Trees {
     fn check_follows(&self, report: &mut IntegrityReport) -> StoreResult<()> {
         for item in self.follows.iter() {
             let (key, _) = item.map_err(backend)?;
-            let (a, b) = (field(&key, 0)?, field(&key, 1)?);
+            let (a, b): (UserId, UserId) = (field(&key, 0)?, field(&key, 1)?);
             report.follows += 1;
             let users = has(&self.users, keys::int(a))? && has(&self.users, keys::int(b))?;
             report.note_unless(users, || format!("follow ({a}, {b}) names a missing user"));
@@ -171,7 +173,7 @@ impl Trees {
         }
         for item in self.followers.iter() {
             let (key, _) = item.map_err(backend)?;
-            let (b, a) = (field(&key, 0)?, field(&key, 1)?);
+            let (b, a): (UserId, UserId) = (field(&key, 0)?, field(&key, 1)?);
             let mirrored = has(&self.follows, keys::pair(a, b))?;
             report.note_unless(mirrored, || {
                 format!("followers entry ({b}, {a}) missing from follows")
@@ -204,6 +206,6 @@ fn copy_agrees(copy: &[u8], record: Option<&Message>) -> bool {
 }
 
 /// Field `index` of an index key.
-fn field(key: &[u8], index: usize) -> StoreResult<i64> {
+fn field<T: keys::Number>(key: &[u8], index: usize) -> StoreResult<T> {
     keys::field(key, index).ok_or_else(|| corrupt("an index key"))
 }

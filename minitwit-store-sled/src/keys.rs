@@ -4,7 +4,46 @@
 //! Every index key is a concatenation of such 8-byte fields, so "newest first" is a
 //! reverse range scan and "everything of one author" is a prefix range.
 
+use minitwit_core::{MessageId, UserId};
 use sled::IVec;
+
+/// What a key field is made of: a plain number, or one of the core's ids.
+pub(crate) trait Number: Copy {
+    /// The number the field encodes.
+    fn number(self) -> i64;
+    /// The value a decoded field holds.
+    fn from_number(number: i64) -> Self;
+}
+
+impl Number for i64 {
+    fn number(self) -> i64 {
+        self
+    }
+
+    fn from_number(number: i64) -> Self {
+        number
+    }
+}
+
+impl Number for UserId {
+    fn number(self) -> i64 {
+        self.0
+    }
+
+    fn from_number(number: i64) -> Self {
+        Self(number)
+    }
+}
+
+impl Number for MessageId {
+    fn number(self) -> i64 {
+        self.0
+    }
+
+    fn from_number(number: i64) -> Self {
+        Self(number)
+    }
+}
 
 /// Width of one encoded field.
 pub(crate) const FIELD: usize = 8;
@@ -22,24 +61,24 @@ fn fields<const N: usize>(values: [i64; N]) -> IVec {
 }
 
 /// One `i64` as an order-preserving 8-byte key.
-pub(crate) fn int(value: i64) -> IVec {
-    IVec::from(&bytes(value)[..])
+pub(crate) fn int(value: impl Number) -> IVec {
+    IVec::from(&bytes(value.number())[..])
 }
 
 /// Two fields: `(a, b)`.
-pub(crate) fn pair(a: i64, b: i64) -> IVec {
-    fields([a, b])
+pub(crate) fn pair(a: impl Number, b: impl Number) -> IVec {
+    fields([a.number(), b.number()])
 }
 
 /// Three fields: `(a, b, c)`.
-pub(crate) fn triple(a: i64, b: i64, c: i64) -> IVec {
-    fields([a, b, c])
+pub(crate) fn triple(a: impl Number, b: impl Number, c: impl Number) -> IVec {
+    fields([a.number(), b.number(), c.number()])
 }
 
 /// The `index`-th field of a composite key, if the key is long enough.
-pub(crate) fn field(key: &[u8], index: usize) -> Option<i64> {
+pub(crate) fn field<T: Number>(key: &[u8], index: usize) -> Option<T> {
     let bytes: [u8; FIELD] = key.get(index * FIELD..(index + 1) * FIELD)?.try_into().ok()?;
-    Some((u64::from_be_bytes(bytes) ^ (1 << 63)) as i64)
+    Some(T::from_number((u64::from_be_bytes(bytes) ^ (1 << 63)) as i64))
 }
 
 #[cfg(test)]
@@ -60,9 +99,9 @@ mod tests {
     fn fields_decode() {
         let key = triple(-4, 1_582_246_860, 42);
         assert_eq!(
-            (field(&key, 0), field(&key, 1), field(&key, 2)),
+            (field::<i64>(&key, 0), field(&key, 1), field(&key, 2)),
             (Some(-4), Some(1_582_246_860), Some(42))
         );
-        assert_eq!(field(&key, 3), None);
+        assert_eq!(field::<i64>(&key, 3), None);
     }
 }

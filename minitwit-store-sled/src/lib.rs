@@ -60,9 +60,9 @@
 //!     let twit = MiniTwit::new(Arc::new(store));
 //!     let alice = twit.register(Registration::parse("alice", "a@example.com", "pw", None)?).await?;
 //!     let bob = twit.register(Registration::parse("bob", "b@example.com", "pw", None)?).await?;
-//!     twit.follow(&alice, &bob).await?;
+//!     twit.follow(alice.id, bob.id).await?;
 //!     twit.post(&bob, MessageText::parse("hello, alice")?).await?;
-//!     let home = twit.timeline(Timeline::Home(alice.id), None, PageSize::WEB).await?;
+//!     let home = twit.timeline(Timeline::Home(alice.id), None, PageSize::PER_PAGE).await?;
 //!     assert_eq!(home.entries[0].text, "hello, alice");
 //!     // Refusals are values, each with its HTTP status and the contract's text.
 //!     let taken = twit.register(Registration::parse("bob", "c@example.com", "pw", None)?).await;
@@ -100,7 +100,7 @@ pub use integrity::IntegrityReport;
 pub use open::{Durability, FORMAT_VERSION, OpenError, SledOptions};
 
 use flusher::{Flusher, WriteLock};
-use minitwit_core::{DurableWait, StoreError, StoreResult};
+use minitwit_core::store::{DurableWait, StoreError, StoreResult};
 use std::path::Path;
 use std::sync::Arc;
 use trees::Trees;
@@ -175,7 +175,7 @@ impl SledStore {
         self.inner.flusher.healthy()?;
         op(&self.inner.trees)?;
         if self.inner.durability == Durability::Relaxed {
-            return Ok(minitwit_core::already_durable());
+            return Ok(minitwit_core::store::already_durable());
         }
         let (inner, ticket) = (Arc::clone(&self.inner), self.inner.flusher.deferred_ticket());
         Ok(Box::pin(async move { inner.flusher.wait(ticket).await }))

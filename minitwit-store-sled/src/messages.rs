@@ -4,7 +4,9 @@
 use crate::keys;
 use crate::records::{decode, encode};
 use crate::trees::{EMPTY, Trees, Tx, TxResult, abort, backend, corrupt, meta};
-use minitwit_core::{Message, MessageFilter, MessageId, NewMessage, StoreResult};
+use minitwit_core::model::NewMessage;
+use minitwit_core::store::StoreResult;
+use minitwit_core::{Message, MessageFilter, MessageId};
 use sled::IVec;
 use std::ops::Bound;
 
@@ -65,7 +67,7 @@ impl Trees {
     pub(crate) fn list_messages(&self, filter: &MessageFilter) -> StoreResult<Vec<Message>> {
         let ids: Box<dyn Iterator<Item = StoreResult<MessageId>>> = match filter.author {
             Some(author) => {
-                let end = filter.before.map_or(i64::MAX, |b| b.saturating_sub(1));
+                let end = filter.before.map_or(i64::MAX, |b| b.0.saturating_sub(1));
                 let range = keys::pair(author, i64::MIN)..=keys::pair(author, end);
                 Box::new(self.author_msgs.range(range).rev().map(|item| key_field(item, 1)))
             }
@@ -110,10 +112,10 @@ fn below(before: Option<MessageId>) -> (Bound<IVec>, Bound<IVec>) {
 }
 
 /// Field `index` of a key from a range scan.
-pub(crate) fn key_field(
+pub(crate) fn key_field<T: keys::Number>(
     item: sled::Result<(sled::IVec, sled::IVec)>,
     index: usize,
-) -> StoreResult<i64> {
+) -> StoreResult<T> {
     let (key, _) = item.map_err(backend)?;
     keys::field(&key, index).ok_or_else(|| corrupt("an index key"))
 }
@@ -123,7 +125,7 @@ impl Tx<'_> {
     pub(crate) fn add_message(&self, new: &NewMessage) -> TxResult<MessageId> {
         self.require_user(new.author_id)?;
         let message = Message {
-            id: self.bump(meta::LAST_MESSAGE_ID, 1)?,
+            id: MessageId(self.bump(meta::LAST_MESSAGE_ID, 1)?),
             author_id: new.author_id,
             text: new.text.as_ref().to_owned(),
             pub_date: new.pub_date,

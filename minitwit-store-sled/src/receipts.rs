@@ -9,7 +9,8 @@
 
 use crate::keys;
 use crate::trees::{EMPTY, Trees, Tx, TxResult, abort, backend, corrupt};
-use minitwit_core::{Receipt, ReceiptKey, StoreResult, Write};
+use minitwit_core::idempotency::{Receipt, ReceiptKey, Write};
+use minitwit_core::store::StoreResult;
 use sled::IVec;
 
 /// Prefix of a receipt by key.

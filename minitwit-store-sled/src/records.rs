@@ -12,7 +12,8 @@
 //! page was parsed again on every request.)
 
 use crate::trees::corrupt;
-use minitwit_core::{Message, StoreResult, User};
+use minitwit_core::store::StoreResult;
+use minitwit_core::{Message, MessageId, User, UserId};
 
 /// The first byte of a binary record of the current layout. JSON records start with
 /// `{`, so the two can never be confused.
@@ -98,8 +99,8 @@ impl Record for Message {
     const WHAT: &'static str = "a message record";
 
     fn write(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.id.to_be_bytes());
-        out.extend_from_slice(&self.author_id.to_be_bytes());
+        out.extend_from_slice(&self.id.0.to_be_bytes());
+        out.extend_from_slice(&self.author_id.0.to_be_bytes());
         out.extend_from_slice(&self.pub_date.to_be_bytes());
         out.push(u8::from(self.flagged));
         out.extend_from_slice(self.text.as_bytes());
@@ -107,8 +108,8 @@ impl Record for Message {
 
     fn read(bytes: &mut Reader<'_>) -> Option<Self> {
         Some(Message {
-            id: bytes.int()?,
-            author_id: bytes.int()?,
+            id: MessageId(bytes.int()?),
+            author_id: UserId(bytes.int()?),
             pub_date: bytes.int()?,
             flagged: bytes.flag()?,
             text: bytes.rest()?,
@@ -124,7 +125,7 @@ impl Record for User {
     const WHAT: &'static str = "a user record";
 
     fn write(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.id.to_be_bytes());
+        out.extend_from_slice(&self.id.0.to_be_bytes());
         out.push(u8::from(self.disabled));
         // Names and addresses are validated to a few hundred bytes at most; a string
         // past 4 GiB cannot reach here.
@@ -135,7 +136,7 @@ impl Record for User {
 
     fn read(bytes: &mut Reader<'_>) -> Option<Self> {
         Some(User {
-            id: bytes.int()?,
+            id: UserId(bytes.int()?),
             disabled: bytes.flag()?,
             username: bytes.string()?,
             email: bytes.string()?,
@@ -154,7 +155,7 @@ mod tests {
 
     fn user() -> User {
         User {
-            id: -7,
+            id: UserId(-7),
             username: "Bøb Å {".to_owned(),
             email: "b@example.com".to_owned(),
             pw_hash: "$argon2id$v=19$...".to_owned(),
@@ -164,8 +165,8 @@ mod tests {
 
     fn message() -> Message {
         Message {
-            id: 1 << 40,
-            author_id: 3,
+            id: MessageId(1 << 40),
+            author_id: UserId(3),
             text: "kept <&> 🦀 {\"json\": 1}".to_owned(),
             pub_date: -86_400,
             flagged: true,

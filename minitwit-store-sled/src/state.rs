@@ -2,7 +2,8 @@
 //! totals the counters keep exact.
 
 use crate::trees::{Trees, backend, decode_int, meta};
-use minitwit_core::{Counts, StoreError, StoreResult};
+use minitwit_core::Counts;
+use minitwit_core::store::{StoreError, StoreResult};
 
 impl Trees {
     /// The totals, from the counters every write keeps (sled's `len()` would scan).

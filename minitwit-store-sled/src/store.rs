@@ -4,10 +4,11 @@
 
 use crate::SledStore;
 use minitwit_core::feed::{Change, ChangeFeed};
+use minitwit_core::idempotency::{Receipt, ReceiptKey, Write};
+use minitwit_core::model::{Follow, ImportBatch, NewMessage, NewUser};
+use minitwit_core::store::{DurableWait, StoreResult};
 use minitwit_core::{
-    Counts, Cursor, DurableWait, Follow, ImportBatch, Message, MessageFilter, MessageId,
-    NewMessage, NewUser, Receipt, ReceiptKey, Store, StoreResult, Timeline, TimelineEntry, User,
-    UserId, Write,
+    Counts, Cursor, Message, MessageFilter, MessageId, Store, Timeline, TimelineEntry, User, UserId,
 };
 
 #[async_trait::async_trait]

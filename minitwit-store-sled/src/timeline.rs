@@ -12,13 +12,14 @@
 use crate::keys;
 use crate::records::decode;
 use crate::trees::{Trees, backend, corrupt};
-use minitwit_core::{Cursor, Message, StoreResult, Timeline, TimelineEntry, UserId};
+use minitwit_core::store::StoreResult;
+use minitwit_core::{Cursor, Message, MessageId, Timeline, TimelineEntry, UserId};
 use sled::IVec;
 use std::collections::BinaryHeap;
 use std::ops::Bound;
 
 /// A timeline position: `(pub_date, id)`.
-type Position = (i64, i64);
+type Position = (i64, MessageId);
 
 /// A position with its index entry's value: the message record (stores written before
 /// format 2 have empty values there; the message is then read from `messages`).
@@ -35,8 +36,9 @@ impl Source {
     fn next(&mut self) -> StoreResult<Option<Found>> {
         let Some(item) = self.iter.next() else { return Ok(None) };
         let (key, value) = item.map_err(backend)?;
-        let field = |i| keys::field(&key, i).ok_or_else(|| corrupt("a timeline index key"));
-        Ok(Some(((field(self.offset)?, field(self.offset + 1)?), value)))
+        let position = (keys::field(&key, self.offset), keys::field(&key, self.offset + 1));
+        let (Some(date), Some(id)) = position else { return Err(corrupt("a timeline index key")) };
+        Ok(Some(((date, id), value)))
     }
 }
 

@@ -21,7 +21,8 @@
 
 use crate::authors::Authors;
 use crate::keys;
-use minitwit_core::{StoreError, StoreResult};
+use minitwit_core::UserId;
+use minitwit_core::store::{StoreError, StoreResult};
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use sled::{Db, Tree};
 use std::sync::Arc;
@@ -162,12 +163,12 @@ impl Tx<'_> {
     }
 
     /// Whether a user with this id exists.
-    pub(crate) fn user_exists(&self, id: i64) -> TxResult<bool> {
+    pub(crate) fn user_exists(&self, id: UserId) -> TxResult<bool> {
         Ok(self.users.get(keys::int(id))?.is_some())
     }
 
     /// Fails with [`StoreError::UnknownUser`] unless the user exists.
-    pub(crate) fn require_user(&self, id: i64) -> TxResult<()> {
+    pub(crate) fn require_user(&self, id: UserId) -> TxResult<()> {
         if self.user_exists(id)? { Ok(()) } else { Err(abort(StoreError::UnknownUser(id))) }
     }
 }

@@ -4,7 +4,9 @@ use crate::authors::Author;
 use crate::keys;
 use crate::records::{decode, encode};
 use crate::trees::{Trees, Tx, TxResult, abort, backend, decode_int, meta};
-use minitwit_core::{NewUser, StoreError, StoreResult, User, UserId};
+use minitwit_core::model::NewUser;
+use minitwit_core::store::{StoreError, StoreResult};
+use minitwit_core::{MessageId, User, UserId};
 use sled::IVec;
 use std::ops::Bound;
 
@@ -105,7 +107,11 @@ impl Trees {
     }
 
     /// The second fields of the pair keys in `tree` whose first field is `first`.
-    pub(crate) fn second_fields(&self, tree: &sled::Tree, first: i64) -> StoreResult<Vec<i64>> {
+    pub(crate) fn second_fields<T: keys::Number>(
+        &self,
+        tree: &sled::Tree,
+        first: UserId,
+    ) -> StoreResult<Vec<T>> {
         tree.scan_prefix(keys::int(first))
             .map(|item| {
                 let (key, _) = item.map_err(backend)?;
@@ -118,9 +124,9 @@ impl Trees {
 /// A user's messages and follows (both ways), as [`Trees::user_links`] found them.
 pub(crate) struct UserLinks {
     id: UserId,
-    messages: Vec<i64>,
-    followees: Vec<i64>,
-    followers: Vec<i64>,
+    messages: Vec<MessageId>,
+    followees: Vec<UserId>,
+    followers: Vec<UserId>,
 }
 
 impl Tx<'_> {
@@ -131,7 +137,7 @@ impl Tx<'_> {
             return Err(abort(StoreError::UsernameTaken));
         }
         let user = User {
-            id: self.bump(meta::LAST_USER_ID, 1)?,
+            id: UserId(self.bump(meta::LAST_USER_ID, 1)?),
             username: name.to_owned(),
             email: new.email.as_ref().to_owned(),
             pw_hash: new.pw_hash.clone(),

@@ -2,7 +2,8 @@
 //! the core's conformance suite and the model test, run through them. Every rule that
 //! reads the public timeline or `latest` after a write checks an invalidation.
 
-use minitwit_core::{CachedStore, Store};
+use minitwit_core::Store;
+use minitwit_core::cache::CachedStore;
 use std::sync::Arc;
 
 /// A fresh durable sled store behind the caches.

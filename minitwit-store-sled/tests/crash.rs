@@ -6,7 +6,8 @@
 //!
 //! The child is this test binary again, run with [`CHILD_DIR`] set.
 
-use minitwit_core::{Email, MessageText, NewMessage, NewUser, Store, Username};
+use minitwit_core::model::{NewMessage, NewUser};
+use minitwit_core::{Email, MessageId, MessageText, Store, UserId, Username};
 use minitwit_store_sled::{SledOptions, SledStore};
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
@@ -29,9 +30,9 @@ const ROUNDS: u32 = 5;
 /// One acknowledged write, as the child reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Ack {
-    User { name: String, id: i64 },
-    Message { id: i64, author: i64, text: String },
-    Follow { follower: i64, followee: i64 },
+    User { name: String, id: UserId },
+    Message { id: MessageId, author: UserId, text: String },
+    Follow { follower: UserId, followee: UserId },
 }
 
 impl Ack {
@@ -47,15 +48,15 @@ impl Ack {
     fn parse(line: &str) -> Option<Self> {
         let mut words = line.strip_prefix("ACK ")?.splitn(4, ' ');
         let kind = words.next()?;
-        let a = words.next()?.parse().ok()?;
+        let a: i64 = words.next()?.parse().ok()?;
         Some(match kind {
-            "USER" => Ack::User { id: a, name: words.next()?.to_owned() },
+            "USER" => Ack::User { id: UserId(a), name: words.next()?.to_owned() },
             "MSG" => Ack::Message {
-                id: a,
+                id: MessageId(a),
                 author: words.next()?.parse().ok()?,
                 text: words.next()?.to_owned(),
             },
-            "FOLLOW" => Ack::Follow { follower: a, followee: words.next()?.parse().ok()? },
+            "FOLLOW" => Ack::Follow { follower: UserId(a), followee: words.next()?.parse().ok()? },
             _ => return None,
         })
     }

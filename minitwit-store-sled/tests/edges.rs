@@ -3,10 +3,10 @@
 //! across signs, relaxed durability, and timelines on a larger data set compared with
 //! the reference model.
 
+use minitwit_core::model::{Follow, ImportBatch, NewMessage, NewUser};
 use minitwit_core::testkit::MemoryStore;
 use minitwit_core::{
-    Cursor, Email, Follow, ImportBatch, Message, MessageText, NewMessage, NewUser, Store, Timeline,
-    TimelineEntry, User, Username,
+    Cursor, Email, Message, MessageId, MessageText, Store, Timeline, TimelineEntry, User, Username,
 };
 use minitwit_store_sled::{Durability, OpenError, SledOptions, SledStore};
 use std::path::Path;
@@ -25,7 +25,7 @@ async fn user(store: &dyn Store, name: &str) -> User {
     store.create_user(new).await.expect("creating a user")
 }
 
-async fn post(store: &dyn Store, author: &User, text: &str, pub_date: i64) -> i64 {
+async fn post(store: &dyn Store, author: &User, text: &str, pub_date: i64) -> MessageId {
     let text = MessageText::parse(text).expect("valid text");
     store.add_message(NewMessage { author_id: author.id, text, pub_date }).await.expect("posting")
 }
@@ -140,13 +140,13 @@ async fn a_format_1_store_with_json_records_is_read_written_and_upgraded() {
         let users_tree = db.open_tree("users").expect("users");
         for u in &users {
             let json = serde_json::to_vec(u).expect("json");
-            let old = users_tree.insert(id_key(u.id), json).expect("write").expect("present");
+            let old = users_tree.insert(id_key(u.id.0), json).expect("write").expect("present");
             assert_ne!(old.first(), Some(&b'{'), "this build writes binary records");
         }
         let messages_tree = db.open_tree("messages").expect("messages");
         for m in &messages {
             let json = serde_json::to_vec(m).expect("json");
-            messages_tree.insert(id_key(m.id), json).expect("write").expect("present");
+            messages_tree.insert(id_key(m.id.0), json).expect("write").expect("present");
         }
         for index in ["public_idx", "author_idx"] {
             let tree = db.open_tree(index).expect("index");
@@ -241,7 +241,7 @@ async fn dates_before_1970_and_far_ahead_keep_their_order() {
     let expected = ["far", "3", "zero", "past", "ancient"];
     assert_eq!(texts(&*store, Timeline::Public).await, expected);
     assert_eq!(texts(&*store, Timeline::User(u.id)).await, expected);
-    let after_zero = Cursor { pub_date: 0, id: i64::MAX };
+    let after_zero = Cursor { pub_date: 0, id: MessageId(i64::MAX) };
     let older = store.timeline(Timeline::Home(u.id), Some(after_zero), 10).await.expect("read");
     let older: Vec<_> = older.into_iter().map(|e| e.text).collect();
     assert_eq!(older, ["zero", "past", "ancient"]);
@@ -343,7 +343,7 @@ async fn deleting_a_user_forgets_their_cached_name_and_email() {
         disabled: false,
     };
     let message = Message {
-        id: 1000,
+        id: MessageId(1000),
         author_id: old.id,
         text: "after".to_owned(),
         pub_date: 2,

@@ -33,7 +33,7 @@ impl fmt::Debug for SessionKey {
     }
 }
 
-pub use minitwit_core::Throttle;
+pub use minitwit_core::rate_limit::Throttle;
 
 /// What the site needs besides the service. Build it with [`WebConfig::new`] and adjust
 /// the public fields.

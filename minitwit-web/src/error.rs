@@ -63,12 +63,13 @@ pub(crate) fn explanation(status: StatusCode) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use minitwit_core::store::StoreError;
 
     #[test]
     fn service_errors_map_to_documented_statuses() {
         let status = |e: ServiceError| WebError::from(e).status().as_u16();
         assert_eq!(status(ServiceError::UnknownUser), 404);
-        assert_eq!(status(ServiceError::Unavailable("refused".into())), 503);
+        assert_eq!(status(StoreError::Unavailable("refused".into()).into()), 503);
         assert_eq!(status(ServiceError::AccountDisabled), 403);
         assert_eq!(status(ServiceError::InvalidPassword), 403);
         assert_eq!(status(ServiceError::Internal("secret detail".into())), 500);

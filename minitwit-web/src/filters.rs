@@ -12,8 +12,9 @@ use crate::route_table::{ADD_MESSAGE, FOLLOW, LOGIN, LOGOUT, PUBLIC, REGISTER, S
 use crate::security::{add_site_headers, is_cross_site, is_unsafe_navigation};
 use crate::site::{Site, Visit};
 use futures::StreamExt as _;
+use minitwit_core::idempotency::IdempotencyKey;
 use minitwit_core::rate_limit::ClientAddress;
-use minitwit_core::{IdempotencyKey, ServiceError, idempotency};
+use minitwit_core::{ServiceError, idempotency};
 use serde::de::DeserializeOwned;
 use std::convert::Infallible;
 use std::net::IpAddr;

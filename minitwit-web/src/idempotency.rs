@@ -4,8 +4,9 @@
 //! receipt.
 
 use crate::site::{Site, Visit};
+use minitwit_core::User;
 use minitwit_core::idempotency::REPLAYED_HEADER;
-use minitwit_core::{IdempotencyKey, Keyed, Outcome, Receipt, User};
+use minitwit_core::idempotency::{IdempotencyKey, Keyed, Outcome, Receipt};
 use warp::http::{HeaderValue, StatusCode};
 use warp::reply::Response;
 

@@ -11,7 +11,8 @@
 
 use crate::config::WebConfig;
 use cookie::{Cookie, CookieJar, Key, SameSite};
-use minitwit_core::{User, UserId, unix_now};
+use minitwit_core::service::unix_now;
+use minitwit_core::{User, UserId};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
@@ -43,7 +44,7 @@ pub(crate) struct Session {
     #[serde(rename = "f", default, skip_serializing_if = "Vec::is_empty")]
     pub flashes: Vec<String>,
     /// The store position of this browser's latest write (0: none yet): pages are read
-    /// from a replica only once it has replayed that write (see `minitwit_core::ReadToken`).
+    /// from a replica only once it has replayed that write (see `minitwit_core::consistency::ReadToken`).
     #[serde(rename = "w", default, skip_serializing_if = "is_zero")]
     pub wrote_at: u64,
 }
@@ -192,9 +193,9 @@ mod tests {
         assert_eq!(codec(1).read(Some("other=1")), Session::default());
     }
 
-    fn user(id: UserId, pw_hash: &str) -> User {
+    fn user(id: i64, pw_hash: &str) -> User {
         User {
-            id,
+            id: UserId(id),
             username: "u".into(),
             email: "u@x".into(),
             pw_hash: pw_hash.into(),

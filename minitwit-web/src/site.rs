@@ -10,9 +10,9 @@ use crate::session::{Session, SessionCodec};
 use crate::throttle::SiteThrottle;
 use crate::views::{EntryView, ErrorView, LayoutView, Views};
 use bytes::Bytes;
-use minitwit_core::{
-    MiniTwit, PublicPageMemo, ReadToken, ServiceError, TimelineEntry, User, UserId,
-};
+use minitwit_core::cache::PublicPageMemo;
+use minitwit_core::consistency::ReadToken;
+use minitwit_core::{MiniTwit, ServiceError, TimelineEntry, User, UserId};
 use serde::Serialize;
 use warp::http::header::{
     CACHE_CONTROL, CONTENT_TYPE, HeaderValue, LOCATION, RETRY_AFTER, SET_COOKIE,
@@ -195,8 +195,10 @@ impl Site {
 
     /// The error page for `err`; internal failures are logged (only there).
     pub fn error_response(&self, err: &WebError) -> WarpResponse {
-        if let WebError::Service(ServiceError::Internal(detail)) = err {
-            tracing::error!(%detail, "request failed");
+        if let WebError::Service(failure @ (ServiceError::Internal(_) | ServiceError::Store(_))) =
+            err
+        {
+            tracing::error!(detail = %failure, "request failed");
         }
         self.error_page(err.status())
     }

@@ -10,8 +10,8 @@
 //! A registration (which costs a password hash) counts against its address.
 
 use crate::config::WebConfig;
-use minitwit_core::RateTable;
 use minitwit_core::rate_limit::DEFAULT_CELLS;
+use minitwit_core::rate_limit::RateTable;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -57,7 +57,7 @@ impl SiteThrottle {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use minitwit_core::Throttle;
+    use minitwit_core::rate_limit::Throttle;
 
     const TWO_A_DAY: Throttle = Throttle { burst: 2, replenish_every: Duration::from_secs(43_200) };
     const LOTS: Throttle = Throttle { burst: 1000, replenish_every: Duration::from_millis(1) };

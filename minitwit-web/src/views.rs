@@ -213,6 +213,7 @@ impl Views {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use minitwit_core::{MessageId, UserId};
 
     #[test]
     fn escapes_like_markupsafe() {
@@ -242,8 +243,8 @@ mod tests {
     fn every_template_renders_in_strict_mode() {
         let views = Views::new();
         let entry = TimelineEntry {
-            id: 1,
-            author_id: 1,
+            id: MessageId(1),
+            author_id: UserId(1),
             author: "a b".into(),
             email: "a@b".into(),
             text: "<hi>".into(),
@@ -306,8 +307,8 @@ mod tests {
     fn entries_render_as_before_and_alone_exactly_as_in_the_list() {
         let views = Views::new();
         let entry = |id, text: &str| TimelineEntry {
-            id,
-            author_id: 1,
+            id: minitwit_core::MessageId(id),
+            author_id: minitwit_core::UserId(1),
             author: "Åse Ø".into(),
             email: "a@b".into(),
             text: text.into(),

@@ -10,7 +10,7 @@
 use crate::support::live::{self, EventStream, entry_ids};
 use crate::support::site::SiteClient;
 use crate::support::{self, Setup, TestApp, spawn_app};
-use minitwit_core::{MessageText, MiniTwit, Registration, User};
+use minitwit_core::{MessageId, MessageText, MiniTwit, Registration, User};
 use minitwit_store_pg::{PgOptions, PgStore};
 use minitwit_test_support::TestCluster;
 use std::sync::Arc;
@@ -29,7 +29,7 @@ async fn user(service: &MiniTwit, name: &str) -> User {
 }
 
 async fn post(service: &MiniTwit, author: &User, text: &str) -> i64 {
-    service.post(author, MessageText::parse(text).expect("valid")).await.expect("posts")
+    service.post(author, MessageText::parse(text).expect("valid")).await.expect("posts").0
 }
 
 /// A site client signed in as `name`.
@@ -50,7 +50,7 @@ async fn only_what_the_page_shows_reaches_a_stream(app: TestApp) {
     let s = &app.service;
     let (alice, bob, carol) =
         (user(s, "alice").await, user(s, "bob").await, user(s, "carol").await);
-    s.follow(&bob, &alice).await.expect("follows");
+    s.follow(bob.id, alice.id).await.expect("follows");
     let (bob_site, carol_site) = (signed_in(&app, "bob").await, signed_in(&app, "carol").await);
     let mut public = stream(&app.site, "/public").await;
     let mut bob_home = stream(&bob_site, "/").await;
@@ -63,7 +63,7 @@ async fn only_what_the_page_shows_reaches_a_stream(app: TestApp) {
     assert_eq!(entry_ids(&alice_page.until_entry(probe).await), [probe]);
 
     let carols = post(s, &carol, "carol's own").await;
-    s.unfollow(&bob, &alice).await.expect("unfollows");
+    s.unfollow(bob.id, alice.id).await.expect("unfollows");
     let unfollowed = post(s, &alice, "after bob unfollowed").await;
     let flagged = post(s, &bob, "bob's, soon flagged").await;
     let bobs = post(s, &bob, "bob's own").await;
@@ -81,14 +81,14 @@ async fn only_what_the_page_shows_reaches_a_stream(app: TestApp) {
     assert_eq!(entry_ids(&seen), [carols, unfollowed, flagged, bobs, alices, carols_last]);
 
     // Flagged after it was sent: withdrawn from the readers that had it.
-    s.set_flagged(&[flagged], true).await.expect("flags");
+    s.set_flagged(&[MessageId(flagged)], true).await.expect("flags");
     let withdrawn = bob_home.next_named().await.expect("the stream goes on");
     assert_eq!((withdrawn.event.as_str(), withdrawn.data), ("withdraw", flagged.to_string()));
 
     // Flagged while a reader was away: never sent.
     drop(bob_home);
     let hidden = post(s, &bob, "hidden before bob is back").await;
-    s.set_flagged(&[hidden], true).await.expect("flags");
+    s.set_flagged(&[MessageId(hidden)], true).await.expect("flags");
     let back = post(s, &bob, "after the hidden one").await;
     let resumed = live::open(&bob_site.client, &bob_site.url("/"), Some(&bobs.to_string())).await;
     let mut bob_home = resumed.unwrap_or_else(|r| panic!("refused: {}", r.status()));
@@ -262,7 +262,7 @@ async fn on_cluster(cluster: &Arc<TestCluster>, operation: fn(&TestCluster) -> R
 async fn post_once_back(service: &MiniTwit, author: &User, text: &str) -> i64 {
     for _ in 0..300 {
         match service.post(author, MessageText::parse(text).expect("valid")).await {
-            Ok(id) => return id,
+            Ok(id) => return id.0,
             Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
         }
     }

@@ -38,7 +38,7 @@ async fn share(browser: &Browser, text: &str) {
 async fn a_follower_sees_new_messages_without_reloading(alices: &TestApp, bobs: &TestApp) {
     let alice = user(&alices.service, "alice").await;
     let bob = user(&alices.service, "bob").await;
-    alices.service.follow(&bob, &alice).await.expect("follows");
+    alices.service.follow(bob.id, alice.id).await.expect("follows");
     let (alice_browser, bob_browser) = tokio::join!(Browser::start("UTC"), Browser::start("UTC"));
     sign_in(&alice_browser, alices, "alice").await;
     sign_in(&bob_browser, bobs, "bob").await;
@@ -89,7 +89,7 @@ async fn every_page_keeps_its_content_in_landmarks() {
     let app = spawn_app(support::sled().await, Setup::default()).await;
     let alice = user(&app.service, "alice").await;
     let reader = user(&app.service, "reader").await;
-    app.service.follow(&reader, &alice).await.expect("follows");
+    app.service.follow(reader.id, alice.id).await.expect("follows");
     app.service
         .post(&alice, minitwit_core::MessageText::parse("hi").expect("valid"))
         .await

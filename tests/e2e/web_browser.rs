@@ -6,7 +6,8 @@
 use crate::support::browser::Browser;
 use crate::support::{self, Setup, TestApp, spawn_app};
 use fantoccini::Locator;
-use minitwit_core::{ImportBatch, Message, Registration};
+use minitwit_core::model::ImportBatch;
+use minitwit_core::{Message, MessageId, Registration};
 
 /// The fixed time of alice's message: 2020-02-21 01:01 UTC, 10:01 in Tokyo.
 const ALICE_POSTED_AT: i64 = 1_582_246_860;
@@ -18,7 +19,7 @@ async fn site_with_alice() -> TestApp {
     let registration = Registration::parse("alice", "alice@example.com", "pw", None).unwrap();
     let alice = app.service.register(registration).await.unwrap();
     let message = Message {
-        id: 1000,
+        id: MessageId(1000),
         author_id: alice.id,
         text: ALICE_TEXT.into(),
         pub_date: ALICE_POSTED_AT,

@@ -5,9 +5,10 @@
 
 use super::metrics::STORE_SECONDS;
 use async_trait::async_trait;
-use minitwit_core::{
-    Cursor, Operation, ReadToken, Store, StoreLayer, StoreResult, Timeline, TimelineEntry,
-};
+use minitwit_core::consistency::ReadToken;
+use minitwit_core::layer::{Operation, StoreLayer};
+use minitwit_core::store::StoreResult;
+use minitwit_core::{Cursor, Store, Timeline, TimelineEntry};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;

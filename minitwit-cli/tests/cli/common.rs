@@ -277,7 +277,7 @@ async fn fixture_export(path: &Path) {
             let text = if i == 3 { "Grüße, 世界".to_owned() } else { format!("message {i}") };
             twit.post(&users[i % 2], MessageText::parse(&text).unwrap()).await.unwrap();
         }
-        twit.follow(&users[0], &users[1]).await.unwrap();
+        twit.follow(users[0].id, users[1].id).await.unwrap();
         twit.set_latest(42).await.unwrap();
         let file = tokio::fs::File::create(path).await.unwrap();
         let mut out = tokio::io::BufWriter::new(file);

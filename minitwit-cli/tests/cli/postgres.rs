@@ -107,7 +107,7 @@ async fn the_full_scenario_survives_sled_to_postgres_to_sled() {
     assert_eq!(fingerprint(&source).await.unwrap(), fingerprint(&target).await.unwrap());
     let page = |store: &Arc<dyn Store>| {
         let twit = MiniTwit::new(Arc::clone(store));
-        async move { twit.timeline(Timeline::Public, None, PageSize::WEB).await.unwrap() }
+        async move { twit.timeline(Timeline::Public, None, PageSize::PER_PAGE).await.unwrap() }
     };
     assert_eq!(page(&source).await, page(&target).await);
 

@@ -67,7 +67,7 @@ pub enum ValidationError {
     #[error("The number of items must be a non-negative integer")]
     PageSizeInvalid,
     /// An `Idempotency-Key` that is empty, longer than
-    /// [`IdempotencyKey::MAX_LEN`](crate::IdempotencyKey::MAX_LEN) or not visible ASCII.
+    /// [`IdempotencyKey::MAX_LEN`](crate::idempotency::IdempotencyKey::MAX_LEN) or not visible ASCII.
     #[error("The Idempotency-Key must be 1 to 255 visible ASCII characters")]
     IdempotencyKeyInvalid,
 }

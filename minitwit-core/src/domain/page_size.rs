@@ -1,4 +1,4 @@
-//! [`PageSize`]: how many items a listing returns, with the API's default and cap.
+//! [`PageSize`]: how many items a listing returns, with its default and cap.
 
 use super::ValidationError;
 
@@ -7,10 +7,10 @@ use super::ValidationError;
 pub struct PageSize(usize);
 
 impl PageSize {
-    /// The simulator API's default `no`.
-    pub const API_DEFAULT: PageSize = PageSize(100);
-    /// The web front end's page length.
-    pub const WEB: PageSize = PageSize(30);
+    /// A listing's length when the caller names none (the simulator's `no` default).
+    pub const DEFAULT: PageSize = PageSize(100);
+    /// A timeline page as people read it: the original MiniTwit's `PER_PAGE`.
+    pub const PER_PAGE: PageSize = PageSize(30);
     /// The largest page any listing returns; larger requests are capped to it.
     pub const MAX: usize = 1000;
 
@@ -19,12 +19,12 @@ impl PageSize {
         Self(n.min(Self::MAX))
     }
 
-    /// Parses the API's `no` query parameter: absent means the default; a non-negative
-    /// integer is capped at [`PageSize::MAX`]; anything else (negative, not a number,
-    /// beyond `u64`) is refused.
-    pub fn parse_api(raw: Option<&str>) -> Result<Self, ValidationError> {
+    /// Parses a requested size, such as the simulator's `no` query parameter: absent
+    /// means [`PageSize::DEFAULT`]; a non-negative integer is capped at
+    /// [`PageSize::MAX`]; anything else (negative, not a number, beyond `u64`) is refused.
+    pub fn parse(raw: Option<&str>) -> Result<Self, ValidationError> {
         match raw {
-            None => Ok(Self::API_DEFAULT),
+            None => Ok(Self::DEFAULT),
             Some(raw) => raw
                 .trim()
                 .parse::<u64>()
@@ -45,12 +45,12 @@ mod tests {
 
     #[test]
     fn defaults_caps_and_refuses() {
-        assert_eq!(PageSize::parse_api(None).unwrap().get(), 100);
-        assert_eq!(PageSize::parse_api(Some("7")).unwrap().get(), 7);
-        assert_eq!(PageSize::parse_api(Some("0")).unwrap().get(), 0);
-        assert_eq!(PageSize::parse_api(Some("99999999999")).unwrap().get(), PageSize::MAX);
+        assert_eq!(PageSize::parse(None).unwrap().get(), 100);
+        assert_eq!(PageSize::parse(Some("7")).unwrap().get(), 7);
+        assert_eq!(PageSize::parse(Some("0")).unwrap().get(), 0);
+        assert_eq!(PageSize::parse(Some("99999999999")).unwrap().get(), PageSize::MAX);
         for bad in ["-1", "abc", "1.5", "", "999999999999999999999999999"] {
-            assert_eq!(PageSize::parse_api(Some(bad)), Err(ValidationError::PageSizeInvalid));
+            assert_eq!(PageSize::parse(Some(bad)), Err(ValidationError::PageSizeInvalid));
         }
     }
 }

@@ -130,7 +130,7 @@ impl LiveFeed {
             timeline,
             // Subscribed before reading the store: nothing falls between the two.
             receiver: self.sender.subscribe(),
-            last: 0,
+            last: MessageId(0),
             recent: VecDeque::new(),
             follows: HashMap::new(),
             limits: self.limits,
@@ -157,7 +157,7 @@ impl LiveFeed {
 /// The newest message id, flagged or not; 0 in an empty store.
 async fn newest(store: &dyn Store) -> ServiceResult<MessageId> {
     let filter = MessageFilter { limit: 1, ..MessageFilter::default() };
-    Ok(store.list_messages(filter).await?.first().map_or(0, |m| m.id))
+    Ok(store.list_messages(filter).await?.first().map_or(MessageId(0), |m| m.id))
 }
 
 /// The resolver: each delivery to `sender`, a new message read as an entry once.
@@ -173,7 +173,7 @@ async fn resolve(
                     Ok(Some(entry)) => Resolved::Entry(Arc::new(entry)),
                     Ok(None) => continue,
                     Err(error) => {
-                        tracing::warn!(%error, id, "a new message could not be read for live timelines");
+                        tracing::warn!(%error, %id, "a new message could not be read for live timelines");
                         Resolved::Gap
                     }
                 }

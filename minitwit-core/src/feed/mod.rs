@@ -10,7 +10,7 @@
 //!   delivery is at most once: a change may be lost (a process restarting, a database
 //!   connection dropped), and a delivery that knows it may have lost some says so with
 //!   [`Delivery::Gap`]; readers then catch up from the store itself.
-//! - [`live`]: who may see what. [`LiveFeed`] turns this process's deliveries into
+//! - `live`: who may see what. [`LiveFeed`] turns this process's deliveries into
 //!   timeline entries, once per process, and [`Subscription`]s hand each reader the
 //!   events of its timeline only, by the timelines' own rules (CONTRACT.md §1.4).
 
@@ -76,16 +76,19 @@ impl Change {
         let mut words = text.split(' ');
         let kind = words.next()?;
         let numbers: Vec<i64> = words.map(str::parse).collect::<Result<_, _>>().ok()?;
+        let ids = |ids: &[i64]| ids.iter().copied().map(MessageId).collect();
+        let pair =
+            |follower, followee| Follow { follower: UserId(follower), followee: UserId(followee) };
         let change = match (kind, numbers.as_slice()) {
-            ("p", &[id, author]) => Self::Posted { id, author },
-            ("f", ids) if !ids.is_empty() => Self::Flagged(ids.to_vec()),
-            ("u", ids) if !ids.is_empty() => Self::Unflagged(ids.to_vec()),
-            ("d", &[user]) => Self::UserDisabled(user),
-            ("e", &[user]) => Self::UserEnabled(user),
-            ("x", &[user]) => Self::UserDeleted(user),
-            ("s", &[user]) => Self::SessionsEnded(user),
-            ("F", &[follower, followee]) => Self::Followed(Follow { follower, followee }),
-            ("U", &[follower, followee]) => Self::Unfollowed(Follow { follower, followee }),
+            ("p", &[id, author]) => Self::Posted { id: MessageId(id), author: UserId(author) },
+            ("f", some) if !some.is_empty() => Self::Flagged(ids(some)),
+            ("u", some) if !some.is_empty() => Self::Unflagged(ids(some)),
+            ("d", &[user]) => Self::UserDisabled(UserId(user)),
+            ("e", &[user]) => Self::UserEnabled(UserId(user)),
+            ("x", &[user]) => Self::UserDeleted(UserId(user)),
+            ("s", &[user]) => Self::SessionsEnded(UserId(user)),
+            ("F", &[follower, followee]) => Self::Followed(pair(follower, followee)),
+            ("U", &[follower, followee]) => Self::Unfollowed(pair(follower, followee)),
             _ => return None,
         };
         Some(change)
@@ -166,15 +169,15 @@ mod tests {
 
     #[test]
     fn changes_round_trip_through_their_text() {
-        let pair = Follow { follower: 3, followee: 4 };
+        let pair = Follow { follower: UserId(3), followee: UserId(4) };
         let changes = [
-            Change::Posted { id: 12, author: 3 },
-            Change::Flagged(vec![1, 2, 3]),
-            Change::Unflagged(vec![9]),
-            Change::UserDisabled(5),
-            Change::UserEnabled(5),
-            Change::UserDeleted(6),
-            Change::SessionsEnded(7),
+            Change::Posted { id: MessageId(12), author: UserId(3) },
+            Change::Flagged(vec![MessageId(1), MessageId(2), MessageId(3)]),
+            Change::Unflagged(vec![MessageId(9)]),
+            Change::UserDisabled(UserId(5)),
+            Change::UserEnabled(UserId(5)),
+            Change::UserDeleted(UserId(6)),
+            Change::SessionsEnded(UserId(7)),
             Change::Followed(pair),
             Change::Unfollowed(pair),
         ];
@@ -190,7 +193,7 @@ mod tests {
 
     #[test]
     fn many_flags_are_cut_into_pieces_a_notification_can_carry() {
-        let ids: Vec<MessageId> = (1_000_000_000_000..1_000_000_001_000).collect();
+        let ids: Vec<MessageId> = (1_000_000_000_000..1_000_000_001_000).map(MessageId).collect();
         let texts = Change::Flagged(ids.clone()).encode();
         assert!(texts.len() > 1);
         assert!(texts.iter().all(|t| t.len() < 7_900), "NOTIFY's payload limit");

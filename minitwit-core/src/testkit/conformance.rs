@@ -11,13 +11,14 @@
 // This module is a test suite: a store call that fails must fail the test.
 #![allow(clippy::unwrap_used)]
 
+use crate::idempotency::{IdempotencyKey, Keyed, Outcome, Receipt, ReceiptKey, Write};
 use crate::model::{
-    Cursor, Follow, ImportBatch, Message, MessageFilter, NewMessage, NewUser, Timeline,
-    TimelineEntry, User,
+    Cursor, Follow, ImportBatch, Message, MessageFilter, MessageId, NewMessage, NewUser, Timeline,
+    TimelineEntry, User, UserId,
 };
+use crate::store::StoreError;
 use crate::{
-    Email, HashCost, IdempotencyKey, Keyed, MessageText, MiniTwit, Outcome, PageSize, Receipt,
-    ReceiptKey, Registration, ServiceError, Store, StoreError, Username, Write,
+    Email, HashCost, MessageText, MiniTwit, PageSize, Registration, ServiceError, Store, Username,
 };
 use std::sync::Arc;
 
@@ -86,7 +87,7 @@ async fn user(store: &Arc<dyn Store>, name: &str) -> User {
     store.create_user(new_user(name)).await.expect("creating a fresh user")
 }
 
-async fn post(store: &Arc<dyn Store>, author: &User, text: &str, pub_date: i64) -> i64 {
+async fn post(store: &Arc<dyn Store>, author: &User, text: &str, pub_date: i64) -> MessageId {
     let text = MessageText::parse(text).expect("test texts are valid");
     store.add_message(NewMessage { author_id: author.id, text, pub_date }).await.expect("posting")
 }
@@ -120,7 +121,7 @@ pub async fn users_are_found_by_exact_name(store: Arc<dyn Store>) {
     assert_eq!(store.user_by_id(ase.id).await.unwrap(), Some(ase));
     assert_eq!(store.user_by_name("ROGER HISTAND").await.unwrap(), None);
     assert_eq!(store.user_by_name("Roger").await.unwrap(), None);
-    assert_eq!(store.user_by_id(roger.id + 1000).await.unwrap(), None);
+    assert_eq!(store.user_by_id(UserId(roger.id.0 + 1000)).await.unwrap(), None);
     assert_eq!(roger.email, "Roger.Histand@example.com");
     assert_eq!(roger.pw_hash, "hash-of-Roger Histand");
     assert!(!roger.disabled);
@@ -173,8 +174,8 @@ pub async fn password_and_disabled_flag_change(store: Arc<dyn Store>) {
     assert_eq!((got.pw_hash.as_str(), got.disabled), ("new-hash", true));
     assert!(store.set_disabled(u.id, false).await.unwrap());
     assert!(!store.user_by_id(u.id).await.unwrap().expect("bob").disabled);
-    assert!(!store.set_password_hash(u.id + 99, "x").await.unwrap());
-    assert!(!store.set_disabled(u.id + 99, true).await.unwrap());
+    assert!(!store.set_password_hash(UserId(u.id.0 + 99), "x").await.unwrap());
+    assert!(!store.set_disabled(UserId(u.id.0 + 99), true).await.unwrap());
 }
 
 /// Session generations start at 0, grow by one per bump, are per user, and go with a
@@ -186,7 +187,7 @@ pub async fn session_generations_only_grow_and_go_with_the_user(store: Arc<dyn S
     assert!(store.bump_session_generation(bob.id).await.unwrap());
     assert_eq!(store.session_generation(bob.id).await.unwrap(), 2);
     assert_eq!(store.session_generation(eve.id).await.unwrap(), 0);
-    assert!(!store.bump_session_generation(bob.id + 99).await.unwrap());
+    assert!(!store.bump_session_generation(UserId(bob.id.0 + 99)).await.unwrap());
     assert!(store.delete_user(bob.id).await.unwrap());
     assert_eq!(store.session_generation(bob.id).await.unwrap(), 0);
     assert!(!store.bump_session_generation(bob.id).await.unwrap());
@@ -196,7 +197,7 @@ pub async fn session_generations_only_grow_and_go_with_the_user(store: Arc<dyn S
 pub async fn flagging_several_messages_is_all_or_nothing(store: Arc<dyn Store>) {
     let u = user(&store, "flagger").await;
     let (a, b) = (post(&store, &u, "a", 1).await, post(&store, &u, "b", 2).await);
-    let missing = a + b + 100;
+    let missing = MessageId(a.0 + b.0 + 100);
     assert_eq!(store.set_flagged_all(&[a, missing, b], true).await.unwrap(), [missing]);
     assert!(!store.message_by_id(a).await.unwrap().expect("a").flagged, "nothing changed");
     assert_eq!(store.counts().await.unwrap().flagged, 0);
@@ -221,8 +222,9 @@ pub async fn message_text_is_kept_exactly(store: Arc<dyn Store>) {
 /// A message by a user who does not exist is refused.
 pub async fn messages_need_an_existing_author(store: Arc<dyn Store>) {
     let text = MessageText::parse("orphan").unwrap();
-    let refused = store.add_message(NewMessage { author_id: 4242, text, pub_date: 1 }).await;
-    assert_eq!(refused, Err(StoreError::UnknownUser(4242)));
+    let refused =
+        store.add_message(NewMessage { author_id: UserId(4242), text, pub_date: 1 }).await;
+    assert_eq!(refused, Err(StoreError::UnknownUser(UserId(4242))));
     assert_eq!(store.counts().await.unwrap().messages, 0);
 }
 
@@ -267,8 +269,8 @@ pub async fn unfollowing_when_not_following_is_fine(store: Arc<dyn Store>) {
 /// Follows naming a missing user are refused.
 pub async fn follows_need_existing_users(store: Arc<dyn Store>) {
     let a = user(&store, "a").await;
-    assert_eq!(store.follow(a.id, 999).await, Err(StoreError::UnknownUser(999)));
-    assert_eq!(store.follow(999, a.id).await, Err(StoreError::UnknownUser(999)));
+    assert_eq!(store.follow(a.id, UserId(999)).await, Err(StoreError::UnknownUser(UserId(999))));
+    assert_eq!(store.follow(UserId(999), a.id).await, Err(StoreError::UnknownUser(UserId(999))));
     assert_eq!(store.counts().await.unwrap().follows, 0);
 }
 
@@ -300,7 +302,7 @@ pub async fn flagged_messages_are_hidden_everywhere(store: Arc<dyn Store>) {
     assert_eq!(store.counts().await.unwrap().flagged, 1);
     assert!(store.set_flagged(hide, false).await.unwrap());
     assert_eq!(texts(&store, Timeline::Home(b.id)).await, ["hide", "keep"]);
-    assert!(!store.set_flagged(keep + hide + 100, true).await.unwrap());
+    assert!(!store.set_flagged(MessageId(keep.0 + hide.0 + 100), true).await.unwrap());
     assert_eq!(store.counts().await.unwrap().flagged, 0);
 }
 
@@ -359,10 +361,10 @@ pub async fn home_timeline_is_self_and_followees(store: Arc<dyn Store>) {
 
 /// Timelines of ids nobody has are empty, not errors.
 pub async fn unknown_users_have_empty_timelines(store: Arc<dyn Store>) {
-    assert!(texts(&store, Timeline::User(77)).await.is_empty());
-    assert!(texts(&store, Timeline::Home(77)).await.is_empty());
+    assert!(texts(&store, Timeline::User(UserId(77))).await.is_empty());
+    assert!(texts(&store, Timeline::Home(UserId(77))).await.is_empty());
     assert!(texts(&store, Timeline::Public).await.is_empty());
-    assert!(store.followees(77, 10).await.unwrap().is_empty());
+    assert!(store.followees(UserId(77), 10).await.unwrap().is_empty());
 }
 
 /// `latest` starts unset and keeps the last value written.
@@ -457,22 +459,22 @@ pub async fn export_reads_everything_in_order(store: Arc<dyn Store>) {
 /// that collides with existing data changes nothing.
 pub async fn import_keeps_ids_and_is_all_or_nothing(store: Arc<dyn Store>) {
     let alice = User {
-        id: 10,
+        id: UserId(10),
         username: "alice".into(),
         email: "a@x".into(),
         pw_hash: "$argon2id$h".into(),
         disabled: true,
     };
     let bob = User {
-        id: 20,
+        id: UserId(20),
         username: "bob".into(),
         email: "b@x".into(),
         pw_hash: "h2".into(),
         disabled: false,
     };
-    let msg = |id, author_id, flagged| Message {
-        id,
-        author_id,
+    let msg = |id: i64, author_id: i64, flagged| Message {
+        id: MessageId(id),
+        author_id: UserId(author_id),
         text: format!("m{id}"),
         pub_date: id * 10,
         flagged,
@@ -480,20 +482,20 @@ pub async fn import_keeps_ids_and_is_all_or_nothing(store: Arc<dyn Store>) {
     let batch = ImportBatch {
         users: vec![alice.clone(), bob.clone()],
         messages: vec![msg(5, 10, false), msg(7, 20, true)],
-        follows: vec![Follow { follower: 20, followee: 10 }],
+        follows: vec![Follow { follower: UserId(20), followee: UserId(10) }],
     };
     store.import(batch).await.expect("import into an empty store");
     assert_eq!(store.user_by_name("alice").await.unwrap(), Some(alice));
-    assert_eq!(store.message_by_id(7).await.unwrap(), Some(msg(7, 20, true)));
-    assert!(store.is_following(20, 10).await.unwrap());
-    assert_eq!(texts(&store, Timeline::Home(20)).await, ["m5"]);
+    assert_eq!(store.message_by_id(MessageId(7)).await.unwrap(), Some(msg(7, 20, true)));
+    assert!(store.is_following(UserId(20), UserId(10)).await.unwrap());
+    assert_eq!(texts(&store, Timeline::Home(UserId(20))).await, ["m5"]);
     let carol = user(&store, "carol").await;
-    assert!(carol.id > 20, "new ids continue above imported ones");
-    assert!(post(&store, &carol, "new", 1).await > 7);
+    assert!(carol.id > UserId(20), "new ids continue above imported ones");
+    assert!(post(&store, &carol, "new", 1).await > MessageId(7));
 
     let before = store.counts().await.unwrap();
     let clash = ImportBatch {
-        users: vec![User { id: 30, username: "dave".into(), ..bob.clone() }, bob],
+        users: vec![User { id: UserId(30), username: "dave".into(), ..bob.clone() }, bob],
         messages: vec![],
         follows: vec![],
     };
@@ -513,21 +515,26 @@ pub async fn an_import_can_be_removed_and_ended(store: Arc<dyn Store>) {
     store.set_latest(7).await.unwrap();
     let before = (store.counts().await.unwrap(), store.list_messages(all_messages()).await);
     let imported = |id: i64, name: &str| User {
-        id: id + 1000,
+        id: UserId(id + 1000),
         username: name.into(),
         email: format!("{name}@x"),
         pw_hash: "h".into(),
         disabled: false,
     };
     let (a, b) = (imported(1, "ia"), imported(2, "ib"));
-    let message =
-        Message { id: 5000, author_id: a.id, text: "m".into(), pub_date: 2, flagged: true };
+    let message = Message {
+        id: MessageId(5000),
+        author_id: a.id,
+        text: "m".into(),
+        pub_date: 2,
+        flagged: true,
+    };
     let batch = ImportBatch {
         users: vec![a.clone(), b.clone()],
         messages: vec![message],
         follows: vec![Follow { follower: a.id, followee: b.id }],
     };
-    store.init_setting(crate::IMPORT_MARK, b"test import").await.unwrap();
+    store.init_setting(crate::store::IMPORT_MARK, b"test import").await.unwrap();
     store.import(batch.clone()).await.unwrap();
     // The other user follows an imported one: removed with them.
     store.follow(own.id, b.id).await.unwrap();
@@ -538,12 +545,12 @@ pub async fn an_import_can_be_removed_and_ended(store: Arc<dyn Store>) {
     assert_eq!(store.user_by_name("ia").await.unwrap(), None);
     assert!(store.message_by_id(own_post).await.unwrap().is_some());
     assert_eq!(store.latest().await.unwrap(), Some(7));
-    assert_eq!(store.setting(crate::IMPORT_MARK).await.unwrap(), None);
+    assert_eq!(store.setting(crate::store::IMPORT_MARK).await.unwrap(), None);
 
-    store.init_setting(crate::IMPORT_MARK, b"again").await.unwrap();
+    store.init_setting(crate::store::IMPORT_MARK, b"again").await.unwrap();
     store.end_import(Some(9)).await.unwrap();
     assert_eq!(store.latest().await.unwrap(), Some(9));
-    assert_eq!(store.setting(crate::IMPORT_MARK).await.unwrap(), None);
+    assert_eq!(store.setting(crate::store::IMPORT_MARK).await.unwrap(), None);
 }
 
 fn all_messages() -> MessageFilter {
@@ -633,15 +640,15 @@ pub async fn a_keyed_write_applies_once_and_replays_its_answer(store: Arc<dyn St
         let text = MessageText::parse("hello").unwrap();
         twit.post_once(&roger, text, Some(post)).await.unwrap();
         let follow = keyed("api:sim", "follow-1", "follow bob", "");
-        twit.follow_once(&roger, &bob, Some(follow)).await.unwrap();
+        twit.follow_once(roger.id, bob.id, Some(follow)).await.unwrap();
     }
     assert_eq!(texts(&store, Timeline::Public).await, ["hello"], "one message");
     assert_eq!(store.counts().await.unwrap().users, 2, "one user per registration");
     let unfollow = keyed("api:sim", "unfollow-1", "unfollow bob", "");
-    let first = twit.unfollow_once(&roger, &bob, Some(unfollow.clone())).await.unwrap();
+    let first = twit.unfollow_once(roger.id, bob.id, Some(unfollow.clone())).await.unwrap();
     assert_eq!(first, Outcome::Applied);
-    twit.follow(&roger, &bob).await.unwrap();
-    let retried = twit.unfollow_once(&roger, &bob, Some(unfollow.clone())).await.unwrap();
+    twit.follow(roger.id, bob.id).await.unwrap();
+    let retried = twit.unfollow_once(roger.id, bob.id, Some(unfollow.clone())).await.unwrap();
     assert_eq!(retried, Outcome::Replayed(unfollow.receipt));
     assert!(store.is_following(roger.id, bob.id).await.unwrap(), "the retry changed nothing");
 }
@@ -701,7 +708,7 @@ pub async fn a_failed_keyed_write_keeps_no_receipt(store: Arc<dyn Store>) {
     let refused = store.apply_once(&sent.key, &sent.receipt, 0, Write::Register(new_user("taken")));
     assert_eq!(refused.await, Err(StoreError::UsernameTaken));
     assert_eq!(store.receipt(&sent.key, 0).await.unwrap(), None);
-    let ghost = Write::Follow { follower: 999, followee: 998 };
+    let ghost = Write::Follow { follower: UserId(999), followee: UserId(998) };
     assert!(matches!(
         store.apply_once(&sent.key, &sent.receipt, 0, ghost).await,
         Err(StoreError::UnknownUser(_))

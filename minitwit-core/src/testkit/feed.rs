@@ -104,7 +104,7 @@ async fn next_events(subscription: &mut crate::feed::Subscription) -> Vec<Event>
         .expect("the subscription goes on")
 }
 
-fn entry_ids(events: &[Event]) -> Vec<i64> {
+fn entry_ids(events: &[Event]) -> Vec<crate::MessageId> {
     events
         .iter()
         .filter_map(|e| match e {

@@ -9,6 +9,7 @@ use crate::model::{
 use crate::store::{IMPORT_MARK, Store, StoreError, StoreResult};
 use async_trait::async_trait;
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound::{Excluded, Unbounded};
 use std::sync::Mutex;
 
 #[derive(Default, Clone)]
@@ -19,8 +20,8 @@ struct State {
     follows: BTreeSet<Follow>,
     latest: Option<i64>,
     settings: BTreeMap<String, Vec<u8>>,
-    last_user_id: UserId,
-    last_message_id: MessageId,
+    last_user_id: i64,
+    last_message_id: i64,
     receipts: BTreeMap<(String, String), Receipt>,
 }
 
@@ -62,7 +63,7 @@ impl State {
         }
         self.last_user_id += 1;
         let created = User {
-            id: self.last_user_id,
+            id: UserId(self.last_user_id),
             username: user.username.into(),
             email: user.email.into(),
             pw_hash: user.pw_hash,
@@ -75,7 +76,7 @@ impl State {
     fn add_message(&mut self, message: NewMessage) -> StoreResult<MessageId> {
         self.require_user(message.author_id)?;
         self.last_message_id += 1;
-        let id = self.last_message_id;
+        let id = MessageId(self.last_message_id);
         let stored = Message {
             id,
             author_id: message.author_id,
@@ -155,8 +156,8 @@ impl Store for MemoryStore {
     }
 
     async fn users_after(&self, after: Option<UserId>, limit: usize) -> StoreResult<Vec<User>> {
-        let from = after.map_or(UserId::MIN, |a| a.saturating_add(1));
-        Ok(self.with(|s| s.users.range(from..).take(limit).map(|(_, u)| u.clone()).collect()))
+        let from = (after.map_or(Unbounded, Excluded), Unbounded);
+        Ok(self.with(|s| s.users.range(from).take(limit).map(|(_, u)| u.clone()).collect()))
     }
 
     async fn set_password_hash(&self, id: UserId, pw_hash: &str) -> StoreResult<bool> {
@@ -235,8 +236,8 @@ impl Store for MemoryStore {
         after: Option<MessageId>,
         limit: usize,
     ) -> StoreResult<Vec<Message>> {
-        let from = after.map_or(MessageId::MIN, |a| a.saturating_add(1));
-        Ok(self.with(|s| s.messages.range(from..).take(limit).map(|(_, m)| m.clone()).collect()))
+        let from = (after.map_or(Unbounded, Excluded), Unbounded);
+        Ok(self.with(|s| s.messages.range(from).take(limit).map(|(_, m)| m.clone()).collect()))
     }
 
     async fn follow(&self, follower: UserId, followee: UserId) -> StoreResult<()> {
@@ -405,7 +406,7 @@ fn import_into(s: &mut State, batch: ImportBatch) -> StoreResult<()> {
         if s.users.contains_key(&user.id) || s.users.values().any(|u| u.username == user.username) {
             return Err(StoreError::Conflict(format!("user {} ({})", user.id, user.username)));
         }
-        s.last_user_id = s.last_user_id.max(user.id);
+        s.last_user_id = s.last_user_id.max(user.id.0);
         s.users.insert(user.id, user);
     }
     for message in batch.messages {
@@ -413,7 +414,7 @@ fn import_into(s: &mut State, batch: ImportBatch) -> StoreResult<()> {
         if s.messages.contains_key(&message.id) {
             return Err(StoreError::Conflict(format!("message {}", message.id)));
         }
-        s.last_message_id = s.last_message_id.max(message.id);
+        s.last_message_id = s.last_message_id.max(message.id.0);
         s.messages.insert(message.id, message);
     }
     for follow in batch.follows {

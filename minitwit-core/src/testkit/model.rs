@@ -6,8 +6,9 @@
 //! the order in which they were posted.
 
 use super::MemoryStore;
-use crate::model::{Cursor, NewMessage, NewUser, Timeline, TimelineEntry};
-use crate::{Email, MessageText, Store, StoreError, Username};
+use crate::model::{Cursor, MessageId, NewMessage, NewUser, Timeline, TimelineEntry, UserId};
+use crate::store::StoreError;
+use crate::{Email, MessageText, Store, Username};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use std::future::Future;
@@ -69,8 +70,8 @@ fn op() -> impl Strategy<Value = Op> {
 /// One side of the comparison: a store and the ids it gave out.
 struct Side {
     store: Arc<dyn Store>,
-    users: Vec<Option<i64>>,
-    messages: Vec<i64>,
+    users: Vec<Option<UserId>>,
+    messages: Vec<MessageId>,
 }
 
 /// A timeline read page by page: (author, text, pub_date) per entry.

@@ -16,7 +16,7 @@
 use super::TransferError;
 use super::fingerprint::{Fingerprint, FingerprintBuilder};
 use super::record::Record;
-use crate::model::Follow;
+use crate::model::{Follow, MessageId, UserId};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -105,8 +105,8 @@ async fn write_line<W: AsyncWrite + Unpin>(
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Position {
     Start,
-    User(i64),
-    Message(i64),
+    User(UserId),
+    Message(MessageId),
     Follow(Follow),
     Latest,
 }

@@ -62,7 +62,7 @@ impl FingerprintBuilder {
     pub fn user(&mut self, user: &User) {
         self.counts.users += 1;
         self.tag(b'u');
-        self.int(user.id);
+        self.int(user.id.0);
         self.text(&user.username);
         self.text(&user.email);
         self.text(&user.pw_hash);
@@ -74,8 +74,8 @@ impl FingerprintBuilder {
         self.counts.messages += 1;
         self.counts.flagged += u64::from(message.flagged);
         self.tag(b'm');
-        self.int(message.id);
-        self.int(message.author_id);
+        self.int(message.id.0);
+        self.int(message.author_id.0);
         self.text(&message.text);
         self.int(message.pub_date);
         self.flag(message.flagged);
@@ -85,8 +85,8 @@ impl FingerprintBuilder {
     pub fn follow(&mut self, follow: &Follow) {
         self.counts.follows += 1;
         self.tag(b'f');
-        self.int(follow.follower);
-        self.int(follow.followee);
+        self.int(follow.follower.0);
+        self.int(follow.followee.0);
     }
 
     /// Records latest (the last thing fed).
@@ -131,10 +131,11 @@ impl FingerprintBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::UserId;
 
     fn user(name: &str) -> User {
         User {
-            id: 1,
+            id: UserId(1),
             username: name.into(),
             email: "e@x".into(),
             pw_hash: "h".into(),

@@ -3,7 +3,7 @@
 /// How a transfer runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TransferOptions {
-    /// Records per read and per [`ImportBatch`](crate::ImportBatch).
+    /// Records per read and per [`ImportBatch`](crate::model::ImportBatch).
     pub chunk_size: usize,
     /// Write into a target that holds data (its ids must not collide with the source's).
     pub allow_non_empty: bool,

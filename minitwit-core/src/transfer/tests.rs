@@ -3,8 +3,9 @@
 
 #![allow(clippy::unwrap_used)] // tests: a failure should panic with the error
 use super::*;
+use crate::model::{NewMessage, NewUser};
 use crate::testkit::MemoryStore;
-use crate::{Email, MessageText, NewMessage, NewUser, Username};
+use crate::{Email, MessageId, MessageText, Username};
 
 fn empty() -> Arc<dyn Store> {
     Arc::new(MemoryStore::new())
@@ -189,7 +190,7 @@ async fn verification_fails_loudly_on_a_difference() {
     let source = populated().await;
     let target = empty();
     copy(&source, &target, small_chunks(), &mut ()).await.unwrap();
-    target.set_flagged(1, true).await.unwrap();
+    target.set_flagged(MessageId(1), true).await.unwrap();
     let expected = fingerprint(&source).await.unwrap();
     let err = verify(&target, None, &expected).await.unwrap_err();
     assert!(err.to_string().starts_with("verification failed"), "{err}");

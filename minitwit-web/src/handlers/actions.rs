@@ -68,8 +68,8 @@ pub(crate) async fn follow(
     };
     let keyed = request.map(|request| request.keyed(Some(&reader), &location, &flash));
     let outcome = match relation {
-        Relation::Follow => visit.service.follow_once(&reader, &whom, keyed).await?,
-        Relation::Unfollow => visit.service.unfollow_once(&reader, &whom, keyed).await?,
+        Relation::Follow => visit.service.follow_once(reader.id, whom.id, keyed).await?,
+        Relation::Unfollow => visit.service.unfollow_once(reader.id, whom.id, keyed).await?,
     };
     Ok(redirect_after(&site, visit, outcome, &location, &flash))
 }

@@ -32,7 +32,7 @@ async fn entries(
         }
         None => None,
     };
-    Ok(page_views(service.timeline(timeline, before, PageSize::WEB).await?, path))
+    Ok(page_views(service.timeline(timeline, before, PageSize::PER_PAGE).await?, path))
 }
 
 /// A page's entries as shown, and the link to the next, for a page at `path`.
@@ -66,7 +66,7 @@ pub(crate) async fn public(site: Arc<Site>, query: PageQuery, visit: Visit) -> H
     if query.before.is_none() && visit.user.is_none() && visit.session.flashes.is_empty() {
         let html = visit
             .service
-            .public_first_page(PageSize::WEB, &site.public_memo, |page| {
+            .public_first_page(PageSize::PER_PAGE, &site.public_memo, |page| {
                 let view = public_view(page_views(page, "/public"));
                 site.render(None, &[], TITLE, "timeline", &view).map(Bytes::from)
             })

@@ -290,9 +290,9 @@ mod tests {
     fn readers_resume_from_the_header_or_the_query() {
         let mut headers = HeaderMap::new();
         assert_eq!(resume_point(&headers, None).ok(), Some(None));
-        assert_eq!(resume_point(&headers, Some("12".into())).ok(), Some(Some(12)));
+        assert_eq!(resume_point(&headers, Some("12".into())).ok(), Some(Some(MessageId(12))));
         headers.insert("last-event-id", HeaderValue::from_static("7"));
-        assert_eq!(resume_point(&headers, Some("12".into())).ok(), Some(Some(7)));
+        assert_eq!(resume_point(&headers, Some("12".into())).ok(), Some(Some(MessageId(7))));
         headers.insert("last-event-id", HeaderValue::from_static("x"));
         assert!(resume_point(&headers, None).is_err());
     }

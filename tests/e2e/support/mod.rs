@@ -17,7 +17,8 @@ pub mod scenario;
 pub mod site;
 
 use minitwit_cli::serve::{self, Limits, Server, Settings};
-use minitwit_core::{HashCost, Hasher, MiniTwit, Store};
+use minitwit_core::password_hash::Hasher;
+use minitwit_core::{HashCost, MiniTwit, Store};
 use minitwit_sim::SimConfig;
 use minitwit_web::WebConfig;
 use std::any::Any;

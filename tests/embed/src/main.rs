@@ -17,9 +17,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let alice = twit.register(Registration::parse("alice", "a@example.com", "pw", None)?).await?;
     let registration = started.elapsed();
     let bob = twit.register(Registration::parse("bob", "b@example.com", "pw", None)?).await?;
-    twit.follow(&alice, &bob).await?;
+    twit.follow(alice.id, bob.id).await?;
     twit.post(&bob, MessageText::parse("hello, alice")?).await?;
-    let home = twit.timeline(Timeline::Home(alice.id), None, PageSize::WEB).await?;
+    let home = twit.timeline(Timeline::Home(alice.id), None, PageSize::PER_PAGE).await?;
     assert_eq!(home.entries[0].text, "hello, alice", "alice's home shows bob's post");
     let taken = twit.register(Registration::parse("bob", "c@example.com", "pw", None)?).await;
     assert_eq!(taken.unwrap_err(), ServiceError::UsernameTaken);
