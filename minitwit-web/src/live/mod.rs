@@ -22,12 +22,14 @@ pub(crate) use slots::Slots;
 use crate::error::WebError;
 use crate::route_table::PUBLIC;
 use crate::site::Site;
+use minitwit_core::TimelineEntry;
 use minitwit_core::feed::{LiveFeed, LiveLimits, LiveTimeline};
 use minitwit_core::rate_limit::ClientAddress;
 use minitwit_core::{MessageId, ServiceError};
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::sync::watch;
 use warp::filters::BoxedFilter;
@@ -97,13 +99,18 @@ impl Default for LiveConfig {
     }
 }
 
-/// The live timelines of one site: the feed, the caps, the shutdown signal.
+/// The live timelines of one site: the feed, the caps, the shutdown signal, and the
+/// entries rendered lately.
 pub(crate) struct Streams {
     feed: Option<LiveFeed>,
     config: LiveConfig,
     slots: Arc<Slots>,
     closing: watch::Sender<bool>,
+    rendered: Mutex<VecDeque<(MessageId, Arc<str>)>>,
 }
+
+/// Entries kept rendered: every stream sends the newest ones, so each is rendered once.
+const RENDERED_KEPT: usize = 32;
 
 impl Streams {
     /// Live timelines over `service`'s store, if it delivers changes and a runtime runs.
@@ -116,7 +123,30 @@ impl Streams {
             config,
             slots: Arc::new(Slots::new(config.max_streams, config.max_streams_per_address)),
             closing: watch::channel(false).0,
+            rendered: Mutex::default(),
         }
+    }
+
+    /// An entry's event data, rendered once for every stream that sends it (an entry
+    /// never changes): the entry exactly as the page renders it, as a JSON string (SSE
+    /// would strip a space from every data line that starts with one).
+    pub(crate) fn entry_data(
+        &self,
+        site: &Site,
+        entry: &TimelineEntry,
+    ) -> Result<Arc<str>, WebError> {
+        let lock = || self.rendered.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, data)) = lock().iter().find(|(id, _)| *id == entry.id) {
+            return Ok(Arc::clone(data));
+        }
+        let html = site.render_entry(entry)?;
+        let data: Arc<str> = serde_json::Value::String(html).to_string().into();
+        let mut rendered = lock();
+        if rendered.len() >= RENDERED_KEPT {
+            rendered.pop_front();
+        }
+        rendered.push_back((entry.id, Arc::clone(&data)));
+        Ok(data)
     }
 
     /// Ends every stream at once with a retry hint, and refuses new ones (503).

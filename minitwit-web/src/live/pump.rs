@@ -202,8 +202,8 @@ impl Pump {
     fn render(&mut self, event: Event) -> Option<sse::Event> {
         match event {
             Event::Entry(entry) => {
-                let html = match self.site.render_entry(&entry) {
-                    Ok(html) => html,
+                let data = match self.site.streams.entry_data(&self.site, &entry) {
+                    Ok(data) => data,
                     Err(error) => {
                         tracing::error!(%error, "a live entry could not be rendered");
                         return None;
@@ -213,10 +213,8 @@ impl Pump {
                     self.sent.pop_front();
                 }
                 self.sent.push_back((entry.id, entry.author_id));
-                // As one JSON string: SSE would strip a space from every data line that
-                // starts with one, and the entry must arrive exactly as rendered.
-                let data = serde_json::Value::String(html).to_string();
-                Some(sse::Event::default().event("entry").id(entry.id.to_string()).data(data))
+                let event = sse::Event::default().event("entry").id(entry.id.to_string());
+                Some(event.data(data.as_ref()))
             }
             Event::Withdraw(ids) => withdraw(
                 ids.into_iter().filter(|id| self.sent.iter().any(|(s, _)| s == id)).collect(),
