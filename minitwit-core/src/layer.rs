@@ -77,6 +77,11 @@ macro_rules! layer {
                 self.inner().change_feed()
             }
 
+            /// [`Store::broken`]: the wrapped store's.
+            fn broken(&self) -> Option<String> {
+                self.inner().broken()
+            }
+
             $(
                 #[doc = concat!("[`Store::", stringify!($name), "`], forwarded by default.")]
                 async fn $name(&self $(, $arg: $ty)*) -> $ret {
@@ -107,6 +112,10 @@ macro_rules! layer {
 
             fn change_feed(&self) -> Option<Arc<dyn ChangeFeed>> {
                 StoreLayer::change_feed(self)
+            }
+
+            fn broken(&self) -> Option<String> {
+                StoreLayer::broken(self)
             }
 
             $(

@@ -228,6 +228,15 @@ impl MiniTwit {
         &self.store
     }
 
+    /// Whether this process can still serve: `Err` with the reason once the store is
+    /// [broken](Store::broken), which only a restart mends (`/health`).
+    pub fn alive(&self) -> ServiceResult<()> {
+        match self.store.broken() {
+            Some(reason) => Err(ServiceError::Store(StoreError::Backend(reason))),
+            None => Ok(()),
+        }
+    }
+
     /// Whether the store answers (`/ready`).
     pub async fn ready(&self) -> ServiceResult<()> {
         Ok(self.store.ping().await?)

@@ -83,6 +83,16 @@ pub trait Store: Send + Sync + 'static {
         None
     }
 
+    /// Why this store can no longer make writes durable in this process, if it cannot:
+    /// a failure only a restart recovers from, such as sled's after a failed sync (the
+    /// kernel may have dropped the pages it did not write, so no later sync proves
+    /// anything). A server's `/health` fails then, so that its supervisor restarts it and
+    /// the store recovers from what is on disk. `None` (the default) for a store whose
+    /// failures pass by themselves, such as a database that is down for a while.
+    fn broken(&self) -> Option<String> {
+        None
+    }
+
     /// Checks that the store answers (for `/ready`).
     async fn ping(&self) -> StoreResult<()>;
 

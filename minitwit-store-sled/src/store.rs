@@ -25,6 +25,11 @@ impl Store for SledStore {
         Some(self.feed())
     }
 
+    /// Broken once a flush has failed, for good (see the flusher's fail-stop).
+    fn broken(&self) -> Option<String> {
+        self.inner.flusher.healthy().err().map(|err| err.to_string())
+    }
+
     async fn ping(&self) -> StoreResult<()> {
         self.inner.flusher.healthy()?;
         self.read(|trees| trees.latest().map(drop)).await

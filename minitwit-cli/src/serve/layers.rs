@@ -1,7 +1,8 @@
 //! What every listener serves besides its front end, and the layers around it — one
 //! handler, [`Instrumented`], used for both the web site and the simulator API:
 //!
-//! - `/health` (alive), `/ready` (the store answers; 503 while shutting down) and
+//! - `/health` (alive; 503 once the store needs a restart), `/ready` (the store answers;
+//!   503 while shutting down) and
 //!   `/metrics` (Prometheus text);
 //! - the request deadline: a request not answered in time gets the front end's own 503
 //!   (with `Retry-After`), counted and logged like any other answer;
@@ -81,6 +82,18 @@ impl Ops {
         self.shutting_down.store(true, Ordering::SeqCst);
     }
 
+    /// `/health`: alive unless the store is broken for good (a failed sync on sled),
+    /// which only a restart mends: then 503, so that the supervisor restarts the process.
+    fn health(&self) -> Response {
+        match self.service.alive() {
+            Ok(()) => text(StatusCode::OK, "ok"),
+            Err(err) => {
+                tracing::error!(error = %err, "not alive: the store needs a restart of the process");
+                text(StatusCode::SERVICE_UNAVAILABLE, "store failed: restart the process")
+            }
+        }
+    }
+
     async fn ready(self) -> Result<Response, Rejection> {
         if self.shutting_down.load(Ordering::SeqCst) {
             return Ok(text(StatusCode::SERVICE_UNAVAILABLE, "shutting down"));
@@ -116,7 +129,8 @@ fn ops_label(path: &str) -> Option<&'static str> {
 
 /// `GET /health`, `GET /ready`, `GET /metrics`.
 fn ops_routes(ops: Ops) -> BoxedFilter<(Response,)> {
-    let health = warp::path!("health").and(warp::get()).map(|| text(StatusCode::OK, "ok"));
+    let health_ops = ops.clone();
+    let health = warp::path!("health").and(warp::get()).map(move || health_ops.health());
     let ready_ops = ops.clone();
     let ready = warp::path!("ready").and(warp::get()).and_then(move || ready_ops.clone().ready());
     let metrics = warp::path!("metrics").and(warp::get()).map(move || ops.metrics());

@@ -1,6 +1,8 @@
 //! Faults under a running `minitwit serve`: the sled flusher's sync failing (through the
-//! `fault-injection` seam the test build of the binary has) or its thread dying. The
-//! store must stop acknowledging (fail-stop), answer 503, and `/ready` must say so.
+//! `fault-injection` seam the test build of the binary has, or a real full disk) or its
+//! thread dying. The store must stop acknowledging (fail-stop), answer 503, `/ready` must
+//! say so, and `/health` must fail, so that a supervisor restarts the process: after a
+//! restart with space again, writes are accepted and nothing acknowledged is lost.
 
 #![allow(clippy::unwrap_used)]
 
@@ -19,12 +21,13 @@ async fn post(client: &reqwest::Client, api: &str, text: &str) -> u16 {
     answer.status().as_u16()
 }
 
-/// Posts one message at a time until one is refused and ten more after it; the statuses.
-async fn post_until_refused(api: &str) -> Vec<u16> {
+/// Posts one message at a time (`post {i}`, then `length` dots) until one is
+/// refused and ten more after it, at most `most`; the statuses.
+async fn post_until_refused(api: &str, length: usize, most: usize) -> Vec<u16> {
     let client = http();
     let mut statuses = Vec::new();
-    for i in 0..40 {
-        statuses.push(post(&client, api, &format!("post {i}")).await);
+    for i in 0..most {
+        statuses.push(post(&client, api, &format!("post {i}{}", ".".repeat(length))).await);
         let refused_at = statuses.iter().position(|status| *status != 204);
         if refused_at.is_some_and(|at| statuses.len() > at + 10) {
             break;
@@ -34,7 +37,8 @@ async fn post_until_refused(api: &str) -> Vec<u16> {
 }
 
 /// Asserts the fail-stop shape: some posts acknowledged, then every one refused with 503
-/// and `Retry-After`; `/ready` 503 on both listeners.
+/// and `Retry-After`; `/ready` and `/health` 503 on both listeners (only a restart mends
+/// the store), reads still served.
 async fn assert_fail_stop(server: &Server, statuses: &[u16]) {
     let first_refused = statuses.iter().position(|status| *status != 204).expect("a refusal");
     assert!(first_refused > 0, "{statuses:?}");
@@ -43,7 +47,16 @@ async fn assert_fail_stop(server: &Server, statuses: &[u16]) {
     for base in [&server.web, &server.api] {
         let ready = http().get(format!("{base}/ready")).send().await.unwrap();
         assert_eq!(ready.status(), 503, "{base}/ready");
+        let health = http().get(format!("{base}/health")).send().await.unwrap();
+        assert_eq!(health.status(), 503, "{base}/health: a supervisor must restart it");
     }
+    let read = http()
+        .get(format!("{}/msgs?no=5", server.api))
+        .header("authorization", simulator::AUTHORIZATION)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.status(), 200, "reads keep serving");
     let refused = http()
         .post(format!("{}/msgs/alice", server.api))
         .header("authorization", simulator::AUTHORIZATION)
@@ -67,7 +80,7 @@ async fn an_injected_sync_failure_stops_all_writes() {
     let log = scratch.path("serve.log");
     let env = [("MINITWIT_FAULT_FAIL_SYNC", "4")];
     let server = Server::start_with_env(&store, &[], &log, &env);
-    let statuses = post_until_refused(&server.api).await;
+    let statuses = post_until_refused(&server.api, 0, 40).await;
     assert_fail_stop(&server, &statuses).await;
     let (status, _) = server.stop();
     assert!(!status.success(), "the final flush cannot succeed either: {status:?}");
@@ -91,11 +104,93 @@ async fn a_dead_flusher_is_detected_not_waited_on() {
     let log = scratch.path("serve.log");
     let env = [("MINITWIT_FAULT_PANIC_SYNC", "3")];
     let server = Server::start_with_env(&store, &[], &log, &env);
-    let statuses = post_until_refused(&server.api).await;
+    let statuses = post_until_refused(&server.api, 0, 40).await;
     assert_fail_stop(&server, &statuses).await;
     drop(server);
     let logged = std::fs::read_to_string(&log).unwrap();
     assert!(logged.contains("flusher thread died"), "the reason is logged:\n{logged}");
+}
+
+/// A small tmpfs mounted for one test, unmounted when dropped: a disk that fills up.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    /// Mounts a tmpfs of `megabytes`; a loud failure where that is not allowed.
+    fn mount(megabytes: u32) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={megabytes}m"), "tmpfs"])
+            .arg(dir.path())
+            .status();
+        assert!(
+            mounted.is_ok_and(|status| status.success()),
+            "mounting a tmpfs for the full-disk test failed: run the suite as root (CI does), \
+             or in a container with CAP_SYS_ADMIN"
+        );
+        Self { dir }
+    }
+
+    fn path(&self, name: &str) -> std::path::PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Fills the disk with `filler` until the kernel says it is full.
+    fn fill(&self, filler: &str) {
+        use std::io::Write;
+        let mut file = std::fs::File::create(self.path(filler)).unwrap();
+        let block = vec![0xA5u8; 64 * 1024];
+        while file.write_all(&block).is_ok() {}
+        let _ = file.sync_all();
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(self.dir.path()).status();
+    }
+}
+
+/// A real full disk under a running server on sled: writes answer 503 with `Retry-After`,
+/// reads keep serving, `/health` fails (before, it said 200 and no supervisor restarted
+/// the process, so writes stayed refused after space returned); once space is back, the
+/// restart the supervisor makes accepts writes again, and no acknowledged post is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_fails_health_and_a_restart_accepts_writes_again() {
+    let scratch = Scratch::new();
+    let disk = SmallDisk::mount(48);
+    let fixture = scratch.path("fixture.jsonl");
+    crate::common::write_fixture(&fixture);
+    let store = format!("sled:{}", disk.path("db").display());
+    crate::common::ok(&["--store", &store, "import", "--in", fixture.to_str().unwrap()]);
+    let log = scratch.path("serve.log");
+    let server = Server::start_logging_to(&store, &[], &log);
+    let client = http();
+    assert_eq!(post(&client, &server.api, "before the disk filled").await, 204);
+
+    disk.fill("filler");
+    // sled writes into log segments it has already allocated until it needs a new one.
+    let statuses = post_until_refused(&server.api, 900, 20_000).await;
+    assert_fail_stop(&server, &statuses).await;
+    let (status, _) = server.stop();
+    assert!(!status.success(), "the final flush cannot succeed on a full disk: {status:?}");
+
+    std::fs::remove_file(disk.path("filler")).unwrap();
+    let restarted = Server::start_logging_to(&store, &[], &scratch.path("restarted.log"));
+    assert_eq!(post(&client, &restarted.api, "after the restart").await, 204);
+    let health = client.get(format!("{}/health", restarted.api)).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    drop(restarted);
+
+    let listed = stored_posts(&store);
+    let acknowledged = statuses.iter().take_while(|status| **status == 204).count();
+    for text in ["before the disk filled", "after the restart"] {
+        assert!(listed.contains(&format!("{text}\n")), "{text:?} lost:\n{listed}");
+    }
+    for i in 0..acknowledged {
+        assert!(listed.contains(&format!("post {i}.")), "acknowledged post {i} lost:\n{listed}");
+    }
 }
 
 /// A read carrying `latest` records it first and is answered once that is durable: the

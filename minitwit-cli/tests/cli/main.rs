@@ -12,7 +12,8 @@
 //! - `postgres`: unreachable databases, admin on PostgreSQL, and the full scenario
 //!   copied sled → PostgreSQL → sled.
 //! - `replay`: `replay` against a running server, and its failures.
-//! - `faults`: sled sync failures and a dead flusher under a running server.
+//! - `faults`: sled sync failures (injected, and a real full disk) and a dead flusher
+//!   under a running server; `/health` fails until a restart.
 //! - `hardening`: security headers everywhere, closed metric labels, aborted bodies,
 //!   slow and flooding clients, cross-site requests, sessions that end.
 //! - `exactly_once`: one idempotency key sent to two replicas at once applies once;
