@@ -316,6 +316,10 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub limits: ListenerLimits,
 
+    /// Live timelines' limits.
+    #[command(flatten)]
+    pub live: LiveArgs,
+
     /// Password hashes computed at once (0: one per CPU the process is given, read from
     /// its cgroup CPU quota, else the cores it may run on).
     #[arg(long, env = "MINITWIT_HASH_WORKERS", default_value_t = 0)]
@@ -378,6 +382,44 @@ pub struct ListenerLimits {
         default_value_t = Limits::default().grace.as_secs()
     )]
     pub shutdown_grace_secs: u64,
+
+    /// Seconds a connection may take none of the bytes written to it before it is
+    /// closed (a client that stopped reading).
+    #[arg(
+        long,
+        env = "MINITWIT_WRITE_STALL_SECS",
+        default_value_t = Limits::default().write_stall.as_secs()
+    )]
+    pub write_stall_secs: u64,
+}
+
+/// Live timelines' limits (CONTRACT.md §3.6).
+#[derive(Debug, Clone, Args)]
+pub struct LiveArgs {
+    /// Most live timeline streams open at once in this process (beyond: 503).
+    #[arg(
+        long,
+        env = "MINITWIT_MAX_STREAMS",
+        default_value_t = minitwit_web::LiveConfig::default().max_streams
+    )]
+    pub max_streams: usize,
+
+    /// Most live timeline streams open at once from one client address (beyond: 429).
+    #[arg(
+        long,
+        env = "MINITWIT_MAX_STREAMS_PER_ADDRESS",
+        default_value_t = minitwit_web::LiveConfig::default().max_streams_per_address
+    )]
+    pub max_streams_per_address: usize,
+
+    /// Seconds a live timeline stream may go without an event before it ends (the
+    /// browser reconnects).
+    #[arg(
+        long,
+        env = "MINITWIT_STREAM_IDLE_SECS",
+        default_value_t = minitwit_web::LiveConfig::default().idle.as_secs()
+    )]
+    pub stream_idle_secs: u64,
 }
 
 /// The simulator's credentials (HTTP Basic).

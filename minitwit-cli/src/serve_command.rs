@@ -4,11 +4,12 @@
 //! server stops gracefully (see [`minitwit_cli::serve`]). SIGINT (or a second signal)
 //! skips the delay.
 
-use crate::cli::{ListenerLimits, ServeArgs};
+use crate::cli::{ListenerLimits, LiveArgs, ServeArgs};
 use anyhow::{Context, Result};
 use minitwit_cli::serve::{self, Limits, Settings};
 use minitwit_core::password_hash::{HashPool, Hasher};
 use minitwit_core::{HashCost, Store};
+use minitwit_web::LiveConfig;
 use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,6 +55,7 @@ fn settings(args: &ServeArgs) -> Settings {
         hasher: hasher(args),
         gauge_interval: Duration::from_secs(args.gauge_interval),
         idempotency_window: Duration::from_secs(args.idempotency_window_secs),
+        live: live(&args.live),
         site: |_| {},
     }
 }
@@ -80,6 +82,17 @@ fn limits(args: &ListenerLimits) -> Limits {
         request: Duration::from_secs(args.request_timeout_secs.max(1)),
         max_connections: args.max_connections.max(1),
         grace: Duration::from_secs(args.shutdown_grace_secs),
+        write_stall: Duration::from_secs(args.write_stall_secs.max(1)),
+    }
+}
+
+/// Live timelines' limits from the command line.
+fn live(args: &LiveArgs) -> LiveConfig {
+    LiveConfig {
+        max_streams: args.max_streams,
+        max_streams_per_address: args.max_streams_per_address,
+        idle: Duration::from_secs(args.stream_idle_secs.max(1)),
+        ..LiveConfig::default()
     }
 }
 

@@ -11,6 +11,7 @@
 //! the backends; no layer changes unless it must treat the new method differently.
 
 use crate::consistency::ReadToken;
+use crate::feed::ChangeFeed;
 use crate::idempotency::{Receipt, ReceiptKey, Write};
 use crate::model::{
     Counts, Cursor, Follow, ImportBatch, Message, MessageFilter, MessageId, NewMessage, NewUser,
@@ -71,6 +72,11 @@ macro_rules! layer {
                 self.inner().public_generation()
             }
 
+            /// [`Store::change_feed`]: the wrapped store's.
+            fn change_feed(&self) -> Option<Arc<dyn ChangeFeed>> {
+                self.inner().change_feed()
+            }
+
             /// [`Store::broken`]: the wrapped store's.
             fn broken(&self) -> Option<String> {
                 self.inner().broken()
@@ -102,6 +108,10 @@ macro_rules! layer {
 
             fn public_generation(&self) -> Option<u64> {
                 StoreLayer::public_generation(self)
+            }
+
+            fn change_feed(&self) -> Option<Arc<dyn ChangeFeed>> {
+                StoreLayer::change_feed(self)
             }
 
             fn broken(&self) -> Option<String> {

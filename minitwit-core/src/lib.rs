@@ -35,6 +35,8 @@
 //! - [`cache`]: the hot reads of a single-process store, cached, and page memos;
 //! - [`idempotency`]: writes applied once under a client's key, and their receipts;
 //! - [`consistency`]: read-your-writes tokens over stores that read from replicas;
+//! - [`feed`]: the change feed: what changed, told to every process, and who may see it
+//!   on a live timeline (each store delivers it; the site streams it);
 //! - [`rate_limit`]: fixed-memory rate limits for logins and registrations;
 //! - [`password_hash`]: Argon2id hashing off the async executor, and its pool;
 //! - [`gravatar`]: picture addresses for emails;
@@ -57,6 +59,7 @@
 pub mod cache;
 pub mod consistency;
 pub mod domain;
+pub mod feed;
 pub mod gravatar;
 pub mod idempotency;
 mod latest;

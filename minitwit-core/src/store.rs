@@ -13,6 +13,7 @@
 //!   [`Store::for_reader`] and a [`ReadToken`]; every other store ignores tokens.
 
 use crate::consistency::ReadToken;
+use crate::feed::ChangeFeed;
 use crate::idempotency::{Receipt, ReceiptKey, Write};
 use crate::model::{
     Counts, Cursor, Follow, ImportBatch, Message, MessageFilter, MessageId, NewMessage, NewUser,
@@ -72,6 +73,13 @@ pub trait Store: Send + Sync + 'static {
     /// default) means every read already sees every acknowledged write, so the store
     /// serves all readers as it is.
     fn for_reader(&self, _token: ReadToken) -> Option<Arc<dyn Store>> {
+        None
+    }
+
+    /// This store's delivery of changes to this process ([`crate::feed`]): every
+    /// change any process makes through the store, told to this one. `None` (the
+    /// default) for a store that delivers none; then no timeline is live.
+    fn change_feed(&self) -> Option<Arc<dyn ChangeFeed>> {
         None
     }
 

@@ -65,6 +65,7 @@
 
 mod coalesce;
 mod error;
+mod feed;
 mod follows;
 mod import;
 mod messages;

@@ -12,15 +12,13 @@ use sqlx::{PgPool, Row};
 /// Stores a message under a fresh id; an unknown author is the store's `UnknownUser`.
 pub(crate) async fn add(pool: &PgPool, message: NewMessage) -> StoreResult<MessageId> {
     let author = message.author_id;
-    let row = sqlx::query(
-        "INSERT INTO messages (author_id, text, pub_date) VALUES ($1, $2, $3) RETURNING id",
-    )
-    .bind(author.0)
-    .bind(message.text.as_ref())
-    .bind(message.pub_date)
-    .fetch_one(pool)
-    .await
-    .map_err(|e| store_error(e, |_| Some(author)))?;
+    let row = sqlx::query(crate::feed::INSERT_AND_NOTIFY)
+        .bind(author.0)
+        .bind(message.text.as_ref())
+        .bind(message.pub_date)
+        .fetch_one(pool)
+        .await
+        .map_err(|e| store_error(e, |_| Some(author)))?;
     row.try_get("id").map(MessageId).map_err(backend_error)
 }
 

@@ -122,13 +122,23 @@ pub(crate) async fn apply_once(
         }
         Write::Post(message) => {
             let author = message.author_id;
-            claim(keyed!("INSERT INTO messages (author_id, text, pub_date) SELECT $8, $9, $10"))
-                .bind(author.0)
-                .bind(message.text.as_ref().to_owned())
-                .bind(message.pub_date)
-                .fetch_one(pool)
-                .await
-                .map_err(|e| store_error(e, |_| Some(author)))
+            // The post announces itself on the change feed (`crate::feed`) in the same
+            // statement: a CTE with a volatile function runs once, whole, when read.
+            claim(concat!(
+                "WITH claim AS (",
+                claim_sql!(),
+                "), applied AS (INSERT INTO messages (author_id, text, pub_date) ",
+                "SELECT $8, $9, $10 WHERE EXISTS (SELECT 1 FROM claim) RETURNING id, author_id), ",
+                "notified AS (SELECT pg_notify('minitwit_feed', 'p ' || id || ' ' || author_id) ",
+                "FROM applied) ",
+                "SELECT (SELECT count(*) FROM claim) + 0 * (SELECT count(*) FROM notified)"
+            ))
+            .bind(author.0)
+            .bind(message.text.as_ref().to_owned())
+            .bind(message.pub_date)
+            .fetch_one(pool)
+            .await
+            .map_err(|e| store_error(e, |_| Some(author)))
         }
         Write::Follow { follower, followee } => claim(keyed!(
             "INSERT INTO follows (follower_id, followee_id) SELECT $8, $9",

@@ -11,10 +11,12 @@
 
 use crate::coalesce::Coalescer;
 use crate::error::{PgError, backend_error};
+use crate::feed::{self, PgFeed};
 use crate::options::PgOptions;
 use crate::timeline::{self, TimelinePlans};
 use crate::{follows, import, messages, receipts, state, users};
 use async_trait::async_trait;
+use minitwit_core::feed::{Change, ChangeFeed};
 use minitwit_core::idempotency::{Receipt, ReceiptKey, Write};
 use minitwit_core::model::{Follow, ImportBatch, NewMessage, NewUser};
 use minitwit_core::store::StoreResult;
@@ -39,6 +41,8 @@ pub struct PgStore {
     pub(crate) pool: PgPool,
     /// The hot reads, each shared by the identical reads made at the same time.
     reads: Arc<Reads>,
+    /// The change feed's delivery in this process, listening once asked for.
+    feed: Arc<PgFeed>,
 }
 
 /// What identifies a timeline page: the timeline's kind and user, the cursor, the size.
@@ -114,7 +118,7 @@ impl PgStore {
                 })
             })
             .connect_lazy_with(connect);
-        Ok(Self { pool, reads: Arc::default() })
+        Ok(Self { pool, reads: Arc::default(), feed: Arc::default() })
     }
 
     /// Applies the migrations not applied yet. Replicas starting together are safe:
@@ -197,6 +201,10 @@ impl Store for PgStore {
         "postgres"
     }
 
+    fn change_feed(&self) -> Option<Arc<dyn ChangeFeed>> {
+        Some(self.feed.delivery(&self.pool))
+    }
+
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await.map_err(backend_error)?;
         Ok(())
@@ -229,7 +237,12 @@ impl Store for PgStore {
     }
 
     async fn set_disabled(&self, id: UserId, disabled: bool) -> StoreResult<bool> {
-        users::set_disabled(&self.pool, id, disabled).await
+        let found = users::set_disabled(&self.pool, id, disabled).await?;
+        if found {
+            let change = if disabled { Change::UserDisabled(id) } else { Change::UserEnabled(id) };
+            feed::announce(&self.pool, change).await;
+        }
+        Ok(found)
     }
 
     async fn session_generation(&self, id: UserId) -> StoreResult<i64> {
@@ -237,11 +250,19 @@ impl Store for PgStore {
     }
 
     async fn bump_session_generation(&self, id: UserId) -> StoreResult<bool> {
-        users::bump_session_generation(&self.pool, id).await
+        let found = users::bump_session_generation(&self.pool, id).await?;
+        if found {
+            feed::announce(&self.pool, Change::SessionsEnded(id)).await;
+        }
+        Ok(found)
     }
 
     async fn delete_user(&self, id: UserId) -> StoreResult<bool> {
-        users::delete(&self.pool, id).await
+        let found = users::delete(&self.pool, id).await?;
+        if found {
+            feed::announce(&self.pool, Change::UserDeleted(id)).await;
+        }
+        Ok(found)
     }
 
     async fn add_message(&self, message: NewMessage) -> StoreResult<MessageId> {
@@ -253,7 +274,11 @@ impl Store for PgStore {
     }
 
     async fn set_flagged(&self, id: MessageId, flagged: bool) -> StoreResult<bool> {
-        messages::set_flagged(&self.pool, id, flagged).await
+        let found = messages::set_flagged(&self.pool, id, flagged).await?;
+        if found {
+            feed::announce(&self.pool, flag_change(vec![id], flagged)).await;
+        }
+        Ok(found)
     }
 
     /// One transaction: the named rows are locked, and updated only if all exist.
@@ -281,6 +306,9 @@ impl Store for PgStore {
             .execute(&mut *tx)
             .await
             .map_err(backend_error)?;
+        if !ids.is_empty() {
+            feed::notify_in(&mut tx, flag_change(ids.to_vec(), flagged)).await?;
+        }
         tx.commit().await.map_err(backend_error)?;
         Ok(unknown)
     }
@@ -298,11 +326,15 @@ impl Store for PgStore {
     }
 
     async fn follow(&self, follower: UserId, followee: UserId) -> StoreResult<()> {
-        follows::follow(&self.pool, follower, followee).await
+        follows::follow(&self.pool, follower, followee).await?;
+        feed::announce(&self.pool, Change::Followed(Follow { follower, followee })).await;
+        Ok(())
     }
 
     async fn unfollow(&self, follower: UserId, followee: UserId) -> StoreResult<()> {
-        follows::unfollow(&self.pool, follower, followee).await
+        follows::unfollow(&self.pool, follower, followee).await?;
+        feed::announce(&self.pool, Change::Unfollowed(Follow { follower, followee })).await;
+        Ok(())
     }
 
     async fn is_following(&self, follower: UserId, followee: UserId) -> StoreResult<bool> {
@@ -343,7 +375,12 @@ impl Store for PgStore {
         since: i64,
         write: Write,
     ) -> StoreResult<Option<Receipt>> {
-        receipts::apply_once(&self.pool, key, receipt, since, write).await
+        let change = follow_change(&write);
+        let kept = receipts::apply_once(&self.pool, key, receipt, since, write).await?;
+        if let (None, Some(change)) = (&kept, change) {
+            feed::announce(&self.pool, change).await;
+        }
+        Ok(kept)
     }
 
     async fn forget_receipts(&self, before: i64, limit: usize) -> StoreResult<usize> {
@@ -380,6 +417,24 @@ impl Store for PgStore {
 
     async fn end_import(&self, latest: Option<i64>) -> StoreResult<()> {
         import::end(&self.pool, latest).await
+    }
+}
+
+/// The change of flagging (or unflagging) `ids`.
+fn flag_change(ids: Vec<MessageId>, flagged: bool) -> Change {
+    if flagged { Change::Flagged(ids) } else { Change::Unflagged(ids) }
+}
+
+/// The change a keyed follow or unfollow makes (a keyed post announces itself).
+fn follow_change(write: &Write) -> Option<Change> {
+    match *write {
+        Write::Follow { follower, followee } => {
+            Some(Change::Followed(Follow { follower, followee }))
+        }
+        Write::Unfollow { follower, followee } => {
+            Some(Change::Unfollowed(Follow { follower, followee }))
+        }
+        Write::Register(_) | Write::Post(_) => None,
     }
 }
 

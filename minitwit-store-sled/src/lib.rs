@@ -78,6 +78,7 @@
 #![deny(rustdoc::broken_intra_doc_links)]
 
 mod authors;
+mod feed;
 mod flusher;
 mod follows;
 mod import;
@@ -120,6 +121,8 @@ struct Inner {
     durability: Durability,
     /// Declared before `_lock`: dropping it runs the last flush first.
     flusher: Flusher,
+    /// The change feed's delivery in this process.
+    feed: minitwit_core::feed::Hub,
     /// The directory lock, released when the store closes.
     _lock: std::fs::File,
 }
@@ -133,6 +136,7 @@ impl SledStore {
             write_lock: opened.write_lock,
             durability: options.durability,
             flusher: opened.flusher,
+            feed: feed::hub(),
             _lock: opened.lock,
         };
         Ok(Self { inner: Arc::new(inner) })

@@ -3,6 +3,7 @@
 //! return behind a shared flush.
 
 use crate::SledStore;
+use minitwit_core::feed::{Change, ChangeFeed};
 use minitwit_core::idempotency::{Receipt, ReceiptKey, Write};
 use minitwit_core::model::{Follow, ImportBatch, NewMessage, NewUser};
 use minitwit_core::store::{DurableWait, StoreResult};
@@ -18,6 +19,10 @@ impl Store for SledStore {
 
     fn single_process(&self) -> bool {
         true
+    }
+
+    fn change_feed(&self) -> Option<std::sync::Arc<dyn ChangeFeed>> {
+        Some(self.feed())
     }
 
     /// Broken once a flush has failed, for good (see the flusher's fail-stop).
@@ -57,7 +62,12 @@ impl Store for SledStore {
     }
 
     async fn set_disabled(&self, id: UserId, disabled: bool) -> StoreResult<bool> {
-        self.write(move |trees| trees.update_user(id, |user| user.disabled = disabled)).await
+        let found =
+            self.write(move |trees| trees.update_user(id, |user| user.disabled = disabled)).await?;
+        if found {
+            self.publish(if disabled { Change::UserDisabled(id) } else { Change::UserEnabled(id) });
+        }
+        Ok(found)
     }
 
     async fn session_generation(&self, id: UserId) -> StoreResult<i64> {
@@ -65,15 +75,26 @@ impl Store for SledStore {
     }
 
     async fn bump_session_generation(&self, id: UserId) -> StoreResult<bool> {
-        self.write(move |trees| trees.bump_session_generation(id)).await
+        let found = self.write(move |trees| trees.bump_session_generation(id)).await?;
+        if found {
+            self.publish(Change::SessionsEnded(id));
+        }
+        Ok(found)
     }
 
     async fn delete_user(&self, id: UserId) -> StoreResult<bool> {
-        self.long_write(move |trees| trees.delete_user(id)).await
+        let found = self.long_write(move |trees| trees.delete_user(id)).await?;
+        if found {
+            self.publish(Change::UserDeleted(id));
+        }
+        Ok(found)
     }
 
     async fn add_message(&self, message: NewMessage) -> StoreResult<MessageId> {
-        self.write(move |trees| trees.add_message(&message)).await
+        let author = message.author_id;
+        let id = self.write(move |trees| trees.add_message(&message)).await?;
+        self.publish(Change::Posted { id, author });
+        Ok(id)
     }
 
     async fn message_by_id(&self, id: MessageId) -> StoreResult<Option<Message>> {
@@ -81,7 +102,11 @@ impl Store for SledStore {
     }
 
     async fn set_flagged(&self, id: MessageId, flagged: bool) -> StoreResult<bool> {
-        self.write(move |trees| trees.set_flagged(id, flagged)).await
+        let found = self.write(move |trees| trees.set_flagged(id, flagged)).await?;
+        if found {
+            self.publish(flag_change(vec![id], flagged));
+        }
+        Ok(found)
     }
 
     async fn set_flagged_all(
@@ -92,7 +117,12 @@ impl Store for SledStore {
         let mut ids = ids.to_vec();
         ids.sort_unstable();
         ids.dedup();
-        self.long_write(move |trees| trees.set_flagged_all(&ids, flagged)).await
+        let changed = ids.clone();
+        let unknown = self.long_write(move |trees| trees.set_flagged_all(&ids, flagged)).await?;
+        if unknown.is_empty() && !changed.is_empty() {
+            self.publish(flag_change(changed, flagged));
+        }
+        Ok(unknown)
     }
 
     async fn list_messages(&self, filter: MessageFilter) -> StoreResult<Vec<Message>> {
@@ -108,11 +138,15 @@ impl Store for SledStore {
     }
 
     async fn follow(&self, follower: UserId, followee: UserId) -> StoreResult<()> {
-        self.write(move |trees| trees.follow(follower, followee)).await
+        self.write(move |trees| trees.follow(follower, followee)).await?;
+        self.publish(Change::Followed(Follow { follower, followee }));
+        Ok(())
     }
 
     async fn unfollow(&self, follower: UserId, followee: UserId) -> StoreResult<()> {
-        self.write(move |trees| trees.unfollow(follower, followee)).await
+        self.write(move |trees| trees.unfollow(follower, followee)).await?;
+        self.publish(Change::Unfollowed(Follow { follower, followee }));
+        Ok(())
     }
 
     async fn is_following(&self, follower: UserId, followee: UserId) -> StoreResult<bool> {
@@ -147,7 +181,18 @@ impl Store for SledStore {
         since: i64,
         write: Write,
     ) -> StoreResult<Option<Receipt>> {
-        self.write(|trees| trees.apply_once(key, receipt, since, &write)).await
+        let (kept, change) = self
+            .write(|trees| {
+                let kept = trees.apply_once(key, receipt, since, &write)?;
+                let change =
+                    if kept.is_none() { crate::feed::change_of(trees, &write)? } else { None };
+                Ok((kept, change))
+            })
+            .await?;
+        if let Some(change) = change {
+            self.publish(change);
+        }
+        Ok(kept)
     }
 
     /// Writes (and waits for a flush) only when some receipt has expired.
@@ -194,4 +239,9 @@ impl Store for SledStore {
     async fn end_import(&self, latest: Option<i64>) -> StoreResult<()> {
         self.long_write(move |trees| trees.end_import(latest)).await
     }
+}
+
+/// The change of flagging (or unflagging) `ids`.
+fn flag_change(ids: Vec<MessageId>, flagged: bool) -> Change {
+    if flagged { Change::Flagged(ids) } else { Change::Unflagged(ids) }
 }

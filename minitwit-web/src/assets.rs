@@ -38,7 +38,7 @@ fn hex_prefix(digest: &[u8]) -> String {
 pub(crate) struct AssetUrls {
     /// The style sheet.
     pub style: String,
-    /// The local-time script.
+    /// The script: local times and live timelines.
     pub script: String,
     /// The icon.
     pub icon: String,
@@ -59,10 +59,15 @@ impl Assets {
                     "text/css; charset=utf-8",
                     include_bytes!("../static/style.css"),
                 ),
+                // One script for every page: local times, then live timelines.
                 Asset::new(
-                    "localtime.js",
+                    "site.js",
                     "text/javascript; charset=utf-8",
-                    include_bytes!("../static/localtime.js"),
+                    concat!(
+                        include_str!("../static/localtime.js"),
+                        include_str!("../static/live.js")
+                    )
+                    .as_bytes(),
                 ),
                 Asset::new("favicon.svg", "image/svg+xml", include_bytes!("../static/favicon.svg")),
             ],
@@ -78,7 +83,7 @@ impl Assets {
     pub fn urls(&self) -> AssetUrls {
         AssetUrls {
             style: self.url("style.css"),
-            script: self.url("localtime.js"),
+            script: self.url("site.js"),
             icon: self.url("favicon.svg"),
         }
     }

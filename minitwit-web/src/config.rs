@@ -60,6 +60,8 @@ pub struct WebConfig {
     pub login_per_address: Throttle,
     /// The largest form body accepted, in bytes; larger ones get 413. Default: 64 KiB.
     pub max_form_bytes: u64,
+    /// Live timelines' limits (CONTRACT.md §3.6).
+    pub live: crate::live::LiveConfig,
 }
 
 impl WebConfig {
@@ -80,6 +82,7 @@ impl WebConfig {
             login_account_guard: Throttle { burst: 300, replenish_every: Duration::from_secs(1) },
             register_per_address: Throttle { burst: 20, replenish_every: Duration::from_secs(30) },
             max_form_bytes: 64 * 1024,
+            live: crate::live::LiveConfig::default(),
         })
     }
 

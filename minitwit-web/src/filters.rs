@@ -41,7 +41,9 @@ pub(crate) fn site(site: Arc<Site>) -> BoxedFilter<(Response,)> {
 
 fn pages(site: Arc<Site>) -> BoxedFilter<(Response,)> {
     let s = &site;
-    home(s)
+    crate::live::routes(s)
+        .or(home(s))
+        .unify()
         .or(public(s))
         .unify()
         .or(register(s))

@@ -15,6 +15,8 @@
 //! - `route_table`: each route's path and metrics label ([`route_label`]).
 //! - `filters`: the routes as warp filters.
 //! - `handlers`: one function per route, calling the service.
+//! - `live`: live timelines, each timeline page as a stream of server-sent events, and
+//!   their limits.
 //! - `idempotency`: the keys the site's writes carry, and the answers replayed to retries.
 //! - `site`: shared state, per-request readers, responses with the session cookie.
 //! - `session`: the encrypted session cookie.
@@ -42,6 +44,7 @@ mod error;
 mod filters;
 mod handlers;
 mod idempotency;
+mod live;
 mod rejection;
 mod route_table;
 mod security;
@@ -52,6 +55,9 @@ mod views;
 
 pub use config::{ConfigError, MIN_SESSION_KEY_LEN, SessionKey, Throttle, WebConfig};
 pub use error::WebError;
+pub use live::{
+    EVENTS_SENT, LiveConfig, SLOW_READERS_DROPPED, STREAMS_OPEN, STREAMS_REFUSED, describe_metrics,
+};
 pub use route_table::route_label;
 pub use security::add_security_headers;
 
@@ -80,6 +86,13 @@ impl Website {
     /// Every route as one filter (see [`routes`]).
     pub fn routes(&self) -> BoxedFilter<(Response,)> {
         filters::site(Arc::clone(&self.0))
+    }
+
+    /// Ends every live timeline stream at once, each with a retry hint so that browsers
+    /// reconnect (elsewhere, behind a balancer), and refuses new ones with 503: the
+    /// first step of shutting down.
+    pub fn end_streams(&self) {
+        self.0.streams.end_all();
     }
 
     /// The error page for a service failure met outside the routes (the server giving up

@@ -6,8 +6,9 @@
 use warp::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 /// The Content-Security-Policy: no inline script or style, pictures only from here and
-/// Gravatar, forms only to here, no framing.
-const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+/// Gravatar, connections (the live timelines' event streams) and forms only to here, no
+/// framing.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
     img-src 'self' https://www.gravatar.com https://secure.gravatar.com; \
     form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 

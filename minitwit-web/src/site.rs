@@ -5,13 +5,14 @@
 use crate::assets::{AssetUrls, Assets};
 use crate::config::WebConfig;
 use crate::error::{WebError, explanation};
+use crate::live::Streams;
 use crate::session::{Session, SessionCodec};
 use crate::throttle::SiteThrottle;
-use crate::views::{ErrorView, LayoutView, Views};
+use crate::views::{EntryView, ErrorView, LayoutView, Views};
 use bytes::Bytes;
 use minitwit_core::cache::PublicPageMemo;
 use minitwit_core::consistency::ReadToken;
-use minitwit_core::{MiniTwit, ServiceError, User, UserId};
+use minitwit_core::{MiniTwit, ServiceError, TimelineEntry, User, UserId};
 use serde::Serialize;
 use warp::http::header::{
     CACHE_CONTROL, CONTENT_TYPE, HeaderValue, LOCATION, RETRY_AFTER, SET_COOKIE,
@@ -31,6 +32,8 @@ pub(crate) struct Site {
     pub assets: Assets,
     /// The public timeline's first page as visitors who are not signed in see it.
     pub public_memo: PublicPageMemo<Bytes>,
+    /// Live timelines.
+    pub streams: Streams,
     views: Views,
     sessions: SessionCodec,
     asset_urls: AssetUrls,
@@ -61,12 +64,14 @@ impl Site {
     /// The site over `service` with `config`.
     pub fn new(service: MiniTwit, config: WebConfig) -> Self {
         let assets = Assets::embedded();
+        let streams = Streams::new(&service, config.live);
         Self {
             service,
             throttle: SiteThrottle::new(&config),
             asset_urls: assets.urls(),
             assets,
             public_memo: PublicPageMemo::new(),
+            streams,
             views: Views::new(),
             sessions: SessionCodec::new(&config),
             config,
@@ -134,6 +139,11 @@ impl Site {
             assets: &self.asset_urls,
         };
         self.views.render("layout", &layout)
+    }
+
+    /// One timeline entry, exactly as a page shows it (a live stream's event).
+    pub fn render_entry(&self, entry: &TimelineEntry) -> Result<String, WebError> {
+        self.views.render("entry", &EntryView::from(entry.clone()))
     }
 
     /// A page the same for every visitor who is not signed in and has no flashes to see

@@ -16,6 +16,7 @@ use time::macros::format_description;
 const TEMPLATES: &[(&str, &str)] = &[
     ("layout", include_str!("../templates/layout.hbs")),
     ("timeline", include_str!("../templates/timeline.hbs")),
+    ("entry", include_str!("../templates/entry.hbs")),
     ("login", include_str!("../templates/login.hbs")),
     ("register", include_str!("../templates/register.hbs")),
     ("error", include_str!("../templates/error.hbs")),
@@ -286,5 +287,55 @@ mod tests {
         let page = views.render("layout", &layout).unwrap();
         assert!(page.contains("You are now following &#34;foo&#34;"));
         assert!(page.contains("<title>Sign In | MiniTwit</title>"));
+    }
+
+    /// The timeline template before its entry became the `entry` partial (which live
+    /// streams render alone): pages must stay byte-for-byte what they were.
+    const TIMELINE_BEFORE_LIVE: &str = r#"<ul class="messages">
+{{#each entries}}
+  <li><img src="{{gravatar}}" alt="" width="48" height="48"><p>
+    <strong><a href="{{author_url}}">{{author}}</a></strong>
+    {{text}}
+    <small>&mdash; <time datetime="{{datetime}}">{{shown}}</time></small></p></li>
+{{else}}
+  <li><em>There's no message so far.</em></li>
+{{/each}}
+</ul>
+"#;
+
+    #[test]
+    fn entries_render_as_before_and_alone_exactly_as_in_the_list() {
+        let views = Views::new();
+        let entry = |id, text: &str| TimelineEntry {
+            id: minitwit_core::MessageId(id),
+            author_id: minitwit_core::UserId(1),
+            author: "Åse Ø".into(),
+            email: "a@b".into(),
+            text: text.into(),
+            pub_date: 1_582_246_860,
+        };
+        let entries = vec![entry(2, "<b>&'\"</b>"), entry(1, "two\nlines")];
+        let timeline = TimelineView {
+            heading: "Public Timeline",
+            profile: None,
+            twitbox: None,
+            entries: entries.iter().cloned().map(EntryView::from).collect(),
+            older_url: None,
+        };
+        let now = views.render("timeline", &timeline).unwrap();
+        let mut before = Handlebars::new();
+        before.set_strict_mode(true);
+        before.register_escape_fn(markupsafe_escape);
+        before.register_template_string("list", TIMELINE_BEFORE_LIVE).unwrap();
+        let list = before.render("list", &timeline).unwrap();
+        assert!(now.ends_with(&list), "{now}\n---\n{list}");
+        let alone: String = entries
+            .into_iter()
+            .map(|e| views.render("entry", &EntryView::from(e)).unwrap())
+            .collect();
+        assert!(list.contains(&alone), "{alone}");
+        let empty = TimelineView { entries: Vec::new(), ..timeline };
+        let empty_now = views.render("timeline", &empty).unwrap();
+        assert!(empty_now.ends_with(&before.render("list", &empty).unwrap()));
     }
 }

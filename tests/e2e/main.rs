@@ -8,6 +8,10 @@
 //! - [`sim_replay`]: the simulator's scenario replayed, errors counted by kind.
 //! - [`sim_fuzz`]: schemathesis against the served OpenAPI document.
 //! - [`outage`]: a PostgreSQL outage seen from both front ends.
+//! - [`live`]: live timelines' event streams: visibility, sessions, reconnection, caps,
+//!   slow readers, shutdown, a PostgreSQL restart.
+//! - [`live_browser`]: live timelines in two Chromium browsers, on sled and across two
+//!   servers over PostgreSQL; the pages' landmarks under axe-core's default rules.
 //! - [`idempotency`]: writes sent twice under one key apply once, on the API and the site.
 //! - [`serving`]: the listener's timeouts, the security headers, request ids, `/metrics`.
 //!
@@ -17,6 +21,8 @@
 mod support;
 
 mod idempotency;
+mod live;
+mod live_browser;
 mod outage;
 mod serving;
 mod sim_api;

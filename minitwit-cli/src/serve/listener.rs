@@ -10,6 +10,8 @@
 //!   `Retry-After` (see [`Instrumented::answer`]);
 //! - connections: past the cap, a new connection is answered 503 with `Retry-After` and
 //!   closed at once;
+//! - writes: a connection that takes none of the bytes written to it for the write
+//!   stall limit is closed (a reader that stopped reading a live stream, say);
 //! - shutdown: accepting stops, every connection finishes its request in flight and closes,
 //!   and whatever is still open when the grace period ends is dropped.
 //!
@@ -52,6 +54,9 @@ pub struct Limits {
     pub max_connections: usize,
     /// How long shutdown waits for open connections.
     pub grace: Duration,
+    /// Longest a connection may go without taking any of the bytes written to it (a
+    /// client that stopped reading, such as a stalled live stream); then it is closed.
+    pub write_stall: Duration,
 }
 
 impl Default for Limits {
@@ -64,6 +69,7 @@ impl Default for Limits {
             request: Duration::from_secs(30),
             max_connections: 1024,
             grace: Duration::from_secs(20),
+            write_stall: Duration::from_secs(30),
         }
     }
 }
@@ -169,6 +175,7 @@ async fn connection(
     });
     let mut builder = http1::Builder::new();
     builder.timer(TokioTimer::new()).header_read_timeout(limits.header_read);
+    let stream = super::stall::StallGuard::new(stream, limits.write_stall);
     let conn = builder.serve_connection(TokioIo::new(stream), service);
     tokio::pin!(conn);
     let mut closing = false;

@@ -54,6 +54,7 @@ pub fn describe() {
     metrics::describe_gauge!("minitwit_messages", "Messages, flagged included");
     metrics::describe_gauge!("minitwit_follows", "Follow pairs");
     metrics::describe_gauge!("minitwit_flagged_messages", "Flagged messages");
+    minitwit_web::describe_metrics();
 }
 
 /// Sets the business gauges from the store's counts now.

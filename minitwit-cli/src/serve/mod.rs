@@ -24,6 +24,7 @@ pub mod listener;
 pub mod metered_store;
 pub mod metrics;
 pub mod receipts;
+mod stall;
 
 pub use layers::ACCESS_TARGET;
 pub use listener::Limits;
@@ -68,6 +69,8 @@ pub struct Settings {
     pub gauge_interval: Duration,
     /// How long a keyed write's receipt answers its retries (CONTRACT.md §4.5).
     pub idempotency_window: Duration,
+    /// Live timelines' limits (CONTRACT.md §3.6).
+    pub live: minitwit_web::LiveConfig,
     /// Adjusts the site's configuration once the above is applied (its throttles, say).
     pub site: fn(&mut WebConfig),
 }
@@ -79,6 +82,7 @@ pub struct Server {
     api_addr: SocketAddr,
     service: MiniTwit,
     ops: Ops,
+    website: minitwit_web::Website,
     stop: watch::Sender<bool>,
     listeners: [JoinHandle<()>; 2],
     _maintenance: [AbortOnDrop; 2],
@@ -91,7 +95,7 @@ pub async fn start(store: Arc<dyn Store>, settings: Settings) -> Result<Server> 
     let service = MiniTwit::with_hasher(layered(store), settings.hasher.clone())
         .keeping_receipts_for(settings.idempotency_window);
     let ops = Ops::new(service.clone(), handle.clone());
-    let (web, api) = front_ends(&service, &settings, &ops).await?;
+    let (website, web, api) = front_ends(&service, &settings, &ops).await?;
     let web_listener = bind(settings.web_addr, "web site").await?;
     let api_listener = bind(settings.api_addr, "simulator API").await?;
     let (web_addr, api_addr) = (web_listener.local_addr()?, api_listener.local_addr()?);
@@ -107,7 +111,7 @@ pub async fn start(store: Arc<dyn Store>, settings: Settings) -> Result<Server> 
     ];
     let sweep = receipts::sweep(service.clone(), receipts::SWEEP_EVERY);
     let _maintenance = [AbortOnDrop(tokio::spawn(gauges)), AbortOnDrop(tokio::spawn(sweep))];
-    Ok(Server { web_addr, api_addr, service, ops, stop, listeners, _maintenance })
+    Ok(Server { web_addr, api_addr, service, ops, website, stop, listeners, _maintenance })
 }
 
 impl Server {
@@ -126,9 +130,12 @@ impl Server {
         &self.service
     }
 
-    /// From now on `/ready` answers 503; everything else is still served.
+    /// From now on `/ready` answers 503; everything else is still served, but live
+    /// timeline streams end at once (with a retry hint, so browsers reconnect elsewhere)
+    /// and new ones are refused.
     pub fn begin_shutdown(&self) {
         self.ops.begin_shutdown();
+        self.website.end_streams();
     }
 
     /// Stops accepting, waits for the requests in flight (within the grace period), and
@@ -167,13 +174,14 @@ async fn front_ends(
     service: &MiniTwit,
     settings: &Settings,
     ops: &Ops,
-) -> Result<(Arc<Instrumented>, Arc<Instrumented>)> {
+) -> Result<(minitwit_web::Website, Arc<Instrumented>, Arc<Instrumented>)> {
     let website = minitwit_web::Website::new(service.clone(), web_config(service, settings).await?);
     let site = website.routes();
+    let failing = website.clone();
     let web = Front {
         name: "web",
         route_label: minitwit_web::route_label,
-        failure: Box::new(move |err| website.failure_response(err)),
+        failure: Box::new(move |err| failing.failure_response(err)),
     };
     let api = Front {
         name: "api",
@@ -187,6 +195,7 @@ async fn front_ends(
     };
     let api_routes = minitwit_sim::routes(service.clone(), sim_config);
     Ok((
+        website,
         Arc::new(Instrumented::new(web, site, ops.clone())),
         Arc::new(Instrumented::new(api, api_routes, ops.clone())),
     ))
@@ -200,6 +209,7 @@ async fn web_config(service: &MiniTwit, settings: &Settings) -> Result<WebConfig
     };
     let mut config = WebConfig::new(key).context("MINITWIT_SESSION_KEY is not usable")?;
     config.secure_cookies = settings.secure_cookies;
+    config.live = settings.live;
     (settings.site)(&mut config);
     Ok(config)
 }

@@ -45,7 +45,7 @@ fn alert_rules_are_valid_and_their_unit_tests_pass() {
     let dir = deploy().join("prometheus");
     let checked =
         succeeds(tool("promtool").args(["check", "rules", "alerts.yml"]).current_dir(&dir));
-    assert!(checked.contains("SUCCESS: 6 rules found"), "{checked}");
+    assert!(checked.contains("SUCCESS: 7 rules found"), "{checked}");
     succeeds(tool("promtool").args(["check", "config", "prometheus.yml"]).current_dir(&dir));
     let tested =
         succeeds(tool("promtool").args(["test", "rules", "alerts.test.yml"]).current_dir(&dir));
@@ -115,6 +115,21 @@ fn has_data(result: &[Value]) -> bool {
     })
 }
 
+/// `/public` of `web` opened as a live stream, once the database answers again (a stream
+/// reads where it starts from the store: 503 while the pool reconnects).
+async fn live_stream(client: &reqwest::Client, web: &str) -> reqwest::Response {
+    for _ in 0..300 {
+        let request =
+            client.get(format!("http://{web}/public")).header("accept", "text/event-stream");
+        let response = request.send().await.unwrap();
+        if response.status() == 200 {
+            return response;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no live stream could be opened on {web}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_scraping_two_replicas_answers_every_dashboard_query() {
     let cluster = TestCluster::start().unwrap_or_else(|e| panic!("{e}"));
@@ -122,7 +137,7 @@ async fn prometheus_scraping_two_replicas_answers_every_dashboard_query() {
     let (store, read_replica) = (cluster.url("postgres"), standby.url("postgres"));
     let scratch = Scratch::new();
     let replicas = [
-        Server::start(&store, &["--gauge-interval", "1"]),
+        Server::start(&store, &["--gauge-interval", "1", "--max-streams", "1"]),
         Server::start(&store, &["--replica-store", &read_replica]),
     ];
     let client = http();
@@ -156,6 +171,14 @@ async fn prometheus_scraping_two_replicas_answers_every_dashboard_query() {
 
     let targets: Vec<String> =
         replicas.iter().map(|r| r.web.trim_start_matches("http://").to_owned()).collect();
+    // A live stream open on each replica (alice's posts reach them), and one refused.
+    let mut streams = Vec::new();
+    for web in &targets {
+        streams.push(live_stream(&client, web).await);
+    }
+    let refused = client.get(format!("http://{}/public", targets[0]));
+    let refused = refused.header("accept", "text/event-stream").send().await.unwrap();
+    assert_eq!(refused.status(), 503, "past --max-streams");
     let prometheus = Prometheus::start(&scratch, &targets);
     // Traffic while Prometheus scrapes: pages, API calls, misses (4xx), posts.
     let traffic = {
@@ -206,5 +229,5 @@ async fn prometheus_scraping_two_replicas_answers_every_dashboard_query() {
         .await
         .unwrap();
     let loaded = rules["data"]["groups"][0]["rules"].as_array().map_or(0, Vec::len);
-    assert_eq!(loaded, 6, "the alert rules are loaded: {rules}");
+    assert_eq!(loaded, 7, "the alert rules are loaded: {rules}");
 }

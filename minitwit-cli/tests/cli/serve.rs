@@ -158,3 +158,43 @@ async fn request_logs_are_structured_and_hold_no_secret() {
         assert!(!text.contains(secret), "{secret} leaked into the log:\n{text}");
     }
 }
+
+/// SIGTERM ends every live timeline stream at once, with a retry hint, while the server
+/// still drains (CONTRACT.md §3.6, §8): the stream is over while `/ready` still says
+/// "shutting down" and the process runs, well inside a long drain delay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_ends_live_streams_at_once_within_the_drain_delay() {
+    let scratch = Scratch::new();
+    let store = fixture_store(&scratch, "db");
+    let mut server = Server::start(&store, &["--drain-delay-secs", "120"]);
+    let client = http();
+    let request =
+        client.get(format!("{}/public", server.web)).header("accept", "text/event-stream");
+    let mut stream = request.send().await.unwrap();
+    assert_eq!(stream.status(), 200);
+    let first = stream.chunk().await.unwrap().unwrap_or_default();
+    assert!(String::from_utf8_lossy(&first).contains("retry:"), "the stream began");
+
+    signal(&server.child, "TERM");
+    let mut rest = String::new();
+    let until_end = async {
+        while let Some(chunk) = stream.chunk().await.unwrap_or(None) {
+            rest.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    };
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(60), until_end).await;
+    assert!(ended.is_ok(), "the stream was still open 60 s into a 120 s drain delay");
+    assert!(rest.contains("retry:"), "it ends with a retry hint: {rest:?}");
+    let ready = client.get(format!("{}/ready", server.web)).send().await.unwrap();
+    assert_eq!(ready.status(), 503, "still draining");
+    assert_eq!(ready.text().await.unwrap(), "shutting down");
+    assert!(server.child.try_wait().unwrap().is_none(), "the process still runs");
+    let refused =
+        client.get(format!("{}/public", server.web)).header("accept", "text/event-stream");
+    let refused = refused.send().await.unwrap();
+    assert_eq!(refused.status(), 503, "no new stream while draining");
+    assert!(refused.headers().contains_key("retry-after"));
+
+    signal(&server.child, "INT");
+    assert!(server.child.wait().unwrap().success(), "a second signal skips the delay");
+}

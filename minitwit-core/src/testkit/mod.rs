@@ -8,9 +8,11 @@
 //!   them into `#[tokio::test]`s for a backend.
 //! - [`model`]: random operation sequences run against a backend and the model side by
 //!   side; every answer must match.
+//! - [`feed`]: the change feed's contract: deliveries, and live timelines' rules.
 //! - [`records`]: records for tests that import data directly ([`numbered_user`]).
 
 pub mod conformance;
+pub mod feed;
 pub mod memory;
 pub mod model;
 pub mod records;

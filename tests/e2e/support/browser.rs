@@ -152,6 +152,36 @@ impl Browser {
         violations.iter().map(|v| v.as_str().unwrap_or_default().to_owned()).collect()
     }
 
+    /// Runs the axe-core audit with its default rules (WCAG and best practices, such as
+    /// `landmark-one-main` and `region`) and returns its violations, one line each.
+    pub async fn all_rules_violations(&self) -> Vec<String> {
+        self.client.execute(&axe_core(), vec![]).await.expect("axe-core loads in the page");
+        let run = "const done = arguments[arguments.length - 1];
+            axe.run(document)
+              .then(result => done(result.violations.map(v =>
+                `${v.id} (${v.impact}): ${v.help}: ${v.nodes.map(n => n.target.join(' ')).join(', ')}`)))
+              .catch(err => done([`axe failed: ${err}`]));";
+        let violations = self.client.execute_async(run, vec![]).await.expect("axe runs");
+        let Value::Array(violations) = violations else { panic!("axe answered {violations}") };
+        violations.iter().map(|v| v.as_str().unwrap_or_default().to_owned()).collect()
+    }
+
+    /// The `outerHTML` of the elements matching `css`, in page order.
+    pub async fn outer_html(&self, css: &str) -> Vec<String> {
+        let script = "return Array.from(document.querySelectorAll(arguments[0]))
+            .map(e => e.outerHTML);";
+        let found = self.client.execute(script, vec![json!(css)]).await.expect("script runs");
+        let Value::Array(found) = found else { panic!("the script answered {found}") };
+        found.iter().map(|v| v.as_str().unwrap_or_default().to_owned()).collect()
+    }
+
+    /// Waits until an element matching `css` exists, and returns its text.
+    pub async fn wait_for_css(&self, css: &str) -> String {
+        let element = self.client.wait().at_most(PATIENCE).for_element(Locator::Css(css)).await;
+        let element = element.unwrap_or_else(|e| panic!("the page never had {css}: {e}"));
+        element.text().await.expect("its text")
+    }
+
     /// Presses Tab until the focused element matches `css`: how a keyboard user reaches
     /// it. Fails when it cannot be reached that way.
     pub async fn tab_to(&self, css: &str) {

@@ -7,10 +7,12 @@
 //! - [`site`]: the site's client (a browser-like one: cookies, no redirects followed).
 //! - [`api`]: the API's client (speaks like the simulator).
 //! - [`scenario`]: the simulator's scenario file and the facts read from it.
+//! - [`live`]: a client of the live timelines' event streams.
 //! - [`browser`]: headless Chromium over WebDriver, the keyboard, the axe-core audit.
 
 pub mod api;
 pub mod browser;
+pub mod live;
 pub mod scenario;
 pub mod site;
 
@@ -129,7 +131,21 @@ fn settings(setup: Setup) -> Settings {
         hasher: Hasher::new(setup.cost),
         gauge_interval: Duration::from_secs(15),
         idempotency_window: minitwit_core::idempotency::DEFAULT_RECEIPT_WINDOW,
+        live: minitwit_web::LiveConfig::default(),
         site: setup.web,
+    }
+}
+
+impl TestApp {
+    /// Another client of the same site, with cookies of its own (another browser).
+    pub fn another_site_client(&self) -> site::SiteClient {
+        let addr = self.site.base.trim_start_matches("http://");
+        site::SiteClient::new(addr.parse().expect("the site's address"))
+    }
+
+    /// Begins shutting down, as SIGTERM does: `/ready` says 503, live streams end.
+    pub fn begin_shutdown(&self) {
+        self._server.begin_shutdown();
     }
 }
 

@@ -1,0 +1,243 @@
+//! One stream: a task that waits for its reader's events (and heartbeats, the idle
+//! limit, the session check, shutdown), renders them as server-sent events and queues
+//! them for the response body. The queue is bounded: a reader that does not keep up is
+//! dropped, and catches up by message id when its browser reconnects.
+
+use super::slots::Slot;
+use super::{EVENTS_SENT, SLOW_READERS_DROPPED};
+use crate::site::Site;
+use futures::Stream;
+use minitwit_core::feed::{Event, LiveTimeline, Stop, Subscription};
+use minitwit_core::{MessageId, UserId};
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tokio::sync::{mpsc, watch};
+use tokio::time::{Instant, sleep_until};
+use warp::Reply as _;
+use warp::http::header::{CACHE_CONTROL, HeaderValue};
+use warp::reply::Response;
+use warp::sse;
+
+/// Who reads the stream: the cookie it was opened with (a home stream checks it again
+/// now and then) and the timeline.
+pub(crate) struct Reader {
+    pub(crate) cookie: Option<String>,
+    pub(crate) timeline: LiveTimeline,
+}
+
+/// Entries remembered per stream with their authors, to withdraw an author's.
+const SENT_KEPT: usize = 256;
+
+/// Starts the stream's task and answers with its body.
+pub(crate) fn start(
+    site: Arc<Site>,
+    subscription: Subscription,
+    missed: Vec<Event>,
+    reader: Reader,
+    slot: Slot,
+    closing: watch::Receiver<bool>,
+) -> Response {
+    let config = site.streams.config;
+    let (queue, events) = mpsc::channel(config.queue.max(1));
+    let pump = Pump { site, queue, reader, closing, sent: VecDeque::new() };
+    tokio::spawn(pump.run(subscription, missed));
+    let body = Body { events, _slot: slot };
+    let mut response = sse::reply(body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    // Proxies that buffer answers (nginx) pass this one on as it comes.
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    response
+}
+
+/// The response body: the queued events; the slot is given back when it is dropped.
+struct Body {
+    events: mpsc::Receiver<sse::Event>,
+    _slot: Slot,
+}
+
+impl Stream for Body {
+    type Item = Result<sse::Event, Infallible>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.events.poll_recv(cx).map(|event| event.map(Ok))
+    }
+}
+
+/// Why a stream's task ended.
+enum End {
+    /// The reader went away, or fell behind (counted).
+    Gone,
+    /// Shutdown, the idle limit, a failure: end with a retry hint.
+    Retry,
+    /// The reader's session ended: tell the script to stop.
+    SignedOut,
+}
+
+struct Pump {
+    site: Arc<Site>,
+    queue: mpsc::Sender<sse::Event>,
+    reader: Reader,
+    closing: watch::Receiver<bool>,
+    /// Entries sent lately, with their authors.
+    sent: VecDeque<(MessageId, UserId)>,
+}
+
+/// The subscription's next events, owning it meanwhile: a wait that other branches of
+/// the loop never cancel half-way.
+async fn next(mut subscription: Subscription) -> (Subscription, Result<Vec<Event>, Stop>) {
+    let events = subscription.next().await;
+    (subscription, events)
+}
+
+impl Pump {
+    async fn run(mut self, subscription: Subscription, missed: Vec<Event>) {
+        let end = self.serve(subscription, missed).await;
+        let last = match end {
+            End::Gone => return,
+            End::Retry => sse::Event::default().retry(self.site.streams.config.retry).comment(""),
+            End::SignedOut => sse::Event::default().event("signedout").data("signed out"),
+        };
+        // The queue may be full or gone: the stream ends either way.
+        let _ = self.queue.try_send(last);
+    }
+
+    async fn serve(&mut self, subscription: Subscription, missed: Vec<Event>) -> End {
+        let config = self.site.streams.config;
+        let hint = sse::Event::default().retry(config.retry).comment("");
+        if let Some(end) = self.send(hint).or_else(|| self.send_all(missed)) {
+            return end;
+        }
+        let mut pending = Box::pin(next(subscription));
+        let mut idle_until = Instant::now() + config.idle;
+        let mut beat_at = Instant::now() + config.heartbeat;
+        let mut check_at = Instant::now() + config.session_check;
+        let mut closing = self.closing.clone();
+        loop {
+            tokio::select! {
+                biased;
+                () = ends(&mut closing) => return End::Retry,
+                () = self.queue.closed() => return End::Gone,
+                (subscription, events) = &mut pending => {
+                    let events = match events {
+                        Ok(events) => events,
+                        Err(stop) => return self.stopped(&stop),
+                    };
+                    if let Some(end) = self.send_all(events) {
+                        return end;
+                    }
+                    idle_until = Instant::now() + config.idle;
+                    beat_at = Instant::now() + config.heartbeat;
+                    pending = Box::pin(next(subscription));
+                }
+                () = sleep_until(idle_until) => return End::Retry,
+                () = sleep_until(beat_at) => {
+                    if let Some(end) = self.send(sse::Event::default().comment("")) {
+                        return end;
+                    }
+                    beat_at = Instant::now() + config.heartbeat;
+                }
+                () = sleep_until(check_at), if self.is_home() => {
+                    if !self.session_holds().await {
+                        return End::SignedOut;
+                    }
+                    check_at = Instant::now() + config.session_check;
+                }
+            }
+        }
+    }
+
+    fn is_home(&self) -> bool {
+        matches!(self.reader.timeline, LiveTimeline::Home(_))
+    }
+
+    /// Whether the home stream's cookie still signs in its reader; a store failure
+    /// keeps the stream (the pages decide on their own requests).
+    async fn session_holds(&self) -> bool {
+        let LiveTimeline::Home(reader) = self.reader.timeline else { return true };
+        match self.site.visit(self.reader.cookie.as_deref()).await {
+            Ok(visit) => visit.user.is_some_and(|user| user.id == reader),
+            Err(_) => true,
+        }
+    }
+
+    fn stopped(&self, stop: &Stop) -> End {
+        match stop {
+            Stop::SessionEnded => End::SignedOut,
+            Stop::FellBehind => {
+                metrics::counter!(SLOW_READERS_DROPPED).increment(1);
+                End::Gone
+            }
+            Stop::FeedClosed | Stop::Store(_) => {
+                tracing::debug!(%stop, "a live stream ends");
+                End::Retry
+            }
+        }
+    }
+
+    fn send_all(&mut self, events: Vec<Event>) -> Option<End> {
+        events.into_iter().find_map(|event| {
+            let rendered = self.render(event)?;
+            metrics::counter!(EVENTS_SENT).increment(1);
+            self.send(rendered)
+        })
+    }
+
+    /// Queues `event`; a full queue drops the reader, a closed one means it is gone.
+    fn send(&self, event: sse::Event) -> Option<End> {
+        match self.queue.try_send(event) {
+            Ok(()) => None,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                metrics::counter!(SLOW_READERS_DROPPED).increment(1);
+                Some(End::Gone)
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => Some(End::Gone),
+        }
+    }
+
+    /// `event` as the script reads it; `None` for nothing to send.
+    fn render(&mut self, event: Event) -> Option<sse::Event> {
+        match event {
+            Event::Entry(entry) => {
+                let data = match self.site.streams.entry_data(&self.site, &entry) {
+                    Ok(data) => data,
+                    Err(error) => {
+                        tracing::error!(%error, "a live entry could not be rendered");
+                        return None;
+                    }
+                };
+                if self.sent.len() >= SENT_KEPT {
+                    self.sent.pop_front();
+                }
+                self.sent.push_back((entry.id, entry.author_id));
+                let event = sse::Event::default().event("entry").id(entry.id.to_string());
+                Some(event.data(data.as_ref()))
+            }
+            Event::Withdraw(ids) => withdraw(
+                ids.into_iter().filter(|id| self.sent.iter().any(|(s, _)| s == id)).collect(),
+            ),
+            Event::WithdrawAuthor(author) => {
+                let ids = self.sent.iter().filter(|(_, a)| *a == author).map(|(id, _)| *id);
+                withdraw(ids.collect())
+            }
+            Event::Reload => Some(sse::Event::default().event("reload").data("reload")),
+        }
+    }
+}
+
+/// Resolves once the site begins shutting down (or is gone).
+async fn ends(closing: &mut watch::Receiver<bool>) {
+    let _ = closing.wait_for(|closing| *closing).await;
+}
+
+/// `withdraw` with the ids, space-separated; nothing for none.
+fn withdraw(ids: Vec<MessageId>) -> Option<sse::Event> {
+    if ids.is_empty() {
+        return None;
+    }
+    let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+    Some(sse::Event::default().event("withdraw").data(ids.join(" ")))
+}
