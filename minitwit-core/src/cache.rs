@@ -395,7 +395,7 @@ mod tests {
         // A write this service never sees (another process's), straight to the store.
         let text = MessageText::parse("two").unwrap();
         let message =
-            NewMessage { author_id: alice.id, text, pub_date: crate::service::unix_now() + 60 };
+            NewMessage { author_id: alice.id, text, pub_date: crate::model::unix_now() + 60 };
         store.add_message(message).await.unwrap();
         assert_eq!(memo_texts(&twit, &memo, &derived).await, ["two", "one"]);
         assert_eq!(derived.get(), 2, "a changed page is derived again");

@@ -100,7 +100,7 @@ impl Keyed {
             fingerprint: fingerprint(parts),
             status,
             body,
-            recorded_at: crate::service::unix_now(),
+            recorded_at: crate::model::unix_now(),
         };
         Self { key: ReceiptKey { scope, key: key.0 }, receipt }
     }

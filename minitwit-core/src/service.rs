@@ -7,7 +7,7 @@ use crate::idempotency::{DEFAULT_RECEIPT_WINDOW, Keyed, Outcome, Receipt, Write}
 use crate::latest::{LatestWrites, PendingLatest};
 use crate::model::{
     Counts, Cursor, Message, MessageFilter, MessageId, NewMessage, NewUser, Page, Timeline, User,
-    UserId,
+    UserId, unix_now,
 };
 use crate::password_hash::{HashCost, HashError, Hasher};
 use crate::store::{Store, StoreError};
@@ -695,13 +695,6 @@ async fn run_to_completion<T: Send + 'static>(
         .spawn(write)
         .await
         .map_err(|err| ServiceError::Internal(format!("write task failed: {err}")))?
-}
-
-/// Seconds since the Unix epoch, now.
-pub fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 #[cfg(all(test, feature = "testkit"))]

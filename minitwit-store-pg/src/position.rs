@@ -9,6 +9,7 @@
 //! [`ReadToken::UNKNOWN`], whose reader is served by the primary: never wrong, only
 //! slower. Tokens written before timelines were packed (timeline 0) compare by LSN alone.
 
+use crate::store::PgStore;
 use minitwit_core::consistency::ReadToken;
 
 const LSN_BITS: u32 = 56;
@@ -53,6 +54,37 @@ impl WalPosition {
     pub(crate) fn covers(self, needed: WalPosition) -> bool {
         self.timeline >= needed.timeline && self.lsn >= needed.lsn
     }
+}
+
+/// Which of the primary's WAL positions to read.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Position {
+    /// The insert position: at or past every commit acknowledged so far.
+    Insert,
+    /// The write position: what replica lag is measured against.
+    Write,
+}
+
+/// The primary's WAL position of kind `which`, and its timeline (the first 8 hex digits
+/// of the WAL file name, which takes the timeline the primary writes on now).
+pub(crate) async fn primary_position(
+    primary: &PgStore,
+    which: Position,
+) -> Result<WalPosition, sqlx::Error> {
+    let sql = match which {
+        Position::Insert => concat!(
+            "SELECT (lsn - '0/0'::pg_lsn)::BIGINT, ",
+            "('x' || substr(pg_walfile_name(lsn), 1, 8))::bit(32)::int::BIGINT ",
+            "FROM pg_current_wal_insert_lsn() AS lsn"
+        ),
+        Position::Write => concat!(
+            "SELECT (lsn - '0/0'::pg_lsn)::BIGINT, ",
+            "('x' || substr(pg_walfile_name(lsn), 1, 8))::bit(32)::int::BIGINT ",
+            "FROM pg_current_wal_lsn() AS lsn"
+        ),
+    };
+    let (lsn, timeline): (i64, i64) = sqlx::query_as(sql).fetch_one(&primary.pool).await?;
+    Ok(WalPosition::from_db(timeline, lsn))
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@
 
 use crate::error::backend_error;
 use crate::options::ReplicaOptions;
-use crate::position::WalPosition;
+use crate::position::{Position, WalPosition, primary_position};
 use crate::store::PgStore;
 use minitwit_core::store::{StoreError, StoreResult};
 use std::collections::VecDeque;
@@ -257,7 +257,7 @@ impl ReplicaSet {
     /// Records a sample of the primary's WAL position and forgets samples too old to
     /// matter (older than twice the lag bound), keeping the newest.
     async fn sample_primary(&self) {
-        let Ok(position) = crate::routed::write_position(&self.primary).await else { return };
+        let Ok(position) = primary_position(&self.primary, Position::Write).await else { return };
         self.learn_timeline(position.timeline);
         let position = position.lsn;
         let now = Instant::now();

@@ -18,7 +18,7 @@
 
 use crate::error::PgError;
 use crate::options::{PgOptions, ReplicaOptions};
-use crate::position::WalPosition;
+use crate::position::{Position, primary_position};
 use crate::replicas::{Choice, FALLBACKS, Fallback, READS, ReplicaSet};
 use crate::store::PgStore;
 use async_trait::async_trait;
@@ -71,7 +71,8 @@ impl RoutedStore {
         let primary = PgStore::connect(primary_url, options).await?;
         // The process reads nothing older than the primary as it is now, migrations
         // included: a replica still without the current schema serves nothing.
-        let now = insert_position(&primary).await.map_err(PgError::Unreachable)?;
+        let now =
+            primary_position(&primary, Position::Insert).await.map_err(PgError::Unreachable)?;
         let process = ReadToken::at(now.pack());
         let set = ReplicaSet::start(primary, stores, replicas);
         set.learn_timeline(now.timeline);
@@ -85,7 +86,7 @@ impl RoutedStore {
     /// replica still on an older one.
     async fn wrote<T>(&self, result: StoreResult<T>) -> StoreResult<T> {
         if result.is_ok() {
-            let position = match insert_position(&self.set.primary).await {
+            let position = match primary_position(&self.set.primary, Position::Insert).await {
                 Ok(position) => {
                     self.set.learn_timeline(position.timeline);
                     position.pack()
@@ -146,32 +147,6 @@ impl RoutedStore {
     fn primary(&self) -> &PgStore {
         &self.set.primary
     }
-}
-
-/// The primary's WAL insert position, at or past every commit acknowledged so far, and
-/// its timeline (the first 8 hex digits of the WAL file name, which takes the timeline
-/// the primary writes on now).
-async fn insert_position(primary: &PgStore) -> Result<WalPosition, sqlx::Error> {
-    let (lsn, timeline): (i64, i64) = sqlx::query_as(
-        "SELECT (lsn - '0/0'::pg_lsn)::BIGINT, \
-         ('x' || substr(pg_walfile_name(lsn), 1, 8))::bit(32)::int::BIGINT \
-         FROM pg_current_wal_insert_lsn() AS lsn",
-    )
-    .fetch_one(&primary.pool)
-    .await?;
-    Ok(WalPosition::from_db(timeline, lsn))
-}
-
-/// The primary's WAL write position (what lag is measured against) and its timeline.
-pub(crate) async fn write_position(primary: &PgStore) -> Result<WalPosition, sqlx::Error> {
-    let (lsn, timeline): (i64, i64) = sqlx::query_as(
-        "SELECT (lsn - '0/0'::pg_lsn)::BIGINT, \
-         ('x' || substr(pg_walfile_name(lsn), 1, 8))::bit(32)::int::BIGINT \
-         FROM pg_current_wal_lsn() AS lsn",
-    )
-    .fetch_one(&primary.pool)
-    .await?;
-    Ok(WalPosition::from_db(timeline, lsn))
 }
 
 /// Forwards to the primary, noting every write's position; routes the reads a replica

@@ -1,6 +1,7 @@
 //! [`WebConfig`]: what the site needs besides the service — the session key, cookie and
 //! proxy settings, login throttling quotas and the body size limit — with good defaults.
 
+use minitwit_core::feed::LiveLimits;
 use std::fmt;
 use std::time::Duration;
 
@@ -61,7 +62,7 @@ pub struct WebConfig {
     /// The largest form body accepted, in bytes; larger ones get 413. Default: 64 KiB.
     pub max_form_bytes: u64,
     /// Live timelines' limits (CONTRACT.md §3.6).
-    pub live: crate::live::LiveConfig,
+    pub live: LiveConfig,
 }
 
 impl WebConfig {
@@ -82,7 +83,7 @@ impl WebConfig {
             login_account_guard: Throttle { burst: 300, replenish_every: Duration::from_secs(1) },
             register_per_address: Throttle { burst: 20, replenish_every: Duration::from_secs(30) },
             max_form_bytes: 64 * 1024,
-            live: crate::live::LiveConfig::default(),
+            live: LiveConfig::default(),
         })
     }
 
@@ -101,5 +102,43 @@ mod tests {
         assert_eq!(WebConfig::new(vec![1; 31]).unwrap_err(), ConfigError::SessionKeyTooShort(31));
         let config = WebConfig::new(vec![7; 64]).unwrap();
         assert!(!format!("{config:?}").contains("7, 7"));
+    }
+}
+
+/// What live timelines allow. Build with [`Default`] and adjust the fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LiveConfig {
+    /// Most streams open at once in this process; beyond, 503. Default: 512, half the
+    /// listener's connections, so streams never take every connection.
+    pub max_streams: usize,
+    /// Most streams open at once from one client address; beyond, 429. Default: 16.
+    pub max_streams_per_address: usize,
+    /// A heartbeat comment is sent after this long without an event. Default: 15 s.
+    pub heartbeat: Duration,
+    /// A stream that sent no event for this long ends (the browser reconnects, with its
+    /// current cookie). Default: 5 minutes.
+    pub idle: Duration,
+    /// How often a home stream checks that its session is still valid. Default: 30 s.
+    pub session_check: Duration,
+    /// The reconnection delay streams ask browsers for. Default: 2 s.
+    pub retry: Duration,
+    /// Events queued for one stream; a reader further behind is dropped. Default: 64.
+    pub queue: usize,
+    /// What a reader may have missed before it is told to reload instead.
+    pub limits: LiveLimits,
+}
+
+impl Default for LiveConfig {
+    fn default() -> Self {
+        Self {
+            max_streams: 512,
+            max_streams_per_address: 16,
+            heartbeat: Duration::from_secs(15),
+            idle: Duration::from_secs(300),
+            session_check: Duration::from_secs(30),
+            retry: Duration::from_secs(2),
+            queue: 64,
+            limits: LiveLimits::default(),
+        }
     }
 }

@@ -53,10 +53,10 @@ mod site;
 mod throttle;
 mod views;
 
-pub use config::{ConfigError, MIN_SESSION_KEY_LEN, SessionKey, Throttle, WebConfig};
+pub use config::{ConfigError, LiveConfig, MIN_SESSION_KEY_LEN, SessionKey, Throttle, WebConfig};
 pub use error::WebError;
 pub use live::{
-    EVENTS_SENT, LiveConfig, SLOW_READERS_DROPPED, STREAMS_OPEN, STREAMS_REFUSED, describe_metrics,
+    EVENTS_SENT, SLOW_READERS_DROPPED, STREAMS_OPEN, STREAMS_REFUSED, describe_metrics,
 };
 pub use route_table::route_label;
 pub use security::add_security_headers;

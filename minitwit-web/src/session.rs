@@ -11,7 +11,7 @@
 
 use crate::config::WebConfig;
 use cookie::{Cookie, CookieJar, Key, SameSite};
-use minitwit_core::service::unix_now;
+use minitwit_core::model::unix_now;
 use minitwit_core::{User, UserId};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};

@@ -5,7 +5,7 @@
 use crate::assets::{AssetUrls, Assets};
 use crate::config::WebConfig;
 use crate::error::{WebError, explanation};
-use crate::live::Streams;
+use crate::live::streams::Streams;
 use crate::session::{Session, SessionCodec};
 use crate::throttle::SiteThrottle;
 use crate::views::{EntryView, ErrorView, LayoutView, Views};

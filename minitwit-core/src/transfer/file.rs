@@ -68,7 +68,7 @@ impl<W: AsyncWrite + Unpin> ExportWriter<W> {
         let header = Header {
             format: FORMAT.to_owned(),
             version: VERSION,
-            created: crate::service::unix_now(),
+            created: crate::model::unix_now(),
             source: source.to_owned(),
         };
         write_line(&mut out, &header).await?;

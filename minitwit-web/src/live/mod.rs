@@ -16,22 +16,19 @@
 
 mod pump;
 mod slots;
+pub(crate) mod streams;
 
 pub(crate) use slots::Slots;
 
 use crate::error::WebError;
 use crate::route_table::PUBLIC;
 use crate::site::Site;
-use minitwit_core::TimelineEntry;
-use minitwit_core::feed::{LiveFeed, LiveLimits, LiveTimeline};
+use minitwit_core::feed::LiveTimeline;
 use minitwit_core::rate_limit::ClientAddress;
 use minitwit_core::{MessageId, ServiceError};
-use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
-use tokio::sync::watch;
+use std::sync::Arc;
 use warp::filters::BoxedFilter;
 use warp::http::header::{COOKIE, HeaderValue, RETRY_AFTER};
 use warp::http::{HeaderMap, StatusCode};
@@ -59,104 +56,6 @@ pub fn describe_metrics() {
         STREAMS_REFUSED,
         "Live timeline streams refused, by reason (process, address, shutdown)"
     );
-}
-
-/// What live timelines allow. Build with [`Default`] and adjust the fields.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LiveConfig {
-    /// Most streams open at once in this process; beyond, 503. Default: 512, half the
-    /// listener's connections, so streams never take every connection.
-    pub max_streams: usize,
-    /// Most streams open at once from one client address; beyond, 429. Default: 16.
-    pub max_streams_per_address: usize,
-    /// A heartbeat comment is sent after this long without an event. Default: 15 s.
-    pub heartbeat: Duration,
-    /// A stream that sent no event for this long ends (the browser reconnects, with its
-    /// current cookie). Default: 5 minutes.
-    pub idle: Duration,
-    /// How often a home stream checks that its session is still valid. Default: 30 s.
-    pub session_check: Duration,
-    /// The reconnection delay streams ask browsers for. Default: 2 s.
-    pub retry: Duration,
-    /// Events queued for one stream; a reader further behind is dropped. Default: 64.
-    pub queue: usize,
-    /// What a reader may have missed before it is told to reload instead.
-    pub limits: LiveLimits,
-}
-
-impl Default for LiveConfig {
-    fn default() -> Self {
-        Self {
-            max_streams: 512,
-            max_streams_per_address: 16,
-            heartbeat: Duration::from_secs(15),
-            idle: Duration::from_secs(300),
-            session_check: Duration::from_secs(30),
-            retry: Duration::from_secs(2),
-            queue: 64,
-            limits: LiveLimits::default(),
-        }
-    }
-}
-
-/// The live timelines of one site: the feed, the caps, the shutdown signal, and the
-/// entries rendered lately.
-pub(crate) struct Streams {
-    feed: Option<LiveFeed>,
-    config: LiveConfig,
-    slots: Arc<Slots>,
-    closing: watch::Sender<bool>,
-    rendered: Mutex<VecDeque<(MessageId, Arc<str>)>>,
-}
-
-/// Entries kept rendered: every stream sends the newest ones, so each is rendered once.
-const RENDERED_KEPT: usize = 32;
-
-impl Streams {
-    /// Live timelines over `service`'s store, if it delivers changes and a runtime runs.
-    pub(crate) fn new(service: &minitwit_core::MiniTwit, config: LiveConfig) -> Self {
-        let feed = tokio::runtime::Handle::try_current()
-            .ok()
-            .and_then(|_| LiveFeed::start(Arc::clone(service.store()), config.limits));
-        Self {
-            feed,
-            config,
-            slots: Arc::new(Slots::new(config.max_streams, config.max_streams_per_address)),
-            closing: watch::channel(false).0,
-            rendered: Mutex::default(),
-        }
-    }
-
-    /// An entry's event data, rendered once for every stream that sends it (an entry
-    /// never changes): the entry exactly as the page renders it, as a JSON string (SSE
-    /// would strip a space from every data line that starts with one).
-    pub(crate) fn entry_data(
-        &self,
-        site: &Site,
-        entry: &TimelineEntry,
-    ) -> Result<Arc<str>, WebError> {
-        let lock = || self.rendered.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some((_, data)) = lock().iter().find(|(id, _)| *id == entry.id) {
-            return Ok(Arc::clone(data));
-        }
-        let html = site.render_entry(entry)?;
-        let data: Arc<str> = serde_json::Value::String(html).to_string().into();
-        let mut rendered = lock();
-        if rendered.len() >= RENDERED_KEPT {
-            rendered.pop_front();
-        }
-        rendered.push_back((entry.id, Arc::clone(&data)));
-        Ok(data)
-    }
-
-    /// Ends every stream at once with a retry hint, and refuses new ones (503).
-    pub(crate) fn end_all(&self) {
-        self.closing.send_replace(true);
-    }
-
-    fn closing(&self) -> bool {
-        *self.closing.borrow()
-    }
 }
 
 /// The timeline a stream request names.
@@ -289,14 +188,7 @@ async fn open_stream(
     let timeline = timeline(&kind, site, cookie.as_deref()).await?;
     let (subscription, missed) = feed.subscribe(timeline, after).await?;
     let reader = pump::Reader { cookie, timeline };
-    Ok(pump::start(
-        Arc::clone(site),
-        subscription,
-        missed,
-        reader,
-        slot,
-        streams.closing.subscribe(),
-    ))
+    Ok(pump::start(Arc::clone(site), subscription, missed, reader, slot, streams.closing_signal()))
 }
 
 /// The live timeline `kind` names for this reader: 401 for a home stream signed out,

@@ -202,7 +202,8 @@ impl Pump {
     fn render(&mut self, event: Event) -> Option<sse::Event> {
         match event {
             Event::Entry(entry) => {
-                let data = match self.site.streams.entry_data(&self.site, &entry) {
+                let data = match self.site.streams.entry_data(&entry, |e| self.site.render_entry(e))
+                {
                     Ok(data) => data,
                     Err(error) => {
                         tracing::error!(%error, "a live entry could not be rendered");
