@@ -6,6 +6,7 @@ use crate::trees::{Trees, decode_int, meta};
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// The on-disk format this build reads and writes, recorded in the `meta` tree.
 ///
@@ -114,7 +115,7 @@ pub(crate) fn open(path: &Path, options: SledOptions) -> Result<Opened, OpenErro
     let storage = |source| OpenError::Storage { path: path.to_owned(), source };
     std::fs::create_dir_all(path).map_err(io)?;
     let lock = lock_directory(path)?;
-    let db = open_sled(path, options).map_err(storage)?;
+    let db = open_sled_when_released(path, options).map_err(storage)?;
     let trees = Trees::open(&db).map_err(storage)?;
     check_format(path, &trees)?;
     sync_directory(path).map_err(io)?;
@@ -129,6 +130,31 @@ pub(crate) fn open(path: &Path, options: SledOptions) -> Result<Opened, OpenErro
     };
     let flusher = Flusher::start(disk).map_err(io)?;
     Ok(Opened { trees, flusher, write_lock, lock })
+}
+
+/// How long [`open_sled_when_released`] waits for sled's own lock.
+const SLED_RELEASE_WAIT: Duration = Duration::from_secs(5);
+
+/// [`open_sled`], waiting while sled's own lock on its files is still held. With the
+/// directory locked (`lock_directory`), only a sled instance of this process that is
+/// still closing can hold it: sled's background threads let go of its files a moment
+/// after the last handle is dropped, so a store closed and opened again at once (a test,
+/// an embedder reopening) would otherwise be refused.
+fn open_sled_when_released(path: &Path, options: SledOptions) -> sled::Result<sled::Db> {
+    let deadline = Instant::now() + SLED_RELEASE_WAIT;
+    loop {
+        match open_sled(path, options) {
+            Err(err) if is_sled_lock_held(&err) && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            opened => return opened,
+        }
+    }
+}
+
+/// Whether sled refused to open because its lock on its files is held.
+fn is_sled_lock_held(err: &sled::Error) -> bool {
+    matches!(err, sled::Error::Io(io) if io.to_string().contains("could not acquire lock"))
 }
 
 /// Opens sled with the page cache bounded and, for a durable store, without sled's

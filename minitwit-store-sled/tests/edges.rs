@@ -12,6 +12,22 @@ use minitwit_store_sled::{Durability, OpenError, SledOptions, SledStore};
 use std::path::Path;
 use std::sync::Arc;
 
+/// sled itself on `dir`, once the store closed just before has let go of its files
+/// (sled's background threads release its lock a moment after the last handle drops).
+fn raw_sled(dir: &Path) -> sled::Db {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match sled::open(dir) {
+            Err(err)
+                if std::time::Instant::now() < deadline && err.to_string().contains("lock") =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            opened => return opened.expect("raw sled"),
+        }
+    }
+}
+
 fn open(dir: &Path) -> SledStore {
     SledStore::open(dir, SledOptions::default()).expect("opening the store")
 }
@@ -83,7 +99,7 @@ async fn another_format_version_is_refused() {
     let dir = tempfile::tempdir().expect("temp dir");
     drop(open(dir.path()));
     {
-        let db = sled::open(dir.path()).expect("raw sled");
+        let db = raw_sled(dir.path());
         let meta = db.open_tree("meta").expect("meta tree");
         meta.insert("format_version", &3_i64.to_be_bytes()[..]).expect("write");
         db.flush().expect("flush");
@@ -136,7 +152,7 @@ async fn a_format_1_store_with_json_records_is_read_written_and_upgraded() {
     // Rewrite every record as the JSON of format 1, empty the timeline index values as
     // format 1 had them, and record format 1.
     {
-        let db = sled::open(dir.path()).expect("raw sled");
+        let db = raw_sled(dir.path());
         let users_tree = db.open_tree("users").expect("users");
         for u in &users {
             let json = serde_json::to_vec(u).expect("json");
@@ -191,7 +207,7 @@ async fn a_format_1_store_with_json_records_is_read_written_and_upgraded() {
         let report = store.check_integrity().await.expect("check");
         assert!(report.is_consistent(), "{:?}", report.problems);
     }
-    let db = sled::open(dir.path()).expect("raw sled");
+    let db = raw_sled(dir.path());
     assert_eq!(recorded_version(&db), 2, "opening upgrades the recorded version");
 }
 
@@ -215,7 +231,7 @@ async fn the_integrity_check_passes_after_every_kind_of_change_and_finds_damage(
         assert_eq!((report.users, report.messages, report.follows, report.flagged), (2, 2, 0, 1));
     }
     {
-        let db = sled::open(dir.path()).expect("raw sled");
+        let db = raw_sled(dir.path());
         let public = db.open_tree("public_idx").expect("public index");
         let (key, _) = public.pop_max().expect("read").expect("one public entry");
         db.open_tree("follows").expect("follows").insert(&key[..], &[][..]).expect("write");
