@@ -28,7 +28,9 @@ async fn lsn(url: &str, sql: &str) -> i64 {
     position.unwrap_or(0)
 }
 
-/// Waits (at most a minute) until the standby at `standby_url` has replayed `target`.
+/// Waits (at most a minute) until the standby at `standby_url` has replayed `target`
+/// (read through its `postgres` database: a database just created on the primary may not
+/// exist on the standby yet).
 async fn replayed(standby_url: &str, target: i64) {
     let start = Instant::now();
     while lsn(standby_url, "SELECT (pg_last_wal_replay_lsn() - '0/0'::pg_lsn)::BIGINT").await
@@ -49,15 +51,15 @@ async fn a_standby_left_on_the_old_timeline_serves_no_reader_after_a_failover() 
     let url = primary.create_database("minitwit_failover").unwrap();
     testkit::connect(&url).await; // migrates
     let at = lsn(&url, WRITE_POSITION).await;
-    replayed(&promoted.url("minitwit_failover"), at).await;
-    replayed(&stale.url("minitwit_failover"), at).await;
+    replayed(&promoted.url("postgres"), at).await;
+    replayed(&stale.url("postgres"), at).await;
 
     // The standby to be promoted stops; the other receives a megabyte more of the old
     // primary's WAL (a transaction never acknowledged to anyone), then the primary dies.
     promoted.stop().unwrap();
     execute(&url, "SELECT pg_logical_emit_message(true, 'minitwit-test', repeat('x', 1048576))")
         .await;
-    replayed(&stale.url("minitwit_failover"), lsn(&url, WRITE_POSITION).await).await;
+    replayed(&stale.url("postgres"), lsn(&url, WRITE_POSITION).await).await;
     primary.kill().unwrap();
     promoted.resume().unwrap();
     let new_url = promoted.url("minitwit_failover");
