@@ -75,7 +75,8 @@ impl StoreUrl {
                     SledDurability::Relaxed => Durability::Relaxed,
                 };
                 let cache_capacity_bytes = options.sled_cache_mb.saturating_mul(1024 * 1024);
-                let options = SledOptions { durability, cache_capacity_bytes };
+                let options =
+                    SledOptions { durability, cache_capacity_bytes, ..SledOptions::default() };
                 Ok(Arc::new(SledStore::open(path, options)?))
             }
             Self::Postgres(url) => {

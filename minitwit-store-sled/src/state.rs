@@ -24,8 +24,7 @@ impl Trees {
 
     /// Records the simulator's `latest`.
     pub(crate) fn set_latest(&self, latest: i64) -> StoreResult<()> {
-        self.meta.insert(meta::LATEST, &latest.to_be_bytes()[..]).map_err(backend)?;
-        Ok(())
+        self.set_meta(meta::LATEST, latest)
     }
 
     /// A server setting.

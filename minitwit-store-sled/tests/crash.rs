@@ -1,8 +1,9 @@
 //! The crash test: a child process writes to a durable store and reports each write on
 //! stdout once it is acknowledged; the parent kills it with SIGKILL at a random moment,
 //! reopens the store and requires every acknowledged write to be there and the store to
-//! pass the integrity check. Five rounds on one directory, so recovery also recovers
-//! earlier recoveries.
+//! pass the integrity check. Twenty rounds on one directory, so recovery also recovers
+//! earlier recoveries; in every other round the child checkpoints its redo log every
+//! few kilobytes, so kills land during checkpoints too.
 //!
 //! The child is this test binary again, run with [`CHILD_DIR`] set.
 
@@ -25,7 +26,11 @@ const CHILD_ROUND: &str = "MINITWIT_SLED_CRASH_CHILD_ROUND";
 /// Concurrent writers in the child, so flushes are shared while it dies.
 const WRITERS: usize = 4;
 /// Kill rounds.
-const ROUNDS: u32 = 5;
+const ROUNDS: u32 = 20;
+/// The redo log's checkpoint size in the rounds that checkpoint often.
+const SMALL_CHECKPOINT: u64 = 16 * 1024;
+/// The `latest` values of a round start at its number times this.
+const LATEST_BASE: i64 = 1_000_000;
 
 /// One acknowledged write, as the child reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +38,7 @@ enum Ack {
     User { name: String, id: UserId },
     Message { id: MessageId, author: UserId, text: String },
     Follow { follower: UserId, followee: UserId },
+    Latest(i64),
 }
 
 impl Ack {
@@ -41,6 +47,7 @@ impl Ack {
             Ack::User { name, id } => format!("ACK USER {id} {name}\n"),
             Ack::Message { id, author, text } => format!("ACK MSG {id} {author} {text}\n"),
             Ack::Follow { follower, followee } => format!("ACK FOLLOW {follower} {followee}\n"),
+            Ack::Latest(latest) => format!("ACK LATEST {latest}\n"),
         }
     }
 
@@ -57,6 +64,7 @@ impl Ack {
                 text: words.next()?.to_owned(),
             },
             "FOLLOW" => Ack::Follow { follower: UserId(a), followee: words.next()?.parse().ok()? },
+            "LATEST" => Ack::Latest(a),
             _ => return None,
         })
     }
@@ -115,6 +123,7 @@ fn verify(dir: &Path, acked: &[Ack]) {
     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
     runtime.block_on(async {
         let store = SledStore::open(dir, SledOptions::default()).expect("reopening after a crash");
+        let latest = store.latest().await.expect("reading latest").unwrap_or(0);
         for ack in acked {
             let present = match ack {
                 Ack::User { name, id } => {
@@ -128,6 +137,9 @@ fn verify(dir: &Path, acked: &[Ack]) {
                 Ack::Follow { follower, followee } => {
                     store.is_following(*follower, *followee).await.expect("reading")
                 }
+                // Each round's values are larger than the last round's: the store holds
+                // the last one acknowledged, or one written after it.
+                Ack::Latest(acked) => latest >= *acked,
             };
             assert!(present, "acknowledged write lost in the crash: {ack:?}");
         }
@@ -140,12 +152,18 @@ fn verify(dir: &Path, acked: &[Ack]) {
 /// acknowledged write.
 fn run_child(dir: &Path, round: &str) {
     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
+    let number: i64 = round.parse().unwrap_or(0);
+    let mut options = SledOptions::default();
+    if number % 2 == 1 {
+        options.checkpoint_bytes = SMALL_CHECKPOINT;
+    }
     runtime.block_on(async {
         let store: Arc<dyn Store> =
-            Arc::new(SledStore::open(dir, SledOptions::default()).expect("opening the store"));
-        let writers: Vec<_> = (0..WRITERS)
+            Arc::new(SledStore::open(dir, options).expect("opening the store"));
+        let mut writers: Vec<_> = (0..WRITERS)
             .map(|w| tokio::spawn(write_forever(Arc::clone(&store), format!("r{round}w{w}"))))
             .collect();
+        writers.push(tokio::spawn(set_latest_forever(Arc::clone(&store), number * LATEST_BASE)));
         for writer in writers {
             writer.await.expect("a writer task");
         }
@@ -177,6 +195,14 @@ async fn write_forever(store: Arc<dyn Store>, prefix: String) {
             report(&Ack::Follow { follower: user.id, followee });
         }
         previous = Some(user.id);
+    }
+}
+
+/// The simulator's `latest`, one increasing value after another from `base`.
+async fn set_latest_forever(store: Arc<dyn Store>, base: i64) {
+    for i in 1.. {
+        store.set_latest(base + i).await.expect("recording latest");
+        report(&Ack::Latest(base + i));
     }
 }
 
