@@ -1,7 +1,8 @@
 //! One stream: a task that waits for its reader's events (and heartbeats, the idle
 //! limit, the session check, shutdown), renders them as server-sent events and queues
 //! them for the response body. The queue is bounded: a reader that does not keep up is
-//! dropped, and catches up by message id when its browser reconnects.
+//! dropped (its connection closed, not merely its response ended) and catches up by
+//! message id when its browser reconnects.
 
 use super::slots::Slot;
 use super::{EVENTS_SENT, SLOW_READERS_DROPPED};
@@ -10,9 +11,9 @@ use futures::Stream;
 use minitwit_core::feed::{Event, LiveTimeline, Stop, Subscription};
 use minitwit_core::{MessageId, UserId};
 use std::collections::VecDeque;
-use std::convert::Infallible;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, sleep_until};
@@ -42,9 +43,11 @@ pub(crate) fn start(
 ) -> Response {
     let config = site.streams.config;
     let (queue, events) = mpsc::channel(config.queue.max(1));
-    let pump = Pump { site, queue, reader, closing, sent: VecDeque::new() };
+    let dropped = Arc::new(AtomicBool::new(false));
+    let pump =
+        Pump { site, queue, reader, closing, sent: VecDeque::new(), dropped: Arc::clone(&dropped) };
     tokio::spawn(pump.run(subscription, missed));
-    let body = Body { events, _slot: slot };
+    let body = Body { events, dropped, _slot: slot };
     let mut response = sse::reply(body).into_response();
     let headers = response.headers_mut();
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -56,21 +59,34 @@ pub(crate) fn start(
 /// The response body: the queued events; the slot is given back when it is dropped.
 struct Body {
     events: mpsc::Receiver<sse::Event>,
+    /// Set when the reader was dropped for falling behind: the body fails, so that the
+    /// connection is closed rather than kept open for another request.
+    dropped: Arc<AtomicBool>,
     _slot: Slot,
 }
 
+/// What ends the body of a reader dropped for falling behind.
+#[derive(Debug, thiserror::Error)]
+#[error("a live stream's reader fell behind and was dropped")]
+struct FellBehind;
+
 impl Stream for Body {
-    type Item = Result<sse::Event, Infallible>;
+    type Item = Result<sse::Event, FellBehind>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.dropped.load(Ordering::Acquire) {
+            return Poll::Ready(Some(Err(FellBehind)));
+        }
         self.events.poll_recv(cx).map(|event| event.map(Ok))
     }
 }
 
 /// Why a stream's task ended.
 enum End {
-    /// The reader went away, or fell behind (counted).
+    /// The reader went away.
     Gone,
+    /// The reader fell behind (counted): its connection is closed.
+    Dropped,
     /// Shutdown, the idle limit, a failure: end with a retry hint.
     Retry,
     /// The reader's session ended: tell the script to stop.
@@ -84,6 +100,8 @@ struct Pump {
     closing: watch::Receiver<bool>,
     /// Entries sent lately, with their authors.
     sent: VecDeque<(MessageId, UserId)>,
+    /// Shared with the body: set when the reader is dropped for falling behind.
+    dropped: Arc<AtomicBool>,
 }
 
 /// The subscription's next events, owning it meanwhile: a wait that other branches of
@@ -98,6 +116,11 @@ impl Pump {
         let end = self.serve(subscription, missed).await;
         let last = match end {
             End::Gone => return,
+            End::Dropped => {
+                metrics::counter!(SLOW_READERS_DROPPED).increment(1);
+                // Dropping the queue when this returns wakes the body to see it.
+                return self.dropped.store(true, Ordering::Release);
+            }
             End::Retry => sse::Event::default().retry(self.site.streams.config.retry).comment(""),
             End::SignedOut => sse::Event::default().event("signedout").data("signed out"),
         };
@@ -167,10 +190,7 @@ impl Pump {
     fn stopped(&self, stop: &Stop) -> End {
         match stop {
             Stop::SessionEnded => End::SignedOut,
-            Stop::FellBehind => {
-                metrics::counter!(SLOW_READERS_DROPPED).increment(1);
-                End::Gone
-            }
+            Stop::FellBehind => End::Dropped,
             Stop::FeedClosed | Stop::Store(_) => {
                 tracing::debug!(%stop, "a live stream ends");
                 End::Retry
@@ -190,10 +210,7 @@ impl Pump {
     fn send(&self, event: sse::Event) -> Option<End> {
         match self.queue.try_send(event) {
             Ok(()) => None,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                metrics::counter!(SLOW_READERS_DROPPED).increment(1);
-                Some(End::Gone)
-            }
+            Err(mpsc::error::TrySendError::Full(_)) => Some(End::Dropped),
             Err(mpsc::error::TrySendError::Closed(_)) => Some(End::Gone),
         }
     }
