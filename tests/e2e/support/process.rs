@@ -41,7 +41,11 @@ impl ServeProcess {
             .spawn()
             .expect("minitwit serve starts");
         let stdout = child.stdout.take().expect("its stdout is piped");
-        let web = address(&mut BufReader::new(stdout).lines(), "web site listening on ").await;
+        let mut lines = BufReader::new(stdout).lines();
+        let web = address(&mut lines, "web site listening on ").await;
+        address(&mut lines, "simulator API listening on ").await;
+        // Read to the end: a closed pipe would fail the server's next line.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         Self { web, child }
     }
 
