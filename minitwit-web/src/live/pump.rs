@@ -6,6 +6,7 @@
 
 use super::slots::Slot;
 use super::{EVENTS_SENT, SLOW_READERS_DROPPED};
+use crate::config::LiveConfig;
 use crate::site::Site;
 use futures::Stream;
 use minitwit_core::feed::{Event, LiveTimeline, Stop, Subscription};
@@ -135,15 +136,20 @@ impl Pump {
             return end;
         }
         let mut pending = Box::pin(next(subscription));
-        let mut idle_until = Instant::now() + config.idle;
-        let mut beat_at = Instant::now() + config.heartbeat;
-        let mut check_at = Instant::now() + config.session_check;
+        // Made once and polled on every turn: made anew on each event, every one of them
+        // would register and drop a waiter, or a timer, per event and stream.
         let mut closing = self.closing.clone();
+        let ending = ends(&mut closing);
+        let queue = self.queue.clone();
+        let gone = queue.closed();
+        let mut clock = Clock::new(config, self.is_home());
+        let timer = sleep_until(clock.next());
+        tokio::pin!(ending, gone, timer);
         loop {
             tokio::select! {
                 biased;
-                () = ends(&mut closing) => return End::Retry,
-                () = self.queue.closed() => return End::Gone,
+                () = &mut ending => return End::Retry,
+                () = &mut gone => return End::Gone,
                 (subscription, events) = &mut pending => {
                     let events = match events {
                         Ok(events) => events,
@@ -152,22 +158,29 @@ impl Pump {
                     if let Some(end) = self.send_all(events) {
                         return end;
                     }
-                    idle_until = Instant::now() + config.idle;
-                    beat_at = Instant::now() + config.heartbeat;
+                    // The timer stays as it is: when it fires, it finds what is due.
+                    clock.sent(Instant::now());
                     pending = Box::pin(next(subscription));
                 }
-                () = sleep_until(idle_until) => return End::Retry,
-                () = sleep_until(beat_at) => {
-                    if let Some(end) = self.send(sse::Event::default().comment("")) {
-                        return end;
+                () = &mut timer => {
+                    let now = Instant::now();
+                    match clock.due(now) {
+                        Some(Due::Idle) => return End::Retry,
+                        Some(Due::Beat) => {
+                            if let Some(end) = self.send(sse::Event::default().comment("")) {
+                                return end;
+                            }
+                            clock.beat_at = now + config.heartbeat;
+                        }
+                        Some(Due::Check) => {
+                            if !self.session_holds().await {
+                                return End::SignedOut;
+                            }
+                            clock.check_at = Some(now + config.session_check);
+                        }
+                        None => {}
                     }
-                    beat_at = Instant::now() + config.heartbeat;
-                }
-                () = sleep_until(check_at), if self.is_home() => {
-                    if !self.session_holds().await {
-                        return End::SignedOut;
-                    }
-                    check_at = Instant::now() + config.session_check;
+                    timer.as_mut().reset(clock.next());
                 }
             }
         }
@@ -246,6 +259,59 @@ impl Pump {
     }
 }
 
+/// What a stream's one timer waits for: the idle limit and the heartbeat, which move
+/// with each event sent, and a home stream's session check.
+struct Clock {
+    config: LiveConfig,
+    idle_until: Instant,
+    beat_at: Instant,
+    check_at: Option<Instant>,
+}
+
+/// What [`Clock::due`] found due.
+enum Due {
+    Idle,
+    Beat,
+    Check,
+}
+
+impl Clock {
+    fn new(config: LiveConfig, home: bool) -> Self {
+        let now = Instant::now();
+        Self {
+            config,
+            idle_until: now + config.idle,
+            beat_at: now + config.heartbeat,
+            check_at: home.then(|| now + config.session_check),
+        }
+    }
+
+    /// An event was sent at `now`: the idle limit and the heartbeat start again.
+    fn sent(&mut self, now: Instant) {
+        self.idle_until = now + self.config.idle;
+        self.beat_at = now + self.config.heartbeat;
+    }
+
+    /// The earliest deadline.
+    fn next(&self) -> Instant {
+        let soonest = self.idle_until.min(self.beat_at);
+        self.check_at.map_or(soonest, |check| soonest.min(check))
+    }
+
+    /// What is due at `now`, the idle limit first.
+    fn due(&self, now: Instant) -> Option<Due> {
+        if now >= self.idle_until {
+            Some(Due::Idle)
+        } else if now >= self.beat_at {
+            Some(Due::Beat)
+        } else if self.check_at.is_some_and(|check| now >= check) {
+            Some(Due::Check)
+        } else {
+            None
+        }
+    }
+}
+
 /// Resolves once the site begins shutting down (or is gone).
 async fn ends(closing: &mut watch::Receiver<bool>) {
     let _ = closing.wait_for(|closing| *closing).await;
@@ -258,4 +324,28 @@ fn withdraw(ids: Vec<MessageId>) -> Option<sse::Event> {
     }
     let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
     Some(sse::Event::default().event("withdraw").data(ids.join(" ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_timer_finds_the_idle_limit_the_heartbeat_and_the_session_check() {
+        let config = LiveConfig::default();
+        let mut clock = Clock::new(config, true);
+        let start = clock.beat_at - config.heartbeat;
+        assert!(clock.due(start).is_none());
+        assert_eq!(clock.next(), start + config.heartbeat.min(config.session_check));
+        assert!(matches!(clock.due(start + config.heartbeat), Some(Due::Beat)));
+        assert!(matches!(clock.due(start + config.idle), Some(Due::Idle)), "idle first");
+        clock.beat_at = start + config.idle;
+        assert!(matches!(clock.due(start + config.session_check), Some(Due::Check)));
+        clock.beat_at = start + config.heartbeat;
+        let later = start + config.heartbeat / 2;
+        clock.sent(later);
+        assert!(clock.due(start + config.heartbeat).is_none(), "an event puts off the beat");
+        assert_eq!(clock.idle_until, later + config.idle);
+        assert!(Clock::new(config, false).check_at.is_none(), "only a home stream checks");
+    }
 }
