@@ -4,10 +4,12 @@
 //! loses its home stream; a reader that reconnects with `Last-Event-ID` gets what it
 //! missed exactly once (after a PostgreSQL restart too); the caps answer 429 and 503
 //! with `Retry-After`; a reader that stops reading is dropped without the server holding
-//! what it did not read; shutting down ends every stream at once with a retry hint.
+//! what it did not read; shutting down ends every stream at once with a retry hint, and
+//! SIGTERM to a real `minitwit serve` process ends them while it still drains.
 //! Nothing here is timed: each wait has a generous deadline only so a hang fails.
 
 use crate::support::live::{self, EventStream, entry_ids};
+use crate::support::process::ServeProcess;
 use crate::support::site::SiteClient;
 use crate::support::{self, Setup, TestApp, spawn_app};
 use minitwit_core::{MessageId, MessageText, MiniTwit, Registration, User};
@@ -221,11 +223,15 @@ async fn a_reader_that_stops_reading_is_dropped_without_the_server_keeping_its_e
     let request = "GET /public HTTP/1.1\r\nhost: x\r\naccept: text/event-stream\r\n\r\n";
     reader.write_all(request.as_bytes()).await.expect("asks for the stream");
 
-    // Far more than any buffer on the way holds: 400 entries of about 1.2 kB.
-    let text = "x".repeat(1000);
-    let posts = (0..400).map(|_| post(&app.service, &alice, &text));
-    futures::future::join_all(posts).await;
-    let total_sent_if_buffered = 400 * 1000;
+    // Far more than the buffers on the way hold (the kernel's, up to a few MB, and the
+    // few hundred kB hyper takes of a body before it waits): 2,000 entries of 6 kB (a
+    // quote is `&quot;` on the page), in waves that the process's own feed keeps up with.
+    let text = "\"".repeat(1000);
+    for _ in 0..8 {
+        let posts = (0..250).map(|_| post(&app.service, &alice, &text));
+        futures::future::join_all(posts).await;
+    }
+    let total_sent_if_buffered = 2000 * 6000;
 
     let mut read = Vec::new();
     let reading = reader.read_to_end(&mut read);
@@ -343,4 +349,28 @@ async fn postgres_restarted_during_a_stream_costs_the_reader_nothing() {
     let mut public = opened.unwrap_or_else(|r| panic!("refused: {}", r.status()));
     let live_again = post(&writer_app.service, &alice, "live again").await;
     assert_eq!(entry_ids(&public.until_entry(live_again).await), [missed, live_again]);
+}
+
+/// SIGTERM to a real `minitwit serve` (draining for a long while, as behind a balancer):
+/// its streams end at once with a retry hint, while it still drains, not when its
+/// listeners close.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_ends_the_streams_of_a_serve_process_while_it_drains() {
+    let dir = tempfile::tempdir().expect("a scratch directory");
+    let store = format!("sled:{}", dir.path().join("store").display());
+    let mut server = ServeProcess::start_with(&store, &["--drain-delay-secs", "120"]).await;
+    let client = reqwest::Client::new();
+    let url = format!("{}/public", server.web);
+    let mut public = live::open(&client, &url, None).await.unwrap_or_else(|r| {
+        panic!("the stream opens: {}", r.status());
+    });
+    server.terminate();
+    let rest = public.until_end().await;
+    assert!(!server.has_exited(), "the stream ended before the drain did");
+    // The first hint opens every stream; the last one closes it.
+    let hints = rest.iter().filter(|e| e.retry.is_some()).count();
+    assert!(
+        hints >= 2 && rest.last().is_some_and(|e| e.retry.is_some()),
+        "ended with a retry hint: {rest:?}"
+    );
 }

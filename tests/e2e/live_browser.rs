@@ -2,15 +2,16 @@
 //! alice posts in hers; bob, who follows her, sees the bar "1 new message" on his home
 //! page without reloading, then "2 new messages"; he reaches it with the keyboard and
 //! activates it, and the entries shown are exactly those of the page reloaded. Once on
-//! sled (one server), once with the two browsers on two servers over one PostgreSQL
-//! database (each its own pool and listener, as two `minitwit serve` processes). And
-//! the pages' landmarks: axe-core's default rules, best practices included, find
-//! nothing on any page, the bar shown or not.
+//! sled (one server), once with the two browsers on two `minitwit serve` processes (the
+//! shipped binary, each its own pool and change-feed listener) over one PostgreSQL
+//! database. And the pages' landmarks: axe-core's default rules, best practices
+//! included, find nothing on any page, the bar shown or not.
 
 use crate::support::browser::Browser;
-use crate::support::{self, Setup, TestApp, spawn_app};
+use crate::support::process::ServeProcess;
+use crate::support::{self, Setup, spawn_app};
 use fantoccini::Locator;
-use minitwit_core::{MiniTwit, Registration, User};
+use minitwit_core::{HashCost, MiniTwit, Registration, User};
 use minitwit_store_pg::testkit::{connect, fresh_database_url};
 use std::sync::Arc;
 
@@ -19,8 +20,9 @@ async fn user(service: &MiniTwit, name: &str) -> User {
     service.register(registration.expect("valid")).await.expect("registers")
 }
 
-async fn sign_in(browser: &Browser, app: &TestApp, name: &str) {
-    browser.goto(app, "/login").await;
+/// Signs `name` in on the site at `base` (its URL without a path).
+async fn sign_in(browser: &Browser, base: &str, name: &str) {
+    browser.goto_url(&format!("{base}/login")).await;
     browser.fill("username", name).await;
     browser.fill("password", "pw").await;
     browser.click(Locator::Css("input[type='submit']")).await;
@@ -33,12 +35,17 @@ async fn share(browser: &Browser, text: &str) {
     browser.wait_for_text("Your message was recorded").await;
 }
 
-/// alice (on `alices`) posts; bob (on `bobs`, following her) sees the bar, activates
-/// it with the keyboard, and the entries match his page reloaded.
-async fn a_follower_sees_new_messages_without_reloading(alices: &TestApp, bobs: &TestApp) {
-    let alice = user(&alices.service, "alice").await;
-    let bob = user(&alices.service, "bob").await;
-    alices.service.follow(bob.id, alice.id).await.expect("follows");
+/// alice (on the site at `alices`) posts; bob (on `bobs`, following her) sees the bar,
+/// activates it with the keyboard, and the entries match his page reloaded. `service`
+/// arranges the users over the same store.
+async fn a_follower_sees_new_messages_without_reloading(
+    service: &MiniTwit,
+    alices: &str,
+    bobs: &str,
+) {
+    let alice = user(service, "alice").await;
+    let bob = user(service, "bob").await;
+    service.follow(bob.id, alice.id).await.expect("follows");
     let (alice_browser, bob_browser) = tokio::join!(Browser::start("UTC"), Browser::start("UTC"));
     sign_in(&alice_browser, alices, "alice").await;
     sign_in(&bob_browser, bobs, "bob").await;
@@ -69,16 +76,16 @@ async fn a_follower_sees_new_messages_without_reloading(alices: &TestApp, bobs: 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_follower_sees_new_messages_without_reloading_on_sled() {
     let app = spawn_app(support::sled().await, Setup::default()).await;
-    a_follower_sees_new_messages_without_reloading(&app, &app).await;
+    let base = &app.site.base;
+    a_follower_sees_new_messages_without_reloading(&app.service, base, base).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_follower_sees_new_messages_without_reloading_across_two_postgres_servers() {
-    let (url, database) = fresh_database_url().await;
-    let first = spawn_app((Arc::new(connect(&url).await), Box::new(database)), Setup::default());
-    let second = spawn_app((Arc::new(connect(&url).await), Box::new(())), Setup::default());
-    let (alices, bobs) = tokio::join!(first, second);
-    a_follower_sees_new_messages_without_reloading(&alices, &bobs).await;
+async fn a_follower_sees_new_messages_without_reloading_across_two_serve_processes() {
+    let (url, _database) = fresh_database_url().await;
+    let (first, second) = tokio::join!(ServeProcess::start(&url), ServeProcess::start(&url));
+    let service = MiniTwit::with_hash_cost(Arc::new(connect(&url).await), HashCost::Insecure);
+    a_follower_sees_new_messages_without_reloading(&service, &first.web, &second.web).await;
 }
 
 /// Every kind of page, signed out and in, with the live bar showing: axe-core's default
@@ -102,7 +109,7 @@ async fn every_page_keeps_its_content_in_landmarks() {
             browser.all_rules_violations().await.into_iter().map(|v| format!("{path}: {v}")),
         );
     }
-    sign_in(&browser, &app, "reader").await;
+    sign_in(&browser, &app.site.base, "reader").await;
     browser.wait_for_css("div.live[data-state='open']").await;
     app.service
         .post(&alice, minitwit_core::MessageText::parse("new").expect("valid"))

@@ -11,7 +11,7 @@
 //! - [`live`]: live timelines' event streams: visibility, sessions, reconnection, caps,
 //!   slow readers, shutdown, a PostgreSQL restart.
 //! - [`live_browser`]: live timelines in two Chromium browsers, on sled and across two
-//!   servers over PostgreSQL; the pages' landmarks under axe-core's default rules.
+//!   `minitwit serve` processes over PostgreSQL; the pages' landmarks under axe-core's default rules.
 //! - [`idempotency`]: writes sent twice under one key apply once, on the API and the site.
 //! - [`serving`]: the listener's timeouts, the security headers, request ids, `/metrics`.
 //!

@@ -5,13 +5,15 @@
 //! user's page only that user's messages, a home timeline only the reader's own and
 //! those of the accounts the reader follows at that moment.
 
+use super::wake::Wakers;
 use super::{Change, ChangeFeed, Delivery};
 use crate::model::{Message, MessageFilter, MessageId, TimelineEntry, User, UserId};
 use crate::service::ServiceResult;
 use crate::store::Store;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use tokio::sync::broadcast;
+use tokio::sync::broadcast::error::TryRecvError;
+use tokio::sync::{Notify, broadcast};
 use tokio::task::JoinHandle;
 
 /// The timeline a reader follows live.
@@ -89,10 +91,12 @@ const RECENT: usize = 256;
 const FOLLOWS_KEPT: usize = 4096;
 
 /// This process's live timelines over one store: resolves each new message once and
-/// hands it to every [`Subscription`]. Dropping it stops its task.
+/// hands it to every [`Subscription`], waking them a batch at a time. Dropping it stops
+/// its task and ends every subscription.
 pub struct LiveFeed {
     store: Arc<dyn Store>,
     sender: broadcast::Sender<Resolved>,
+    wakers: Arc<Wakers>,
     limits: LiveLimits,
     task: JoinHandle<()>,
 }
@@ -100,6 +104,7 @@ pub struct LiveFeed {
 impl Drop for LiveFeed {
     fn drop(&mut self) {
         self.task.abort();
+        self.wakers.close();
     }
 }
 
@@ -114,8 +119,10 @@ impl LiveFeed {
     /// Live timelines over `store`, told its changes by `feed`.
     pub fn over(store: Arc<dyn Store>, feed: &dyn ChangeFeed, limits: LiveLimits) -> Self {
         let (sender, _) = broadcast::channel(limits.capacity.max(1));
-        let task = tokio::spawn(resolve(Arc::clone(&store), feed.subscribe(), sender.clone()));
-        Self { store, sender, limits, task }
+        let wakers = Arc::new(Wakers::default());
+        let fan_out = FanOut { sender: sender.clone(), wakers: Arc::clone(&wakers) };
+        let task = tokio::spawn(resolve(Arc::clone(&store), feed.subscribe(), fan_out));
+        Self { store, sender, wakers, limits, task }
     }
 
     /// A reader of `timeline`, and what it missed since message `after` (the last event
@@ -130,6 +137,8 @@ impl LiveFeed {
             timeline,
             // Subscribed before reading the store: nothing falls between the two.
             receiver: self.sender.subscribe(),
+            wake: self.wakers.register(),
+            wakers: Arc::clone(&self.wakers),
             last: MessageId(0),
             recent: VecDeque::new(),
             follows: HashMap::new(),
@@ -160,11 +169,27 @@ async fn newest(store: &dyn Store) -> ServiceResult<MessageId> {
     Ok(store.list_messages(filter).await?.first().map_or(MessageId(0), |m| m.id))
 }
 
-/// The resolver: each delivery to `sender`, a new message read as an entry once.
+/// Where the resolver hands each event: the channel the subscriptions read, and their
+/// wake-ups.
+struct FanOut {
+    sender: broadcast::Sender<Resolved>,
+    wakers: Arc<Wakers>,
+}
+
+impl FanOut {
+    async fn send(&self, resolved: Resolved) {
+        // Nobody subscribed is fine.
+        let _ = self.sender.send(resolved);
+        self.wakers.wake_all().await;
+    }
+}
+
+/// The resolver: each delivery to the subscriptions, a new message read as an entry
+/// once; when the deliveries end, so do the subscriptions.
 async fn resolve(
     store: Arc<dyn Store>,
     mut deliveries: broadcast::Receiver<Delivery>,
-    sender: broadcast::Sender<Resolved>,
+    fan_out: FanOut,
 ) {
     loop {
         let resolved = match deliveries.recv().await {
@@ -180,10 +205,9 @@ async fn resolve(
             }
             Ok(Delivery::Change(change)) => Resolved::Change(change),
             Ok(Delivery::Gap) | Err(broadcast::error::RecvError::Lagged(_)) => Resolved::Gap,
-            Err(broadcast::error::RecvError::Closed) => return,
+            Err(broadcast::error::RecvError::Closed) => return fan_out.wakers.close(),
         };
-        // Nobody subscribed is fine.
-        let _ = sender.send(resolved);
+        fan_out.send(resolved).await;
     }
 }
 
@@ -213,6 +237,9 @@ pub struct Subscription {
     store: Arc<dyn Store>,
     timeline: LiveTimeline,
     receiver: broadcast::Receiver<Resolved>,
+    /// Notified when the receiver has something new (or the feed closed).
+    wake: Arc<Notify>,
+    wakers: Arc<Wakers>,
     /// The highest message id sent or caught up to: where a catch-up starts.
     last: MessageId,
     /// Ids sent lately, newest last: each is sent once.
@@ -231,10 +258,15 @@ impl Subscription {
     /// The reader's next events: one, or the entries caught up after a gap.
     pub async fn next(&mut self) -> Result<Vec<Event>, Stop> {
         loop {
-            let resolved = match self.receiver.recv().await {
+            let resolved = match self.receiver.try_recv() {
                 Ok(resolved) => resolved,
-                Err(broadcast::error::RecvError::Lagged(_)) => return Err(Stop::FellBehind),
-                Err(broadcast::error::RecvError::Closed) => return Err(Stop::FeedClosed),
+                Err(TryRecvError::Empty) if self.wakers.closed() => return Err(Stop::FeedClosed),
+                Err(TryRecvError::Empty) => {
+                    self.wake.notified().await;
+                    continue;
+                }
+                Err(TryRecvError::Lagged(_)) => return Err(Stop::FellBehind),
+                Err(TryRecvError::Closed) => return Err(Stop::FeedClosed),
             };
             let events = match resolved {
                 Resolved::Entry(entry) => self.on_entry(entry).await?.into_iter().collect(),

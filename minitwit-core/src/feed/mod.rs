@@ -13,8 +13,11 @@
 //! - `live`: who may see what. [`LiveFeed`] turns this process's deliveries into
 //!   timeline entries, once per process, and [`Subscription`]s hand each reader the
 //!   events of its timeline only, by the timelines' own rules (CONTRACT.md §1.4).
+//! - `wake`: readers woken a batch at a time, so that a burst of stream writes never
+//!   queues ahead of the requests a process serves.
 
 mod live;
+mod wake;
 
 pub use live::{Event, LiveFeed, LiveLimits, LiveTimeline, Stop, Subscription};
 

@@ -1,18 +1,20 @@
 //! One stream: a task that waits for its reader's events (and heartbeats, the idle
 //! limit, the session check, shutdown), renders them as server-sent events and queues
 //! them for the response body. The queue is bounded: a reader that does not keep up is
-//! dropped, and catches up by message id when its browser reconnects.
+//! dropped (its connection closed, not merely its response ended) and catches up by
+//! message id when its browser reconnects.
 
 use super::slots::Slot;
 use super::{EVENTS_SENT, SLOW_READERS_DROPPED};
+use crate::config::LiveConfig;
 use crate::site::Site;
 use futures::Stream;
 use minitwit_core::feed::{Event, LiveTimeline, Stop, Subscription};
 use minitwit_core::{MessageId, UserId};
 use std::collections::VecDeque;
-use std::convert::Infallible;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, sleep_until};
@@ -42,9 +44,11 @@ pub(crate) fn start(
 ) -> Response {
     let config = site.streams.config;
     let (queue, events) = mpsc::channel(config.queue.max(1));
-    let pump = Pump { site, queue, reader, closing, sent: VecDeque::new() };
+    let dropped = Arc::new(AtomicBool::new(false));
+    let pump =
+        Pump { site, queue, reader, closing, sent: VecDeque::new(), dropped: Arc::clone(&dropped) };
     tokio::spawn(pump.run(subscription, missed));
-    let body = Body { events, _slot: slot };
+    let body = Body { events, dropped, _slot: slot };
     let mut response = sse::reply(body).into_response();
     let headers = response.headers_mut();
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -56,21 +60,34 @@ pub(crate) fn start(
 /// The response body: the queued events; the slot is given back when it is dropped.
 struct Body {
     events: mpsc::Receiver<sse::Event>,
+    /// Set when the reader was dropped for falling behind: the body fails, so that the
+    /// connection is closed rather than kept open for another request.
+    dropped: Arc<AtomicBool>,
     _slot: Slot,
 }
 
+/// What ends the body of a reader dropped for falling behind.
+#[derive(Debug, thiserror::Error)]
+#[error("a live stream's reader fell behind and was dropped")]
+struct FellBehind;
+
 impl Stream for Body {
-    type Item = Result<sse::Event, Infallible>;
+    type Item = Result<sse::Event, FellBehind>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.dropped.load(Ordering::Acquire) {
+            return Poll::Ready(Some(Err(FellBehind)));
+        }
         self.events.poll_recv(cx).map(|event| event.map(Ok))
     }
 }
 
 /// Why a stream's task ended.
 enum End {
-    /// The reader went away, or fell behind (counted).
+    /// The reader went away.
     Gone,
+    /// The reader fell behind (counted): its connection is closed.
+    Dropped,
     /// Shutdown, the idle limit, a failure: end with a retry hint.
     Retry,
     /// The reader's session ended: tell the script to stop.
@@ -84,6 +101,8 @@ struct Pump {
     closing: watch::Receiver<bool>,
     /// Entries sent lately, with their authors.
     sent: VecDeque<(MessageId, UserId)>,
+    /// Shared with the body: set when the reader is dropped for falling behind.
+    dropped: Arc<AtomicBool>,
 }
 
 /// The subscription's next events, owning it meanwhile: a wait that other branches of
@@ -98,6 +117,11 @@ impl Pump {
         let end = self.serve(subscription, missed).await;
         let last = match end {
             End::Gone => return,
+            End::Dropped => {
+                metrics::counter!(SLOW_READERS_DROPPED).increment(1);
+                // Dropping the queue when this returns wakes the body to see it.
+                return self.dropped.store(true, Ordering::Release);
+            }
             End::Retry => sse::Event::default().retry(self.site.streams.config.retry).comment(""),
             End::SignedOut => sse::Event::default().event("signedout").data("signed out"),
         };
@@ -112,15 +136,20 @@ impl Pump {
             return end;
         }
         let mut pending = Box::pin(next(subscription));
-        let mut idle_until = Instant::now() + config.idle;
-        let mut beat_at = Instant::now() + config.heartbeat;
-        let mut check_at = Instant::now() + config.session_check;
+        // Made once and polled on every turn: made anew on each event, every one of them
+        // would register and drop a waiter, or a timer, per event and stream.
         let mut closing = self.closing.clone();
+        let ending = ends(&mut closing);
+        let queue = self.queue.clone();
+        let gone = queue.closed();
+        let mut clock = Clock::new(config, self.is_home());
+        let timer = sleep_until(clock.next());
+        tokio::pin!(ending, gone, timer);
         loop {
             tokio::select! {
                 biased;
-                () = ends(&mut closing) => return End::Retry,
-                () = self.queue.closed() => return End::Gone,
+                () = &mut ending => return End::Retry,
+                () = &mut gone => return End::Gone,
                 (subscription, events) = &mut pending => {
                     let events = match events {
                         Ok(events) => events,
@@ -129,22 +158,29 @@ impl Pump {
                     if let Some(end) = self.send_all(events) {
                         return end;
                     }
-                    idle_until = Instant::now() + config.idle;
-                    beat_at = Instant::now() + config.heartbeat;
+                    // The timer stays as it is: when it fires, it finds what is due.
+                    clock.sent(Instant::now());
                     pending = Box::pin(next(subscription));
                 }
-                () = sleep_until(idle_until) => return End::Retry,
-                () = sleep_until(beat_at) => {
-                    if let Some(end) = self.send(sse::Event::default().comment("")) {
-                        return end;
+                () = &mut timer => {
+                    let now = Instant::now();
+                    match clock.due(now) {
+                        Some(Due::Idle) => return End::Retry,
+                        Some(Due::Beat) => {
+                            if let Some(end) = self.send(sse::Event::default().comment("")) {
+                                return end;
+                            }
+                            clock.beat_at = now + config.heartbeat;
+                        }
+                        Some(Due::Check) => {
+                            if !self.session_holds().await {
+                                return End::SignedOut;
+                            }
+                            clock.check_at = Some(now + config.session_check);
+                        }
+                        None => {}
                     }
-                    beat_at = Instant::now() + config.heartbeat;
-                }
-                () = sleep_until(check_at), if self.is_home() => {
-                    if !self.session_holds().await {
-                        return End::SignedOut;
-                    }
-                    check_at = Instant::now() + config.session_check;
+                    timer.as_mut().reset(clock.next());
                 }
             }
         }
@@ -167,10 +203,7 @@ impl Pump {
     fn stopped(&self, stop: &Stop) -> End {
         match stop {
             Stop::SessionEnded => End::SignedOut,
-            Stop::FellBehind => {
-                metrics::counter!(SLOW_READERS_DROPPED).increment(1);
-                End::Gone
-            }
+            Stop::FellBehind => End::Dropped,
             Stop::FeedClosed | Stop::Store(_) => {
                 tracing::debug!(%stop, "a live stream ends");
                 End::Retry
@@ -190,10 +223,7 @@ impl Pump {
     fn send(&self, event: sse::Event) -> Option<End> {
         match self.queue.try_send(event) {
             Ok(()) => None,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                metrics::counter!(SLOW_READERS_DROPPED).increment(1);
-                Some(End::Gone)
-            }
+            Err(mpsc::error::TrySendError::Full(_)) => Some(End::Dropped),
             Err(mpsc::error::TrySendError::Closed(_)) => Some(End::Gone),
         }
     }
@@ -229,6 +259,59 @@ impl Pump {
     }
 }
 
+/// What a stream's one timer waits for: the idle limit and the heartbeat, which move
+/// with each event sent, and a home stream's session check.
+struct Clock {
+    config: LiveConfig,
+    idle_until: Instant,
+    beat_at: Instant,
+    check_at: Option<Instant>,
+}
+
+/// What [`Clock::due`] found due.
+enum Due {
+    Idle,
+    Beat,
+    Check,
+}
+
+impl Clock {
+    fn new(config: LiveConfig, home: bool) -> Self {
+        let now = Instant::now();
+        Self {
+            config,
+            idle_until: now + config.idle,
+            beat_at: now + config.heartbeat,
+            check_at: home.then(|| now + config.session_check),
+        }
+    }
+
+    /// An event was sent at `now`: the idle limit and the heartbeat start again.
+    fn sent(&mut self, now: Instant) {
+        self.idle_until = now + self.config.idle;
+        self.beat_at = now + self.config.heartbeat;
+    }
+
+    /// The earliest deadline.
+    fn next(&self) -> Instant {
+        let soonest = self.idle_until.min(self.beat_at);
+        self.check_at.map_or(soonest, |check| soonest.min(check))
+    }
+
+    /// What is due at `now`, the idle limit first.
+    fn due(&self, now: Instant) -> Option<Due> {
+        if now >= self.idle_until {
+            Some(Due::Idle)
+        } else if now >= self.beat_at {
+            Some(Due::Beat)
+        } else if self.check_at.is_some_and(|check| now >= check) {
+            Some(Due::Check)
+        } else {
+            None
+        }
+    }
+}
+
 /// Resolves once the site begins shutting down (or is gone).
 async fn ends(closing: &mut watch::Receiver<bool>) {
     let _ = closing.wait_for(|closing| *closing).await;
@@ -241,4 +324,28 @@ fn withdraw(ids: Vec<MessageId>) -> Option<sse::Event> {
     }
     let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
     Some(sse::Event::default().event("withdraw").data(ids.join(" ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_timer_finds_the_idle_limit_the_heartbeat_and_the_session_check() {
+        let config = LiveConfig::default();
+        let mut clock = Clock::new(config, true);
+        let start = clock.beat_at - config.heartbeat;
+        assert!(clock.due(start).is_none());
+        assert_eq!(clock.next(), start + config.heartbeat.min(config.session_check));
+        assert!(matches!(clock.due(start + config.heartbeat), Some(Due::Beat)));
+        assert!(matches!(clock.due(start + config.idle), Some(Due::Idle)), "idle first");
+        clock.beat_at = start + config.idle;
+        assert!(matches!(clock.due(start + config.session_check), Some(Due::Check)));
+        clock.beat_at = start + config.heartbeat;
+        let later = start + config.heartbeat / 2;
+        clock.sent(later);
+        assert!(clock.due(start + config.heartbeat).is_none(), "an event puts off the beat");
+        assert_eq!(clock.idle_until, later + config.idle);
+        assert!(Clock::new(config, false).check_at.is_none(), "only a home stream checks");
+    }
 }

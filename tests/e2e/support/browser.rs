@@ -87,7 +87,12 @@ impl Browser {
     }
 
     pub async fn goto(&self, app: &TestApp, path: &str) {
-        self.client.goto(&app.site.url(path)).await.expect("navigation");
+        self.goto_url(&app.site.url(path)).await;
+    }
+
+    /// Opens an absolute URL (a page of a server the test started as a process).
+    pub async fn goto_url(&self, url: &str) {
+        self.client.goto(url).await.expect("navigation");
     }
 
     /// Waits until the page shows `text` somewhere.

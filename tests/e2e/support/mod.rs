@@ -9,10 +9,12 @@
 //! - [`scenario`]: the simulator's scenario file and the facts read from it.
 //! - [`live`]: a client of the live timelines' event streams.
 //! - [`browser`]: headless Chromium over WebDriver, the keyboard, the axe-core audit.
+//! - [`process`]: `minitwit serve` as a child process, for tests of several processes.
 
 pub mod api;
 pub mod browser;
 pub mod live;
+pub mod process;
 pub mod scenario;
 pub mod site;
 
