@@ -5,7 +5,7 @@
 //! on tokio's blocking pool, at most [`HashPool::workers`] at a time (by default the CPUs
 //! the process is given: its cgroup quota, not the host's cores), each in one of a few work
 //! buffers that are reused while hashes keep coming and returned to the system once none
-//! has been admitted for [`KEEP_IDLE`]. At most [`HashPool::queue`] more wait; past that a hash is
+//! is admitted. At most [`HashPool::queue`] more wait; past that a hash is
 //! refused at once ([`HashError::Overloaded`], which front ends answer with 503 and
 //! `Retry-After`), so a flood of sign-ups cannot queue minutes of work ahead of every
 //! login. Stored hashes whose parameters lie outside [`ACCEPTED`] are refused before any
@@ -16,9 +16,8 @@
 use crate::domain::Password;
 use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 use tokio::sync::Semaphore;
 
 /// How much work a hash costs.
@@ -246,11 +245,6 @@ impl Check {
 /// buffer stays in its thread's arena). Only the pages a hash touches become resident.
 const MAPPED_BLOCKS: usize = 33 * 1024;
 
-/// How long the pool keeps its buffers once no hash is admitted: sign-ups a moment apart
-/// reuse them (a fresh buffer costs its page faults again), and a server that stopped
-/// signing people up gives them back.
-pub const KEEP_IDLE: Duration = Duration::from_secs(2);
-
 /// At most `workers` hashes at once and `queue` waiting, each in a reused buffer of
 /// `blocks` Argon2 blocks (hashes with other parameters get a buffer of their own for the
 /// occasion).
@@ -262,8 +256,6 @@ struct BufferPool {
     capacity: usize,
     blocks: usize,
     free: Mutex<Vec<Vec<Block>>>,
-    /// Hashes finished so far: tells a release whether another hash came since.
-    finished: AtomicU64,
 }
 
 /// An admitted hash: gives its place back when dropped.
@@ -284,7 +276,6 @@ impl BufferPool {
             capacity: workers + pool.queue,
             blocks,
             free: Mutex::new(Vec::new()),
-            finished: AtomicU64::new(0),
         }
     }
 
@@ -299,10 +290,10 @@ impl BufferPool {
     }
 
     /// Runs `work` on the blocking pool with a buffer of `blocks` blocks, reused when it
-    /// has the pool's size; the last hash of a burst frees every buffer [`KEEP_IDLE`]
-    /// later unless another hash came meanwhile.
+    /// has the pool's size and another hash is admitted; the last hash of a burst frees
+    /// every buffer.
     async fn run<T: Send + 'static>(
-        self: &Arc<Self>,
+        &self,
         blocks: usize,
         work: impl FnOnce(&mut [Block]) -> T + Send + 'static,
     ) -> Result<T, HashError> {
@@ -324,27 +315,13 @@ impl BufferPool {
             })
             .await
             .map_err(|e| HashError::Failed(format!("password hashing task failed: {e}")))?;
-        if pooled {
+        if self.admitted.load(Ordering::SeqCst) <= 1 {
+            // No other hash is admitted: the buffers go back to the system.
+            self.free.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clear();
+        } else if pooled {
             self.put(buffer);
         }
-        let finished = self.finished.fetch_add(1, Ordering::SeqCst) + 1;
-        if self.admitted.load(Ordering::SeqCst) <= 1 {
-            let pool = Arc::clone(self);
-            runtime.spawn(async move {
-                tokio::time::sleep(KEEP_IDLE).await;
-                pool.release_if_idle(finished);
-            });
-        }
         Ok(out)
-    }
-
-    /// Frees every buffer if no hash was admitted since the `finished`th ended.
-    fn release_if_idle(&self, finished: u64) {
-        let idle = self.admitted.load(Ordering::SeqCst) == 0
-            && self.finished.load(Ordering::SeqCst) == finished;
-        if idle {
-            self.free.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clear();
-        }
     }
 
     fn take(&self) -> Option<Vec<Block>> {
@@ -396,10 +373,45 @@ mod tests {
         assert!(reference.is_ok());
     }
 
-    /// The outcomes of `count` hashes of "pw" started at once.
-    async fn burst(hasher: &Hasher, count: usize) -> Vec<Result<String, HashError>> {
+    #[tokio::test]
+    async fn concurrent_hashes_share_a_bounded_set_of_buffers() {
+        let hasher = Hasher::new(HashCost::Insecure);
         let pw = Password::parse("pw").unwrap();
-        let hashes: Vec<_> = (0..count)
+        let hashes: Vec<_> = (0..16)
+            .map(|_| {
+                let (hasher, pw) = (hasher.clone(), pw.clone());
+                tokio::spawn(async move { hasher.hash(&pw).await })
+            })
+            .collect();
+        for hash in hashes {
+            assert!(hasher.verify("pw", &hash.await.unwrap().unwrap()).await.unwrap());
+        }
+        assert!(hasher.pool.free.lock().unwrap().len() <= cpu_quota());
+    }
+
+    #[tokio::test]
+    async fn no_buffer_is_kept_once_no_hash_is_admitted() {
+        let hasher = Hasher::with_pool(HashCost::Insecure, HashPool { workers: 2, queue: 64 });
+        let pw = Password::parse("pw").unwrap();
+        let hashes: Vec<_> = (0..16)
+            .map(|_| {
+                let (hasher, pw) = (hasher.clone(), pw.clone());
+                tokio::spawn(async move { hasher.hash(&pw).await })
+            })
+            .collect();
+        for hash in hashes {
+            assert!(hash.await.unwrap().is_ok());
+        }
+        assert!(hasher.pool.free.lock().unwrap().is_empty(), "the burst's buffers are freed");
+        assert!(hasher.hash(&pw).await.is_ok());
+        assert!(hasher.pool.free.lock().unwrap().is_empty(), "a lone hash keeps none either");
+    }
+
+    #[tokio::test]
+    async fn past_the_queue_hashes_are_refused_at_once() {
+        let hasher = Hasher::with_pool(HashCost::Recommended, HashPool { workers: 1, queue: 2 });
+        let pw = Password::parse("pw").unwrap();
+        let hashes: Vec<_> = (0..12)
             .map(|_| {
                 let (hasher, pw) = (hasher.clone(), pw.clone());
                 tokio::spawn(async move { hasher.hash(&pw).await })
@@ -409,44 +421,6 @@ mod tests {
         for hash in hashes {
             outcomes.push(hash.await.unwrap());
         }
-        outcomes
-    }
-
-    #[tokio::test]
-    async fn concurrent_hashes_share_a_bounded_set_of_buffers() {
-        let hasher = Hasher::new(HashCost::Insecure);
-        for hash in burst(&hasher, 16).await {
-            assert!(hasher.verify("pw", &hash.unwrap()).await.unwrap());
-        }
-        assert!(hasher.pool.free.lock().unwrap().len() <= cpu_quota());
-    }
-
-    /// Waits (a minute at most) until the pool keeps no buffer; whether it got there.
-    async fn pool_emptied(hasher: &Hasher) -> bool {
-        for _ in 0..600 {
-            if hasher.pool.free.lock().unwrap().is_empty() {
-                return true;
-            }
-            tokio::time::sleep(KEEP_IDLE / 20).await;
-        }
-        false
-    }
-
-    #[tokio::test]
-    async fn buffers_go_back_once_no_hash_is_admitted_for_a_while() {
-        let hasher = Hasher::with_pool(HashCost::Insecure, HashPool { workers: 2, queue: 64 });
-        let pw = Password::parse("pw").unwrap();
-        assert!(burst(&hasher, 16).await.iter().all(Result::is_ok));
-        assert!(pool_emptied(&hasher).await, "the burst's buffers are freed");
-        assert!(hasher.hash(&pw).await.is_ok());
-        assert!(pool_emptied(&hasher).await, "then freed as well");
-    }
-
-    #[tokio::test]
-    async fn past_the_queue_hashes_are_refused_at_once() {
-        let hasher = Hasher::with_pool(HashCost::Recommended, HashPool { workers: 1, queue: 2 });
-        let pw = Password::parse("pw").unwrap();
-        let outcomes = burst(&hasher, 12).await;
         let refused = outcomes.iter().filter(|o| **o == Err(HashError::Overloaded)).count();
         assert!(refused > 0, "a full queue refuses");
         assert!(outcomes.iter().all(|o| o.is_ok() || *o == Err(HashError::Overloaded)));
