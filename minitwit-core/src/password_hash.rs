@@ -4,8 +4,7 @@
 //! A hash is deliberately slow (tens of milliseconds) and memory-hard (19 MiB), so it runs
 //! on tokio's blocking pool, at most [`HashPool::workers`] at a time (by default the CPUs
 //! the process is given: its cgroup quota, not the host's cores), each in one of a few work
-//! buffers that are reused while hashes keep coming and returned to the system once none
-//! is admitted. At most [`HashPool::queue`] more wait; past that a hash is
+//! buffers that are reused. At most [`HashPool::queue`] more wait; past that a hash is
 //! refused at once ([`HashError::Overloaded`], which front ends answer with 503 and
 //! `Retry-After`), so a flood of sign-ups cannot queue minutes of work ahead of every
 //! login. Stored hashes whose parameters lie outside [`ACCEPTED`] are refused before any
@@ -239,12 +238,6 @@ impl Check {
     }
 }
 
-/// Blocks (of 1 KiB) reserved for each work buffer: more than glibc's largest mmap
-/// threshold (32 MiB), so that the allocator maps each buffer on its own and unmaps it
-/// when it is freed, however far its dynamic threshold has grown (below it, a freed
-/// buffer stays in its thread's arena). Only the pages a hash touches become resident.
-const MAPPED_BLOCKS: usize = 33 * 1024;
-
 /// At most `workers` hashes at once and `queue` waiting, each in a reused buffer of
 /// `blocks` Argon2 blocks (hashes with other parameters get a buffer of their own for the
 /// occasion).
@@ -290,8 +283,7 @@ impl BufferPool {
     }
 
     /// Runs `work` on the blocking pool with a buffer of `blocks` blocks, reused when it
-    /// has the pool's size and another hash is admitted; the last hash of a burst frees
-    /// every buffer.
+    /// has the pool's size.
     async fn run<T: Send + 'static>(
         &self,
         blocks: usize,
@@ -304,8 +296,7 @@ impl BufferPool {
             .await
             .map_err(|e| HashError::Failed(format!("hasher closed: {e}")))?;
         let pooled = blocks == self.blocks;
-        let fresh = || Vec::with_capacity(blocks.max(MAPPED_BLOCKS));
-        let mut buffer = pooled.then(|| self.take()).flatten().unwrap_or_else(fresh);
+        let mut buffer = pooled.then(|| self.take()).flatten().unwrap_or_default();
         buffer.resize(blocks, Block::default());
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| HashError::NoRuntime)?;
         let (buffer, out) = runtime
@@ -315,10 +306,7 @@ impl BufferPool {
             })
             .await
             .map_err(|e| HashError::Failed(format!("password hashing task failed: {e}")))?;
-        if self.admitted.load(Ordering::SeqCst) <= 1 {
-            // No other hash is admitted: the buffers go back to the system.
-            self.free.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clear();
-        } else if pooled {
+        if pooled {
             self.put(buffer);
         }
         Ok(out)
@@ -387,24 +375,6 @@ mod tests {
             assert!(hasher.verify("pw", &hash.await.unwrap().unwrap()).await.unwrap());
         }
         assert!(hasher.pool.free.lock().unwrap().len() <= cpu_quota());
-    }
-
-    #[tokio::test]
-    async fn no_buffer_is_kept_once_no_hash_is_admitted() {
-        let hasher = Hasher::with_pool(HashCost::Insecure, HashPool { workers: 2, queue: 64 });
-        let pw = Password::parse("pw").unwrap();
-        let hashes: Vec<_> = (0..16)
-            .map(|_| {
-                let (hasher, pw) = (hasher.clone(), pw.clone());
-                tokio::spawn(async move { hasher.hash(&pw).await })
-            })
-            .collect();
-        for hash in hashes {
-            assert!(hash.await.unwrap().is_ok());
-        }
-        assert!(hasher.pool.free.lock().unwrap().is_empty(), "the burst's buffers are freed");
-        assert!(hasher.hash(&pw).await.is_ok());
-        assert!(hasher.pool.free.lock().unwrap().is_empty(), "a lone hash keeps none either");
     }
 
     #[tokio::test]
