@@ -3,15 +3,18 @@
 //! - pretty on a terminal, JSON for aggregation; the level comes from `RUST_LOG` (default
 //!   `info` for `serve`, `warn` for the one-shot commands, whose stderr is for errors);
 //!   warp's, sqlx's and hyper's own lines are off unless named;
-//! - lines go through a buffered, non-blocking writer (`tracing-appender`): a slow or
-//!   blocked stderr never holds a request up; when its buffer is full, lines are dropped
-//!   rather than queued without bound;
+//! - lines go through a buffered, non-blocking writer ([`batches`]): each thread gathers
+//!   its lines in a buffer of its own, and one thread writes them out in batches, so a
+//!   slow or blocked stderr never holds a request up and no line wakes a thread; when the
+//!   lines pending reach the bound, new ones are dropped rather than queued without bound;
 //! - the access log (one line per request, target [`ACCESS_TARGET`]) is on, off, or
 //!   sampled (one request in N);
 //! - identical warnings and errors (same place in the code, same fields apart from
 //!   latencies) are written once per window; the repeats are counted and reported in one
 //!   summary line per window. A database outage therefore writes a few lines, not two per
 //!   request.
+
+mod batches;
 
 use crate::cli::{AccessLog, LogFormat, LogOptions};
 use minitwit_cli::serve::ACCESS_TARGET;
@@ -23,7 +26,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
-use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -38,10 +40,7 @@ const SUMMARY_TARGET: &str = "minitwit::log";
 const DEPENDENCIES: [(&str, &str); 4] =
     [("warp", "warn"), ("sqlx", "warn"), ("hyper", "warn"), ("rustls_platform_verifier", "off")];
 
-/// Bytes of log lines gathered into one write.
-const WRITE_BUFFER: usize = 64 * 1024;
-
-/// Lines the writer buffers before it drops new ones.
+/// Lines pending (formatted, not yet written) before new ones are dropped.
 const BUFFERED_LINES: usize = 16_384;
 
 /// Distinct repeated lines tracked per window; further distinct ones are counted
@@ -55,7 +54,7 @@ const VARYING_FIELDS: [&str; 2] = ["latency_ms", "request_id"];
 /// reported yet and flushes the buffered lines.
 pub struct LogGuard {
     repeats: Arc<Repeats>,
-    _writer: WorkerGuard,
+    _writer: batches::BatchGuard,
 }
 
 impl Drop for LogGuard {
@@ -76,14 +75,7 @@ pub fn init(options: &LogOptions, default_level: &str) -> LogGuard {
         LogFormat::Pretty => false,
         LogFormat::Auto => !std::io::stderr().is_terminal(),
     };
-    let (writer, guard) = NonBlockingBuilder::default()
-        .lossy(true)
-        .buffered_lines_limit(BUFFERED_LINES)
-        .thread_name("minitwit-log")
-        // The writer thread writes whatever lines are queued, then flushes as soon as the
-        // queue is empty: one write(2) per batch instead of one per line, never a line
-        // held back while the thread waits.
-        .finish(std::io::BufWriter::with_capacity(WRITE_BUFFER, std::io::stderr()));
+    let (writer, guard) = batches::spawn(std::io::stderr(), BUFFERED_LINES);
     let window = Duration::from_secs(options.log_repeat_window_secs.max(1));
     let repeats = Arc::new(Repeats::new(window));
     let ceiling = Ceiling::new(options.access_log, Arc::clone(&repeats));

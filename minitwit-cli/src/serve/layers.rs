@@ -7,25 +7,25 @@
 //! - the request deadline: a request not answered in time gets the front end's own 503
 //!   (with `Retry-After`), counted and logged like any other answer;
 //! - a request id: the client's `x-request-id` if it is sane, else a fresh one; echoed in
-//!   the response and recorded in the request's log span;
+//!   the response and written in the request's access line (there is no request span:
+//!   formatting one per request would cost more than the line itself);
 //! - one log line per request (front end, route label, method, status, latency; never a
 //!   header, cookie or body), at `debug` for the operational routes so they cannot flood
 //!   the logs;
 //! - request counters and latency histograms by front end, route, method (a closed set:
 //!   unknown methods are `other`) and status;
-//! - the security headers on every response, and `Connection: close` on a 413 (its body
-//!   was never read, so the connection cannot carry another request).
+//! - the security headers on every response that lacks them (the site sets its own), and
+//!   `Connection: close` on a 413 (its body was never read, so the connection cannot
+//!   carry another request).
 
-use super::metrics::{REQUEST_SECONDS, REQUESTS};
+use super::metrics::{Handles, REQUEST_SECONDS, REQUESTS};
 use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::PrometheusHandle;
 use minitwit_core::{MiniTwit, ServiceError};
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock, PoisonError, RwLock};
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 use tower_service::Service as _;
-use tracing::Instrument as _;
 use warp::filters::BoxedFilter;
 use warp::http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
 use warp::reply::Response;
@@ -38,9 +38,6 @@ pub const ACCESS_TARGET: &str = "minitwit::access";
 const REQUEST_ID: &str = "x-request-id";
 /// The longest client-supplied request id kept.
 const MAX_REQUEST_ID: usize = 128;
-/// The most label sets whose metric handles are kept (routes × methods × statuses is far
-/// fewer; beyond it, handles are looked up per request).
-const MAX_LABEL_SETS: usize = 1024;
 
 /// A front end's rendering of a failure met outside its routes.
 pub type Failure = Box<dyn Fn(ServiceError) -> Response + Send + Sync>;
@@ -169,22 +166,19 @@ impl Instrumented {
         let id = request_id(request.headers());
         // Sane ids are visible ASCII, so this is the id itself.
         let id_text = id.to_str().unwrap_or_default();
-        let span = tracing::info_span!(
-            "request",
-            front = self.front.name,
-            route,
-            method,
-            request_id = id_text,
-        );
         let routed = warp::service(self.routes.clone()).call(request);
-        let answered = tokio::time::timeout(deadline, routed).instrument(span.clone()).await;
-        let mut response = match answered {
+        let mut response = match tokio::time::timeout(deadline, routed).await {
             Ok(Ok(response)) => response,
             Ok(Err(never)) => match never {},
             Err(_) => {
-                span.in_scope(|| {
-                    tracing::warn!(seconds = deadline.as_secs(), "the request ran out of time");
-                });
+                tracing::warn!(
+                    front = self.front.name,
+                    route,
+                    method,
+                    request_id = id_text,
+                    seconds = deadline.as_secs(),
+                    "the request ran out of time"
+                );
                 (self.front.failure)(ServiceError::TimedOut)
             }
         };
@@ -194,8 +188,7 @@ impl Instrumented {
         response
     }
 
-    /// Counts the answer and writes its access line, outside the request's span: the line
-    /// carries the span's fields itself, so the span is never serialised per request.
+    /// Counts the answer and writes its access line, which carries the request's fields.
     fn record(&self, labels: LabelSet, start: Instant, request_id: &str) {
         let seconds = start.elapsed().as_secs_f64();
         self.meters.record(self.front.name, labels, seconds);
@@ -226,13 +219,15 @@ impl Instrumented {
     }
 }
 
-/// Tags a response with its request id and the security headers; a 413 also closes the
-/// connection (its body was not read).
+/// Tags a response with its request id and, unless its front end set them already, the
+/// security headers; a 413 also closes the connection (its body was not read).
 fn tag(response: &mut Response, id: HeaderValue) {
     let too_large = response.status() == StatusCode::PAYLOAD_TOO_LARGE;
     let headers = response.headers_mut();
     headers.insert(REQUEST_ID, id);
-    minitwit_web::add_security_headers(headers);
+    if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+        minitwit_web::add_security_headers(headers);
+    }
     if too_large {
         headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
@@ -262,13 +257,25 @@ fn is_sane_id(id: &[u8]) -> bool {
 }
 
 /// A new request id: this process's random 64-bit prefix and a counter, in hex; unique
-/// across replicas without drawing random numbers per request.
+/// across replicas without drawing random numbers per request, and written without the
+/// formatting machinery.
 fn fresh_id() -> HeaderValue {
     static PREFIX: LazyLock<u64> = LazyLock::new(rand::random);
     static NEXT: AtomicU64 = AtomicU64::new(0);
-    let id = format!("{:016x}{:016x}", *PREFIX, NEXT.fetch_add(1, Ordering::Relaxed));
+    let mut id = [0u8; 32];
+    let (prefix, counter) = id.split_at_mut(16);
+    hex_into(prefix, *PREFIX);
+    hex_into(counter, NEXT.fetch_add(1, Ordering::Relaxed));
     // Hex digits only: always a valid header value.
-    HeaderValue::try_from(id).unwrap_or_else(|_| HeaderValue::from_static("0"))
+    HeaderValue::from_bytes(&id).unwrap_or_else(|_| HeaderValue::from_static("0"))
+}
+
+/// Writes `value` into `out` as 16 lowercase hex digits.
+fn hex_into(out: &mut [u8], value: u64) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (place, digit) in out.iter_mut().rev().enumerate() {
+        *digit = DIGITS[((value >> (4 * place)) & 0xf) as usize];
+    }
 }
 
 /// A label set of the request metrics within one front end.
@@ -278,39 +285,23 @@ type LabelSet = (&'static str, &'static str, u16);
 /// costs a read lock and two atomic updates, not hashing and formatting four labels.
 #[derive(Default)]
 struct Meters {
-    handles: RwLock<HashMap<LabelSet, (Counter, Histogram)>>,
+    handles: Handles<LabelSet, (Counter, Histogram)>,
 }
 
 impl Meters {
     /// Counts a request and records its latency.
     fn record(&self, front: &'static str, labels: LabelSet, seconds: f64) {
-        let cached = self.read().get(&labels).cloned();
-        let (counter, histogram) = cached.unwrap_or_else(|| self.register(front, labels));
+        let (counter, histogram) = self.handles.get(labels, |&(route, method, status)| {
+            let tags = [
+                ("front", front.to_owned()),
+                ("route", route.to_owned()),
+                ("method", method.to_owned()),
+                ("status", status.to_string()),
+            ];
+            (metrics::counter!(REQUESTS, &tags), metrics::histogram!(REQUEST_SECONDS, &tags))
+        });
         counter.increment(1);
         histogram.record(seconds);
-    }
-
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<LabelSet, (Counter, Histogram)>> {
-        // The map only ever holds complete entries: a poisoned lock is still good.
-        self.handles.read().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// The handles of a label set seen for the first time, kept while there is room.
-    fn register(&self, front: &'static str, labels: LabelSet) -> (Counter, Histogram) {
-        let (route, method, status) = &labels;
-        let tags = [
-            ("front", front.to_owned()),
-            ("route", (*route).to_owned()),
-            ("method", (*method).to_owned()),
-            ("status", status.to_string()),
-        ];
-        let handles =
-            (metrics::counter!(REQUESTS, &tags), metrics::histogram!(REQUEST_SECONDS, &tags));
-        let mut map = self.handles.write().unwrap_or_else(PoisonError::into_inner);
-        if map.len() < MAX_LABEL_SETS {
-            map.insert(labels, handles.clone());
-        }
-        handles
     }
 }
 
@@ -344,6 +335,9 @@ mod tests {
         assert!(!is_sane_id("x".repeat(MAX_REQUEST_ID + 1).as_bytes()));
         assert_eq!(fresh_id().len(), 32);
         assert_ne!(fresh_id(), fresh_id());
+        let mut hex = [0u8; 16];
+        hex_into(&mut hex, 0x0123_4567_89ab_cdef);
+        assert_eq!(&hex, b"0123456789abcdef");
     }
 
     #[test]

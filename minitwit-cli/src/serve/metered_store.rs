@@ -3,8 +3,9 @@
 //! outcome. It adds no behaviour: every call goes straight to the wrapped store, as a
 //! [`StoreLayer`] forwards it, and [`StoreLayer::around`] times it.
 
-use super::metrics::STORE_SECONDS;
+use super::metrics::{Handles, STORE_SECONDS};
 use async_trait::async_trait;
+use metrics::Histogram;
 use minitwit_core::consistency::ReadToken;
 use minitwit_core::layer::{Operation, StoreLayer};
 use minitwit_core::store::StoreResult;
@@ -16,12 +17,14 @@ use std::time::Instant;
 /// Times every operation of the wrapped store.
 pub struct MeteredStore {
     inner: Arc<dyn Store>,
+    /// The histogram of each operation and outcome, shared with the readers' views.
+    histograms: Arc<Handles<(&'static str, bool), Histogram>>,
 }
 
 impl MeteredStore {
     /// Wraps `inner`.
     pub fn new(inner: Arc<dyn Store>) -> Self {
-        Self { inner }
+        Self { inner, histograms: Arc::default() }
     }
 
     async fn timed<T>(
@@ -31,14 +34,15 @@ impl MeteredStore {
     ) -> StoreResult<T> {
         let start = Instant::now();
         let result = call.await;
-        let outcome = if result.is_ok() { "ok" } else { "error" };
-        metrics::histogram!(
-            STORE_SECONDS,
-            "backend" => self.inner.backend(),
-            "operation" => operation,
-            "outcome" => outcome
-        )
-        .record(start.elapsed().as_secs_f64());
+        let histogram = self.histograms.get((operation, result.is_ok()), |&(operation, ok)| {
+            metrics::histogram!(
+                STORE_SECONDS,
+                "backend" => self.inner.backend(),
+                "operation" => operation,
+                "outcome" => if ok { "ok" } else { "error" }
+            )
+        });
+        histogram.record(start.elapsed().as_secs_f64());
         result
     }
 }
@@ -61,7 +65,7 @@ impl StoreLayer for MeteredStore {
     /// The wrapped store's view for this reader, timed as well.
     fn for_reader(&self, token: ReadToken) -> Option<Arc<dyn Store>> {
         let inner = self.inner.for_reader(token)?;
-        Some(Arc::new(Self::new(inner)))
+        Some(Arc::new(Self { inner, histograms: Arc::clone(&self.histograms) }))
     }
 
     async fn timeline(

@@ -1,10 +1,13 @@
-//! Prometheus metrics: the recorder (installed once per process), the metric names, and
-//! the business gauges refreshed from the store's cheap counts.
+//! Prometheus metrics: the recorder (installed once per process), the metric names, the
+//! handles of labelled metrics registered once per label set ([`Handles`]), and the
+//! business gauges refreshed from the store's cheap counts.
 
 use anyhow::{Context, Result};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use minitwit_core::MiniTwit;
-use std::sync::{Mutex, PoisonError};
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::{Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 /// Requests served, by front end, route, method and status.
@@ -18,6 +21,39 @@ pub const STORE_SECONDS: &str = "minitwit_store_operation_duration_seconds";
 /// and beyond.
 const BUCKETS: &[f64] =
     &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.3, 0.5, 1.0, 2.5, 5.0];
+
+/// The most label sets whose handles a [`Handles`] keeps (the label sets in use are far
+/// fewer; beyond it, handles are registered per use).
+const MAX_LABEL_SETS: usize = 1024;
+
+/// Metric handles by label set, each registered on first use: afterwards a use costs a
+/// read lock and a clone, not hashing and formatting labels in the recorder.
+pub struct Handles<K, H> {
+    map: RwLock<HashMap<K, H>>,
+}
+
+impl<K, H> Default for Handles<K, H> {
+    fn default() -> Self {
+        Self { map: RwLock::new(HashMap::new()) }
+    }
+}
+
+impl<K: Hash + Eq + Copy, H: Clone> Handles<K, H> {
+    /// The handle of `labels`, made by `register` the first time (kept while there is
+    /// room).
+    pub fn get(&self, labels: K, register: impl FnOnce(&K) -> H) -> H {
+        // The map only ever holds complete entries: a poisoned lock is still good.
+        let cached = self.map.read().unwrap_or_else(PoisonError::into_inner).get(&labels).cloned();
+        cached.unwrap_or_else(|| {
+            let handle = register(&labels);
+            let mut map = self.map.write().unwrap_or_else(PoisonError::into_inner);
+            if map.len() < MAX_LABEL_SETS {
+                map.insert(labels, handle.clone());
+            }
+            handle
+        })
+    }
+}
 
 /// The process's recorder, once installed; locked while it is, so that servers started
 /// at once in one process (the end-to-end tests) install it once.
@@ -70,13 +106,20 @@ pub async fn refresh_gauges(service: &MiniTwit) {
     }
 }
 
-/// Refreshes the gauges and runs the recorder's upkeep every `every`, forever (the task
-/// is aborted at shutdown).
+/// How often the recorder's upkeep folds the histograms' recorded samples into their
+/// buckets: until it does, each sample is held in memory (at tens of thousands of
+/// requests a second, megabytes a second).
+const UPKEEP_EVERY: Duration = Duration::from_secs(1);
+
+/// Runs the recorder's upkeep every second and refreshes the gauges every `every`,
+/// forever (the task is aborted at shutdown).
 pub async fn maintain(service: MiniTwit, handle: PrometheusHandle, every: Duration) {
-    let mut ticks = tokio::time::interval(every.max(Duration::from_secs(1)));
+    let mut ticks = tokio::time::interval(UPKEEP_EVERY);
+    let mut gauges = tokio::time::interval(every.max(Duration::from_secs(1)));
     loop {
-        ticks.tick().await;
-        refresh_gauges(&service).await;
-        handle.run_upkeep();
+        tokio::select! {
+            _ = ticks.tick() => handle.run_upkeep(),
+            _ = gauges.tick() => refresh_gauges(&service).await,
+        }
     }
 }

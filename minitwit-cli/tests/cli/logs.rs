@@ -1,6 +1,6 @@
 //! Logs with a ceiling: 10,000 requests while PostgreSQL is down write a few dozen lines
-//! (identical warnings are counted, not written), and the access log can be sampled or
-//! turned off.
+//! (identical warnings are counted, not written), the access log can be sampled or turned
+//! off, and after a burst and SIGTERM every request's line is there, whole.
 
 #![allow(clippy::unwrap_used)]
 
@@ -91,4 +91,52 @@ async fn the_access_log_can_be_sampled_or_turned_off() {
         let access = entries.iter().filter(|e| e["target"] == "minitwit::access").count();
         assert_eq!(access, expected, "--access-log {setting}");
     }
+}
+
+/// Requests in the burst: well under the log's bound, so none may be dropped.
+const BURST: u64 = 3_000;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_burst_and_sigterm_every_access_line_is_written_whole() {
+    let scratch = Scratch::new();
+    let log = scratch.path("burst.log");
+    let server = Server::start_logging_to(&scratch.sled("db"), &[], &log);
+    let client = http();
+    let mut clients = Vec::new();
+    for worker in 0..CLIENTS {
+        let (client, web, api) = (client.clone(), server.web.clone(), server.api.clone());
+        clients.push(tokio::spawn(async move {
+            for i in 0..BURST / CLIENTS {
+                let url =
+                    if i % 2 == 0 { format!("{web}/public") } else { format!("{api}/latest") };
+                let id = format!("burst-{worker}-{i}");
+                let response = client.get(url).header("x-request-id", &id).send().await.unwrap();
+                assert_eq!(response.status(), 200);
+            }
+        }));
+    }
+    for client in clients {
+        client.await.unwrap();
+    }
+    let (status, _) = server.stop();
+    assert!(status.success());
+
+    let entries = log_entries(&std::fs::read_to_string(&log).unwrap());
+    let mut ids: Vec<String> = entries
+        .iter()
+        .filter(|e| e["target"] == "minitwit::access")
+        .map(|e| {
+            let fields = &e["fields"];
+            assert_eq!(fields["status"], 200, "{e}");
+            assert!(fields["latency_ms"].is_f64(), "{e}");
+            assert!(["/public", "/latest"].contains(&fields["route"].as_str().unwrap()), "{e}");
+            fields["request_id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    ids.sort();
+    let mut expected: Vec<String> = (0..CLIENTS)
+        .flat_map(|worker| (0..BURST / CLIENTS).map(move |i| format!("burst-{worker}-{i}")))
+        .collect();
+    expected.sort();
+    assert_eq!(ids, expected, "one whole line per request, none lost");
 }
