@@ -1,7 +1,10 @@
 //! `minitwit serve` as a child process: the shipped binary itself, for the tests that
 //! need several processes over one store (each its own pool, caches and change-feed
 //! listener, as replicas run). The binary is built first with this test's profile
-//! (cargo does nothing when it is fresh), so a test never runs a stale one.
+//! (cargo does nothing when it is fresh), so a test never runs a stale one, and with the
+//! sled store's sync-failure seam, as `minitwit-cli`'s own tests build it: both share
+//! `target/PROFILE/minitwit`, and a build without the seam would take it from their
+//! fault tests.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -87,7 +90,8 @@ fn build() -> PathBuf {
     let profile = if profile == "debug" { "dev" } else { profile };
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = std::process::Command::new(cargo)
-        .args(["build", "--quiet", "-p", "minitwit-cli", "--bin", "minitwit", "--profile"])
+        .args(["build", "--quiet", "-p", "minitwit-cli", "--bin", "minitwit"])
+        .args(["--features", "minitwit-store-sled/fault-injection", "--profile"])
         .arg(profile)
         .arg("--target-dir")
         .arg(target_dir)
