@@ -1,5 +1,6 @@
-//! [`CachedStore`]: caches of the hottest reads — `latest` and the first pages of the
-//! public timeline (`/msgs?no=N`, `/public`) — for a store that only this process writes
+//! [`CachedStore`]: caches of the hottest reads — `latest`, the first pages of the
+//! public timeline (`/msgs?no=N`, `/public`) and follow lists (`/fllws/{user}`) — for a
+//! store that only this process writes
 //! (sled locks its directory to one process); and [`PageMemo`], where a front end keeps
 //! what it builds from first pages (a rendered answer) under the same rule. Every write
 //! that can change a cached answer invalidates it before the write is acknowledged, so a
@@ -31,6 +32,8 @@ const MAX_PAGES: usize = 8;
 const MAX_USER_PAGES: usize = 256;
 /// The largest first page kept.
 const MAX_PAGE_LEN: usize = 1_000;
+/// The most follow lists kept at once (by follower and length).
+const MAX_FOLLOW_LISTS: usize = 256;
 
 /// A value and what it was read at: a generation, or the page it was built from.
 struct Cached<S, T> {
@@ -82,7 +85,11 @@ struct Cache<K, V> {
 
 impl<K: std::hash::Hash + Eq, V: Clone> Cache<K, V> {
     fn new() -> Self {
-        Self { generation: AtomicU64::new(0), entries: Entries::new(MAX_PAGES) }
+        Self::with_capacity(MAX_PAGES)
+    }
+
+    fn with_capacity(capacity: usize) -> Self {
+        Self { generation: AtomicU64::new(0), entries: Entries::new(capacity) }
     }
 
     fn generation(&self) -> u64 {
@@ -182,12 +189,20 @@ pub struct CachedStore {
     inner: Arc<dyn Store>,
     latest: Cache<(), Option<i64>>,
     public: Cache<usize, Vec<TimelineEntry>>,
+    /// Followees' names by follower and length; its generation is the follows
+    /// generation, moved by follows, unfollows, and a user's deletion or disabling.
+    followees: Cache<(UserId, usize), Vec<String>>,
 }
 
 impl CachedStore {
     /// Caches `inner`'s hot reads. Only for a store no other process writes.
     pub fn new(inner: Arc<dyn Store>) -> Self {
-        Self { inner, latest: Cache::new(), public: Cache::new() }
+        Self {
+            inner,
+            latest: Cache::new(),
+            public: Cache::new(),
+            followees: Cache::with_capacity(MAX_FOLLOW_LISTS),
+        }
     }
 }
 
@@ -203,11 +218,26 @@ impl StoreLayer for CachedStore {
     }
 
     async fn set_disabled(&self, id: UserId, disabled: bool) -> StoreResult<bool> {
-        self.public.invalidating(self.inner.set_disabled(id, disabled)).await
+        let write = self.public.invalidating(self.inner.set_disabled(id, disabled));
+        self.followees.invalidating(write).await
     }
 
     async fn delete_user(&self, id: UserId) -> StoreResult<bool> {
-        self.public.invalidating(self.inner.delete_user(id)).await
+        let write = self.public.invalidating(self.inner.delete_user(id));
+        self.followees.invalidating(write).await
+    }
+
+    async fn follow(&self, follower: UserId, followee: UserId) -> StoreResult<()> {
+        self.followees.invalidating(self.inner.follow(follower, followee)).await
+    }
+
+    async fn unfollow(&self, follower: UserId, followee: UserId) -> StoreResult<()> {
+        self.followees.invalidating(self.inner.unfollow(follower, followee)).await
+    }
+
+    async fn followees(&self, follower: UserId, limit: usize) -> StoreResult<Vec<String>> {
+        let read = self.inner.followees(follower, limit);
+        self.followees.get_or_read((follower, limit), read).await
     }
 
     async fn add_message(&self, message: NewMessage) -> StoreResult<MessageId> {
@@ -248,9 +278,14 @@ impl StoreLayer for CachedStore {
         since: i64,
         write: Write,
     ) -> StoreResult<Option<Receipt>> {
-        let posts = matches!(write, Write::Post(_));
-        let applied = self.inner.apply_once(key, receipt, since, write);
-        if posts { self.public.invalidating(applied).await } else { applied.await }
+        let apply = |write| self.inner.apply_once(key, receipt, since, write);
+        match write {
+            Write::Post(_) => self.public.invalidating(apply(write)).await,
+            Write::Follow { .. } | Write::Unfollow { .. } => {
+                self.followees.invalidating(apply(write)).await
+            }
+            Write::Register(_) => apply(write).await,
+        }
     }
 
     async fn latest(&self) -> StoreResult<Option<i64>> {
@@ -267,11 +302,13 @@ impl StoreLayer for CachedStore {
 
     async fn import(&self, batch: ImportBatch) -> StoreResult<()> {
         let import = self.public.invalidating(self.inner.import(batch));
+        let import = self.followees.invalidating(import);
         self.latest.invalidating(import).await
     }
 
     async fn remove_imported(&self, batch: ImportBatch) -> StoreResult<()> {
-        self.public.invalidating(self.inner.remove_imported(batch)).await
+        let removal = self.public.invalidating(self.inner.remove_imported(batch));
+        self.followees.invalidating(removal).await
     }
 
     async fn end_import(&self, latest: Option<i64>) -> StoreResult<()> {
@@ -399,6 +436,71 @@ mod tests {
         store.add_message(message).await.unwrap();
         assert_eq!(memo_texts(&twit, &memo, &derived).await, ["two", "one"]);
         assert_eq!(derived.get(), 2, "a changed page is derived again");
+    }
+
+    /// A store that counts its `followees` reads, under the caches.
+    struct CountingFollowees {
+        inner: MemoryStore,
+        reads: AtomicU64,
+    }
+
+    #[async_trait]
+    impl StoreLayer for CountingFollowees {
+        fn inner(&self) -> &dyn Store {
+            &self.inner
+        }
+
+        async fn followees(&self, follower: UserId, limit: usize) -> StoreResult<Vec<String>> {
+            self.reads.fetch_add(1, Ordering::Relaxed);
+            self.inner.followees(follower, limit).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_follow_list_is_kept_until_the_follows_generation_moves() {
+        let counting = Arc::new(CountingFollowees { inner: MemoryStore::new(), reads: 0.into() });
+        let store = Arc::new(CachedStore::new(counting.clone()));
+        let twit = MiniTwit::with_hash_cost(store, HashCost::Insecure);
+        let register = |name: &'static str| {
+            let twit = twit.clone();
+            async move {
+                let registration = Registration::parse(name, "a@x.org", "pw", None).unwrap();
+                twit.register(registration).await.unwrap()
+            }
+        };
+        let (alice, bob, carol) =
+            (register("alice").await, register("bob").await, register("carol").await);
+        let list = || twit.followees(alice.id, PageSize::new(100));
+        let reads = || counting.reads.load(Ordering::Relaxed);
+        twit.follow(alice.id, bob.id).await.unwrap();
+        assert_eq!(list().await.unwrap(), ["bob"]);
+        assert_eq!(list().await.unwrap(), ["bob"]);
+        assert_eq!(reads(), 1, "the second answer came from the cache");
+        let key = |k: &str| {
+            Some(crate::idempotency::Keyed::new(
+                "test",
+                crate::idempotency::IdempotencyKey::parse(k).unwrap(),
+                &[k.as_bytes()],
+                204,
+                vec![],
+            ))
+        };
+        twit.follow_once(alice.id, carol.id, key("f")).await.unwrap();
+        assert_eq!(list().await.unwrap(), ["bob", "carol"], "a keyed follow moves it");
+        twit.unfollow(alice.id, bob.id).await.unwrap();
+        assert_eq!(list().await.unwrap(), ["carol"], "an unfollow moves it");
+        twit.follow(alice.id, bob.id).await.unwrap();
+        twit.unfollow_once(alice.id, bob.id, key("u")).await.unwrap();
+        assert_eq!(list().await.unwrap(), ["carol"], "a keyed unfollow moves it");
+        twit.post(&carol, MessageText::parse("hi").unwrap()).await.unwrap();
+        let before = reads();
+        assert_eq!(list().await.unwrap(), ["carol"]);
+        assert_eq!(reads(), before, "a post does not move it");
+        twit.set_disabled("carol", true).await.unwrap();
+        assert_eq!(list().await.unwrap(), ["carol"]);
+        assert_eq!(reads(), before + 1, "disabling a user moves it");
+        twit.delete_user("carol").await.unwrap();
+        assert!(list().await.unwrap().is_empty(), "deleting the followee moves it");
     }
 
     #[tokio::test]
