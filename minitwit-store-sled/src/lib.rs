@@ -22,7 +22,8 @@
 //! - `keys`: order-preserving integer keys.
 //! - `records`: the binary layout of user and message records (and the JSON of format 1).
 //! - `authors`: the cache of authors' names and emails, forgotten when a user is deleted.
-//! - `redo`: the redo log of a durable store: records, recovery on opening.
+//! - `redo`: the redo log of a durable store: its records and its file.
+//! - `recovery`: the log's records replayed on opening.
 //! - `flusher`: the group-commit flusher thread (log syncs and checkpoints).
 //! - `users`, `messages`, `follows`, `timeline`, `import`, `state`: the operations,
 //!   synchronous, mirroring the PostgreSQL store's modules of the same names.
@@ -90,6 +91,7 @@ mod messages;
 mod open;
 mod receipts;
 mod records;
+mod recovery;
 mod redo;
 mod state;
 mod store;

@@ -2,7 +2,8 @@
 //! errors that can stop a store from opening.
 
 use crate::flusher::{Disk, Flusher, Redo, WriteLock, flush_sled};
-use crate::redo::{self, RedoLog};
+use crate::recovery;
+use crate::redo::RedoLog;
 use crate::trees::{Trees, decode_int, meta};
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
@@ -140,7 +141,7 @@ pub(crate) fn open(path: &Path, options: SledOptions) -> Result<Opened, OpenErro
     let mut trees = Trees::open(&db).map_err(storage)?;
     check_format(path, &trees)?;
     let log_file = File::open(path.join(SLED_LOG_FILE)).map_err(io)?;
-    let (redo_file, recovery) = redo::recover(path, &trees, options.checkpoint_bytes, || {
+    let (redo_file, recovery) = recovery::recover(path, &trees, options.checkpoint_bytes, || {
         flush_sled(&db, &log_file, || None::<()>)
     })
     .map_err(|e| OpenError::Recovery { path: path.to_owned(), reason: e.to_string() })?;
