@@ -75,8 +75,7 @@ impl StoreUrl {
                     SledDurability::Relaxed => Durability::Relaxed,
                 };
                 let cache_capacity_bytes = options.sled_cache_mb.saturating_mul(1024 * 1024);
-                let options =
-                    SledOptions { durability, cache_capacity_bytes, ..SledOptions::default() };
+                let options = SledOptions { durability, cache_capacity_bytes };
                 Ok(Arc::new(SledStore::open(path, options)?))
             }
             Self::Postgres(url) => {

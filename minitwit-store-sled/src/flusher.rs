@@ -1,22 +1,15 @@
-//! Group commit: one thread makes durable, in one round, the writes of everybody waiting
-//! at that moment.
+//! Group commit: one thread flushes sled's log for every writer waiting at that moment.
 //!
 //! A writer applies its transaction, then takes a [`Ticket`] (a number larger than any
 //! handed out before) and waits. The flusher thread repeatedly notes the highest ticket
-//! issued so far, makes everything applied until then durable, and announces that every
-//! ticket up to that number is. A deferred ticket does not wake the flusher: the next
-//! round covers it, and its wait asks for one only if no round has by then.
-//! Writers that arrive during a round ride on the next one, so N concurrent writers cost
-//! about two rounds, not N. Waiting is async (a tokio watch channel); only the flusher
+//! issued so far, flushes, and announces that every ticket up to that number is durable.
+//! A deferred ticket does not wake the flusher: the next flush covers it, and its wait
+//! asks for one only if no flush has by then.
+//! Writers that arrive during a flush ride on the next one, so N concurrent writers cost
+//! about two flushes, not N. Waiting is async (a tokio watch channel); only the flusher
 //! thread blocks on I/O.
 //!
-//! A round, in a durable store, appends the redo log's new records to its file and
-//! syncs it (`fdatasync`), holding no lock (see `redo`): writers apply their changes
-//! meanwhile and form the next group. Once the log is large, and when the store closes,
-//! a checkpoint follows: sled is flushed and its files synced, then the log emptied.
-//!
-//! Flushing sled (a checkpoint, or every round of a relaxed store's last flush) has
-//! two steps:
+//! A flush has two steps:
 //! 1. `Db::flush` writes sled's log buffers to the file. On Linux sled 0.34 ends this
 //!    with `sync_file_range`, which survives a killed process but not a power cut: it
 //!    neither flushes the drive's cache nor records the file's new size.
@@ -26,24 +19,24 @@
 //! global read lock and a transaction needs its write lock, so a writer queued there
 //! would make every reader queue behind it (and block the thread it runs on). Queued on
 //! the store's own lock, an async one, writers wait just as long, without a thread, and
-//! readers not at all.
+//! readers not at all. Step 2 runs without the lock, so writers apply
+//! their changes while the disk syncs and form the next group.
 //!
 //! Values above 128 KiB go to sled's `blobs/` files, which are not synced; MiniTwit's
 //! records are far smaller.
 //!
-//! Fail-stop: once a round fails, nothing is announced durable again ("fsyncgate": after
+//! Fail-stop: once a flush fails, nothing is announced durable again ("fsyncgate": after
 //! a failed `fdatasync` the kernel may have dropped the dirty pages, so a later sync that
-//! succeeds proves nothing). Every writer whose ticket the failed round (or any later one)
+//! succeeds proves nothing). Every writer whose ticket the failed flush (or any later one)
 //! would have covered learns the failure, the store refuses new writes and reports itself
-//! broken, and the reason is logged once. A flusher thread that dies (a panic) leaves
+//! not ready, and the reason is logged once. A flusher thread that dies (a panic) leaves
 //! the same state behind, so nobody waits on it forever.
 //!
 //! With the `fault-injection` feature (tests only), `MINITWIT_FAULT_FAIL_SYNC=N` makes
-//! the Nth round of a store fail before it writes anything out (so a `kill -9` after it
+//! the Nth flush of a store fail before it writes anything out (so a `kill -9` after it
 //! loses what it would have covered), and `MINITWIT_FAULT_PANIC_SYNC=N` makes the flusher
 //! thread panic there instead.
 
-use crate::redo::{LogFile, RedoLog};
 use minitwit_core::store::{StoreError, StoreResult};
 use std::fs::File;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -113,7 +106,7 @@ impl Flusher {
         let worker = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
             .name("sled-group-commit".into())
-            .spawn(move || run(&worker, disk))?;
+            .spawn(move || run(&worker, &disk))?;
         Ok(Self { shared, thread: Some(thread) })
     }
 
@@ -187,9 +180,9 @@ fn stopped(reason: &str) -> StoreError {
     StoreError::Unavailable(format!("writes are refused: {reason}"))
 }
 
-/// The flusher thread: flush whenever tickets are pending; end when asked and idle
-/// (after a checkpoint), or at the first failure (fail-stop).
-fn run(shared: &Shared, mut disk: Disk) {
+/// The flusher thread: flush whenever tickets are pending; end when asked and idle, or
+/// at the first failure (fail-stop).
+fn run(shared: &Shared, disk: &Disk) {
     let _dies_loudly = DeathNotice(shared);
     let mut flushed = 0;
     while let Some(target) = next_target(shared, flushed) {
@@ -202,9 +195,6 @@ fn run(shared: &Shared, mut disk: Disk) {
         }
         flushed = target;
         shared.done.send_modify(|durable| durable.up_to = target);
-    }
-    if let Err(error) = disk.checkpoint() {
-        tracing::error!(%error, "the sled store's last checkpoint failed: its redo log is replayed on opening");
     }
 }
 
@@ -234,8 +224,6 @@ pub(crate) struct Disk {
     pub(crate) db: sled::Db,
     /// sled's log file, synced after each write-out.
     pub(crate) log_file: File,
-    /// A durable store's redo log; `None` for a relaxed one, whose rounds flush sled.
-    pub(crate) redo: Option<Redo>,
     /// Tests only: the sync that fails on purpose.
     #[cfg(feature = "fault-injection")]
     pub(crate) fault: fault::SyncFault,
@@ -243,51 +231,17 @@ pub(crate) struct Disk {
     pub(crate) write_lock: WriteLock,
 }
 
-/// The redo log's records waiting to be written, and its file.
-pub(crate) struct Redo {
-    pub(crate) log: std::sync::Arc<RedoLog>,
-    pub(crate) file: LogFile,
-}
-
 impl Disk {
-    /// Makes everything applied so far durable: the redo log's new records appended and
-    /// synced (with a checkpoint when due), or sled flushed.
-    fn flush(&mut self) -> Result<(), String> {
+    /// Writes out everything applied so far and syncs it to the drive.
+    fn flush(&self) -> Result<(), String> {
         #[cfg(feature = "fault-injection")]
         self.fault.strike()?;
-        let Some(redo) = &mut self.redo else { return self.flush_sled() };
-        let records = redo.log.take();
-        redo.file.append_and_sync(&records).map_err(|e| format!("syncing the redo log: {e}"))?;
-        if redo.file.checkpoint_due() { self.checkpoint() } else { Ok(()) }
-    }
-
-    /// Flushes sled, then empties the redo log, whose records sled now holds durably.
-    fn checkpoint(&mut self) -> Result<(), String> {
-        self.flush_sled()?;
-        match &mut self.redo {
-            Some(redo) => redo.file.truncate().map_err(|e| format!("emptying the redo log: {e}")),
-            None => Ok(()),
+        {
+            let _writers_wait = self.write_lock.blocking_lock();
+            self.db.flush().map_err(|e| e.to_string())?;
         }
+        self.log_file.sync_data().map_err(|e| format!("syncing the log file: {e}"))
     }
-
-    /// [`flush_sled`] with writers kept out while sled writes out.
-    fn flush_sled(&self) -> Result<(), String> {
-        flush_sled(&self.db, &self.log_file, || Some(self.write_lock.blocking_lock()))
-    }
-}
-
-/// Writes out everything applied to sled so far, holding what `keep_writers_out`
-/// returns meanwhile, then syncs sled's log file (`log_file`) to the drive.
-pub(crate) fn flush_sled<Guard>(
-    db: &sled::Db,
-    log_file: &File,
-    keep_writers_out: impl FnOnce() -> Option<Guard>,
-) -> Result<(), String> {
-    {
-        let _writers_wait = keep_writers_out();
-        db.flush().map_err(|e| e.to_string())?;
-    }
-    log_file.sync_data().map_err(|e| format!("syncing the log file: {e}"))
 }
 
 /// The sync-failure seam, compiled only with the `fault-injection` feature (tests).

@@ -1,10 +1,9 @@
 //! MiniTwit's embedded default store: [`SledStore`] implements
 //! [`minitwit_core::Store`] on sled 0.34.
 //!
-//! - **Durable by default**: an operation returns only after its write is in the
-//!   store's own redo log and synced to the drive (`fdatasync`); concurrent writers
-//!   share syncs (group commit) so throughput holds, and sled itself is flushed only at
-//!   checkpoints. [`Durability::Relaxed`] acknowledges before the sync.
+//! - **Durable by default**: an operation returns only after its write is written out
+//!   and synced to the drive (`fdatasync`); concurrent writers share flushes (group
+//!   commit) so throughput holds. [`Durability::Relaxed`] acknowledges before the flush.
 //! - **Indexed timelines**: the first page of any timeline costs O(log n + page) (home:
 //!   about O(k log n + page) for k followees); nothing scans all messages. The index
 //!   entries carry the message record and authors' names come from an in-process cache,
@@ -22,9 +21,7 @@
 //! - `keys`: order-preserving integer keys.
 //! - `records`: the binary layout of user and message records (and the JSON of format 1).
 //! - `authors`: the cache of authors' names and emails, forgotten when a user is deleted.
-//! - `redo`: the redo log of a durable store: its records and its file.
-//! - `recovery`: the log's records replayed on opening.
-//! - `flusher`: the group-commit flusher thread (log syncs and checkpoints).
+//! - `flusher`: the group-commit flusher thread.
 //! - `users`, `messages`, `follows`, `timeline`, `import`, `state`: the operations,
 //!   synchronous, mirroring the PostgreSQL store's modules of the same names.
 //! - `receipts`: keyed writes applied once, with their receipts.
@@ -91,8 +88,6 @@ mod messages;
 mod open;
 mod receipts;
 mod records;
-mod recovery;
-mod redo;
 mod state;
 mod store;
 #[cfg(feature = "testkit")]

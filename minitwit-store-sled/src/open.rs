@@ -1,9 +1,7 @@
 //! Opening a store: options, the directory lock, the format-version check, and the
 //! errors that can stop a store from opening.
 
-use crate::flusher::{Disk, Flusher, Redo, WriteLock, flush_sled};
-use crate::recovery;
-use crate::redo::RedoLog;
+use crate::flusher::{Disk, Flusher, WriteLock};
 use crate::trees::{Trees, decode_int, meta};
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
@@ -17,14 +15,10 @@ use std::time::{Duration, Instant};
 ///   version 1 are still read. A version-1 store is upgraded to 2 when it is opened (no
 ///   record is rewritten), so that earlier builds refuse it with a clear error rather
 ///   than meet records they cannot read.
-/// - 3: a durable store keeps a redo log (`redo.log`) beside sled's files, which holds
-///   acknowledged writes sled may not have made durable itself. Versions 1 and 2 are
-///   upgraded to 3 when opened (nothing is rewritten), so that earlier builds, which
-///   would ignore the log, refuse the store instead.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Earlier formats this build opens (and upgrades, see [`FORMAT_VERSION`]).
-const UPGRADABLE_VERSIONS: [i64; 2] = [1, 2];
+const UPGRADABLE_VERSIONS: [i64; 1] = [1];
 
 /// How often sled flushes a relaxed store on its own (sled's default).
 const RELAXED_FLUSH_EVERY_MS: u64 = 500;
@@ -38,8 +32,8 @@ const LOCK_FILE: &str = "minitwit.lock";
 /// When a write is acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Durability {
-    /// An operation returns only after its write is on disk (in the store's redo log,
-    /// fsynced); concurrent writers share syncs (group commit). The default.
+    /// An operation returns only after its write is on disk (flushed and fsynced);
+    /// concurrent writers share flushes (group commit). The default.
     #[default]
     Durable,
     /// An operation returns as soon as its write is applied in memory; sled flushes on
@@ -55,19 +49,12 @@ pub struct SledOptions {
     pub durability: Durability,
     /// Upper bound of sled's page cache, in bytes (sled's own default is 1 GiB).
     pub cache_capacity_bytes: u64,
-    /// A durable store's redo log is checkpointed (sled flushed, the log emptied) once it
-    /// holds this many bytes: the most that opening after a crash replays.
-    pub checkpoint_bytes: u64,
 }
 
 impl Default for SledOptions {
-    /// Durable, with a 64 MiB page cache and a checkpoint every 32 MiB of redo log.
+    /// Durable, with a 64 MiB page cache.
     fn default() -> Self {
-        Self {
-            durability: Durability::Durable,
-            cache_capacity_bytes: 64 * 1024 * 1024,
-            checkpoint_bytes: 32 * 1024 * 1024,
-        }
+        Self { durability: Durability::Durable, cache_capacity_bytes: 64 * 1024 * 1024 }
     }
 }
 
@@ -111,15 +98,6 @@ pub enum OpenError {
         /// What sled said.
         source: sled::Error,
     },
-    /// The store's redo log could not be read or replayed (a torn last record is not
-    /// this: it is dropped, and logged).
-    #[error("cannot recover the sled store at {}: {reason}", path.display())]
-    Recovery {
-        /// The store's directory.
-        path: PathBuf,
-        /// What went wrong.
-        reason: String,
-    },
 }
 
 /// An open store's parts, before they are wrapped in a [`SledStore`](crate::SledStore).
@@ -130,32 +108,22 @@ pub(crate) struct Opened {
     pub(crate) lock: File,
 }
 
-/// Locks the directory, opens sled and its trees, checks the format, replays the redo
-/// log and starts the group-commit flusher.
+/// Locks the directory, opens sled and its trees, checks the format and starts the
+/// group-commit flusher.
 pub(crate) fn open(path: &Path, options: SledOptions) -> Result<Opened, OpenError> {
     let io = |source| OpenError::Io { path: path.to_owned(), source };
     let storage = |source| OpenError::Storage { path: path.to_owned(), source };
     std::fs::create_dir_all(path).map_err(io)?;
     let lock = lock_directory(path)?;
     let db = open_sled_when_released(path, options).map_err(storage)?;
-    let mut trees = Trees::open(&db).map_err(storage)?;
+    let trees = Trees::open(&db).map_err(storage)?;
     check_format(path, &trees)?;
-    let log_file = File::open(path.join(SLED_LOG_FILE)).map_err(io)?;
-    let (redo_file, recovery) = recovery::recover(path, &trees, options.checkpoint_bytes, || {
-        flush_sled(&db, &log_file, || None::<()>)
-    })
-    .map_err(|e| OpenError::Recovery { path: path.to_owned(), reason: e.to_string() })?;
     sync_directory(path).map_err(io)?;
-    let redo = (options.durability == Durability::Durable).then(|| {
-        let log = Arc::new(RedoLog::new(recovery.last_seq));
-        trees.log = Some(Arc::clone(&log));
-        Redo { log, file: redo_file }
-    });
     let write_lock = WriteLock::default();
+    let log_file = File::open(path.join(SLED_LOG_FILE)).map_err(io)?;
     let disk = Disk {
         db,
         log_file,
-        redo,
         write_lock: Arc::clone(&write_lock),
         #[cfg(feature = "fault-injection")]
         fault: crate::flusher::fault::SyncFault::from_env(),

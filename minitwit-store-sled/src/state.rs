@@ -24,7 +24,8 @@ impl Trees {
 
     /// Records the simulator's `latest`.
     pub(crate) fn set_latest(&self, latest: i64) -> StoreResult<()> {
-        self.set_meta(meta::LATEST, latest)
+        self.meta.insert(meta::LATEST, &latest.to_be_bytes()[..]).map_err(backend)?;
+        Ok(())
     }
 
     /// A server setting.

@@ -18,21 +18,13 @@
 //!
 //! Stores of format 1 (see `open`) hold JSON records, read as well as binary ones, and
 //! empty timeline index values: the message is then read from `messages`.
-//!
-//! In a durable store every write goes through the redo log (see `redo`): a
-//! transaction's inserts and removals are recorded as it makes them ([`LoggedTree`]) and
-//! appended to the log in commit order.
 
 use crate::authors::Authors;
 use crate::keys;
-use crate::redo::{Op, Ops, RedoLog};
 use minitwit_core::UserId;
 use minitwit_core::store::{StoreError, StoreResult};
-use sled::transaction::{
-    ConflictableTransactionError, TransactionalTree, UnabortableTransactionError,
-};
-use sled::{Db, IVec, Tree};
-use std::cell::RefCell;
+use sled::transaction::{ConflictableTransactionError, TransactionalTree};
+use sled::{Db, Tree};
 use std::sync::Arc;
 
 /// Names of the values in the `meta` tree.
@@ -53,8 +45,6 @@ pub(crate) mod meta {
     pub(crate) const FLAGGED: &[u8] = b"count_flagged";
     /// The simulator's `latest` value.
     pub(crate) const LATEST: &[u8] = b"latest";
-    /// The sequence number of the last redo-log record applied (see `redo`).
-    pub(crate) const REDO_SEQ: &[u8] = b"redo_seq";
 }
 
 /// Declares the trees once and derives both the plain handles and the transactional view.
@@ -68,13 +58,11 @@ macro_rules! trees {
             all: Vec<Tree>,
             /// Authors' names and emails by id (see `authors`).
             pub(crate) authors: Arc<Authors>,
-            /// Where a durable store's writes are logged; `None` when relaxed.
-            pub(crate) log: Option<Arc<RedoLog>>,
         }
 
-        /// The same trees inside one transaction, recording what is written.
+        /// The same trees inside one transaction.
         pub(crate) struct Tx<'a> {
-            $($(#[$doc])* pub(crate) $name: LoggedTree<'a>,)*
+            $($(#[$doc])* pub(crate) $name: &'a TransactionalTree,)*
         }
 
         impl Trees {
@@ -82,19 +70,17 @@ macro_rules! trees {
             pub(crate) fn open(db: &Db) -> sled::Result<Self> {
                 $(let $name = db.open_tree(stringify!($name))?;)*
                 let all = vec![$($name.clone()),*];
-                Ok(Self { $($name,)* all, authors: Arc::default(), log: None })
+                Ok(Self { $($name,)* all, authors: Arc::default() })
             }
         }
 
         impl<'a> Tx<'a> {
-            /// Names the trees of a whole-store transaction view; their writes go to `ops`.
-            fn new(view: &'a [TransactionalTree], ops: &'a RefCell<Ops>) -> Self {
-                let mut trees = view.iter().zip(0..);
+            /// Names the trees of a whole-store transaction view.
+            fn new(view: &'a [TransactionalTree]) -> Self {
+                let mut trees = view.iter();
                 $(
                     // The view is built from `Trees::all`, which has one entry per name.
-                    let (tree, index) =
-                        trees.next().expect("one transactional tree per declared tree");
-                    let $name = LoggedTree { tree, index, ops };
+                    let $name = trees.next().expect("one transactional tree per declared tree");
                 )*
                 Self { $($name),* }
             }
@@ -131,44 +117,6 @@ trees! {
     receipts,
 }
 
-/// The position of `meta` in `Trees::all` (declared first), as the redo log names it.
-const META_INDEX: u8 = 0;
-
-/// A tree inside a transaction that records its writes for the redo log.
-pub(crate) struct LoggedTree<'a> {
-    tree: &'a TransactionalTree,
-    index: u8,
-    ops: &'a RefCell<Ops>,
-}
-
-/// What a read or write inside a transaction returns.
-type TxOp<T> = Result<T, UnabortableTransactionError>;
-
-impl LoggedTree<'_> {
-    /// The value at `key`, as this transaction sees it.
-    pub(crate) fn get(&self, key: impl AsRef<[u8]>) -> TxOp<Option<IVec>> {
-        self.tree.get(key)
-    }
-
-    /// Sets `key` to `value`; the previous value.
-    pub(crate) fn insert(
-        &self,
-        key: impl AsRef<[u8]>,
-        value: impl AsRef<[u8]>,
-    ) -> TxOp<Option<IVec>> {
-        let (key, value) = (key.as_ref(), value.as_ref());
-        self.ops.borrow_mut().insert(self.index, key, value);
-        self.tree.insert(key, value)
-    }
-
-    /// Removes `key`; the value it had.
-    pub(crate) fn remove(&self, key: impl AsRef<[u8]>) -> TxOp<Option<IVec>> {
-        let key = key.as_ref();
-        self.ops.borrow_mut().remove(self.index, key);
-        self.tree.remove(key)
-    }
-}
-
 /// The value of index entries whose key says it all.
 pub(crate) const EMPTY: &[u8] = &[];
 
@@ -178,95 +126,13 @@ pub(crate) type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>
 impl Trees {
     /// Runs `body` as one atomic transaction over every tree. `body` may run more than
     /// once (sled retries on conflict), so it must have no side effects.
-    /// In a durable store the transaction is logged (see `redo`).
     pub(crate) fn transaction<T>(&self, body: impl Fn(&Tx<'_>) -> TxResult<T>) -> StoreResult<T> {
-        match &self.log {
-            None => self.run_transaction(None, &RefCell::default(), body),
-            Some(log) => log.commit(|seq, logged| {
-                let ops = RefCell::default();
-                let value = self.run_transaction(Some(seq), &ops, body)?;
-                *logged = ops.into_inner();
-                Ok(value)
-            }),
-        }
-    }
-
-    /// Runs `body` in a sled transaction, its writes recorded in `ops`; a transaction
-    /// that writes anything also records `seq` as the last redo record applied.
-    fn run_transaction<T>(
-        &self,
-        seq: Option<u64>,
-        ops: &RefCell<Ops>,
-        body: impl Fn(&Tx<'_>) -> TxResult<T>,
-    ) -> StoreResult<T> {
         use sled::Transactional as _;
-        let result = self.all[..].transaction(|view: &Vec<TransactionalTree>| {
-            ops.borrow_mut().clear();
-            let value = body(&Tx::new(view, ops))?;
-            if let Some(seq) = seq.filter(|_| !ops.borrow().is_empty()) {
-                view[usize::from(META_INDEX)].insert(meta::REDO_SEQ, &seq.to_be_bytes()[..])?;
-            }
-            Ok(value)
-        });
+        let result = self.all[..].transaction(|view: &Vec<TransactionalTree>| body(&Tx::new(view)));
         result.map_err(|err| match err {
             sled::transaction::TransactionError::Abort(store_error) => store_error,
             sled::transaction::TransactionError::Storage(sled_error) => backend(sled_error),
         })
-    }
-
-    /// Sets one value of `meta` outside any transaction (no lock but the log's), logged
-    /// in a durable store.
-    pub(crate) fn set_meta(&self, name: &[u8], value: i64) -> StoreResult<()> {
-        let value = value.to_be_bytes();
-        let write = || self.meta.insert(name, &value[..]).map(drop).map_err(backend);
-        match &self.log {
-            None => write(),
-            Some(log) => log.commit(|_seq, ops| {
-                ops.insert(META_INDEX, name, &value);
-                write()
-            }),
-        }
-    }
-
-    /// The sequence number of the last redo record sled holds (0: none).
-    pub(crate) fn redo_seq(&self) -> StoreResult<u64> {
-        Ok(u64::try_from(self.meta_int(meta::REDO_SEQ)?).unwrap_or(0))
-    }
-
-    /// Applies a redo record again (opening after a crash), with its sequence number.
-    pub(crate) fn apply_record(&self, seq: u64, ops: &[Op<'_>]) -> StoreResult<()> {
-        let unknown_tree = |tree: u8| corrupt(&format!("a redo record names tree {tree}"));
-        let mut batches: Vec<sled::Batch> =
-            self.all.iter().map(|_| sled::Batch::default()).collect();
-        for op in ops {
-            let (index, key, value) = match *op {
-                Op::Insert { tree, key, value } => (tree, key, Some(value)),
-                Op::Remove { tree, key } => (tree, key, None),
-            };
-            let batch = batches.get_mut(usize::from(index)).ok_or_else(|| unknown_tree(index))?;
-            match value {
-                Some(value) => batch.insert(key, value),
-                None => batch.remove(key),
-            }
-        }
-        batches[usize::from(META_INDEX)].insert(meta::REDO_SEQ, &seq.to_be_bytes()[..]);
-        use sled::Transactional as _;
-        let result = self.all[..].transaction(|view: &Vec<TransactionalTree>| {
-            for (tree, batch) in view.iter().zip(&batches) {
-                tree.apply_batch(batch)?;
-            }
-            Ok::<_, ConflictableTransactionError<StoreError>>(())
-        });
-        result.map_err(|err| backend(format!("replaying redo record {seq}: {err}")))
-    }
-
-    /// Every key and value of every tree, in order (tests compare whole stores).
-    #[cfg(test)]
-    pub(crate) fn dump(&self) -> Vec<(usize, IVec, IVec)> {
-        let entries = self.all.iter().enumerate().flat_map(|(index, tree)| {
-            tree.iter().map(move |entry| entry.map(|(key, value)| (index, key, value)))
-        });
-        entries.collect::<sled::Result<_>>().expect("reading a test store")
     }
 
     /// A counter or other integer from `meta` (0 when absent).

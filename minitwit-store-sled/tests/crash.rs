@@ -2,8 +2,7 @@
 //! stdout once it is acknowledged; the parent kills it with SIGKILL at a random moment,
 //! reopens the store and requires every acknowledged write to be there and the store to
 //! pass the integrity check. Twenty rounds on one directory, so recovery also recovers
-//! earlier recoveries; in every other round the child checkpoints its redo log every
-//! few kilobytes, so kills land during checkpoints too.
+//! earlier recoveries; the child registers, posts, follows and records `latest` at once.
 //!
 //! The child is this test binary again, run with [`CHILD_DIR`] set.
 
@@ -27,8 +26,6 @@ const CHILD_ROUND: &str = "MINITWIT_SLED_CRASH_CHILD_ROUND";
 const WRITERS: usize = 4;
 /// Kill rounds.
 const ROUNDS: u32 = 20;
-/// The redo log's checkpoint size in the rounds that checkpoint often.
-const SMALL_CHECKPOINT: u64 = 16 * 1024;
 /// The `latest` values of a round start at its number times this.
 const LATEST_BASE: i64 = 1_000_000;
 
@@ -153,13 +150,9 @@ fn verify(dir: &Path, acked: &[Ack]) {
 fn run_child(dir: &Path, round: &str) {
     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
     let number: i64 = round.parse().unwrap_or(0);
-    let mut options = SledOptions::default();
-    if number % 2 == 1 {
-        options.checkpoint_bytes = SMALL_CHECKPOINT;
-    }
     runtime.block_on(async {
         let store: Arc<dyn Store> =
-            Arc::new(SledStore::open(dir, options).expect("opening the store"));
+            Arc::new(SledStore::open(dir, SledOptions::default()).expect("opening the store"));
         let mut writers: Vec<_> = (0..WRITERS)
             .map(|w| tokio::spawn(write_forever(Arc::clone(&store), format!("r{round}w{w}"))))
             .collect();
