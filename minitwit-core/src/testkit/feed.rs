@@ -46,18 +46,43 @@ async fn next_change(deliveries: &mut broadcast::Receiver<Delivery>) -> Change {
     }
 }
 
+/// Returns once `deliveries` receives `writer`'s changes. A cross-process delivery
+/// starts listening a moment after it is asked, so a change made before then is never
+/// delivered: probes are posted, one a second, until one arrives. Probes arrive in
+/// order, so none is left to arrive after the one seen.
+async fn listening(
+    writer: &dyn Store,
+    author: &User,
+    deliveries: &mut broadcast::Receiver<Delivery>,
+) {
+    let mut probes = Vec::new();
+    let probing = async {
+        loop {
+            probes.push(writer.add_message(message(author, "probe")).await.expect("posts"));
+            let seen = async {
+                loop {
+                    if let Change::Posted { id, .. } = next_change(deliveries).await
+                        && probes.contains(&id)
+                    {
+                        return;
+                    }
+                }
+            };
+            if tokio::time::timeout(Duration::from_secs(1), seen).await.is_ok() {
+                return;
+            }
+        }
+    };
+    tokio::time::timeout(PATIENCE, probing).await.expect("the feed starts listening in time");
+}
+
 /// Every kind of change `writer` makes is delivered to `reader`'s feed, in order.
 pub async fn delivers_every_change(writer: Arc<dyn Store>, reader: Arc<dyn Store>) {
     let feed = reader.change_feed().expect("the store delivers changes");
     let mut deliveries = feed.subscribe();
-    // A cross-process delivery listens once asked; give it a change to prove it listens.
     let alice = user(writer.as_ref(), "alice").await;
     let bob = user(writer.as_ref(), "bob").await;
-    let probe = writer.add_message(message(&alice, "probe")).await.expect("posts");
-    let mut first = next_change(&mut deliveries).await;
-    while first != (Change::Posted { id: probe, author: alice.id }) {
-        first = next_change(&mut deliveries).await;
-    }
+    listening(writer.as_ref(), &alice, &mut deliveries).await;
 
     let posted = writer.add_message(message(&alice, "hello")).await.expect("posts");
     let key = ReceiptKey { scope: "test".into(), key: "k1".into() };
