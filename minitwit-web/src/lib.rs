@@ -21,6 +21,7 @@
 //! - `site`: shared state, per-request readers, responses with the session cookie.
 //! - `session`: the encrypted session cookie.
 //! - `views`: templates, MarkupSafe escaping, view models.
+//! - `entries`: timeline entries rendered once, shared by every page and stream.
 //! - `security`: cross-site check, security headers.
 //! - `throttle`: login throttling.
 //! - `assets`: static files with caching headers.
@@ -40,6 +41,7 @@
 
 mod assets;
 mod config;
+mod entries;
 mod error;
 mod filters;
 mod handlers;

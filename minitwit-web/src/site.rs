@@ -4,6 +4,7 @@
 
 use crate::assets::{AssetUrls, Assets};
 use crate::config::WebConfig;
+use crate::entries::{self, RenderedEntries};
 use crate::error::{WebError, explanation};
 use crate::live::streams::Streams;
 use crate::session::{Session, SessionCodec};
@@ -14,6 +15,7 @@ use minitwit_core::cache::PublicPageMemo;
 use minitwit_core::consistency::ReadToken;
 use minitwit_core::{MiniTwit, ServiceError, TimelineEntry, User, UserId};
 use serde::Serialize;
+use std::sync::Arc;
 use warp::http::header::{
     CACHE_CONTROL, CONTENT_TYPE, HeaderValue, LOCATION, RETRY_AFTER, SET_COOKIE,
 };
@@ -34,6 +36,8 @@ pub(crate) struct Site {
     pub public_memo: PublicPageMemo<Bytes>,
     /// Live timelines.
     pub streams: Streams,
+    /// Timeline entries rendered lately, shared by every page and stream.
+    entries: RenderedEntries,
     views: Views,
     sessions: SessionCodec,
     asset_urls: AssetUrls,
@@ -72,6 +76,7 @@ impl Site {
             assets,
             public_memo: PublicPageMemo::new(),
             streams,
+            entries: RenderedEntries::new(entries::KEPT),
             views: Views::new(),
             sessions: SessionCodec::new(&config),
             config,
@@ -141,9 +146,19 @@ impl Site {
         self.views.render("layout", &layout)
     }
 
-    /// One timeline entry, exactly as a page shows it (a live stream's event).
-    pub fn render_entry(&self, entry: &TimelineEntry) -> Result<String, WebError> {
-        self.views.render("entry", &EntryView::from(entry.clone()))
+    /// One timeline entry, exactly as a page shows it, rendered once for every page and
+    /// stream that shows it.
+    pub fn entry_html(&self, entry: &TimelineEntry) -> Result<Arc<str>, WebError> {
+        self.entries.html(entry, |entry| self.views.render("entry", &EntryView::from(entry)))
+    }
+
+    /// A timeline's entries, one after the other, as its page shows them.
+    pub fn entries_html(&self, entries: &[TimelineEntry]) -> Result<String, WebError> {
+        let mut html = String::new();
+        for entry in entries {
+            html.push_str(&self.entry_html(entry)?);
+        }
+        Ok(html)
     }
 
     /// A page the same for every visitor who is not signed in and has no flashes to see

@@ -4,7 +4,7 @@
 use super::Handled;
 use crate::error::WebError;
 use crate::site::{Site, Title, Visit};
-use crate::views::{EntryView, ProfileView, TimelineView, user_path};
+use crate::views::{ProfileView, TimelineView, user_path};
 use bytes::Bytes;
 use minitwit_core::{Cursor, MiniTwit, Page, PageSize, Timeline};
 use serde::Deserialize;
@@ -19,26 +19,30 @@ pub(crate) struct PageQuery {
     before: Option<String>,
 }
 
+/// A page's entries (their HTML) and the link to the next page.
+type Entries = (String, Option<String>);
+
 /// One page of `timeline` and the link to the next, for a page at `path`.
 async fn entries(
+    site: &Site,
     service: &MiniTwit,
     timeline: Timeline,
     query: &PageQuery,
     path: &str,
-) -> Result<(Vec<EntryView>, Option<String>), WebError> {
+) -> Result<Entries, WebError> {
     let before = match query.before.as_deref() {
         Some(token) => {
             Some(Cursor::from_token(token).ok_or(WebError::BadRequest("bad page token"))?)
         }
         None => None,
     };
-    Ok(page_views(service.timeline(timeline, before, PageSize::PER_PAGE).await?, path))
+    page_views(site, service.timeline(timeline, before, PageSize::PER_PAGE).await?, path)
 }
 
 /// A page's entries as shown, and the link to the next, for a page at `path`.
-fn page_views(page: Page, path: &str) -> (Vec<EntryView>, Option<String>) {
+fn page_views(site: &Site, page: Page, path: &str) -> Result<Entries, WebError> {
     let older = page.next.map(|next| format!("{path}?before={}", next.to_token()));
-    (page.entries.into_iter().map(EntryView::from).collect(), older)
+    Ok((site.entries_html(&page.entries)?, older))
 }
 
 /// `GET /`: "My Timeline", or a redirect to `/public` when nobody is signed in.
@@ -47,7 +51,7 @@ pub(crate) async fn home(site: Arc<Site>, query: PageQuery, visit: Visit) -> Han
         return Ok(site.redirect(visit, "/public"));
     };
     let (entries, older_url) =
-        entries(&visit.service, Timeline::Home(user.id), &query, "/").await?;
+        entries(&site, &visit.service, Timeline::Home(user.id), &query, "/").await?;
     let view = TimelineView {
         heading: "My Timeline",
         profile: None,
@@ -67,18 +71,18 @@ pub(crate) async fn public(site: Arc<Site>, query: PageQuery, visit: Visit) -> H
         let html = visit
             .service
             .public_first_page(PageSize::PER_PAGE, &site.public_memo, |page| {
-                let view = public_view(page_views(page, "/public"));
+                let view = public_view(page_views(&site, page, "/public")?);
                 site.render(None, &[], TITLE, "timeline", &view).map(Bytes::from)
             })
             .await?;
         return Ok(site.shared_page(visit, html));
     }
-    let page = entries(&visit.service, Timeline::Public, &query, "/public").await?;
+    let page = entries(&site, &visit.service, Timeline::Public, &query, "/public").await?;
     Ok(site.page(visit, StatusCode::OK, TITLE, "timeline", &public_view(page)))
 }
 
 /// The public timeline's view of a page.
-fn public_view((entries, older_url): (Vec<EntryView>, Option<String>)) -> TimelineView {
+fn public_view((entries, older_url): Entries) -> TimelineView {
     TimelineView { heading: "Public Timeline", profile: None, twitbox: None, entries, older_url }
 }
 
@@ -98,7 +102,7 @@ pub(crate) async fn user(
     };
     let path = user_path(&author.username, None);
     let (entries, older_url) =
-        entries(&visit.service, Timeline::User(author.id), &query, &path).await?;
+        entries(&site, &visit.service, Timeline::User(author.id), &query, &path).await?;
     let profile = ProfileView {
         signed_in: visit.user.is_some(),
         is_self: visit.user.as_ref().is_some_and(|reader| reader.id == author.id),

@@ -232,7 +232,7 @@ impl Pump {
     fn render(&mut self, event: Event) -> Option<sse::Event> {
         match event {
             Event::Entry(entry) => {
-                let data = match self.site.streams.entry_data(&entry, |e| self.site.render_entry(e))
+                let data = match self.site.streams.entry_data(&entry, |e| self.site.entry_html(e))
                 {
                     Ok(data) => data,
                     Err(error) => {

@@ -44,14 +44,14 @@ impl Streams {
     pub(crate) fn entry_data(
         &self,
         entry: &TimelineEntry,
-        render: impl FnOnce(&TimelineEntry) -> Result<String, WebError>,
+        render: impl FnOnce(&TimelineEntry) -> Result<Arc<str>, WebError>,
     ) -> Result<Arc<str>, WebError> {
         let lock = || self.rendered.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some((_, data)) = lock().iter().find(|(id, _)| *id == entry.id) {
             return Ok(Arc::clone(data));
         }
         let html = render(entry)?;
-        let data: Arc<str> = serde_json::Value::String(html).to_string().into();
+        let data: Arc<str> = serde_json::Value::from(&*html).to_string().into();
         let mut rendered = lock();
         if rendered.len() >= RENDERED_KEPT {
             rendered.pop_front();
