@@ -420,6 +420,15 @@ pub struct LiveArgs {
         default_value_t = minitwit_web::LiveConfig::default().idle.as_secs()
     )]
     pub stream_idle_secs: u64,
+
+    /// Milliseconds between two writes to one live timeline stream: events that come
+    /// sooner go together in the next write (0: each event as it comes).
+    #[arg(
+        long,
+        env = "MINITWIT_STREAM_WRITE_WINDOW_MS",
+        default_value_t = minitwit_web::LiveConfig::default().write_window.as_millis() as u64
+    )]
+    pub stream_write_window_ms: u64,
 }
 
 /// The simulator's credentials (HTTP Basic).

@@ -92,6 +92,7 @@ fn live(args: &LiveArgs) -> LiveConfig {
         max_streams: args.max_streams,
         max_streams_per_address: args.max_streams_per_address,
         idle: Duration::from_secs(args.stream_idle_secs.max(1)),
+        write_window: Duration::from_millis(args.stream_write_window_ms),
         ..LiveConfig::default()
     }
 }

@@ -124,6 +124,10 @@ pub struct LiveConfig {
     pub retry: Duration,
     /// Events queued for one stream; a reader further behind is dropped. Default: 64.
     pub queue: usize,
+    /// The shortest time between two writes to one stream: events that come sooner wait
+    /// and go in the next write, together. An event after a quiet spell goes at once.
+    /// Zero writes every event as it comes. Default: 100 ms.
+    pub write_window: Duration,
     /// What a reader may have missed before it is told to reload instead.
     pub limits: LiveLimits,
 }
@@ -138,6 +142,7 @@ impl Default for LiveConfig {
             session_check: Duration::from_secs(30),
             retry: Duration::from_secs(2),
             queue: 64,
+            write_window: Duration::from_millis(100),
             limits: LiveLimits::default(),
         }
     }

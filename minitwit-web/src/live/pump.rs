@@ -12,12 +12,14 @@ use futures::Stream;
 use minitwit_core::feed::{Event, LiveTimeline, Stop, Subscription};
 use minitwit_core::{MessageId, UserId};
 use std::collections::VecDeque;
+use std::future::Future as _;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
+use std::time::Duration;
 use tokio::sync::{mpsc, watch};
-use tokio::time::{Instant, sleep_until};
+use tokio::time::{Instant, Sleep, sleep_until};
 use warp::Reply as _;
 use warp::http::header::{CACHE_CONTROL, HeaderValue};
 use warp::reply::Response;
@@ -48,7 +50,7 @@ pub(crate) fn start(
     let pump =
         Pump { site, queue, reader, closing, sent: VecDeque::new(), dropped: Arc::clone(&dropped) };
     tokio::spawn(pump.run(subscription, missed));
-    let body = Body { events, dropped, _slot: slot };
+    let body = Body { events, dropped, window: Window::new(config.write_window), _slot: slot };
     let mut response = sse::reply(body).into_response();
     let headers = response.headers_mut();
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -63,7 +65,55 @@ struct Body {
     /// Set when the reader was dropped for falling behind: the body fails, so that the
     /// connection is closed rather than kept open for another request.
     dropped: Arc<AtomicBool>,
+    window: Window,
     _slot: Slot,
+}
+
+/// The write window of one stream ([`LiveConfig::write_window`]). The body hands hyper
+/// every event queued, which it writes at once, together; then, for the window, it
+/// neither reads the queue nor is woken by it. What comes meanwhile waits in the queue
+/// for the next write: at a high event rate, one task turn and one socket write carry
+/// several events instead of one each.
+struct Window {
+    length: Duration,
+    /// Whether events were handed over since the last write.
+    handed: bool,
+    /// Until when the queue is left alone, once the last write's window started.
+    closed_until: Option<Pin<Box<Sleep>>>,
+}
+
+impl Window {
+    fn new(length: Duration) -> Self {
+        Self { length, handed: false, closed_until: None }
+    }
+
+    /// Ready when the queue may be read: at once, or when the window has passed.
+    fn poll_open(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if let Some(sleep) = self.closed_until.as_mut() {
+            std::task::ready!(sleep.as_mut().poll(cx));
+            self.closed_until = None;
+        }
+        Poll::Ready(())
+    }
+
+    /// The queue had an event, handed over to be written.
+    fn handed(&mut self) {
+        self.handed = true;
+    }
+
+    /// The queue was found empty: if events went out, hyper writes them now, and the
+    /// window starts. The queue's wake-up is left registered, so the next event wakes
+    /// the body once, to wait out what remains of the window.
+    fn drained(&mut self) {
+        if self.handed && !self.length.is_zero() {
+            let until = Instant::now() + self.length;
+            match self.closed_until.as_mut() {
+                Some(sleep) => sleep.as_mut().reset(until),
+                None => self.closed_until = Some(Box::pin(sleep_until(until))),
+            }
+        }
+        self.handed = false;
+    }
 }
 
 /// What ends the body of a reader dropped for falling behind.
@@ -78,7 +128,18 @@ impl Stream for Body {
         if self.dropped.load(Ordering::Acquire) {
             return Poll::Ready(Some(Err(FellBehind)));
         }
-        self.events.poll_recv(cx).map(|event| event.map(Ok))
+        std::task::ready!(self.window.poll_open(cx));
+        match self.events.poll_recv(cx) {
+            Poll::Ready(Some(event)) => {
+                self.window.handed();
+                Poll::Ready(Some(Ok(event)))
+            }
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => {
+                self.window.drained();
+                Poll::Pending
+            }
+        }
     }
 }
 
@@ -232,8 +293,7 @@ impl Pump {
     fn render(&mut self, event: Event) -> Option<sse::Event> {
         match event {
             Event::Entry(entry) => {
-                let data = match self.site.streams.entry_data(&entry, |e| self.site.entry_html(e))
-                {
+                let data = match self.site.streams.entry_data(&entry, |e| self.site.entry_html(e)) {
                     Ok(data) => data,
                     Err(error) => {
                         tracing::error!(%error, "a live entry could not be rendered");
@@ -329,6 +389,32 @@ fn withdraw(ids: Vec<MessageId>) -> Option<sse::Event> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Whether `window` lets the queue be read now.
+    fn open(window: &mut Window) -> bool {
+        let waker = futures::task::noop_waker();
+        window.poll_open(&mut Context::from_waker(&waker)).is_ready()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn after_a_write_the_queue_waits_out_the_window_and_after_quiet_it_does_not() {
+        let length = Duration::from_millis(100);
+        let mut window = Window::new(length);
+        assert!(open(&mut window), "the first event goes at once");
+        window.handed();
+        window.drained();
+        assert!(!open(&mut window), "what follows a write waits");
+        tokio::time::advance(length / 2).await;
+        assert!(!open(&mut window), "until the window has passed");
+        tokio::time::advance(length / 2).await;
+        assert!(open(&mut window));
+        window.drained();
+        assert!(open(&mut window), "nothing was written: no window starts");
+        let mut none = Window::new(Duration::ZERO);
+        none.handed();
+        none.drained();
+        assert!(open(&mut none), "a zero window writes every event as it comes");
+    }
 
     #[test]
     fn one_timer_finds_the_idle_limit_the_heartbeat_and_the_session_check() {
