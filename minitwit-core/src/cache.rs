@@ -14,12 +14,13 @@
 //! [`Store::public_generation`] is `None`, so a memo serves what it derived only for a
 //! page read afresh and found equal).
 
+use crate::domain::MessageText;
 use crate::idempotency::{Receipt, ReceiptKey, Write};
 use crate::layer::StoreLayer;
 use crate::model::{
     Cursor, ImportBatch, MessageId, NewMessage, Page, Timeline, TimelineEntry, UserId,
 };
-use crate::store::{DurableWait, Store, StoreResult};
+use crate::store::{ByName, DurableWait, Store, StoreResult};
 use async_trait::async_trait;
 use std::collections::HashMap;
 use std::future::Future;
@@ -240,8 +241,29 @@ impl StoreLayer for CachedStore {
         self.followees.get_or_read((follower, limit), read).await
     }
 
+    /// The user looked up, then their list through the cache above: forwarded whole,
+    /// the wrapped store's default would read the list past it.
+    async fn followees_by_name(
+        &self,
+        username: &str,
+        limit: usize,
+    ) -> StoreResult<Option<Vec<String>>> {
+        let Some(user) = self.inner.user_by_name(username).await? else { return Ok(None) };
+        StoreLayer::followees(self, user.id, limit).await.map(Some)
+    }
+
     async fn add_message(&self, message: NewMessage) -> StoreResult<MessageId> {
         self.public.invalidating(self.inner.add_message(message)).await
+    }
+
+    async fn add_message_by_name(
+        &self,
+        username: &str,
+        text: MessageText,
+        pub_date: i64,
+    ) -> StoreResult<ByName<MessageId>> {
+        let post = self.inner.add_message_by_name(username, text, pub_date);
+        self.public.invalidating(post).await
     }
 
     async fn set_flagged(&self, id: MessageId, flagged: bool) -> StoreResult<bool> {
@@ -286,6 +308,19 @@ impl StoreLayer for CachedStore {
             }
             Write::Register(_) => apply(write).await,
         }
+    }
+
+    async fn apply_once_by_name(
+        &self,
+        key: &ReceiptKey,
+        receipt: &Receipt,
+        since: i64,
+        username: &str,
+        text: MessageText,
+        pub_date: i64,
+    ) -> StoreResult<ByName<Option<Receipt>>> {
+        let post = self.inner.apply_once_by_name(key, receipt, since, username, text, pub_date);
+        self.public.invalidating(post).await
     }
 
     async fn latest(&self) -> StoreResult<Option<i64>> {
@@ -438,7 +473,7 @@ mod tests {
         assert_eq!(derived.get(), 2, "a changed page is derived again");
     }
 
-    /// A store that counts its `followees` reads, under the caches.
+    /// A store that counts its follow-list reads (by id or by name), under the caches.
     struct CountingFollowees {
         inner: MemoryStore,
         reads: AtomicU64,
@@ -454,6 +489,56 @@ mod tests {
             self.reads.fetch_add(1, Ordering::Relaxed);
             self.inner.followees(follower, limit).await
         }
+
+        async fn followees_by_name(
+            &self,
+            username: &str,
+            limit: usize,
+        ) -> StoreResult<Option<Vec<String>>> {
+            self.reads.fetch_add(1, Ordering::Relaxed);
+            self.inner.followees_by_name(username, limit).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_follow_list_by_name_is_the_cached_list_by_id() {
+        let counting = Arc::new(CountingFollowees { inner: MemoryStore::new(), reads: 0.into() });
+        let store = Arc::new(CachedStore::new(counting.clone()));
+        let twit = MiniTwit::with_hash_cost(store, HashCost::Insecure);
+        let register = |name: &'static str| {
+            let twit = twit.clone();
+            async move {
+                let registration = Registration::parse(name, "a@x.org", "pw", None).unwrap();
+                twit.register(registration).await.unwrap()
+            }
+        };
+        let (alice, bob) = (register("alice").await, register("bob").await);
+        let size = PageSize::new(100);
+        let reads = || counting.reads.load(Ordering::Relaxed);
+        twit.follow(alice.id, bob.id).await.unwrap();
+        assert_eq!(twit.followees_at("alice", size).await.unwrap(), ["bob"]);
+        assert_eq!(twit.followees_at("alice", size).await.unwrap(), ["bob"]);
+        assert_eq!(twit.followees(alice.id, size).await.unwrap(), ["bob"]);
+        assert_eq!(reads(), 1, "by name and by id, one list read and kept");
+        twit.unfollow(alice.id, bob.id).await.unwrap();
+        assert!(twit.followees_at("alice", size).await.unwrap().is_empty(), "a write moves it");
+        assert_eq!(reads(), 2);
+        let unknown = twit.followees_at("carol", size).await;
+        assert_eq!(unknown, Err(crate::ServiceError::UnknownUser));
+    }
+
+    #[tokio::test]
+    async fn a_post_by_name_invalidates_the_public_page() {
+        let twit = service();
+        twit.register(Registration::parse("alice", "a@x.org", "pw", None).unwrap()).await.unwrap();
+        assert!(public_texts(&twit, 30).await.is_empty());
+        twit.post_once_at("alice", MessageText::parse("one").unwrap(), None).await.unwrap();
+        assert_eq!(public_texts(&twit, 30).await, ["one"], "a post by name invalidates");
+        let key = crate::idempotency::IdempotencyKey::parse("k").unwrap();
+        let keyed = crate::idempotency::Keyed::new("test", key, &[b"two"], 204, vec![]);
+        let text = MessageText::parse("two").unwrap();
+        twit.post_once_at("alice", text, Some(keyed)).await.unwrap();
+        assert_eq!(public_texts(&twit, 30).await, ["two", "one"], "so does a keyed one");
     }
 
     #[tokio::test]

@@ -11,13 +11,14 @@
 //! the backends; no layer changes unless it must treat the new method differently.
 
 use crate::consistency::ReadToken;
+use crate::domain::MessageText;
 use crate::feed::ChangeFeed;
 use crate::idempotency::{Receipt, ReceiptKey, Write};
 use crate::model::{
     Counts, Cursor, Follow, ImportBatch, Message, MessageFilter, MessageId, NewMessage, NewUser,
     Timeline, TimelineEntry, User, UserId,
 };
-use crate::store::{DurableWait, Store, StoreResult};
+use crate::store::{ByName, DurableWait, Store, StoreResult};
 use async_trait::async_trait;
 use std::future::Future;
 use std::sync::Arc;
@@ -145,7 +146,9 @@ layer! {
     write fn delete_user(&self, id: UserId) -> StoreResult<bool>;
     read fn session_generation(&self, id: UserId) -> StoreResult<i64>;
     write fn bump_session_generation(&self, id: UserId) -> StoreResult<bool>;
+    read fn user_with_generation(&self, id: UserId) -> StoreResult<Option<(User, i64)>>;
     write fn add_message(&self, message: NewMessage) -> StoreResult<MessageId>;
+    write fn add_message_by_name(&self, username: &str, text: MessageText, pub_date: i64) -> StoreResult<ByName<MessageId>>;
     read fn message_by_id(&self, id: MessageId) -> StoreResult<Option<Message>>;
     write fn set_flagged(&self, id: MessageId, flagged: bool) -> StoreResult<bool>;
     write fn set_flagged_all(&self, ids: &[MessageId], flagged: bool) -> StoreResult<Vec<MessageId>>;
@@ -155,10 +158,12 @@ layer! {
     write fn unfollow(&self, follower: UserId, followee: UserId) -> StoreResult<()>;
     read fn is_following(&self, follower: UserId, followee: UserId) -> StoreResult<bool>;
     read fn followees(&self, follower: UserId, limit: usize) -> StoreResult<Vec<String>>;
+    read fn followees_by_name(&self, username: &str, limit: usize) -> StoreResult<Option<Vec<String>>>;
     read fn follows_after(&self, after: Option<Follow>, limit: usize) -> StoreResult<Vec<Follow>>;
     read fn timeline(&self, timeline: Timeline, before: Option<Cursor>, limit: usize) -> StoreResult<Vec<TimelineEntry>>;
     read fn receipt(&self, key: &ReceiptKey, since: i64) -> StoreResult<Option<Receipt>>;
     write fn apply_once(&self, key: &ReceiptKey, receipt: &Receipt, since: i64, write: Write) -> StoreResult<Option<Receipt>>;
+    write fn apply_once_by_name(&self, key: &ReceiptKey, receipt: &Receipt, since: i64, username: &str, text: MessageText, pub_date: i64) -> StoreResult<ByName<Option<Receipt>>>;
     write fn forget_receipts(&self, before: i64, limit: usize) -> StoreResult<usize>;
     read fn latest(&self) -> StoreResult<Option<i64>>;
     write fn set_latest(&self, latest: i64) -> StoreResult<()>;

@@ -10,7 +10,7 @@ use crate::model::{
     UserId, unix_now,
 };
 use crate::password_hash::{HashCost, HashError, Hasher};
-use crate::store::{Store, StoreError};
+use crate::store::{ByName, Store, StoreError};
 use percent_encoding::percent_decode_str;
 use std::future::Future;
 use std::sync::Arc;
@@ -278,16 +278,14 @@ impl MiniTwit {
     /// front ends receive names (CONTRACT.md §2). A segment that does not decode to UTF-8
     /// names nobody: [`ServiceError::UnknownUser`].
     pub async fn user_at(&self, segment: &str) -> ServiceResult<User> {
-        let name =
-            percent_decode_str(segment).decode_utf8().map_err(|_| ServiceError::UnknownUser)?;
-        self.user(&name).await
+        self.user(&name_at(segment)?).await
     }
 
     /// The user with exactly this name. A name with a control character cannot be anyone's
     /// ([`crate::Username`] refuses them), and some stores cannot even be asked about one
     /// (PostgreSQL's text holds no NUL), so such a name is answered without the store.
     async fn find_user(&self, username: &str) -> ServiceResult<Option<User>> {
-        if username.chars().any(char::is_control) {
+        if !may_name_someone(username) {
             return Ok(None);
         }
         Ok(self.store.user_by_name(username).await?)
@@ -328,6 +326,13 @@ impl MiniTwit {
     /// The generation a session of user `id` must carry to be valid.
     pub async fn session_generation(&self, id: UserId) -> ServiceResult<i64> {
         Ok(self.store.session_generation(id).await?)
+    }
+
+    /// The user with this id and the generation their sessions must carry, read
+    /// together (one statement on PostgreSQL): what checking a session needs. `None`
+    /// when the user is gone (a session may outlive its user).
+    pub async fn user_with_generation(&self, id: UserId) -> ServiceResult<Option<(User, i64)>> {
+        Ok(self.store.user_with_generation(id).await?)
     }
 
     async fn end_sessions(&self, id: UserId) -> ServiceResult<()> {
@@ -388,6 +393,18 @@ impl MiniTwit {
     /// The names of up to `limit` users whom `user` follows.
     pub async fn followees(&self, user: UserId, limit: PageSize) -> ServiceResult<Vec<String>> {
         Ok(self.store.followees(user, limit.get()).await?)
+    }
+
+    /// The names of up to `limit` users whom the user a percent-encoded path segment
+    /// names follows (`GET /fllws/{username}`), in one store call; an unknown user is
+    /// [`ServiceError::UnknownUser`], as for [`MiniTwit::user_at`].
+    pub async fn followees_at(&self, segment: &str, limit: PageSize) -> ServiceResult<Vec<String>> {
+        let name = name_at(segment)?;
+        if !may_name_someone(&name) {
+            return Err(ServiceError::UnknownUser);
+        }
+        let follows = self.store.followees_by_name(&name, limit.get()).await?;
+        follows.ok_or(ServiceError::UnknownUser)
     }
 
     // --- timelines ---
@@ -521,6 +538,47 @@ impl MiniTwit {
         }
         let message = NewMessage { author_id: author.id, text, pub_date: unix_now() };
         self.write_once(Some(keyed), Write::Post(message)).await
+    }
+
+    /// [`MiniTwit::post_once`] by the user a percent-encoded path segment names
+    /// (`POST /msgs/{username}`), with the same rules and answers: an unknown user is
+    /// [`ServiceError::UnknownUser`] (see [`MiniTwit::user_at`]); a disabled one
+    /// [`ServiceError::AccountDisabled`], unless the key's receipt answers. The look-up
+    /// and the write are one store call ([`Store::add_message_by_name`]), one
+    /// statement on PostgreSQL.
+    pub async fn post_once_at(
+        &self,
+        segment: &str,
+        text: MessageText,
+        keyed: Option<Keyed>,
+    ) -> ServiceResult<Outcome> {
+        let name = name_at(segment)?;
+        if !may_name_someone(&name) {
+            return Err(ServiceError::UnknownUser);
+        }
+        let (store, since, pub_date) = (Arc::clone(&self.store), self.receipts_since(), unix_now());
+        let name = name.into_owned();
+        let Some(keyed) = keyed else {
+            let post = async move { Ok(store.add_message_by_name(&name, text, pub_date).await?) };
+            return match run_to_completion(post).await? {
+                ByName::UnknownUser => Err(ServiceError::UnknownUser),
+                ByName::Disabled => Err(ServiceError::AccountDisabled),
+                ByName::Done(_) => Ok(Outcome::Applied),
+            };
+        };
+        let sent = keyed.clone();
+        let post = run_to_completion(async move {
+            let (key, receipt) = (&sent.key, &sent.receipt);
+            Ok(store.apply_once_by_name(key, receipt, since, &name, text, pub_date).await?)
+        });
+        match post.await? {
+            ByName::UnknownUser => Err(ServiceError::UnknownUser),
+            // Refused, unless this is the retry of a post made before the account was
+            // disabled (as `post_once`).
+            ByName::Disabled => self.recorded(&keyed).await?.ok_or(ServiceError::AccountDisabled),
+            ByName::Done(None) => Ok(Outcome::Applied),
+            ByName::Done(Some(receipt)) => replayed(&keyed, receipt),
+        }
     }
 
     /// [`MiniTwit::follow`] under `keyed`'s key: applied at most once.
@@ -673,6 +731,19 @@ fn replayed(keyed: &Keyed, receipt: Receipt) -> ServiceResult<Outcome> {
     } else {
         Err(ServiceError::KeyReused)
     }
+}
+
+/// The name a percent-encoded URL path segment carries (CONTRACT.md §2); a segment that
+/// does not decode to UTF-8 names nobody: [`ServiceError::UnknownUser`].
+fn name_at(segment: &str) -> ServiceResult<std::borrow::Cow<'_, str>> {
+    percent_decode_str(segment).decode_utf8().map_err(|_| ServiceError::UnknownUser)
+}
+
+/// Whether `name` may be someone's, so that the store may be asked about it: a name with
+/// a control character cannot ([`crate::Username`] refuses them), and some stores cannot
+/// even be asked about one (PostgreSQL's text holds no NUL).
+fn may_name_someone(name: &str) -> bool {
+    !name.chars().any(char::is_control)
 }
 
 /// `1, 2, 3`.

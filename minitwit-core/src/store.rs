@@ -11,8 +11,14 @@
 //! - The trait is object-safe (`Arc<dyn Store>`), so front ends never name a backend.
 //! - A store that reads from lagging copies keeps read-your-writes per reader through
 //!   [`Store::for_reader`] and a [`ReadToken`]; every other store ignores tokens.
+//! - A request answers in one statement where it can: a few methods combine reads (or a
+//!   look-up and a write) that one request needs together, such as
+//!   [`Store::user_with_generation`]. Each has a default made of the plain methods, so
+//!   a store overrides it only where combining saves a round trip (PostgreSQL); its
+//!   answer is always the one the plain methods give.
 
 use crate::consistency::ReadToken;
+use crate::domain::MessageText;
 use crate::feed::ChangeFeed;
 use crate::idempotency::{Receipt, ReceiptKey, Write};
 use crate::model::{
@@ -54,6 +60,18 @@ pub enum StoreError {
 
 /// Shorthand for store results.
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// What a write addressed to a user by name ([`Store::add_message_by_name`]) found: the
+/// user missing or disabled (and nothing written), or the write's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ByName<T> {
+    /// Nobody has that name: nothing was written.
+    UnknownUser,
+    /// The user is disabled: nothing was written.
+    Disabled,
+    /// The user is enabled and the write ran: its answer.
+    Done(T),
+}
 
 /// Persistent storage for MiniTwit. See the module documentation for the guarantees.
 #[async_trait]
@@ -123,11 +141,38 @@ pub trait Store: Send + Sync + 'static {
     /// Ends every session of a user by incrementing their generation; `false` if there is
     /// no such user.
     async fn bump_session_generation(&self, id: UserId) -> StoreResult<bool>;
+    /// The user with this id and their session generation, read together: what checking
+    /// a session needs. `None` if there is no such user. By default
+    /// [`Store::user_by_id`] then [`Store::session_generation`].
+    async fn user_with_generation(&self, id: UserId) -> StoreResult<Option<(User, i64)>> {
+        let Some(user) = self.user_by_id(id).await? else { return Ok(None) };
+        Ok(Some((user, self.session_generation(id).await?)))
+    }
 
     // --- messages ---
 
     /// Stores a message; [`StoreError::UnknownUser`] if the author does not exist.
     async fn add_message(&self, message: NewMessage) -> StoreResult<MessageId>;
+    /// Stores `text` as a message of the user named exactly `username`, unless nobody has
+    /// that name or the user is disabled: then it writes nothing and says which
+    /// ([`ByName`]), so the service can apply its rule (a disabled user may not post)
+    /// without reading the user first. By default [`Store::user_by_name`] then
+    /// [`Store::add_message`].
+    async fn add_message_by_name(
+        &self,
+        username: &str,
+        text: MessageText,
+        pub_date: i64,
+    ) -> StoreResult<ByName<MessageId>> {
+        let Some(author) = self.user_by_name(username).await? else {
+            return Ok(ByName::UnknownUser);
+        };
+        if author.disabled {
+            return Ok(ByName::Disabled);
+        }
+        let message = NewMessage { author_id: author.id, text, pub_date };
+        Ok(ByName::Done(self.add_message(message).await?))
+    }
     /// The message with this id, flagged or not.
     async fn message_by_id(&self, id: MessageId) -> StoreResult<Option<Message>>;
     /// Flags or unflags a message; `false` if there is no such message.
@@ -161,6 +206,16 @@ pub trait Store: Send + Sync + 'static {
     async fn is_following(&self, follower: UserId, followee: UserId) -> StoreResult<bool>;
     /// The names of up to `limit` users whom `follower` follows, by followee id ascending.
     async fn followees(&self, follower: UserId, limit: usize) -> StoreResult<Vec<String>>;
+    /// [`Store::followees`] of the user named exactly `username`; `None` if nobody has
+    /// that name. By default [`Store::user_by_name`] then [`Store::followees`].
+    async fn followees_by_name(
+        &self,
+        username: &str,
+        limit: usize,
+    ) -> StoreResult<Option<Vec<String>>> {
+        let Some(user) = self.user_by_name(username).await? else { return Ok(None) };
+        Ok(Some(self.followees(user.id, limit).await?))
+    }
     /// Up to `limit` follow pairs greater than `after`, by (follower, followee)
     /// ascending: the export order.
     async fn follows_after(&self, after: Option<Follow>, limit: usize) -> StoreResult<Vec<Follow>>;
@@ -200,6 +255,29 @@ pub trait Store: Send + Sync + 'static {
         since: i64,
         write: Write,
     ) -> StoreResult<Option<Receipt>>;
+    /// [`Store::apply_once`] of a post by the user named exactly `username`, as
+    /// [`Store::add_message_by_name`] posts: unless nobody has that name or the user is
+    /// disabled (then nothing is written and no receipt kept, and [`ByName`] says which),
+    /// the post is applied once under `key`, and the answer is `apply_once`'s. By
+    /// default [`Store::user_by_name`] then [`Store::apply_once`].
+    async fn apply_once_by_name(
+        &self,
+        key: &ReceiptKey,
+        receipt: &Receipt,
+        since: i64,
+        username: &str,
+        text: MessageText,
+        pub_date: i64,
+    ) -> StoreResult<ByName<Option<Receipt>>> {
+        let Some(author) = self.user_by_name(username).await? else {
+            return Ok(ByName::UnknownUser);
+        };
+        if author.disabled {
+            return Ok(ByName::Disabled);
+        }
+        let post = Write::Post(NewMessage { author_id: author.id, text, pub_date });
+        Ok(ByName::Done(self.apply_once(key, receipt, since, post).await?))
+    }
     /// Removes up to `limit` receipts recorded before `before`, oldest first, in one
     /// step; how many it removed.
     async fn forget_receipts(&self, before: i64, limit: usize) -> StoreResult<usize>;

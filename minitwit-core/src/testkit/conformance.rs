@@ -16,7 +16,7 @@ use crate::model::{
     Cursor, Follow, ImportBatch, Message, MessageFilter, MessageId, NewMessage, NewUser, Timeline,
     TimelineEntry, User, UserId,
 };
-use crate::store::StoreError;
+use crate::store::{ByName, StoreError};
 use crate::{
     Email, HashCost, MessageText, MiniTwit, PageSize, Registration, ServiceError, Store, Username,
 };
@@ -34,6 +34,7 @@ macro_rules! conformance_tests {
             users_page_by_id,
             password_and_disabled_flag_change,
             session_generations_only_grow_and_go_with_the_user,
+            a_user_is_read_with_their_session_generation,
             flagging_several_messages_is_all_or_nothing,
             message_text_is_kept_exactly,
             messages_need_an_existing_author,
@@ -42,6 +43,10 @@ macro_rules! conformance_tests {
             unfollowing_when_not_following_is_fine,
             follows_need_existing_users,
             followees_are_listed_in_order,
+            follow_lists_are_read_by_name,
+            posts_by_name_follow_the_authors_state,
+            keyed_posts_by_name_apply_once,
+            the_service_answers_by_path_segment_as_by_user,
             flagged_messages_are_hidden_everywhere,
             equal_times_are_ordered_by_id,
             pages_have_no_gap_or_duplicate,
@@ -193,6 +198,40 @@ pub async fn session_generations_only_grow_and_go_with_the_user(store: Arc<dyn S
     assert!(!store.bump_session_generation(bob.id).await.unwrap());
 }
 
+/// A user and their generation read together equal the two reads one after the other,
+/// after bumps, for a disabled user, and for an unknown or deleted one (`None`).
+pub async fn a_user_is_read_with_their_session_generation(store: Arc<dyn Store>) {
+    let (bob, eve) = (user(&store, "bob").await, user(&store, "Åse Ødegård").await);
+    let two_reads = |id: UserId| {
+        let store = Arc::clone(&store);
+        async move {
+            let Some(user) = store.user_by_id(id).await.unwrap() else { return None };
+            Some((user, store.session_generation(id).await.unwrap()))
+        }
+    };
+    let together = |id: UserId| {
+        let store = Arc::clone(&store);
+        async move { store.user_with_generation(id).await.unwrap() }
+    };
+    assert_eq!(together(bob.id).await, Some((bob.clone(), 0)));
+    assert_eq!(together(bob.id).await, two_reads(bob.id).await);
+    assert!(store.bump_session_generation(bob.id).await.unwrap());
+    assert!(store.bump_session_generation(bob.id).await.unwrap());
+    assert_eq!(together(bob.id).await, Some((bob.clone(), 2)), "after two bumps");
+    assert_eq!(together(bob.id).await, two_reads(bob.id).await);
+    assert_eq!(together(eve.id).await, Some((eve.clone(), 0)), "per user");
+    assert!(store.set_disabled(eve.id, true).await.unwrap());
+    assert!(store.bump_session_generation(eve.id).await.unwrap());
+    let disabled = together(eve.id).await.expect("a disabled user is still read");
+    assert_eq!((disabled.0.disabled, disabled.1), (true, 1));
+    assert_eq!(Some(disabled), two_reads(eve.id).await);
+    let unknown = UserId(bob.id.0 + eve.id.0 + 99);
+    assert_eq!(together(unknown).await, None, "an unknown user");
+    assert!(store.delete_user(bob.id).await.unwrap());
+    assert_eq!(together(bob.id).await, None, "a deleted user, generation and all");
+    assert_eq!(two_reads(bob.id).await, None);
+}
+
 /// Flagging several ids changes all of them, or none when one is unknown.
 pub async fn flagging_several_messages_is_all_or_nothing(store: Arc<dyn Store>) {
     let u = user(&store, "flagger").await;
@@ -284,6 +323,155 @@ pub async fn followees_are_listed_in_order(store: Arc<dyn Store>) {
     assert_eq!(store.followees(me.id, 10).await.unwrap(), ["x", "Zoë Q", "b"]);
     assert_eq!(store.followees(me.id, 2).await.unwrap(), ["x", "Zoë Q"]);
     assert!(store.followees(others[0].id, 10).await.unwrap().is_empty());
+}
+
+/// A follow list read by the follower's name equals the look-up and the list by id;
+/// `None` for a name nobody has (names are exact), or has any longer.
+pub async fn follow_lists_are_read_by_name(store: Arc<dyn Store>) {
+    let me = user(&store, "Roger Histand").await;
+    let others = [user(&store, "x").await, user(&store, "Zoë Q").await, user(&store, "b").await];
+    for other in others.iter().rev() {
+        store.follow(me.id, other.id).await.unwrap();
+    }
+    let by_name = |name: &'static str, limit: usize| {
+        let store = Arc::clone(&store);
+        async move { store.followees_by_name(name, limit).await.unwrap() }
+    };
+    let two_reads = |name: &'static str, limit: usize| {
+        let store = Arc::clone(&store);
+        async move {
+            let Some(user) = store.user_by_name(name).await.unwrap() else { return None };
+            Some(store.followees(user.id, limit).await.unwrap())
+        }
+    };
+    let listed = by_name("Roger Histand", 10).await;
+    assert_eq!(listed, Some(vec!["x".into(), "Zoë Q".into(), "b".into()]));
+    assert_eq!(listed, two_reads("Roger Histand", 10).await);
+    assert_eq!(by_name("Roger Histand", 2).await, two_reads("Roger Histand", 2).await);
+    assert_eq!(by_name("Roger Histand", 2).await.unwrap().len(), 2, "limited");
+    assert_eq!(by_name("x", 10).await, Some(vec![]), "a user who follows nobody");
+    assert_eq!(by_name("roger histand", 10).await, None, "names are exact");
+    assert_eq!(by_name("nobody", 10).await, None);
+    assert!(store.set_disabled(me.id, true).await.unwrap());
+    assert!(store.set_disabled(others[1].id, true).await.unwrap());
+    assert_eq!(by_name("Roger Histand", 10).await, two_reads("Roger Histand", 10).await);
+    assert_eq!(by_name("Roger Histand", 10).await.unwrap().len(), 3, "disabled users too");
+    assert!(store.delete_user(others[0].id).await.unwrap());
+    assert_eq!(by_name("Roger Histand", 10).await, Some(vec!["Zoë Q".into(), "b".into()]));
+    assert!(store.delete_user(me.id).await.unwrap());
+    assert_eq!(by_name("Roger Histand", 10).await, None, "a deleted user");
+}
+
+/// A post by the author's name stores what a post by their id would, and nothing for a
+/// name nobody has or a disabled author (saying which).
+pub async fn posts_by_name_follow_the_authors_state(store: Arc<dyn Store>) {
+    let roger = user(&store, "Roger Histand").await;
+    let text = |t: &str| MessageText::parse(t).unwrap();
+    let posted = store.add_message_by_name("Roger Histand", text("<hi> 🦀"), 7).await.unwrap();
+    let ByName::Done(id) = posted else { panic!("an enabled author posts: {posted:?}") };
+    let by_id = post(&store, &roger, "<hi> 🦀", 7).await;
+    let (stored, twin) = (store.message_by_id(id).await.unwrap(), store.message_by_id(by_id));
+    let twin = twin.await.unwrap().expect("posted by id");
+    assert_eq!(stored, Some(Message { id, ..twin }), "the same message as by id");
+    let entry = &store.timeline(Timeline::User(roger.id), None, 2).await.unwrap()[1];
+    assert_eq!((entry.id, entry.author.as_str(), entry.pub_date), (id, "Roger Histand", 7));
+    let before = store.counts().await.unwrap().messages;
+    let unknown = store.add_message_by_name("roger histand", text("x"), 8).await;
+    assert_eq!(unknown, Ok(ByName::UnknownUser), "names are exact");
+    assert!(store.set_disabled(roger.id, true).await.unwrap());
+    let disabled = store.add_message_by_name("Roger Histand", text("x"), 8).await;
+    assert_eq!(disabled, Ok(ByName::Disabled));
+    assert_eq!(store.counts().await.unwrap().messages, before, "neither stored anything");
+    assert!(store.set_disabled(roger.id, false).await.unwrap());
+    let again = store.add_message_by_name("Roger Histand", text("back"), 9).await.unwrap();
+    assert!(matches!(again, ByName::Done(_)), "enabled again: {again:?}");
+    assert!(store.delete_user(roger.id).await.unwrap());
+    let deleted = store.add_message_by_name("Roger Histand", text("x"), 10).await;
+    assert_eq!(deleted, Ok(ByName::UnknownUser), "a deleted author");
+    assert_eq!(store.counts().await.unwrap().messages, 0);
+}
+
+/// A keyed post by name applies once and answers as `apply_once` does; a name nobody
+/// has and a disabled author keep no receipt and store nothing.
+pub async fn keyed_posts_by_name_apply_once(store: Arc<dyn Store>) {
+    let alice = user(&store, "alice").await;
+    let text = |t: &str| MessageText::parse(t).unwrap();
+    let sent = keyed("api:sim", "p1", "post hello", "");
+    let by_name = |sent: &Keyed, name: &'static str, since: i64| {
+        let (store, sent) = (Arc::clone(&store), sent.clone());
+        async move {
+            let (key, receipt) = (&sent.key, &sent.receipt);
+            store.apply_once_by_name(key, receipt, since, name, text("hello"), 3).await.unwrap()
+        }
+    };
+    assert_eq!(by_name(&sent, "alice", 0).await, ByName::Done(None), "applied");
+    assert_eq!(by_name(&sent, "alice", 0).await, ByName::Done(Some(sent.receipt.clone())));
+    assert_eq!(texts(&store, Timeline::User(alice.id)).await, ["hello"], "once");
+    let other = keyed("api:sim", "p1", "post other", "");
+    let kept = by_name(&other, "alice", 0).await;
+    assert_eq!(kept, ByName::Done(Some(sent.receipt.clone())), "the kept receipt answers");
+    // Later, once `sent`'s receipt has expired, the key applies anew.
+    let since = sent.receipt.recorded_at + 1;
+    let expired = keyed("api:sim", "p1", "post anew", "");
+    let expired = Keyed { receipt: Receipt { recorded_at: since, ..expired.receipt }, ..expired };
+    assert_eq!(by_name(&expired, "alice", since).await, ByName::Done(None), "an expired key");
+    assert_eq!(store.receipt(&sent.key, 0).await.unwrap(), Some(expired.receipt.clone()));
+    assert_eq!(texts(&store, Timeline::User(alice.id)).await, ["hello", "hello"]);
+    let unknown = keyed("api:sim", "p2", "post to nobody", "");
+    assert_eq!(by_name(&unknown, "nobody", 0).await, ByName::UnknownUser);
+    assert_eq!(store.receipt(&unknown.key, 0).await.unwrap(), None, "no receipt kept");
+    assert!(store.set_disabled(alice.id, true).await.unwrap());
+    let disabled = keyed("api:sim", "p3", "post disabled", "");
+    assert_eq!(by_name(&disabled, "alice", 0).await, ByName::Disabled);
+    assert_eq!(store.receipt(&disabled.key, 0).await.unwrap(), None, "no receipt kept");
+    assert_eq!(by_name(&sent, "alice", 0).await, ByName::Disabled, "the store does not replay");
+    assert_eq!(store.counts().await.unwrap().messages, 2, "nothing else was stored");
+    // The two calls it stands for answer the same.
+    assert!(store.set_disabled(alice.id, false).await.unwrap());
+    let post = Write::Post(NewMessage { author_id: alice.id, text: text("hello"), pub_date: 3 });
+    let two_calls = store.apply_once(&expired.key, &expired.receipt, since, post).await.unwrap();
+    assert_eq!(ByName::Done(two_calls), by_name(&expired, "alice", since).await);
+}
+
+/// The service's calls by path segment (`POST /msgs/{username}`, `GET
+/// /fllws/{username}`, a session's user) answer as the look-up and the call by user do,
+/// with every rule: unknown and undecodable names, disabled authors, keys.
+pub async fn the_service_answers_by_path_segment_as_by_user(store: Arc<dyn Store>) {
+    let twit = MiniTwit::with_hash_cost(Arc::clone(&store), HashCost::Insecure);
+    let (roger, bob) = (user(&store, "Roger Histand").await, user(&store, "bob").await);
+    twit.follow(roger.id, bob.id).await.unwrap();
+    let size = PageSize::new(10);
+    let follows = twit.followees_at("Roger%20Histand", size).await.unwrap();
+    assert_eq!(follows, twit.followees(roger.id, size).await.unwrap());
+    assert_eq!(follows, ["bob"]);
+    for nobody in ["nobody", "%FF", "bob%00", "Roger%20Histand%0A"] {
+        let unknown = twit.followees_at(nobody, size).await;
+        assert_eq!(unknown, Err(ServiceError::UnknownUser), "{nobody}");
+        let text = MessageText::parse("hi").unwrap();
+        let unknown = twit.post_once_at(nobody, text, Some(keyed("s", "k0", "p", ""))).await;
+        assert_eq!(unknown, Err(ServiceError::UnknownUser), "{nobody}");
+    }
+    let text = |t: &str| MessageText::parse(t).unwrap();
+    assert_eq!(twit.post_once_at("Roger%20Histand", text("one"), None).await, Ok(Outcome::Applied));
+    let first = keyed("s", "k1", "post two", "");
+    let posted = twit.post_once_at("Roger Histand", text("two"), Some(first.clone())).await;
+    assert_eq!(posted, Ok(Outcome::Applied));
+    let replay = twit.post_once_at("Roger Histand", text("two"), Some(first.clone())).await;
+    assert_eq!(replay, Ok(Outcome::Replayed(first.receipt.clone())));
+    let reused = twit.post_once_at("Roger Histand", text("3"), Some(keyed("s", "k1", "3", "")));
+    assert_eq!(reused.await, Err(ServiceError::KeyReused));
+    assert_eq!(texts(&store, Timeline::User(roger.id)).await, ["two", "one"]);
+    twit.set_disabled("Roger Histand", true).await.unwrap();
+    let refused = twit.post_once_at("Roger Histand", text("x"), None).await;
+    assert_eq!(refused, Err(ServiceError::AccountDisabled));
+    let refused = twit.post_once_at("Roger Histand", text("x"), Some(keyed("s", "k2", "x", "")));
+    assert_eq!(refused.await, Err(ServiceError::AccountDisabled), "no receipt: refused");
+    let retry = twit.post_once_at("Roger Histand", text("two"), Some(first.clone())).await;
+    assert_eq!(retry, Ok(Outcome::Replayed(first.receipt)), "a post made before disabling");
+    assert_eq!(texts(&store, Timeline::User(roger.id)).await, ["two", "one"], "nothing more");
+    let found = twit.user_with_generation(roger.id).await.unwrap().expect("roger");
+    assert_eq!((found.0.disabled, found.1), (true, 1), "disabling ended the sessions");
+    assert_eq!(twit.user_with_generation(UserId(roger.id.0 + bob.id.0 + 9)).await, Ok(None));
 }
 
 /// Flagged messages vanish from all three timelines, stay stored, and come back unflagged.

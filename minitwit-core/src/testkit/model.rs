@@ -7,7 +7,7 @@
 
 use super::MemoryStore;
 use crate::model::{Cursor, MessageId, NewMessage, NewUser, Timeline, TimelineEntry, UserId};
-use crate::store::StoreError;
+use crate::store::{ByName, StoreError};
 use crate::{Email, MessageText, Store, Username};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
@@ -39,6 +39,9 @@ enum Op {
     Delete(usize),
     Read { which: Which, page: usize },
     Followees { user: usize, limit: usize },
+    FolloweesByName { user: usize, limit: usize },
+    PostByName { user: usize, text: usize, pub_date: i64 },
+    UserWithGeneration(usize),
     IsFollowing(usize, usize),
     Counts,
     SetLatest(i64),
@@ -61,6 +64,11 @@ fn op() -> impl Strategy<Value = Op> {
         1 => user.clone().prop_map(Op::Delete),
         3 => (which, 1..6usize).prop_map(|(which, page)| Op::Read { which, page }),
         1 => (user.clone(), 0..4usize).prop_map(|(user, limit)| Op::Followees { user, limit }),
+        1 => (user.clone(), 0..4usize)
+            .prop_map(|(user, limit)| Op::FolloweesByName { user, limit }),
+        2 => (user.clone(), 0..TEXTS.len(), 0..6i64)
+            .prop_map(|(user, text, pub_date)| Op::PostByName { user, text, pub_date }),
+        1 => user.clone().prop_map(Op::UserWithGeneration),
         1 => (user.clone(), user).prop_map(|(a, b)| Op::IsFollowing(a, b)),
         1 => Just(Op::Counts),
         1 => any::<i64>().prop_map(Op::SetLatest),
@@ -83,6 +91,10 @@ enum Answer {
     Unit(Result<(), StoreError>),
     Bool(Result<bool, StoreError>),
     Names(Result<Vec<String>, StoreError>),
+    NamesByName(Result<Option<Vec<String>>, StoreError>),
+    PostedByName(Result<ByName<()>, StoreError>),
+    /// A user's name and disabled flag, and their session generation.
+    UserWithGeneration(Result<Option<(String, bool, i64)>, StoreError>),
     Pages(Result<Pages, StoreError>),
     Counts(Result<crate::Counts, StoreError>),
     Latest(Result<Option<i64>, StoreError>),
@@ -141,6 +153,27 @@ impl Side {
             }
             Op::Followees { user, limit } => {
                 Answer::Names(s.followees(self.users[user]?, limit).await)
+            }
+            Op::FolloweesByName { user, limit } => {
+                Answer::NamesByName(s.followees_by_name(NAMES[user], limit).await)
+            }
+            Op::PostByName { user, text, pub_date } => {
+                let text = MessageText::parse(TEXTS[text]).ok()?;
+                let posted = s.add_message_by_name(NAMES[user], text, pub_date).await;
+                if let Ok(ByName::Done(id)) = posted {
+                    self.messages.push(id);
+                }
+                Answer::PostedByName(posted.map(|by_name| match by_name {
+                    ByName::UnknownUser => ByName::UnknownUser,
+                    ByName::Disabled => ByName::Disabled,
+                    ByName::Done(_) => ByName::Done(()),
+                }))
+            }
+            Op::UserWithGeneration(u) => {
+                let read = s.user_with_generation(self.users[u]?).await;
+                Answer::UserWithGeneration(read.map(|found| {
+                    found.map(|(user, generation)| (user.username, user.disabled, generation))
+                }))
             }
             Op::IsFollowing(a, b) => {
                 Answer::Bool(s.is_following(self.users[a]?, self.users[b]?).await)
