@@ -50,6 +50,12 @@ pub(crate) fn store_error(
     }
 }
 
+/// Whether `err` is a violated foreign key: a row the statement read (a user) was
+/// deleted by a transaction that committed while it ran.
+pub(crate) fn is_missing_reference(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.kind() == ErrorKind::ForeignKeyViolation)
+}
+
 /// [`store_error`] for statements that violate no foreign key.
 pub(crate) fn backend_error(err: sqlx::Error) -> StoreError {
     store_error(err, |_| None)

@@ -1,4 +1,5 @@
-//! Follows: following (idempotent under races), unfollowing, and the follow listings.
+//! Follows: following (idempotent under races), unfollowing, and the follow listings
+//! (by the follower's id, or by their name in the same statement that finds them).
 
 use crate::error::{FOLLOWEE_FK, backend_error, store_error};
 use crate::rows::sql_limit;
@@ -62,6 +63,26 @@ pub(crate) async fn followees(
     .bind(follower.0)
     .bind(sql_limit(limit))
     .fetch_all(pool)
+    .await
+    .map_err(backend_error)
+}
+
+/// The names of up to `limit` users whom the user named `username` follows, in one
+/// statement; `None` if nobody has that name.
+pub(crate) async fn followees_by_name(
+    pool: &PgPool,
+    username: &str,
+    limit: usize,
+) -> StoreResult<Option<Vec<String>>> {
+    sqlx::query_scalar::<_, Vec<String>>(
+        "SELECT ARRAY(
+             SELECT u.username FROM follows f JOIN users u ON u.id = f.followee_id
+             WHERE f.follower_id = follower.id ORDER BY f.followee_id LIMIT $2)
+         FROM users follower WHERE follower.username = $1",
+    )
+    .bind(username)
+    .bind(sql_limit(limit))
+    .fetch_optional(pool)
     .await
     .map_err(backend_error)
 }

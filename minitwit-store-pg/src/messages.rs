@@ -1,12 +1,13 @@
-//! Messages: posting, look-up by id, flagging, and the administrative listings (the
+//! Messages: posting (by the author's id, or by their name in the statement that stores
+//! the message), look-up by id, flagging, and the administrative listings (the
 //! timelines are `timeline`'s).
 
-use crate::error::{backend_error, store_error};
+use crate::error::{backend_error, is_missing_reference, store_error};
 use crate::rows::sql_limit;
 use crate::rows::{self, MessageRow, into_all, message_columns};
 use minitwit_core::model::NewMessage;
-use minitwit_core::store::StoreResult;
-use minitwit_core::{Message, MessageFilter, MessageId};
+use minitwit_core::store::{ByName, StoreError, StoreResult};
+use minitwit_core::{Message, MessageFilter, MessageId, MessageText};
 use sqlx::{PgPool, Row};
 
 /// Stores a message under a fresh id; an unknown author is the store's `UnknownUser`.
@@ -20,6 +21,48 @@ pub(crate) async fn add(pool: &PgPool, message: NewMessage) -> StoreResult<Messa
         .await
         .map_err(|e| store_error(e, |_| Some(author)))?;
     row.try_get("id").map(MessageId).map_err(backend_error)
+}
+
+/// Stores a message of the user named `$1` (`$2` text, `$3` date) unless that user is
+/// disabled, and announces it as [`crate::feed::INSERT_AND_NOTIFY`] does, in one
+/// statement; no row when nobody has the name, else the user's `disabled` flag and the
+/// new message's id (NULL when disabled: nothing was written).
+const INSERT_BY_NAME: &str = "WITH author AS (
+         SELECT id, disabled FROM users WHERE username = $1),
+     m AS (
+         INSERT INTO messages (author_id, text, pub_date)
+         SELECT id, $2, $3 FROM author WHERE NOT disabled
+         RETURNING id, author_id),
+     notified AS (
+         SELECT pg_notify('minitwit_feed', 'p ' || id || ' ' || author_id) FROM m)
+     SELECT disabled, (SELECT id FROM m) AS id, (SELECT count(*) FROM notified) AS notified
+     FROM author";
+
+/// Stores a message of the user named `username`, found in the same statement, unless
+/// nobody has that name or the user is disabled.
+pub(crate) async fn add_by_name(
+    pool: &PgPool,
+    username: &str,
+    text: &MessageText,
+    pub_date: i64,
+) -> StoreResult<ByName<MessageId>> {
+    let row = sqlx::query_as::<_, (bool, Option<i64>, i64)>(INSERT_BY_NAME)
+        .bind(username)
+        .bind(text.as_ref())
+        .bind(pub_date)
+        .fetch_optional(pool)
+        .await;
+    match row {
+        Ok(None) => Ok(ByName::UnknownUser),
+        Ok(Some((true, _, _))) => Ok(ByName::Disabled),
+        Ok(Some((false, Some(id), _))) => Ok(ByName::Done(MessageId(id))),
+        Ok(Some((false, None, _))) => {
+            Err(StoreError::Backend("a post by an enabled user stored nothing".into()))
+        }
+        // The author was deleted while the statement ran: nobody has the name now.
+        Err(err) if is_missing_reference(&err) => Ok(ByName::UnknownUser),
+        Err(err) => Err(backend_error(err)),
+    }
 }
 
 /// The message with this id, flagged or not.

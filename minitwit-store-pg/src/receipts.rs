@@ -5,24 +5,37 @@
 //! committed, the waiter finds its receipt and writes nothing; if it failed, the waiter
 //! claims the key itself.
 
-use crate::error::{FOLLOWEE_FK, backend_error, store_error};
+use crate::error::{FOLLOWEE_FK, backend_error, is_missing_reference, store_error};
 use crate::rows::sql_limit;
+use minitwit_core::MessageText;
 use minitwit_core::idempotency::{Receipt, ReceiptKey, Write};
-use minitwit_core::store::{StoreError, StoreResult};
+use minitwit_core::store::{ByName, StoreError, StoreResult};
 use sqlx::{PgExecutor, PgPool};
 
-/// Claims a key: inserts the receipt ($1 to $6), or replaces one recorded before $7
-/// (expired); returns a row only if it did. Waits for a statement that holds the key
-/// uncommitted.
-macro_rules! claim_sql {
+/// The conflict clause of [`claim_sql!`]: an expired receipt is replaced.
+macro_rules! claim_conflict_sql {
     () => {
-        "INSERT INTO receipts (scope, key, fingerprint, status, body, recorded_at)
-         VALUES ($1, $2, $3, $4, $5, $6)
-         ON CONFLICT (scope, key) DO UPDATE
+        " ON CONFLICT (scope, key) DO UPDATE
          SET fingerprint = EXCLUDED.fingerprint, status = EXCLUDED.status,
              body = EXCLUDED.body, recorded_at = EXCLUDED.recorded_at
          WHERE receipts.recorded_at < $7
          RETURNING 1"
+    };
+}
+
+/// Claims a key: inserts the receipt ($1 to $6, as `VALUES` or from the `SELECT` given,
+/// which may yield no row), or replaces one recorded before $7 (expired); returns a row
+/// only if it did. Waits for a statement that holds the key uncommitted.
+macro_rules! claim_sql {
+    () => {
+        claim_sql!("VALUES ($1, $2, $3, $4, $5, $6)")
+    };
+    ($rows:literal) => {
+        concat!(
+            "INSERT INTO receipts (scope, key, fingerprint, status, body, recorded_at) ",
+            $rows,
+            claim_conflict_sql!()
+        )
     };
 }
 
@@ -98,8 +111,7 @@ pub(crate) async fn apply_once(
     since: i64,
     write: Write,
 ) -> StoreResult<Option<Receipt>> {
-    let status = i16::try_from(receipt.status)
-        .map_err(|_| StoreError::Backend(format!("status {} out of range", receipt.status)))?;
+    let status = stored_status(receipt)?;
     let claim = |sql| {
         sqlx::query_scalar::<_, i64>(sql)
             .bind(&key.scope)
@@ -164,6 +176,66 @@ pub(crate) async fn apply_once(
         .map_err(backend_error),
     }?;
     if claimed == 1 { Ok(None) } else { receipt_now(pool, key).await.map(Some) }
+}
+
+/// A keyed post by the user named `$8` (`$9` text, `$10` date) in one statement: the
+/// user found, the key claimed only if they are enabled, the message stored and
+/// announced (as a keyed post by id is) only if the key was claimed. No row when nobody
+/// has the name; else the user's `disabled` flag, whether the key was claimed (1 or 0),
+/// and the notifications sent.
+const POST_ONCE_BY_NAME: &str = concat!(
+    "WITH author AS (SELECT id, disabled FROM users WHERE username = $8), ",
+    "claim AS (",
+    claim_sql!("SELECT $1, $2, $3, $4, $5, $6 FROM author WHERE NOT disabled"),
+    "), applied AS (INSERT INTO messages (author_id, text, pub_date) ",
+    "SELECT id, $9, $10 FROM author WHERE EXISTS (SELECT 1 FROM claim) RETURNING id, author_id), ",
+    "notified AS (SELECT pg_notify('minitwit_feed', 'p ' || id || ' ' || author_id) ",
+    "FROM applied) ",
+    "SELECT disabled, (SELECT count(*) FROM claim) AS claimed, ",
+    "(SELECT count(*) FROM notified) AS notified FROM author"
+);
+
+/// A post by the user named `username`, found in the same statement, applied once under
+/// `key` (see [`apply_once`]), unless nobody has that name or the user is disabled: then
+/// nothing is written and no receipt kept.
+pub(crate) async fn apply_once_by_name(
+    pool: &PgPool,
+    key: &ReceiptKey,
+    receipt: &Receipt,
+    since: i64,
+    username: &str,
+    text: &MessageText,
+    pub_date: i64,
+) -> StoreResult<ByName<Option<Receipt>>> {
+    let row = sqlx::query_as::<_, (bool, i64, i64)>(POST_ONCE_BY_NAME)
+        .bind(&key.scope)
+        .bind(&key.key)
+        .bind(&receipt.fingerprint[..])
+        .bind(stored_status(receipt)?)
+        .bind(&receipt.body)
+        .bind(receipt.recorded_at)
+        .bind(since)
+        .bind(username)
+        .bind(text.as_ref())
+        .bind(pub_date)
+        .fetch_optional(pool)
+        .await;
+    match row {
+        Ok(None) => Ok(ByName::UnknownUser),
+        Ok(Some((true, _, _))) => Ok(ByName::Disabled),
+        Ok(Some((false, 1, _))) => Ok(ByName::Done(None)),
+        Ok(Some((false, _, _))) => Ok(ByName::Done(Some(receipt_now(pool, key).await?))),
+        // The author was deleted while the statement ran: nobody has the name now (and
+        // the statement, receipt included, left nothing).
+        Err(err) if is_missing_reference(&err) => Ok(ByName::UnknownUser),
+        Err(err) => Err(backend_error(err)),
+    }
+}
+
+/// A receipt's status as stored (`SMALLINT`).
+fn stored_status(receipt: &Receipt) -> StoreResult<i16> {
+    i16::try_from(receipt.status)
+        .map_err(|_| StoreError::Backend(format!("status {} out of range", receipt.status)))
 }
 
 /// The receipt holding `key` now (committed by the statement the claim waited for).

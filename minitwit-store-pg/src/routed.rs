@@ -199,12 +199,26 @@ impl StoreLayer for RoutedStore {
         self.routed(|store| store.session_generation(id)).await
     }
 
+    /// Routed as its two halves are ([`Store::user_by_id`], [`Store::session_generation`]).
+    async fn user_with_generation(&self, id: UserId) -> StoreResult<Option<(User, i64)>> {
+        self.routed(|store| store.user_with_generation(id)).await
+    }
+
     async fn is_following(&self, follower: UserId, followee: UserId) -> StoreResult<bool> {
         self.routed(|store| store.is_following(follower, followee)).await
     }
 
     async fn followees(&self, follower: UserId, limit: usize) -> StoreResult<Vec<String>> {
         self.routed(|store| store.followees(follower, limit)).await
+    }
+
+    /// Routed as its two halves are ([`Store::user_by_name`], [`Store::followees`]).
+    async fn followees_by_name(
+        &self,
+        username: &str,
+        limit: usize,
+    ) -> StoreResult<Option<Vec<String>>> {
+        self.routed(|store| store.followees_by_name(username, limit)).await
     }
 
     async fn timeline(

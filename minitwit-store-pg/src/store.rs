@@ -19,9 +19,10 @@ use async_trait::async_trait;
 use minitwit_core::feed::{Change, ChangeFeed};
 use minitwit_core::idempotency::{Receipt, ReceiptKey, Write};
 use minitwit_core::model::{Follow, ImportBatch, NewMessage, NewUser};
-use minitwit_core::store::StoreResult;
+use minitwit_core::store::{ByName, StoreResult};
 use minitwit_core::{
-    Counts, Cursor, Message, MessageFilter, MessageId, Store, Timeline, TimelineEntry, User, UserId,
+    Counts, Cursor, Message, MessageFilter, MessageId, MessageText, Store, Timeline, TimelineEntry,
+    User, UserId,
 };
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgPool};
@@ -56,7 +57,9 @@ struct Reads {
     user_by_name: Coalescer<String, Option<User>>,
     user_by_id: Coalescer<UserId, Option<User>>,
     session_generation: Coalescer<UserId, i64>,
+    user_with_generation: Coalescer<UserId, Option<(User, i64)>>,
     followees: Coalescer<(UserId, usize), Vec<String>>,
+    followees_by_name: Coalescer<(String, usize), Option<Vec<String>>>,
 }
 
 /// Shows the pool's state, never its connect options (they hold the password).
@@ -249,6 +252,12 @@ impl Store for PgStore {
         self.reads.session_generation.read(id, || users::session_generation(&self.pool, id)).await
     }
 
+    /// One statement: the user's row with their generation.
+    async fn user_with_generation(&self, id: UserId) -> StoreResult<Option<(User, i64)>> {
+        let read = || users::with_generation(&self.pool, id);
+        self.reads.user_with_generation.read(id, read).await
+    }
+
     async fn bump_session_generation(&self, id: UserId) -> StoreResult<bool> {
         let found = users::bump_session_generation(&self.pool, id).await?;
         if found {
@@ -267,6 +276,16 @@ impl Store for PgStore {
 
     async fn add_message(&self, message: NewMessage) -> StoreResult<MessageId> {
         messages::add(&self.pool, message).await
+    }
+
+    /// One statement: the author found by name, the message stored and announced.
+    async fn add_message_by_name(
+        &self,
+        username: &str,
+        text: MessageText,
+        pub_date: i64,
+    ) -> StoreResult<ByName<MessageId>> {
+        messages::add_by_name(&self.pool, username, &text, pub_date).await
     }
 
     async fn message_by_id(&self, id: MessageId) -> StoreResult<Option<Message>> {
@@ -346,6 +365,16 @@ impl Store for PgStore {
         self.reads.followees.read((follower, limit), read).await
     }
 
+    /// One statement: the user found by name and their list.
+    async fn followees_by_name(
+        &self,
+        username: &str,
+        limit: usize,
+    ) -> StoreResult<Option<Vec<String>>> {
+        let read = || follows::followees_by_name(&self.pool, username, limit);
+        self.reads.followees_by_name.read((username.to_owned(), limit), read).await
+    }
+
     async fn follows_after(&self, after: Option<Follow>, limit: usize) -> StoreResult<Vec<Follow>> {
         follows::after(&self.pool, after, limit).await
     }
@@ -381,6 +410,21 @@ impl Store for PgStore {
             feed::announce(&self.pool, change).await;
         }
         Ok(kept)
+    }
+
+    /// One statement: the author found by name, the key claimed, the message stored and
+    /// announced.
+    async fn apply_once_by_name(
+        &self,
+        key: &ReceiptKey,
+        receipt: &Receipt,
+        since: i64,
+        username: &str,
+        text: MessageText,
+        pub_date: i64,
+    ) -> StoreResult<ByName<Option<Receipt>>> {
+        receipts::apply_once_by_name(&self.pool, key, receipt, since, username, &text, pub_date)
+            .await
     }
 
     async fn forget_receipts(&self, before: i64, limit: usize) -> StoreResult<usize> {

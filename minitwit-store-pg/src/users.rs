@@ -98,6 +98,31 @@ pub(crate) async fn session_generation(pool: &PgPool, id: UserId) -> StoreResult
     Ok(generation.unwrap_or(0))
 }
 
+/// A user row with the user's session generation.
+#[derive(sqlx::FromRow)]
+struct UserGenerationRow {
+    #[sqlx(flatten)]
+    user: UserRow,
+    generation: i64,
+}
+
+/// The user with this id and their session generation (0 until first bumped), in one
+/// statement: what checking a session needs.
+pub(crate) async fn with_generation(pool: &PgPool, id: UserId) -> StoreResult<Option<(User, i64)>> {
+    let row = sqlx::query_as::<_, UserGenerationRow>(concat!(
+        "SELECT ",
+        user_columns!(),
+        ", COALESCE((SELECT generation FROM session_generations WHERE user_id = users.id), 0)
+           AS generation
+         FROM users WHERE id = $1"
+    ))
+    .bind(id.0)
+    .fetch_optional(pool)
+    .await
+    .map_err(backend_error)?;
+    Ok(row.map(|row| (User::from(row.user), row.generation)))
+}
+
 /// Ends every session of a user; whether the user exists.
 pub(crate) async fn bump_session_generation(pool: &PgPool, id: UserId) -> StoreResult<bool> {
     let done = sqlx::query(

@@ -1,0 +1,119 @@
+//! One statement per request (issue 22): the calls that combine a look-up with what
+//! follows it cost PostgreSQL one statement each, where the calls they stand for cost
+//! two. Statements are counted from sqlx's own record of each one it runs (a
+//! `sqlx::query` event), on this test's thread: the runtime has one thread, so every
+//! statement of the calls below, spawned writes included, runs on it.
+
+use minitwit_core::idempotency::{IdempotencyKey, Keyed, Outcome};
+use minitwit_core::store::ByName;
+use minitwit_core::{Email, Username, model::NewUser};
+use minitwit_core::{HashCost, MessageText, MiniTwit, PageSize};
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use tracing::span::{Attributes, Id, Record};
+use tracing::{Event, Metadata, Subscriber};
+
+/// The target of sqlx's event for every statement it runs.
+const STATEMENT_TARGET: &str = "sqlx::query";
+
+/// Counts sqlx's statement events; sees nothing else.
+struct StatementCounter(Arc<AtomicUsize>);
+
+impl Subscriber for StatementCounter {
+    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
+        metadata.target() == STATEMENT_TARGET
+    }
+
+    fn new_span(&self, _: &Attributes<'_>) -> Id {
+        Id::from_u64(1)
+    }
+
+    fn record(&self, _: &Id, _: &Record<'_>) {}
+
+    fn record_follows_from(&self, _: &Id, _: &Id) {}
+
+    fn event(&self, event: &Event<'_>) {
+        if event.metadata().target() == STATEMENT_TARGET {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn enter(&self, _: &Id) {}
+
+    fn exit(&self, _: &Id) {}
+}
+
+/// How many statements `call` ran, and its answer.
+async fn statements<T>(counter: &AtomicUsize, call: impl Future<Output = T>) -> (usize, T) {
+    counter.store(0, Ordering::SeqCst);
+    let answer = call.await;
+    (counter.load(Ordering::SeqCst), answer)
+}
+
+fn new_user(name: &str) -> NewUser {
+    NewUser {
+        username: Username::parse(name).unwrap(),
+        email: Email::parse("someone@example.com").unwrap(),
+        pw_hash: "hash".into(),
+    }
+}
+
+fn keyed(key: &str) -> Keyed {
+    Keyed::new("api:sim", IdempotencyKey::parse(key).unwrap(), &[key.as_bytes()], 204, vec![])
+}
+
+fn text(text: &str) -> MessageText {
+    MessageText::parse(text).unwrap()
+}
+
+#[tokio::test]
+async fn a_session_check_a_follow_list_and_a_post_by_name_are_one_statement_each() {
+    let (store, _db) = minitwit_store_pg::testkit::fresh_store().await;
+    let twit = MiniTwit::with_hash_cost(Arc::clone(&store), HashCost::Insecure);
+    let alice = store.create_user(new_user("alice")).await.unwrap();
+    let bob = store.create_user(new_user("bob")).await.unwrap();
+    store.follow(alice.id, bob.id).await.unwrap();
+    store.bump_session_generation(alice.id).await.unwrap();
+    let counter = Arc::new(AtomicUsize::new(0));
+    let _counting = tracing::subscriber::set_default(StatementCounter(Arc::clone(&counter)));
+    let size = PageSize::new(10);
+    // Each statement once first: its first run on a connection may ask more (preparing).
+    store.user_with_generation(alice.id).await.unwrap();
+    store.followees_by_name("alice", 10).await.unwrap();
+    store.add_message_by_name("bob", text("warm"), 1).await.unwrap();
+    let warm = keyed("warm");
+    store.apply_once_by_name(&warm.key, &warm.receipt, 0, "bob", text("warm"), 1).await.unwrap();
+    store.user_by_id(alice.id).await.unwrap();
+    store.session_generation(alice.id).await.unwrap();
+    store.user_by_name("alice").await.unwrap();
+    store.followees(alice.id, 10).await.unwrap();
+
+    // The counter counts: the two calls a session check used to make are two.
+    let (two, _) = statements(&counter, async {
+        store.user_by_id(alice.id).await.unwrap();
+        store.session_generation(alice.id).await.unwrap()
+    })
+    .await;
+    assert_eq!(two, 2, "the counter sees each statement");
+
+    let (n, found) = statements(&counter, twit.user_with_generation(alice.id)).await;
+    assert_eq!((n, found.unwrap()), (1, Some((alice.clone(), 1))), "a session check");
+
+    let (n, follows) = statements(&counter, twit.followees_at("alice", size)).await;
+    assert_eq!((n, follows.unwrap()), (1, vec!["bob".to_owned()]), "GET /fllws/alice");
+    let (n, unknown) = statements(&counter, store.followees_by_name("nobody", 10)).await;
+    assert_eq!((n, unknown), (1, Ok(None)), "an unknown user's list");
+
+    let (n, posted) = statements(&counter, twit.post_once_at("bob", text("hi"), None)).await;
+    assert_eq!((n, posted.unwrap()), (1, Outcome::Applied), "POST /msgs/bob");
+    let sent = keyed("k1");
+    let (n, posted) = statements(&counter, twit.post_once_at("bob", text("hi"), Some(sent))).await;
+    assert_eq!((n, posted.unwrap()), (1, Outcome::Applied), "POST /msgs/bob, keyed");
+    let (n, unknown) =
+        statements(&counter, store.add_message_by_name("nobody", text("x"), 1)).await;
+    assert_eq!((n, unknown), (1, Ok(ByName::UnknownUser)), "a post by nobody");
+    store.set_disabled(bob.id, true).await.unwrap();
+    let (n, disabled) = statements(&counter, store.add_message_by_name("bob", text("x"), 1)).await;
+    assert_eq!((n, disabled), (1, Ok(ByName::Disabled)), "a post by a disabled user");
+}
