@@ -74,6 +74,15 @@ impl Store for SledStore {
         self.read(move |trees| trees.session_generation(id)).await
     }
 
+    /// Both read in one pass over the trees, not two calls.
+    async fn user_with_generation(&self, id: UserId) -> StoreResult<Option<(User, i64)>> {
+        self.read(move |trees| {
+            let Some(user) = trees.user_by_id(id)? else { return Ok(None) };
+            Ok(Some((user, trees.session_generation(id)?)))
+        })
+        .await
+    }
+
     async fn bump_session_generation(&self, id: UserId) -> StoreResult<bool> {
         let found = self.write(move |trees| trees.bump_session_generation(id)).await?;
         if found {
