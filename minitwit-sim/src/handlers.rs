@@ -111,15 +111,23 @@ pub async fn post_message(
     keyed: Option<Keyed>,
     service: MiniTwit,
 ) -> Handled {
-    let author = service.user_at(&segment).await?;
-    let text = MessageText::parse(&body.content)?;
-    Ok(answer(service.post_once(&author, text, keyed).await?))
+    let text = match MessageText::parse(&body.content) {
+        Ok(text) => text,
+        Err(refused) => {
+            // An unknown user is the answer before a refused text (404 before 400).
+            service.user_at(&segment).await?;
+            return Err(refused.into());
+        }
+    };
+    // The user looked up and the message stored in one store call (one statement on
+    // PostgreSQL); the core still applies every rule.
+    Ok(answer(service.post_once_at(&segment, text, keyed).await?))
 }
 
-/// `GET /fllws/{username}`
+/// `GET /fllws/{username}`: the user looked up and their follows listed in one store
+/// call (one statement on PostgreSQL).
 pub async fn follows(segment: String, size: PageSize, service: MiniTwit) -> Handled {
-    let user = service.user_at(&segment).await?;
-    let follows = service.followees(user.id, size).await?;
+    let follows = service.followees_at(&segment, size).await?;
     Ok(warp::reply::json(&FollowsDto { follows }).into_response())
 }
 
