@@ -4,6 +4,9 @@
 //! `sqlx::query` event), on this test's thread: the runtime has one thread, so every
 //! statement of the calls below, spawned writes included, runs on it.
 
+// A test: a call that fails must fail it, helpers included.
+#![allow(clippy::unwrap_used)]
+
 use minitwit_core::idempotency::{IdempotencyKey, Keyed, Outcome};
 use minitwit_core::store::ByName;
 use minitwit_core::{Email, Username, model::NewUser};

@@ -205,7 +205,7 @@ pub async fn a_user_is_read_with_their_session_generation(store: Arc<dyn Store>)
     let two_reads = |id: UserId| {
         let store = Arc::clone(&store);
         async move {
-            let Some(user) = store.user_by_id(id).await.unwrap() else { return None };
+            let user = store.user_by_id(id).await.unwrap()?;
             Some((user, store.session_generation(id).await.unwrap()))
         }
     };
@@ -340,7 +340,7 @@ pub async fn follow_lists_are_read_by_name(store: Arc<dyn Store>) {
     let two_reads = |name: &'static str, limit: usize| {
         let store = Arc::clone(&store);
         async move {
-            let Some(user) = store.user_by_name(name).await.unwrap() else { return None };
+            let user = store.user_by_name(name).await.unwrap()?;
             Some(store.followees(user.id, limit).await.unwrap())
         }
     };
