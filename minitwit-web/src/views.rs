@@ -315,7 +315,7 @@ mod tests {
             text: text.into(),
             pub_date: 1_582_246_860,
         };
-        let entries = vec![entry(2, "<b>&'\"</b>"), entry(1, "two\nlines")];
+        let entries = [entry(2, "<b>&'\"</b>"), entry(1, "two\nlines")];
         // Each entry rendered alone (as pages and streams now render them, once), then
         // put together.
         let alone: String =
