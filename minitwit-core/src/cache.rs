@@ -357,6 +357,18 @@ mod tests {
     use crate::testkit::MemoryStore;
     use crate::{HashCost, MessageText, MiniTwit, PageSize, Registration};
 
+    /// A service over a store that counts its follow list reads, behind the cache.
+    fn counting_followees() -> (Arc<CountingFollowees>, MiniTwit) {
+        let counting = Arc::new(CountingFollowees { inner: MemoryStore::new(), reads: 0.into() });
+        let store = Arc::new(CachedStore::new(counting.clone()));
+        (counting, MiniTwit::with_hash_cost(store, HashCost::Insecure))
+    }
+
+    async fn register(twit: &MiniTwit, name: &str) -> crate::User {
+        let registration = Registration::parse(name, "a@x.org", "pw", None).expect("valid");
+        twit.register(registration).await.expect("registered")
+    }
+
     fn service() -> MiniTwit {
         let store = Arc::new(CachedStore::new(Arc::new(MemoryStore::new())));
         MiniTwit::with_hash_cost(store, HashCost::Insecure)
@@ -502,16 +514,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_follow_list_by_name_is_the_cached_list_by_id() {
-        let counting = Arc::new(CountingFollowees { inner: MemoryStore::new(), reads: 0.into() });
-        let store = Arc::new(CachedStore::new(counting.clone()));
-        let twit = MiniTwit::with_hash_cost(store, HashCost::Insecure);
-        let register = |name: &'static str| {
-            let twit = twit.clone();
-            async move {
-                let registration = Registration::parse(name, "a@x.org", "pw", None).unwrap();
-                twit.register(registration).await.unwrap()
-            }
-        };
+        let (counting, twit) = counting_followees();
+        let register = |name| register(&twit, name);
         let (alice, bob) = (register("alice").await, register("bob").await);
         let size = PageSize::new(100);
         let reads = || counting.reads.load(Ordering::Relaxed);
@@ -543,16 +547,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_follow_list_is_kept_until_the_follows_generation_moves() {
-        let counting = Arc::new(CountingFollowees { inner: MemoryStore::new(), reads: 0.into() });
-        let store = Arc::new(CachedStore::new(counting.clone()));
-        let twit = MiniTwit::with_hash_cost(store, HashCost::Insecure);
-        let register = |name: &'static str| {
-            let twit = twit.clone();
-            async move {
-                let registration = Registration::parse(name, "a@x.org", "pw", None).unwrap();
-                twit.register(registration).await.unwrap()
-            }
-        };
+        let (counting, twit) = counting_followees();
+        let register = |name| register(&twit, name);
         let (alice, bob, carol) =
             (register("alice").await, register("bob").await, register("carol").await);
         let list = || twit.followees(alice.id, PageSize::new(100));

@@ -73,6 +73,26 @@ pub enum ByName<T> {
     Done(T),
 }
 
+impl<T> ByName<T> {
+    /// The write's answer mapped by `f`; nobody and disabled stay as they are.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> ByName<U> {
+        match self {
+            Self::UnknownUser => ByName::UnknownUser,
+            Self::Disabled => ByName::Disabled,
+            Self::Done(answer) => ByName::Done(f(answer)),
+        }
+    }
+
+    /// [`ByName::map`] by a mapping that may fail.
+    pub fn try_map<U, E>(self, f: impl FnOnce(T) -> Result<U, E>) -> Result<ByName<U>, E> {
+        Ok(match self {
+            Self::UnknownUser => ByName::UnknownUser,
+            Self::Disabled => ByName::Disabled,
+            Self::Done(answer) => ByName::Done(f(answer)?),
+        })
+    }
+}
+
 /// Persistent storage for MiniTwit. See the module documentation for the guarantees.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {

@@ -2,7 +2,7 @@
 //! database errors become the domain's [`StoreError`]s.
 
 use minitwit_core::UserId;
-use minitwit_core::store::StoreError;
+use minitwit_core::store::{ByName, StoreError, StoreResult};
 use sqlx::error::ErrorKind;
 
 /// Why a [`crate::PgStore`] could not be set up.
@@ -52,8 +52,24 @@ pub(crate) fn store_error(
 
 /// Whether `err` is a violated foreign key: a row the statement read (a user) was
 /// deleted by a transaction that committed while it ran.
-pub(crate) fn is_missing_reference(err: &sqlx::Error) -> bool {
+fn is_missing_reference(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(db) if db.kind() == ErrorKind::ForeignKeyViolation)
+}
+
+/// What a statement addressed to a user by name found, from its row (whether the user is
+/// disabled, then the rest): nobody, a disabled user, or the rest for the caller to read.
+/// An author deleted while the statement ran counts as nobody (the statement left
+/// nothing).
+pub(crate) fn found_by_name<T>(
+    row: Result<Option<(bool, T)>, sqlx::Error>,
+) -> StoreResult<ByName<T>> {
+    match row {
+        Ok(None) => Ok(ByName::UnknownUser),
+        Ok(Some((true, _))) => Ok(ByName::Disabled),
+        Ok(Some((false, rest))) => Ok(ByName::Done(rest)),
+        Err(err) if is_missing_reference(&err) => Ok(ByName::UnknownUser),
+        Err(err) => Err(backend_error(err)),
+    }
 }
 
 /// [`store_error`] for statements that violate no foreign key.

@@ -2,7 +2,7 @@
 //! the message), look-up by id, flagging, and the administrative listings (the
 //! timelines are `timeline`'s).
 
-use crate::error::{backend_error, is_missing_reference, store_error};
+use crate::error::{backend_error, found_by_name, store_error};
 use crate::rows::sql_limit;
 use crate::rows::{self, MessageRow, into_all, message_columns};
 use minitwit_core::model::NewMessage;
@@ -52,17 +52,11 @@ pub(crate) async fn add_by_name(
         .bind(pub_date)
         .fetch_optional(pool)
         .await;
-    match row {
-        Ok(None) => Ok(ByName::UnknownUser),
-        Ok(Some((true, _, _))) => Ok(ByName::Disabled),
-        Ok(Some((false, Some(id), _))) => Ok(ByName::Done(MessageId(id))),
-        Ok(Some((false, None, _))) => {
-            Err(StoreError::Backend("a post by an enabled user stored nothing".into()))
-        }
-        // The author was deleted while the statement ran: nobody has the name now.
-        Err(err) if is_missing_reference(&err) => Ok(ByName::UnknownUser),
-        Err(err) => Err(backend_error(err)),
-    }
+    let found = found_by_name(row.map(|row| row.map(|(disabled, id, _)| (disabled, id))))?;
+    found.try_map(|id| {
+        id.map(MessageId)
+            .ok_or_else(|| StoreError::Backend("a post by an enabled user stored nothing".into()))
+    })
 }
 
 /// The message with this id, flagged or not.

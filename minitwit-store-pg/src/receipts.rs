@@ -5,7 +5,7 @@
 //! committed, the waiter finds its receipt and writes nothing; if it failed, the waiter
 //! claims the key itself.
 
-use crate::error::{FOLLOWEE_FK, backend_error, is_missing_reference, store_error};
+use crate::error::{FOLLOWEE_FK, backend_error, found_by_name, store_error};
 use crate::rows::sql_limit;
 use minitwit_core::MessageText;
 use minitwit_core::idempotency::{Receipt, ReceiptKey, Write};
@@ -220,16 +220,15 @@ pub(crate) async fn apply_once_by_name(
         .bind(pub_date)
         .fetch_optional(pool)
         .await;
-    match row {
-        Ok(None) => Ok(ByName::UnknownUser),
-        Ok(Some((true, _, _))) => Ok(ByName::Disabled),
-        Ok(Some((false, 1, _))) => Ok(ByName::Done(None)),
-        Ok(Some((false, _, _))) => Ok(ByName::Done(Some(receipt_now(pool, key).await?))),
-        // The author was deleted while the statement ran: nobody has the name now (and
-        // the statement, receipt included, left nothing).
-        Err(err) if is_missing_reference(&err) => Ok(ByName::UnknownUser),
-        Err(err) => Err(backend_error(err)),
-    }
+    // The rest of the row: whether the statement claimed the key (1: this call posted;
+    // 0: an earlier call holds it, and its receipt answers).
+    let found =
+        found_by_name(row.map(|row| row.map(|(disabled, claimed, _)| (disabled, claimed))))?;
+    let replayed = match found {
+        ByName::Done(claimed) if claimed != 1 => Some(receipt_now(pool, key).await?),
+        _ => None,
+    };
+    Ok(found.map(|_| replayed))
 }
 
 /// A receipt's status as stored (`SMALLINT`).
