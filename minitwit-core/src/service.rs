@@ -400,9 +400,6 @@ impl MiniTwit {
     /// [`ServiceError::UnknownUser`], as for [`MiniTwit::user_at`].
     pub async fn followees_at(&self, segment: &str, limit: PageSize) -> ServiceResult<Vec<String>> {
         let name = name_at(segment)?;
-        if !may_name_someone(&name) {
-            return Err(ServiceError::UnknownUser);
-        }
         let follows = self.store.followees_by_name(&name, limit.get()).await?;
         follows.ok_or(ServiceError::UnknownUser)
     }
@@ -553,9 +550,6 @@ impl MiniTwit {
         keyed: Option<Keyed>,
     ) -> ServiceResult<Outcome> {
         let name = name_at(segment)?;
-        if !may_name_someone(&name) {
-            return Err(ServiceError::UnknownUser);
-        }
         let (store, since, pub_date) = (Arc::clone(&self.store), self.receipts_since(), unix_now());
         let name = name.into_owned();
         let Some(keyed) = keyed else {
@@ -733,10 +727,15 @@ fn replayed(keyed: &Keyed, receipt: Receipt) -> ServiceResult<Outcome> {
     }
 }
 
-/// The name a percent-encoded URL path segment carries (CONTRACT.md §2); a segment that
-/// does not decode to UTF-8 names nobody: [`ServiceError::UnknownUser`].
+/// The name a percent-encoded URL path segment carries (CONTRACT.md §2), to ask the store
+/// about; a segment that does not decode to UTF-8, or decodes to a name that cannot be
+/// anyone's ([`may_name_someone`]), names nobody: [`ServiceError::UnknownUser`].
 fn name_at(segment: &str) -> ServiceResult<std::borrow::Cow<'_, str>> {
-    percent_decode_str(segment).decode_utf8().map_err(|_| ServiceError::UnknownUser)
+    percent_decode_str(segment)
+        .decode_utf8()
+        .ok()
+        .filter(|name| may_name_someone(name))
+        .ok_or(ServiceError::UnknownUser)
 }
 
 /// Whether `name` may be someone's, so that the store may be asked about it: a name with

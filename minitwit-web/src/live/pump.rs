@@ -78,21 +78,25 @@ struct Window {
     length: Duration,
     /// Whether events were handed over since the last write.
     handed: bool,
-    /// Until when the queue is left alone, once the last write's window started.
-    closed_until: Option<Pin<Box<Sleep>>>,
+    /// Whether the queue is left alone until the timer fires.
+    closed: bool,
+    /// The end of the current window: made at the first write, then reset.
+    timer: Option<Pin<Box<Sleep>>>,
 }
 
 impl Window {
     fn new(length: Duration) -> Self {
-        Self { length, handed: false, closed_until: None }
+        Self { length, handed: false, closed: false, timer: None }
     }
 
     /// Ready when the queue may be read: at once, or when the window has passed.
     fn poll_open(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        if let Some(sleep) = self.closed_until.as_mut() {
-            std::task::ready!(sleep.as_mut().poll(cx));
-            self.closed_until = None;
+        if self.closed
+            && let Some(timer) = self.timer.as_mut()
+        {
+            std::task::ready!(timer.as_mut().poll(cx));
         }
+        self.closed = false;
         Poll::Ready(())
     }
 
@@ -107,10 +111,11 @@ impl Window {
     fn drained(&mut self) {
         if self.handed && !self.length.is_zero() {
             let until = Instant::now() + self.length;
-            match self.closed_until.as_mut() {
-                Some(sleep) => sleep.as_mut().reset(until),
-                None => self.closed_until = Some(Box::pin(sleep_until(until))),
+            match self.timer.as_mut() {
+                Some(timer) => timer.as_mut().reset(until),
+                None => self.timer = Some(Box::pin(sleep_until(until))),
             }
+            self.closed = true;
         }
         self.handed = false;
     }
