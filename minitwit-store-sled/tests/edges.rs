@@ -3,10 +3,10 @@
 //! across signs, relaxed durability, and timelines on a larger data set compared with
 //! the reference model.
 
-use minitwit_core::model::{Follow, ImportBatch, NewMessage, NewUser};
+use minitwit_core::model::{Follow, ImportBatch, NewMessage};
 use minitwit_core::testkit::MemoryStore;
 use minitwit_core::{
-    Cursor, Email, Message, MessageId, MessageText, Store, Timeline, TimelineEntry, User, Username,
+    Cursor, Message, MessageId, MessageText, Store, Timeline, TimelineEntry, User,
 };
 use minitwit_store_sled::{Durability, OpenError, SledOptions, SledStore};
 use std::path::Path;
@@ -32,14 +32,7 @@ fn open(dir: &Path) -> SledStore {
     SledStore::open(dir, SledOptions::default()).expect("opening the store")
 }
 
-async fn user(store: &dyn Store, name: &str) -> User {
-    let new = NewUser {
-        username: Username::parse(name).expect("valid name"),
-        email: Email::parse(&format!("{name}@example.com")).expect("valid email"),
-        pw_hash: format!("hash-{name}"),
-    };
-    store.create_user(new).await.expect("creating a user")
-}
+use minitwit_core::testkit::records::registered as user;
 
 async fn post(store: &dyn Store, author: &User, text: &str, pub_date: i64) -> MessageId {
     let text = MessageText::parse(text).expect("valid text");

@@ -13,13 +13,11 @@
 
 use crate::idempotency::{IdempotencyKey, Keyed, Outcome, Receipt, ReceiptKey, Write};
 use crate::model::{
-    Cursor, Follow, ImportBatch, Message, MessageFilter, MessageId, NewMessage, NewUser, Timeline,
+    Cursor, Follow, ImportBatch, Message, MessageFilter, MessageId, NewMessage, Timeline,
     TimelineEntry, User, UserId,
 };
 use crate::store::{ByName, StoreError};
-use crate::{
-    Email, HashCost, MessageText, MiniTwit, PageSize, Registration, ServiceError, Store, Username,
-};
+use crate::{HashCost, MessageText, MiniTwit, PageSize, Registration, ServiceError, Store};
 use std::sync::Arc;
 
 /// Expands into one `#[tokio::test]` per conformance rule, each on a fresh store from
@@ -80,16 +78,10 @@ macro_rules! conformance_tests {
     };
 }
 
-fn new_user(name: &str) -> NewUser {
-    NewUser {
-        username: Username::parse(name).expect("test names are valid"),
-        email: Email::parse(&format!("{}@example.com", name.replace(' ', "."))).expect("valid"),
-        pw_hash: format!("hash-of-{name}"),
-    }
-}
+use super::records::new_user;
 
 async fn user(store: &Arc<dyn Store>, name: &str) -> User {
-    store.create_user(new_user(name)).await.expect("creating a fresh user")
+    super::records::registered(store.as_ref(), name).await
 }
 
 async fn post(store: &Arc<dyn Store>, author: &User, text: &str, pub_date: i64) -> MessageId {

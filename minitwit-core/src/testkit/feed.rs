@@ -6,8 +6,8 @@
 
 use crate::feed::{Change, Delivery, Event, LiveFeed, LiveLimits, LiveTimeline};
 use crate::idempotency::{Receipt, ReceiptKey, Write};
-use crate::model::{Follow, NewMessage, NewUser, User};
-use crate::{Email, MessageText, Store, Username};
+use crate::model::{Follow, NewMessage, User};
+use crate::{MessageText, Store};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::broadcast;
@@ -16,14 +16,7 @@ use tokio::sync::broadcast;
 /// failing, not a measurement).
 const PATIENCE: Duration = Duration::from_secs(30);
 
-async fn user(store: &dyn Store, name: &str) -> User {
-    let new = NewUser {
-        username: Username::parse(name).expect("valid name"),
-        email: Email::parse(&format!("{name}@example.com")).expect("valid email"),
-        pw_hash: "hash".into(),
-    };
-    store.create_user(new).await.expect("creates a user")
-}
+use super::records::registered as user;
 
 fn message(author: &User, text: &str) -> NewMessage {
     NewMessage {
