@@ -75,6 +75,27 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// Operations that build up home timelines: mostly posts, follows and home reads, with
+/// unfollows, flags and deletions among them, so that a short sequence fills small kept
+/// home timelines past their bound and makes authors cross a small fan-out limit.
+fn timeline_op() -> impl Strategy<Value = Op> {
+    let user = 0..NAMES.len();
+    let which = prop_oneof![
+        4 => user.clone().prop_map(Which::Home),
+        1 => user.clone().prop_map(Which::User),
+    ];
+    prop_oneof![
+        1 => user.clone().prop_map(Op::Register),
+        6 => (user.clone(), 0..TEXTS.len(), 0..6i64)
+            .prop_map(|(user, text, pub_date)| Op::Post { user, text, pub_date }),
+        4 => (user.clone(), user.clone()).prop_map(|(a, b)| Op::Follow(a, b)),
+        2 => (user.clone(), user.clone()).prop_map(|(a, b)| Op::Unfollow(a, b)),
+        2 => (0..64usize, any::<bool>()).prop_map(|(message, flagged)| Op::Flag { message, flagged }),
+        1 => user.clone().prop_map(Op::Delete),
+        4 => (which, 1..6usize).prop_map(|(which, page)| Op::Read { which, page }),
+    ]
+}
+
 /// One side of the comparison: a store and the ids it gave out.
 struct Side {
     store: Arc<dyn Store>,
@@ -211,6 +232,31 @@ where
     F: Fn() -> Fut,
     Fut: Future<Output = (Arc<dyn Store>, G)>,
 {
+    run_against_model(cases, proptest::collection::vec(op(), 1..40), make);
+}
+
+/// [`check_against_model`] with sequences (up to 80 operations) that register every
+/// name first and then mostly post, follow and read home timelines: a backend's kept
+/// home timelines must answer as the model's merge does, across their bound and the
+/// fan-out limit.
+pub fn check_timelines_against_model<F, Fut, G>(cases: u32, make: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = (Arc<dyn Store>, G)>,
+{
+    let registrations: Vec<Op> = (0..NAMES.len()).map(Op::Register).collect();
+    let ops = proptest::collection::vec(timeline_op(), 1..80)
+        .prop_map(move |ops| registrations.iter().cloned().chain(ops).collect::<Vec<_>>());
+    run_against_model(cases, ops, make);
+}
+
+/// Runs `cases` sequences from `ops` against fresh stores from `make` and the model.
+fn run_against_model<S, F, Fut, G>(cases: u32, ops: S, make: F)
+where
+    S: Strategy<Value = Vec<Op>>,
+    F: Fn() -> Fut,
+    Fut: Future<Output = (Arc<dyn Store>, G)>,
+{
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -218,7 +264,7 @@ where
         .expect("a tokio runtime for the model test");
     let config = Config { cases, failure_persistence: None, ..Config::default() };
     let mut runner = TestRunner::new(config);
-    let outcome = runner.run(&proptest::collection::vec(op(), 1..40), |ops| {
+    let outcome = runner.run(&ops, |ops| {
         runtime.block_on(async {
             let (store, _guard) = make().await;
             let mut backend = Side::new(store);
