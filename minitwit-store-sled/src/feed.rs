@@ -3,12 +3,10 @@
 //! once that write is durable.
 
 use crate::SledStore;
-use crate::trees::Trees;
-use minitwit_core::MessageFilter;
+use minitwit_core::MessageId;
 use minitwit_core::feed::{Change, ChangeFeed, Hub};
 use minitwit_core::idempotency::Write;
 use minitwit_core::model::Follow;
-use minitwit_core::store::StoreResult;
 use std::sync::Arc;
 
 impl SledStore {
@@ -23,23 +21,18 @@ impl SledStore {
     }
 }
 
-/// The change a keyed write just applied under the write lock made, if any: a post's
-/// id is the newest message's, as no other write ran since.
-pub(crate) fn change_of(trees: &Trees, write: &Write) -> StoreResult<Option<Change>> {
-    Ok(match write {
+/// The change a keyed write just applied made, if any (`posted`: a post's new id).
+pub(crate) fn change_of(write: &Write, posted: Option<MessageId>) -> Option<Change> {
+    match write {
         Write::Register(_) => None,
-        Write::Post(message) => {
-            let newest =
-                trees.list_messages(&MessageFilter { limit: 1, ..MessageFilter::default() })?;
-            newest.first().map(|m| Change::Posted { id: m.id, author: message.author_id })
-        }
+        Write::Post(message) => posted.map(|id| Change::Posted { id, author: message.author_id }),
         Write::Follow { follower, followee } => {
             Some(Change::Followed(Follow { follower: *follower, followee: *followee }))
         }
         Write::Unfollow { follower, followee } => {
             Some(Change::Unfollowed(Follow { follower: *follower, followee: *followee }))
         }
-    })
+    }
 }
 
 /// A new hub for a store being opened.

@@ -2,14 +2,14 @@
 //! `end_import`, which closes an import (see `minitwit_core::transfer`).
 
 use crate::keys;
-use crate::trees::{Trees, abort, meta};
+use crate::trees::{Trees, abort, backend, meta};
 use minitwit_core::model::ImportBatch;
 use minitwit_core::store::{IMPORT_MARK, StoreError, StoreResult};
 
 impl Trees {
     /// Writes `batch` as it is, all or nothing; ids continue above the imported ones.
     pub(crate) fn import(&self, batch: &ImportBatch) -> StoreResult<()> {
-        self.transaction(|tx| {
+        let imported = self.transaction(|tx| {
             for user in &batch.users {
                 if tx.user_exists(user.id)? || tx.usernames.get(user.username.as_bytes())?.is_some()
                 {
@@ -34,7 +34,15 @@ impl Trees {
                 tx.insert_follow(follow.follower, follow.followee)?;
             }
             Ok(())
-        })
+        });
+        self.reset_homes()?;
+        imported
+    }
+
+    /// Drops every kept home timeline and reloads the follow pairs (see `home`).
+    fn reset_homes(&self) -> StoreResult<()> {
+        self.homes.reset(crate::trees::follow_pairs(&self.follows).map_err(backend)?);
+        Ok(())
     }
 
     /// Removes the batch's users (with everything of theirs), messages and follows, all
@@ -58,6 +66,7 @@ impl Trees {
         for user in &batch.users {
             self.authors.forget(user.id);
         }
+        self.reset_homes()?;
         removed
     }
 

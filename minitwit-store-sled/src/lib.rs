@@ -22,6 +22,7 @@
 //! - `records`: the binary layout of user and message records (and the JSON of format 1).
 //! - `authors`: the cache of authors' names and emails, forgotten when a user is deleted.
 //! - `flusher`: the group-commit flusher thread.
+//! - `home`: home timelines kept on write, in memory.
 //! - `users`, `messages`, `follows`, `timeline`, `import`, `state`: the operations,
 //!   synchronous, mirroring the PostgreSQL store's modules of the same names.
 //! - `receipts`: keyed writes applied once, with their receipts.
@@ -81,6 +82,7 @@ mod authors;
 mod feed;
 mod flusher;
 mod follows;
+mod home;
 mod import;
 mod integrity;
 mod keys;

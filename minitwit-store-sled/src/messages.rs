@@ -1,5 +1,6 @@
-//! Messages: posting, flagging (which moves a message out of or back into the timeline
-//! indexes), deletion, and the admin and export listings.
+//! Messages: posting (and the fan-out into kept home timelines), flagging (which moves
+//! a message out of or back into the timeline indexes), deletion, and the admin and
+//! export listings.
 
 use crate::keys;
 use crate::records::{decode, encode};
@@ -11,9 +12,20 @@ use sled::IVec;
 use std::ops::Bound;
 
 impl Trees {
-    /// Stores a message under a fresh id; the author must exist.
+    /// Stores a message under a fresh id; the author must exist. Then into the kept
+    /// home timelines (see `home`).
     pub(crate) fn add_message(&self, new: &NewMessage) -> StoreResult<MessageId> {
-        self.transaction(|tx| tx.add_message(new))
+        let id = self.transaction(|tx| tx.add_message(new))?;
+        self.fan_out(new, id)?;
+        Ok(id)
+    }
+
+    /// Puts the message just stored as `id` into the kept home timelines.
+    pub(crate) fn fan_out(&self, new: &NewMessage, id: MessageId) -> StoreResult<()> {
+        let record = self.messages.get(keys::int(id)).map_err(backend)?;
+        let record = record.ok_or_else(|| corrupt("a message just stored"))?;
+        self.homes.posted(new.author_id, ((new.pub_date, id), record));
+        Ok(())
     }
 
     /// The message with this id.
@@ -23,7 +35,8 @@ impl Trees {
 
     /// Flags or unflags a message; `false` if there is none.
     pub(crate) fn set_flagged(&self, id: MessageId, flagged: bool) -> StoreResult<bool> {
-        self.transaction(|tx| {
+        let author = self.message_by_id(id)?.map(|m| m.author_id);
+        let found = self.transaction(|tx| {
             let Some(bytes) = tx.messages.get(keys::int(id))? else { return Ok(false) };
             let mut message: Message = decode(&bytes).map_err(abort)?;
             if message.flagged != flagged {
@@ -32,7 +45,11 @@ impl Trees {
                 tx.insert_message(&message)?;
             }
             Ok(true)
-        })
+        })?;
+        if let Some(author) = author {
+            self.homes.message_changed(author);
+        }
+        Ok(found)
     }
 
     /// Flags or unflags every message of `ids` in one transaction, or none when an id
@@ -42,7 +59,11 @@ impl Trees {
         ids: &[MessageId],
         flagged: bool,
     ) -> StoreResult<Vec<MessageId>> {
-        self.transaction(|tx| {
+        let mut authors = Vec::new();
+        for &id in ids {
+            authors.extend(self.message_by_id(id)?.map(|m| m.author_id));
+        }
+        let unknown = self.transaction(|tx| {
             let mut found = Vec::with_capacity(ids.len());
             let mut unknown = Vec::new();
             for &id in ids {
@@ -60,7 +81,13 @@ impl Trees {
                 tx.insert_message(&message)?;
             }
             Ok(unknown)
-        })
+        })?;
+        authors.sort_unstable();
+        authors.dedup();
+        for author in authors {
+            self.homes.message_changed(author);
+        }
+        Ok(unknown)
     }
 
     /// The admin listing: newest id first, filtered.

@@ -2,6 +2,7 @@
 //! errors that can stop a store from opening.
 
 use crate::flusher::{Disk, Flusher, WriteLock};
+use crate::home::HomeConfig;
 use crate::trees::{Trees, decode_int, meta};
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
@@ -49,12 +50,31 @@ pub struct SledOptions {
     pub durability: Durability,
     /// Upper bound of sled's page cache, in bytes (sled's own default is 1 GiB).
     pub cache_capacity_bytes: u64,
+    /// N: the newest entries kept in each reader's home timeline (at least 1; see
+    /// `home`): 800, as Twitter kept, is 26 pages of 30. Older home pages merge the
+    /// followees' messages as if nothing were kept.
+    pub home_bound: usize,
+    /// F: an author with more followers than this is not fanned out: their new messages
+    /// are merged into their followers' home pages when read, so a post reaches at most
+    /// F + 1 kept timelines.
+    pub fanout_limit: usize,
+    /// The most entries all kept home timelines hold together (56 bytes each: a position
+    /// and a handle on the message's record, which all copies of a post share); the
+    /// timelines of the readers seen least recently go first.
+    pub home_cache_entries: usize,
 }
 
 impl Default for SledOptions {
-    /// Durable, with a 64 MiB page cache.
+    /// Durable, with a 64 MiB page cache; home timelines of 800 entries, 250,000
+    /// entries in all, and authors with more than 2,000 followers merged on read.
     fn default() -> Self {
-        Self { durability: Durability::Durable, cache_capacity_bytes: 64 * 1024 * 1024 }
+        Self {
+            durability: Durability::Durable,
+            cache_capacity_bytes: 64 * 1024 * 1024,
+            home_bound: 800,
+            fanout_limit: 2_000,
+            home_cache_entries: 250_000,
+        }
     }
 }
 
@@ -116,7 +136,7 @@ pub(crate) fn open(path: &Path, options: SledOptions) -> Result<Opened, OpenErro
     std::fs::create_dir_all(path).map_err(io)?;
     let lock = lock_directory(path)?;
     let db = open_sled_when_released(path, options).map_err(storage)?;
-    let trees = Trees::open(&db).map_err(storage)?;
+    let trees = Trees::open(&db, HomeConfig::of(&options)).map_err(storage)?;
     check_format(path, &trees)?;
     sync_directory(path).map_err(io)?;
     let write_lock = WriteLock::default();

@@ -9,6 +9,7 @@
 
 use crate::keys;
 use crate::trees::{EMPTY, Trees, Tx, TxResult, abort, backend, corrupt};
+use minitwit_core::MessageId;
 use minitwit_core::idempotency::{Receipt, ReceiptKey, Write};
 use minitwit_core::store::StoreResult;
 use sled::IVec;
@@ -29,28 +30,53 @@ impl Trees {
     }
 
     /// `write` and its receipt in one transaction, unless a live receipt is kept under
-    /// `key`: then that receipt, and nothing written. The caller holds the write lock.
+    /// `key`: then that receipt, and nothing written ([`Applied::Kept`]). The caller
+    /// holds the write lock.
     pub(crate) fn apply_once(
         &self,
         key: &ReceiptKey,
         receipt: &Receipt,
         since: i64,
         write: &Write,
-    ) -> StoreResult<Option<Receipt>> {
-        self.transaction(|tx| {
+    ) -> StoreResult<Applied> {
+        let kept = self.transaction(|tx| {
             let kept = tx.receipts.get(by_key(key))?;
             let kept = kept.map(|bytes| decode(&bytes)).transpose().map_err(abort)?;
             if let Some(live) = kept.as_ref().filter(|r| r.recorded_at >= since) {
-                return Ok(Some(live.clone()));
+                return Ok(Applied::Kept(live.clone()));
             }
-            tx.apply(write)?;
+            let posted = tx.apply(write)?;
             if let Some(expired) = kept {
                 tx.receipts.remove(by_time(expired.recorded_at, key))?;
             }
             tx.receipts.insert(by_key(key), encode(receipt))?;
             tx.receipts.insert(by_time(receipt.recorded_at, key), EMPTY)?;
-            Ok(None)
-        })
+            Ok(Applied::Now { posted })
+        })?;
+        if let Applied::Now { posted } = kept {
+            self.applied_to_homes(write, posted)?;
+        }
+        Ok(kept)
+    }
+
+    /// Tells the kept home timelines (see `home`) about a keyed write just applied under
+    /// the write lock (`posted`: a post's new id).
+    fn applied_to_homes(&self, write: &Write, posted: Option<MessageId>) -> StoreResult<()> {
+        match *write {
+            Write::Register(_) => {}
+            Write::Post(ref message) => {
+                if let Some(id) = posted {
+                    self.fan_out(message, id)?;
+                }
+            }
+            Write::Follow { follower, followee } => {
+                self.homes.follow_changed(follower, followee, true);
+            }
+            Write::Unfollow { follower, followee } => {
+                self.homes.follow_changed(follower, followee, false);
+            }
+        }
+        Ok(())
     }
 
     /// Whether any receipt was recorded before `before`.
@@ -82,15 +108,31 @@ impl Trees {
 }
 
 impl Tx<'_> {
-    /// Applies one of the writes a key can carry.
-    fn apply(&self, write: &Write) -> TxResult<()> {
+    /// Applies one of the writes a key can carry; a post's new id.
+    fn apply(&self, write: &Write) -> TxResult<Option<MessageId>> {
         match write {
-            Write::Register(user) => self.create_user(user).map(drop),
-            Write::Post(message) => self.add_message(message).map(drop),
-            Write::Follow { follower, followee } => self.follow(*follower, *followee),
-            Write::Unfollow { follower, followee } => self.remove_follow(*follower, *followee),
+            Write::Register(user) => self.create_user(user).map(|_| None),
+            Write::Post(message) => self.add_message(message).map(Some),
+            Write::Follow { follower, followee } => {
+                self.follow(*follower, *followee).map(|()| None)
+            }
+            Write::Unfollow { follower, followee } => {
+                self.remove_follow(*follower, *followee).map(|()| None)
+            }
         }
     }
+}
+
+/// What [`Trees::apply_once`] did.
+#[derive(Debug)]
+pub(crate) enum Applied {
+    /// A live receipt was kept under the key: this, and nothing written.
+    Kept(Receipt),
+    /// The write was applied, and its receipt kept; a post's new id.
+    Now {
+        /// The id of the message a post stored.
+        posted: Option<MessageId>,
+    },
 }
 
 /// `k`, scope, NUL, key.

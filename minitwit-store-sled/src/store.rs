@@ -3,6 +3,7 @@
 //! return behind a shared flush.
 
 use crate::SledStore;
+use crate::receipts::Applied;
 use minitwit_core::feed::{Change, ChangeFeed};
 use minitwit_core::idempotency::{Receipt, ReceiptKey, Write};
 use minitwit_core::model::{Follow, ImportBatch, NewMessage, NewUser};
@@ -190,18 +191,16 @@ impl Store for SledStore {
         since: i64,
         write: Write,
     ) -> StoreResult<Option<Receipt>> {
-        let (kept, change) = self
-            .write(|trees| {
-                let kept = trees.apply_once(key, receipt, since, &write)?;
-                let change =
-                    if kept.is_none() { crate::feed::change_of(trees, &write)? } else { None };
-                Ok((kept, change))
-            })
-            .await?;
-        if let Some(change) = change {
-            self.publish(change);
+        let applied = self.write(|trees| trees.apply_once(key, receipt, since, &write)).await?;
+        match applied {
+            Applied::Kept(receipt) => Ok(Some(receipt)),
+            Applied::Now { posted } => {
+                if let Some(change) = crate::feed::change_of(&write, posted) {
+                    self.publish(change);
+                }
+                Ok(None)
+            }
         }
-        Ok(kept)
     }
 
     /// Writes (and waits for a flush) only when some receipt has expired.

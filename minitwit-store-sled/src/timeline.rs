@@ -2,13 +2,17 @@
 //!
 //! - public: one reverse range scan of `public_idx` — O(log n + page);
 //! - user: one reverse range scan of that author's part of `author_idx` — O(log n + page);
-//! - home: a k-way merge of the reverse scans of the user's and each followee's part of
-//!   `author_idx`, through a binary heap — O(k log n + page log k). Nothing scans all
-//!   messages; flagged messages are not in these indexes at all.
+//! - home: a page of the reader's kept timeline (see `home`), merged with the loud
+//!   authors they follow — O(log N + page) for a reader who follows no loud author;
+//!   when none is kept (built then), and below the kept timeline's floor, a k-way merge
+//!   of the reverse scans of the user's and each followee's part of `author_idx`,
+//!   through a binary heap — O(k log n + page log k).
+//!   Nothing scans all messages; flagged messages are not in these indexes at all.
 //!
 //! The index entries carry the message record itself, so a page costs its scans plus
 //! one author look-up per author not yet in the author cache; no message look-ups.
 
+use crate::home::Kept;
 use crate::keys;
 use crate::records::decode;
 use crate::trees::{Trees, backend, corrupt};
@@ -18,27 +22,42 @@ use sled::IVec;
 use std::collections::BinaryHeap;
 use std::ops::Bound;
 
+/// Loud authors beyond this many: a home page intersects them with the reader's
+/// followees (one scan) instead of asking about each.
+const LOUD_LOOKUPS: usize = 32;
+
 /// A timeline position: `(pub_date, id)`.
-type Position = (i64, MessageId);
+pub(crate) type Position = (i64, MessageId);
 
 /// A position with its index entry's value: the message record (stores written before
 /// format 2 have empty values there; the message is then read from `messages`).
-type Found = (Position, IVec);
+pub(crate) type Found = (Position, IVec);
 
-/// One newest-first stream of index entries: a reverse index scan.
-struct Source {
-    iter: std::iter::Rev<sled::Iter>,
-    /// Index of the `pub_date` field in the keys; the id follows it.
-    offset: usize,
+/// One newest-first stream of entries: a reverse index scan, or a kept home timeline's
+/// page.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "a page holds a few sources, in one Vec; boxing the usual one, the scan, would allocate per source"
+)]
+enum Source {
+    Index {
+        iter: std::iter::Rev<sled::Iter>,
+        /// Index of the `pub_date` field in the keys; the id follows it.
+        offset: usize,
+    },
+    Kept(std::vec::IntoIter<Found>),
 }
 
 impl Source {
     fn next(&mut self) -> StoreResult<Option<Found>> {
-        let Some(item) = self.iter.next() else { return Ok(None) };
-        let (key, value) = item.map_err(backend)?;
-        let position = (keys::field(&key, self.offset), keys::field(&key, self.offset + 1));
-        let (Some(date), Some(id)) = position else { return Err(corrupt("a timeline index key")) };
-        Ok(Some(((date, id), value)))
+        match self {
+            Self::Index { iter, offset } => {
+                let Some(item) = iter.next() else { return Ok(None) };
+                let (key, value) = item.map_err(backend)?;
+                Ok(Some((position_at(&key, *offset)?, value)))
+            }
+            Self::Kept(entries) => Ok(entries.next()),
+        }
     }
 }
 
@@ -50,19 +69,110 @@ impl Trees {
         before: Option<Cursor>,
         limit: usize,
     ) -> StoreResult<Vec<TimelineEntry>> {
-        let sources = match timeline {
-            Timeline::Public => vec![self.public_source(before)],
-            Timeline::User(user) => vec![self.author_source(user, before)],
-            Timeline::Home(user) => {
-                let mut authors = self.followee_ids(user)?;
-                authors.push(user);
-                authors.sort_unstable();
-                authors.dedup();
-                authors.into_iter().map(|author| self.author_source(author, before)).collect()
+        let found = match timeline {
+            Timeline::Public => merge(vec![self.public_source(before)], limit)?,
+            Timeline::User(user) => {
+                merge(vec![self.prefix_source(&self.author_idx, user, None, before)], limit)?
+            }
+            Timeline::Home(user) => self.home(user, before, limit)?,
+        };
+        self.entries(found)
+    }
+
+    /// The home page of `owner`: their kept timeline (built now if none is kept) and the
+    /// loud authors they follow above the timeline's floor, and below it the merge of
+    /// everyone they follow (see `home`).
+    fn home(&self, owner: UserId, before: Option<Cursor>, limit: usize) -> StoreResult<Vec<Found>> {
+        let position = before.map(|c| (c.pub_date, c.id));
+        let (page, floor) = match self.homes.page(owner, position, limit) {
+            Some(kept) => kept,
+            None => {
+                let seen = self.homes.generation();
+                let kept = self.build_home(owner)?;
+                let answer = (kept.page(position, limit), kept.floor);
+                self.homes.keep(owner, kept, seen);
+                answer
             }
         };
-        let found = merge(sources, limit)?;
-        self.entries(found)
+        let loud = self.loud_followed(owner)?;
+        let mut found = if loud.is_empty() {
+            page
+        } else {
+            let mut sources = vec![Source::Kept(page.into_iter())];
+            for author in loud {
+                sources.push(self.prefix_source(&self.author_idx, author, floor, before));
+            }
+            merge(sources, limit)?
+        };
+        let Some(floor) = floor else { return Ok(found) };
+        if found.len() < limit {
+            let below = match before {
+                Some(c) if (c.pub_date, c.id) < floor => c,
+                _ => Cursor { pub_date: floor.0, id: floor.1 },
+            };
+            found.extend(self.merge_followed(owner, Some(below), limit - found.len())?);
+        }
+        Ok(found)
+    }
+
+    /// A kept timeline for `owner`, built from the author index: the newest N entries of
+    /// the owner and the authors they follow, loud ones aside.
+    fn build_home(&self, owner: UserId) -> StoreResult<Kept> {
+        let loud = self.homes.loud();
+        let mut authors = self.followee_ids(owner)?;
+        authors.push(owner);
+        authors.sort_unstable();
+        authors.dedup();
+        authors.retain(|author| !loud.contains(author));
+        let bound = self.homes.config().bound;
+        Ok(Kept::of(self.merge_authors(&authors, None, bound + 1)?, bound))
+    }
+
+    /// The loud authors whose messages belong on `owner`'s home page: the owner and their
+    /// followees among the loud (few, so each is asked about unless there are many).
+    fn loud_followed(&self, owner: UserId) -> StoreResult<Vec<UserId>> {
+        let loud = self.homes.loud();
+        if loud.len() <= LOUD_LOOKUPS {
+            let mut followed = Vec::new();
+            for author in loud {
+                if author == owner || self.is_following(owner, author)? {
+                    followed.push(author);
+                }
+            }
+            return Ok(followed);
+        }
+        let mut authors = self.followee_ids(owner)?;
+        authors.push(owner);
+        authors.retain(|author| loud.contains(author));
+        Ok(authors)
+    }
+
+    /// The home page of `owner` as the merge of their and their followees' parts of the
+    /// author index: below their kept timeline's floor.
+    fn merge_followed(
+        &self,
+        owner: UserId,
+        before: Option<Cursor>,
+        limit: usize,
+    ) -> StoreResult<Vec<Found>> {
+        let mut authors = self.followee_ids(owner)?;
+        authors.push(owner);
+        authors.sort_unstable();
+        authors.dedup();
+        self.merge_authors(&authors, before, limit)
+    }
+
+    /// The `limit` newest entries of `authors` together older than `before`, from the
+    /// author index.
+    fn merge_authors(
+        &self,
+        authors: &[UserId],
+        before: Option<Cursor>,
+        limit: usize,
+    ) -> StoreResult<Vec<Found>> {
+        let sources =
+            authors.iter().map(|&a| self.prefix_source(&self.author_idx, a, None, before));
+        merge(sources.collect(), limit)
     }
 
     /// The public index from just below `before`, newest first.
@@ -70,17 +180,27 @@ impl Trees {
         let end =
             before.map_or(Bound::Unbounded, |c| Bound::Excluded(keys::pair(c.pub_date, c.id)));
         let iter = self.public_idx.range((Bound::Unbounded, end)).rev();
-        Source { iter, offset: 0 }
+        Source::Index { iter, offset: 0 }
     }
 
-    /// One author's part of the author index from just below `before`, newest first.
-    fn author_source(&self, author: UserId, before: Option<Cursor>) -> Source {
-        let end = match before {
-            Some(c) => Bound::Excluded(keys::triple(author, c.pub_date, c.id)),
-            None => Bound::Included(keys::triple(author, i64::MAX, i64::MAX)),
+    /// One user's part of an index keyed by (user, pub_date, id), from `floor` (all when
+    /// `None`) up to just below `before`, newest first.
+    fn prefix_source(
+        &self,
+        tree: &sled::Tree,
+        user: UserId,
+        floor: Option<Position>,
+        before: Option<Cursor>,
+    ) -> Source {
+        let start = match floor {
+            Some((date, id)) => keys::triple(user, date, id),
+            None => keys::int(user),
         };
-        let iter = self.author_idx.range((Bound::Included(keys::int(author)), end)).rev();
-        Source { iter, offset: 1 }
+        let end = match before {
+            Some(c) => Bound::Excluded(keys::triple(user, c.pub_date, c.id)),
+            None => Bound::Included(keys::triple(user, i64::MAX, i64::MAX)),
+        };
+        Source::Index { iter: tree.range((Bound::Included(start), end)).rev(), offset: 1 }
     }
 
     /// The entries at `positions`, with their authors' names and emails (from the
@@ -109,6 +229,14 @@ impl Trees {
             });
         }
         Ok(entries)
+    }
+}
+
+/// The `(pub_date, id)` of an index key whose date is field `offset`.
+fn position_at(key: &[u8], offset: usize) -> StoreResult<Position> {
+    match (keys::field(key, offset), keys::field(key, offset + 1)) {
+        (Some(date), Some(id)) => Ok((date, id)),
+        _ => Err(corrupt("a timeline index key")),
     }
 }
 

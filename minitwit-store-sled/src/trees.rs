@@ -20,6 +20,7 @@
 //! empty timeline index values: the message is then read from `messages`.
 
 use crate::authors::Authors;
+use crate::home::{HomeConfig, Homes};
 use crate::keys;
 use minitwit_core::UserId;
 use minitwit_core::store::{StoreError, StoreResult};
@@ -58,6 +59,8 @@ macro_rules! trees {
             all: Vec<Tree>,
             /// Authors' names and emails by id (see `authors`).
             pub(crate) authors: Arc<Authors>,
+            /// The kept home timelines (see `home`).
+            pub(crate) homes: Arc<Homes>,
         }
 
         /// The same trees inside one transaction.
@@ -66,11 +69,15 @@ macro_rules! trees {
         }
 
         impl Trees {
-            /// Opens (creating if needed) every tree of `db`.
-            pub(crate) fn open(db: &Db) -> sled::Result<Self> {
+            /// Opens (creating if needed) every tree of `db`, keeping home timelines as
+            /// `home` says.
+            pub(crate) fn open(db: &Db, home: HomeConfig) -> sled::Result<Self> {
                 $(let $name = db.open_tree(stringify!($name))?;)*
                 let all = vec![$($name.clone()),*];
-                Ok(Self { $($name,)* all, authors: Arc::default() })
+                let homes = Arc::new(Homes::new(home, []));
+                let mut trees = Self { $($name,)* all, authors: Arc::default(), homes };
+                trees.homes = Arc::new(Homes::new(home, follow_pairs(&trees.follows)?));
+                Ok(trees)
             }
         }
 
@@ -171,6 +178,19 @@ impl Tx<'_> {
     pub(crate) fn require_user(&self, id: UserId) -> TxResult<()> {
         if self.user_exists(id)? { Ok(()) } else { Err(abort(StoreError::UnknownUser(id))) }
     }
+}
+
+/// Every follow pair of the `follows` tree, as `(follower, followee)`; a key that does
+/// not decode is left out (the integrity check reports it).
+pub(crate) fn follow_pairs(follows: &Tree) -> sled::Result<Vec<(UserId, UserId)>> {
+    let mut pairs = Vec::new();
+    for item in follows.iter() {
+        let (key, _) = item?;
+        if let (Some(follower), Some(followee)) = (keys::field(&key, 0), keys::field(&key, 1)) {
+            pairs.push((follower, followee));
+        }
+    }
+    Ok(pairs)
 }
 
 /// Wraps a [`StoreError`] to abort a transaction with it.

@@ -91,8 +91,9 @@ impl Trees {
     pub(crate) fn delete_user(&self, id: UserId) -> StoreResult<bool> {
         let links = self.user_links(id)?;
         let deleted = self.transaction(|tx| tx.remove_user(&links));
-        // Applied (or refused): either way the cache must not outlive the record.
+        // Applied (or refused): either way the caches must not outlive the records.
         self.authors.forget(id);
+        self.homes.user_deleted(id, &links.followees);
         deleted
     }
 
