@@ -107,6 +107,21 @@ pub struct StoreOptions {
     #[arg(long, env = "MINITWIT_SLED_CACHE_MB", default_value_t = 64, global = true)]
     pub sled_cache_mb: u64,
 
+    /// The newest entries kept in each reader's sled home timeline (N); older home pages
+    /// merge the followees' messages on read.
+    #[arg(long, env = "MINITWIT_SLED_HOME_BOUND", default_value_t = minitwit_store_sled::SledOptions::default().home_bound, global = true)]
+    pub sled_home_bound: usize,
+
+    /// Authors with more followers than this (F) are not fanned out into their
+    /// followers' kept sled home timelines: their posts are merged into home pages on read.
+    #[arg(long, env = "MINITWIT_SLED_FANOUT_LIMIT", default_value_t = minitwit_store_sled::SledOptions::default().fanout_limit, global = true)]
+    pub sled_fanout_limit: usize,
+
+    /// The most entries all kept sled home timelines hold together (56 bytes each, the
+    /// messages' records shared); the least recently read timelines are dropped beyond it.
+    #[arg(long, env = "MINITWIT_SLED_HOME_CACHE_ENTRIES", default_value_t = minitwit_store_sled::SledOptions::default().home_cache_entries, global = true)]
+    pub sled_home_cache_entries: usize,
+
     /// When sled acknowledges writes: `durable` (on disk first) or `relaxed` (flushed
     /// within half a second; faster, for bulk loads).
     #[arg(long, env = "MINITWIT_SLED_DURABILITY", value_enum, default_value_t = SledDurability::Durable, global = true)]

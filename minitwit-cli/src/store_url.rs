@@ -75,7 +75,13 @@ impl StoreUrl {
                     SledDurability::Relaxed => Durability::Relaxed,
                 };
                 let cache_capacity_bytes = options.sled_cache_mb.saturating_mul(1024 * 1024);
-                let options = SledOptions { durability, cache_capacity_bytes };
+                let options = SledOptions {
+                    durability,
+                    cache_capacity_bytes,
+                    home_bound: options.sled_home_bound,
+                    fanout_limit: options.sled_fanout_limit,
+                    home_cache_entries: options.sled_home_cache_entries,
+                };
                 Ok(Arc::new(SledStore::open(path, options)?))
             }
             Self::Postgres(url) => {
