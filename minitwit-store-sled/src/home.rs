@@ -27,7 +27,7 @@
 //!   if no change came since the reader started (as the author cache does), so a build
 //!   from reads that missed a change is never kept.
 
-use crate::timeline::{Found, Position};
+use crate::keys::{Found, Position};
 use minitwit_core::UserId;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard, PoisonError};

@@ -7,6 +7,13 @@
 use minitwit_core::{MessageId, UserId};
 use sled::IVec;
 
+/// A timeline position: `(pub_date, id)`, the last two fields of a timeline index key.
+pub(crate) type Position = (i64, MessageId);
+
+/// A position with its index entry's value: the message record (stores written before
+/// format 2 have empty values there; the message is then read from `messages`).
+pub(crate) type Found = (Position, IVec);
+
 /// What a key field is made of: a plain number, or one of the core's ids.
 pub(crate) trait Number: Copy {
     /// The number the field encodes.

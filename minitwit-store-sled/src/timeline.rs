@@ -13,25 +13,17 @@
 //! one author look-up per author not yet in the author cache; no message look-ups.
 
 use crate::home::Kept;
-use crate::keys;
+use crate::keys::{self, Found, Position};
 use crate::records::decode;
 use crate::trees::{Trees, backend, corrupt};
 use minitwit_core::store::StoreResult;
-use minitwit_core::{Cursor, Message, MessageId, Timeline, TimelineEntry, UserId};
-use sled::IVec;
+use minitwit_core::{Cursor, Message, Timeline, TimelineEntry, UserId};
 use std::collections::BinaryHeap;
 use std::ops::Bound;
 
 /// Loud authors beyond this many: a home page intersects them with the reader's
 /// followees (one scan) instead of asking about each.
 const LOUD_LOOKUPS: usize = 32;
-
-/// A timeline position: `(pub_date, id)`.
-pub(crate) type Position = (i64, MessageId);
-
-/// A position with its index entry's value: the message record (stores written before
-/// format 2 have empty values there; the message is then read from `messages`).
-pub(crate) type Found = (Position, IVec);
 
 /// One newest-first stream of entries: a reverse index scan, or a kept home timeline's
 /// page.
