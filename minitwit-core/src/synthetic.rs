@@ -12,6 +12,14 @@
 //! - two "wide followers", users `U+1` and `U+2`, post nothing and follow
 //!   [`WIDE_FOLLOWS`] (50 and 500) users `1, 1+s, 1+2s, …` (`s = U / n`; every user
 //!   when `U < n`): home timelines of users who follow many people.
+//!
+//! A [`Graph::Social`] data set follows as people do instead: user `i` follows `F`
+//! others, each drawn by a rank (the user id) that is Zipf-distributed
+//! (`P(r) ∝ ln((r+1)/r)`, about `1/r`; repeats and themselves drawn again), so follower
+//! counts follow a power law:
+//! at 100k users and 30 draws each, the three first users have more than 50k followers
+//! each and most have a handful. Its wide followers follow [`SOCIAL_WIDE_FOLLOWS`] (10
+//! and 1,000) users spread over the ranks.
 
 use crate::model::{Follow, ImportBatch};
 use crate::store::StoreResult;
@@ -25,6 +33,18 @@ pub const BATCH: usize = 1_000;
 
 /// How many users each wide follower follows (every user, in a smaller data set).
 pub const WIDE_FOLLOWS: [i64; 2] = [50, 500];
+/// The same in a [`Graph::Social`] data set.
+pub const SOCIAL_WIDE_FOLLOWS: [i64; 2] = [10, 1_000];
+
+/// Who follows whom.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Graph {
+    /// Every user follows and is followed by exactly `follows_per_user` others.
+    #[default]
+    Even,
+    /// Followees drawn by a Zipf law over the users: follower counts follow a power law.
+    Social,
+}
 
 /// The size of a data set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,13 +55,21 @@ pub struct Shape {
     pub follows_per_user: i64,
     /// Number of messages.
     pub messages: i64,
+    /// Who follows whom.
+    pub graph: Graph,
 }
 
 impl Shape {
     /// 10k messages: 100 users, each following 10.
-    pub const SMALL: Shape = Shape { users: 100, follows_per_user: 10, messages: 10_000 };
+    pub const SMALL: Shape =
+        Shape { users: 100, follows_per_user: 10, messages: 10_000, graph: Graph::Even };
     /// 1M messages: 10k users, each following 20.
-    pub const LARGE: Shape = Shape { users: 10_000, follows_per_user: 20, messages: 1_000_000 };
+    pub const LARGE: Shape =
+        Shape { users: 10_000, follows_per_user: 20, messages: 1_000_000, graph: Graph::Even };
+    /// The social data set: 100k users with about 30 followees each (power-law
+    /// follower counts), 1M messages.
+    pub const SOCIAL: Shape =
+        Shape { users: 100_000, follows_per_user: 30, messages: 1_000_000, graph: Graph::Social };
 
     /// A short label: `10k`, `1M`.
     pub fn label(&self) -> String {
@@ -65,17 +93,50 @@ impl Shape {
     }
 
     /// Whom user `id` follows.
-    pub fn followees(&self, id: UserId) -> impl Iterator<Item = UserId> + use<> {
-        let (users, step) = (self.users, (self.users / self.follows_per_user.max(1)).max(1));
-        let count = self.follows_per_user.min(users - 1).max(0);
-        (0..count).map(move |j| UserId((id.0 + j * step) % users + 1))
+    pub fn followees(&self, id: UserId) -> Vec<UserId> {
+        match self.graph {
+            Graph::Even => {
+                let (users, step) =
+                    (self.users, (self.users / self.follows_per_user.max(1)).max(1));
+                let count = self.follows_per_user.min(users - 1).max(0);
+                (0..count).map(|j| UserId((id.0 + j * step) % users + 1)).collect()
+            }
+            Graph::Social => {
+                let wanted = self.follows_per_user.min(self.users - 1).max(0) as usize;
+                let mut followees = Vec::with_capacity(wanted);
+                // Draws until `wanted` distinct others; the bound only stops a degenerate
+                // shape (a few users) from drawing for long.
+                for draw in 0..(wanted as i64 * 64) {
+                    if followees.len() == wanted {
+                        break;
+                    }
+                    let followee = self.zipf_rank(id, draw);
+                    if followee != id && !followees.contains(&followee) {
+                        followees.push(followee);
+                    }
+                }
+                followees.sort_unstable();
+                followees
+            }
+        }
     }
 
-    /// The wide followers: for each of [`WIDE_FOLLOWS`], the follower's id and how many
-    /// users they follow.
+    /// A user id drawn for follower `id`'s draw number `draw`: the rank `r` in `1..=U`
+    /// with probability `ln((r+1)/r) / ln(U+1)`, from a hash of the two (deterministic).
+    fn zipf_rank(&self, id: UserId, draw: i64) -> UserId {
+        let uniform = (mix(id.0, draw) >> 11) as f64 / (1u64 << 53) as f64;
+        let rank = ((self.users as f64 + 1.0).ln() * uniform).exp().floor() as i64;
+        UserId(rank.clamp(1, self.users))
+    }
+
+    /// The wide followers: for each of [`WIDE_FOLLOWS`] (or [`SOCIAL_WIDE_FOLLOWS`]),
+    /// the follower's id and how many users they follow.
     pub fn wide_followers(&self) -> [(UserId, i64); 2] {
-        let follower =
-            |i: usize| (UserId(self.users + 1 + i as i64), WIDE_FOLLOWS[i].min(self.users));
+        let counts = match self.graph {
+            Graph::Even => WIDE_FOLLOWS,
+            Graph::Social => SOCIAL_WIDE_FOLLOWS,
+        };
+        let follower = |i: usize| (UserId(self.users + 1 + i as i64), counts[i].min(self.users));
         [follower(0), follower(1)]
     }
 
@@ -120,7 +181,10 @@ pub async fn load(store: &dyn Store, shape: &Shape) -> StoreResult<()> {
         let follows = followers
             .flat_map(|follower| {
                 let follower = UserId(follower);
-                shape.followees(follower).map(move |followee| Follow { follower, followee })
+                shape
+                    .followees(follower)
+                    .into_iter()
+                    .map(move |followee| Follow { follower, followee })
             })
             .collect();
         store.import(ImportBatch { follows, ..ImportBatch::default() }).await?;
@@ -131,6 +195,15 @@ pub async fn load(store: &dyn Store, shape: &Shape) -> StoreResult<()> {
     }
     store.import(shape.wide_follower_batch()).await?;
     store.end_import(None).await
+}
+
+/// A well-mixed 64-bit hash of two numbers (a SplitMix64-style finalizer).
+fn mix(a: i64, b: i64) -> u64 {
+    let mut z = (a as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ (b as u64).wrapping_add(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 /// `range` in consecutive sub-ranges of at most [`BATCH`] ids.
@@ -150,7 +223,7 @@ mod tests {
     fn every_user_follows_the_stated_number_of_others() {
         for shape in [Shape::SMALL, Shape::LARGE] {
             for id in [1, 2, shape.users / 2, shape.users].map(UserId) {
-                let mut followees: Vec<_> = shape.followees(id).collect();
+                let mut followees = shape.followees(id);
                 followees.sort_unstable();
                 followees.dedup();
                 assert_eq!(followees.len() as i64, shape.follows_per_user, "{shape:?} user {id}");
@@ -177,6 +250,30 @@ mod tests {
         }
         assert_eq!(Shape::LARGE.wide_followers(), [(UserId(10_001), 50), (UserId(10_002), 500)]);
         assert_eq!(Shape::SMALL.wide_followers(), [(UserId(101), 50), (UserId(102), 100)]);
+    }
+
+    #[test]
+    fn a_social_graph_has_a_few_huge_accounts_and_many_small_ones() {
+        let shape = Shape { users: 20_000, messages: 0, ..Shape::SOCIAL };
+        let mut followers = vec![0_i64; shape.users as usize + 1];
+        let mut follows = 0;
+        for id in (1..=shape.users).map(UserId) {
+            let followees = shape.followees(id);
+            assert!(followees.windows(2).all(|w| w[0] < w[1]), "distinct, sorted");
+            assert!(followees.iter().all(|&f| f != id && (1..=shape.users).contains(&f.0)));
+            follows += followees.len() as i64;
+            for followee in followees {
+                followers[followee.0 as usize] += 1;
+            }
+        }
+        let mean = follows as f64 / shape.users as f64;
+        assert!((29.9..=30.0).contains(&mean), "30 followees each: {mean}");
+        let huge = followers.iter().filter(|&&n| n >= shape.users / 2).count();
+        assert!((2..=5).contains(&huge), "a handful followed by half the users: {huge}");
+        let small = followers.iter().skip(1).filter(|&&n| n <= 10).count() as i64;
+        assert!(small > shape.users / 2, "most have a few followers: {small}");
+        assert_eq!(shape.followees(UserId(7)), shape.followees(UserId(7)), "deterministic");
+        assert_eq!(shape.wide_followers(), [(UserId(20_001), 10), (UserId(20_002), 1_000)]);
     }
 
     #[test]
