@@ -280,6 +280,19 @@ pub struct GenerateArgs {
     /// Number of messages.
     #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(i64).range(0..=1_000_000_000))]
     pub messages: i64,
+    /// Who follows whom: `even` (every user follows and is followed by `--follows`
+    /// others) or `social` (followees drawn by popularity: power-law follower counts).
+    #[arg(long, value_enum, default_value_t = GraphArg::Even)]
+    pub graph: GraphArg,
+}
+
+/// `generate --graph`: the follow graph of a synthetic data set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GraphArg {
+    /// Everyone follows and is followed by the same number of others.
+    Even,
+    /// Followees drawn by a Zipf law: a few accounts followed by most, most by a few.
+    Social,
 }
 
 /// `serve` options.

@@ -1,10 +1,10 @@
 //! `generate`: a synthetic data set of a chosen size ([`minitwit_core::synthetic`]) loaded
 //! straight into an empty store through import batches, never over HTTP.
 
-use crate::cli::GenerateArgs;
+use crate::cli::{GenerateArgs, GraphArg};
 use anyhow::{Context, Result, bail};
 use minitwit_core::Store;
-use minitwit_core::synthetic::{self, Shape};
+use minitwit_core::synthetic::{self, Graph, Shape};
 use std::io::Write;
 use std::time::Instant;
 
@@ -39,5 +39,9 @@ fn shape(args: GenerateArgs) -> Result<Shape> {
     if args.follows >= args.users {
         bail!("--follows must be below --users ({} users)", args.users);
     }
-    Ok(Shape { users: args.users, follows_per_user: args.follows, messages: args.messages })
+    let graph = match args.graph {
+        GraphArg::Even => Graph::Even,
+        GraphArg::Social => Graph::Social,
+    };
+    Ok(Shape { users: args.users, follows_per_user: args.follows, messages: args.messages, graph })
 }

@@ -1,5 +1,6 @@
-//! `generate`: a small synthetic data set into sled and PostgreSQL, counted by `stats`;
-//! a store that is not empty and an impossible shape are refused with one line.
+//! `generate`: a small synthetic data set into sled and PostgreSQL, counted by `stats`,
+//! and a social graph into sled; a store that is not empty and an impossible shape are
+//! refused with one line.
 
 use crate::common::{Scratch, fails, ok};
 use minitwit_store_pg::testkit::fresh_database_url;
@@ -29,4 +30,15 @@ async fn generates_a_data_set_into_postgres() {
     let (url, _db) = fresh_database_url().await;
     generate_small(&url);
     assert_eq!(ok(&["--store", &url, "stats"]), STATS);
+}
+
+/// A social graph: 200 users following 5 each, drawn by popularity, and the two wide
+/// followers following 10 and all 200.
+#[test]
+fn generates_a_social_graph_into_sled() {
+    let scratch = Scratch::new();
+    let store = scratch.sled("social");
+    let args = ["--users", "200", "--follows", "5", "--messages", "10", "--graph", "social"];
+    let line = ok(&[&["--store", store.as_str(), "generate"][..], &args].concat());
+    assert!(line.contains("generated 202 users, 1210 follows, 10 messages"), "{line}");
 }
