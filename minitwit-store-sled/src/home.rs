@@ -21,7 +21,7 @@
 //!   followers' timelines dropped, to be built again under the new rule.
 //! - **Everything else drops.** A follow or unfollow drops the follower's timeline; a
 //!   flag, unflag or deletion drops those of the author and their followers; an import
-//!   drops all. Each is rare next to posts and reads, and the next read builds again.
+//!   (or its undo) drops all. Each is rare next to posts and reads, and the next read builds again.
 //! - **Races.** Every change is applied here after its transaction commits, under the
 //!   store's write lock, and bumps a generation. A timeline built by a reader is kept only
 //!   if no change came since the reader started (as the author cache does), so a build
@@ -29,6 +29,7 @@
 
 use crate::keys::{Found, Position};
 use minitwit_core::UserId;
+use minitwit_core::model::Follow;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
@@ -168,7 +169,7 @@ struct State {
     /// The kept timelines.
     kept: Shelf,
     /// Every author's followers (the `followers` tree, in memory, for the fan-out).
-    followers: HashMap<UserId, Vec<UserId>>,
+    followers: HashMap<UserId, HashSet<UserId>>,
     /// The authors with more than F followers.
     loud: HashSet<UserId>,
 }
@@ -183,9 +184,9 @@ impl Homes {
         config: HomeConfig,
         follows: impl IntoIterator<Item = (UserId, UserId)>,
     ) -> Self {
-        let mut followers: HashMap<UserId, Vec<UserId>> = HashMap::new();
+        let mut followers: HashMap<UserId, HashSet<UserId>> = HashMap::new();
         for (follower, followee) in follows {
-            followers.entry(followee).or_default().push(follower);
+            followers.entry(followee).or_default().insert(follower);
         }
         let kept = Shelf::default();
         let loud = followers
@@ -249,8 +250,8 @@ impl Homes {
         if loud.contains(&author) {
             return;
         }
-        let audience = followers.get(&author).map_or(&[][..], Vec::as_slice);
-        for &reader in audience.iter().chain([&author]) {
+        kept.add(author, &entry, bound);
+        for &reader in followers.get(&author).into_iter().flatten() {
             kept.add(reader, &entry, bound);
         }
     }
@@ -269,8 +270,7 @@ impl Homes {
     pub(crate) fn message_changed(&self, author: UserId) {
         let mut state = self.state();
         state.generation += 1;
-        let audience = state.followers.get(&author).cloned().unwrap_or_default();
-        state.drop_audience(author, &audience);
+        state.drop_audience(author);
     }
 
     /// `user` was deleted, with their messages and follows (`followees`: whom they
@@ -278,21 +278,37 @@ impl Homes {
     pub(crate) fn user_deleted(&self, user: UserId, followees: &[UserId]) {
         let mut state = self.state();
         state.generation += 1;
-        let audience = state.followers.remove(&user).unwrap_or_default();
-        state.drop_audience(user, &audience);
-        state.loud.remove(&user);
-        for &followee in followees {
-            state.set_follow(user, followee, false, self.config.fanout_limit);
+        state.remove_user(user, followees, self.config.fanout_limit);
+    }
+
+    /// An import wrote `follows`, with users and messages: records the pairs and drops
+    /// every kept timeline (the messages may belong in any), to be built when read.
+    pub(crate) fn imported(&self, follows: &[Follow]) {
+        let mut state = self.state();
+        state.generation += 1;
+        state.kept = Shelf::default();
+        for follow in follows {
+            state.set_follow(follow.follower, follow.followee, true, self.config.fanout_limit);
         }
     }
 
-    /// Starts over from the store's follow pairs (after an import or its undo).
-    pub(crate) fn reset(&self, follows: impl IntoIterator<Item = (UserId, UserId)>) {
-        let fresh = Self::new(self.config, follows);
+    /// The undo of an import removed `follows`, and `users` (each with whom they
+    /// followed) with everything of theirs: forgets them and drops every kept timeline.
+    pub(crate) fn import_undone<'a>(
+        &self,
+        follows: &[Follow],
+        users: impl IntoIterator<Item = (UserId, &'a [UserId])>,
+    ) {
+        let limit = self.config.fanout_limit;
         let mut state = self.state();
-        let generation = state.generation + 1;
-        *state = fresh.state.into_inner().unwrap_or_else(PoisonError::into_inner);
-        state.generation = generation;
+        state.generation += 1;
+        state.kept = Shelf::default();
+        for follow in follows {
+            state.set_follow(follow.follower, follow.followee, false, limit);
+        }
+        for (user, followees) in users {
+            state.remove_user(user, followees, limit);
+        }
     }
 }
 
@@ -301,18 +317,15 @@ impl State {
     /// cross `limit` either way, drops their audience's timelines (built under the other
     /// rule) and marks them loud or not.
     fn set_follow(&mut self, follower: UserId, followee: UserId, follows: bool, limit: usize) {
-        let list = self.followers.entry(followee).or_default();
-        match (follows, list.iter().position(|&f| f == follower)) {
-            (true, None) => list.push(follower),
-            (false, Some(at)) => {
-                list.swap_remove(at);
-            }
-            _ => {}
+        let set = self.followers.entry(followee).or_default();
+        if follows {
+            set.insert(follower);
+        } else {
+            set.remove(&follower);
         }
-        let loud = list.len() > limit;
+        let loud = set.len() > limit;
         if loud != self.loud.contains(&followee) {
-            let audience = list.clone();
-            self.drop_audience(followee, &audience);
+            self.drop_audience(followee);
             if loud {
                 self.loud.insert(followee);
             } else {
@@ -321,10 +334,22 @@ impl State {
         }
     }
 
-    /// Drops the kept timelines of `author` and of `followers`.
-    fn drop_audience(&mut self, author: UserId, followers: &[UserId]) {
-        for &reader in followers.iter().chain([&author]) {
-            self.kept.remove(reader);
+    /// Forgets `user` (who followed `followees`) and drops the timelines that showed them.
+    fn remove_user(&mut self, user: UserId, followees: &[UserId], limit: usize) {
+        self.drop_audience(user);
+        self.followers.remove(&user);
+        self.loud.remove(&user);
+        for &followee in followees {
+            self.set_follow(user, followee, false, limit);
+        }
+    }
+
+    /// Drops the kept timelines of `author` and of their followers.
+    fn drop_audience(&mut self, author: UserId) {
+        let State { kept, followers, .. } = self;
+        kept.remove(author);
+        for &reader in followers.get(&author).into_iter().flatten() {
+            kept.remove(reader);
         }
     }
 }

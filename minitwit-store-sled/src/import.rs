@@ -2,7 +2,7 @@
 //! `end_import`, which closes an import (see `minitwit_core::transfer`).
 
 use crate::keys;
-use crate::trees::{Trees, abort, backend, meta};
+use crate::trees::{Trees, abort, meta};
 use minitwit_core::model::ImportBatch;
 use minitwit_core::store::{IMPORT_MARK, StoreError, StoreResult};
 
@@ -35,14 +35,10 @@ impl Trees {
             }
             Ok(())
         });
-        self.reset_homes()?;
+        if imported.is_ok() {
+            self.homes.imported(&batch.follows);
+        }
         imported
-    }
-
-    /// Drops every kept home timeline and reloads the follow pairs (see `home`).
-    fn reset_homes(&self) -> StoreResult<()> {
-        self.homes.reset(crate::trees::follow_pairs(&self.follows).map_err(backend)?);
-        Ok(())
     }
 
     /// Removes the batch's users (with everything of theirs), messages and follows, all
@@ -66,7 +62,10 @@ impl Trees {
         for user in &batch.users {
             self.authors.forget(user.id);
         }
-        self.reset_homes()?;
+        if removed.is_ok() {
+            let users = users.iter().map(|links| (links.id, &links.followees[..]));
+            self.homes.import_undone(&batch.follows, users);
+        }
         removed
     }
 

@@ -93,7 +93,9 @@ impl Trees {
         let deleted = self.transaction(|tx| tx.remove_user(&links));
         // Applied (or refused): either way the caches must not outlive the records.
         self.authors.forget(id);
-        self.homes.user_deleted(id, &links.followees);
+        if matches!(deleted, Ok(true)) {
+            self.homes.user_deleted(id, &links.followees);
+        }
         deleted
     }
 
@@ -124,9 +126,9 @@ impl Trees {
 
 /// A user's messages and follows (both ways), as [`Trees::user_links`] found them.
 pub(crate) struct UserLinks {
-    id: UserId,
+    pub(crate) id: UserId,
     messages: Vec<MessageId>,
-    followees: Vec<UserId>,
+    pub(crate) followees: Vec<UserId>,
     followers: Vec<UserId>,
 }
 

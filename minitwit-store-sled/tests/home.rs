@@ -1,8 +1,9 @@
 //! Kept home timelines as only sled shows them: after a long mixed sequence with a tiny
 //! bound and fan-out limit, read warm all along, every home page equals the one a
-//! reopened store builds cold from its trees.
+//! reopened store builds cold from its trees; an import and its undo keep the fan-out
+//! exact.
 
-use minitwit_core::model::NewMessage;
+use minitwit_core::model::{Follow, ImportBatch, Message, NewMessage};
 use minitwit_core::{MessageId, MessageText, Store, Timeline, User, UserId};
 use minitwit_store_sled::{SledOptions, SledStore};
 
@@ -89,4 +90,45 @@ async fn kept_timelines_after_churn_equal_the_ones_built_cold() {
     for (u, page) in users.iter().zip(&pages) {
         assert_eq!(&home(&store, u.id).await, page, "home of {}", u.username);
     }
+}
+
+/// A post by `author` with text `text` at `pub_date`.
+async fn post(store: &dyn Store, author: UserId, text: &str, pub_date: i64) {
+    let text = MessageText::parse(text).expect("text");
+    store.add_message(NewMessage { author_id: author, text, pub_date }).await.expect("post");
+}
+
+#[tokio::test]
+async fn an_import_and_its_undo_keep_the_fan_out_exact() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = SledStore::open(dir.path(), tiny()).expect("open");
+    let (reader, author) = (user(&store, "reader").await, user(&store, "author").await);
+    store.follow(reader.id, author.id).await.expect("follow");
+    post(&store, author.id, "before", 1).await;
+    assert_eq!(home(&store, reader.id).await, ["before"], "kept now");
+
+    // An imported user whom the reader follows, with a message of their own.
+    let imported = minitwit_core::testkit::numbered_user(100);
+    let message = Message {
+        id: MessageId(1_000),
+        author_id: imported.id,
+        text: "imported".into(),
+        pub_date: 2,
+        flagged: false,
+    };
+    let follows = vec![Follow { follower: reader.id, followee: imported.id }];
+    let batch = ImportBatch { users: vec![imported.clone()], messages: vec![message], follows };
+    store.import(batch.clone()).await.expect("import");
+    assert_eq!(home(&store, reader.id).await, ["imported", "before"], "rebuilt, kept");
+    post(&store, imported.id, "after import", 3).await;
+    assert_eq!(
+        home(&store, reader.id).await,
+        ["after import", "imported", "before"],
+        "an imported follow fans out"
+    );
+
+    store.remove_imported(batch).await.expect("undo");
+    assert_eq!(home(&store, reader.id).await, ["before"], "the undone user is gone");
+    post(&store, author.id, "after undo", 4).await;
+    assert_eq!(home(&store, reader.id).await, ["after undo", "before"]);
 }
