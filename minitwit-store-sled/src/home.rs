@@ -56,29 +56,48 @@ impl HomeConfig {
 }
 
 /// One reader's kept timeline: the newest entries of the reader and the authors they
-/// follow (loud ones aside), oldest first, exact from `floor` up.
+/// follow (loud ones aside), oldest first, exact from `floor` up; and the loud ones.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Kept {
     /// The entries, oldest first.
     entries: Vec<Found>,
     /// The oldest position held exactly; `None`: everything is held.
+    floor: Option<Position>,
+    /// The loud authors among the reader and whom they follow, whose messages every
+    /// page merges. Exact while the timeline is kept: a follow or unfollow of the
+    /// reader's, and an author turning loud or quiet, drop the timeline.
+    loud: Vec<UserId>,
+}
+
+/// A page of a kept timeline, with what the page must merge into it.
+#[derive(Debug)]
+pub(crate) struct KeptPage {
+    /// Up to the page's length of entries, newest first.
+    pub(crate) entries: Vec<Found>,
+    /// The timeline's floor: older entries are not held.
     pub(crate) floor: Option<Position>,
+    /// The loud authors to merge above the floor.
+    pub(crate) loud: Vec<UserId>,
 }
 
 impl Kept {
     /// A timeline of `newest` (newest first, as a merge yields them), holding `bound`
-    /// of them; the floor is the oldest held when there were more.
-    pub(crate) fn of(mut newest: Vec<Found>, bound: usize) -> Self {
+    /// of them (the floor is the oldest held when there were more), and `loud`.
+    pub(crate) fn of(mut newest: Vec<Found>, bound: usize, loud: Vec<UserId>) -> Self {
         let floor = (newest.len() > bound).then(|| newest[bound - 1].0);
         newest.truncate(bound);
         newest.reverse();
-        Self { entries: newest, floor }
+        Self { entries: newest, floor, loud }
     }
 
     /// Up to `limit` entries older than `before`, newest first.
-    pub(crate) fn page(&self, before: Option<Position>, limit: usize) -> Vec<Found> {
+    pub(crate) fn page(&self, before: Option<Position>, limit: usize) -> KeptPage {
         let end = before.map_or(self.entries.len(), |b| self.entries.partition_point(|e| e.0 < b));
-        self.entries[..end].iter().rev().take(limit).cloned().collect()
+        KeptPage {
+            entries: self.entries[..end].iter().rev().take(limit).cloned().collect(),
+            floor: self.floor,
+            loud: self.loud.clone(),
+        }
     }
 
     /// Adds an entry in its place (nothing if there, or below the floor); trims the
@@ -208,18 +227,17 @@ impl Homes {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The reader's kept timeline's page of `limit` entries older than `before`, and
-    /// its floor; `None` when nothing is kept for the reader (then build it: take
-    /// [`Homes::generation`] first, and [`Homes::keep`] the result).
+    /// The reader's kept timeline's page of `limit` entries older than `before`; `None`
+    /// when nothing is kept for the reader (then build it: take [`Homes::generation`]
+    /// first, and [`Homes::keep`] the result).
     pub(crate) fn page(
         &self,
         reader: UserId,
         before: Option<Position>,
         limit: usize,
-    ) -> Option<(Vec<Found>, Option<Position>)> {
+    ) -> Option<KeptPage> {
         let mut state = self.state();
-        let kept = state.kept.read(reader)?;
-        Some((kept.page(before, limit), kept.floor))
+        Some(state.kept.read(reader)?.page(before, limit))
     }
 
     /// The generation to hand to [`Homes::keep`].
@@ -235,9 +253,12 @@ impl Homes {
         }
     }
 
-    /// The loud authors: more than F followers.
-    pub(crate) fn loud(&self) -> HashSet<UserId> {
-        self.state().loud.clone()
+    /// Takes the loud authors (more than F followers) out of `authors`, and returns them.
+    pub(crate) fn split_loud(&self, authors: &mut Vec<UserId>) -> Vec<UserId> {
+        let state = self.state();
+        let (loud, quiet) = authors.drain(..).partition(|author| state.loud.contains(author));
+        *authors = quiet;
+        loud
     }
 
     /// A post by `author` was written: into the kept timelines of the author and each
@@ -363,13 +384,13 @@ mod tests {
         ((date, MessageId(id)), sled::IVec::default())
     }
 
-    fn positions(page: &[Found]) -> Vec<i64> {
-        page.iter().map(|e| e.0.1.0).collect()
+    fn positions(page: &KeptPage) -> Vec<i64> {
+        page.entries.iter().map(|e| e.0.1.0).collect()
     }
 
     #[test]
     fn a_kept_timeline_pages_newest_first_and_trims_to_its_bound_raising_the_floor() {
-        let mut kept = Kept::of(vec![entry(3, 3), entry(2, 2), entry(1, 1)], 4);
+        let mut kept = Kept::of(vec![entry(3, 3), entry(2, 2), entry(1, 1)], 4, vec![]);
         assert_eq!(kept.floor, None);
         kept.add(entry(5, 5), 4);
         kept.add(entry(4, 4), 4);
@@ -393,7 +414,7 @@ mod tests {
         assert!(homes.page(UserId(1), None, 10).is_none());
         homes.keep(UserId(1), Kept::default(), homes.generation());
         homes.posted(UserId(2), entry(2, 2));
-        let (page, _) = homes.page(UserId(1), None, 10).expect("kept");
+        let page = homes.page(UserId(1), None, 10).expect("kept");
         assert_eq!(positions(&page), [2], "a kept timeline gets its followees' posts");
     }
 }

@@ -12,7 +12,7 @@
 //! The index entries carry the message record itself, so a page costs its scans plus
 //! one author look-up per author not yet in the author cache; no message look-ups.
 
-use crate::home::Kept;
+use crate::home::{Kept, KeptPage};
 use crate::keys::{self, Found, Position};
 use crate::records::decode;
 use crate::trees::{Trees, backend, corrupt};
@@ -20,10 +20,6 @@ use minitwit_core::store::StoreResult;
 use minitwit_core::{Cursor, Message, Timeline, TimelineEntry, UserId};
 use std::collections::BinaryHeap;
 use std::ops::Bound;
-
-/// Loud authors beyond this many: a home page intersects them with the reader's
-/// followees (one scan) instead of asking about each.
-const LOUD_LOOKUPS: usize = 32;
 
 /// One newest-first stream of entries: a reverse index scan, or a kept home timeline's
 /// page.
@@ -76,21 +72,20 @@ impl Trees {
     /// everyone they follow (see `home`).
     fn home(&self, owner: UserId, before: Option<Cursor>, limit: usize) -> StoreResult<Vec<Found>> {
         let position = before.map(|c| (c.pub_date, c.id));
-        let (page, floor) = match self.homes.page(owner, position, limit) {
-            Some(kept) => kept,
+        let KeptPage { entries, floor, loud } = match self.homes.page(owner, position, limit) {
+            Some(page) => page,
             None => {
                 let seen = self.homes.generation();
                 let kept = self.build_home(owner)?;
-                let answer = (kept.page(position, limit), kept.floor);
+                let page = kept.page(position, limit);
                 self.homes.keep(owner, kept, seen);
-                answer
+                page
             }
         };
-        let loud = self.loud_followed(owner)?;
         let mut found = if loud.is_empty() {
-            page
+            entries
         } else {
-            let mut sources = vec![Source::Kept(page.into_iter())];
+            let mut sources = vec![Source::Kept(entries.into_iter())];
             for author in loud {
                 sources.push(self.prefix_source(&self.author_idx, author, floor, before));
             }
@@ -108,35 +103,15 @@ impl Trees {
     }
 
     /// A kept timeline for `owner`, built from the author index: the newest N entries of
-    /// the owner and the authors they follow, loud ones aside.
+    /// the owner and the authors they follow, loud ones aside (kept beside them).
     fn build_home(&self, owner: UserId) -> StoreResult<Kept> {
-        let loud = self.homes.loud();
         let mut authors = self.followee_ids(owner)?;
         authors.push(owner);
         authors.sort_unstable();
         authors.dedup();
-        authors.retain(|author| !loud.contains(author));
+        let loud = self.homes.split_loud(&mut authors);
         let bound = self.homes.config().bound;
-        Ok(Kept::of(self.merge_authors(&authors, None, bound + 1)?, bound))
-    }
-
-    /// The loud authors whose messages belong on `owner`'s home page: the owner and their
-    /// followees among the loud (few, so each is asked about unless there are many).
-    fn loud_followed(&self, owner: UserId) -> StoreResult<Vec<UserId>> {
-        let loud = self.homes.loud();
-        if loud.len() <= LOUD_LOOKUPS {
-            let mut followed = Vec::new();
-            for author in loud {
-                if author == owner || self.is_following(owner, author)? {
-                    followed.push(author);
-                }
-            }
-            return Ok(followed);
-        }
-        let mut authors = self.followee_ids(owner)?;
-        authors.push(owner);
-        authors.retain(|author| loud.contains(author));
-        Ok(authors)
+        Ok(Kept::of(self.merge_authors(&authors, None, bound + 1)?, bound, loud))
     }
 
     /// The home page of `owner` as the merge of their and their followees' parts of the
