@@ -5,10 +5,15 @@
 //! accounts its reader follows, quiet ones and, on sled, loud ones (more than F
 //! followers, merged on read).
 //!
+//! With `MINITWIT_BENCH_SOCIAL=1`, also the social data set (`Shape::SOCIAL`: 100k
+//! users following 30 each by popularity, 1M messages, loaded in minutes) on each
+//! backend: the home pages of its wide followers, who follow 10 and 1,000 accounts.
+//!
 //! ```text
 //! cargo bench --bench home
 //! cargo bench --bench home -- post_by_followers   # criterion's name filter
 //! MINITWIT_BENCH_BACKENDS=sled cargo bench --bench home
+//! MINITWIT_BENCH_SOCIAL=1 cargo bench --bench home -- social
 //! ```
 //!
 //! sled stores are relaxed and the PostgreSQL server runs without `fsync`, so a post
@@ -17,12 +22,14 @@
 
 use criterion::{BenchmarkId, Criterion};
 use minitwit_core::model::NewMessage;
+use minitwit_core::synthetic::{self, Shape};
 use minitwit_core::testkit::records::registered;
 use minitwit_core::{MessageText, Store, Timeline, UserId};
 use minitwit_store_pg::{PgOptions, PgStore};
 use minitwit_store_sled::{Durability, SledOptions, SledStore};
 use minitwit_test_support::TestCluster;
 use std::sync::Arc;
+use std::time::Instant;
 use tokio::runtime::Runtime;
 
 mod common;
@@ -48,7 +55,7 @@ fn sled(fanout_limit: usize) -> (tempfile::TempDir, Arc<dyn Store>) {
 
 /// Where the home page cases run: a fresh store per case.
 enum Backend {
-    /// sled, with authors of more than 2 followers loud.
+    /// sled.
     Sled,
     /// A database per case on one PostgreSQL server.
     Postgres(TestCluster),
@@ -73,11 +80,17 @@ impl Backend {
         }
     }
 
-    /// A fresh store for the case `case`, and what must live as long as it.
-    fn open(&self, runtime: &Runtime, case: &str) -> (Option<tempfile::TempDir>, Arc<dyn Store>) {
+    /// A fresh store for the case `case` (on sled, with F `fanout_limit`), and what must
+    /// live as long as it.
+    fn open(
+        &self,
+        runtime: &Runtime,
+        case: &str,
+        fanout_limit: usize,
+    ) -> (Option<tempfile::TempDir>, Arc<dyn Store>) {
         match self {
             Self::Sled => {
-                let (dir, store) = sled(2);
+                let (dir, store) = sled(fanout_limit);
                 (Some(dir), store)
             }
             Self::Postgres(cluster) => {
@@ -150,7 +163,7 @@ fn bench_home_by_followees(c: &mut Criterion, runtime: &Runtime, backend: &Backe
     };
     let cases = FOLLOWEES.map(|n| (n, 0)).into_iter().chain(loud_cases.iter().map(|&n| (50, n)));
     for (quiet, loud) in cases {
-        let (_dir, store) = backend.open(runtime, &format!("home_{quiet}_{loud}"));
+        let (_dir, store) = backend.open(runtime, &format!("home_{quiet}_{loud}"), 2);
         let store = &*store;
         let reader = runtime.block_on(async {
             let reader = users(store, "reader", 1).await[0];
@@ -178,6 +191,35 @@ fn bench_home_by_followees(c: &mut Criterion, runtime: &Runtime, backend: &Backe
     group.finish();
 }
 
+/// The home pages of the social data set's wide followers (10 and 1,000 followees); the
+/// first read of each (on sled, the one that builds the kept timeline) is printed.
+fn bench_social(c: &mut Criterion, runtime: &Runtime, backend: &Backend) {
+    let (_dir, store) = backend.open(runtime, "social", SledOptions::default().fanout_limit);
+    let started = Instant::now();
+    runtime.block_on(synthetic::load(&*store, &Shape::SOCIAL)).expect("loading the data set");
+    if let Backend::Postgres(cluster) = backend {
+        // The planner's statistics, as autovacuum would refresh them shortly after.
+        let url = cluster.url("social");
+        let connect = PgStore::connect(&url, PgOptions::default());
+        let analyzer = runtime.block_on(connect).expect("connecting to PostgreSQL");
+        runtime.block_on(analyzer.vacuum_analyze()).expect("analyzing the data set");
+    }
+    eprintln!("{}: loaded the social data set in {:.1?}", backend.name(), started.elapsed());
+    let mut group = c.benchmark_group(format!("social/{}", backend.name()));
+    for (reader, followees) in Shape::SOCIAL.wide_followers() {
+        let started = Instant::now();
+        runtime.block_on(home(&*store, reader));
+        eprintln!(
+            "{}: first home page, {followees} followees: {:.1?}",
+            backend.name(),
+            started.elapsed()
+        );
+        let name = BenchmarkId::new("home_followees", followees);
+        group.bench_function(name, |b| b.to_async(runtime).iter(|| home(&*store, reader)));
+    }
+    group.finish();
+}
+
 fn main() {
     let runtime = common::runtime();
     let mut criterion = common::criterion();
@@ -187,6 +229,9 @@ fn main() {
     }
     for backend in &backends {
         bench_home_by_followees(&mut criterion, &runtime, backend);
+        if std::env::var_os("MINITWIT_BENCH_SOCIAL").is_some() {
+            bench_social(&mut criterion, &runtime, backend);
+        }
     }
     criterion.final_summary();
 }
