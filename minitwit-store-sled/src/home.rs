@@ -17,11 +17,13 @@
 //!   [`HomeConfig::budget`] entries, the least recently read are dropped.
 //! - **Loud authors.** Authors with more than F followers ([`HomeConfig::fanout_limit`])
 //!   are not fanned out, so a post's cost has a ceiling: a page merges their part of the
-//!   author index with the kept timeline. An author who crosses F either way has their
-//!   followers' timelines dropped, to be built again under the new rule.
+//!   author index with the kept timeline, which holds the list of the loud authors its
+//!   reader follows. An author who crosses F either way has their followers' timelines
+//!   dropped, to be built again under the new rule.
 //! - **Everything else drops.** A follow or unfollow drops the follower's timeline; a
 //!   flag, unflag or deletion drops those of the author and their followers; an import
-//!   (or its undo) drops all. Each is rare next to posts and reads, and the next read builds again.
+//!   (or its undo) drops all. Each is rare next to posts and reads, and the next read
+//!   builds again.
 //! - **Races.** Every change is applied here after its transaction commits, under the
 //!   store's write lock, and bumps a generation. A timeline built by a reader is kept only
 //!   if no change came since the reader started (as the author cache does), so a build
