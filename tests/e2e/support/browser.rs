@@ -95,15 +95,29 @@ impl Browser {
         self.client.goto(url).await.expect("navigation");
     }
 
+    /// The first element `locator` finds, waited for up to [`PATIENCE`]; the last
+    /// failure when none came. A page still loading (after a form was sent, say) can
+    /// make a look-up fail ("aborted by navigation") rather than find nothing: that is
+    /// asked again too.
+    async fn find_patiently(
+        &self,
+        locator: Locator<'_>,
+    ) -> Result<fantoccini::elements::Element, fantoccini::error::CmdError> {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            match self.client.find(locator).await {
+                Ok(element) => return Ok(element),
+                Err(failure) if tokio::time::Instant::now() >= deadline => return Err(failure),
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    }
+
     /// Waits until the page shows `text` somewhere.
     pub async fn wait_for_text(&self, text: &str) {
         let xpath = format!("//*[contains(., {})]", xpath_literal(text));
-        self.client
-            .wait()
-            .at_most(PATIENCE)
-            .for_element(Locator::XPath(&xpath))
-            .await
-            .unwrap_or_else(|e| panic!("the page never showed {text:?}: {e}"));
+        let found = self.find_patiently(Locator::XPath(&xpath)).await;
+        found.unwrap_or_else(|e| panic!("the page never showed {text:?}: {e}"));
     }
 
     pub async fn body_text(&self) -> String {
@@ -112,7 +126,7 @@ impl Browser {
     }
 
     pub async fn click(&self, locator: Locator<'_>) {
-        let element = self.client.wait().at_most(PATIENCE).for_element(locator).await;
+        let element = self.find_patiently(locator).await;
         element.expect("the element exists").click().await.expect("click");
     }
 
@@ -127,7 +141,7 @@ impl Browser {
     /// The shown text of the first `<time>` on the page, once the script has run.
     pub async fn first_time_shown(&self) -> (String, String) {
         let done = Locator::Css("html[data-local-times='done']");
-        self.client.wait().at_most(PATIENCE).for_element(done).await.expect("the script ran");
+        self.find_patiently(done).await.expect("the script ran");
         let time = self.client.find(Locator::Css("time")).await.expect("a time element");
         let shown = time.text().await.expect("time text");
         let tooltip = time.attr("title").await.expect("title").unwrap_or_default();
@@ -182,7 +196,7 @@ impl Browser {
 
     /// Waits until an element matching `css` exists, and returns its text.
     pub async fn wait_for_css(&self, css: &str) -> String {
-        let element = self.client.wait().at_most(PATIENCE).for_element(Locator::Css(css)).await;
+        let element = self.find_patiently(Locator::Css(css)).await;
         let element = element.unwrap_or_else(|e| panic!("the page never had {css}: {e}"));
         element.text().await.expect("its text")
     }
