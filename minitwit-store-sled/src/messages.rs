@@ -2,7 +2,7 @@
 //! a message out of or back into the timeline indexes), deletion, and the admin and
 //! export listings.
 
-use crate::keys;
+use crate::keys::{self, Found};
 use crate::records::{decode, encode};
 use crate::trees::{EMPTY, Trees, Tx, TxResult, abort, backend, corrupt, meta};
 use minitwit_core::model::NewMessage;
@@ -15,17 +15,10 @@ impl Trees {
     /// Stores a message under a fresh id; the author must exist. Then into the kept
     /// home timelines (see `home`).
     pub(crate) fn add_message(&self, new: &NewMessage) -> StoreResult<MessageId> {
-        let id = self.transaction(|tx| tx.add_message(new))?;
-        self.fan_out(new, id)?;
+        let stored = self.transaction(|tx| tx.add_message(new))?;
+        let id = stored.0.1;
+        self.homes.posted(new.author_id, stored);
         Ok(id)
-    }
-
-    /// Puts the message just stored as `id` into the kept home timelines.
-    pub(crate) fn fan_out(&self, new: &NewMessage, id: MessageId) -> StoreResult<()> {
-        let record = self.messages.get(keys::int(id)).map_err(backend)?;
-        let record = record.ok_or_else(|| corrupt("a message just stored"))?;
-        self.homes.posted(new.author_id, ((new.pub_date, id), record));
-        Ok(())
     }
 
     /// The message with this id.
@@ -35,21 +28,20 @@ impl Trees {
 
     /// Flags or unflags a message; `false` if there is none.
     pub(crate) fn set_flagged(&self, id: MessageId, flagged: bool) -> StoreResult<bool> {
-        let author = self.message_by_id(id)?.map(|m| m.author_id);
-        let found = self.transaction(|tx| {
-            let Some(bytes) = tx.messages.get(keys::int(id))? else { return Ok(false) };
+        let author = self.transaction(|tx| {
+            let Some(bytes) = tx.messages.get(keys::int(id))? else { return Ok(None) };
             let mut message: Message = decode(&bytes).map_err(abort)?;
             if message.flagged != flagged {
                 tx.remove_message(id)?;
                 message.flagged = flagged;
                 tx.insert_message(&message)?;
             }
-            Ok(true)
+            Ok(Some(message.author_id))
         })?;
         if let Some(author) = author {
             self.homes.message_changed(author);
         }
-        Ok(found)
+        Ok(author.is_some())
     }
 
     /// Flags or unflags every message of `ids` in one transaction, or none when an id
@@ -59,11 +51,7 @@ impl Trees {
         ids: &[MessageId],
         flagged: bool,
     ) -> StoreResult<Vec<MessageId>> {
-        let mut authors = Vec::new();
-        for &id in ids {
-            authors.extend(self.message_by_id(id)?.map(|m| m.author_id));
-        }
-        let unknown = self.transaction(|tx| {
+        let (unknown, mut authors) = self.transaction(|tx| {
             let mut found = Vec::with_capacity(ids.len());
             let mut unknown = Vec::new();
             for &id in ids {
@@ -73,14 +61,15 @@ impl Trees {
                 }
             }
             if !unknown.is_empty() {
-                return Ok(unknown);
+                return Ok((unknown, Vec::new()));
             }
+            let authors = found.iter().map(|m| m.author_id).collect();
             for mut message in found.into_iter().filter(|m| m.flagged != flagged) {
                 tx.remove_message(message.id)?;
                 message.flagged = flagged;
                 tx.insert_message(&message)?;
             }
-            Ok(unknown)
+            Ok((unknown, authors))
         })?;
         authors.sort_unstable();
         authors.dedup();
@@ -148,8 +137,9 @@ pub(crate) fn key_field<T: keys::Number>(
 }
 
 impl Tx<'_> {
-    /// Stores a message under a fresh id; the author must exist.
-    pub(crate) fn add_message(&self, new: &NewMessage) -> TxResult<MessageId> {
+    /// Stores a message under a fresh id (the author must exist); its position and
+    /// record.
+    pub(crate) fn add_message(&self, new: &NewMessage) -> TxResult<Found> {
         self.require_user(new.author_id)?;
         let message = Message {
             id: MessageId(self.bump(meta::LAST_MESSAGE_ID, 1)?),
@@ -158,13 +148,13 @@ impl Tx<'_> {
             pub_date: new.pub_date,
             flagged: false,
         };
-        self.insert_message(&message)?;
-        Ok(message.id)
+        let record = self.insert_message(&message)?;
+        Ok(((message.pub_date, message.id), record))
     }
 
     /// Writes a message with its index entries (timeline indexes only when unflagged)
-    /// and counts it. The id must be free.
-    pub(crate) fn insert_message(&self, m: &Message) -> TxResult<()> {
+    /// and counts it; its record. The id must be free.
+    pub(crate) fn insert_message(&self, m: &Message) -> TxResult<IVec> {
         let id = keys::int(m.id);
         let record = IVec::from(encode(m));
         self.messages.insert(&id, record.clone())?;
@@ -175,10 +165,10 @@ impl Tx<'_> {
         } else {
             // Copies of the record, so that timeline pages read no message record.
             self.public_idx.insert(keys::pair(m.pub_date, m.id), record.clone())?;
-            self.author_idx.insert(keys::triple(m.author_id, m.pub_date, m.id), record)?;
+            self.author_idx.insert(keys::triple(m.author_id, m.pub_date, m.id), record.clone())?;
         }
         self.bump(meta::MESSAGES, 1)?;
-        Ok(())
+        Ok(record)
     }
 
     /// Removes a message and every index entry of it, uncounting it; nothing if absent.

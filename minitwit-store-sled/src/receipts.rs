@@ -7,9 +7,8 @@
 //! A receipt is written in the transaction of its write, so both are applied and made
 //! durable together.
 
-use crate::keys;
+use crate::keys::{self, Found};
 use crate::trees::{EMPTY, Trees, Tx, TxResult, abort, backend, corrupt};
-use minitwit_core::MessageId;
 use minitwit_core::idempotency::{Receipt, ReceiptKey, Write};
 use minitwit_core::store::StoreResult;
 use sled::IVec;
@@ -53,20 +52,20 @@ impl Trees {
             tx.receipts.insert(by_time(receipt.recorded_at, key), EMPTY)?;
             Ok(Applied::Now { posted })
         })?;
-        if let Applied::Now { posted } = kept {
-            self.applied_to_homes(write, posted)?;
+        if let Applied::Now { posted } = &kept {
+            self.applied_to_homes(write, posted.clone());
         }
         Ok(kept)
     }
 
     /// Tells the kept home timelines (see `home`) about a keyed write just applied under
-    /// the write lock (`posted`: a post's new id).
-    fn applied_to_homes(&self, write: &Write, posted: Option<MessageId>) -> StoreResult<()> {
+    /// the write lock (`posted`: what a post stored).
+    fn applied_to_homes(&self, write: &Write, posted: Option<Found>) {
         match *write {
             Write::Register(_) => {}
             Write::Post(ref message) => {
-                if let Some(id) = posted {
-                    self.fan_out(message, id)?;
+                if let Some(stored) = posted {
+                    self.homes.posted(message.author_id, stored);
                 }
             }
             Write::Follow { follower, followee } => {
@@ -76,7 +75,6 @@ impl Trees {
                 self.homes.follow_changed(follower, followee, false);
             }
         }
-        Ok(())
     }
 
     /// Whether any receipt was recorded before `before`.
@@ -108,8 +106,8 @@ impl Trees {
 }
 
 impl Tx<'_> {
-    /// Applies one of the writes a key can carry; a post's new id.
-    fn apply(&self, write: &Write) -> TxResult<Option<MessageId>> {
+    /// Applies one of the writes a key can carry; what a post stored.
+    fn apply(&self, write: &Write) -> TxResult<Option<Found>> {
         match write {
             Write::Register(user) => self.create_user(user).map(|_| None),
             Write::Post(message) => self.add_message(message).map(Some),
@@ -128,10 +126,10 @@ impl Tx<'_> {
 pub(crate) enum Applied {
     /// A live receipt was kept under the key: this, and nothing written.
     Kept(Receipt),
-    /// The write was applied, and its receipt kept; a post's new id.
+    /// The write was applied, and its receipt kept.
     Now {
-        /// The id of the message a post stored.
-        posted: Option<MessageId>,
+        /// What a post stored: the message's position and record.
+        posted: Option<Found>,
     },
 }
 

@@ -195,6 +195,7 @@ impl Store for SledStore {
         match applied {
             Applied::Kept(receipt) => Ok(Some(receipt)),
             Applied::Now { posted } => {
+                let posted = posted.map(|((_, id), _)| id);
                 if let Some(change) = crate::feed::change_of(&write, posted) {
                     self.publish(change);
                 }

@@ -105,10 +105,7 @@ impl Trees {
     /// A kept timeline for `owner`, built from the author index: the newest N entries of
     /// the owner and the authors they follow, loud ones aside (kept beside them).
     fn build_home(&self, owner: UserId) -> StoreResult<Kept> {
-        let mut authors = self.followee_ids(owner)?;
-        authors.push(owner);
-        authors.sort_unstable();
-        authors.dedup();
+        let mut authors = self.home_authors(owner)?;
         let loud = self.homes.split_loud(&mut authors);
         let bound = self.homes.config().bound;
         Ok(Kept::of(self.merge_authors(&authors, None, bound + 1)?, bound, loud))
@@ -122,11 +119,17 @@ impl Trees {
         before: Option<Cursor>,
         limit: usize,
     ) -> StoreResult<Vec<Found>> {
+        self.merge_authors(&self.home_authors(owner)?, before, limit)
+    }
+
+    /// Whose messages `owner`'s home timeline shows: theirs and their followees', once
+    /// each.
+    fn home_authors(&self, owner: UserId) -> StoreResult<Vec<UserId>> {
         let mut authors = self.followee_ids(owner)?;
         authors.push(owner);
         authors.sort_unstable();
         authors.dedup();
-        self.merge_authors(&authors, before, limit)
+        Ok(authors)
     }
 
     /// The `limit` newest entries of `authors` together older than `before`, from the

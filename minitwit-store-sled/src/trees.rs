@@ -74,6 +74,8 @@ macro_rules! trees {
             pub(crate) fn open(db: &Db, home: HomeConfig) -> sled::Result<Self> {
                 $(let $name = db.open_tree(stringify!($name))?;)*
                 let all = vec![$($name.clone()),*];
+                // The kept home timelines need the follow pairs, read from a tree this
+                // macro names: once the trees are in place.
                 let homes = Arc::new(Homes::new(home, []));
                 let mut trees = Self { $($name,)* all, authors: Arc::default(), homes };
                 trees.homes = Arc::new(Homes::new(home, follow_pairs(&trees.follows)?));
