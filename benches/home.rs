@@ -1,13 +1,14 @@
-//! Home timeline benchmarks: on sled, where home timelines are kept on write (the
-//! `home` module of `minitwit-store-sled`), the cost of a post against its author's
-//! follower count, every follower's timeline kept (the curve that chose F, the fan-out
-//! limit); on sled and PostgreSQL, the first page (30) of a home timeline against the
-//! accounts its reader follows, quiet ones and, on sled, loud ones (more than F
-//! followers, merged on read).
+//! Home timeline benchmarks, on sled (home timelines kept on write in memory: the `home`
+//! module of `minitwit-store-sled`) and PostgreSQL (kept on write by the database: the
+//! migration `home_timelines`): the cost of a post against its author's follower count,
+//! every follower's timeline kept (the curve that chose F, the fan-out limit); the first
+//! page (30) of a home timeline against the accounts its reader follows, quiet ones and
+//! loud ones (more than F followers, merged on read).
 //!
 //! With `MINITWIT_BENCH_SOCIAL=1`, also the social data set (`Shape::SOCIAL`: 100k
 //! users following 30 each by popularity, 1M messages, loaded in minutes) on each
-//! backend: the home pages of its wide followers, who follow 10 and 1,000 accounts.
+//! backend: the home pages of its wide followers, who follow 10 and 1,000 accounts,
+//! among them user 1, followed by some 86k (loud).
 //!
 //! ```text
 //! cargo bench --bench home
@@ -80,8 +81,8 @@ impl Backend {
         }
     }
 
-    /// A fresh store for the case `case` (on sled, with F `fanout_limit`), and what must
-    /// live as long as it.
+    /// A fresh store for the case `case` with F `fanout_limit`, and what must live as
+    /// long as it.
     fn open(
         &self,
         runtime: &Runtime,
@@ -95,7 +96,9 @@ impl Backend {
             }
             Self::Postgres(cluster) => {
                 let url = cluster.create_database(case).unwrap_or_else(|e| panic!("{e}"));
-                let store = runtime.block_on(PgStore::connect(&url, PgOptions::default()));
+                let fanout_limit = u32::try_from(fanout_limit).unwrap_or(u32::MAX);
+                let options = PgOptions { fanout_limit, ..PgOptions::default() };
+                let store = runtime.block_on(PgStore::connect(&url, options));
                 (None, Arc::new(store.expect("connecting to PostgreSQL")))
             }
         }
@@ -125,13 +128,14 @@ async fn home(store: &dyn Store, reader: UserId) -> usize {
 
 /// A post by an author with n followers, each of whom has read their home page (so each
 /// keeps a timeline the post goes into): fanned out whatever n, then with the default F.
-fn bench_post_by_followers(c: &mut Criterion, runtime: &Runtime) {
-    let mut group = c.benchmark_group("post_by_followers");
+fn bench_post_by_followers(c: &mut Criterion, runtime: &Runtime, backend: &Backend) {
+    let mut group = c.benchmark_group(format!("post_by_followers/{}", backend.name()));
     for followers in FOLLOWERS {
         for (rule, limit) in
             [("fanned_out", usize::MAX), ("default_limit", SledOptions::default().fanout_limit)]
         {
-            let (_dir, store) = sled(limit);
+            let case = format!("post_{rule}_{followers}");
+            let (_dir, store) = backend.open(runtime, &case, limit);
             let author = runtime.block_on(async {
                 let author = users(&*store, "author", 1).await[0];
                 for reader in users(&*store, "reader", followers).await {
@@ -153,15 +157,11 @@ fn bench_post_by_followers(c: &mut Criterion, runtime: &Runtime) {
 }
 
 /// The first home page of a reader following `quiet` authors with one follower and
-/// `loud` authors with three (more than F on sled), each with a few posts; on sled,
-/// the timeline kept after the first read. Loud authors only on sled, where they differ.
+/// `loud` authors with three (more than F, here 2), each with a few posts; on sled,
+/// the timeline kept after the first read.
 fn bench_home_by_followees(c: &mut Criterion, runtime: &Runtime, backend: &Backend) {
     let mut group = c.benchmark_group(format!("home_by_followees/{}", backend.name()));
-    let loud_cases = match backend {
-        Backend::Sled => &LOUD[..],
-        Backend::Postgres(_) => &[],
-    };
-    let cases = FOLLOWEES.map(|n| (n, 0)).into_iter().chain(loud_cases.iter().map(|&n| (50, n)));
+    let cases = FOLLOWEES.map(|n| (n, 0)).into_iter().chain(LOUD.iter().map(|&n| (50, n)));
     for (quiet, loud) in cases {
         let (_dir, store) = backend.open(runtime, &format!("home_{quiet}_{loud}"), 2);
         let store = &*store;
@@ -223,11 +223,8 @@ fn bench_social(c: &mut Criterion, runtime: &Runtime, backend: &Backend) {
 fn main() {
     let runtime = common::runtime();
     let mut criterion = common::criterion();
-    let backends = Backend::chosen();
-    if backends.iter().any(|backend| matches!(backend, Backend::Sled)) {
-        bench_post_by_followers(&mut criterion, &runtime);
-    }
-    for backend in &backends {
+    for backend in &Backend::chosen() {
+        bench_post_by_followers(&mut criterion, &runtime, backend);
         bench_home_by_followees(&mut criterion, &runtime, backend);
         if std::env::var_os("MINITWIT_BENCH_SOCIAL").is_some() {
             bench_social(&mut criterion, &runtime, backend);

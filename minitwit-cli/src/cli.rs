@@ -103,6 +103,16 @@ pub struct StoreOptions {
     #[arg(long, env = "MINITWIT_PG_STATEMENT_TIMEOUT_MS", default_value_t = 30_000, global = true)]
     pub pg_statement_timeout_ms: u64,
 
+    /// The newest entries kept in each reader's PostgreSQL home timeline (N, stored in
+    /// the database: the last process to start sets it); older home pages merge on read.
+    #[arg(long, env = "MINITWIT_PG_HOME_BOUND", default_value_t = minitwit_store_pg::PgOptions::default().home_bound, global = true)]
+    pub pg_home_bound: u32,
+
+    /// Authors who have had more followers than this (F) are not fanned out into their
+    /// followers' PostgreSQL home timelines: their posts are merged into home pages on read.
+    #[arg(long, env = "MINITWIT_PG_FANOUT_LIMIT", default_value_t = minitwit_store_pg::PgOptions::default().fanout_limit, global = true)]
+    pub pg_fanout_limit: u32,
+
     /// sled's page cache, in MiB (sled's own default would be 1 GiB).
     #[arg(long, env = "MINITWIT_SLED_CACHE_MB", default_value_t = 64, global = true)]
     pub sled_cache_mb: u64,

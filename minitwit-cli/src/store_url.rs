@@ -130,6 +130,8 @@ fn pg_options(options: StoreOptions) -> PgOptions {
         max_connections: options.pg_max_connections,
         acquire_timeout: Duration::from_millis(options.pg_acquire_timeout_ms),
         statement_timeout,
+        home_bound: options.pg_home_bound,
+        fanout_limit: options.pg_fanout_limit,
         ..PgOptions::default()
     }
 }

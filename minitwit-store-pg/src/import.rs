@@ -15,7 +15,7 @@ const CHUNK: usize = 10_000;
 
 /// Writes `batch` all or nothing.
 pub(crate) async fn run(pool: &PgPool, batch: ImportBatch) -> StoreResult<()> {
-    let mut tx = pool.begin().await.map_err(backend_error)?;
+    let mut tx = bulk_transaction(pool).await?;
     insert_users(&mut tx, &batch).await?;
     if let Some(missing) = first_missing_user(&mut tx, &batch).await? {
         return Err(StoreError::UnknownUser(missing));
@@ -139,7 +139,7 @@ async fn continue_sequence(
 /// Removes the batch's follow pairs, messages and users (their messages, follows and
 /// session rows go with them: `ON DELETE CASCADE`) in one transaction.
 pub(crate) async fn remove(pool: &PgPool, batch: ImportBatch) -> StoreResult<()> {
-    let mut tx = pool.begin().await.map_err(backend_error)?;
+    let mut tx = bulk_transaction(pool).await?;
     sqlx::query(
         "DELETE FROM follows f USING UNNEST($1::BIGINT[], $2::BIGINT[]) AS r (a, b)
          WHERE f.follower_id = r.a AND f.followee_id = r.b",
@@ -149,9 +149,10 @@ pub(crate) async fn remove(pool: &PgPool, batch: ImportBatch) -> StoreResult<()>
     .execute(&mut *tx)
     .await
     .map_err(backend_error)?;
-    let messages = batch.messages.iter().map(|m| m.id.0).collect();
+    let messages: Vec<i64> = batch.messages.iter().map(|m| m.id.0).collect();
     let users = batch.users.iter().map(|u| u.id.0).collect();
     let by_id = [
+        (REMOVE_KEPT_ENTRIES, messages.clone()),
         ("DELETE FROM messages WHERE id = ANY($1)", messages),
         ("DELETE FROM users WHERE id = ANY($1)", users),
     ];
@@ -160,6 +161,27 @@ pub(crate) async fn remove(pool: &PgPool, batch: ImportBatch) -> StoreResult<()>
         sqlx::query(sql).bind(ids).execute(&mut *tx).await.map_err(backend_error)?;
     }
     tx.commit().await.map_err(backend_error)
+}
+
+/// Removes the messages `$1` from the kept home timelines they are in: their author's
+/// and their author's followers' (ended follows and deleted users take theirs along).
+const REMOVE_KEPT_ENTRIES: &str = "
+    DELETE FROM home_entries h USING (
+        SELECT m.author_id AS owner_id, m.pub_date, m.id FROM messages m WHERE m.id = ANY($1)
+        UNION ALL
+        SELECT f.follower_id, m.pub_date, m.id
+        FROM messages m JOIN follows f ON f.followee_id = m.author_id
+        WHERE m.id = ANY($1)
+    ) d
+    WHERE h.owner_id = d.owner_id AND h.pub_date = d.pub_date AND h.message_id = d.id";
+
+/// A transaction for writing in bulk: the kept home timelines' triggers take no locks
+/// in it (an import runs alone), so a batch of thousands of authors does not fill the
+/// server's lock table.
+async fn bulk_transaction(pool: &PgPool) -> StoreResult<Transaction<'static, Postgres>> {
+    let mut tx = pool.begin().await.map_err(backend_error)?;
+    sqlx::query("SET LOCAL minitwit.bulk = 'on'").execute(&mut *tx).await.map_err(backend_error)?;
+    Ok(tx)
 }
 
 /// Records `latest` if given and removes the mark of the import in progress, in one

@@ -13,7 +13,10 @@
 //!   each of them arrived: never an answer older than a write acknowledged before the
 //!   read, whichever process wrote it.
 //! - [`TimelinePlans`] (`timeline`): the three timeline queries, why each is served by
-//!   an index, and their plans for inspection.
+//!   an index, and their plans for inspection; the home timeline read from the kept
+//!   home timelines that the database's triggers write with every post and follow
+//!   (the migration `home_timelines`), which `home` checks ([`HomeReport`]) and
+//!   rebuilds.
 //! - `import`: bulk import in one transaction.
 //! - `receipts`: keyed writes applied once, each with its receipt in one transaction.
 //! - `rows`: rows as queries return them, converted into the core's records, and their
@@ -67,6 +70,7 @@ mod coalesce;
 mod error;
 mod feed;
 mod follows;
+mod home;
 mod import;
 mod messages;
 mod options;
@@ -84,6 +88,7 @@ mod timeline;
 mod users;
 
 pub use error::PgError;
+pub use home::HomeReport;
 pub use options::{PgOptions, ReplicaOptions};
 pub use pending::pending_migrations;
 pub use replicas::describe_metrics;

@@ -17,6 +17,13 @@ pub struct PgOptions {
     pub acquire_timeout: Duration,
     /// The server-side limit on one statement (`statement_timeout`); `None` for none.
     pub statement_timeout: Option<Duration>,
+    /// The newest entries kept in each reader's home timeline (at least 1); older home
+    /// pages merge the followees' messages on read. Stored in the database on connecting.
+    pub home_bound: u32,
+    /// Authors who have had more followers than this are loud: their posts are not
+    /// written into their followers' home timelines but merged into home pages on read.
+    /// Stored in the database on connecting.
+    pub fanout_limit: u32,
 }
 
 impl Default for PgOptions {
@@ -26,6 +33,8 @@ impl Default for PgOptions {
             min_connections: 0,
             acquire_timeout: Duration::from_secs(2),
             statement_timeout: Some(Duration::from_secs(30)),
+            home_bound: 800,
+            fanout_limit: 2000,
         }
     }
 }

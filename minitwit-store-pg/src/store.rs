@@ -12,6 +12,7 @@
 use crate::coalesce::Coalescer;
 use crate::error::{PgError, backend_error};
 use crate::feed::{self, PgFeed};
+use crate::home::{self, HomeReport};
 use crate::options::PgOptions;
 use crate::timeline::{self, TimelinePlans};
 use crate::{follows, import, messages, receipts, state, users};
@@ -80,6 +81,7 @@ impl PgStore {
     pub async fn connect(url: &str, options: PgOptions) -> Result<Self, PgError> {
         let store = Self::connect_lazy(url, &options)?;
         store.migrate().await?;
+        store.set_home_settings(&options).await?;
         Ok(store)
     }
 
@@ -140,6 +142,32 @@ impl PgStore {
             .await
             .map_err(PgError::Unreachable)?;
         migrated
+    }
+
+    /// Stores the kept home timelines' bound and fan-out limit (see
+    /// [`PgOptions::home_bound`]), unless they are already those.
+    async fn set_home_settings(&self, options: &PgOptions) -> Result<(), PgError> {
+        sqlx::query(
+            "UPDATE home_settings SET bound = $1, fanout_limit = $2
+             WHERE (bound, fanout_limit) IS DISTINCT FROM ($1, $2)",
+        )
+        .bind(i32::try_from(options.home_bound.max(1)).unwrap_or(i32::MAX))
+        .bind(i32::try_from(options.fanout_limit).unwrap_or(i32::MAX))
+        .execute(&self.pool)
+        .await
+        .map_err(PgError::Unreachable)?;
+        Ok(())
+    }
+
+    /// Checks the kept home timelines against the messages and follows (reads all of
+    /// them: for tests and repairs).
+    pub async fn check_home_timelines(&self) -> StoreResult<HomeReport> {
+        home::check(&self.pool).await
+    }
+
+    /// Builds the kept home timelines again from the messages and follows alone.
+    pub async fn rebuild_home_timelines(&self) -> StoreResult<()> {
+        home::rebuild(&self.pool).await
     }
 
     /// The query plans PostgreSQL chooses for reading this page of `timeline`: for

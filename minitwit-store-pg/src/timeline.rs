@@ -6,8 +6,14 @@
 //!   index order: the connections disable bitmap scans (see `store`), which a generic
 //!   plan otherwise picks for pages larger than an average author's share of rows,
 //!   reading and sorting all of the author's messages;
-//! - home, two ways in one statement, so that neither a user following many people
-//!   nor one following quiet people is slow:
+//! - home, from the kept home timeline (fan-out on write: the migration
+//!   `home_timelines` has its rules) in one statement: the reader's entries above
+//!   their floor from `home_entries_pkey`, with the newest of each loud followee's
+//!   messages above the floor merged in; a page that reaches below the floor goes on
+//!   with the merge below, read only then.
+//! - home below the floor, merged from the authors' own indexes, two ways in one
+//!   statement, so that neither a user following many people nor one following quiet
+//!   people is slow:
 //!   1. fast path: walk the newest `32 × limit` entries of the public index, keeping
 //!      the user's and their followees' (a hashed lookup); stops at `limit` hits;
 //!   2. only if that found fewer than `limit`: for the user and each followee, the
@@ -25,7 +31,7 @@ use crate::error::backend_error;
 use crate::rows::sql_limit;
 use crate::rows::{EntryRow, into_all};
 use minitwit_core::store::StoreResult;
-use minitwit_core::{Cursor, MessageId, Timeline, TimelineEntry};
+use minitwit_core::{Cursor, MessageId, Timeline, TimelineEntry, UserId};
 use sqlx::PgPool;
 
 const PUBLIC: &str = "
@@ -42,7 +48,45 @@ const USER: &str = "
     ORDER BY m.pub_date DESC, m.id DESC
     LIMIT __LIMIT__";
 
-const HOME: &str = "
+const HOME_KEPT: &str = "
+    WITH floor AS (
+        SELECT COALESCE(max(pub_date), -9223372036854775808) AS pub_date,
+               COALESCE(max(message_id), -9223372036854775808) AS id
+        FROM home_floors WHERE owner_id = $3
+    ), kept AS (
+        SELECT h.pub_date, h.message_id AS id FROM home_entries h
+        WHERE h.owner_id = $3 AND (h.pub_date, h.message_id) < ($1, $2)
+          AND (h.pub_date, h.message_id)
+              >= ((SELECT pub_date FROM floor), (SELECT id FROM floor))
+          AND NOT (SELECT flagged FROM messages WHERE id = h.message_id)
+        ORDER BY h.pub_date DESC, h.message_id DESC
+        LIMIT __LIMIT__
+    ), loud AS (
+        SELECT k.pub_date, k.id
+        FROM home_loud_follows lf
+        CROSS JOIN LATERAL (
+            SELECT m.pub_date, m.id FROM messages m
+            WHERE m.author_id = lf.followee_id AND NOT m.flagged
+              AND (m.pub_date, m.id) < ($1, $2)
+              AND (m.pub_date, m.id) >= ((SELECT pub_date FROM floor), (SELECT id FROM floor))
+            ORDER BY m.pub_date DESC, m.id DESC
+            LIMIT __LIMIT__
+        ) k
+        WHERE lf.follower_id = $3
+    ), newest AS (
+        SELECT pub_date, id FROM kept
+        UNION
+        SELECT pub_date, id FROM loud
+        ORDER BY pub_date DESC, id DESC
+        LIMIT __LIMIT__
+    )
+    SELECT m.id, m.author_id, u.username AS author, u.email, m.text, m.pub_date
+    FROM newest n
+    CROSS JOIN LATERAL (SELECT * FROM messages WHERE id = n.id OFFSET 0) m
+    CROSS JOIN LATERAL (SELECT username, email FROM users WHERE id = m.author_id OFFSET 0) u
+    ORDER BY n.pub_date DESC, n.id DESC";
+
+const HOME_MERGED: &str = "
     WITH window_end AS (
         SELECT w.pub_date, w.id FROM messages w
         WHERE NOT w.flagged AND (w.pub_date, w.id) < ($1, $2)
@@ -85,6 +129,9 @@ const HOME: &str = "
     CROSS JOIN LATERAL (SELECT username, email FROM users WHERE id = m.author_id OFFSET 0) u
     ORDER BY n.pub_date DESC, n.id DESC";
 
+/// "Before the newest possible entry": reads from the start with the same query.
+const NEWEST: Cursor = Cursor { pub_date: i64::MAX, id: MessageId(i64::MAX) };
+
 /// How many of the newest public entries (per entry of the page) the home timeline's
 /// fast path looks through before falling back to per-author reads.
 const WINDOW_PER_ENTRY: usize = 32;
@@ -97,20 +144,17 @@ const WINDOW_PER_ENTRY: usize = 32;
 /// values after a few runs, and a plan made without knowing that a page is short joins
 /// the page to whole tables. A handful of page sizes means a handful of statements.
 fn statement(timeline: Timeline, before: Option<Cursor>, limit: usize) -> (String, Vec<i64>) {
-    // "Before the newest possible entry" reads from the start with the same query.
-    let before = before.unwrap_or(Cursor { pub_date: i64::MAX, id: MessageId(i64::MAX) });
-    let mut params = vec![before.pub_date, before.id.0];
-    let template = match timeline {
-        Timeline::Public => PUBLIC,
-        Timeline::User(id) => {
-            params.push(id.0);
-            USER
-        }
-        Timeline::Home(id) => {
-            params.push(id.0);
-            HOME
-        }
-    };
+    let before = before.unwrap_or(NEWEST);
+    match timeline {
+        Timeline::Public => fill(PUBLIC, before, None, limit),
+        Timeline::User(id) => fill(USER, before, Some(id), limit),
+        Timeline::Home(id) => fill(HOME_KEPT, before, Some(id), limit),
+    }
+}
+
+/// `template` with its limit (and window) written in, and its parameters.
+fn fill(template: &str, before: Cursor, user: Option<UserId>, limit: usize) -> (String, Vec<i64>) {
+    let params = [before.pub_date, before.id.0].into_iter().chain(user.map(|id| id.0)).collect();
     let window = sql_limit(limit.saturating_mul(WINDOW_PER_ENTRY));
     let sql = template
         .replace("__LIMIT__", &sql_limit(limit).to_string())
@@ -128,20 +172,69 @@ pub(crate) async fn read(
     if limit == 0 {
         return Ok(Vec::new());
     }
-    let (sql, params) = statement(timeline, before, limit);
+    let mut page = run(pool, statement(timeline, before, limit)).await?;
+    if let Timeline::Home(reader) = timeline
+        && page.len() < limit
+    {
+        page.extend(below_floor(pool, reader, before, limit - page.len()).await?);
+    }
+    Ok(page)
+}
+
+/// Runs one timeline statement.
+async fn run(pool: &PgPool, (sql, params): (String, Vec<i64>)) -> StoreResult<Vec<TimelineEntry>> {
     let query = sqlx::query_as::<_, EntryRow>(sqlx::AssertSqlSafe(sql));
     let query = params.into_iter().fold(query, |q, p| q.bind(p));
     Ok(into_all(query.fetch_all(pool).await.map_err(backend_error)?))
 }
 
-/// The plans of [`read`]'s query for these arguments, as `EXPLAIN` prints them.
+/// The rest of a home page that the kept timeline ended short of: up to `limit`
+/// entries merged from the authors' indexes below the reader's floor (nothing when
+/// the reader has none: then the kept timeline holds everything).
+async fn below_floor(
+    pool: &PgPool,
+    reader: UserId,
+    before: Option<Cursor>,
+    limit: usize,
+) -> StoreResult<Vec<TimelineEntry>> {
+    let floor = sqlx::query_as::<_, (i64, i64)>(
+        "SELECT pub_date, message_id FROM home_floors WHERE owner_id = $1",
+    )
+    .bind(reader.0)
+    .fetch_optional(pool)
+    .await
+    .map_err(backend_error)?;
+    let Some((pub_date, id)) = floor else { return Ok(Vec::new()) };
+    let floor = Cursor { pub_date, id: MessageId(id) };
+    let before = before.map_or(floor, |before| before.min(floor));
+    run(pool, fill(HOME_MERGED, before, Some(reader), limit)).await
+}
+
+/// The plans of [`read`]'s queries for these arguments, as `EXPLAIN` prints them: for
+/// the home timeline, the kept timeline's statement followed by the merge below the
+/// floor (at the same cursor).
 pub(crate) async fn explain(
     pool: &PgPool,
     timeline: Timeline,
     before: Option<Cursor>,
     limit: usize,
 ) -> StoreResult<TimelinePlans> {
-    let (sql, params) = statement(timeline, before, limit);
+    let mut plans = explain_one(pool, statement(timeline, before, limit)).await?;
+    if let Timeline::Home(reader) = timeline {
+        let merged =
+            explain_one(pool, fill(HOME_MERGED, before.unwrap_or(NEWEST), Some(reader), limit))
+                .await?;
+        plans.custom.extend(merged.custom);
+        plans.generic.extend(merged.generic);
+    }
+    Ok(plans)
+}
+
+/// The plans of one statement.
+async fn explain_one(
+    pool: &PgPool,
+    (sql, params): (String, Vec<i64>),
+) -> StoreResult<TimelinePlans> {
     let explain = sqlx::AssertSqlSafe(format!("EXPLAIN {sql}"));
     let custom = params
         .iter()

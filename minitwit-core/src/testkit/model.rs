@@ -274,7 +274,9 @@ where
                 let actual = backend.apply(op).await;
                 if actual != expected {
                     return Err(TestCaseError::fail(format!(
-                        "step {step} {op:?}: backend answered {actual:?}, model {expected:?}"
+                        "step {step} {op:?}: backend answered {actual:?}, model {expected:?}, \
+                         after {:?}",
+                        &ops[..step]
                     )));
                 }
             }

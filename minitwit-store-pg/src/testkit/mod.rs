@@ -116,18 +116,25 @@ pub async fn empty_database_url() -> (String, TestDatabase) {
 /// A [`PgStore`] on a fresh database (see [`fresh_database_url`]), as the conformance
 /// suite wants it.
 pub async fn fresh_store() -> (Arc<dyn Store>, TestDatabase) {
+    fresh_store_with(PgOptions::default()).await
+}
+
+/// [`fresh_store`] with `options` (its pool settings replaced by [`connect`]'s).
+pub async fn fresh_store_with(options: PgOptions) -> (Arc<dyn Store>, TestDatabase) {
     let (url, guard) = fresh_database_url().await;
-    (Arc::new(connect(&url).await), guard)
+    (Arc::new(connect_with(&url, options).await), guard)
 }
 
 /// Connects a store to `url` with test settings: a small pool and a generous wait for
 /// connections, so a busy machine does not fail tests.
 pub async fn connect(url: &str) -> PgStore {
-    let options = PgOptions {
-        max_connections: 4,
-        acquire_timeout: Duration::from_secs(60),
-        ..PgOptions::default()
-    };
+    connect_with(url, PgOptions::default()).await
+}
+
+/// [`connect`] with `options` apart from the pool's size and wait.
+async fn connect_with(url: &str, options: PgOptions) -> PgStore {
+    let options =
+        PgOptions { max_connections: 4, acquire_timeout: Duration::from_secs(60), ..options };
     PgStore::connect(url, options).await.unwrap_or_else(|e| panic!("connecting to {url}: {e}"))
 }
 

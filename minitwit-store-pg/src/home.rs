@@ -1,0 +1,77 @@
+//! The kept home timelines' check and rebuild. The timelines themselves are kept by the
+//! database: the triggers of the migration `home_timelines` write them with every post
+//! and follow, and `timeline` reads them.
+
+use crate::error::backend_error;
+use minitwit_core::store::StoreResult;
+use sqlx::PgPool;
+
+/// What [`crate::PgStore::check_home_timelines`] found; all zero when the kept home
+/// timelines agree with the messages and follows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HomeReport {
+    /// Messages a home timeline must hold and does not: above its reader's floor, by
+    /// the reader or by a followee who is not loud.
+    pub missing: u64,
+    /// Entries no home timeline may hold: of a message that does not exist (or under
+    /// another date or author), or by someone the reader neither is nor follows.
+    pub extra: u64,
+    /// Follows of a loud author missing from the list that reads merge on read.
+    pub loud_follows_missing: u64,
+}
+
+impl HomeReport {
+    /// Whether nothing is wrong.
+    pub fn is_clean(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// The rules of the migration `home_timelines`, checked over all the data.
+const CHECK: &str = "
+    WITH expected AS (
+        SELECT m.author_id AS owner_id, m.pub_date, m.id FROM messages m
+        UNION
+        SELECT f.follower_id, m.pub_date, m.id
+        FROM follows f JOIN messages m ON m.author_id = f.followee_id
+        WHERE NOT EXISTS (SELECT 1 FROM home_loud l WHERE l.user_id = f.followee_id)
+    ), above_floor AS (
+        SELECT e.* FROM expected e LEFT JOIN home_floors fl ON fl.owner_id = e.owner_id
+        WHERE fl.owner_id IS NULL OR (e.pub_date, e.id) >= (fl.pub_date, fl.message_id)
+    )
+    SELECT
+        (SELECT count(*) FROM above_floor a WHERE NOT EXISTS (
+            SELECT 1 FROM home_entries h
+            WHERE (h.owner_id, h.pub_date, h.message_id) = (a.owner_id, a.pub_date, a.id))),
+        (SELECT count(*) FROM home_entries h WHERE NOT EXISTS (
+            SELECT 1 FROM messages m
+            WHERE m.id = h.message_id AND m.pub_date = h.pub_date
+              AND m.author_id = h.author_id
+              AND (m.author_id = h.owner_id OR EXISTS (
+                  SELECT 1 FROM follows f
+                  WHERE f.follower_id = h.owner_id AND f.followee_id = m.author_id)))),
+        (SELECT count(*) FROM follows f
+         WHERE EXISTS (SELECT 1 FROM home_loud l WHERE l.user_id = f.followee_id)
+           AND NOT EXISTS (
+               SELECT 1 FROM home_loud_follows lf
+               WHERE (lf.follower_id, lf.followee_id) = (f.follower_id, f.followee_id)))";
+
+/// Checks the kept home timelines against the messages and follows (reads everything:
+/// for tests and repairs, not for a busy server).
+pub(crate) async fn check(pool: &PgPool) -> StoreResult<HomeReport> {
+    let (missing, extra, loud) =
+        sqlx::query_as::<_, (i64, i64, i64)>(CHECK).fetch_one(pool).await.map_err(backend_error)?;
+    let count = |n: i64| u64::try_from(n).unwrap_or_default();
+    Ok(HomeReport {
+        missing: count(missing),
+        extra: count(extra),
+        loud_follows_missing: count(loud),
+    })
+}
+
+/// Builds the kept home timelines again from the messages and follows alone, in one
+/// transaction.
+pub(crate) async fn rebuild(pool: &PgPool) -> StoreResult<()> {
+    sqlx::query("SELECT home_rebuild()").execute(pool).await.map_err(backend_error)?;
+    Ok(())
+}
