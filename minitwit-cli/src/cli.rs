@@ -108,8 +108,9 @@ pub struct StoreOptions {
     #[arg(long, env = "MINITWIT_PG_HOME_BOUND", default_value_t = minitwit_store_pg::PgOptions::default().home_bound, global = true)]
     pub pg_home_bound: u32,
 
-    /// Authors who have had more followers than this (F) are not fanned out into their
-    /// followers' PostgreSQL home timelines: their posts are merged into home pages on read.
+    /// Authors who have had more followers than this (F) among those who read their home
+    /// page are not fanned out into their followers' PostgreSQL home timelines: their
+    /// posts are merged into home pages on read.
     #[arg(long, env = "MINITWIT_PG_FANOUT_LIMIT", default_value_t = minitwit_store_pg::PgOptions::default().fanout_limit, global = true)]
     pub pg_fanout_limit: u32,
 

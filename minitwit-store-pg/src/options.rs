@@ -20,9 +20,10 @@ pub struct PgOptions {
     /// The newest entries kept in each reader's home timeline (at least 1); older home
     /// pages merge the followees' messages on read. Stored in the database on connecting.
     pub home_bound: u32,
-    /// Authors who have had more followers than this are loud: their posts are not
-    /// written into their followers' home timelines but merged into home pages on read.
-    /// Stored in the database on connecting.
+    /// Authors who have had more followers than this among readers whose home timelines
+    /// are kept, when posting, are loud: their posts are not written into their
+    /// followers' home timelines but merged into home pages on read. Stored in the
+    /// database on connecting.
     pub fanout_limit: u32,
 }
 

@@ -50,9 +50,13 @@ const USER: &str = "
 
 const HOME_KEPT: &str = "
     WITH floor AS (
-        SELECT COALESCE(max(pub_date), -9223372036854775808) AS pub_date,
-               COALESCE(max(message_id), -9223372036854775808) AS id
-        FROM home_floors WHERE owner_id = $3
+        SELECT COALESCE(f.pub_date, -9223372036854775808) AS pub_date,
+               COALESCE(f.message_id, -9223372036854775808) AS id
+        FROM home_active a LEFT JOIN home_floors f ON f.owner_id = a.owner_id
+        WHERE a.owner_id = $3
+        UNION ALL
+        SELECT 9223372036854775807, 9223372036854775807
+        WHERE NOT EXISTS (SELECT 1 FROM home_active WHERE owner_id = $3)
     ), kept AS (
         SELECT h.pub_date, h.message_id AS id FROM home_entries h
         WHERE h.owner_id = $3 AND (h.pub_date, h.message_id) < ($1, $2)
@@ -190,24 +194,45 @@ async fn run(pool: &PgPool, (sql, params): (String, Vec<i64>)) -> StoreResult<Ve
 
 /// The rest of a home page that the kept timeline ended short of: up to `limit`
 /// entries merged from the authors' indexes below the reader's floor (nothing when
-/// the reader has none: then the kept timeline holds everything).
+/// the reader has none: then the kept timeline holds everything). A reader whose home
+/// timeline is not kept yet gets the whole page merged, and is activated (see the
+/// migration `home_timelines`) so that their next pages are kept ones; on a read
+/// replica the activation fails, and waits for a read that reaches the primary.
 async fn below_floor(
     pool: &PgPool,
     reader: UserId,
     before: Option<Cursor>,
     limit: usize,
 ) -> StoreResult<Vec<TimelineEntry>> {
-    let floor = sqlx::query_as::<_, (i64, i64)>(
-        "SELECT pub_date, message_id FROM home_floors WHERE owner_id = $1",
+    let (active, pub_date, id) = sqlx::query_as::<_, (bool, Option<i64>, Option<i64>)>(
+        "SELECT EXISTS (SELECT 1 FROM home_active WHERE owner_id = $1),
+                (SELECT pub_date FROM home_floors WHERE owner_id = $1),
+                (SELECT message_id FROM home_floors WHERE owner_id = $1)",
     )
     .bind(reader.0)
-    .fetch_optional(pool)
+    .fetch_one(pool)
     .await
     .map_err(backend_error)?;
-    let Some((pub_date, id)) = floor else { return Ok(Vec::new()) };
-    let floor = Cursor { pub_date, id: MessageId(id) };
+    let floor = match (active, pub_date, id) {
+        (false, ..) => NEWEST,
+        (true, Some(pub_date), Some(id)) => Cursor { pub_date, id: MessageId(id) },
+        (true, ..) => return Ok(Vec::new()),
+    };
     let before = before.map_or(floor, |before| before.min(floor));
-    run(pool, fill(HOME_MERGED, before, Some(reader), limit)).await
+    let page = run(pool, fill(HOME_MERGED, before, Some(reader), limit)).await?;
+    if !active {
+        activate(pool, reader).await;
+    }
+    Ok(page)
+}
+
+/// Starts keeping `reader`'s home timeline. A failure (a read-only replica, an
+/// outage) only postpones it to a later read, so it is logged, not returned.
+async fn activate(pool: &PgPool, reader: UserId) {
+    let activated = sqlx::query("SELECT home_activate($1)").bind(reader.0).execute(pool).await;
+    if let Err(e) = activated {
+        tracing::debug!(reader = reader.0, error = %e, "home timeline not activated");
+    }
 }
 
 /// The plans of [`read`]'s queries for these arguments, as `EXPLAIN` prints them: for

@@ -119,6 +119,8 @@ async fn kept_home_timelines_stay_exact_under_concurrent_writers_and_crashes() {
         users.push(store.create_user(user).await.expect("registers").id);
     }
     let users = Arc::new(users);
+    // Each reader's first home page starts keeping their home timeline.
+    all_homes(&store, &users).await;
 
     for round in 0..3u64 {
         let stop = Arc::new(AtomicBool::new(false));
