@@ -45,6 +45,9 @@ pub struct PgStore {
     reads: Arc<Reads>,
     /// The change feed's delivery in this process, listening once asked for.
     feed: Arc<PgFeed>,
+    /// Whether this store reaches the primary ([`PgStore::connect`]), so that a home
+    /// read may start keeping its reader's home timeline; a read replica's cannot.
+    primary: bool,
 }
 
 /// What identifies a timeline page: the timeline's kind and user, the cursor, the size.
@@ -79,7 +82,7 @@ impl PgStore {
     /// Fails if the URL is malformed, no connection can be made within
     /// `options.acquire_timeout`, or migrating fails.
     pub async fn connect(url: &str, options: PgOptions) -> Result<Self, PgError> {
-        let store = Self::connect_lazy(url, &options)?;
+        let store = Self { primary: true, ..Self::connect_lazy(url, &options)? };
         store.migrate().await?;
         store.set_home_settings(&options).await?;
         Ok(store)
@@ -123,7 +126,7 @@ impl PgStore {
                 })
             })
             .connect_lazy_with(connect);
-        Ok(Self { pool, reads: Arc::default(), feed: Arc::default() })
+        Ok(Self { pool, reads: Arc::default(), feed: Arc::default(), primary: false })
     }
 
     /// Applies the migrations not applied yet. Replicas starting together are safe:
@@ -418,7 +421,10 @@ impl Store for PgStore {
             Timeline::User(id) => (1, id, before, limit),
             Timeline::Home(id) => (2, id, before, limit),
         };
-        self.reads.timeline.read(key, || timeline::read(&self.pool, timeline, before, limit)).await
+        self.reads
+            .timeline
+            .read(key, || timeline::read(&self.pool, timeline, before, limit, self.primary))
+            .await
     }
 
     async fn receipt(&self, key: &ReceiptKey, since: i64) -> StoreResult<Option<Receipt>> {

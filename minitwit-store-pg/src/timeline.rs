@@ -166,12 +166,14 @@ fn fill(template: &str, before: Cursor, user: Option<UserId>, limit: usize) -> (
     (sql, params)
 }
 
-/// Reads one page of `timeline`.
+/// Reads one page of `timeline`; on the `primary`, a home page may start keeping its
+/// reader's home timeline (see [`below_floor`]).
 pub(crate) async fn read(
     pool: &PgPool,
     timeline: Timeline,
     before: Option<Cursor>,
     limit: usize,
+    primary: bool,
 ) -> StoreResult<Vec<TimelineEntry>> {
     if limit == 0 {
         return Ok(Vec::new());
@@ -180,7 +182,10 @@ pub(crate) async fn read(
     if let Timeline::Home(reader) = timeline
         && page.len() < limit
     {
-        page.extend(below_floor(pool, reader, before, limit - page.len()).await?);
+        // Below the last kept entry read, not only below `before`: a trim committed
+        // between the two statements may have raised the floor above it.
+        let rest = page.last().map(Cursor::after).or(before);
+        page.extend(below_floor(pool, reader, rest, limit - page.len(), primary).await?);
     }
     Ok(page)
 }
@@ -195,14 +200,15 @@ async fn run(pool: &PgPool, (sql, params): (String, Vec<i64>)) -> StoreResult<Ve
 /// The rest of a home page that the kept timeline ended short of: up to `limit`
 /// entries merged from the authors' indexes below the reader's floor (nothing when
 /// the reader has none: then the kept timeline holds everything). A reader whose home
-/// timeline is not kept yet gets the whole page merged, and is activated (see the
-/// migration `home_timelines`) so that their next pages are kept ones; on a read
-/// replica the activation fails, and waits for a read that reaches the primary.
+/// timeline is not kept yet gets the whole page merged, and is activated on the
+/// `primary` (see the migration `home_timelines`) so that their next pages are kept
+/// ones; a read replica leaves that to a read that reaches the primary.
 async fn below_floor(
     pool: &PgPool,
     reader: UserId,
     before: Option<Cursor>,
     limit: usize,
+    primary: bool,
 ) -> StoreResult<Vec<TimelineEntry>> {
     let (active, pub_date, id) = sqlx::query_as::<_, (bool, Option<i64>, Option<i64>)>(
         "SELECT EXISTS (SELECT 1 FROM home_active WHERE owner_id = $1),
@@ -220,14 +226,14 @@ async fn below_floor(
     };
     let before = before.map_or(floor, |before| before.min(floor));
     let page = run(pool, fill(HOME_MERGED, before, Some(reader), limit)).await?;
-    if !active {
+    if !active && primary {
         activate(pool, reader).await;
     }
     Ok(page)
 }
 
-/// Starts keeping `reader`'s home timeline. A failure (a read-only replica, an
-/// outage) only postpones it to a later read, so it is logged, not returned.
+/// Starts keeping `reader`'s home timeline. A failure (an outage, say) only postpones
+/// it to a later read, so it is logged, not returned.
 async fn activate(pool: &PgPool, reader: UserId) {
     let activated = sqlx::query("SELECT home_activate($1)").bind(reader.0).execute(pool).await;
     if let Err(e) = activated {
