@@ -1,6 +1,6 @@
 //! The kept home timelines' check and rebuild. The timelines themselves are kept by the
-//! database: the triggers of the migration `home_timelines` write them with every post
-//! and follow, and `timeline` reads them.
+//! database: the triggers of the migrations `home_timelines` and `home_triggers_by_row`
+//! write them with every post and follow, and `timeline` reads them.
 
 use crate::error::backend_error;
 use minitwit_core::store::StoreResult;
@@ -18,8 +18,9 @@ pub struct HomeReport {
     /// neither is nor follows.
     pub extra: u64,
     /// Follows of active readers missing from the list posts fan out to, or (of a loud
-    /// author) from the list their pages merge on read.
-    pub follow_lists_missing: u64,
+    /// author) from the list their pages merge on read; and rows of those lists that
+    /// are not such a follow.
+    pub follow_lists_wrong: u64,
 }
 
 impl HomeReport {
@@ -64,7 +65,14 @@ const CHECK: &str = "
                    AND NOT EXISTS (
                        SELECT 1 FROM home_loud_follows lf
                        WHERE (lf.follower_id, lf.followee_id)
-                             = (f.follower_id, f.followee_id))))";
+                             = (f.follower_id, f.followee_id))))
+        + (SELECT count(*) FROM (
+               SELECT follower_id, followee_id FROM home_active_follows
+               UNION ALL
+               SELECT follower_id, followee_id FROM home_loud_follows) l
+           WHERE NOT EXISTS (
+               SELECT 1 FROM follows f JOIN home_active a ON a.owner_id = f.follower_id
+               WHERE (f.follower_id, f.followee_id) = (l.follower_id, l.followee_id)))";
 
 /// Checks the kept home timelines against the messages and follows (reads everything:
 /// for tests and repairs, not for a busy server).
@@ -75,7 +83,7 @@ pub(crate) async fn check(pool: &PgPool) -> StoreResult<HomeReport> {
     Ok(HomeReport {
         missing: count(missing),
         extra: count(extra),
-        follow_lists_missing: count(lists),
+        follow_lists_wrong: count(lists),
     })
 }
 
