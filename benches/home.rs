@@ -81,6 +81,16 @@ impl Backend {
         }
     }
 
+    /// This backend's default F.
+    fn default_fanout_limit(&self) -> usize {
+        match self {
+            Self::Sled => SledOptions::default().fanout_limit,
+            Self::Postgres(_) => {
+                usize::try_from(PgOptions::default().fanout_limit).unwrap_or(usize::MAX)
+            }
+        }
+    }
+
     /// A fresh store for the case `case` with F `fanout_limit`, and what must live as
     /// long as it.
     fn open(
@@ -132,7 +142,7 @@ fn bench_post_by_followers(c: &mut Criterion, runtime: &Runtime, backend: &Backe
     let mut group = c.benchmark_group(format!("post_by_followers/{}", backend.name()));
     for followers in FOLLOWERS {
         for (rule, limit) in
-            [("fanned_out", usize::MAX), ("default_limit", SledOptions::default().fanout_limit)]
+            [("fanned_out", usize::MAX), ("default_limit", backend.default_fanout_limit())]
         {
             let case = format!("post_{rule}_{followers}");
             let (_dir, store) = backend.open(runtime, &case, limit);
@@ -194,7 +204,7 @@ fn bench_home_by_followees(c: &mut Criterion, runtime: &Runtime, backend: &Backe
 /// The home pages of the social data set's wide followers (10 and 1,000 followees); the
 /// first read of each (on sled, the one that builds the kept timeline) is printed.
 fn bench_social(c: &mut Criterion, runtime: &Runtime, backend: &Backend) {
-    let (_dir, store) = backend.open(runtime, "social", SledOptions::default().fanout_limit);
+    let (_dir, store) = backend.open(runtime, "social", backend.default_fanout_limit());
     let started = Instant::now();
     runtime.block_on(synthetic::load(&*store, &Shape::SOCIAL)).expect("loading the data set");
     if let Backend::Postgres(cluster) = backend {

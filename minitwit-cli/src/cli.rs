@@ -237,6 +237,12 @@ pub enum Command {
     /// Stop the servers writing to the source first: a change during the copy fails the
     /// verification.
     Copy(CopyArgs),
+    /// Check the consistency of the store named by `--store`, reading all of it.
+    ///
+    /// On sled: every record, index entry and counter. On PostgreSQL: the kept home
+    /// timelines against the messages and follows. Run it on a quiet store: writes during
+    /// the check can show as problems. Exits 1 when anything is wrong.
+    Check(CheckArgs),
     /// Replay the simulator's scenario against a running API and report.
     ///
     /// The report gives errors by kind, throughput and latency percentiles. Exits 1 if
@@ -620,6 +626,15 @@ pub struct MigrateArgs {
     /// Change nothing: list the pending migrations and exit 1 if there are any.
     #[arg(long)]
     pub check: bool,
+}
+
+/// `check` options.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// PostgreSQL: build the kept home timelines again from the messages and follows
+    /// (one transaction), then check them.
+    #[arg(long)]
+    pub rebuild_home: bool,
 }
 
 /// `verify` options.

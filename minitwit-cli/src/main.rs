@@ -26,7 +26,7 @@ mod serve_command;
 mod store_url;
 
 use anyhow::Result;
-use cli::{Cli, Command, MigrateArgs, StoreCommand};
+use cli::{CheckArgs, Cli, Command, MigrateArgs, StoreCommand};
 use minitwit_core::{MiniTwit, Store, transfer};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -78,6 +78,9 @@ async fn run(cli: Cli) -> Result<()> {
         Command::OnStore(StoreCommand::Migrate(MigrateArgs { check: true })) => {
             check_migrations(&StoreUrl::parse(&cli.store)?, cli.store_options, out).await
         }
+        Command::Check(args) => {
+            check(&StoreUrl::parse(&cli.store)?, cli.store_options, &args, out).await
+        }
         Command::OnStore(command) => {
             let url = StoreUrl::parse(&cli.store)?;
             let store = url.open_with_replicas(cli.store_options, &cli.replicas).await?;
@@ -108,6 +111,27 @@ async fn check_migrations(
         anyhow::bail!("{} migration(s) pending on {url}; run `minitwit migrate`", pending.len());
     }
     writeln!(out, "no pending migrations on {url}")?;
+    Ok(())
+}
+
+/// `check`: prints what was counted and the problems found, failing if there are any.
+async fn check(
+    url: &StoreUrl,
+    options: cli::StoreOptions,
+    args: &CheckArgs,
+    out: &mut impl std::io::Write,
+) -> Result<()> {
+    let found = url.check(options, args.rebuild_home).await?;
+    for (name, count) in &found.counts {
+        writeln!(out, "{name}\t{count}")?;
+    }
+    for problem in &found.problems {
+        writeln!(out, "problem\t{problem}")?;
+    }
+    if found.problem_count > 0 {
+        anyhow::bail!("{} problem(s) found in {url}", found.problem_count);
+    }
+    writeln!(out, "{url} is consistent")?;
     Ok(())
 }
 

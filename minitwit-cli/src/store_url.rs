@@ -4,10 +4,10 @@
 
 use crate::cli::{ReplicaArgs, SledDurability, StoreOptions};
 use minitwit_core::Store;
-use minitwit_store_pg::{PgOptions, PgStore, ReplicaOptions, RoutedStore};
+use minitwit_store_pg::{HomeReport, PgOptions, PgStore, ReplicaOptions, RoutedStore};
 use minitwit_store_sled::{Durability, SledOptions, SledStore};
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -69,27 +69,8 @@ impl StoreUrl {
     /// Opens the store; PostgreSQL migrations are applied on connecting.
     pub async fn open(&self, options: StoreOptions) -> Result<Arc<dyn Store>, OpenStoreError> {
         match self {
-            Self::Sled(path) => {
-                let durability = match options.sled_durability {
-                    SledDurability::Durable => Durability::Durable,
-                    SledDurability::Relaxed => Durability::Relaxed,
-                };
-                let cache_capacity_bytes = options.sled_cache_mb.saturating_mul(1024 * 1024);
-                let options = SledOptions {
-                    durability,
-                    cache_capacity_bytes,
-                    home_bound: options.sled_home_bound,
-                    fanout_limit: options.sled_fanout_limit,
-                    home_cache_entries: options.sled_home_cache_entries,
-                };
-                Ok(Arc::new(SledStore::open(path, options)?))
-            }
-            Self::Postgres(url) => {
-                let store = PgStore::connect(url, pg_options(options))
-                    .await
-                    .map_err(|source| OpenStoreError::Postgres { url: redact(url), source })?;
-                Ok(Arc::new(store))
-            }
+            Self::Sled(path) => Ok(Arc::new(open_sled(path, options)?)),
+            Self::Postgres(url) => Ok(Arc::new(connect_pg(url, options).await?)),
         }
     }
 
@@ -120,6 +101,29 @@ impl StoreUrl {
         minitwit_store_pg::describe_metrics();
         Ok(Arc::new(store))
     }
+}
+
+/// Opens a sled store with the command line's settings.
+fn open_sled(path: &Path, options: StoreOptions) -> Result<SledStore, OpenStoreError> {
+    let durability = match options.sled_durability {
+        SledDurability::Durable => Durability::Durable,
+        SledDurability::Relaxed => Durability::Relaxed,
+    };
+    let options = SledOptions {
+        durability,
+        cache_capacity_bytes: options.sled_cache_mb.saturating_mul(1024 * 1024),
+        home_bound: options.sled_home_bound,
+        fanout_limit: options.sled_fanout_limit,
+        home_cache_entries: options.sled_home_cache_entries,
+    };
+    Ok(SledStore::open(path, options)?)
+}
+
+/// Connects to PostgreSQL (applying the migrations) with the command line's settings.
+async fn connect_pg(url: &str, options: StoreOptions) -> Result<PgStore, OpenStoreError> {
+    PgStore::connect(url, pg_options(options))
+        .await
+        .map_err(|source| OpenStoreError::Postgres { url: redact(url), source })
 }
 
 /// The PostgreSQL pool settings from the command line.
@@ -153,6 +157,71 @@ impl StoreUrl {
             }
         }
     }
+}
+
+/// What `check` found in a store, whatever its backend.
+#[derive(Debug, Default)]
+pub struct StoreCheck {
+    /// What was counted, by name, in the order printed.
+    pub counts: Vec<(&'static str, u64)>,
+    /// Descriptions of the first problems found.
+    pub problems: Vec<String>,
+    /// How many problems were found in all.
+    pub problem_count: u64,
+}
+
+impl StoreUrl {
+    /// Checks the store's consistency, reading all of it (run it on a quiet store): on
+    /// sled every record, index entry and counter; on PostgreSQL the kept home
+    /// timelines against the messages and follows, rebuilt first when `rebuild_home`.
+    pub async fn check(
+        &self,
+        options: StoreOptions,
+        rebuild_home: bool,
+    ) -> anyhow::Result<StoreCheck> {
+        match self {
+            Self::Sled(path) => {
+                anyhow::ensure!(
+                    !rebuild_home,
+                    "sled keeps its home timelines in memory and builds them again after \
+                     every start: there is nothing to rebuild (drop --rebuild-home)"
+                );
+                let report = open_sled(path, options)?.check_integrity().await?;
+                Ok(StoreCheck {
+                    counts: vec![
+                        ("users", report.users),
+                        ("messages", report.messages),
+                        ("follows", report.follows),
+                        ("flagged", report.flagged),
+                    ],
+                    problems: report.problems,
+                    problem_count: report.problem_count,
+                })
+            }
+            Self::Postgres(url) => {
+                let store = connect_pg(url, options).await?;
+                if rebuild_home {
+                    store.rebuild_home_timelines().await?;
+                }
+                Ok(home_check(store.check_home_timelines().await?))
+            }
+        }
+    }
+}
+
+/// PostgreSQL's [`HomeReport`] as counts, each count that is not zero a problem.
+fn home_check(report: HomeReport) -> StoreCheck {
+    let counts = vec![
+        ("home_entries_missing", report.missing),
+        ("home_entries_extra", report.extra),
+        ("home_follow_lists_wrong", report.follow_lists_wrong),
+    ];
+    let problems: Vec<String> = counts
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(name, n)| format!("{name}: {n} (rebuild them: check --rebuild-home)"))
+        .collect();
+    StoreCheck { problem_count: problems.len() as u64, counts, problems }
 }
 
 /// Shown without any password.

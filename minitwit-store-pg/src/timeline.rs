@@ -7,7 +7,8 @@
 //!   plan otherwise picks for pages larger than an average author's share of rows,
 //!   reading and sorting all of the author's messages;
 //! - home, from the kept home timeline (fan-out on write: the migration
-//!   `home_timelines` has its rules) in one statement: the reader's entries above
+//!   `home_timelines` has its rules, and `home_triggers_by_row` the locks that order
+//!   posts, follows and activations as they are now) in one statement: the reader's entries above
 //!   their floor from `home_entries_pkey`, with the newest of each loud followee's
 //!   messages above the floor merged in; a page that reaches below the floor goes on
 //!   with the merge below, read only then.

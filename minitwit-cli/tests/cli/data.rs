@@ -1,6 +1,6 @@
 //! `minitwit export`, `import` and `copy` as the real binary on scratch sled stores: round
 //! trips are exact, files are never overwritten or half-written, bad files and non-empty
-//! targets are refused with one line and nothing written.
+//! targets are refused with one line and nothing written; `check` reads a whole store.
 
 #![allow(clippy::unwrap_used)]
 
@@ -129,4 +129,16 @@ fn copy_between_sled_stores_is_verified() {
     assert!(line.contains("same store"), "{line}");
     let line = fails(&["copy", "--from", "ftp://x", "--to", &target]);
     assert!(line.contains("unknown store URL"), "{line}");
+}
+
+#[test]
+fn check_reads_a_whole_sled_store() {
+    let scratch = Scratch::new();
+    let store = fixture_store(&scratch, "checked");
+    assert_eq!(
+        ok(&["--store", &store, "check"]),
+        format!("users\t3\nmessages\t6\nfollows\t1\nflagged\t0\n{store} is consistent\n")
+    );
+    let line = fails(&["--store", &store, "check", "--rebuild-home"]);
+    assert!(line.contains("nothing to rebuild"), "{line}");
 }

@@ -1,6 +1,7 @@
 //! The binary against real PostgreSQL (a throwaway server from minitwit-store-pg's
 //! testkit): unreachable databases fail with one line, migrations, admin commands and
-//! `serve` work, and the full simulator scenario (replayed through `minitwit serve`)
+//! `serve` work, `check` finds a wrong kept home timeline and `--rebuild-home` mends it,
+//! and the full simulator scenario (replayed through `minitwit serve`)
 //! survives sled → PostgreSQL → sled exactly, with users still able to log in.
 
 #![allow(clippy::unwrap_used)]
@@ -51,6 +52,34 @@ async fn migrate_and_administer_a_postgres_store() {
     assert!(line.contains("not empty"), "{line}");
     let copied = ok(&["copy", "--from", &url, "--to", &scratch.sled("copy")]);
     assert!(copied.contains("verified: 3 users, 6 messages (2 flagged), 1 follows"), "{copied}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_finds_a_wrong_kept_home_timeline_and_rebuild_home_mends_it() {
+    let (url, _db) = fresh_database_url().await;
+    let scratch = Scratch::new();
+    let file = scratch.path("fixture.jsonl");
+    crate::common::write_fixture(&file);
+    ok(&["--store", &url, "import", "--in", file.to_str().unwrap()]);
+    // alice's first home page starts keeping her home timeline: her and bob's 6 messages.
+    let store = minitwit_store_pg::testkit::connect(&url).await;
+    let alice = store.user_by_name("alice").await.unwrap().unwrap();
+    store.timeline(Timeline::Home(alice.id), None, 30).await.unwrap();
+    let clean = "home_entries_missing\t0\nhome_entries_extra\t0\nhome_follow_lists_wrong\t0\n";
+    assert!(ok(&["--store", &url, "check"]).starts_with(clean));
+
+    minitwit_store_pg::testkit::execute(
+        &url,
+        "DELETE FROM home_entries WHERE message_id IN (1, 2); DELETE FROM home_active_follows",
+    )
+    .await;
+    let output = crate::common::run(&["--store", &url, "check"]);
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(!output.status.success(), "{printed}");
+    assert!(printed.contains("home_entries_missing\t2\n"), "{printed}");
+    assert!(printed.contains("home_follow_lists_wrong\t1\n"), "{printed}");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("2 problem(s) found"));
+    assert!(ok(&["--store", &url, "check", "--rebuild-home"]).starts_with(clean));
 }
 
 /// Loads the whole scenario into a new sled store through the real thing: `minitwit
