@@ -33,6 +33,8 @@ const MAX_PAGES: usize = 8;
 const MAX_USER_PAGES: usize = 256;
 /// The largest first page kept.
 const MAX_PAGE_LEN: usize = 1_000;
+/// The most first pages of readers' home timelines a memo keeps at once.
+const MAX_HOME_PAGES: usize = 256;
 /// The most follow lists kept at once (by follower and length).
 const MAX_FOLLOW_LISTS: usize = 256;
 
@@ -122,8 +124,9 @@ impl<K: std::hash::Hash + Eq, V: Clone> Cache<K, V> {
 }
 
 /// What a front end derives from first pages of timelines (a rendered answer, say), by
-/// key: see [`MiniTwit::public_first_page`](crate::MiniTwit::public_first_page) and
-/// [`MiniTwit::user_first_page`](crate::MiniTwit::user_first_page). Over a store that
+/// key: see [`MiniTwit::public_first_page`](crate::MiniTwit::public_first_page),
+/// [`MiniTwit::user_first_page`](crate::MiniTwit::user_first_page) and
+/// [`MiniTwit::home_first_page`](crate::MiniTwit::home_first_page). Over a store that
 /// tells when the public timeline changes, each is kept until a write may change it
 /// (every change to a user's timeline changes the public one); over any other, each is
 /// kept with the page it was derived from, and served again only for a page read afresh
@@ -137,6 +140,8 @@ pub struct PageMemo<K, V> {
 pub type PublicPageMemo<V> = PageMemo<usize, V>;
 /// First pages of users' timelines, by the user's path segment and page size.
 pub type UserPageMemo<V> = PageMemo<(String, usize), V>;
+/// First pages of readers' home timelines, by the reader's id and name.
+pub type HomePageMemo<V> = PageMemo<(UserId, String), V>;
 
 impl<V: Clone> PageMemo<usize, V> {
     /// An empty memo of public pages.
@@ -155,6 +160,13 @@ impl<V: Clone> PageMemo<(String, usize), V> {
     /// An empty memo of users' pages.
     pub fn new() -> Self {
         Self::with_capacity(MAX_USER_PAGES)
+    }
+}
+
+impl<V: Clone> PageMemo<(UserId, String), V> {
+    /// An empty memo of home pages.
+    pub fn new() -> Self {
+        Self::with_capacity(MAX_HOME_PAGES)
     }
 }
 
@@ -465,6 +477,33 @@ mod tests {
             Err(crate::ServiceError::UnknownUser),
             "so does deleting her"
         );
+    }
+
+    #[tokio::test]
+    async fn a_home_page_memo_moves_with_every_change_of_the_readers_home_timeline() {
+        let twit = service();
+        let (memo, derived) = (HomePageMemo::new(), std::cell::Cell::new(0));
+        let alice = with_one_post(&twit, "alice").await;
+        let bob = with_one_post(&twit, "bob").await;
+        let home = |reader| {
+            twit.home_first_page(reader, PageSize::new(30), &memo, counted_texts(&derived))
+        };
+        assert_eq!(home(&alice).await.unwrap(), ["one"]);
+        assert_eq!(home(&alice).await.unwrap(), ["one"]);
+        assert_eq!(derived.get(), 1, "the second answer came from the memo");
+        assert_eq!(home(&bob).await.unwrap(), ["one"], "each reader has their own");
+        assert_eq!(derived.get(), 2);
+        // A follow moves no generation the caches keep: the page itself tells.
+        twit.follow(alice.id, bob.id).await.unwrap();
+        assert_eq!(home(&alice).await.unwrap(), ["one", "one"], "a follow moves it");
+        twit.post(&bob, MessageText::parse("two").unwrap()).await.unwrap();
+        assert_eq!(home(&alice).await.unwrap(), ["two", "one", "one"], "a followee's post");
+        let two = twit.store().timeline(Timeline::User(bob.id), None, 1).await.unwrap()[0].id;
+        twit.set_flagged(&[two], true).await.unwrap();
+        assert_eq!(home(&alice).await.unwrap(), ["one", "one"], "a flag");
+        twit.unfollow(alice.id, bob.id).await.unwrap();
+        assert_eq!(home(&alice).await.unwrap(), ["one"], "an unfollow");
+        assert_eq!(derived.get(), 6, "derived once per change, and only then");
     }
 
     #[tokio::test]

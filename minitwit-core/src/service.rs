@@ -1,6 +1,6 @@
 //! [`MiniTwit`]: the service both front ends and the CLI call. Every rule lives here.
 
-use crate::cache::{PageMemo, PublicPageMemo, UserPageMemo};
+use crate::cache::{HomePageMemo, PageMemo, PublicPageMemo, UserPageMemo};
 use crate::consistency::ReadToken;
 use crate::domain::{MessageText, PageSize, Password, Registration, ValidationError};
 use crate::idempotency::{DEFAULT_RECEIPT_WINDOW, Keyed, Outcome, Receipt, Write};
@@ -457,6 +457,21 @@ impl MiniTwit {
         self.first_page((segment.to_owned(), size.get()), memo, read, derive).await
     }
 
+    /// `derive` of `reader`'s home timeline's first page of `size` entries, such as a
+    /// signed-in home page without flashes (built from the reader's name and the page
+    /// alone). Whom a reader follows moves no generation, so the page is read every time
+    /// and `derive` runs only when it differs from the page last derived for them.
+    pub async fn home_first_page<V: Clone, E: From<ServiceError>>(
+        &self,
+        reader: &User,
+        size: PageSize,
+        memo: &HomePageMemo<V>,
+        derive: impl FnOnce(Page) -> Result<V, E>,
+    ) -> Result<V, E> {
+        let page = self.timeline(Timeline::Home(reader.id), None, size).await?;
+        by_page((reader.id, reader.username.clone()), memo, page, derive)
+    }
+
     /// `derive` of the page `read` returns, through `memo` under `key`.
     async fn first_page<K: std::hash::Hash + Eq, V: Clone, E: From<ServiceError>>(
         &self,
@@ -466,13 +481,7 @@ impl MiniTwit {
         derive: impl FnOnce(Page) -> Result<V, E>,
     ) -> Result<V, E> {
         let Some(generation) = self.store.public_generation() else {
-            let page = read.await?;
-            if let Some(hit) = memo.get_for_page(&key, &page) {
-                return Ok(hit);
-            }
-            let value = derive(page.clone())?;
-            memo.keep_for_page(key, page, value.clone());
-            return Ok(value);
+            return by_page(key, memo, read.await?, derive);
         };
         if let Some(hit) = memo.get(&key, generation) {
             return Ok(hit);
@@ -715,6 +724,22 @@ async fn apply_once(
         None => Ok(Outcome::Applied),
         Some(receipt) => replayed(&keyed, receipt),
     }
+}
+
+/// `derive` of `page`, through `memo` under `key`: what was derived from an equal page
+/// before, or derived now and kept.
+fn by_page<K: std::hash::Hash + Eq, V: Clone, E: From<ServiceError>>(
+    key: K,
+    memo: &PageMemo<K, V>,
+    page: Page,
+    derive: impl FnOnce(Page) -> Result<V, E>,
+) -> Result<V, E> {
+    if let Some(hit) = memo.get_for_page(&key, &page) {
+        return Ok(hit);
+    }
+    let value = derive(page.clone())?;
+    memo.keep_for_page(key, page, value.clone());
+    Ok(value)
 }
 
 /// The answer of a recorded `receipt` to `keyed`: replayed if it is the same request,

@@ -11,7 +11,7 @@ use crate::session::{Session, SessionCodec};
 use crate::throttle::SiteThrottle;
 use crate::views::{EntryView, ErrorView, LayoutView, Views};
 use bytes::Bytes;
-use minitwit_core::cache::PublicPageMemo;
+use minitwit_core::cache::{HomePageMemo, PublicPageMemo};
 use minitwit_core::consistency::ReadToken;
 use minitwit_core::{MiniTwit, ServiceError, TimelineEntry, User, UserId};
 use serde::Serialize;
@@ -34,6 +34,8 @@ pub(crate) struct Site {
     pub assets: Assets,
     /// The public timeline's first page as visitors who are not signed in see it.
     pub public_memo: PublicPageMemo<Bytes>,
+    /// Readers' home pages (first pages, without flashes), each as its reader sees it.
+    pub home_memo: HomePageMemo<Bytes>,
     /// Live timelines.
     pub streams: Streams,
     /// Timeline entries rendered lately, shared by every page and stream.
@@ -75,6 +77,7 @@ impl Site {
             asset_urls: assets.urls(),
             assets,
             public_memo: PublicPageMemo::new(),
+            home_memo: HomePageMemo::new(),
             streams,
             entries: RenderedEntries::new(entries::KEPT),
             views: Views::new(),
@@ -161,9 +164,9 @@ impl Site {
         Ok(html)
     }
 
-    /// A page the same for every visitor who is not signed in and has no flashes to see
-    /// (`html`, built once and shared), with `visit`'s session cookie.
-    pub fn shared_page(&self, visit: Visit, html: Bytes) -> WarpResponse {
+    /// A page built before and kept (`html`: shown to every visitor who is not signed in
+    /// and has no flashes to see, or to one reader), with `visit`'s session cookie.
+    pub fn kept_page(&self, visit: Visit, html: Bytes) -> WarpResponse {
         self.with_session(visit, html_response(StatusCode::OK, html))
     }
 

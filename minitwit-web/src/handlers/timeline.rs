@@ -45,21 +45,33 @@ fn page_views(site: &Site, page: Page, path: &str) -> Result<Entries, WebError> 
     Ok((site.entries_html(&page.entries)?, older))
 }
 
-/// `GET /`: "My Timeline", or a redirect to `/public` when nobody is signed in.
+/// `GET /`: "My Timeline", or a redirect to `/public` when nobody is signed in. Its
+/// first page without flashes is built from the reader's name and the page alone, so it
+/// is built again only when the page differs from the one last built for the reader (see
+/// [`MiniTwit::home_first_page`]).
 pub(crate) async fn home(site: Arc<Site>, query: PageQuery, visit: Visit) -> Handled {
+    const TITLE: Title<'static> = Title::Fixed("My Timeline");
     let Some(user) = visit.user.clone() else {
         return Ok(site.redirect(visit, "/public"));
     };
-    let (entries, older_url) =
-        entries(&site, &visit.service, Timeline::Home(user.id), &query, "/").await?;
-    let view = TimelineView {
-        heading: "My Timeline",
-        profile: None,
-        twitbox: Some(user.username),
-        entries,
-        older_url,
-    };
-    Ok(site.page(visit, StatusCode::OK, Title::Fixed("My Timeline"), "timeline", &view))
+    if query.before.is_none() && visit.session.flashes.is_empty() {
+        let html = visit
+            .service
+            .home_first_page(&user, PageSize::PER_PAGE, &site.home_memo, |page| {
+                let view = home_view(&user.username, page_views(&site, page, "/")?);
+                site.render(Some(&user.username), &[], TITLE, "timeline", &view).map(Bytes::from)
+            })
+            .await?;
+        return Ok(site.kept_page(visit, html));
+    }
+    let page = entries(&site, &visit.service, Timeline::Home(user.id), &query, "/").await?;
+    Ok(site.page(visit, StatusCode::OK, TITLE, "timeline", &home_view(&user.username, page)))
+}
+
+/// The home timeline's view of a page for `reader`.
+fn home_view(reader: &str, (entries, older_url): Entries) -> TimelineView {
+    let twitbox = Some(reader.to_owned());
+    TimelineView { heading: "My Timeline", profile: None, twitbox, entries, older_url }
 }
 
 /// `GET /public`: every unflagged message. Its first page is the same for every visitor
@@ -75,7 +87,7 @@ pub(crate) async fn public(site: Arc<Site>, query: PageQuery, visit: Visit) -> H
                 site.render(None, &[], TITLE, "timeline", &view).map(Bytes::from)
             })
             .await?;
-        return Ok(site.shared_page(visit, html));
+        return Ok(site.kept_page(visit, html));
     }
     let page = entries(&site, &visit.service, Timeline::Public, &query, "/public").await?;
     Ok(site.page(visit, StatusCode::OK, TITLE, "timeline", &public_view(page)))
