@@ -8,10 +8,10 @@
 //!   reading and sorting all of the author's messages;
 //! - home, from the kept home timeline (fan-out on write: the migration
 //!   `home_timelines` has its rules, and `home_triggers_by_row` the locks that order
-//!   posts, follows and activations as they are now) in one statement: the reader's entries above
-//!   their floor from `home_entries_pkey`, with the newest of each loud followee's
-//!   messages above the floor merged in; a page that reaches below the floor goes on
-//!   with the merge below, read only then.
+//!   posts, follows and activations as they are now) in one statement: the reader's
+//!   entries above their floor from `home_entries_pkey`, with the newest of each loud
+//!   followee's messages above the floor merged in; a page that reaches below the
+//!   floor goes on with the merge below, read only then.
 //! - home below the floor, merged from the authors' own indexes, two ways in one
 //!   statement, so that neither a user following many people nor one following quiet
 //!   people is slow:
