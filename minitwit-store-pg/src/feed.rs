@@ -1,41 +1,49 @@
 //! PostgreSQL's change feed (`minitwit_core::feed`) through LISTEN/NOTIFY: the process
-//! that writes publishes on the channel [`CHANNEL`] (a post in the very statement that
-//! inserts it, so the notification goes out exactly when the post commits; other changes
-//! right after their commit), and every process listens on its own connection and hands
-//! what it hears to its own subscribers through a [`Hub`].
+//! that writes publishes on the channel [`CHANNEL`] right after the write commits (a flag
+//! of several messages within its transaction), a batch of changes per statement, and every process listens on its own
+//! connection and hands what it hears to its own subscribers through a [`Hub`].
+//!
+//! A post is announced in a transaction apart from the one that stores it: PostgreSQL
+//! commits the transactions that notify one at a time, under one lock held across the
+//! commit's flush to disk, so posts that notified as they were stored shared no flush
+//! (pgbench, 10 clients: 3,800 posts/s against 8,700 without). A transaction that only
+//! notifies writes nothing to the log and waits for no disk.
 //!
 //! Notifications are at most once: one sent while a listener's connection is down (the
-//! database restarting, say) is lost. So after every reconnection the listener tells its
-//! subscribers [`Delivery::Gap`](minitwit_core::feed::Delivery), and they read what they
-//! missed from the store by message id.
+//! database restarting, say), or not sent because the writing process died right after
+//! its commit, is lost. So after every reconnection the listener tells its subscribers
+//! [`Delivery::Gap`](minitwit_core::feed::Delivery), and they read what they missed from
+//! the store by message id.
 
 use crate::error::backend_error;
 use minitwit_core::feed::{Change, ChangeFeed, Hub};
 use minitwit_core::store::StoreResult;
-use sqlx::PgPool;
 use sqlx::postgres::{PgListener, PgPoolOptions};
+use sqlx::{PgExecutor, PgPool};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 /// The notification channel of MiniTwit's changes.
 pub(crate) const CHANNEL: &str = "minitwit_feed";
 
-/// The statement that inserts a message and announces it on [`CHANNEL`] in one go
-/// (`$1` author, `$2` text, `$3` date); returns the id.
-pub(crate) const INSERT_AND_NOTIFY: &str = "WITH m AS (
-         INSERT INTO messages (author_id, text, pub_date) VALUES ($1, $2, $3)
-         RETURNING id, author_id)
-     SELECT id, pg_notify('minitwit_feed', 'p ' || id || ' ' || author_id)::text AS notified
-     FROM m";
-
 /// The wait before listening again after the connection failed.
 const RETRY_AFTER: Duration = Duration::from_millis(250);
 
-/// This process's delivery: the hub, and the listener feeding it, started on first use.
+/// Changes waiting to be announced, at most: beyond, a change is dropped and logged (the
+/// feed is at most once; see the module documentation).
+const QUEUED: usize = 4096;
+
+/// Changes announced per statement, at most.
+const PER_STATEMENT: usize = 256;
+
+/// This process's delivery: the hub, and the listener feeding it, started on first use;
+/// and the queue of this process's changes to announce, with the task that sends them.
 #[derive(Default)]
 pub(crate) struct PgFeed {
     started: OnceLock<Started>,
+    queue: OnceLock<mpsc::Sender<Change>>,
 }
 
 struct Started {
@@ -64,6 +72,21 @@ impl PgFeed {
     /// The hub as a store's delivery.
     pub(crate) fn delivery(&self, pool: &PgPool) -> Arc<dyn ChangeFeed> {
         Arc::new(self.hub(pool))
+    }
+
+    /// Announces `change`, made by a write that committed, to every process: queued for
+    /// this process's publisher (started on first call, within a Tokio runtime), which
+    /// sends all that has queued meanwhile in one statement, so that a busy process
+    /// notifies once per batch of writes rather than once per write.
+    pub(crate) fn announce(&self, pool: &PgPool, change: Change) {
+        let queue = self.queue.get_or_init(|| {
+            let (sender, receiver) = mpsc::channel(QUEUED);
+            tokio::spawn(publish(pool.clone(), receiver));
+            sender
+        });
+        if let Err(error) = queue.try_send(change) {
+            tracing::warn!(%error, "a change could not be queued for live timelines");
+        }
     }
 }
 
@@ -127,36 +150,31 @@ async fn relay(listener: &mut PgListener, hub: &Hub) {
     }
 }
 
-/// Announces `change` (made by a write that committed) to every process.
-pub(crate) async fn publish(pool: &PgPool, change: Change) -> StoreResult<()> {
-    for text in change.encode() {
-        sqlx::query("SELECT pg_notify($1, $2)::text")
-            .bind(CHANNEL)
-            .bind(text)
-            .execute(pool)
-            .await
-            .map_err(backend_error)?;
-    }
-    Ok(())
-}
-
 /// Announces `change` within the transaction that makes it: sent when it commits.
 pub(crate) async fn notify_in(conn: &mut sqlx::PgConnection, change: Change) -> StoreResult<()> {
-    for text in change.encode() {
-        sqlx::query("SELECT pg_notify($1, $2)::text")
-            .bind(CHANNEL)
-            .bind(text)
-            .execute(&mut *conn)
-            .await
-            .map_err(backend_error)?;
-    }
+    notify(conn, &change.encode()).await
+}
+
+/// Sends these texts on [`CHANNEL`], in order, in one statement.
+async fn notify(db: impl PgExecutor<'_>, texts: &[String]) -> StoreResult<()> {
+    sqlx::query("SELECT pg_notify($1, t)::text FROM unnest($2::TEXT[]) AS t")
+        .bind(CHANNEL)
+        .bind(texts)
+        .execute(db)
+        .await
+        .map_err(backend_error)?;
     Ok(())
 }
 
-/// [`publish`], for a write that is done: a failure is logged, as the write stands and
-/// the readers catch up from the store when they reconnect.
-pub(crate) async fn announce(pool: &PgPool, change: Change) {
-    if let Err(error) = publish(pool, change).await {
-        tracing::warn!(%error, "a change could not be announced to live timelines");
+/// Sends the changes queued for announcing, in order, each batch that has queued in one
+/// statement, until the queue closes (its store is gone). A failure is logged: the writes
+/// stand, and readers catch up from the store when they reconnect.
+async fn publish(pool: PgPool, mut queue: mpsc::Receiver<Change>) {
+    let mut changes = Vec::with_capacity(PER_STATEMENT);
+    while queue.recv_many(&mut changes, PER_STATEMENT).await > 0 {
+        let texts: Vec<String> = changes.drain(..).flat_map(|change| change.encode()).collect();
+        if let Err(error) = notify(&pool, &texts).await {
+            tracing::warn!(%error, changes = texts.len(), "changes could not be announced to live timelines");
+        }
     }
 }

@@ -7,54 +7,54 @@ use crate::rows::sql_limit;
 use crate::rows::{self, MessageRow, into_all, message_columns};
 use minitwit_core::model::NewMessage;
 use minitwit_core::store::{ByName, StoreError, StoreResult};
-use minitwit_core::{Message, MessageFilter, MessageId, MessageText};
-use sqlx::{PgPool, Row};
+use minitwit_core::{Message, MessageFilter, MessageId, MessageText, UserId};
+use sqlx::PgPool;
 
 /// Stores a message under a fresh id; an unknown author is the store's `UnknownUser`.
 pub(crate) async fn add(pool: &PgPool, message: NewMessage) -> StoreResult<MessageId> {
     let author = message.author_id;
-    let row = sqlx::query(crate::feed::INSERT_AND_NOTIFY)
-        .bind(author.0)
-        .bind(message.text.as_ref())
-        .bind(message.pub_date)
-        .fetch_one(pool)
-        .await
-        .map_err(|e| store_error(e, |_| Some(author)))?;
-    row.try_get("id").map(MessageId).map_err(backend_error)
+    let id = sqlx::query_scalar::<_, i64>(
+        "INSERT INTO messages (author_id, text, pub_date) VALUES ($1, $2, $3) RETURNING id",
+    )
+    .bind(author.0)
+    .bind(message.text.as_ref())
+    .bind(message.pub_date)
+    .fetch_one(pool)
+    .await
+    .map_err(|e| store_error(e, |_| Some(author)))?;
+    Ok(MessageId(id))
 }
 
 /// Stores a message of the user named `$1` (`$2` text, `$3` date) unless that user is
-/// disabled, and announces it as [`crate::feed::INSERT_AND_NOTIFY`] does, in one
-/// statement; no row when nobody has the name, else the user's `disabled` flag and the
-/// new message's id (NULL when disabled: nothing was written).
+/// disabled, in one statement; no row when nobody has the name, else the user's
+/// `disabled` flag, their id and the new message's id (NULL when disabled: nothing was
+/// written).
 const INSERT_BY_NAME: &str = "WITH author AS (
          SELECT id, disabled FROM users WHERE username = $1),
      m AS (
          INSERT INTO messages (author_id, text, pub_date)
          SELECT id, $2, $3 FROM author WHERE NOT disabled
-         RETURNING id, author_id),
-     notified AS (
-         SELECT pg_notify('minitwit_feed', 'p ' || id || ' ' || author_id) FROM m)
-     SELECT disabled, (SELECT id FROM m) AS id, (SELECT count(*) FROM notified) AS notified
-     FROM author";
+         RETURNING id)
+     SELECT disabled, id, (SELECT id FROM m) FROM author";
 
 /// Stores a message of the user named `username`, found in the same statement, unless
-/// nobody has that name or the user is disabled.
+/// nobody has that name or the user is disabled; the new message's id and its author's.
 pub(crate) async fn add_by_name(
     pool: &PgPool,
     username: &str,
     text: &MessageText,
     pub_date: i64,
-) -> StoreResult<ByName<MessageId>> {
-    let row = sqlx::query_as::<_, (bool, Option<i64>, i64)>(INSERT_BY_NAME)
+) -> StoreResult<ByName<(MessageId, UserId)>> {
+    let row = sqlx::query_as::<_, (bool, i64, Option<i64>)>(INSERT_BY_NAME)
         .bind(username)
         .bind(text.as_ref())
         .bind(pub_date)
         .fetch_optional(pool)
         .await;
-    let found = found_by_name(row.map(|row| row.map(|(disabled, id, _)| (disabled, id))))?;
-    found.try_map(|id| {
-        id.map(MessageId)
+    let found =
+        found_by_name(row.map(|row| row.map(|(disabled, author, id)| (disabled, (author, id)))))?;
+    found.try_map(|(author, id)| {
+        id.map(|id| (MessageId(id), UserId(author)))
             .ok_or_else(|| StoreError::Backend("a post by an enabled user stored nothing".into()))
     })
 }

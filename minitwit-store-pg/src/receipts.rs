@@ -7,9 +7,9 @@
 
 use crate::error::{FOLLOWEE_FK, backend_error, found_by_name, store_error};
 use crate::rows::sql_limit;
-use minitwit_core::MessageText;
 use minitwit_core::idempotency::{Receipt, ReceiptKey, Write};
 use minitwit_core::store::{ByName, StoreError, StoreResult};
+use minitwit_core::{MessageId, MessageText, UserId};
 use sqlx::{PgExecutor, PgPool};
 
 /// The conflict clause of [`claim_sql!`]: an expired receipt is replaced.
@@ -40,8 +40,9 @@ macro_rules! claim_sql {
 }
 
 /// One statement claiming the key and, only if it did, inserting what `$insert`
-/// selects (its values from $8 on); it returns 1 if it claimed the key, else 0. Being one
-/// statement, the claim and the write commit together or not at all, in one round trip.
+/// selects (its values from $8 on); it returns 1 if it claimed the key, else 0 (and no
+/// message id: see [`apply_once`]). Being one statement, the claim and the write commit
+/// together or not at all, in one round trip.
 macro_rules! keyed {
     ($insert:literal) => {
         keyed!($insert, "")
@@ -54,7 +55,7 @@ macro_rules! keyed {
             $insert,
             " WHERE EXISTS (SELECT 1 FROM claim) ",
             $tail,
-            ") SELECT count(*) FROM claim"
+            ") SELECT count(*), NULL::BIGINT FROM claim"
         )
     };
 }
@@ -103,17 +104,19 @@ pub(crate) async fn receipt(
 }
 
 /// `write` and its receipt in one statement, unless a live receipt holds the key: then
-/// that receipt, and nothing written.
+/// that receipt, and nothing written. With it, the id of the message a post stored.
 pub(crate) async fn apply_once(
     pool: &PgPool,
     key: &ReceiptKey,
     receipt: &Receipt,
     since: i64,
     write: Write,
-) -> StoreResult<Option<Receipt>> {
+) -> StoreResult<(Option<Receipt>, Option<MessageId>)> {
     let status = stored_status(receipt)?;
+    // Each statement returns whether it claimed the key (1 or 0) and, for a post, the new
+    // message's id.
     let claim = |sql| {
-        sqlx::query_scalar::<_, i64>(sql)
+        sqlx::query_as::<_, (i64, Option<i64>)>(sql)
             .bind(&key.scope)
             .bind(&key.key)
             .bind(&receipt.fingerprint[..])
@@ -122,7 +125,7 @@ pub(crate) async fn apply_once(
             .bind(receipt.recorded_at)
             .bind(since)
     };
-    let claimed = match write {
+    let (claimed, posted) = match write {
         Write::Register(user) => {
             claim(keyed!("INSERT INTO users (username, email, pw_hash) SELECT $8, $9, $10"))
                 .bind(user.username.as_ref().to_owned())
@@ -134,23 +137,20 @@ pub(crate) async fn apply_once(
         }
         Write::Post(message) => {
             let author = message.author_id;
-            // The post announces itself on the change feed (`crate::feed`) in the same
-            // statement: a CTE with a volatile function runs once, whole, when read.
-            claim(concat!(
+            let (claimed, posted) = claim(concat!(
                 "WITH claim AS (",
                 claim_sql!(),
                 "), applied AS (INSERT INTO messages (author_id, text, pub_date) ",
-                "SELECT $8, $9, $10 WHERE EXISTS (SELECT 1 FROM claim) RETURNING id, author_id), ",
-                "notified AS (SELECT pg_notify('minitwit_feed', 'p ' || id || ' ' || author_id) ",
-                "FROM applied) ",
-                "SELECT (SELECT count(*) FROM claim) + 0 * (SELECT count(*) FROM notified)"
+                "SELECT $8, $9, $10 WHERE EXISTS (SELECT 1 FROM claim) RETURNING id) ",
+                "SELECT (SELECT count(*) FROM claim), (SELECT id FROM applied)"
             ))
             .bind(author.0)
             .bind(message.text.as_ref().to_owned())
             .bind(message.pub_date)
             .fetch_one(pool)
             .await
-            .map_err(|e| store_error(e, |_| Some(author)))
+            .map_err(|e| store_error(e, |_| Some(author)))?;
+            Ok((claimed, posted))
         }
         Write::Follow { follower, followee } => claim(keyed!(
             "INSERT INTO follows (follower_id, followee_id) SELECT $8, $9",
@@ -167,7 +167,7 @@ pub(crate) async fn apply_once(
             "WITH claim AS (",
             claim_sql!(),
             "), applied AS (DELETE FROM follows WHERE follower_id = $8 AND followee_id = $9 ",
-            "AND EXISTS (SELECT 1 FROM claim)) SELECT count(*) FROM claim"
+            "AND EXISTS (SELECT 1 FROM claim)) SELECT count(*), NULL::BIGINT FROM claim"
         ))
         .bind(follower.0)
         .bind(followee.0)
@@ -175,29 +175,27 @@ pub(crate) async fn apply_once(
         .await
         .map_err(backend_error),
     }?;
-    if claimed == 1 { Ok(None) } else { receipt_now(pool, key).await.map(Some) }
+    let replayed = if claimed == 1 { None } else { Some(receipt_now(pool, key).await?) };
+    Ok((replayed, posted.map(MessageId)))
 }
 
 /// A keyed post by the user named `$8` (`$9` text, `$10` date) in one statement: the
-/// user found, the key claimed only if they are enabled, the message stored and
-/// announced (as a keyed post by id is) only if the key was claimed. No row when nobody
-/// has the name; else the user's `disabled` flag, whether the key was claimed (1 or 0),
-/// and the notifications sent.
+/// user found, the key claimed only if they are enabled, the message stored only if the
+/// key was claimed. No row when nobody has the name; else the user's `disabled` flag,
+/// their id, whether the key was claimed (1 or 0) and the new message's id.
 const POST_ONCE_BY_NAME: &str = concat!(
     "WITH author AS (SELECT id, disabled FROM users WHERE username = $8), ",
     "claim AS (",
     claim_sql!("SELECT $1, $2, $3, $4, $5, $6 FROM author WHERE NOT disabled"),
     "), applied AS (INSERT INTO messages (author_id, text, pub_date) ",
-    "SELECT id, $9, $10 FROM author WHERE EXISTS (SELECT 1 FROM claim) RETURNING id, author_id), ",
-    "notified AS (SELECT pg_notify('minitwit_feed', 'p ' || id || ' ' || author_id) ",
-    "FROM applied) ",
-    "SELECT disabled, (SELECT count(*) FROM claim) AS claimed, ",
-    "(SELECT count(*) FROM notified) AS notified FROM author"
+    "SELECT id, $9, $10 FROM author WHERE EXISTS (SELECT 1 FROM claim) RETURNING id) ",
+    "SELECT disabled, id, (SELECT count(*) FROM claim), (SELECT id FROM applied) FROM author"
 );
 
 /// A post by the user named `username`, found in the same statement, applied once under
 /// `key` (see [`apply_once`]), unless nobody has that name or the user is disabled: then
-/// nothing is written and no receipt kept.
+/// nothing is written and no receipt kept. As [`apply_once`], with the new message's
+/// author.
 pub(crate) async fn apply_once_by_name(
     pool: &PgPool,
     key: &ReceiptKey,
@@ -206,8 +204,8 @@ pub(crate) async fn apply_once_by_name(
     username: &str,
     text: &MessageText,
     pub_date: i64,
-) -> StoreResult<ByName<Option<Receipt>>> {
-    let row = sqlx::query_as::<_, (bool, i64, i64)>(POST_ONCE_BY_NAME)
+) -> StoreResult<ByName<(Option<Receipt>, Option<(MessageId, UserId)>)>> {
+    let row = sqlx::query_as::<_, (bool, i64, i64, Option<i64>)>(POST_ONCE_BY_NAME)
         .bind(&key.scope)
         .bind(&key.key)
         .bind(&receipt.fingerprint[..])
@@ -220,15 +218,17 @@ pub(crate) async fn apply_once_by_name(
         .bind(pub_date)
         .fetch_optional(pool)
         .await;
-    // The rest of the row: whether the statement claimed the key (1: this call posted;
-    // 0: an earlier call holds it, and its receipt answers).
-    let found =
-        found_by_name(row.map(|row| row.map(|(disabled, claimed, _)| (disabled, claimed))))?;
+    // The rest of the row: the author, whether the statement claimed the key (1: this
+    // call posted; 0: an earlier call holds it, and its receipt answers) and the post.
+    let found = found_by_name(row.map(|row| {
+        row.map(|(disabled, author, claimed, posted)| (disabled, (author, claimed, posted)))
+    }))?;
     let replayed = match found {
-        ByName::Done(claimed) if claimed != 1 => Some(receipt_now(pool, key).await?),
+        ByName::Done((_, claimed, _)) if claimed != 1 => Some(receipt_now(pool, key).await?),
         _ => None,
     };
-    Ok(found.map(|_| replayed))
+    Ok(found
+        .map(|(author, _, posted)| (replayed, posted.map(|id| (MessageId(id), UserId(author))))))
 }
 
 /// A receipt's status as stored (`SMALLINT`).

@@ -43,7 +43,8 @@ pub struct PgStore {
     pub(crate) pool: PgPool,
     /// The hot reads, each shared by the identical reads made at the same time.
     reads: Arc<Reads>,
-    /// The change feed's delivery in this process, listening once asked for.
+    /// The change feed in this process: its delivery, listening once asked for, and the
+    /// queue of the changes this process announces.
     feed: Arc<PgFeed>,
     /// Whether this store reaches the primary ([`PgStore::connect`]), so that a home
     /// read may start keeping its reader's home timeline; a read replica's cannot.
@@ -274,7 +275,7 @@ impl Store for PgStore {
         let found = users::set_disabled(&self.pool, id, disabled).await?;
         if found {
             let change = if disabled { Change::UserDisabled(id) } else { Change::UserEnabled(id) };
-            feed::announce(&self.pool, change).await;
+            self.feed.announce(&self.pool, change);
         }
         Ok(found)
     }
@@ -292,7 +293,7 @@ impl Store for PgStore {
     async fn bump_session_generation(&self, id: UserId) -> StoreResult<bool> {
         let found = users::bump_session_generation(&self.pool, id).await?;
         if found {
-            feed::announce(&self.pool, Change::SessionsEnded(id)).await;
+            self.feed.announce(&self.pool, Change::SessionsEnded(id));
         }
         Ok(found)
     }
@@ -300,23 +301,30 @@ impl Store for PgStore {
     async fn delete_user(&self, id: UserId) -> StoreResult<bool> {
         let found = users::delete(&self.pool, id).await?;
         if found {
-            feed::announce(&self.pool, Change::UserDeleted(id)).await;
+            self.feed.announce(&self.pool, Change::UserDeleted(id));
         }
         Ok(found)
     }
 
     async fn add_message(&self, message: NewMessage) -> StoreResult<MessageId> {
-        messages::add(&self.pool, message).await
+        let author = message.author_id;
+        let id = messages::add(&self.pool, message).await?;
+        self.feed.announce(&self.pool, Change::Posted { id, author });
+        Ok(id)
     }
 
-    /// One statement: the author found by name, the message stored and announced.
+    /// One statement: the author found by name and the message stored; then announced.
     async fn add_message_by_name(
         &self,
         username: &str,
         text: MessageText,
         pub_date: i64,
     ) -> StoreResult<ByName<MessageId>> {
-        messages::add_by_name(&self.pool, username, &text, pub_date).await
+        let posted = messages::add_by_name(&self.pool, username, &text, pub_date).await?;
+        Ok(posted.map(|(id, author)| {
+            self.feed.announce(&self.pool, Change::Posted { id, author });
+            id
+        }))
     }
 
     async fn message_by_id(&self, id: MessageId) -> StoreResult<Option<Message>> {
@@ -326,7 +334,7 @@ impl Store for PgStore {
     async fn set_flagged(&self, id: MessageId, flagged: bool) -> StoreResult<bool> {
         let found = messages::set_flagged(&self.pool, id, flagged).await?;
         if found {
-            feed::announce(&self.pool, flag_change(vec![id], flagged)).await;
+            self.feed.announce(&self.pool, flag_change(vec![id], flagged));
         }
         Ok(found)
     }
@@ -377,13 +385,13 @@ impl Store for PgStore {
 
     async fn follow(&self, follower: UserId, followee: UserId) -> StoreResult<()> {
         follows::follow(&self.pool, follower, followee).await?;
-        feed::announce(&self.pool, Change::Followed(Follow { follower, followee })).await;
+        self.feed.announce(&self.pool, Change::Followed(Follow { follower, followee }));
         Ok(())
     }
 
     async fn unfollow(&self, follower: UserId, followee: UserId) -> StoreResult<()> {
         follows::unfollow(&self.pool, follower, followee).await?;
-        feed::announce(&self.pool, Change::Unfollowed(Follow { follower, followee })).await;
+        self.feed.announce(&self.pool, Change::Unfollowed(Follow { follower, followee }));
         Ok(())
     }
 
@@ -438,16 +446,20 @@ impl Store for PgStore {
         since: i64,
         write: Write,
     ) -> StoreResult<Option<Receipt>> {
+        // What the write changes, for the feed: known now for a follow or an unfollow, once
+        // stored for a post (its new id).
         let change = follow_change(&write);
-        let kept = receipts::apply_once(&self.pool, key, receipt, since, write).await?;
+        let author = if let Write::Post(message) = &write { Some(message.author_id) } else { None };
+        let (kept, posted) = receipts::apply_once(&self.pool, key, receipt, since, write).await?;
+        let change = change.or_else(|| Some(Change::Posted { id: posted?, author: author? }));
         if let (None, Some(change)) = (&kept, change) {
-            feed::announce(&self.pool, change).await;
+            self.feed.announce(&self.pool, change);
         }
         Ok(kept)
     }
 
-    /// One statement: the author found by name, the key claimed, the message stored and
-    /// announced.
+    /// One statement: the author found by name, the key claimed and the message stored;
+    /// then announced.
     async fn apply_once_by_name(
         &self,
         key: &ReceiptKey,
@@ -457,8 +469,16 @@ impl Store for PgStore {
         text: MessageText,
         pub_date: i64,
     ) -> StoreResult<ByName<Option<Receipt>>> {
-        receipts::apply_once_by_name(&self.pool, key, receipt, since, username, &text, pub_date)
-            .await
+        let applied = receipts::apply_once_by_name(
+            &self.pool, key, receipt, since, username, &text, pub_date,
+        )
+        .await?;
+        Ok(applied.map(|(kept, posted)| {
+            if let Some((id, author)) = posted {
+                self.feed.announce(&self.pool, Change::Posted { id, author });
+            }
+            kept
+        }))
     }
 
     async fn forget_receipts(&self, before: i64, limit: usize) -> StoreResult<usize> {
@@ -503,7 +523,7 @@ fn flag_change(ids: Vec<MessageId>, flagged: bool) -> Change {
     if flagged { Change::Flagged(ids) } else { Change::Unflagged(ids) }
 }
 
-/// The change a keyed follow or unfollow makes (a keyed post announces itself).
+/// The change a keyed follow or unfollow makes.
 fn follow_change(write: &Write) -> Option<Change> {
     match *write {
         Write::Follow { follower, followee } => {
