@@ -1,6 +1,6 @@
 //! PostgreSQL's change feed (`minitwit_core::feed`) through LISTEN/NOTIFY: the process
-//! that writes publishes on the channel [`CHANNEL`] right after the write commits (a flag
-//! of several messages within its transaction), a batch of changes per statement, and every process listens on its own
+//! that writes publishes on the channel [`CHANNEL`] right after the write commits, through
+//! one queue (so in the order of the commits), a batch of changes per statement, and every process listens on its own
 //! connection and hands what it hears to its own subscribers through a [`Hub`].
 //!
 //! A post is announced in a transaction apart from the one that stores it: PostgreSQL
@@ -18,8 +18,8 @@
 use crate::error::backend_error;
 use minitwit_core::feed::{Change, ChangeFeed, Hub};
 use minitwit_core::store::StoreResult;
+use sqlx::PgPool;
 use sqlx::postgres::{PgListener, PgPoolOptions};
-use sqlx::{PgExecutor, PgPool};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -150,17 +150,12 @@ async fn relay(listener: &mut PgListener, hub: &Hub) {
     }
 }
 
-/// Announces `change` within the transaction that makes it: sent when it commits.
-pub(crate) async fn notify_in(conn: &mut sqlx::PgConnection, change: Change) -> StoreResult<()> {
-    notify(conn, &change.encode()).await
-}
-
 /// Sends these texts on [`CHANNEL`], in order, in one statement.
-async fn notify(db: impl PgExecutor<'_>, texts: &[String]) -> StoreResult<()> {
+async fn notify(pool: &PgPool, texts: &[String]) -> StoreResult<()> {
     sqlx::query("SELECT pg_notify($1, t)::text FROM unnest($2::TEXT[]) AS t")
         .bind(CHANNEL)
         .bind(texts)
-        .execute(db)
+        .execute(pool)
         .await
         .map_err(backend_error)?;
     Ok(())

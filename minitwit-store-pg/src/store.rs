@@ -11,7 +11,7 @@
 
 use crate::coalesce::Coalescer;
 use crate::error::{PgError, backend_error};
-use crate::feed::{self, PgFeed};
+use crate::feed::PgFeed;
 use crate::home::{self, HomeReport};
 use crate::options::PgOptions;
 use crate::timeline::{self, TimelinePlans};
@@ -364,10 +364,10 @@ impl Store for PgStore {
             .execute(&mut *tx)
             .await
             .map_err(backend_error)?;
-        if !ids.is_empty() {
-            feed::notify_in(&mut tx, flag_change(ids.to_vec(), flagged)).await?;
-        }
         tx.commit().await.map_err(backend_error)?;
+        if !ids.is_empty() {
+            self.feed.announce(&self.pool, flag_change(ids.to_vec(), flagged));
+        }
         Ok(unknown)
     }
 
