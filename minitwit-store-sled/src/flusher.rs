@@ -1,6 +1,6 @@
 //! Group commit: one thread flushes sled's log for every writer waiting at that moment.
 //!
-//! A writer applies its transaction, then takes a [`Ticket`] (a number larger than any
+//! A writer commits its transaction (staged, in a durable store), then takes a [`Ticket`] (a number larger than any
 //! handed out before) and waits. The flusher thread repeatedly notes the highest ticket
 //! issued so far, flushes, and announces that every ticket up to that number is durable.
 //! A deferred ticket does not wake the flusher: the next flush covers it, and its wait
@@ -9,18 +9,21 @@
 //! about two flushes, not N. Waiting is async (a tokio watch channel); only the flusher
 //! thread blocks on I/O.
 //!
-//! A flush has two steps:
-//! 1. `Db::flush` writes sled's log buffers to the file. On Linux sled 0.34 ends this
+//! A flush has three steps:
+//! 1. the writes staged since the last flush are applied to sled, together, in one sled
+//!    transaction (see `staging`);
+//! 2. `Db::flush` writes sled's log buffers to the file. On Linux sled 0.34 ends this
 //!    with `sync_file_range`, which survives a killed process but not a power cut: it
 //!    neither flushes the drive's cache nor records the file's new size.
-//! 2. so the flusher then calls `fdatasync` on sled's log file (`db`), which does both.
+//! 3. so the flusher then calls `fdatasync` on sled's log file (`db`), which does both.
 //!
-//! During step 1 the flusher holds the store's write lock: sled's flush holds sled's
-//! global read lock and a transaction needs its write lock, so a writer queued there
-//! would make every reader queue behind it (and block the thread it runs on). Queued on
-//! the store's own lock, an async one, writers wait just as long, without a thread, and
-//! readers not at all. Step 2 runs without the lock, so writers apply
-//! their changes while the disk syncs and form the next group.
+//! During steps 1 and 2 the flusher holds the store's write lock: the staged writes are
+//! the writers', and sled's flush holds sled's global read lock while a transaction
+//! needs its write lock, so a writer queued there would make every reader queue behind
+//! it (and block the thread it runs on). Queued on the store's own lock, an async one,
+//! writers wait just as long, without a thread, and readers not at all. Step 3 runs
+//! without the lock, so writers commit their changes while the disk syncs and form the
+//! next group.
 //!
 //! Values above 128 KiB go to sled's `blobs/` files, which are not synced; MiniTwit's
 //! records are far smaller.
@@ -224,6 +227,8 @@ pub(crate) struct Disk {
     pub(crate) db: sled::Db,
     /// sled's log file, synced after each write-out.
     pub(crate) log_file: File,
+    /// The trees, whose staged writes each flush applies first (see `staging`).
+    pub(crate) trees: crate::trees::Trees,
     /// Tests only: the sync that fails on purpose.
     #[cfg(feature = "fault-injection")]
     pub(crate) fault: fault::SyncFault,
@@ -232,12 +237,14 @@ pub(crate) struct Disk {
 }
 
 impl Disk {
-    /// Writes out everything applied so far and syncs it to the drive.
+    /// Applies the writes staged so far, writes out everything applied and syncs it to
+    /// the drive.
     fn flush(&self) -> Result<(), String> {
         #[cfg(feature = "fault-injection")]
         self.fault.strike()?;
         {
             let _writers_wait = self.write_lock.blocking_lock();
+            self.trees.settle().map_err(|e| format!("applying the staged writes: {e}"))?;
             self.db.flush().map_err(|e| e.to_string())?;
         }
         self.log_file.sync_data().map_err(|e| format!("syncing the log file: {e}"))

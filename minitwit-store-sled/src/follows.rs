@@ -14,14 +14,14 @@ impl Trees {
     /// Records the pair; both users must exist; an existing pair stays as it is.
     pub(crate) fn follow(&self, follower: UserId, followee: UserId) -> StoreResult<()> {
         self.transaction(|tx| tx.follow(follower, followee))?;
-        self.homes.follow_changed(follower, followee, true);
+        self.after_apply(move |trees| trees.homes.follow_changed(follower, followee, true));
         Ok(())
     }
 
     /// Removes the pair if it exists.
     pub(crate) fn unfollow(&self, follower: UserId, followee: UserId) -> StoreResult<()> {
         self.transaction(|tx| tx.remove_follow(follower, followee))?;
-        self.homes.follow_changed(follower, followee, false);
+        self.after_apply(move |trees| trees.homes.follow_changed(follower, followee, false));
         Ok(())
     }
 

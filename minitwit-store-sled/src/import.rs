@@ -36,7 +36,8 @@ impl Trees {
             Ok(())
         });
         if imported.is_ok() {
-            self.homes.imported(&batch.follows);
+            let follows = batch.follows.clone();
+            self.after_apply(move |trees| trees.homes.imported(&follows));
         }
         imported
     }
@@ -59,13 +60,16 @@ impl Trees {
             Ok(())
         });
         // Applied (or refused): either way no cached author may outlive its record.
-        for user in &batch.users {
-            self.authors.forget(user.id);
-        }
-        if removed.is_ok() {
-            let users = users.iter().map(|links| (links.id, &links.followees[..]));
-            self.homes.import_undone(&batch.follows, users);
-        }
+        let (follows, undone) = (batch.follows.clone(), removed.is_ok());
+        self.after_apply(move |trees| {
+            for links in &users {
+                trees.authors.forget(links.id);
+            }
+            if undone {
+                let users = users.iter().map(|links| (links.id, &links.followees[..]));
+                trees.homes.import_undone(&follows, users);
+            }
+        });
         removed
     }
 

@@ -10,8 +10,9 @@
 //!   so a page reads no record beyond its index scans once its authors are known.
 //! - **Compact records**: users and messages in a fixed binary layout; JSON records of
 //!   stores written before format 2 are still read.
-//! - **Atomic**: every operation is one sled transaction over all trees it touches; one
-//!   writer at a time (writes are short and in memory, the flush is shared).
+//! - **Atomic**: every operation is one transaction over all trees it touches; one
+//!   writer at a time (writes are short and in memory, the flush is shared). A durable
+//!   store applies the transactions of each flush together, as one sled transaction.
 //! - **One process per directory**: a second process gets [`OpenError::Locked`].
 //!
 //! Layout:
@@ -22,6 +23,7 @@
 //! - `records`: the binary layout of user and message records (and the JSON of format 1).
 //! - `authors`: the cache of authors' names and emails, forgotten when a user is deleted.
 //! - `flusher`: the group-commit flusher thread.
+//! - `staging`: a durable store's transactions staged and applied a flush at a time.
 //! - `home`: home timelines kept on write, in memory.
 //! - `users`, `messages`, `follows`, `timeline`, `import`, `state`: the operations,
 //!   synchronous, mirroring the PostgreSQL store's modules of the same names.
@@ -90,6 +92,7 @@ mod messages;
 mod open;
 mod receipts;
 mod records;
+mod staging;
 mod state;
 mod store;
 #[cfg(feature = "testkit")]
@@ -206,7 +209,12 @@ impl SledStore {
         let inner = Arc::clone(&self.inner);
         let result = blocking(move || {
             let _writer = inner.write_lock.blocking_lock();
-            op(&inner.trees)
+            // Its scans must see every write before it, and the writes after it must
+            // not see its own only in part (see `staging`).
+            inner.trees.settle()?;
+            let result = op(&inner.trees);
+            inner.trees.settle()?;
+            result
         })
         .await?;
         self.durable(result).await

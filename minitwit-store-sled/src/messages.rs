@@ -16,8 +16,8 @@ impl Trees {
     /// home timelines (see `home`).
     pub(crate) fn add_message(&self, new: &NewMessage) -> StoreResult<MessageId> {
         let stored = self.transaction(|tx| tx.add_message(new))?;
-        let id = stored.0.1;
-        self.homes.posted(new.author_id, stored);
+        let (id, author) = (stored.0.1, new.author_id);
+        self.after_apply(move |trees| trees.homes.posted(author, stored));
         Ok(id)
     }
 
@@ -39,7 +39,7 @@ impl Trees {
             Ok(Some(message.author_id))
         })?;
         if let Some(author) = author {
-            self.homes.message_changed(author);
+            self.after_apply(move |trees| trees.homes.message_changed(author));
         }
         Ok(author.is_some())
     }
@@ -73,9 +73,11 @@ impl Trees {
         })?;
         authors.sort_unstable();
         authors.dedup();
-        for author in authors {
-            self.homes.message_changed(author);
-        }
+        self.after_apply(move |trees| {
+            for author in authors {
+                trees.homes.message_changed(author);
+            }
+        });
         Ok(unknown)
     }
 

@@ -136,14 +136,18 @@ pub(crate) fn open(path: &Path, options: SledOptions) -> Result<Opened, OpenErro
     std::fs::create_dir_all(path).map_err(io)?;
     let lock = lock_directory(path)?;
     let db = open_sled_when_released(path, options).map_err(storage)?;
-    let trees = Trees::open(&db, HomeConfig::of(&options)).map_err(storage)?;
+    let mut trees = Trees::open(&db, HomeConfig::of(&options)).map_err(storage)?;
     check_format(path, &trees)?;
     sync_directory(path).map_err(io)?;
+    if options.durability == Durability::Durable {
+        trees.group_writes();
+    }
     let write_lock = WriteLock::default();
     let log_file = File::open(path.join(SLED_LOG_FILE)).map_err(io)?;
     let disk = Disk {
         db,
         log_file,
+        trees: trees.clone(),
         write_lock: Arc::clone(&write_lock),
         #[cfg(feature = "fault-injection")]
         fault: crate::flusher::fault::SyncFault::from_env(),

@@ -58,21 +58,26 @@ impl Trees {
         Ok(kept)
     }
 
-    /// Tells the kept home timelines (see `home`) about a keyed write just applied under
-    /// the write lock (`posted`: what a post stored).
+    /// Tells the kept home timelines (see `home`) about a keyed write, once applied
+    /// (`posted`: what a post stored).
     fn applied_to_homes(&self, write: &Write, posted: Option<Found>) {
         match *write {
             Write::Register(_) => {}
             Write::Post(ref message) => {
                 if let Some(stored) = posted {
-                    self.homes.posted(message.author_id, stored);
+                    let author = message.author_id;
+                    self.after_apply(move |trees| trees.homes.posted(author, stored));
                 }
             }
             Write::Follow { follower, followee } => {
-                self.homes.follow_changed(follower, followee, true);
+                self.after_apply(move |trees| {
+                    trees.homes.follow_changed(follower, followee, true);
+                });
             }
             Write::Unfollow { follower, followee } => {
-                self.homes.follow_changed(follower, followee, false);
+                self.after_apply(move |trees| {
+                    trees.homes.follow_changed(follower, followee, false);
+                });
             }
         }
     }

@@ -22,9 +22,10 @@
 use crate::authors::Authors;
 use crate::home::{HomeConfig, Homes};
 use crate::keys;
+use crate::staging::{Group, Staged};
 use minitwit_core::UserId;
 use minitwit_core::store::{StoreError, StoreResult};
-use sled::transaction::{ConflictableTransactionError, TransactionalTree};
+use sled::transaction::ConflictableTransactionError;
 use sled::{Db, Tree};
 use std::sync::Arc;
 
@@ -61,11 +62,14 @@ macro_rules! trees {
             pub(crate) authors: Arc<Authors>,
             /// The kept home timelines (see `home`).
             pub(crate) homes: Arc<Homes>,
+            /// Writes staged for the group commit to apply, in a durable store once
+            /// opened (see `staging`).
+            group: Option<Arc<Group>>,
         }
 
         /// The same trees inside one transaction.
         pub(crate) struct Tx<'a> {
-            $($(#[$doc])* pub(crate) $name: &'a TransactionalTree,)*
+            $($(#[$doc])* pub(crate) $name: &'a Staged<'a>,)*
         }
 
         impl Trees {
@@ -77,7 +81,8 @@ macro_rules! trees {
                 // The kept home timelines need the follow pairs, read from a tree this
                 // macro names: once the trees are in place.
                 let homes = Arc::new(Homes::new(home, []));
-                let mut trees = Self { $($name,)* all, authors: Arc::default(), homes };
+                let mut trees =
+                    Self { $($name,)* all, authors: Arc::default(), homes, group: None };
                 trees.homes = Arc::new(Homes::new(home, follow_pairs(&trees.follows)?));
                 Ok(trees)
             }
@@ -85,7 +90,7 @@ macro_rules! trees {
 
         impl<'a> Tx<'a> {
             /// Names the trees of a whole-store transaction view.
-            fn new(view: &'a [TransactionalTree]) -> Self {
+            fn new(view: &'a [Staged<'a>]) -> Self {
                 let mut trees = view.iter();
                 $(
                     // The view is built from `Trees::all`, which has one entry per name.
@@ -133,15 +138,38 @@ pub(crate) const EMPTY: &[u8] = &[];
 pub(crate) type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
 
 impl Trees {
-    /// Runs `body` as one atomic transaction over every tree. `body` may run more than
-    /// once (sled retries on conflict), so it must have no side effects.
-    pub(crate) fn transaction<T>(&self, body: impl Fn(&Tx<'_>) -> TxResult<T>) -> StoreResult<T> {
-        use sled::Transactional as _;
-        let result = self.all[..].transaction(|view: &Vec<TransactionalTree>| body(&Tx::new(view)));
-        result.map_err(|err| match err {
-            sled::transaction::TransactionError::Abort(store_error) => store_error,
-            sled::transaction::TransactionError::Storage(sled_error) => backend(sled_error),
-        })
+    /// Runs `body` as one atomic transaction over every tree, under the write lock: its
+    /// writes are staged for the group commit, or applied at once (see `staging`).
+    pub(crate) fn transaction<T>(
+        &self,
+        body: impl FnOnce(&Tx<'_>) -> TxResult<T>,
+    ) -> StoreResult<T> {
+        let group = self.group.as_deref();
+        let staged: Vec<Staged<'_>> =
+            self.all.iter().enumerate().map(|(i, tree)| Staged::new(tree, i, group)).collect();
+        let value = body(&Tx::new(&staged)).map_err(|err| match err {
+            ConflictableTransactionError::Abort(store_error) => store_error,
+            ConflictableTransactionError::Storage(sled_error) => backend(sled_error),
+            // Only sled's own transactions conflict; these run one at a time.
+            conflict => backend(format!("{conflict:?}")),
+        })?;
+        self.commit(staged.into_iter().map(Staged::into_writes).collect())?;
+        Ok(value)
+    }
+
+    /// From now on, transactions are staged for the group commit to apply.
+    pub(crate) fn group_writes(&mut self) {
+        self.group = Some(Arc::default());
+    }
+
+    /// The staged writes, when this store groups them.
+    pub(crate) fn group(&self) -> Option<&Group> {
+        self.group.as_deref()
+    }
+
+    /// Every tree, in declaration order.
+    pub(crate) fn all(&self) -> &[Tree] {
+        &self.all
     }
 
     /// A counter or other integer from `meta` (0 when absent).

@@ -92,10 +92,13 @@ impl Trees {
         let links = self.user_links(id)?;
         let deleted = self.transaction(|tx| tx.remove_user(&links));
         // Applied (or refused): either way the caches must not outlive the records.
-        self.authors.forget(id);
-        if matches!(deleted, Ok(true)) {
-            self.homes.user_deleted(id, &links.followees);
-        }
+        let removed = matches!(deleted, Ok(true));
+        self.after_apply(move |trees| {
+            trees.authors.forget(id);
+            if removed {
+                trees.homes.user_deleted(id, &links.followees);
+            }
+        });
         deleted
     }
 
