@@ -18,6 +18,7 @@
 //!   (the migration `home_timelines`), which `home` checks ([`HomeReport`]) and
 //!   rebuilds.
 //! - `import`: bulk import in one transaction.
+//! - `latest`: the simulator's `latest`, written beside the request that carries it.
 //! - `receipts`: keyed writes applied once, each with its receipt in one transaction.
 //! - `rows`: rows as queries return them, converted into the core's records, and their
 //!   column lists (named once).
@@ -72,6 +73,7 @@ mod feed;
 mod follows;
 mod home;
 mod import;
+mod latest;
 mod messages;
 mod options;
 mod pending;

@@ -13,6 +13,7 @@ use crate::coalesce::Coalescer;
 use crate::error::{PgError, backend_error};
 use crate::feed::PgFeed;
 use crate::home::{self, HomeReport};
+use crate::latest::LatestWrites;
 use crate::options::PgOptions;
 use crate::timeline::{self, TimelinePlans};
 use crate::{follows, import, messages, receipts, state, users};
@@ -20,7 +21,7 @@ use async_trait::async_trait;
 use minitwit_core::feed::{Change, ChangeFeed};
 use minitwit_core::idempotency::{Receipt, ReceiptKey, Write};
 use minitwit_core::model::{Follow, ImportBatch, NewMessage, NewUser};
-use minitwit_core::store::{ByName, StoreResult};
+use minitwit_core::store::{ByName, DurableWait, StoreResult};
 use minitwit_core::{
     Counts, Cursor, Message, MessageFilter, MessageId, MessageText, Store, Timeline, TimelineEntry,
     User, UserId,
@@ -49,6 +50,8 @@ pub struct PgStore {
     /// Whether this store reaches the primary ([`PgStore::connect`]), so that a home
     /// read may start keeping its reader's home timeline; a read replica's cannot.
     primary: bool,
+    /// The writes of `latest` begun and maybe still in flight (see `latest`).
+    latest_writes: Arc<LatestWrites>,
 }
 
 /// What identifies a timeline page: the timeline's kind and user, the cursor, the size.
@@ -127,7 +130,13 @@ impl PgStore {
                 })
             })
             .connect_lazy_with(connect);
-        Ok(Self { pool, reads: Arc::default(), feed: Arc::default(), primary: false })
+        Ok(Self {
+            pool,
+            reads: Arc::default(),
+            feed: Arc::default(),
+            primary: false,
+            latest_writes: Arc::default(),
+        })
     }
 
     /// Applies the migrations not applied yet. Replicas starting together are safe:
@@ -485,12 +494,20 @@ impl Store for PgStore {
         receipts::forget(&self.pool, before, limit).await
     }
 
+    /// After the writes of `latest` begun in this process before it.
     async fn latest(&self) -> StoreResult<Option<i64>> {
+        self.latest_writes.settled().await;
         self.reads.latest.read((), || state::latest(&self.pool)).await
     }
 
     async fn set_latest(&self, latest: i64) -> StoreResult<()> {
-        state::set_latest(&self.pool, latest).await
+        self.latest_writes.begin(&self.pool, latest).await
+    }
+
+    /// Written on a task of its own, so that its commit and the request's own can share
+    /// a flush (see `latest`).
+    async fn begin_set_latest(&self, latest: i64) -> StoreResult<DurableWait> {
+        Ok(self.latest_writes.begin(&self.pool, latest))
     }
 
     async fn setting(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
