@@ -118,6 +118,15 @@ pub enum OpenError {
         /// What sled said.
         source: sled::Error,
     },
+    /// A group of writes that a crash cut short could not be applied again (see the
+    /// `staging` module): its record does not decode, or sled refused the writes.
+    #[error("cannot recover the sled store at {}: {reason}", path.display())]
+    Recovery {
+        /// The store's directory.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
 }
 
 /// An open store's parts, before they are wrapped in a [`SledStore`](crate::SledStore).
@@ -138,6 +147,7 @@ pub(crate) fn open(path: &Path, options: SledOptions) -> Result<Opened, OpenErro
     let db = open_sled_when_released(path, options).map_err(storage)?;
     let mut trees = Trees::open(&db, HomeConfig::of(&options)).map_err(storage)?;
     check_format(path, &trees)?;
+    finish_applying(path, &db, &trees)?;
     sync_directory(path).map_err(io)?;
     if options.durability == Durability::Durable {
         trees.group_writes();
@@ -154,6 +164,17 @@ pub(crate) fn open(path: &Path, options: SledOptions) -> Result<Opened, OpenErro
     };
     let flusher = Flusher::start(disk).map_err(io)?;
     Ok(Opened { trees, flusher, write_lock, lock })
+}
+
+/// Applies again, whole, the group of writes a crash cut short (see `staging`), and
+/// makes it durable; reported in the log.
+fn finish_applying(path: &Path, db: &sled::Db, trees: &Trees) -> Result<(), OpenError> {
+    let recovery = |reason: String| OpenError::Recovery { path: path.to_owned(), reason };
+    if trees.finish_applying().map_err(|e| recovery(e.to_string()))? {
+        db.flush().map_err(|e| recovery(format!("flushing the recovered writes: {e}")))?;
+        tracing::warn!(path = %path.display(), "a group of writes cut short by a crash was applied again, whole");
+    }
+    Ok(())
 }
 
 /// How long [`open_sled_when_released`] waits for sled's own lock.

@@ -20,14 +20,20 @@
 //! - **Effects follow their writes.** What a write changes in memory beside sled (the
 //!   kept home timelines, the author cache) runs when the write is applied
 //!   ([`Trees::after_apply`]), under the write lock, as before.
-//! - **Atomic after a crash.** A group is one sled transaction: after a crash sled holds
-//!   whole groups, a prefix of them. A group that fails to apply is kept, so the
-//!   flusher's round fails and the store stops acknowledging (its fail-stop); nothing
-//!   staged is dropped unseen.
+//! - **Atomic after a crash.** A group is applied as plain inserts and removals, which
+//!   sled writes out only when its buffer fills or is flushed (a transaction, even one
+//!   per group, made it write out three times per flush). Its first write records the
+//!   whole group under [`APPLYING`] in `meta`, and its last removes that record. sled
+//!   recovers a prefix of its writes after a crash, so a group cut short still has its
+//!   record: opening the store applies it again, whole ([`Trees::finish_applying`]).
+//!   A group too large for one record (above [`RECORDED_GROUP_MAX`]: an import) is one
+//!   sled transaction instead. A group that fails to apply stays staged, the flusher's
+//!   round fails and the store stops acknowledging (its fail-stop): nothing staged is
+//!   dropped unseen.
 //!
 //! A relaxed store, and a store being opened, apply each transaction at once.
 
-use crate::trees::{Trees, backend};
+use crate::trees::{Trees, backend, corrupt};
 use minitwit_core::store::StoreResult;
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use sled::{IVec, Tree};
@@ -161,18 +167,60 @@ impl Trees {
         }
     }
 
-    /// Applies every staged write in one sled transaction, then runs their effects. The
-    /// caller holds the write lock. On failure nothing is applied and everything stays
-    /// staged.
+    /// Applies every staged write, as one group, then runs their effects. The caller
+    /// holds the write lock. On failure everything stays staged.
     pub(crate) fn settle(&self) -> StoreResult<()> {
         let Some(group) = self.group() else { return Ok(()) };
         let mut state = group.state();
-        self.apply(&state.writes)?;
+        self.apply_recorded(&state.writes)?;
         state.writes.clear();
         let effects = std::mem::take(&mut state.effects);
         drop(state);
         for effect in effects {
             effect(self);
+        }
+        Ok(())
+    }
+
+    /// Applies `writes` (one map per tree, in `Trees::all`'s order) as plain writes
+    /// between the group's record and its removal (see the module documentation), or in
+    /// one transaction when the record would be too large.
+    fn apply_recorded(&self, writes: &[Writes]) -> StoreResult<()> {
+        if writes.iter().all(BTreeMap::is_empty) {
+            return Ok(());
+        }
+        let record = encode(writes);
+        if record.len() > RECORDED_GROUP_MAX {
+            return self.apply(writes);
+        }
+        self.meta.insert(APPLYING, record).map_err(backend)?;
+        self.apply_plainly(writes)?;
+        self.meta.remove(APPLYING).map_err(backend)?;
+        Ok(())
+    }
+
+    /// Applies the group a crash cut short, if any (its record is still in `meta`);
+    /// whether there was one. Run when the store opens, before anything else writes.
+    pub(crate) fn finish_applying(&self) -> StoreResult<bool> {
+        let Some(record) = self.meta.get(APPLYING).map_err(backend)? else { return Ok(false) };
+        let writes = decode(&record, self.all().len())
+            .ok_or_else(|| corrupt("the record of a group of writes being applied"))?;
+        self.apply_plainly(&writes)?;
+        self.meta.remove(APPLYING).map_err(backend)?;
+        Ok(true)
+    }
+
+    /// Each write of `writes` on its own, in the trees' order (records before the
+    /// indexes that point at them).
+    fn apply_plainly(&self, writes: &[Writes]) -> StoreResult<()> {
+        for (tree, writes) in self.all().iter().zip(writes) {
+            for (key, value) in writes {
+                match value {
+                    Some(value) => tree.insert(key.as_slice(), value.clone()),
+                    None => tree.remove(key.as_slice()),
+                }
+                .map_err(backend)?;
+            }
         }
         Ok(())
     }
@@ -197,6 +245,72 @@ impl Trees {
     }
 }
 
+/// The key in `meta` of the record of the group being applied.
+pub(crate) const APPLYING: &[u8] = b"applying_group";
+
+/// The largest group applied as plain writes: sled keeps values above 128 KiB in blob
+/// files, which the flusher does not sync, so a record stays well below that.
+pub(crate) const RECORDED_GROUP_MAX: usize = 64 * 1024;
+
+/// A group's writes as one value: for each tree, in order, its number of writes
+/// (`u32`), then each write: the key's length (`u32`) and bytes, then `0` for a removal
+/// or `1`, the value's length (`u32`) and bytes. Little-endian.
+fn encode(writes: &[Writes]) -> Vec<u8> {
+    fn push(bytes: &[u8], out: &mut Vec<u8>) {
+        // Keys and values are MiniTwit's records: far below 4 GiB.
+        out.extend_from_slice(&u32::try_from(bytes.len()).unwrap_or(u32::MAX).to_le_bytes());
+        out.extend_from_slice(bytes);
+    }
+    let mut out = Vec::new();
+    for tree in writes {
+        out.extend_from_slice(&u32::try_from(tree.len()).unwrap_or(u32::MAX).to_le_bytes());
+        for (key, value) in tree {
+            push(key, &mut out);
+            match value {
+                None => out.push(0),
+                Some(value) => {
+                    out.push(1);
+                    push(value, &mut out);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The writes of a record made by [`encode`] for `trees` trees; `None` if it does not
+/// decode.
+fn decode(mut record: &[u8], trees: usize) -> Option<Vec<Writes>> {
+    fn take<'a>(input: &mut &'a [u8], len: usize) -> Option<&'a [u8]> {
+        let (head, rest) = (input.get(..len)?, input.get(len..)?);
+        *input = rest;
+        Some(head)
+    }
+    fn length(input: &mut &[u8]) -> Option<usize> {
+        let bytes: [u8; 4] = take(input, 4)?.try_into().ok()?;
+        usize::try_from(u32::from_le_bytes(bytes)).ok()
+    }
+    let mut writes = Vec::with_capacity(trees);
+    for _ in 0..trees {
+        let mut tree = Writes::new();
+        for _ in 0..length(&mut record)? {
+            let key_len = length(&mut record)?;
+            let key = take(&mut record, key_len)?.to_vec();
+            let value = match take(&mut record, 1)? {
+                [0] => None,
+                [1] => {
+                    let value_len = length(&mut record)?;
+                    Some(IVec::from(take(&mut record, value_len)?))
+                }
+                _ => return None,
+            };
+            tree.insert(key, value);
+        }
+        writes.push(tree);
+    }
+    record.is_empty().then_some(writes)
+}
+
 /// One tree's writes as a sled batch.
 fn batch(writes: &Writes) -> sled::Batch {
     let mut batch = sled::Batch::default();
@@ -211,8 +325,10 @@ fn batch(writes: &Writes) -> sled::Batch {
 
 #[cfg(test)]
 mod tests {
+    use super::{APPLYING, Writes, decode, encode};
     use crate::home::HomeConfig;
     use crate::trees::{Trees, meta};
+    use sled::IVec;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -255,6 +371,50 @@ mod tests {
 
         trees.settle().expect("applies");
         assert_eq!(trees.setting("k").expect("reads"), None);
+    }
+
+    #[test]
+    fn a_group_cut_short_is_applied_again_whole_when_the_store_opens() {
+        let (trees, _dir) = grouped_trees();
+        let mut writes = vec![Writes::new(); trees.all().len()];
+        let settings = 1;
+        writes[settings].insert(b"a".to_vec(), Some(IVec::from(&b"1"[..])));
+        writes[settings].insert(b"b".to_vec(), Some(IVec::from(&b"2"[..])));
+        writes[settings].insert(b"gone".to_vec(), None);
+        trees.settings.insert("gone", &b"x"[..]).expect("writes");
+        // The crash came after the group's record and its first write.
+        trees.meta.insert(APPLYING, encode(&writes)).expect("writes");
+        trees.settings.insert("a", &b"1"[..]).expect("writes");
+
+        assert!(trees.finish_applying().expect("applies the rest"));
+        assert_eq!(trees.setting("a").expect("reads").as_deref(), Some(&b"1"[..]));
+        assert_eq!(trees.setting("b").expect("reads").as_deref(), Some(&b"2"[..]));
+        assert_eq!(trees.setting("gone").expect("reads"), None);
+        assert_eq!(trees.meta.get(APPLYING).expect("reads"), None, "the record is removed");
+        assert!(!trees.finish_applying().expect("nothing left to apply"));
+    }
+
+    #[test]
+    fn a_settled_group_leaves_no_record_and_a_damaged_record_is_an_error() {
+        let (trees, _dir) = grouped_trees();
+        trees.transaction(|tx| Ok(tx.settings.insert("k", &b"v"[..])?)).expect("stages");
+        trees.settle().expect("applies");
+        assert_eq!(trees.meta.get(APPLYING).expect("reads"), None);
+        assert!(!trees.finish_applying().expect("nothing to apply"));
+
+        trees.meta.insert(APPLYING, &[1, 0, 0][..]).expect("writes");
+        assert!(trees.finish_applying().is_err(), "a record that does not decode");
+    }
+
+    #[test]
+    fn records_decode_to_the_writes_they_encode() {
+        let mut writes = vec![Writes::new(); 3];
+        writes[0].insert(vec![], Some(IVec::from(&[][..])));
+        writes[2].insert(b"key".to_vec(), None);
+        writes[2].insert(b"k2".to_vec(), Some(IVec::from(&b"value"[..])));
+        assert_eq!(decode(&encode(&writes), 3), Some(writes.clone()));
+        let record = encode(&writes);
+        assert_eq!(decode(&record[..record.len() - 1], 3), None, "a short record");
     }
 
     #[test]
