@@ -1,7 +1,7 @@
 //! Group commit: one thread flushes sled's log for every writer waiting at that moment.
 //!
-//! A writer commits its transaction (staged, in a durable store), then takes a [`Ticket`] (a number larger than any
-//! handed out before) and waits. The flusher thread repeatedly notes the highest ticket
+//! A writer commits its transaction (staged, in a durable store), then takes a
+//! [`Ticket`] (a number larger than any handed out before) and waits. The flusher thread repeatedly notes the highest ticket
 //! issued so far, flushes, and announces that every ticket up to that number is durable.
 //! A deferred ticket does not wake the flusher: the next flush covers it, and its wait
 //! asks for one only if no flush has by then.
@@ -10,8 +10,8 @@
 //! thread blocks on I/O.
 //!
 //! A flush has three steps:
-//! 1. the writes staged since the last flush are applied to sled, together, in one sled
-//!    transaction (see `staging`);
+//! 1. the writes staged since the last flush are applied to sled, together, as one group
+//!    (see `staging`);
 //! 2. `Db::flush` writes sled's log buffers to the file. On Linux sled 0.34 ends this
 //!    with `sync_file_range`, which survives a killed process but not a power cut: it
 //!    neither flushes the drive's cache nor records the file's new size.

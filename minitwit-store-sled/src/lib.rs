@@ -12,7 +12,8 @@
 //!   stores written before format 2 are still read.
 //! - **Atomic**: every operation is one transaction over all trees it touches; one
 //!   writer at a time (writes are short and in memory, the flush is shared). A durable
-//!   store applies the transactions of each flush together, as one sled transaction.
+//!   store applies the transactions of each flush together, as one group that a crash
+//!   never leaves in part (see `staging`).
 //! - **One process per directory**: a second process gets [`OpenError::Locked`].
 //!
 //! Layout:

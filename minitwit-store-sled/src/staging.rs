@@ -1,13 +1,14 @@
 //! Group application: a durable store's transactions are staged, and the group-commit
-//! flusher applies every write staged since its last round in one sled transaction,
-//! just before it flushes.
+//! flusher applies every write staged since its last round together, as one group, just
+//! before it flushes.
 //!
-//! Why: sled 0.34 writes its I/O buffer out twice for every transaction
+//! Why: sled 0.34 writes its I/O buffer out twice for every sled transaction
 //! (`PageCache::pin_log` rolls the buffer before and after a transaction's batch
 //! manifest), and each write-out wakes every idle thread of sled's I/O pool. Applied one
-//! by one, every write paid that; applied as a group, a flush pays it once for all the
-//! writes it covers. Over the simulator's scenario this halved sled's `sync_file_range`
-//! calls per action and doubled durable posts a second (BENCHMARKS.md).
+//! transaction per write, every write paid that; applied as a group of plain writes, a
+//! flush writes out once for all the writes it covers. Over the simulator's scenario
+//! this took sled's `sync_file_range` calls from 2.4 to 0.4 per action and doubled
+//! durable posts a second (BENCHMARKS.md).
 //!
 //! The rules:
 //! - **Writers see what is staged.** Every write runs under the store's write lock, and
@@ -27,9 +28,10 @@
 //!   recovers a prefix of its writes after a crash, so a group cut short still has its
 //!   record: opening the store applies it again, whole ([`Trees::finish_applying`]).
 //!   A group too large for one record (above [`RECORDED_GROUP_MAX`]: an import) is one
-//!   sled transaction instead. A group that fails to apply stays staged, the flusher's
-//!   round fails and the store stops acknowledging (its fail-stop): nothing staged is
-//!   dropped unseen.
+//!   sled transaction instead. A group that fails to apply stays staged (and its record
+//!   with it, so whatever part was applied is finished when the store is next opened),
+//!   the flusher's round fails and the store stops acknowledging (its fail-stop):
+//!   nothing staged is dropped unseen.
 //!
 //! A relaxed store, and a store being opened, apply each transaction at once.
 
