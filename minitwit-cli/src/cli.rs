@@ -115,7 +115,7 @@ pub struct StoreOptions {
     pub pg_fanout_limit: u32,
 
     /// sled's page cache, in MiB (sled's own default would be 1 GiB).
-    #[arg(long, env = "MINITWIT_SLED_CACHE_MB", default_value_t = 64, global = true)]
+    #[arg(long, env = "MINITWIT_SLED_CACHE_MB", default_value_t = minitwit_store_sled::SledOptions::default().cache_capacity_bytes / (1024 * 1024), global = true)]
     pub sled_cache_mb: u64,
 
     /// The newest entries kept in each reader's sled home timeline (N); older home pages

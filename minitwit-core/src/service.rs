@@ -174,9 +174,10 @@ pub struct MiniTwit {
 }
 
 impl MiniTwit {
-    /// The service over `store` with recommended password hashing: Argon2id at 19 MiB,
-    /// some 30 ms per registration or sign-in in a release build. Unoptimised, as in a
-    /// debug build of a program embedding this crate, it takes some 20 times longer: add
+    /// The service over `store` with recommended password hashing: Argon2id at 7 MiB and
+    /// 5 passes, some 11 ms per registration or sign-in in a release build on a current
+    /// x86 core. Unoptimised, as in a debug build of a program embedding this crate, it
+    /// takes some 20 times longer: add
     /// `[profile.dev.package.argon2] opt-level = 3` to that program's `Cargo.toml` (this
     /// workspace's own profile does not carry over). [`HashCost::Insecure`] is for tests
     /// and benchmarks only: its hashes are cheap to guess.

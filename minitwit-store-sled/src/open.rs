@@ -65,12 +65,14 @@ pub struct SledOptions {
 }
 
 impl Default for SledOptions {
-    /// Durable, with a 64 MiB page cache; home timelines of 800 entries, 250,000
-    /// entries in all, and authors with more than 2,000 followers merged on read.
+    /// Durable, with an 8 MiB page cache (at 1M messages, reads measured no faster with
+    /// up to 64 MiB, for 200 MB more resident: BENCHMARKS.md); home timelines of 800
+    /// entries, 250,000 entries in all, and authors with more than 2,000 followers merged
+    /// on read.
     fn default() -> Self {
         Self {
             durability: Durability::Durable,
-            cache_capacity_bytes: 64 * 1024 * 1024,
+            cache_capacity_bytes: 8 * 1024 * 1024,
             home_bound: 800,
             fanout_limit: 2_000,
             home_cache_entries: 250_000,
