@@ -26,29 +26,64 @@ use warp::http::{HeaderMap, Method};
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
-/// Every endpoint: `latest` is recorded first, and the answer waits until it is durable.
-pub fn api(service: MiniTwit, config: SimConfig) -> BoxedFilter<(Response,)> {
+/// Every endpoint, and the same by route label: `latest` is recorded first, and the answer
+/// waits until it is durable. A route's label has only that route's endpoints (the
+/// routes' first segments differ, so no other endpoint could take its paths), answering
+/// them as the whole API would. The endpoints, and the memos and throttles inside them,
+/// are built once.
+pub fn api(service: MiniTwit, config: SimConfig) -> Routes {
     let config = Arc::new(config);
-    let endpoints = latest(&service)
-        .or(register(&service, &config))
-        .unify()
-        .or(public_messages(&service, &config))
-        .unify()
-        .or(user_messages(&service, &config))
-        .unify()
-        .or(post_message(&service, &config))
-        .unify()
-        .or(follows(&service, &config))
-        .unify()
-        .or(change_follow(&service, &config))
-        .unify()
-        .or(openapi())
-        .unify()
-        .or(other_methods())
-        .unify()
+    let routes = [
+        (LATEST.label, latest(&service)),
+        (REGISTER.label, register(&service, &config)),
+        (MESSAGES.label, public_messages(&service, &config)),
+        (
+            USER_MESSAGES.label,
+            either(user_messages(&service, &config), post_message(&service, &config)),
+        ),
+        (FOLLOWS.label, either(follows(&service, &config), change_follow(&service, &config))),
+        (OPENAPI.label, openapi()),
+    ];
+    let all = routes.iter().map(|(_, endpoints)| endpoints.clone()).reduce(either);
+    let all = all.unwrap_or_else(|| warp::any().and_then(not_found).boxed());
+    let recorded = |endpoints| with_latest(&service, endpoints);
+    let by_label = routes.into_iter().map(|(label, endpoints)| (label, recorded(endpoints)));
+    Routes { by_label: by_label.collect(), all: recorded(all) }
+}
+
+/// The API's filters: all of them, and each route's by its label.
+pub struct Routes {
+    /// Each route's endpoints, under its label.
+    pub by_label: Vec<(&'static str, BoxedFilter<(Response,)>)>,
+    /// Every endpoint, tried in turn.
+    pub all: BoxedFilter<(Response,)>,
+}
+
+/// `first`, or else `second`.
+fn either(
+    first: BoxedFilter<(Response,)>,
+    second: BoxedFilter<(Response,)>,
+) -> BoxedFilter<(Response,)> {
+    first.or(second).unify().boxed()
+}
+
+async fn not_found() -> Result<Response, Rejection> {
+    Err(warp::reject::not_found())
+}
+
+/// `endpoints` (405 for another method of a known path, every failure in the JSON error
+/// shape) after `latest` is recorded, answered once it is durable.
+fn with_latest(
+    service: &MiniTwit,
+    endpoints: BoxedFilter<(Response,)>,
+) -> BoxedFilter<(Response,)> {
+    let endpoints = endpoints.or(other_methods()).unify().recover(handle_rejection).unify();
+    latest_recorded(service)
+        .and(endpoints)
+        .then(handlers::once_latest_is_durable)
         .recover(handle_rejection)
-        .unify();
-    latest_recorded(&service).and(endpoints).then(handlers::once_latest_is_durable).boxed()
+        .unify()
+        .boxed()
 }
 
 /// Every request: records `latest=N` from the query before anything else happens, so it is

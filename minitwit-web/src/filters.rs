@@ -8,7 +8,9 @@ use crate::handlers::timeline::{self, PageQuery};
 use crate::handlers::{Handled, statics};
 use crate::idempotency::KeyedRequest;
 use crate::rejection;
-use crate::route_table::{ADD_MESSAGE, FOLLOW, LOGIN, LOGOUT, PUBLIC, REGISTER, STATIC, UNFOLLOW};
+use crate::route_table::{
+    ADD_MESSAGE, FOLLOW, HOME, LOGIN, LOGOUT, PUBLIC, REGISTER, STATIC, UNFOLLOW, USER,
+};
 use crate::security::{add_site_headers, is_cross_site, is_unsafe_navigation};
 use crate::site::{Site, Visit};
 use futures::StreamExt as _;
@@ -28,8 +30,41 @@ use warp::{Filter, Rejection};
 
 /// The whole site: every route, one rejection handler, the site's headers on everything.
 pub(crate) fn site(site: Arc<Site>) -> BoxedFilter<(Response,)> {
+    finished(&site, pages(&site))
+}
+
+/// The site by route label (`route_table::route_label`): under each label, the routes
+/// that can take a path with that label, in [`pages`]' order, finished as [`site`] is, so
+/// that each answers as the whole site would. A one-segment path could also be a user's
+/// page, and any of them a live stream; `/static` has no entry (its paths may look like a
+/// user's follow link), nor has any other path: the server gives those to [`site`].
+pub(crate) fn site_by_label(site: &Arc<Site>) -> Vec<(&'static str, BoxedFilter<(Response,)>)> {
+    let s = site;
+    let live = crate::live::routes(s);
+    let one_segment = |route| [live.clone(), route, user(s)];
+    let routes: [(&'static str, &[BoxedFilter<(Response,)>]); 9] = [
+        (HOME, &[live.clone(), home(s)]),
+        (PUBLIC.label, &one_segment(public(s))),
+        (REGISTER.label, &one_segment(register(s))),
+        (LOGIN.label, &one_segment(login(s))),
+        (LOGOUT.label, &one_segment(logout(s))),
+        (ADD_MESSAGE.label, &one_segment(add_message(s))),
+        (USER, &[live.clone(), user(s)]),
+        (FOLLOW.label, &[follow(s)]),
+        (UNFOLLOW.label, &[follow(s)]),
+    ];
+    let first_of = |routes: &[BoxedFilter<(Response,)>]| {
+        let either = |first: BoxedFilter<_>, next| first.or(next).unify().boxed();
+        routes.iter().cloned().reduce(either)
+    };
+    let finished_first = |(label, routes)| Some((label, finished(s, first_of(routes)?)));
+    routes.into_iter().filter_map(finished_first).collect()
+}
+
+/// `routes` with the site's rejection handler and its headers on every answer.
+fn finished(site: &Arc<Site>, routes: BoxedFilter<(Response,)>) -> BoxedFilter<(Response,)> {
     let (recover_site, secure) = (site.clone(), site.config.secure_cookies);
-    pages(site)
+    routes
         .recover(move |refused| rejection::handle_rejection(recover_site.clone(), refused))
         .unify()
         .map(move |mut response: Response| {
@@ -39,8 +74,8 @@ pub(crate) fn site(site: Arc<Site>) -> BoxedFilter<(Response,)> {
         .boxed()
 }
 
-fn pages(site: Arc<Site>) -> BoxedFilter<(Response,)> {
-    let s = &site;
+/// Every route, tried in turn.
+fn pages(s: &Arc<Site>) -> BoxedFilter<(Response,)> {
     crate::live::routes(s)
         .or(home(s))
         .unify()

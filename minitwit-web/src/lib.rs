@@ -60,7 +60,7 @@ pub use error::WebError;
 pub use live::{
     EVENTS_SENT, SLOW_READERS_DROPPED, STREAMS_OPEN, STREAMS_REFUSED, describe_metrics,
 };
-pub use route_table::route_label;
+pub use route_table::{OTHER, route_label};
 pub use security::add_security_headers;
 
 use minitwit_core::{MiniTwit, ServiceError};
@@ -88,6 +88,13 @@ impl Website {
     /// Every route as one filter (see [`routes`]).
     pub fn routes(&self) -> BoxedFilter<(Response,)> {
         filters::site(Arc::clone(&self.0))
+    }
+
+    /// For route labels ([`route_label`]), the filter that answers a path with that
+    /// label exactly as [`Self::routes`] would, without trying every route in turn. Paths
+    /// whose label has no entry are for [`Self::routes`].
+    pub fn routes_by_label(&self) -> Vec<(&'static str, BoxedFilter<(Response,)>)> {
+        filters::site_by_label(&self.0)
     }
 
     /// Ends every live timeline stream at once, each with a retry hint so that browsers

@@ -14,7 +14,7 @@ pub(crate) struct Fixed {
     /// Whether the route takes the rest of the path too (`/static/{file}`).
     prefix: bool,
     /// The route template: the metrics label.
-    label: &'static str,
+    pub(crate) label: &'static str,
 }
 
 /// `GET /public`
@@ -34,16 +34,18 @@ pub(crate) const STATIC: Fixed = Fixed { segment: "static", prefix: true, label:
 const FIXED: [&Fixed; 6] = [&PUBLIC, &REGISTER, &LOGIN, &LOGOUT, &ADD_MESSAGE, &STATIC];
 
 /// The label of `GET /`.
-const HOME: &str = "/";
+pub(crate) const HOME: &str = "/";
 /// The label of `GET /{username}`.
-const USER: &str = "/{username}";
+pub(crate) const USER: &str = "/{username}";
+/// The label of paths outside every route.
+pub const OTHER: &str = "other";
 
 /// A route below a user's page: `/{username}/{segment}`.
 pub(crate) struct UserAction {
     /// The segment after the username.
     pub(crate) segment: &'static str,
     /// The route template: the metrics label.
-    label: &'static str,
+    pub(crate) label: &'static str,
 }
 
 /// `GET|POST /{username}/follow`
@@ -65,16 +67,16 @@ impl Fixed {
 
     /// The label of a path whose first segment is this route's, with `rest` following.
     fn label_with(&self, rest: &[&str]) -> &'static str {
-        if rest.is_empty() || self.prefix { self.label } else { "other" }
+        if rest.is_empty() || self.prefix { self.label } else { OTHER }
     }
 }
 
 /// The route template `path` belongs to: `"/"`, `"/public"`, `"/{username}"`,
 /// `"/{username}/follow"`, `"/{username}/unfollow"`, `"/add_message"`, `"/register"`,
-/// `"/login"`, `"/logout"`, `"/static"`, or `"other"`.
+/// `"/login"`, `"/logout"`, `"/static"`, or [`OTHER`].
 pub fn route_label(path: &str) -> &'static str {
     let path = path.split(['?', '#']).next().unwrap_or_default();
-    let Some(rest) = path.strip_prefix('/') else { return "other" };
+    let Some(rest) = path.strip_prefix('/') else { return OTHER };
     let segments: Vec<&str> = rest.split('/').collect();
     let under_fixed = segments.split_first().and_then(|(first, rest)| {
         let route = fixed(first)?;
@@ -86,8 +88,8 @@ pub fn route_label(path: &str) -> &'static str {
     match segments.as_slice() {
         [""] => HOME,
         [name] if could_be_user(name) => USER,
-        [name, action] if could_be_user(name) => user_action(action).map_or("other", |a| a.label),
-        _ => "other",
+        [name, action] if could_be_user(name) => user_action(action).map_or(OTHER, |a| a.label),
+        _ => OTHER,
     }
 }
 

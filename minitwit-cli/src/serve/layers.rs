@@ -4,6 +4,8 @@
 //! - `/health` (alive; 503 once the store needs a restart), `/ready` (the store answers;
 //!   503 while shutting down) and
 //!   `/metrics` (Prometheus text);
+//! - dispatch: a request whose route label the front end has a filter for goes straight
+//!   to it; any other is offered to every route in turn;
 //! - the request deadline: a request not answered in time gets the front end's own 503
 //!   (with `Retry-After`), counted and logged like any other answer;
 //! - a request id: the client's `x-request-id` if it is sane, else a fresh one; echoed in
@@ -138,19 +140,40 @@ fn text(status: StatusCode, body: impl Into<String>) -> Response {
     warp::reply::with_status(body.into(), status).into_response()
 }
 
+/// A front end's routes by label: for a route label, the filter that answers the paths
+/// with that label as the whole front end would.
+pub type ByLabel = Vec<(&'static str, BoxedFilter<(Response,)>)>;
+
 /// One listener's handler: the operational routes and a front end's, with every layer of
 /// this module around them.
 pub struct Instrumented {
     front: Front,
+    /// Every route, tried in turn: the operational routes, then the front end's.
     routes: BoxedFilter<(Response,)>,
+    /// The front end's routes by label, each request going straight to its label's.
+    by_label: ByLabel,
     meters: Meters,
 }
 
 impl Instrumented {
-    /// `front`'s `routes` with the operational routes of `ops`.
-    pub fn new(front: Front, routes: BoxedFilter<(Response,)>, ops: Ops) -> Self {
-        let routes = ops_routes(ops).or(routes).unify().recover(unmatched).unify().boxed();
-        Self { front, routes, meters: Meters::default() }
+    /// `front`'s `routes` with the operational routes of `ops`; a request whose label is
+    /// in `by_label` goes straight to that filter.
+    pub fn new(
+        front: Front,
+        routes: BoxedFilter<(Response,)>,
+        by_label: ByLabel,
+        ops: Ops,
+    ) -> Self {
+        let finished = |routes: BoxedFilter<_>| routes.recover(unmatched).unify().boxed();
+        let routes = finished(ops_routes(ops).or(routes).unify().boxed());
+        let by_label = by_label.into_iter().map(|(label, routes)| (label, finished(routes)));
+        Self { front, routes, by_label: by_label.collect(), meters: Meters::default() }
+    }
+
+    /// The filter for requests labelled `route`: its own, or every route in turn.
+    fn routes_for(&self, route: &str) -> &BoxedFilter<(Response,)> {
+        let labelled = self.by_label.iter().find(|(label, _)| *label == route);
+        labelled.map_or(&self.routes, |(_, routes)| routes)
     }
 
     /// Answers `request` within `deadline` (past it, the front end's 503); counts and logs
@@ -166,7 +189,7 @@ impl Instrumented {
         let id = request_id(request.headers());
         // Sane ids are visible ASCII, so this is the id itself.
         let id_text = id.to_str().unwrap_or_default();
-        let routed = warp::service(self.routes.clone()).call(request);
+        let routed = warp::service(self.routes_for(route).clone()).call(request);
         let mut response = match tokio::time::timeout(deadline, routed).await {
             Ok(Ok(response)) => response,
             Ok(Err(never)) => match never {},

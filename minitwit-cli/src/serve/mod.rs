@@ -176,7 +176,7 @@ async fn front_ends(
     ops: &Ops,
 ) -> Result<(minitwit_web::Website, Arc<Instrumented>, Arc<Instrumented>)> {
     let website = minitwit_web::Website::new(service.clone(), web_config(service, settings).await?);
-    let site = website.routes();
+    let (site, site_by_label) = (website.routes(), website.routes_by_label());
     let failing = website.clone();
     let web = Front {
         name: "web",
@@ -193,11 +193,11 @@ async fn front_ends(
         password: settings.sim_password.clone(),
         ..SimConfig::default()
     };
-    let api_routes = minitwit_sim::routes(service.clone(), sim_config);
+    let api_routes = minitwit_sim::routes_by_label(service.clone(), sim_config);
     Ok((
         website,
-        Arc::new(Instrumented::new(web, site, ops.clone())),
-        Arc::new(Instrumented::new(api, api_routes, ops.clone())),
+        Arc::new(Instrumented::new(web, site, site_by_label, ops.clone())),
+        Arc::new(Instrumented::new(api, api_routes.all, api_routes.by_label, ops.clone())),
     ))
 }
 

@@ -6,6 +6,8 @@
 //!   one PostgreSQL.
 //! - `generate`: synthetic data sets into sled and PostgreSQL.
 //! - `data`: `export`, `import`, `copy` between sled stores, bad files.
+//! - `dispatch`: each route label's own filter answers as the whole front end does (in
+//!   process, over the core's in-memory store).
 //! - `import_undo`: imports failing midway on both stores leave the target as it was.
 //! - `serve`: listeners, `/health` `/ready` `/metrics`, request ids, the sled lock,
 //!   graceful shutdown.
@@ -35,6 +37,7 @@ mod admin;
 mod caches;
 mod common;
 mod data;
+mod dispatch;
 mod drain;
 mod exactly_once;
 mod faults;
