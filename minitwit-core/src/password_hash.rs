@@ -15,13 +15,19 @@
 //! Of the Argon2id configurations OWASP lists as equally strong (19 MiB and 2 passes,
 //! 12 MiB and 3, 9 MiB and 4, 7 MiB and 5; one lane each), the hasher uses the one with
 //! the least memory: a server holds one buffer per worker, and the smaller buffer also
-//! hashes faster here (10.7 against 12.3 ms; BENCHMARKS.md).
+//! hashes faster here (10.7 against 13.2 ms; BENCHMARKS.md).
+//!
+//! The buffers are kept while hashes keep coming, and given back to the system once none
+//! has run for [`KEEP_IDLE`]: each reserves more address space than glibc's largest mmap
+//! threshold, so that it is a mapping of its own, unmapped when dropped (only the pages a
+//! hash touches are ever resident).
 
 use crate::domain::Password;
 use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::sync::Semaphore;
 
 /// How much work a hash costs.
@@ -39,6 +45,14 @@ pub enum HashCost {
 pub const RECOMMENDED_MEMORY_KIB: u32 = 7 * 1024;
 /// The passes of a recommended hash, which OWASP pairs with [`RECOMMENDED_MEMORY_KIB`].
 pub const RECOMMENDED_PASSES: u32 = 5;
+
+/// How long the hashing buffers are kept after the last hash.
+pub const KEEP_IDLE: Duration = Duration::from_secs(5);
+
+/// The address space each hashing buffer reserves, in Argon2 blocks of 1 KiB: beyond
+/// glibc's largest dynamic mmap threshold (32 MiB on 64-bit), so that the buffer is
+/// always mapped on its own and returned to the system when dropped.
+const RESERVED_BLOCKS: usize = 33 * 1024;
 
 /// Length of a fresh salt, in bytes.
 const SALT_LEN: usize = 16;
@@ -253,7 +267,7 @@ impl Check {
 
 /// At most `workers` hashes at once and `queue` waiting, each in a reused buffer of
 /// `blocks` Argon2 blocks (hashes with other parameters get a buffer of their own for the
-/// occasion).
+/// occasion); the reused buffers are dropped once no hash has run for [`KEEP_IDLE`].
 #[derive(Debug)]
 struct BufferPool {
     permits: Semaphore,
@@ -262,6 +276,8 @@ struct BufferPool {
     capacity: usize,
     blocks: usize,
     free: Mutex<Vec<Vec<Block>>>,
+    /// Hashes finished: a release finding more than when it was set means hashing went on.
+    finished: AtomicU64,
 }
 
 /// An admitted hash: gives its place back when dropped.
@@ -282,6 +298,7 @@ impl BufferPool {
             capacity: workers + pool.queue,
             blocks,
             free: Mutex::new(Vec::new()),
+            finished: AtomicU64::new(0),
         }
     }
 
@@ -298,7 +315,7 @@ impl BufferPool {
     /// Runs `work` on the blocking pool with a buffer of `blocks` blocks, reused when it
     /// has the pool's size.
     async fn run<T: Send + 'static>(
-        &self,
+        self: &Arc<Self>,
         blocks: usize,
         work: impl FnOnce(&mut [Block]) -> T + Send + 'static,
     ) -> Result<T, HashError> {
@@ -309,7 +326,7 @@ impl BufferPool {
             .await
             .map_err(|e| HashError::Failed(format!("hasher closed: {e}")))?;
         let pooled = blocks == self.blocks;
-        let mut buffer = pooled.then(|| self.take()).flatten().unwrap_or_default();
+        let mut buffer = pooled.then(|| self.take()).flatten().unwrap_or_else(reserved_buffer);
         buffer.resize(blocks, Block::default());
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| HashError::NoRuntime)?;
         let (buffer, out) = runtime
@@ -322,7 +339,20 @@ impl BufferPool {
         if pooled {
             self.put(buffer);
         }
+        self.release_when_idle(&runtime);
         Ok(out)
+    }
+
+    /// Drops the kept buffers after [`KEEP_IDLE`] unless another hash finishes first.
+    fn release_when_idle(self: &Arc<Self>, runtime: &tokio::runtime::Handle) {
+        let seen = self.finished.fetch_add(1, Ordering::SeqCst) + 1;
+        let pool = Arc::clone(self);
+        runtime.spawn(async move {
+            tokio::time::sleep(KEEP_IDLE).await;
+            if pool.finished.load(Ordering::SeqCst) == seen {
+                pool.free.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clear();
+            }
+        });
     }
 
     fn take(&self) -> Option<Vec<Block>> {
@@ -333,6 +363,11 @@ impl BufferPool {
     fn put(&self, buffer: Vec<Block>) {
         self.free.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(buffer);
     }
+}
+
+/// An empty buffer reserving [`RESERVED_BLOCKS`] (or more, for larger hashes).
+fn reserved_buffer() -> Vec<Block> {
+    Vec::with_capacity(RESERVED_BLOCKS)
 }
 
 #[cfg(test)]
@@ -401,6 +436,23 @@ mod tests {
             assert!(hasher.verify("pw", &hash.await.unwrap().unwrap()).await.unwrap());
         }
         assert!(hasher.pool.free.lock().unwrap().len() <= cpu_quota());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn buffers_are_kept_while_hashing_goes_on_and_given_back_after() {
+        let hasher = Hasher::new(HashCost::Insecure);
+        let kept = || hasher.pool.free.lock().unwrap().len();
+        let pw = Password::parse("pw").unwrap();
+        hasher.hash(&pw).await.unwrap();
+        assert_eq!(kept(), 1);
+        tokio::time::sleep(KEEP_IDLE * 3 / 4).await;
+        hasher.hash(&pw).await.unwrap();
+        tokio::time::sleep(KEEP_IDLE * 3 / 4).await;
+        assert_eq!(kept(), 1, "a hash within the idle period keeps the buffer");
+        tokio::time::sleep(KEEP_IDLE / 2).await;
+        assert_eq!(kept(), 0, "given back once no hash ran for the idle period");
+        assert!(hasher.verify("pw", &hasher.hash(&pw).await.unwrap()).await.unwrap());
+        assert_eq!(kept(), 1, "and taken again when hashing resumes");
     }
 
     #[tokio::test]

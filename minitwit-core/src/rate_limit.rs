@@ -12,6 +12,7 @@ use governor::{DefaultDirectRateLimiter, Quota};
 use std::hash::{BuildHasher, Hash, RandomState};
 use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 /// Cells in a [`RateTable`] unless told otherwise.
@@ -35,16 +36,24 @@ impl Throttle {
     }
 }
 
-/// One limit applied per key, in fixed memory.
+/// One limit applied per key, in fixed memory, allocated at the first attempt (a table
+/// of [`DEFAULT_CELLS`] holds 1.2 MB, and a server has several that may never be used:
+/// the simulator's own sign-ups pass its registration limit untouched).
 pub struct RateTable {
-    cells: Box<[DefaultDirectRateLimiter]>,
+    cells: OnceLock<Box<[DefaultDirectRateLimiter]>>,
+    len: usize,
+    quota: Quota,
     seed: RandomState,
     clock: DefaultClock,
 }
 
 impl std::fmt::Debug for RateTable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RateTable").field("cells", &self.cells.len()).finish()
+        let allocated = self.cells.get().is_some();
+        f.debug_struct("RateTable")
+            .field("cells", &self.len)
+            .field("allocated", &allocated)
+            .finish()
     }
 }
 
@@ -52,23 +61,29 @@ impl RateTable {
     /// A table of `cells` cells (at least one), each limited by `limit`.
     pub fn new(limit: Throttle, cells: usize) -> Self {
         let (quota, clock) = (limit.quota(), DefaultClock::default());
-        let cells = (0..cells.max(1))
-            .map(|_| DefaultDirectRateLimiter::direct_with_clock(quota, clock.clone()))
-            .collect();
-        Self { cells, seed: RandomState::new(), clock }
+        Self { cells: OnceLock::new(), len: cells.max(1), quota, seed: RandomState::new(), clock }
     }
 
     /// Counts one attempt for `key`; `Err(wait)` (until the next attempt may pass) when
     /// its limit is reached.
     pub fn check(&self, key: &impl Hash) -> Result<(), Duration> {
-        let cell = &self.cells[self.cell_of(key)];
+        let cell = &self.cells()[self.cell_of(key)];
         cell.check().map_err(|not_until| not_until.wait_time_from(self.clock.now()))
+    }
+
+    /// The cells, allocated on first use.
+    fn cells(&self) -> &[DefaultDirectRateLimiter] {
+        self.cells.get_or_init(|| {
+            let cell =
+                || DefaultDirectRateLimiter::direct_with_clock(self.quota, self.clock.clone());
+            (0..self.len).map(|_| cell()).collect()
+        })
     }
 
     fn cell_of(&self, key: &impl Hash) -> usize {
         let hash = self.seed.hash_one(key);
         // The table is far smaller than u64::MAX, so the remainder fits a usize.
-        usize::try_from(hash % self.cells.len() as u64).unwrap_or(0)
+        usize::try_from(hash % self.len as u64).unwrap_or(0)
     }
 }
 
@@ -121,12 +136,13 @@ mod tests {
     }
 
     #[test]
-    fn memory_is_fixed_whatever_the_keys() {
+    fn memory_is_fixed_whatever_the_keys_and_taken_at_the_first_attempt() {
         let table = RateTable::new(TWO, 8);
+        assert!(table.cells.get().is_none(), "nothing allocated before an attempt");
         for key in 0..10_000u32 {
             let _ = table.check(&key);
         }
-        assert_eq!(table.cells.len(), 8);
+        assert_eq!(table.cells().len(), 8);
         assert!((0..100u32).all(|key| table.check(&key).is_err()), "every cell is spent");
     }
 
