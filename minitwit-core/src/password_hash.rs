@@ -356,7 +356,8 @@ impl BufferPool {
     }
 
     fn take(&self) -> Option<Vec<Block>> {
-        // The list is only pushed to and popped from: a poisoned lock still holds buffers.
+        // The list is only pushed to, popped from and cleared: a poisoned lock still holds
+        // buffers.
         self.free.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).pop()
     }
 
