@@ -44,8 +44,8 @@ pub fn api(service: MiniTwit, config: SimConfig) -> Routes {
         (FOLLOWS.label, either(follows(&service, &config), change_follow(&service, &config))),
         (OPENAPI.label, openapi()),
     ];
-    let all = routes.iter().map(|(_, endpoints)| endpoints.clone()).reduce(either);
-    let all = all.unwrap_or_else(|| warp::any().and_then(not_found).boxed());
+    let [(_, first), rest @ ..] = &routes;
+    let all = rest.iter().fold(first.clone(), |all, (_, endpoints)| either(all, endpoints.clone()));
     let recorded = |endpoints| with_latest(&service, endpoints);
     let by_label = routes.into_iter().map(|(label, endpoints)| (label, recorded(endpoints)));
     Routes { by_label: by_label.collect(), all: recorded(all) }
@@ -65,10 +65,6 @@ fn either(
     second: BoxedFilter<(Response,)>,
 ) -> BoxedFilter<(Response,)> {
     first.or(second).unify().boxed()
-}
-
-async fn not_found() -> Result<Response, Rejection> {
-    Err(warp::reject::not_found())
 }
 
 /// `endpoints` (405 for another method of a known path, every failure in the JSON error

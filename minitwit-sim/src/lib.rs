@@ -53,6 +53,3 @@ pub fn routes(service: MiniTwit, config: SimConfig) -> BoxedFilter<(Response,)> 
 pub fn routes_by_label(service: MiniTwit, config: SimConfig) -> Routes {
     filters::api(service, config)
 }
-
-/// The label [`route_label`] gives paths outside every route.
-pub const OTHER: &str = "other";

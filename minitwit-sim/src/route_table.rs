@@ -76,11 +76,14 @@ pub(crate) fn route_of(path: &str) -> Option<&'static Route> {
 }
 
 /// The route template a request path belongs to (`"/msgs/{username}"`, …), for metrics
-/// labels and dispatch: any path outside the API is [`OTHER`](crate::OTHER) (`"other"`),
-/// so the label set stays bounded.
+/// labels and dispatch: any path outside the API is `"other"`, so the label set stays
+/// bounded.
 pub fn route_label(path: &str) -> &'static str {
-    route_of(path).map_or(crate::OTHER, |route| route.label)
+    route_of(path).map_or(OTHER, |route| route.label)
 }
+
+/// The label of paths outside every route.
+const OTHER: &str = "other";
 
 #[cfg(test)]
 mod tests {

@@ -40,25 +40,28 @@ pub(crate) fn site(site: Arc<Site>) -> BoxedFilter<(Response,)> {
 /// user's follow link), nor has any other path: the server gives those to [`site`].
 pub(crate) fn site_by_label(site: &Arc<Site>) -> Vec<(&'static str, BoxedFilter<(Response,)>)> {
     let s = site;
-    let live = crate::live::routes(s);
-    let one_segment = |route| [live.clone(), route, user(s)];
-    let routes: [(&'static str, &[BoxedFilter<(Response,)>]); 9] = [
-        (HOME, &[live.clone(), home(s)]),
-        (PUBLIC.label, &one_segment(public(s))),
-        (REGISTER.label, &one_segment(register(s))),
-        (LOGIN.label, &one_segment(login(s))),
-        (LOGOUT.label, &one_segment(logout(s))),
-        (ADD_MESSAGE.label, &one_segment(add_message(s))),
-        (USER, &[live.clone(), user(s)]),
-        (FOLLOW.label, &[follow(s)]),
-        (UNFOLLOW.label, &[follow(s)]),
+    let live = || crate::live::routes(s);
+    let one_segment = |route| either(either(live(), route), user(s));
+    let routes = [
+        (HOME, either(live(), home(s))),
+        (PUBLIC.label, one_segment(public(s))),
+        (REGISTER.label, one_segment(register(s))),
+        (LOGIN.label, one_segment(login(s))),
+        (LOGOUT.label, one_segment(logout(s))),
+        (ADD_MESSAGE.label, one_segment(add_message(s))),
+        (USER, either(live(), user(s))),
+        (FOLLOW.label, follow(s)),
+        (UNFOLLOW.label, follow(s)),
     ];
-    let first_of = |routes: &[BoxedFilter<(Response,)>]| {
-        let either = |first: BoxedFilter<_>, next| first.or(next).unify().boxed();
-        routes.iter().cloned().reduce(either)
-    };
-    let finished_first = |(label, routes)| Some((label, finished(s, first_of(routes)?)));
-    routes.into_iter().filter_map(finished_first).collect()
+    routes.into_iter().map(|(label, routes)| (label, finished(s, routes))).collect()
+}
+
+/// `first`, or else `second`.
+fn either(
+    first: BoxedFilter<(Response,)>,
+    second: BoxedFilter<(Response,)>,
+) -> BoxedFilter<(Response,)> {
+    first.or(second).unify().boxed()
 }
 
 /// `routes` with the site's rejection handler and its headers on every answer.

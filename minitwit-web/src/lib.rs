@@ -60,7 +60,7 @@ pub use error::WebError;
 pub use live::{
     EVENTS_SENT, SLOW_READERS_DROPPED, STREAMS_OPEN, STREAMS_REFUSED, describe_metrics,
 };
-pub use route_table::{OTHER, route_label};
+pub use route_table::route_label;
 pub use security::add_security_headers;
 
 use minitwit_core::{MiniTwit, ServiceError};

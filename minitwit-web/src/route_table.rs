@@ -38,7 +38,7 @@ pub(crate) const HOME: &str = "/";
 /// The label of `GET /{username}`.
 pub(crate) const USER: &str = "/{username}";
 /// The label of paths outside every route.
-pub const OTHER: &str = "other";
+const OTHER: &str = "other";
 
 /// A route below a user's page: `/{username}/{segment}`.
 pub(crate) struct UserAction {
@@ -73,7 +73,7 @@ impl Fixed {
 
 /// The route template `path` belongs to: `"/"`, `"/public"`, `"/{username}"`,
 /// `"/{username}/follow"`, `"/{username}/unfollow"`, `"/add_message"`, `"/register"`,
-/// `"/login"`, `"/logout"`, `"/static"`, or [`OTHER`].
+/// `"/login"`, `"/logout"`, `"/static"`, or `"other"`.
 pub fn route_label(path: &str) -> &'static str {
     let path = path.split(['?', '#']).next().unwrap_or_default();
     let Some(rest) = path.strip_prefix('/') else { return OTHER };

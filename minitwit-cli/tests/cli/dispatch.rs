@@ -62,6 +62,14 @@ async fn same_answers(
     exercised
 }
 
+/// POSTs each body to its path through `api`, each to be answered 204.
+async fn write_through(api: &BoxedFilter<(Response,)>, writes: &[(&'static str, &'static str)]) {
+    for &(path, body) in writes {
+        let answer = send(api, ("POST", path, body), true).await;
+        assert!(answer.starts_with("204"), "{path}: {answer}");
+    }
+}
+
 fn every_method(paths: &[&'static str], body: &'static str) -> Vec<Sent> {
     paths.iter().flat_map(|path| METHODS.map(|method| (method, *path, body))).collect()
 }
@@ -70,15 +78,16 @@ fn every_method(paths: &[&'static str], body: &'static str) -> Vec<Sent> {
 async fn the_apis_labels_answer_as_the_whole_api() {
     let routes = minitwit_sim::routes_by_label(service(), minitwit_sim::SimConfig::default());
     // Two users, a message and a follow, written through the whole API.
-    for (path, body) in [
-        ("/register", r#"{"username":"alice","email":"a@example.com","pwd":"pw"}"#),
-        ("/register", r#"{"username":"bob","email":"b@example.com","pwd":"pw"}"#),
-        ("/msgs/alice", r#"{"content":"hello"}"#),
-        ("/fllws/alice?latest=7", r#"{"follow":"bob"}"#),
-    ] {
-        let answer = send(&routes.all, ("POST", path, body), true).await;
-        assert!(answer.starts_with("204"), "{path}: {answer}");
-    }
+    write_through(
+        &routes.all,
+        &[
+            ("/register", r#"{"username":"alice","email":"a@example.com","pwd":"pw"}"#),
+            ("/register", r#"{"username":"bob","email":"b@example.com","pwd":"pw"}"#),
+            ("/msgs/alice", r#"{"content":"hello"}"#),
+            ("/fllws/alice?latest=7", r#"{"follow":"bob"}"#),
+        ],
+    )
+    .await;
     let paths = [
         "/latest",
         "/latest?latest=9",
@@ -111,13 +120,14 @@ async fn the_apis_labels_answer_as_the_whole_api() {
 async fn the_sites_labels_answer_as_the_whole_site() {
     let service = service();
     let api = minitwit_sim::routes(service.clone(), minitwit_sim::SimConfig::default());
-    for (path, body) in [
-        ("/register", r#"{"username":"alice","email":"a@example.com","pwd":"pw"}"#),
-        ("/msgs/alice", r#"{"content":"hello"}"#),
-    ] {
-        let answer = send(&api, ("POST", path, body), true).await;
-        assert!(answer.starts_with("204"), "{path}: {answer}");
-    }
+    write_through(
+        &api,
+        &[
+            ("/register", r#"{"username":"alice","email":"a@example.com","pwd":"pw"}"#),
+            ("/msgs/alice", r#"{"content":"hello"}"#),
+        ],
+    )
+    .await;
     let config = minitwit_web::WebConfig::new(vec![7u8; minitwit_web::MIN_SESSION_KEY_LEN])
         .expect("a key of the shortest length is usable");
     let site = minitwit_web::Website::new(service, config);
