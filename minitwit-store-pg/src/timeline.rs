@@ -11,7 +11,8 @@
 //!   posts, follows and activations as they are now) in one statement: the reader's
 //!   entries above their floor from `home_entries_pkey`, with the newest of each loud
 //!   followee's messages above the floor merged in; a page that reaches below the
-//!   floor goes on with the merge below, read only then.
+//!   floor goes on with the merge below, read only then, and from the floor that
+//!   statement saw (it returns the reader's state with the entries).
 //! - home below the floor, merged from the authors' own indexes, two ways in one
 //!   statement, so that neither a user following many people nor one following quiet
 //!   people is slow:
@@ -33,7 +34,8 @@ use crate::rows::sql_limit;
 use crate::rows::{EntryRow, into_all};
 use minitwit_core::store::StoreResult;
 use minitwit_core::{Cursor, MessageId, Timeline, TimelineEntry, UserId};
-use sqlx::PgPool;
+use sqlx::postgres::PgRow;
+use sqlx::{FromRow, PgPool, Row};
 
 const PUBLIC: &str = "
     SELECT m.id, m.author_id, u.username AS author, u.email, m.text, m.pub_date
@@ -50,14 +52,16 @@ const USER: &str = "
     LIMIT __LIMIT__";
 
 const HOME_KEPT: &str = "
-    WITH floor AS (
-        SELECT COALESCE(f.pub_date, -9223372036854775808) AS pub_date,
-               COALESCE(f.message_id, -9223372036854775808) AS id
-        FROM home_active a LEFT JOIN home_floors f ON f.owner_id = a.owner_id
-        WHERE a.owner_id = $3
-        UNION ALL
-        SELECT 9223372036854775807, 9223372036854775807
-        WHERE NOT EXISTS (SELECT 1 FROM home_active WHERE owner_id = $3)
+    WITH state AS (
+        SELECT EXISTS (SELECT 1 FROM home_active WHERE owner_id = $3) AS active,
+               (SELECT pub_date FROM home_floors WHERE owner_id = $3) AS floor_date,
+               (SELECT message_id FROM home_floors WHERE owner_id = $3) AS floor_id
+    ), floor AS (
+        SELECT CASE WHEN active THEN COALESCE(floor_date, -9223372036854775808)
+                    ELSE 9223372036854775807 END AS pub_date,
+               CASE WHEN active THEN COALESCE(floor_id, -9223372036854775808)
+                    ELSE 9223372036854775807 END AS id
+        FROM state
     ), kept AS (
         SELECT h.pub_date, h.message_id AS id FROM home_entries h
         WHERE h.owner_id = $3 AND (h.pub_date, h.message_id) < ($1, $2)
@@ -84,12 +88,15 @@ const HOME_KEPT: &str = "
         SELECT pub_date, id FROM loud
         ORDER BY pub_date DESC, id DESC
         LIMIT __LIMIT__
+    ), page AS (
+        SELECT m.id, m.author_id, u.username AS author, u.email, m.text, m.pub_date
+        FROM newest n
+        CROSS JOIN LATERAL (SELECT * FROM messages WHERE id = n.id OFFSET 0) m
+        CROSS JOIN LATERAL (SELECT username, email FROM users WHERE id = m.author_id OFFSET 0) u
     )
-    SELECT m.id, m.author_id, u.username AS author, u.email, m.text, m.pub_date
-    FROM newest n
-    CROSS JOIN LATERAL (SELECT * FROM messages WHERE id = n.id OFFSET 0) m
-    CROSS JOIN LATERAL (SELECT username, email FROM users WHERE id = m.author_id OFFSET 0) u
-    ORDER BY n.pub_date DESC, n.id DESC";
+    SELECT s.active, s.floor_date, s.floor_id, p.*
+    FROM state s LEFT JOIN page p ON TRUE
+    ORDER BY p.pub_date DESC, p.id DESC";
 
 const HOME_MERGED: &str = "
     WITH window_end AS (
@@ -179,14 +186,13 @@ pub(crate) async fn read(
     if limit == 0 {
         return Ok(Vec::new());
     }
-    let mut page = run(pool, statement(timeline, before, limit)).await?;
-    if let Timeline::Home(reader) = timeline
-        && page.len() < limit
-    {
-        // Below the last kept entry read, not only below `before`: a trim committed
-        // between the two statements may have raised the floor above it.
+    let Timeline::Home(reader) = timeline else {
+        return run(pool, statement(timeline, before, limit)).await;
+    };
+    let (mut page, kept) = read_kept(pool, statement(timeline, before, limit)).await?;
+    if page.len() < limit {
         let rest = page.last().map(Cursor::after).or(before);
-        page.extend(below_floor(pool, reader, rest, limit - page.len(), primary).await?);
+        page.extend(below_floor(pool, reader, kept, rest, limit - page.len(), primary).await?);
     }
     Ok(page)
 }
@@ -198,6 +204,62 @@ async fn run(pool: &PgPool, (sql, params): (String, Vec<i64>)) -> StoreResult<Ve
     Ok(into_all(query.fetch_all(pool).await.map_err(backend_error)?))
 }
 
+/// Runs the kept home timeline's statement: its entries, and how much of the reader's
+/// home timeline it found kept, seen in the same snapshot. The merge below the floor
+/// must go by that, not by a later look: a reader activated between the two statements
+/// would otherwise have their page end where the kept entries (which the first did not
+/// see) begin.
+async fn read_kept(
+    pool: &PgPool,
+    (sql, params): (String, Vec<i64>),
+) -> StoreResult<(Vec<TimelineEntry>, Kept)> {
+    let query = sqlx::query_as::<_, KeptRow>(sqlx::AssertSqlSafe(sql));
+    let query = params.into_iter().fold(query, |q, p| q.bind(p));
+    let rows = query.fetch_all(pool).await.map_err(backend_error)?;
+    // The statement always has a row (its state, with no entry when the page is empty);
+    // without one, merging everything is still right.
+    let kept = rows.first().map_or(Kept::Nothing, |row| row.kept);
+    Ok((rows.into_iter().filter_map(|row| row.entry.map(TimelineEntry::from)).collect(), kept))
+}
+
+/// How much of a reader's home timeline is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kept {
+    /// None: the reader is not active, their pages are merged.
+    Nothing,
+    /// Everything above this floor; below it pages are merged.
+    Above(Cursor),
+    /// Everything: the reader is active and has no floor.
+    Everything,
+}
+
+/// A row of the kept home timeline's statement: the reader's state, and an entry unless
+/// the page is empty.
+struct KeptRow {
+    kept: Kept,
+    entry: Option<EntryRow>,
+}
+
+impl<'r> FromRow<'r, PgRow> for KeptRow {
+    fn from_row(row: &'r PgRow) -> sqlx::Result<Self> {
+        let active: bool = row.try_get("active")?;
+        let floor: (Option<i64>, Option<i64>) =
+            (row.try_get("floor_date")?, row.try_get("floor_id")?);
+        let kept = match (active, floor) {
+            (false, _) => Kept::Nothing,
+            (true, (Some(pub_date), Some(id))) => {
+                Kept::Above(Cursor { pub_date, id: MessageId(id) })
+            }
+            (true, _) => Kept::Everything,
+        };
+        let entry = match row.try_get::<Option<i64>, _>("id")? {
+            Some(_) => Some(EntryRow::from_row(row)?),
+            None => None,
+        };
+        Ok(Self { kept, entry })
+    }
+}
+
 /// The rest of a home page that the kept timeline ended short of: up to `limit`
 /// entries merged from the authors' indexes below the reader's floor (nothing when
 /// the reader has none: then the kept timeline holds everything). A reader whose home
@@ -207,27 +269,19 @@ async fn run(pool: &PgPool, (sql, params): (String, Vec<i64>)) -> StoreResult<Ve
 async fn below_floor(
     pool: &PgPool,
     reader: UserId,
+    kept: Kept,
     before: Option<Cursor>,
     limit: usize,
     primary: bool,
 ) -> StoreResult<Vec<TimelineEntry>> {
-    let (active, pub_date, id) = sqlx::query_as::<_, (bool, Option<i64>, Option<i64>)>(
-        "SELECT EXISTS (SELECT 1 FROM home_active WHERE owner_id = $1),
-                (SELECT pub_date FROM home_floors WHERE owner_id = $1),
-                (SELECT message_id FROM home_floors WHERE owner_id = $1)",
-    )
-    .bind(reader.0)
-    .fetch_one(pool)
-    .await
-    .map_err(backend_error)?;
-    let floor = match (active, pub_date, id) {
-        (false, ..) => NEWEST,
-        (true, Some(pub_date), Some(id)) => Cursor { pub_date, id: MessageId(id) },
-        (true, ..) => return Ok(Vec::new()),
+    let floor = match kept {
+        Kept::Nothing => NEWEST,
+        Kept::Above(floor) => floor,
+        Kept::Everything => return Ok(Vec::new()),
     };
     let before = before.map_or(floor, |before| before.min(floor));
     let page = run(pool, fill(HOME_MERGED, before, Some(reader), limit)).await?;
-    if !active && primary {
+    if kept == Kept::Nothing && primary {
         activate(pool, reader).await;
     }
     Ok(page)

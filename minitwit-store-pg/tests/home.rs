@@ -9,6 +9,7 @@
 //! floors are the model test's (`tests/model.rs`, timelines of 2 entries).
 
 use minitwit_core::model::{NewMessage, NewUser};
+use minitwit_core::testkit::records::registered;
 use minitwit_core::{Cursor, Email, MessageId, MessageText, Store, Timeline, UserId, Username};
 use minitwit_store_pg::{PgOptions, PgStore};
 use minitwit_test_support::TestCluster;
@@ -152,5 +153,37 @@ async fn kept_home_timelines_stay_exact_under_concurrent_writers_and_crashes() {
             kept,
             "round {round}: the rebuild changed a page"
         );
+    }
+}
+
+/// A first home read that races its reader's activation (another request of theirs,
+/// on the primary, starting to keep their timeline) still gets the whole page. The
+/// kept timeline's statement and the merge below the floor are two statements: when
+/// the first saw the reader not yet kept and the second saw them kept, the page came
+/// back empty (the routed conformance suite's pages failed so once under load, a
+/// standby replaying the activation between the two).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_home_read_racing_its_readers_activation_is_whole() {
+    let (store, _db) = minitwit_store_pg::testkit::fresh_store().await;
+    let author = registered(store.as_ref(), "author").await;
+    for pub_date in 1..=3 {
+        let text = MessageText::parse("news").expect("valid");
+        store.add_message(NewMessage { author_id: author.id, text, pub_date }).await.unwrap();
+    }
+    for round in 0..60_u64 {
+        let reader = registered(store.as_ref(), &format!("reader {round}")).await;
+        store.follow(reader.id, author.id).await.unwrap();
+        let reads = (0..8_u64).map(|i| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_micros(i * (100 + round * 10))).await;
+                // Each its own size: identical reads would share one statement.
+                let limit = 10 + usize::try_from(i).expect("small");
+                store.timeline(Timeline::Home(reader.id), None, limit).await.unwrap().len()
+            })
+        });
+        for read in reads.collect::<Vec<_>>() {
+            assert_eq!(read.await.unwrap(), 3, "round {round}: a home page came back short");
+        }
     }
 }
