@@ -2,7 +2,8 @@
 //! public timeline (`/msgs?no=N`, `/public`) and follow lists (`/fllws/{user}`) — for a
 //! store that only this process writes
 //! (sled locks its directory to one process); and [`PageMemo`], where a front end keeps
-//! what it builds from first pages (a rendered answer) under the same rule. Every write
+//! what it builds from first pages or follow lists (a rendered answer) under the same
+//! rule. Every write
 //! that can change a cached answer invalidates it before the write is acknowledged, so a
 //! reader never sees an answer older than a write acknowledged before its read began.
 //!
@@ -142,6 +143,10 @@ pub type PublicPageMemo<V> = PageMemo<usize, V>;
 pub type UserPageMemo<V> = PageMemo<(String, usize), V>;
 /// First pages of readers' home timelines, by the reader's id and name.
 pub type HomePageMemo<V> = PageMemo<(UserId, String), V>;
+/// What a front end derives from follow lists, by the user's path segment and length
+/// (see [`MiniTwit::followees_derived_at`](crate::MiniTwit::followees_derived_at)): kept
+/// by [`Store::follows_generation`] instead of the public timeline's.
+pub type FollowsMemo<V> = PageMemo<(String, usize), V>;
 
 impl<V: Clone> PageMemo<usize, V> {
     /// An empty memo of public pages.
@@ -157,7 +162,7 @@ impl<V: Clone> Default for PageMemo<usize, V> {
 }
 
 impl<V: Clone> PageMemo<(String, usize), V> {
-    /// An empty memo of users' pages.
+    /// An empty memo of users' pages, or of follow lists.
     pub fn new() -> Self {
         Self::with_capacity(MAX_USER_PAGES)
     }
@@ -180,10 +185,16 @@ impl<K: std::hash::Hash + Eq, V: Clone> PageMemo<K, V> {
         self.by_generation.get(key, &generation)
     }
 
-    /// Keeps `value`, derived at `generation`, unless `store` has moved on since.
-    pub(crate) fn keep(&self, key: K, generation: u64, value: V, store: &dyn Store) {
-        let still_current = |seen: &u64| store.public_generation() == Some(*seen);
-        self.by_generation.keep(key, generation, value, still_current);
+    /// Keeps `value`, derived at `generation`, unless the `current` generation has moved
+    /// on since.
+    pub(crate) fn keep(
+        &self,
+        key: K,
+        generation: u64,
+        value: V,
+        current: impl FnOnce() -> Option<u64>,
+    ) {
+        self.by_generation.keep(key, generation, value, |seen| current() == Some(*seen));
     }
 
     /// What was derived for `key` from a page equal to `page`.
@@ -228,6 +239,10 @@ impl StoreLayer for CachedStore {
 
     fn public_generation(&self) -> Option<u64> {
         Some(self.public.generation())
+    }
+
+    fn follows_generation(&self) -> Option<u64> {
+        Some(self.followees.generation())
     }
 
     async fn set_disabled(&self, id: UserId, disabled: bool) -> StoreResult<bool> {
@@ -504,6 +519,36 @@ mod tests {
         twit.unfollow(alice.id, bob.id).await.unwrap();
         assert_eq!(home(&alice).await.unwrap(), ["one"], "an unfollow");
         assert_eq!(derived.get(), 6, "derived once per change, and only then");
+    }
+
+    #[tokio::test]
+    async fn a_follows_memo_moves_with_follows_unfollows_and_deletions() {
+        let twit = service();
+        let (memo, derived) = (FollowsMemo::new(), std::cell::Cell::new(0));
+        let count = |follows: Vec<String>| {
+            derived.set(derived.get() + 1);
+            Ok::<_, crate::ServiceError>(follows)
+        };
+        let list = || twit.followees_derived_at("alice", PageSize::new(30), &memo, count);
+        let alice = with_one_post(&twit, "alice").await;
+        let bob = with_one_post(&twit, "bob").await;
+        let carol = with_one_post(&twit, "carol").await;
+        twit.follow(alice.id, bob.id).await.unwrap();
+        assert_eq!(list().await.unwrap(), ["bob"]);
+        assert_eq!(list().await.unwrap(), ["bob"]);
+        assert_eq!(derived.get(), 1, "the second answer came from the memo");
+        twit.post(&bob, MessageText::parse("two").unwrap()).await.unwrap();
+        assert_eq!(list().await.unwrap(), ["bob"]);
+        assert_eq!(derived.get(), 1, "a post moves no follow list");
+        twit.follow(alice.id, carol.id).await.unwrap();
+        assert_eq!(list().await.unwrap(), ["bob", "carol"], "a follow moves it");
+        twit.unfollow(alice.id, bob.id).await.unwrap();
+        assert_eq!(list().await.unwrap(), ["carol"], "an unfollow moves it");
+        twit.store().delete_user(carol.id).await.unwrap();
+        assert!(list().await.unwrap().is_empty(), "a followee's deletion moves it");
+        twit.store().delete_user(alice.id).await.unwrap();
+        assert_eq!(list().await, Err(crate::ServiceError::UnknownUser), "so does hers");
+        assert_eq!(derived.get(), 4, "derived once per change, and only then");
     }
 
     #[tokio::test]

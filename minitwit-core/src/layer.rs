@@ -73,6 +73,11 @@ macro_rules! layer {
                 self.inner().public_generation()
             }
 
+            /// [`Store::follows_generation`]: the wrapped store's.
+            fn follows_generation(&self) -> Option<u64> {
+                self.inner().follows_generation()
+            }
+
             /// [`Store::change_feed`]: the wrapped store's.
             fn change_feed(&self) -> Option<Arc<dyn ChangeFeed>> {
                 self.inner().change_feed()
@@ -109,6 +114,10 @@ macro_rules! layer {
 
             fn public_generation(&self) -> Option<u64> {
                 StoreLayer::public_generation(self)
+            }
+
+            fn follows_generation(&self) -> Option<u64> {
+                StoreLayer::follows_generation(self)
             }
 
             fn change_feed(&self) -> Option<Arc<dyn ChangeFeed>> {

@@ -1,6 +1,6 @@
 //! [`MiniTwit`]: the service both front ends and the CLI call. Every rule lives here.
 
-use crate::cache::{HomePageMemo, PageMemo, PublicPageMemo, UserPageMemo};
+use crate::cache::{FollowsMemo, HomePageMemo, PageMemo, PublicPageMemo, UserPageMemo};
 use crate::consistency::ReadToken;
 use crate::domain::{MessageText, PageSize, Password, Registration, ValidationError};
 use crate::idempotency::{DEFAULT_RECEIPT_WINDOW, Keyed, Outcome, Receipt, Write};
@@ -405,6 +405,29 @@ impl MiniTwit {
         follows.ok_or(ServiceError::UnknownUser)
     }
 
+    /// `derive` of [`MiniTwit::followees_at`]'s list, taken from `memo` while no write has
+    /// changed follow lists since it was derived ([`Store::follows_generation`]); over a
+    /// store that cannot tell, the list is read and derived every time. For answers
+    /// built the same for every caller, such as `GET /fllws/{username}?no=N`.
+    pub async fn followees_derived_at<V: Clone, E: From<ServiceError>>(
+        &self,
+        segment: &str,
+        limit: PageSize,
+        memo: &FollowsMemo<V>,
+        derive: impl FnOnce(Vec<String>) -> Result<V, E>,
+    ) -> Result<V, E> {
+        let Some(generation) = self.store.follows_generation() else {
+            return derive(self.followees_at(segment, limit).await?);
+        };
+        let key = (segment.to_owned(), limit.get());
+        if let Some(hit) = memo.get(&key, generation) {
+            return Ok(hit);
+        }
+        let value = derive(self.followees_at(segment, limit).await?)?;
+        memo.keep(key, generation, value.clone(), || self.store.follows_generation());
+        Ok(value)
+    }
+
     // --- timelines ---
 
     /// One page of `timeline`, older than `before`, with the cursor of the next page.
@@ -488,7 +511,7 @@ impl MiniTwit {
             return Ok(hit);
         }
         let value = derive(read.await?)?;
-        memo.keep(key, generation, value.clone(), self.store.as_ref());
+        memo.keep(key, generation, value.clone(), || self.store.public_generation());
         Ok(value)
     }
 

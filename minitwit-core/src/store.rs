@@ -258,6 +258,14 @@ pub trait Store: Send + Sync + 'static {
     fn public_generation(&self) -> Option<u64> {
         None
     }
+    /// A number that moves whenever a write may change a follow list (a follow, an
+    /// unfollow, a user's deletion or disabling), from a store that can tell, as
+    /// [`Store::public_generation`] for the public timeline; `None` from any other. It
+    /// lets callers keep what they derive from follow lists (see
+    /// [`FollowsMemo`](crate::cache::FollowsMemo)).
+    fn follows_generation(&self) -> Option<u64> {
+        None
+    }
 
     // --- writes applied once (idempotency keys, see `crate::idempotency`) ---
 

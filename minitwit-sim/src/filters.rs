@@ -10,7 +10,7 @@ use crate::models::ApiQuery;
 use crate::route_table::{self, FOLLOWS, LATEST, MESSAGES, OPENAPI, REGISTER, USER_MESSAGES};
 use bytes::Bytes;
 use futures::TryStreamExt as _;
-use minitwit_core::cache::{PublicPageMemo, UserPageMemo};
+use minitwit_core::cache::{FollowsMemo, PublicPageMemo, UserPageMemo};
 use minitwit_core::idempotency;
 use minitwit_core::idempotency::{IdempotencyKey, Keyed};
 use minitwit_core::rate_limit::RateTable;
@@ -155,8 +155,9 @@ fn post_message(service: &MiniTwit, config: &Arc<SimConfig>) -> BoxedFilter<(Res
     )
 }
 
-/// `GET /fllws/{username}?no=N`
+/// `GET /fllws/{username}?no=N`, its answers kept while no follow list changes.
 fn follows(service: &MiniTwit, config: &Arc<SimConfig>) -> BoxedFilter<(Response,)> {
+    let memo = Arc::new(FollowsMemo::<Bytes>::new());
     answered(
         FOLLOWS
             .user_path()
@@ -164,6 +165,7 @@ fn follows(service: &MiniTwit, config: &Arc<SimConfig>) -> BoxedFilter<(Response
             .and(authorized(config))
             .and(page_size())
             .and(with_service(service))
+            .and(warp::any().map(move || Arc::clone(&memo)))
             .then(handlers::follows),
     )
 }

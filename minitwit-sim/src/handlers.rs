@@ -5,7 +5,7 @@
 use crate::error::ApiError;
 use crate::models::{FollowBody, FollowsDto, LatestDto, MessageDto, PostBody, RegisterBody};
 use bytes::Bytes;
-use minitwit_core::cache::{PublicPageMemo, UserPageMemo};
+use minitwit_core::cache::{FollowsMemo, PublicPageMemo, UserPageMemo};
 use minitwit_core::idempotency::{Keyed, Outcome};
 use minitwit_core::service::LatestRecorded;
 use minitwit_core::{
@@ -125,10 +125,22 @@ pub async fn post_message(
 }
 
 /// `GET /fllws/{username}`: the user looked up and their follows listed in one store
-/// call (one statement on PostgreSQL).
-pub async fn follows(segment: String, size: PageSize, service: MiniTwit) -> Handled {
-    let follows = service.followees_at(&segment, size).await?;
-    Ok(warp::reply::json(&FollowsDto { follows }).into_response())
+/// call (one statement on PostgreSQL); the answer kept while no follow list changes,
+/// over a store that tells (see [`MiniTwit::followees_derived_at`]).
+pub async fn follows(
+    segment: String,
+    size: PageSize,
+    service: MiniTwit,
+    memo: Arc<FollowsMemo<Bytes>>,
+) -> Handled {
+    Ok(json_response(service.followees_derived_at(&segment, size, &memo, follows_json).await?))
+}
+
+/// A follow list in the reference's shape, as JSON.
+fn follows_json(follows: Vec<String>) -> Result<Bytes, ApiError> {
+    let json = serde_json::to_vec(&FollowsDto { follows })
+        .map_err(|err| ServiceError::Internal(format!("encoding follows: {err}")))?;
+    Ok(Bytes::from(json))
 }
 
 /// `POST /fllws/{username}`

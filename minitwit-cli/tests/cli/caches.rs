@@ -1,4 +1,5 @@
-//! The hot-read caches (`latest`, the first pages of the public and users' timelines) never answer
+//! The hot-read caches (`latest`, the first pages of the public and users' timelines,
+//! follow lists) never answer
 //! with data older than an acknowledged write: within one `serve` process on sled (where
 //! they are on), and across two `serve` processes over one PostgreSQL (where another
 //! process's writes must be seen, so they must not cache what they cannot invalidate).
@@ -41,6 +42,12 @@ async fn texts(api: &str, path: &str) -> Vec<String> {
     body.as_array().unwrap().iter().map(|m| m["content"].as_str().unwrap().to_owned()).collect()
 }
 
+/// Whom carol follows, as the API shows it.
+async fn carol_follows(api: &str) -> Vec<String> {
+    let body: Value = sim("GET", api, "/fllws/carol?no=10", None).await.json().await.unwrap();
+    body["follows"].as_array().unwrap().iter().map(|f| f.as_str().unwrap().to_owned()).collect()
+}
+
 async fn web_public(web: &str) -> String {
     http().get(format!("{web}/public")).send().await.unwrap().text().await.unwrap()
 }
@@ -69,6 +76,17 @@ async fn writes_are_seen_at_once(writer: &Server, reader: &Server) {
     assert_eq!(public_texts(&reader.api, 10).await, ["second words", "first words"]);
     assert_eq!(public_texts(&reader.api, 1).await, ["second words"], "every page size");
     assert_eq!(carol_texts(&reader.api, 10).await, ["second words", "first words"]);
+
+    let register = json!({"username": "dave", "email": "d@example.com", "pwd": "dave-pw"});
+    assert_eq!(sim("POST", &writer.api, "/register?latest=4", Some(register)).await.status(), 204);
+    assert!(carol_follows(&reader.api).await.is_empty());
+    let follow = json!({"follow": "dave"});
+    assert_eq!(sim("POST", &writer.api, "/fllws/carol?latest=5", Some(follow)).await.status(), 204);
+    assert_eq!(carol_follows(&reader.api).await, ["dave"], "a follow moves /fllws/{{user}}");
+    let unfollow = json!({"unfollow": "dave"});
+    let unfollowed = sim("POST", &writer.api, "/fllws/carol?latest=6", Some(unfollow)).await;
+    assert_eq!(unfollowed.status(), 204);
+    assert!(carol_follows(&reader.api).await.is_empty(), "and so does an unfollow");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
