@@ -1,13 +1,16 @@
 //! One stream: a task that waits for its reader's events (and heartbeats, the idle
 //! limit, the session check, shutdown), renders them as server-sent events and queues
-//! them for the response body. The queue is bounded: a reader that does not keep up is
+//! them, as the bytes that go on the wire, for the response body (an entry's bytes are
+//! formatted once and shared by every stream: [`super::streams::Streams::entry_event`]). The queue is bounded: a reader that does not keep up is
 //! dropped (its connection closed, not merely its response ended) and catches up by
 //! message id when its browser reconnects.
 
 use super::slots::Slot;
+use super::streams::wire;
 use super::{EVENTS_SENT, SLOW_READERS_DROPPED};
 use crate::config::LiveConfig;
 use crate::site::Site;
+use bytes::Bytes;
 use futures::Stream;
 use minitwit_core::feed::{Event, LiveTimeline, Stop, Subscription};
 use minitwit_core::{MessageId, UserId};
@@ -21,7 +24,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, Sleep, sleep_until};
 use warp::Reply as _;
-use warp::http::header::{CACHE_CONTROL, HeaderValue};
+use warp::http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
 use warp::reply::Response;
 use warp::sse;
 
@@ -51,8 +54,9 @@ pub(crate) fn start(
         Pump { site, queue, reader, closing, sent: VecDeque::new(), dropped: Arc::clone(&dropped) };
     tokio::spawn(pump.run(subscription, missed));
     let body = Body { events, dropped, window: Window::new(config.write_window), _slot: slot };
-    let mut response = sse::reply(body).into_response();
+    let mut response = warp::reply::stream(body).into_response();
     let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     // Proxies that buffer answers (nginx) pass this one on as it comes.
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
@@ -61,7 +65,7 @@ pub(crate) fn start(
 
 /// The response body: the queued events; the slot is given back when it is dropped.
 struct Body {
-    events: mpsc::Receiver<sse::Event>,
+    events: mpsc::Receiver<Bytes>,
     /// Set when the reader was dropped for falling behind: the body fails, so that the
     /// connection is closed rather than kept open for another request.
     dropped: Arc<AtomicBool>,
@@ -127,7 +131,7 @@ impl Window {
 struct FellBehind;
 
 impl Stream for Body {
-    type Item = Result<sse::Event, FellBehind>;
+    type Item = Result<Bytes, FellBehind>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         if self.dropped.load(Ordering::Acquire) {
@@ -162,7 +166,7 @@ enum End {
 
 struct Pump {
     site: Arc<Site>,
-    queue: mpsc::Sender<sse::Event>,
+    queue: mpsc::Sender<Bytes>,
     reader: Reader,
     closing: watch::Receiver<bool>,
     /// Entries sent lately, with their authors.
@@ -188,8 +192,8 @@ impl Pump {
                 // Dropping the queue when this returns wakes the body to see it.
                 return self.dropped.store(true, Ordering::Release);
             }
-            End::Retry => sse::Event::default().retry(self.site.streams.config.retry).comment(""),
-            End::SignedOut => sse::Event::default().event("signedout").data("signed out"),
+            End::Retry => retry_hint(self.site.streams.config.retry),
+            End::SignedOut => wire(sse::Event::default().event("signedout").data("signed out")),
         };
         // The queue may be full or gone: the stream ends either way.
         let _ = self.queue.try_send(last);
@@ -197,8 +201,7 @@ impl Pump {
 
     async fn serve(&mut self, subscription: Subscription, missed: Vec<Event>) -> End {
         let config = self.site.streams.config;
-        let hint = sse::Event::default().retry(config.retry).comment("");
-        if let Some(end) = self.send(hint).or_else(|| self.send_all(missed)) {
+        if let Some(end) = self.send(retry_hint(config.retry)).or_else(|| self.send_all(missed)) {
             return end;
         }
         let mut pending = Box::pin(next(subscription));
@@ -233,7 +236,7 @@ impl Pump {
                     match clock.due(now) {
                         Some(Due::Idle) => return End::Retry,
                         Some(Due::Beat) => {
-                            if let Some(end) = self.send(sse::Event::default().comment("")) {
+                            if let Some(end) = self.send(Bytes::from_static(HEARTBEAT)) {
                                 return end;
                             }
                             clock.beat_at = now + config.heartbeat;
@@ -286,7 +289,7 @@ impl Pump {
     }
 
     /// Queues `event`; a full queue drops the reader, a closed one means it is gone.
-    fn send(&self, event: sse::Event) -> Option<End> {
+    fn send(&self, event: Bytes) -> Option<End> {
         match self.queue.try_send(event) {
             Ok(()) => None,
             Err(mpsc::error::TrySendError::Full(_)) => Some(End::Dropped),
@@ -295,11 +298,12 @@ impl Pump {
     }
 
     /// `event` as the script reads it; `None` for nothing to send.
-    fn render(&mut self, event: Event) -> Option<sse::Event> {
+    fn render(&mut self, event: Event) -> Option<Bytes> {
         match event {
             Event::Entry(entry) => {
-                let data = match self.site.streams.entry_data(&entry, |e| self.site.entry_html(e)) {
-                    Ok(data) => data,
+                let event = match self.site.streams.entry_event(&entry, |e| self.site.entry_html(e))
+                {
+                    Ok(event) => event,
                     Err(error) => {
                         tracing::error!(%error, "a live entry could not be rendered");
                         return None;
@@ -309,8 +313,7 @@ impl Pump {
                     self.sent.pop_front();
                 }
                 self.sent.push_back((entry.id, entry.author_id));
-                let event = sse::Event::default().event("entry").id(entry.id.to_string());
-                Some(event.data(data.as_ref()))
+                Some(event)
             }
             Event::Withdraw(ids) => withdraw(
                 ids.into_iter().filter(|id| self.sent.iter().any(|(s, _)| s == id)).collect(),
@@ -319,7 +322,7 @@ impl Pump {
                 let ids = self.sent.iter().filter(|(_, a)| *a == author).map(|(id, _)| *id);
                 withdraw(ids.collect())
             }
-            Event::Reload => Some(sse::Event::default().event("reload").data("reload")),
+            Event::Reload => Some(wire(sse::Event::default().event("reload").data("reload"))),
         }
     }
 }
@@ -383,12 +386,20 @@ async fn ends(closing: &mut watch::Receiver<bool>) {
 }
 
 /// `withdraw` with the ids, space-separated; nothing for none.
-fn withdraw(ids: Vec<MessageId>) -> Option<sse::Event> {
+fn withdraw(ids: Vec<MessageId>) -> Option<Bytes> {
     if ids.is_empty() {
         return None;
     }
     let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
-    Some(sse::Event::default().event("withdraw").data(ids.join(" ")))
+    Some(wire(sse::Event::default().event("withdraw").data(ids.join(" "))))
+}
+
+/// A heartbeat: an empty comment.
+const HEARTBEAT: &[u8] = b":\n\n";
+
+/// The retry hint a stream starts and ends with: how long a reconnecting browser waits.
+fn retry_hint(retry: Duration) -> Bytes {
+    wire(sse::Event::default().retry(retry).comment(""))
 }
 
 #[cfg(test)]
@@ -419,6 +430,11 @@ mod tests {
         none.handed();
         none.drained();
         assert!(open(&mut none), "a zero window writes every event as it comes");
+    }
+
+    #[test]
+    fn a_heartbeat_is_warps_empty_comment() {
+        assert_eq!(HEARTBEAT, sse::Event::default().comment("").to_string().as_bytes());
     }
 
     #[test]
