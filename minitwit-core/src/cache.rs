@@ -131,10 +131,11 @@ impl<K: std::hash::Hash + Eq, V: Clone> Cache<K, V> {
 /// tells when the public timeline changes, each is kept until a write may change it
 /// (every change to a user's timeline changes the public one); over any other, each is
 /// kept with the page it was derived from, and served again only for a page read afresh
-/// and found equal.
-pub struct PageMemo<K, V> {
+/// and found equal. `P` is what a value is derived from: a [`Page`], or a follow list
+/// for a [`FollowsMemo`].
+pub struct PageMemo<K, V, P = Page> {
     by_generation: Entries<K, u64, V>,
-    by_page: Entries<K, Page, V>,
+    by_page: Entries<K, P, V>,
 }
 
 /// First pages of the public timeline, by page size.
@@ -145,8 +146,8 @@ pub type UserPageMemo<V> = PageMemo<(String, usize), V>;
 pub type HomePageMemo<V> = PageMemo<(UserId, String), V>;
 /// What a front end derives from follow lists, by the user's path segment and length
 /// (see [`MiniTwit::followees_derived_at`](crate::MiniTwit::followees_derived_at)): kept
-/// by [`Store::follows_generation`] instead of the public timeline's.
-pub type FollowsMemo<V> = PageMemo<(String, usize), V>;
+/// by [`Store::follows_generation`] instead of the public timeline's, or with the list.
+pub type FollowsMemo<V> = PageMemo<(String, usize), V, Vec<String>>;
 
 impl<V: Clone> PageMemo<usize, V> {
     /// An empty memo of public pages.
@@ -162,9 +163,16 @@ impl<V: Clone> Default for PageMemo<usize, V> {
 }
 
 impl<V: Clone> PageMemo<(String, usize), V> {
-    /// An empty memo of users' pages, or of follow lists.
+    /// An empty memo of users' pages.
     pub fn new() -> Self {
         Self::with_capacity(MAX_USER_PAGES)
+    }
+}
+
+impl<V: Clone> PageMemo<(String, usize), V, Vec<String>> {
+    /// An empty memo of follow lists.
+    pub fn new() -> Self {
+        Self::with_capacity(MAX_FOLLOW_LISTS)
     }
 }
 
@@ -175,7 +183,7 @@ impl<V: Clone> PageMemo<(UserId, String), V> {
     }
 }
 
-impl<K: std::hash::Hash + Eq, V: Clone> PageMemo<K, V> {
+impl<K: std::hash::Hash + Eq, V: Clone, P: PartialEq> PageMemo<K, V, P> {
     fn with_capacity(capacity: usize) -> Self {
         Self { by_generation: Entries::new(capacity), by_page: Entries::new(capacity) }
     }
@@ -198,12 +206,12 @@ impl<K: std::hash::Hash + Eq, V: Clone> PageMemo<K, V> {
     }
 
     /// What was derived for `key` from a page equal to `page`.
-    pub(crate) fn get_for_page(&self, key: &K, page: &Page) -> Option<V> {
+    pub(crate) fn get_for_page(&self, key: &K, page: &P) -> Option<V> {
         self.by_page.get(key, page)
     }
 
     /// Keeps `value`, derived for `key` from `page`.
-    pub(crate) fn keep_for_page(&self, key: K, page: Page, value: V) {
+    pub(crate) fn keep_for_page(&self, key: K, page: P, value: V) {
         self.by_page.keep(key, page, value, |_| true);
     }
 }
@@ -521,15 +529,25 @@ mod tests {
         assert_eq!(derived.get(), 6, "derived once per change, and only then");
     }
 
+    /// Whom alice follows, through `followees_derived_at` and `memo`, counting each list
+    /// derived in `derived`.
+    async fn alice_follows(
+        twit: &MiniTwit,
+        memo: &FollowsMemo<Vec<String>>,
+        derived: &std::cell::Cell<usize>,
+    ) -> Result<Vec<String>, crate::ServiceError> {
+        let count = |follows| {
+            derived.set(derived.get() + 1);
+            Ok(follows)
+        };
+        twit.followees_derived_at("alice", PageSize::new(30), memo, count).await
+    }
+
     #[tokio::test]
     async fn a_follows_memo_moves_with_follows_unfollows_and_deletions() {
         let twit = service();
         let (memo, derived) = (FollowsMemo::new(), std::cell::Cell::new(0));
-        let count = |follows: Vec<String>| {
-            derived.set(derived.get() + 1);
-            Ok::<_, crate::ServiceError>(follows)
-        };
-        let list = || twit.followees_derived_at("alice", PageSize::new(30), &memo, count);
+        let list = || alice_follows(&twit, &memo, &derived);
         let alice = with_one_post(&twit, "alice").await;
         let bob = with_one_post(&twit, "bob").await;
         let carol = with_one_post(&twit, "carol").await;
@@ -549,6 +567,24 @@ mod tests {
         twit.store().delete_user(alice.id).await.unwrap();
         assert_eq!(list().await, Err(crate::ServiceError::UnknownUser), "so does hers");
         assert_eq!(derived.get(), 4, "derived once per change, and only then");
+    }
+
+    #[tokio::test]
+    async fn over_a_store_that_cannot_tell_a_follows_memo_serves_only_an_equal_list() {
+        let store = Arc::new(MemoryStore::new());
+        let twit = MiniTwit::with_hash_cost(store.clone(), HashCost::Insecure);
+        let (memo, derived) = (FollowsMemo::new(), std::cell::Cell::new(0));
+        let list = || alice_follows(&twit, &memo, &derived);
+        let alice = with_one_post(&twit, "alice").await;
+        let bob = with_one_post(&twit, "bob").await;
+        // Writes this service never sees (another process's), straight to the store.
+        store.follow(alice.id, bob.id).await.unwrap();
+        assert_eq!(list().await.unwrap(), ["bob"]);
+        assert_eq!(list().await.unwrap(), ["bob"]);
+        assert_eq!(derived.get(), 1, "the same list: derived once");
+        store.unfollow(alice.id, bob.id).await.unwrap();
+        assert!(list().await.unwrap().is_empty(), "another's unfollow is seen at once");
+        assert_eq!(derived.get(), 2);
     }
 
     #[tokio::test]

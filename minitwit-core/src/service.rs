@@ -407,8 +407,9 @@ impl MiniTwit {
 
     /// `derive` of [`MiniTwit::followees_at`]'s list, taken from `memo` while no write has
     /// changed follow lists since it was derived ([`Store::follows_generation`]); over a
-    /// store that cannot tell, the list is read and derived every time. For answers
-    /// built the same for every caller, such as `GET /fllws/{username}?no=N`.
+    /// store that cannot tell (PostgreSQL, which other processes write), the list is read
+    /// every time and `derive` runs only when it differs from the list last derived. For
+    /// answers built the same for every caller, such as `GET /fllws/{username}?no=N`.
     pub async fn followees_derived_at<V: Clone, E: From<ServiceError>>(
         &self,
         segment: &str,
@@ -416,10 +417,10 @@ impl MiniTwit {
         memo: &FollowsMemo<V>,
         derive: impl FnOnce(Vec<String>) -> Result<V, E>,
     ) -> Result<V, E> {
-        let Some(generation) = self.store.follows_generation() else {
-            return derive(self.followees_at(segment, limit).await?);
-        };
         let key = (segment.to_owned(), limit.get());
+        let Some(generation) = self.store.follows_generation() else {
+            return by_page(key, memo, self.followees_at(segment, limit).await?, derive);
+        };
         if let Some(hit) = memo.get(&key, generation) {
             return Ok(hit);
         }
@@ -750,13 +751,13 @@ async fn apply_once(
     }
 }
 
-/// `derive` of `page`, through `memo` under `key`: what was derived from an equal page
-/// before, or derived now and kept.
-fn by_page<K: std::hash::Hash + Eq, V: Clone, E: From<ServiceError>>(
+/// `derive` of `page` (or list), through `memo` under `key`: what was derived from an
+/// equal one before, or derived now and kept.
+fn by_page<K: std::hash::Hash + Eq, V: Clone, P: PartialEq + Clone, E: From<ServiceError>>(
     key: K,
-    memo: &PageMemo<K, V>,
-    page: Page,
-    derive: impl FnOnce(Page) -> Result<V, E>,
+    memo: &PageMemo<K, V, P>,
+    page: P,
+    derive: impl FnOnce(P) -> Result<V, E>,
 ) -> Result<V, E> {
     if let Some(hit) = memo.get_for_page(&key, &page) {
         return Ok(hit);
