@@ -1,11 +1,10 @@
 //! [`CachedStore`]: caches of the hottest reads — `latest`, the first pages of the
 //! public timeline (`/msgs?no=N`, `/public`) and follow lists (`/fllws/{user}`) — for a
-//! store that only this process writes
-//! (sled locks its directory to one process); and [`PageMemo`], where a front end keeps
-//! what it builds from first pages or follow lists (a rendered answer) under the same
-//! rule. Every write
-//! that can change a cached answer invalidates it before the write is acknowledged, so a
-//! reader never sees an answer older than a write acknowledged before its read began.
+//! store that only this process writes (sled locks its directory to one process); and
+//! [`PageMemo`], where a front end keeps what it builds from first pages or follow lists
+//! (a rendered answer) under the same rule. Every write that can change a cached answer
+//! invalidates it before the write is acknowledged, so a reader never sees an answer
+//! older than a write acknowledged before its read began.
 //!
 //! Invalidation is by generation: each cache has a counter that every write changing it
 //! bumps when the write returns. A reader notes the generation before reading the store

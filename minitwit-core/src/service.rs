@@ -417,16 +417,8 @@ impl MiniTwit {
         memo: &FollowsMemo<V>,
         derive: impl FnOnce(Vec<String>) -> Result<V, E>,
     ) -> Result<V, E> {
-        let key = (segment.to_owned(), limit.get());
-        let Some(generation) = self.store.follows_generation() else {
-            return by_page(key, memo, self.followees_at(segment, limit).await?, derive);
-        };
-        if let Some(hit) = memo.get(&key, generation) {
-            return Ok(hit);
-        }
-        let value = derive(self.followees_at(segment, limit).await?)?;
-        memo.keep(key, generation, value.clone(), || self.store.follows_generation());
-        Ok(value)
+        let (key, read) = ((segment.to_owned(), limit.get()), self.followees_at(segment, limit));
+        self.memoised(key, memo, |store| store.follows_generation(), read, derive).await
     }
 
     // --- timelines ---
@@ -463,7 +455,7 @@ impl MiniTwit {
         derive: impl FnOnce(Page) -> Result<V, E>,
     ) -> Result<V, E> {
         let read = self.timeline(Timeline::Public, None, size);
-        self.first_page(size.get(), memo, read, derive).await
+        self.memoised(size.get(), memo, |store| store.public_generation(), read, derive).await
     }
 
     /// [`MiniTwit::public_first_page`] for the first page of the user a path segment
@@ -479,7 +471,8 @@ impl MiniTwit {
             let user = self.user_at(segment).await?;
             self.timeline(Timeline::User(user.id), None, size).await
         };
-        self.first_page((segment.to_owned(), size.get()), memo, read, derive).await
+        let key = (segment.to_owned(), size.get());
+        self.memoised(key, memo, |store| store.public_generation(), read, derive).await
     }
 
     /// `derive` of `reader`'s home timeline's first page of `size` entries, such as a
@@ -497,22 +490,29 @@ impl MiniTwit {
         by_page((reader.id, reader.username.clone()), memo, page, derive)
     }
 
-    /// `derive` of the page `read` returns, through `memo` under `key`.
-    async fn first_page<K: std::hash::Hash + Eq, V: Clone, E: From<ServiceError>>(
+    /// `derive` of what `read` returns, through `memo` under `key`: kept while the
+    /// store's `generation` (public or follows) has not moved, or, over a store that
+    /// cannot tell, derived again only when what is read differs from what it was last
+    /// derived from.
+    async fn memoised<K: std::hash::Hash + Eq, V: Clone, P: PartialEq + Clone, E>(
         &self,
         key: K,
-        memo: &PageMemo<K, V>,
-        read: impl Future<Output = ServiceResult<Page>>,
-        derive: impl FnOnce(Page) -> Result<V, E>,
-    ) -> Result<V, E> {
-        let Some(generation) = self.store.public_generation() else {
+        memo: &PageMemo<K, V, P>,
+        generation: fn(&dyn Store) -> Option<u64>,
+        read: impl Future<Output = ServiceResult<P>>,
+        derive: impl FnOnce(P) -> Result<V, E>,
+    ) -> Result<V, E>
+    where
+        E: From<ServiceError>,
+    {
+        let Some(seen) = generation(self.store.as_ref()) else {
             return by_page(key, memo, read.await?, derive);
         };
-        if let Some(hit) = memo.get(&key, generation) {
+        if let Some(hit) = memo.get(&key, seen) {
             return Ok(hit);
         }
         let value = derive(read.await?)?;
-        memo.keep(key, generation, value.clone(), || self.store.public_generation());
+        memo.keep(key, seen, value.clone(), || generation(self.store.as_ref()));
         Ok(value)
     }
 

@@ -1,8 +1,8 @@
 //! The hot-read caches (`latest`, the first pages of the public and users' timelines,
-//! follow lists) never answer
-//! with data older than an acknowledged write: within one `serve` process on sled (where
-//! they are on), and across two `serve` processes over one PostgreSQL (where another
-//! process's writes must be seen, so they must not cache what they cannot invalidate).
+//! follow lists) never answer with data older than an acknowledged write: within one
+//! `serve` process on sled (where they are on), and across two `serve` processes over
+//! one PostgreSQL (where another process's writes must be seen, so they must not cache
+//! what they cannot invalidate).
 
 #![allow(clippy::unwrap_used)]
 

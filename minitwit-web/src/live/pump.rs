@@ -1,9 +1,10 @@
 //! One stream: a task that waits for its reader's events (and heartbeats, the idle
 //! limit, the session check, shutdown), renders them as server-sent events and queues
 //! them, as the bytes that go on the wire, for the response body (an entry's bytes are
-//! formatted once and shared by every stream: [`super::streams::Streams::entry_event`]). The queue is bounded: a reader that does not keep up is
-//! dropped (its connection closed, not merely its response ended) and catches up by
-//! message id when its browser reconnects.
+//! formatted once and shared by every stream: [`super::streams::Streams::entry_event`]).
+//! The queue is bounded: a reader that does not keep up is dropped (its connection
+//! closed, not merely its response ended) and catches up by message id when its browser
+//! reconnects.
 
 use super::slots::Slot;
 use super::streams::wire;
