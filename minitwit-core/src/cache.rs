@@ -10,10 +10,12 @@
 //! bumps when the write returns. A reader notes the generation before reading the store
 //! and keeps its answer only if the generation has not moved meanwhile, so an answer read
 //! across a write is never cached. A store shared by several processes (PostgreSQL) is
-//! not wrapped: another process's writes would not invalidate these caches (and its
-//! [`Store::public_generation`] is `None`, so a memo serves what it derived only for a
-//! page read afresh and found equal).
+//! not wrapped: another process's writes would not invalidate these caches. Its
+//! [`Store::public_generation`] is `None`, so a memo serves what it derived while the
+//! store's [`Snapshot`] stays equal (nothing became visible since), or, from a store
+//! that cannot name one, only for a page read afresh and found equal.
 
+use crate::consistency::Snapshot;
 use crate::domain::MessageText;
 use crate::idempotency::{Receipt, ReceiptKey, Write};
 use crate::layer::StoreLayer;
@@ -128,12 +130,14 @@ impl<K: std::hash::Hash + Eq, V: Clone> Cache<K, V> {
 /// [`MiniTwit::user_first_page`](crate::MiniTwit::user_first_page) and
 /// [`MiniTwit::home_first_page`](crate::MiniTwit::home_first_page). Over a store that
 /// tells when the public timeline changes, each is kept until a write may change it
-/// (every change to a user's timeline changes the public one); over any other, each is
-/// kept with the page it was derived from, and served again only for a page read afresh
-/// and found equal. `P` is what a value is derived from: a [`Page`], or a follow list
-/// for a [`FollowsMemo`].
+/// (every change to a user's timeline changes the public one); over a store that names
+/// its [`Snapshot`], while the snapshot stays equal; over any other, each is kept with
+/// the page it was derived from, and served again only for a page read afresh and found
+/// equal. `P` is what a value is derived from: a [`Page`], or a follow list for a
+/// [`FollowsMemo`].
 pub struct PageMemo<K, V, P = Page> {
     by_generation: Entries<K, u64, V>,
+    by_snapshot: Entries<K, Snapshot, V>,
     by_page: Entries<K, P, V>,
 }
 
@@ -184,7 +188,11 @@ impl<V: Clone> PageMemo<(UserId, String), V> {
 
 impl<K: std::hash::Hash + Eq, V: Clone, P: PartialEq> PageMemo<K, V, P> {
     fn with_capacity(capacity: usize) -> Self {
-        Self { by_generation: Entries::new(capacity), by_page: Entries::new(capacity) }
+        Self {
+            by_generation: Entries::new(capacity),
+            by_snapshot: Entries::new(capacity),
+            by_page: Entries::new(capacity),
+        }
     }
 
     /// What was kept for `key` at `generation`.
@@ -202,6 +210,18 @@ impl<K: std::hash::Hash + Eq, V: Clone, P: PartialEq> PageMemo<K, V, P> {
         current: impl FnOnce() -> Option<u64>,
     ) {
         self.by_generation.keep(key, generation, value, |seen| current() == Some(*seen));
+    }
+
+    /// What was derived for `key` from reads made after the store's snapshot was
+    /// `snapshot`.
+    pub(crate) fn get_at(&self, key: &K, snapshot: &Snapshot) -> Option<V> {
+        self.by_snapshot.get(key, snapshot)
+    }
+
+    /// Keeps `value`, derived for `key` from reads made after the store's snapshot was
+    /// `snapshot`: served while the store's snapshot stays equal (see [`Snapshot`]).
+    pub(crate) fn keep_at(&self, key: K, snapshot: Snapshot, value: V) {
+        self.by_snapshot.keep(key, snapshot, value, |_| true);
     }
 
     /// What was derived for `key` from a page equal to `page`.
@@ -388,6 +408,7 @@ impl StoreLayer for CachedStore {
 #[cfg(all(test, feature = "testkit"))]
 mod tests {
     use super::*;
+    use crate::layer::Operation;
     use crate::testkit::MemoryStore;
     use crate::{HashCost, MessageText, MiniTwit, PageSize, Registration};
 
@@ -602,6 +623,71 @@ mod tests {
         store.add_message(message).await.unwrap();
         assert_eq!(memo_texts(&twit, &memo, &derived).await, ["two", "one"]);
         assert_eq!(derived.get(), 2, "a changed page is derived again");
+    }
+
+    /// A store shared with other processes that names its snapshot, as PostgreSQL does:
+    /// a number every write moves once it returns; counts its timeline reads.
+    #[derive(Default)]
+    struct Snapshotted {
+        inner: MemoryStore,
+        writes: AtomicU64,
+        timeline_reads: AtomicU64,
+    }
+
+    #[async_trait]
+    impl StoreLayer for Snapshotted {
+        fn inner(&self) -> &dyn Store {
+            &self.inner
+        }
+
+        async fn around<T, F>(&self, operation: Operation, call: F) -> StoreResult<T>
+        where
+            T: Send,
+            F: Future<Output = StoreResult<T>> + Send,
+        {
+            if operation.name == "timeline" {
+                self.timeline_reads.fetch_add(1, Ordering::Relaxed);
+            }
+            let result = call.await;
+            if operation.writes {
+                self.writes.fetch_add(1, Ordering::AcqRel);
+            }
+            result
+        }
+
+        async fn snapshot(&self) -> StoreResult<Option<Snapshot>> {
+            Ok(Some(Snapshot::named(self.writes.load(Ordering::Acquire).to_string())))
+        }
+    }
+
+    #[tokio::test]
+    async fn over_a_store_naming_its_snapshot_a_memo_is_served_while_it_stays_equal() {
+        let store = Arc::new(Snapshotted::default());
+        let twit = MiniTwit::with_hash_cost(store.clone(), HashCost::Insecure);
+        let (public, users, homes) =
+            (PublicPageMemo::new(), UserPageMemo::new(), HomePageMemo::new());
+        let derived = std::cell::Cell::new(0);
+        let size = PageSize::new(30);
+        let alice = with_one_post(&twit, "alice").await;
+        let reads = || store.timeline_reads.load(Ordering::Relaxed);
+        let pages = || async {
+            let public = twit.public_first_page(size, &public, counted_texts(&derived)).await;
+            let user = twit.user_first_page("alice", size, &users, counted_texts(&derived)).await;
+            let home = twit.home_first_page(&alice, size, &homes, counted_texts(&derived)).await;
+            [public.unwrap(), user.unwrap(), home.unwrap()]
+        };
+        assert_eq!(pages().await, [["one"], ["one"], ["one"]]);
+        let (derived_once, read_once) = (derived.get(), reads());
+        assert_eq!(pages().await, [["one"], ["one"], ["one"]]);
+        assert_eq!(derived.get(), derived_once, "nothing committed: served from the memos");
+        assert_eq!(reads(), read_once, "without reading a page");
+        // A write this service never sees (another process's), straight to the store.
+        let text = MessageText::parse("two").unwrap();
+        let message =
+            NewMessage { author_id: alice.id, text, pub_date: crate::model::unix_now() + 60 };
+        Store::add_message(store.as_ref(), message).await.unwrap();
+        assert_eq!(pages().await, [["two", "one"], ["two", "one"], ["two", "one"]]);
+        assert_eq!(derived.get(), 2 * derived_once, "a write moves the snapshot: each again");
     }
 
     /// A store that counts its follow-list reads (by id or by name), under the caches.

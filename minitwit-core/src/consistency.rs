@@ -1,4 +1,6 @@
-//! [`ReadToken`]: read-your-writes across stores that read from copies (replicas).
+//! [`ReadToken`]: read-your-writes across stores that read from copies (replicas);
+//! [`Snapshot`]: what a store's reads see, named, so that what is derived from them can
+//! be served again while nothing changed.
 //!
 //! A store that serves some reads from copies of its data that may lag behind (such as
 //! PostgreSQL streaming replicas) numbers its write history with positions (PostgreSQL:
@@ -49,6 +51,29 @@ impl ReadToken {
         };
         // `Err` only means there was nothing to change.
         let _ = self.0.fetch_update(Ordering::AcqRel, Ordering::Acquire, update);
+    }
+}
+
+/// The writes a store's reads see at one moment, named by the store
+/// ([`Store::snapshot`](crate::Store::snapshot)), for a store that other processes write
+/// too (PostgreSQL: the server's start time and the transaction snapshot).
+///
+/// Two promises make it safe to serve again what was derived from reads:
+/// - what the store's reads see only grows, and two equal snapshots mean that no write
+///   became visible between the moments they were taken;
+/// - a read that starts after a snapshot was taken sees at least what it names.
+///
+/// So a value derived from reads made after taking snapshot `s` reflects every write
+/// visible at `s`, and while the store's snapshot is still `s` nothing newer exists: the
+/// value is as fresh as a read made now ([`PageMemo`](crate::cache::PageMemo)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot(Arc<str>);
+
+impl Snapshot {
+    /// A snapshot named `name`, which the store makes unique to the writes its reads
+    /// see (equal names only for equal sets of visible writes).
+    pub fn named(name: impl Into<Arc<str>>) -> Self {
+        Self(name.into())
     }
 }
 

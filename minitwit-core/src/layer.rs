@@ -10,7 +10,7 @@
 //! adding a method to [`Store`] means adding it there too (the compiler says so), and to
 //! the backends; no layer changes unless it must treat the new method differently.
 
-use crate::consistency::ReadToken;
+use crate::consistency::{ReadToken, Snapshot};
 use crate::domain::MessageText;
 use crate::feed::ChangeFeed;
 use crate::idempotency::{Receipt, ReceiptKey, Write};
@@ -170,6 +170,7 @@ layer! {
     read fn followees_by_name(&self, username: &str, limit: usize) -> StoreResult<Option<Vec<String>>>;
     read fn follows_after(&self, after: Option<Follow>, limit: usize) -> StoreResult<Vec<Follow>>;
     read fn timeline(&self, timeline: Timeline, before: Option<Cursor>, limit: usize) -> StoreResult<Vec<TimelineEntry>>;
+    read fn snapshot(&self) -> StoreResult<Option<Snapshot>>;
     read fn receipt(&self, key: &ReceiptKey, since: i64) -> StoreResult<Option<Receipt>>;
     write fn apply_once(&self, key: &ReceiptKey, receipt: &Receipt, since: i64, write: Write) -> StoreResult<Option<Receipt>>;
     write fn apply_once_by_name(&self, key: &ReceiptKey, receipt: &Receipt, since: i64, username: &str, text: MessageText, pub_date: i64) -> StoreResult<ByName<Option<Receipt>>>;

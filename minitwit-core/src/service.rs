@@ -1,7 +1,7 @@
 //! [`MiniTwit`]: the service both front ends and the CLI call. Every rule lives here.
 
 use crate::cache::{FollowsMemo, HomePageMemo, PageMemo, PublicPageMemo, UserPageMemo};
-use crate::consistency::ReadToken;
+use crate::consistency::{ReadToken, Snapshot};
 use crate::domain::{MessageText, PageSize, Password, Registration, ValidationError};
 use crate::idempotency::{DEFAULT_RECEIPT_WINDOW, Keyed, Outcome, Receipt, Write};
 use crate::latest::{LatestWrites, PendingLatest};
@@ -477,8 +477,9 @@ impl MiniTwit {
 
     /// `derive` of `reader`'s home timeline's first page of `size` entries, such as a
     /// signed-in home page without flashes (built from the reader's name and the page
-    /// alone). Whom a reader follows moves no generation, so the page is read every time
-    /// and `derive` runs only when it differs from the page last derived for them.
+    /// alone). Whom a reader follows moves no generation, so the page is kept only while
+    /// the store's [`Snapshot`] stays equal, or, from a store that cannot name one, read
+    /// every time and derived again only when it differs from the page last derived.
     pub async fn home_first_page<V: Clone, E: From<ServiceError>>(
         &self,
         reader: &User,
@@ -486,14 +487,16 @@ impl MiniTwit {
         memo: &HomePageMemo<V>,
         derive: impl FnOnce(Page) -> Result<V, E>,
     ) -> Result<V, E> {
-        let page = self.timeline(Timeline::Home(reader.id), None, size).await?;
-        by_page((reader.id, reader.username.clone()), memo, page, derive)
+        let read = self.timeline(Timeline::Home(reader.id), None, size);
+        let key = (reader.id, reader.username.clone());
+        self.memoised(key, memo, |_| None, read, derive).await
     }
 
     /// `derive` of what `read` returns, through `memo` under `key`: kept while the
-    /// store's `generation` (public or follows) has not moved, or, over a store that
-    /// cannot tell, derived again only when what is read differs from what it was last
-    /// derived from.
+    /// store's `generation` (public or follows) has not moved; over a store that cannot
+    /// tell, while its [`Snapshot`](crate::consistency::Snapshot) stays equal; over a
+    /// store that cannot name that either, derived again only when what is read differs
+    /// from what it was last derived from.
     async fn memoised<K: std::hash::Hash + Eq, V: Clone, P: PartialEq + Clone, E>(
         &self,
         key: K,
@@ -506,7 +509,10 @@ impl MiniTwit {
         E: From<ServiceError>,
     {
         let Some(seen) = generation(self.store.as_ref()) else {
-            return by_page(key, memo, read.await?, derive);
+            return match self.store.snapshot().await.map_err(ServiceError::from)? {
+                Some(snapshot) => by_snapshot(key, memo, snapshot, read, derive).await,
+                None => by_page(key, memo, read.await?, derive),
+            };
         };
         if let Some(hit) = memo.get(&key, seen) {
             return Ok(hit);
@@ -749,6 +755,24 @@ async fn apply_once(
         None => Ok(Outcome::Applied),
         Some(receipt) => replayed(&keyed, receipt),
     }
+}
+
+/// `derive` of what `read` returns, through `memo` under `key`: what was derived from
+/// reads made after the store's snapshot was `snapshot`, or derived now and kept. `read`
+/// starts after `snapshot` was taken, so it sees at least what `snapshot` names.
+async fn by_snapshot<K: std::hash::Hash + Eq, V: Clone, P: PartialEq, E: From<ServiceError>>(
+    key: K,
+    memo: &PageMemo<K, V, P>,
+    snapshot: Snapshot,
+    read: impl Future<Output = ServiceResult<P>>,
+    derive: impl FnOnce(P) -> Result<V, E>,
+) -> Result<V, E> {
+    if let Some(hit) = memo.get_at(&key, &snapshot) {
+        return Ok(hit);
+    }
+    let value = derive(read.await?)?;
+    memo.keep_at(key, snapshot, value.clone());
+    Ok(value)
 }
 
 /// `derive` of `page` (or list), through `memo` under `key`: what was derived from an

@@ -17,7 +17,7 @@
 //!   a store overrides it only where combining saves a round trip (PostgreSQL); its
 //!   answer is always the one the plain methods give.
 
-use crate::consistency::ReadToken;
+use crate::consistency::{ReadToken, Snapshot};
 use crate::domain::MessageText;
 use crate::feed::ChangeFeed;
 use crate::idempotency::{Receipt, ReceiptKey, Write};
@@ -265,6 +265,14 @@ pub trait Store: Send + Sync + 'static {
     /// [`FollowsMemo`](crate::cache::FollowsMemo)).
     fn follows_generation(&self) -> Option<u64> {
         None
+    }
+    /// What this store's reads see now, named ([`Snapshot`]), from a store that other
+    /// processes write too and that can name it in one cheap statement; `None` from any
+    /// other (the default), and whenever it cannot (a standby replaying its primary's
+    /// log). Where the generations above are `None`, it lets callers serve again what
+    /// they derived from reads while it stays equal ([`PageMemo`](crate::cache::PageMemo)).
+    async fn snapshot(&self) -> StoreResult<Option<Snapshot>> {
+        Ok(None)
     }
 
     // --- writes applied once (idempotency keys, see `crate::idempotency`) ---

@@ -5,13 +5,14 @@
 //! Layout:
 //! - [`PgStore`] (`store`): connecting, migrating, and the [`minitwit_core::Store`]
 //!   trait, each operation delegated to its concern: `users`, `messages`, `follows`,
-//!   `timeline`, `state` (`latest`, settings, counts) and `import`. Every statement is a
-//!   runtime-checked query (building needs no database) with bound parameters, prepared
-//!   once per connection; a statement is one round trip (no ping before each).
+//!   `timeline`, `state` (`latest`, settings, counts, the snapshot that names what reads
+//!   see) and `import`. Every statement is a runtime-checked query (building needs no
+//!   database) with bound parameters, prepared once per connection; a statement is one
+//!   round trip (no ping before each).
 //! - `coalesce`: identical hot reads made at the same time (`latest`, timeline pages,
-//!   users, follow lists, session generations) share one statement that started after
-//!   each of them arrived: never an answer older than a write acknowledged before the
-//!   read, whichever process wrote it.
+//!   users, follow lists, session generations, the snapshot) share one statement that
+//!   started after each of them arrived: never an answer older than a write
+//!   acknowledged before the read, whichever process wrote it.
 //! - [`TimelinePlans`] (`timeline`): the three timeline queries, why each is served by
 //!   an index, and their plans for inspection; the home timeline read from the kept
 //!   home timelines that the database's triggers write with every post and follow

@@ -22,7 +22,7 @@ use crate::position::{Position, primary_position};
 use crate::replicas::{Choice, FALLBACKS, Fallback, READS, ReplicaSet};
 use crate::store::PgStore;
 use async_trait::async_trait;
-use minitwit_core::consistency::ReadToken;
+use minitwit_core::consistency::{ReadToken, Snapshot};
 use minitwit_core::layer::{Operation, StoreLayer};
 use minitwit_core::store::StoreResult;
 use minitwit_core::{Cursor, Store, Timeline, TimelineEntry, User, UserId};
@@ -169,6 +169,12 @@ impl StoreLayer for RoutedStore {
     fn for_reader(&self, token: ReadToken) -> Option<Arc<dyn Store>> {
         let (set, process) = (Arc::clone(&self.set), self.process.clone());
         Some(Arc::new(Self { set, token, process }))
+    }
+
+    /// None: a read may come from a replica behind the primary's snapshot, so what is
+    /// derived from it must not be served again under that snapshot.
+    async fn snapshot(&self) -> StoreResult<Option<Snapshot>> {
+        Ok(None)
     }
 
     /// Ready while the primary or any replica answers: reads can then be served.

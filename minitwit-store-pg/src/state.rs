@@ -1,11 +1,29 @@
-//! The store's own state: the simulator's `latest`, settings (the session key), and the
-//! totals the counter triggers keep exact.
+//! The store's own state: the simulator's `latest`, settings (the session key), the
+//! totals the counter triggers keep exact, and the snapshot that names what reads see.
 
 use crate::error::backend_error;
 use crate::rows::CountsRow;
 use minitwit_core::Counts;
+use minitwit_core::consistency::Snapshot;
 use minitwit_core::store::StoreResult;
 use sqlx::PgPool;
+
+/// What a statement started now sees, named: the server's start time (another server,
+/// or this one restarted, names its snapshots apart) and the transaction snapshot
+/// (`pg_current_snapshot`: the newest transaction finished and those still running). It
+/// changes with every commit, and only with one: what reads see only grows, and two
+/// equal snapshots mean that nothing committed between them. `None` on a standby, whose
+/// snapshot lists no running transaction and so could stay equal across a commit replayed.
+pub(crate) async fn snapshot(pool: &PgPool) -> StoreResult<Option<Snapshot>> {
+    let named = sqlx::query_scalar::<_, String>(
+        "SELECT pg_postmaster_start_time()::text || ' ' || pg_current_snapshot()::text
+         WHERE NOT pg_is_in_recovery()",
+    )
+    .fetch_optional(pool)
+    .await
+    .map_err(backend_error)?;
+    Ok(named.map(Snapshot::named))
+}
 
 /// The stored `latest`, if any.
 pub(crate) async fn latest(pool: &PgPool) -> StoreResult<Option<i64>> {

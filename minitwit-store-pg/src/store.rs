@@ -18,6 +18,7 @@ use crate::options::PgOptions;
 use crate::timeline::{self, TimelinePlans};
 use crate::{follows, import, messages, receipts, state, users};
 use async_trait::async_trait;
+use minitwit_core::consistency::Snapshot;
 use minitwit_core::feed::{Change, ChangeFeed};
 use minitwit_core::idempotency::{Receipt, ReceiptKey, Write};
 use minitwit_core::model::{Follow, ImportBatch, NewMessage, NewUser};
@@ -68,6 +69,7 @@ struct Reads {
     user_with_generation: Coalescer<UserId, Option<(User, i64)>>,
     followees: Coalescer<(UserId, usize), Vec<String>>,
     followees_by_name: Coalescer<(String, usize), Option<Vec<String>>>,
+    snapshot: Coalescer<(), Option<Snapshot>>,
 }
 
 /// Shows the pool's state, never its connect options (they hold the password).
@@ -442,6 +444,11 @@ impl Store for PgStore {
             .timeline
             .read(key, || timeline::read(&self.pool, timeline, before, limit, self.primary))
             .await
+    }
+
+    /// One statement, shared by every concurrent caller; `None` on a standby.
+    async fn snapshot(&self) -> StoreResult<Option<Snapshot>> {
+        self.reads.snapshot.read((), || state::snapshot(&self.pool)).await
     }
 
     async fn receipt(&self, key: &ReceiptKey, since: i64) -> StoreResult<Option<Receipt>> {

@@ -131,6 +131,12 @@ pub async fn connect(url: &str) -> PgStore {
     connect_with(url, PgOptions::default()).await
 }
 
+/// A store over `url` whose connections open on first use, unmigrated, as a replica's
+/// is (a standby's database cannot be migrated).
+pub fn connect_unmigrated(url: &str, options: PgOptions) -> PgStore {
+    PgStore::connect_lazy(url, &options).unwrap_or_else(|e| panic!("{url}: {e}"))
+}
+
 /// [`connect`] with `options` apart from the pool's size and wait.
 async fn connect_with(url: &str, options: PgOptions) -> PgStore {
     let options =
