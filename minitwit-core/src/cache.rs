@@ -130,7 +130,8 @@ impl<K: std::hash::Hash + Eq, V: Clone> Cache<K, V> {
 /// [`MiniTwit::user_first_page`](crate::MiniTwit::user_first_page) and
 /// [`MiniTwit::home_first_page`](crate::MiniTwit::home_first_page). Over a store that
 /// tells when the public timeline changes, each is kept until a write may change it
-/// (every change to a user's timeline changes the public one); over a store that names
+/// (every change to a user's timeline changes the public one; a home timeline's also
+/// moves with the follows generation); over a store that names
 /// its [`Snapshot`], while the snapshot stays equal; over any other, each is kept with
 /// the page it was derived from, and served again only for a page read afresh and found
 /// equal. `P` is what a value is derived from: a [`Page`], or a follow list for a
@@ -412,9 +413,10 @@ mod tests {
     use crate::testkit::MemoryStore;
     use crate::{HashCost, MessageText, MiniTwit, PageSize, Registration};
 
-    /// A service over a store that counts its follow list reads, behind the cache.
-    fn counting_followees() -> (Arc<CountingFollowees>, MiniTwit) {
-        let counting = Arc::new(CountingFollowees { inner: MemoryStore::new(), reads: 0.into() });
+    /// A service over a store that counts its follow list and timeline reads, behind the
+    /// cache.
+    fn counting_reads() -> (Arc<CountingReads>, MiniTwit) {
+        let counting = Arc::new(CountingReads::default());
         let store = Arc::new(CachedStore::new(counting.clone()));
         (counting, MiniTwit::with_hash_cost(store, HashCost::Insecure))
     }
@@ -524,29 +526,34 @@ mod tests {
 
     #[tokio::test]
     async fn a_home_page_memo_moves_with_every_change_of_the_readers_home_timeline() {
-        let twit = service();
+        let (counting, twit) = counting_reads();
         let (memo, derived) = (HomePageMemo::new(), std::cell::Cell::new(0));
         let alice = with_one_post(&twit, "alice").await;
         let bob = with_one_post(&twit, "bob").await;
         let home = |reader| {
             twit.home_first_page(reader, PageSize::new(30), &memo, counted_texts(&derived))
         };
+        let counts = || (derived.get(), counting.timeline_reads.load(Ordering::Relaxed));
         assert_eq!(home(&alice).await.unwrap(), ["one"]);
         assert_eq!(home(&alice).await.unwrap(), ["one"]);
-        assert_eq!(derived.get(), 1, "the second answer came from the memo");
+        assert_eq!(counts(), (1, 1), "the second answer came from the memo, reading no page");
         assert_eq!(home(&bob).await.unwrap(), ["one"], "each reader has their own");
-        assert_eq!(derived.get(), 2);
-        // A follow moves no generation the caches keep: the page itself tells.
+        assert_eq!(counts(), (2, 2));
         twit.follow(alice.id, bob.id).await.unwrap();
         assert_eq!(home(&alice).await.unwrap(), ["one", "one"], "a follow moves it");
         twit.post(&bob, MessageText::parse("two").unwrap()).await.unwrap();
         assert_eq!(home(&alice).await.unwrap(), ["two", "one", "one"], "a followee's post");
-        let two = twit.store().timeline(Timeline::User(bob.id), None, 1).await.unwrap()[0].id;
-        twit.set_flagged(&[two], true).await.unwrap();
+        let bobs = Store::timeline(&counting.inner, Timeline::User(bob.id), None, 1).await;
+        twit.set_flagged(&[bobs.unwrap()[0].id], true).await.unwrap();
         assert_eq!(home(&alice).await.unwrap(), ["one", "one"], "a flag");
         twit.unfollow(alice.id, bob.id).await.unwrap();
         assert_eq!(home(&alice).await.unwrap(), ["one"], "an unfollow");
-        assert_eq!(derived.get(), 6, "derived once per change, and only then");
+        twit.follow(alice.id, bob.id).await.unwrap();
+        assert_eq!(home(&alice).await.unwrap(), ["one", "one"]);
+        twit.delete_user("bob").await.unwrap();
+        assert_eq!(home(&alice).await.unwrap(), ["one"], "a followee's deletion");
+        assert_eq!(home(&alice).await.unwrap(), ["one"]);
+        assert_eq!(counts(), (8, 8), "read and derived once per change, and only then");
     }
 
     /// Whom alice follows, through `followees_derived_at` and `memo`, counting each list
@@ -690,40 +697,45 @@ mod tests {
         assert_eq!(derived.get(), 2 * derived_once, "a write moves the snapshot: each again");
     }
 
-    /// A store that counts its follow-list reads (by id or by name), under the caches.
-    struct CountingFollowees {
+    /// A store that counts its follow-list reads (by id or by name) and its timeline
+    /// reads, under the caches.
+    #[derive(Default)]
+    struct CountingReads {
         inner: MemoryStore,
-        reads: AtomicU64,
+        follow_reads: AtomicU64,
+        timeline_reads: AtomicU64,
     }
 
     #[async_trait]
-    impl StoreLayer for CountingFollowees {
+    impl StoreLayer for CountingReads {
         fn inner(&self) -> &dyn Store {
             &self.inner
         }
 
-        async fn followees(&self, follower: UserId, limit: usize) -> StoreResult<Vec<String>> {
-            self.reads.fetch_add(1, Ordering::Relaxed);
-            self.inner.followees(follower, limit).await
-        }
-
-        async fn followees_by_name(
-            &self,
-            username: &str,
-            limit: usize,
-        ) -> StoreResult<Option<Vec<String>>> {
-            self.reads.fetch_add(1, Ordering::Relaxed);
-            self.inner.followees_by_name(username, limit).await
+        async fn around<T, F>(&self, operation: Operation, call: F) -> StoreResult<T>
+        where
+            T: Send,
+            F: Future<Output = StoreResult<T>> + Send,
+        {
+            let reads = match operation.name {
+                "followees" | "followees_by_name" => Some(&self.follow_reads),
+                "timeline" => Some(&self.timeline_reads),
+                _ => None,
+            };
+            if let Some(reads) = reads {
+                reads.fetch_add(1, Ordering::Relaxed);
+            }
+            call.await
         }
     }
 
     #[tokio::test]
     async fn a_follow_list_by_name_is_the_cached_list_by_id() {
-        let (counting, twit) = counting_followees();
+        let (counting, twit) = counting_reads();
         let register = |name| register(&twit, name);
         let (alice, bob) = (register("alice").await, register("bob").await);
         let size = PageSize::new(100);
-        let reads = || counting.reads.load(Ordering::Relaxed);
+        let reads = || counting.follow_reads.load(Ordering::Relaxed);
         twit.follow(alice.id, bob.id).await.unwrap();
         assert_eq!(twit.followees_at("alice", size).await.unwrap(), ["bob"]);
         assert_eq!(twit.followees_at("alice", size).await.unwrap(), ["bob"]);
@@ -752,12 +764,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_follow_list_is_kept_until_the_follows_generation_moves() {
-        let (counting, twit) = counting_followees();
+        let (counting, twit) = counting_reads();
         let register = |name| register(&twit, name);
         let (alice, bob, carol) =
             (register("alice").await, register("bob").await, register("carol").await);
         let list = || twit.followees(alice.id, PageSize::new(100));
-        let reads = || counting.reads.load(Ordering::Relaxed);
+        let reads = || counting.follow_reads.load(Ordering::Relaxed);
         twit.follow(alice.id, bob.id).await.unwrap();
         assert_eq!(list().await.unwrap(), ["bob"]);
         assert_eq!(list().await.unwrap(), ["bob"]);

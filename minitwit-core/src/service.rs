@@ -477,9 +477,11 @@ impl MiniTwit {
 
     /// `derive` of `reader`'s home timeline's first page of `size` entries, such as a
     /// signed-in home page without flashes (built from the reader's name and the page
-    /// alone). Whom a reader follows moves no generation, so the page is kept only while
-    /// the store's [`Snapshot`] stays equal, or, from a store that cannot name one, read
-    /// every time and derived again only when it differs from the page last derived.
+    /// alone). Kept while neither [`Store::public_generation`] nor
+    /// [`Store::follows_generation`] has moved (every change of a home timeline moves
+    /// one); over a store that cannot tell, while the store's [`Snapshot`] stays equal,
+    /// or, from a store that cannot name one, read every time and derived again only when
+    /// it differs from the page last derived.
     pub async fn home_first_page<V: Clone, E: From<ServiceError>>(
         &self,
         reader: &User,
@@ -489,7 +491,7 @@ impl MiniTwit {
     ) -> Result<V, E> {
         let read = self.timeline(Timeline::Home(reader.id), None, size);
         let key = (reader.id, reader.username.clone());
-        self.memoised(key, memo, |_| None, read, derive).await
+        self.memoised(key, memo, timelines_generation, read, derive).await
     }
 
     /// `derive` of what `read` returns, through `memo` under `key`: kept while the
@@ -755,6 +757,13 @@ async fn apply_once(
         None => Ok(Outcome::Applied),
         Some(receipt) => replayed(&keyed, receipt),
     }
+}
+
+/// What moves with every write that may change a home timeline: a post, flag, follow,
+/// unfollow, or a user's disabling or deletion moves the public or the follows generation.
+/// Both only grow, so their sum is equal only while neither has moved.
+fn timelines_generation(store: &dyn Store) -> Option<u64> {
+    Some(store.public_generation()?.wrapping_add(store.follows_generation()?))
 }
 
 /// `derive` of what `read` returns, through `memo` under `key`: what was derived from
