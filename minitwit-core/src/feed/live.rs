@@ -1,9 +1,9 @@
 //! Who may see what: [`LiveFeed`] turns this process's deliveries into timeline entries
-//! (one store read per new message, whatever the number of readers), and each reader's
-//! [`Subscription`] passes on only what its timeline shows, by the rules of the pages
-//! themselves: flagged messages and messages of disabled or deleted users never, a
-//! user's page only that user's messages, a home timeline only the reader's own and
-//! those of the accounts the reader follows at that moment.
+//! (one store read per new message, whatever the number of readers, none without
+//! readers), and each reader's [`Subscription`] passes on only what its timeline shows,
+//! by the rules of the pages themselves: flagged messages and messages of disabled or
+//! deleted users never, a user's page only that user's messages, a home timeline only
+//! the reader's own and those of the accounts the reader follows at that moment.
 
 use super::wake::Wakers;
 use super::{Change, ChangeFeed, Delivery};
@@ -185,7 +185,9 @@ impl FanOut {
 }
 
 /// The resolver: each delivery to the subscriptions, a new message read as an entry
-/// once; when the deliveries end, so do the subscriptions.
+/// once, and not at all while nobody is subscribed (a reader who subscribes later reads
+/// the store after subscribing, so it sees the message there); when the deliveries end,
+/// so do the subscriptions.
 async fn resolve(
     store: Arc<dyn Store>,
     mut deliveries: broadcast::Receiver<Delivery>,
@@ -193,6 +195,9 @@ async fn resolve(
 ) {
     loop {
         let resolved = match deliveries.recv().await {
+            Ok(Delivery::Change(Change::Posted { .. })) if fan_out.sender.receiver_count() == 0 => {
+                continue;
+            }
             Ok(Delivery::Change(Change::Posted { id, .. })) => {
                 match entry(store.as_ref(), id).await {
                     Ok(Some(entry)) => Resolved::Entry(Arc::new(entry)),
@@ -396,5 +401,45 @@ impl Subscription {
     async fn reload(&mut self) -> ServiceResult<Vec<Event>> {
         self.last = newest(self.store.as_ref()).await?;
         Ok(vec![Event::Reload])
+    }
+}
+
+#[cfg(all(test, feature = "testkit"))]
+mod tests {
+    use super::*;
+    use crate::feed::Hub;
+    use crate::model::NewMessage;
+    use crate::testkit::Counted;
+    use crate::testkit::records::registered;
+
+    /// Posts `text` by `author` to `store` and tells `hub`, as a store's write does.
+    async fn post(store: &dyn Store, hub: &Hub, author: &User, text: &str) -> MessageId {
+        let text = crate::MessageText::parse(text).expect("valid text");
+        let message = NewMessage { author_id: author.id, text, pub_date: 1_700_000_000 };
+        let id = store.add_message(message).await.expect("posted");
+        hub.publish(Change::Posted { id, author: author.id });
+        id
+    }
+
+    #[tokio::test]
+    async fn a_new_message_is_read_only_while_someone_is_subscribed() {
+        let store = Arc::new(Counted::new());
+        let hub = Hub::default();
+        let feed = LiveFeed::over(store.clone(), &hub, LiveLimits::default());
+        let alice = registered(store.as_ref(), "alice").await;
+        post(store.as_ref(), &hub, &alice, "nobody is reading").await;
+        // The resolver has taken the delivery (and, on this one thread, dealt with it).
+        while !hub.sender.is_empty() {
+            tokio::task::yield_now().await;
+        }
+        let (mut reader, missed) = feed.subscribe(LiveTimeline::Public, None).await.unwrap();
+        assert!(missed.is_empty());
+        let read = post(store.as_ref(), &hub, &alice, "someone is").await;
+        // Deliveries are resolved in order: once the second arrives, the first was handled.
+        match reader.next().await.unwrap().as_slice() {
+            [Event::Entry(entry)] => assert_eq!(entry.id, read),
+            other => panic!("expected the second post, got {other:?}"),
+        }
+        assert_eq!(store.calls(&["message_by_id"]), 1, "the first post was never read");
     }
 }

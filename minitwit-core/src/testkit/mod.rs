@@ -10,13 +10,16 @@
 //!   side; every answer must match.
 //! - [`feed`]: the change feed's contract: deliveries, and live timelines' rules.
 //! - [`records`]: records for tests that import data directly ([`numbered_user`]).
+//! - [`counted`]: [`Counted`], the reference model counting the calls made to it.
 
 pub mod conformance;
+pub mod counted;
 pub mod feed;
 pub mod memory;
 pub mod model;
 pub mod records;
 
+pub use counted::Counted;
 pub use memory::MemoryStore;
 pub use records::numbered_user;
 
