@@ -65,7 +65,12 @@ impl<K: std::hash::Hash + Eq, S: PartialEq, V: Clone> Entries<K, S, V> {
 
     /// The value of `key` if it was read at `seen`.
     fn get(&self, key: &K, seen: &S) -> Option<V> {
-        self.lock().get(key).filter(|c| c.seen == *seen).map(|c| c.value.clone())
+        self.get_if(key, |at| at == seen)
+    }
+
+    /// The value of `key` if what it was read at passes `current`.
+    fn get_if(&self, key: &K, current: impl FnOnce(&S) -> bool) -> Option<V> {
+        self.lock().get(key).filter(|c| current(&c.seen)).map(|c| c.value.clone())
     }
 
     /// Keeps `value`, read at `seen`, if `still_current` says nothing moved since (checked
@@ -131,15 +136,25 @@ impl<K: std::hash::Hash + Eq, V: Clone> Cache<K, V> {
 /// [`MiniTwit::home_first_page`](crate::MiniTwit::home_first_page). Over a store that
 /// tells when the public timeline changes, each is kept until a write may change it
 /// (every change to a user's timeline changes the public one; a home timeline's also
-/// moves with the follows generation); over a store that names
-/// its [`Snapshot`], while the snapshot stays equal; over any other, each is kept with
-/// the page it was derived from, and served again only for a page read afresh and found
-/// equal. `P` is what a value is derived from: a [`Page`], or a follow list for a
+/// moves with the follows generation); over a store that names its [`Snapshot`], while
+/// the snapshot stays equal; over any other, each is kept with the page it was derived
+/// from, and served again only for a page read afresh and found equal (each entry says
+/// which). `P` is what a value is derived from: a [`Page`], or a follow list for a
 /// [`FollowsMemo`].
 pub struct PageMemo<K, V, P = Page> {
-    by_generation: Entries<K, u64, V>,
-    by_snapshot: Entries<K, Snapshot, V>,
-    by_page: Entries<K, P, V>,
+    entries: Entries<K, Seen<P>, V>,
+}
+
+/// What a memo's value was derived at.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Seen<P> {
+    /// A generation of the store's ([`Store::public_generation`] or
+    /// [`Store::follows_generation`]).
+    Generation(u64),
+    /// The store's [`Snapshot`] before the reads it was derived from.
+    Snapshot(Snapshot),
+    /// The page (or list) itself, from a store that can tell neither.
+    Page(P),
 }
 
 /// First pages of the public timeline, by page size.
@@ -189,50 +204,29 @@ impl<V: Clone> PageMemo<(UserId, String), V> {
 
 impl<K: std::hash::Hash + Eq, V: Clone, P: PartialEq> PageMemo<K, V, P> {
     fn with_capacity(capacity: usize) -> Self {
-        Self {
-            by_generation: Entries::new(capacity),
-            by_snapshot: Entries::new(capacity),
-            by_page: Entries::new(capacity),
-        }
+        Self { entries: Entries::new(capacity) }
     }
 
-    /// What was kept for `key` at `generation`.
-    pub(crate) fn get(&self, key: &K, generation: u64) -> Option<V> {
-        self.by_generation.get(key, &generation)
+    /// What was kept for `key` at `seen`.
+    pub(crate) fn get(&self, key: &K, seen: &Seen<P>) -> Option<V> {
+        self.entries.get(key, seen)
     }
 
-    /// Keeps `value`, derived at `generation`, unless the `current` generation has moved
-    /// on since.
+    /// What was derived for `key` from a page (or list) equal to `page`.
+    pub(crate) fn get_for_page(&self, key: &K, page: &P) -> Option<V> {
+        self.entries.get_if(key, |seen| matches!(seen, Seen::Page(at) if at == page))
+    }
+
+    /// Keeps `value`, derived for `key` at `seen`, if `still_current` says nothing moved
+    /// since (checked under the memo's lock; see [`Entries::keep`]).
     pub(crate) fn keep(
         &self,
         key: K,
-        generation: u64,
+        seen: Seen<P>,
         value: V,
-        current: impl FnOnce() -> Option<u64>,
+        still_current: impl FnOnce(&Seen<P>) -> bool,
     ) {
-        self.by_generation.keep(key, generation, value, |seen| current() == Some(*seen));
-    }
-
-    /// What was derived for `key` from reads made after the store's snapshot was
-    /// `snapshot`.
-    pub(crate) fn get_at(&self, key: &K, snapshot: &Snapshot) -> Option<V> {
-        self.by_snapshot.get(key, snapshot)
-    }
-
-    /// Keeps `value`, derived for `key` from reads made after the store's snapshot was
-    /// `snapshot`: served while the store's snapshot stays equal (see [`Snapshot`]).
-    pub(crate) fn keep_at(&self, key: K, snapshot: Snapshot, value: V) {
-        self.by_snapshot.keep(key, snapshot, value, |_| true);
-    }
-
-    /// What was derived for `key` from a page equal to `page`.
-    pub(crate) fn get_for_page(&self, key: &K, page: &P) -> Option<V> {
-        self.by_page.get(key, page)
-    }
-
-    /// Keeps `value`, derived for `key` from `page`.
-    pub(crate) fn keep_for_page(&self, key: K, page: P, value: V) {
-        self.by_page.keep(key, page, value, |_| true);
+        self.entries.keep(key, seen, value, still_current);
     }
 }
 

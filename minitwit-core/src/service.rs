@@ -1,7 +1,7 @@
 //! [`MiniTwit`]: the service both front ends and the CLI call. Every rule lives here.
 
-use crate::cache::{FollowsMemo, HomePageMemo, PageMemo, PublicPageMemo, UserPageMemo};
-use crate::consistency::{ReadToken, Snapshot};
+use crate::cache::{FollowsMemo, HomePageMemo, PageMemo, PublicPageMemo, Seen, UserPageMemo};
+use crate::consistency::ReadToken;
 use crate::domain::{MessageText, PageSize, Password, Registration, ValidationError};
 use crate::idempotency::{DEFAULT_RECEIPT_WINDOW, Keyed, Outcome, Receipt, Write};
 use crate::latest::{LatestWrites, PendingLatest};
@@ -479,9 +479,10 @@ impl MiniTwit {
     /// signed-in home page without flashes (built from the reader's name and the page
     /// alone). Kept while neither [`Store::public_generation`] nor
     /// [`Store::follows_generation`] has moved (every change of a home timeline moves
-    /// one); over a store that cannot tell, while the store's [`Snapshot`] stays equal,
-    /// or, from a store that cannot name one, read every time and derived again only when
-    /// it differs from the page last derived.
+    /// one); over a store that cannot tell, while the store's
+    /// [`Snapshot`](crate::consistency::Snapshot) stays equal, or, from a store that
+    /// cannot name one, read every time and derived again only when it differs from the
+    /// page last derived.
     pub async fn home_first_page<V: Clone, E: From<ServiceError>>(
         &self,
         reader: &User,
@@ -510,17 +511,24 @@ impl MiniTwit {
     where
         E: From<ServiceError>,
     {
-        let Some(seen) = generation(self.store.as_ref()) else {
-            return match self.store.snapshot().await.map_err(ServiceError::from)? {
-                Some(snapshot) => by_snapshot(key, memo, snapshot, read, derive).await,
-                None => by_page(key, memo, read.await?, derive),
-            };
+        let seen = match generation(self.store.as_ref()) {
+            Some(generation) => Seen::Generation(generation),
+            None => match self.store.snapshot().await.map_err(ServiceError::from)? {
+                // A read started after the snapshot was taken sees at least what it names.
+                Some(snapshot) => Seen::Snapshot(snapshot),
+                None => return by_page(key, memo, read.await?, derive),
+            },
         };
-        if let Some(hit) = memo.get(&key, seen) {
+        if let Some(hit) = memo.get(&key, &seen) {
             return Ok(hit);
         }
         let value = derive(read.await?)?;
-        memo.keep(key, seen, value.clone(), || generation(self.store.as_ref()));
+        let still_current = |seen: &Seen<P>| match seen {
+            Seen::Generation(at) => generation(self.store.as_ref()) == Some(*at),
+            // Served only while the store's snapshot stays equal: nothing to check.
+            Seen::Snapshot(_) | Seen::Page(_) => true,
+        };
+        memo.keep(key, seen, value.clone(), still_current);
         Ok(value)
     }
 
@@ -766,24 +774,6 @@ fn timelines_generation(store: &dyn Store) -> Option<u64> {
     Some(store.public_generation()?.wrapping_add(store.follows_generation()?))
 }
 
-/// `derive` of what `read` returns, through `memo` under `key`: what was derived from
-/// reads made after the store's snapshot was `snapshot`, or derived now and kept. `read`
-/// starts after `snapshot` was taken, so it sees at least what `snapshot` names.
-async fn by_snapshot<K: std::hash::Hash + Eq, V: Clone, P: PartialEq, E: From<ServiceError>>(
-    key: K,
-    memo: &PageMemo<K, V, P>,
-    snapshot: Snapshot,
-    read: impl Future<Output = ServiceResult<P>>,
-    derive: impl FnOnce(P) -> Result<V, E>,
-) -> Result<V, E> {
-    if let Some(hit) = memo.get_at(&key, &snapshot) {
-        return Ok(hit);
-    }
-    let value = derive(read.await?)?;
-    memo.keep_at(key, snapshot, value.clone());
-    Ok(value)
-}
-
 /// `derive` of `page` (or list), through `memo` under `key`: what was derived from an
 /// equal one before, or derived now and kept.
 fn by_page<K: std::hash::Hash + Eq, V: Clone, P: PartialEq + Clone, E: From<ServiceError>>(
@@ -796,7 +786,7 @@ fn by_page<K: std::hash::Hash + Eq, V: Clone, P: PartialEq + Clone, E: From<Serv
         return Ok(hit);
     }
     let value = derive(page.clone())?;
-    memo.keep_for_page(key, page, value.clone());
+    memo.keep(key, Seen::Page(page), value.clone(), |_| true);
     Ok(value)
 }
 
