@@ -403,7 +403,6 @@ impl StoreLayer for CachedStore {
 #[cfg(all(test, feature = "testkit"))]
 mod tests {
     use super::*;
-    use crate::layer::Operation;
     use crate::testkit::{Counted, MemoryStore};
     use crate::{HashCost, MessageText, MiniTwit, PageSize, Registration};
 
@@ -627,11 +626,10 @@ mod tests {
     }
 
     /// A store shared with other processes that names its snapshot, as PostgreSQL does:
-    /// a number every write moves once it returns; counts the calls made to it.
+    /// the number of writes that have returned; counts the calls made to it.
     #[derive(Default)]
     struct Snapshotted {
         inner: Counted,
-        writes: AtomicU64,
     }
 
     #[async_trait]
@@ -640,20 +638,8 @@ mod tests {
             &self.inner
         }
 
-        async fn around<T, F>(&self, operation: Operation, call: F) -> StoreResult<T>
-        where
-            T: Send,
-            F: Future<Output = StoreResult<T>> + Send,
-        {
-            let result = call.await;
-            if operation.writes {
-                self.writes.fetch_add(1, Ordering::AcqRel);
-            }
-            result
-        }
-
         async fn snapshot(&self) -> StoreResult<Option<Snapshot>> {
-            Ok(Some(Snapshot::named(self.writes.load(Ordering::Acquire).to_string())))
+            Ok(Some(Snapshot::named(self.inner.writes_returned().to_string())))
         }
     }
 

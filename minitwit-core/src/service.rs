@@ -525,7 +525,7 @@ impl MiniTwit {
         let value = derive(read.await?)?;
         let still_current = |seen: &Seen<P>| match seen {
             Seen::Generation(at) => generation(self.store.as_ref()) == Some(*at),
-            // Served only while the store's snapshot stays equal: nothing to check.
+            // Served only while equal to the store's snapshot (or page): nothing to check.
             Seen::Snapshot(_) | Seen::Page(_) => true,
         };
         memo.keep(key, seen, value.clone(), still_current);

@@ -7,13 +7,16 @@ use crate::store::{Store, StoreResult};
 use async_trait::async_trait;
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
-/// A [`MemoryStore`] that counts the calls made to it, by [`Store`] method name.
+/// A [`MemoryStore`] that counts the calls made to it, by [`Store`] method name, and the
+/// writes that have returned.
 #[derive(Default)]
 pub struct Counted {
     inner: MemoryStore,
     calls: Mutex<HashMap<&'static str, u64>>,
+    writes_returned: AtomicU64,
 }
 
 impl Counted {
@@ -26,6 +29,12 @@ impl Counted {
     pub fn calls(&self, operations: &[&str]) -> u64 {
         let calls = self.calls.lock().unwrap_or_else(PoisonError::into_inner);
         operations.iter().filter_map(|name| calls.get(name)).sum()
+    }
+
+    /// How many calls of methods that may write have returned so far (a number every
+    /// write moves once it is done, as a store's snapshot).
+    pub fn writes_returned(&self) -> u64 {
+        self.writes_returned.load(Ordering::Acquire)
     }
 
     fn count(&self, operation: &'static str) {
@@ -51,6 +60,10 @@ impl StoreLayer for Counted {
         F: Future<Output = StoreResult<T>> + Send,
     {
         self.count(operation.name);
-        call.await
+        let result = call.await;
+        if operation.writes {
+            self.writes_returned.fetch_add(1, Ordering::AcqRel);
+        }
+        result
     }
 }
