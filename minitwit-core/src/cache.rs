@@ -17,7 +17,7 @@
 
 use crate::consistency::Snapshot;
 use crate::domain::MessageText;
-use crate::idempotency::{Receipt, ReceiptKey, Write};
+use crate::idempotency::{FollowChange, Once, Receipt, ReceiptKey, Write};
 use crate::layer::StoreLayer;
 use crate::model::{
     Cursor, ImportBatch, MessageId, NewMessage, Page, Timeline, TimelineEntry, UserId,
@@ -370,6 +370,17 @@ impl StoreLayer for CachedStore {
     ) -> StoreResult<ByName<Option<Receipt>>> {
         let post = self.inner.apply_once_by_name(key, receipt, since, username, text, pub_date);
         self.public.invalidating(post).await
+    }
+
+    async fn change_follow_by_names(
+        &self,
+        follower: &str,
+        followee: &str,
+        change: FollowChange,
+        once: Option<Once<'_>>,
+    ) -> StoreResult<ByName<Option<Receipt>>> {
+        let write = self.inner.change_follow_by_names(follower, followee, change, once);
+        self.followees.invalidating(write).await
     }
 
     async fn latest(&self) -> StoreResult<Option<i64>> {

@@ -140,6 +140,37 @@ pub enum Write {
     },
 }
 
+/// Which way a follow changes: `POST /fllws/{username}` asks for either.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FollowChange {
+    /// Start following.
+    Follow,
+    /// Stop following.
+    Unfollow,
+}
+
+impl FollowChange {
+    /// This change of whether `follower` follows `followee`, as a write.
+    pub fn write(self, follower: UserId, followee: UserId) -> Write {
+        match self {
+            Self::Follow => Write::Follow { follower, followee },
+            Self::Unfollow => Write::Unfollow { follower, followee },
+        }
+    }
+}
+
+/// A write's key and receipt, and the oldest recording time of a receipt still in force:
+/// what [`Store::apply_once`](crate::Store::apply_once) takes besides the write.
+#[derive(Debug, Clone, Copy)]
+pub struct Once<'a> {
+    /// The key the write is applied once under.
+    pub key: &'a ReceiptKey,
+    /// The answer to keep under it.
+    pub receipt: &'a Receipt,
+    /// A receipt recorded before this is expired.
+    pub since: i64,
+}
+
 /// What a write request came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {

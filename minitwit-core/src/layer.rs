@@ -13,7 +13,7 @@
 use crate::consistency::{ReadToken, Snapshot};
 use crate::domain::MessageText;
 use crate::feed::ChangeFeed;
-use crate::idempotency::{Receipt, ReceiptKey, Write};
+use crate::idempotency::{FollowChange, Once, Receipt, ReceiptKey, Write};
 use crate::model::{
     Counts, Cursor, Follow, ImportBatch, Message, MessageFilter, MessageId, NewMessage, NewUser,
     Timeline, TimelineEntry, User, UserId,
@@ -174,6 +174,7 @@ layer! {
     read fn receipt(&self, key: &ReceiptKey, since: i64) -> StoreResult<Option<Receipt>>;
     write fn apply_once(&self, key: &ReceiptKey, receipt: &Receipt, since: i64, write: Write) -> StoreResult<Option<Receipt>>;
     write fn apply_once_by_name(&self, key: &ReceiptKey, receipt: &Receipt, since: i64, username: &str, text: MessageText, pub_date: i64) -> StoreResult<ByName<Option<Receipt>>>;
+    write fn change_follow_by_names(&self, follower: &str, followee: &str, change: FollowChange, once: Option<Once<'_>>) -> StoreResult<ByName<Option<Receipt>>>;
     write fn forget_receipts(&self, before: i64, limit: usize) -> StoreResult<usize>;
     read fn latest(&self) -> StoreResult<Option<i64>>;
     write fn set_latest(&self, latest: i64) -> StoreResult<()>;

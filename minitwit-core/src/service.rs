@@ -3,7 +3,9 @@
 use crate::cache::{FollowsMemo, HomePageMemo, PageMemo, PublicPageMemo, Seen, UserPageMemo};
 use crate::consistency::ReadToken;
 use crate::domain::{MessageText, PageSize, Password, Registration, ValidationError};
-use crate::idempotency::{DEFAULT_RECEIPT_WINDOW, Keyed, Outcome, Receipt, Write};
+use crate::idempotency::{
+    DEFAULT_RECEIPT_WINDOW, FollowChange, Keyed, Once, Outcome, Receipt, Write,
+};
 use crate::latest::{LatestWrites, PendingLatest};
 use crate::model::{
     Counts, Cursor, Message, MessageFilter, MessageId, NewMessage, NewUser, Page, Timeline, User,
@@ -643,6 +645,38 @@ impl MiniTwit {
         keyed: Option<Keyed>,
     ) -> ServiceResult<Outcome> {
         self.write_once(keyed, Write::Unfollow { follower, followee }).await
+    }
+
+    /// [`MiniTwit::follow_once`] or [`MiniTwit::unfollow_once`] (`change`) between the
+    /// user a percent-encoded path segment names and the user named `target`, as `POST
+    /// /fllws/{username}` asks, with the same answers: either unknown is
+    /// [`ServiceError::UnknownUser`]. The look-ups and the write are one store call
+    /// ([`Store::change_follow_by_names`]), one statement on PostgreSQL.
+    pub async fn change_follow_at(
+        &self,
+        segment: &str,
+        target: &str,
+        change: FollowChange,
+        keyed: Option<Keyed>,
+    ) -> ServiceResult<Outcome> {
+        let follower = name_at(segment)?.into_owned();
+        if !may_name_someone(target) {
+            return Err(ServiceError::UnknownUser);
+        }
+        let (store, since, target) =
+            (Arc::clone(&self.store), self.receipts_since(), target.to_owned());
+        let sent = keyed.clone();
+        let changed = run_to_completion(async move {
+            let once =
+                sent.as_ref().map(|sent| Once { key: &sent.key, receipt: &sent.receipt, since });
+            Ok(store.change_follow_by_names(&follower, &target, change, once).await?)
+        });
+        match (changed.await?, keyed) {
+            (ByName::UnknownUser, _) => Err(ServiceError::UnknownUser),
+            (ByName::Disabled, _) => Err(ServiceError::AccountDisabled),
+            (ByName::Done(Some(receipt)), Some(keyed)) => replayed(&keyed, receipt),
+            (ByName::Done(_), _) => Ok(Outcome::Applied),
+        }
     }
 
     /// Removes receipts older than the window, a bounded number per call (the rest in

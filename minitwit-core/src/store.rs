@@ -20,7 +20,7 @@
 use crate::consistency::{ReadToken, Snapshot};
 use crate::domain::MessageText;
 use crate::feed::ChangeFeed;
-use crate::idempotency::{Receipt, ReceiptKey, Write};
+use crate::idempotency::{FollowChange, Once, Receipt, ReceiptKey, Write};
 use crate::model::{
     Counts, Cursor, Follow, ImportBatch, Message, MessageFilter, MessageId, NewMessage, NewUser,
     Timeline, TimelineEntry, User, UserId,
@@ -313,6 +313,38 @@ pub trait Store: Send + Sync + 'static {
         }
         let post = Write::Post(NewMessage { author_id: author.id, text, pub_date });
         Ok(ByName::Done(self.apply_once(key, receipt, since, post).await?))
+    }
+    /// A follow or an unfollow (`change`) between the users named exactly `follower` and
+    /// `followee`, as `POST /fllws/{username}` asks: applied as [`Store::follow`] or
+    /// [`Store::unfollow`] would, or, with `once`, under its key as [`Store::apply_once`]
+    /// (whose answer is the `Done`'s). If either name is nobody's, nothing is written and
+    /// no receipt kept: [`ByName::UnknownUser`]. Never [`ByName::Disabled`]: following has
+    /// no rule for disabled users. By default [`Store::user_by_name`] twice, then the write.
+    async fn change_follow_by_names(
+        &self,
+        follower: &str,
+        followee: &str,
+        change: FollowChange,
+        once: Option<Once<'_>>,
+    ) -> StoreResult<ByName<Option<Receipt>>> {
+        let Some(follower) = self.user_by_name(follower).await? else {
+            return Ok(ByName::UnknownUser);
+        };
+        let Some(followee) = self.user_by_name(followee).await? else {
+            return Ok(ByName::UnknownUser);
+        };
+        let (follower, followee) = (follower.id, followee.id);
+        if let Some(once) = once {
+            let write = change.write(follower, followee);
+            return Ok(ByName::Done(
+                self.apply_once(once.key, once.receipt, once.since, write).await?,
+            ));
+        }
+        match change {
+            FollowChange::Follow => self.follow(follower, followee).await?,
+            FollowChange::Unfollow => self.unfollow(follower, followee).await?,
+        }
+        Ok(ByName::Done(None))
     }
     /// Removes up to `limit` receipts recorded before `before`, oldest first, in one
     /// step; how many it removed.

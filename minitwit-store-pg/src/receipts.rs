@@ -7,10 +7,13 @@
 
 use crate::error::{FOLLOWEE_FK, backend_error, found_by_name, store_error};
 use crate::rows::sql_limit;
-use minitwit_core::idempotency::{Receipt, ReceiptKey, Write};
+use minitwit_core::idempotency::{FollowChange, Once, Receipt, ReceiptKey, Write};
+use minitwit_core::model::Follow;
 use minitwit_core::store::{ByName, StoreError, StoreResult};
 use minitwit_core::{MessageId, MessageText, UserId};
-use sqlx::{PgExecutor, PgPool};
+use sqlx::postgres::{PgArguments, PgRow};
+use sqlx::query::QueryAs;
+use sqlx::{FromRow, PgExecutor, PgPool, Postgres};
 
 /// The conflict clause of [`claim_sql!`]: an expired receipt is replaced.
 macro_rules! claim_conflict_sql {
@@ -107,27 +110,15 @@ pub(crate) async fn receipt(
 /// that receipt, and nothing written. With it, the id of the message a post stored.
 pub(crate) async fn apply_once(
     pool: &PgPool,
-    key: &ReceiptKey,
-    receipt: &Receipt,
-    since: i64,
+    once: Once<'_>,
     write: Write,
 ) -> StoreResult<(Option<Receipt>, Option<MessageId>)> {
-    let status = stored_status(receipt)?;
     // Each statement returns whether it claimed the key (1 or 0) and, for a post, the new
     // message's id.
-    let claim = |sql| {
-        sqlx::query_as::<_, (i64, Option<i64>)>(sql)
-            .bind(&key.scope)
-            .bind(&key.key)
-            .bind(&receipt.fingerprint[..])
-            .bind(status)
-            .bind(&receipt.body)
-            .bind(receipt.recorded_at)
-            .bind(since)
-    };
+    let claim = |sql| claiming::<(i64, Option<i64>)>(sql, Some(once));
     let (claimed, posted) = match write {
         Write::Register(user) => {
-            claim(keyed!("INSERT INTO users (username, email, pw_hash) SELECT $8, $9, $10"))
+            claim(keyed!("INSERT INTO users (username, email, pw_hash) SELECT $8, $9, $10"))?
                 .bind(user.username.as_ref().to_owned())
                 .bind(user.email.as_ref().to_owned())
                 .bind(user.pw_hash)
@@ -143,7 +134,7 @@ pub(crate) async fn apply_once(
                 "), applied AS (INSERT INTO messages (author_id, text, pub_date) ",
                 "SELECT $8, $9, $10 WHERE EXISTS (SELECT 1 FROM claim) RETURNING id) ",
                 "SELECT (SELECT count(*) FROM claim), (SELECT id FROM applied)"
-            ))
+            ))?
             .bind(author.0)
             .bind(message.text.as_ref().to_owned())
             .bind(message.pub_date)
@@ -155,7 +146,7 @@ pub(crate) async fn apply_once(
         Write::Follow { follower, followee } => claim(keyed!(
             "INSERT INTO follows (follower_id, followee_id) SELECT $8, $9",
             "ON CONFLICT DO NOTHING"
-        ))
+        ))?
         .bind(follower.0)
         .bind(followee.0)
         .fetch_one(pool)
@@ -168,14 +159,14 @@ pub(crate) async fn apply_once(
             claim_sql!(),
             "), applied AS (DELETE FROM follows WHERE follower_id = $8 AND followee_id = $9 ",
             "AND EXISTS (SELECT 1 FROM claim)) SELECT count(*), NULL::BIGINT FROM claim"
-        ))
+        ))?
         .bind(follower.0)
         .bind(followee.0)
         .fetch_one(pool)
         .await
         .map_err(backend_error),
     }?;
-    let replayed = if claimed == 1 { None } else { Some(receipt_now(pool, key).await?) };
+    let replayed = if claimed == 1 { None } else { Some(receipt_now(pool, once.key).await?) };
     Ok((replayed, posted.map(MessageId)))
 }
 
@@ -198,21 +189,12 @@ const POST_ONCE_BY_NAME: &str = concat!(
 /// author.
 pub(crate) async fn apply_once_by_name(
     pool: &PgPool,
-    key: &ReceiptKey,
-    receipt: &Receipt,
-    since: i64,
+    once: Once<'_>,
     username: &str,
     text: &MessageText,
     pub_date: i64,
 ) -> StoreResult<ByName<(Option<Receipt>, Option<(MessageId, UserId)>)>> {
-    let row = sqlx::query_as::<_, (bool, i64, i64, Option<i64>)>(POST_ONCE_BY_NAME)
-        .bind(&key.scope)
-        .bind(&key.key)
-        .bind(&receipt.fingerprint[..])
-        .bind(stored_status(receipt)?)
-        .bind(&receipt.body)
-        .bind(receipt.recorded_at)
-        .bind(since)
+    let row = claiming::<(bool, i64, i64, Option<i64>)>(POST_ONCE_BY_NAME, Some(once))?
         .bind(username)
         .bind(text.as_ref())
         .bind(pub_date)
@@ -224,13 +206,108 @@ pub(crate) async fn apply_once_by_name(
         row.map(|(disabled, author, claimed, posted)| (disabled, (author, claimed, posted)))
     }))?;
     let replayed = match found {
-        ByName::Done((_, claimed, _)) if claimed != 1 => Some(receipt_now(pool, key).await?),
+        ByName::Done((_, claimed, _)) if claimed != 1 => Some(receipt_now(pool, once.key).await?),
         _ => None,
     };
     Ok(found
         .map(|(author, _, posted)| (replayed, posted.map(|id| (MessageId(id), UserId(author))))))
 }
 
+/// The users named `$8` (the follower) and `$9` (the followee) as one row, `pair`, in a
+/// `WITH` list; no row if either name is nobody's.
+macro_rules! pair_sql {
+    () => {
+        "pair AS (SELECT r.id AS follower_id, e.id AS followee_id FROM users r, users e
+         WHERE r.username = $8 AND e.username = $9)"
+    };
+}
+
+/// A follow or an unfollow between the users named `$8` and `$9` in one statement, under
+/// a key when `$1` to `$7` claim one (see [`claim_sql!`]) and else applied as it is: the
+/// claim selects from `pair`, or nothing when `$1` is null. No row when either name is
+/// nobody's; else both ids and whether the key was claimed (1 or 0; 0 unkeyed).
+macro_rules! follow_by_names_sql {
+    ($applied:literal, $tail:literal) => {
+        concat!(
+            "WITH ",
+            pair_sql!(),
+            ", claim AS (",
+            claim_sql!("SELECT $1, $2, $3, $4, $5, $6 FROM pair WHERE $1::TEXT IS NOT NULL"),
+            "), applied AS (",
+            $applied,
+            " AND ($1::TEXT IS NULL OR EXISTS (SELECT 1 FROM claim)) ",
+            $tail,
+            ") SELECT follower_id, followee_id, (SELECT count(*) FROM claim) FROM pair"
+        )
+    };
+}
+
+/// [`follow_by_names_sql!`] of a follow (a pair already followed stays as it is).
+const FOLLOW_BY_NAMES: &str = follow_by_names_sql!(
+    "INSERT INTO follows (follower_id, followee_id)
+     SELECT follower_id, followee_id FROM pair WHERE TRUE",
+    "ON CONFLICT DO NOTHING"
+);
+
+/// [`follow_by_names_sql!`] of an unfollow (not following is fine).
+const UNFOLLOW_BY_NAMES: &str = follow_by_names_sql!(
+    "DELETE FROM follows f USING pair p
+     WHERE f.follower_id = p.follower_id AND f.followee_id = p.followee_id",
+    ""
+);
+
+/// A follow or an unfollow (`change`) between the users named `follower` and `followee`,
+/// found in the same statement, applied once under `once`'s key if given (see
+/// [`apply_once`]), else as it is; unless either name is nobody's: then nothing is
+/// written and no receipt kept. With the receipt that answers instead, the pair, which
+/// changed unless a receipt answers.
+pub(crate) async fn change_follow_by_names(
+    pool: &PgPool,
+    follower: &str,
+    followee: &str,
+    change: FollowChange,
+    once: Option<Once<'_>>,
+) -> StoreResult<ByName<(Option<Receipt>, Follow)>> {
+    let sql = match change {
+        FollowChange::Follow => FOLLOW_BY_NAMES,
+        FollowChange::Unfollow => UNFOLLOW_BY_NAMES,
+    };
+    let row = claiming::<(i64, i64, i64)>(sql, once)?
+        .bind(follower)
+        .bind(followee)
+        .fetch_optional(pool)
+        .await;
+    // Following has no rule for disabled users: a pair found is never refused.
+    let found = found_by_name(row.map(|row| row.map(|pair| (false, pair))))?;
+    let replayed = match (&found, once) {
+        // Keyed, and the key was not claimed: an earlier call holds it.
+        (ByName::Done((_, _, 0)), Some(once)) => Some(receipt_now(pool, once.key).await?),
+        _ => None,
+    };
+    Ok(found.map(|(follower, followee, _)| {
+        (replayed, Follow { follower: UserId(follower), followee: UserId(followee) })
+    }))
+}
+
+/// `sql`, whose `$1` to `$7` claim a key (see [`claim_sql!`]), with `once`'s key, receipt
+/// and the oldest recording time in force bound to them; all null without a key.
+fn claiming<'q, O>(
+    sql: &'static str,
+    once: Option<Once<'q>>,
+) -> StoreResult<QueryAs<'q, Postgres, O, PgArguments>>
+where
+    O: for<'r> FromRow<'r, PgRow>,
+{
+    let status = once.map(|once| stored_status(once.receipt)).transpose()?;
+    Ok(sqlx::query_as(sql)
+        .bind(once.map(|once| once.key.scope.as_str()))
+        .bind(once.map(|once| once.key.key.as_str()))
+        .bind(once.map(|once| &once.receipt.fingerprint[..]))
+        .bind(status)
+        .bind(once.map(|once| once.receipt.body.as_slice()))
+        .bind(once.map(|once| once.receipt.recorded_at))
+        .bind(once.map(|once| once.since)))
+}
 /// A receipt's status as stored (`SMALLINT`).
 fn stored_status(receipt: &Receipt) -> StoreResult<i16> {
     i16::try_from(receipt.status)

@@ -20,7 +20,7 @@ use crate::{follows, import, messages, receipts, state, users};
 use async_trait::async_trait;
 use minitwit_core::consistency::Snapshot;
 use minitwit_core::feed::{Change, ChangeFeed};
-use minitwit_core::idempotency::{Receipt, ReceiptKey, Write};
+use minitwit_core::idempotency::{FollowChange, Once, Receipt, ReceiptKey, Write};
 use minitwit_core::model::{Follow, ImportBatch, NewMessage, NewUser};
 use minitwit_core::store::{ByName, DurableWait, StoreResult};
 use minitwit_core::{
@@ -466,7 +466,8 @@ impl Store for PgStore {
         // stored for a post (its new id).
         let change = follow_change(&write);
         let author = if let Write::Post(message) = &write { Some(message.author_id) } else { None };
-        let (kept, posted) = receipts::apply_once(&self.pool, key, receipt, since, write).await?;
+        let once = Once { key, receipt, since };
+        let (kept, posted) = receipts::apply_once(&self.pool, once, write).await?;
         let change = change.or_else(|| Some(Change::Posted { id: posted?, author: author? }));
         if let (None, Some(change)) = (&kept, change) {
             self.feed.announce(&self.pool, change);
@@ -485,13 +486,32 @@ impl Store for PgStore {
         text: MessageText,
         pub_date: i64,
     ) -> StoreResult<ByName<Option<Receipt>>> {
-        let applied = receipts::apply_once_by_name(
-            &self.pool, key, receipt, since, username, &text, pub_date,
-        )
-        .await?;
+        let once = Once { key, receipt, since };
+        let applied =
+            receipts::apply_once_by_name(&self.pool, once, username, &text, pub_date).await?;
         Ok(applied.map(|(kept, posted)| {
             if let Some((id, author)) = posted {
                 self.feed.announce(&self.pool, Change::Posted { id, author });
+            }
+            kept
+        }))
+    }
+
+    /// One statement: both users found by name, the key claimed if there is one, the
+    /// follow changed; then announced, unless a receipt answered.
+    async fn change_follow_by_names(
+        &self,
+        follower: &str,
+        followee: &str,
+        change: FollowChange,
+        once: Option<Once<'_>>,
+    ) -> StoreResult<ByName<Option<Receipt>>> {
+        let changed =
+            receipts::change_follow_by_names(&self.pool, follower, followee, change, once).await?;
+        Ok(changed.map(|(kept, pair)| {
+            let write = change.write(pair.follower, pair.followee);
+            if let (None, Some(change)) = (&kept, follow_change(&write)) {
+                self.feed.announce(&self.pool, change);
             }
             kept
         }))

@@ -9,10 +9,11 @@
 // A test: a call that fails must fail it, helpers included.
 #![allow(clippy::unwrap_used)]
 
-use minitwit_core::idempotency::{IdempotencyKey, Keyed, Outcome};
+use minitwit_core::idempotency::{FollowChange, IdempotencyKey, Keyed, Outcome};
 use minitwit_core::store::ByName;
 use minitwit_core::{Email, Username, model::NewUser};
-use minitwit_core::{HashCost, MessageText, MiniTwit, PageSize};
+use minitwit_core::{HashCost, MessageText, MiniTwit, PageSize, ServiceError, Store, User};
+use minitwit_store_pg::testkit::TestDatabase;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -85,12 +86,28 @@ fn text(text: &str) -> MessageText {
     MessageText::parse(text).unwrap()
 }
 
+/// A fresh store holding alice and bob, and the service over it.
+struct AliceAndBob {
+    store: Arc<dyn Store>,
+    twit: MiniTwit,
+    alice: User,
+    bob: User,
+    _db: TestDatabase,
+}
+
+impl AliceAndBob {
+    async fn new() -> Self {
+        let (store, _db) = minitwit_store_pg::testkit::fresh_store().await;
+        let twit = MiniTwit::with_hash_cost(Arc::clone(&store), HashCost::Insecure);
+        let alice = store.create_user(new_user("alice")).await.unwrap();
+        let bob = store.create_user(new_user("bob")).await.unwrap();
+        Self { store, twit, alice, bob, _db }
+    }
+}
+
 #[tokio::test]
 async fn a_session_check_a_follow_list_and_a_post_by_name_are_one_statement_each() {
-    let (store, _db) = minitwit_store_pg::testkit::fresh_store().await;
-    let twit = MiniTwit::with_hash_cost(Arc::clone(&store), HashCost::Insecure);
-    let alice = store.create_user(new_user("alice")).await.unwrap();
-    let bob = store.create_user(new_user("bob")).await.unwrap();
+    let AliceAndBob { store, twit, alice, bob, _db } = AliceAndBob::new().await;
     store.follow(alice.id, bob.id).await.unwrap();
     store.bump_session_generation(alice.id).await.unwrap();
     let counter = Arc::new(AtomicUsize::new(0));
@@ -134,4 +151,30 @@ async fn a_session_check_a_follow_list_and_a_post_by_name_are_one_statement_each
     store.set_disabled(bob.id, true).await.unwrap();
     let (n, disabled) = statements(&counter, store.add_message_by_name("bob", text("x"), 1)).await;
     assert_eq!((n, disabled), (1, Ok(ByName::Disabled)), "a post by a disabled user");
+}
+
+#[tokio::test]
+async fn a_follow_or_unfollow_by_names_is_one_statement_keyed_or_not() {
+    let AliceAndBob { store, twit, alice, bob, _db } = AliceAndBob::new().await;
+    let counter = Arc::new(AtomicUsize::new(0));
+    let _counting = tracing::subscriber::set_default(StatementCounter(Arc::clone(&counter)));
+    // Each statement once first: its first run on a connection may ask more (preparing).
+    for (change, key) in [(FollowChange::Follow, "warm1"), (FollowChange::Unfollow, "warm2")] {
+        twit.change_follow_at("alice", "bob", change, None).await.unwrap();
+        twit.change_follow_at("alice", "bob", change, Some(keyed(key))).await.unwrap();
+    }
+
+    for (change, following) in [(FollowChange::Follow, true), (FollowChange::Unfollow, false)] {
+        let call = twit.change_follow_at("alice", "bob", change, None);
+        let (n, changed) = statements(&counter, call).await;
+        assert_eq!((n, changed.unwrap()), (1, Outcome::Applied), "{change:?}");
+        assert_eq!(store.is_following(alice.id, bob.id).await.unwrap(), following);
+        let sent = keyed(&format!("{change:?}"));
+        let call = twit.change_follow_at("alice", "bob", change, Some(sent.clone()));
+        let (n, changed) = statements(&counter, call).await;
+        assert_eq!((n, changed.unwrap()), (1, Outcome::Applied), "{change:?}, keyed");
+        let call = twit.change_follow_at("alice", "nobody", change, Some(sent));
+        let (n, unknown) = statements(&counter, call).await;
+        assert_eq!((n, unknown), (1, Err(ServiceError::UnknownUser)), "{change:?} of nobody");
+    }
 }

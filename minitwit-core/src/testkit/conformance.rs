@@ -11,7 +11,9 @@
 // This module is a test suite: a store call that fails must fail the test.
 #![allow(clippy::unwrap_used)]
 
-use crate::idempotency::{IdempotencyKey, Keyed, Outcome, Receipt, ReceiptKey, Write};
+use crate::idempotency::{
+    FollowChange, IdempotencyKey, Keyed, Once, Outcome, Receipt, ReceiptKey, Write,
+};
 use crate::model::{
     Cursor, Follow, ImportBatch, Message, MessageFilter, MessageId, NewMessage, Timeline,
     TimelineEntry, User, UserId,
@@ -44,6 +46,7 @@ macro_rules! conformance_tests {
             follow_lists_are_read_by_name,
             posts_by_name_follow_the_authors_state,
             keyed_posts_by_name_apply_once,
+            follows_by_names_change_as_by_ids,
             the_service_answers_by_path_segment_as_by_user,
             flagged_messages_are_hidden_everywhere,
             equal_times_are_ordered_by_id,
@@ -423,6 +426,66 @@ pub async fn keyed_posts_by_name_apply_once(store: Arc<dyn Store>) {
     let post = Write::Post(NewMessage { author_id: alice.id, text: text("hello"), pub_date: 3 });
     let two_calls = store.apply_once(&expired.key, &expired.receipt, since, post).await.unwrap();
     assert_eq!(ByName::Done(two_calls), by_name(&expired, "alice", since).await);
+}
+
+/// A follow or an unfollow by both users' names changes what the calls by id would,
+/// keyed (applied once, replayed after) or not; if either name is nobody's (names are
+/// exact) nothing is written and no receipt kept; following has no rule for disabled
+/// users.
+pub async fn follows_by_names_change_as_by_ids(store: Arc<dyn Store>) {
+    let (roger, zoe) = (user(&store, "Roger Histand").await, user(&store, "Zoë Q").await);
+    let by_names =
+        |follower: &'static str, followee: &'static str, change, sent: Option<&Keyed>| {
+            let (store, sent) = (Arc::clone(&store), sent.cloned());
+            async move {
+                let once =
+                    sent.as_ref().map(|s| Once { key: &s.key, receipt: &s.receipt, since: 0 });
+                store.change_follow_by_names(follower, followee, change, once).await.unwrap()
+            }
+        };
+    let following = || store.is_following(roger.id, zoe.id);
+    let (follow, unfollow) = (FollowChange::Follow, FollowChange::Unfollow);
+    let followees = || store.followees(roger.id, 10);
+    assert!(followees().await.unwrap().is_empty());
+    assert_eq!(by_names("Roger Histand", "Zoë Q", follow, None).await, ByName::Done(None));
+    assert!(following().await.unwrap(), "followed");
+    assert_eq!(followees().await.unwrap(), ["Zoë Q"], "the follow list moves with it");
+    assert_eq!(by_names("Roger Histand", "Zoë Q", follow, None).await, ByName::Done(None));
+    assert_eq!(store.counts().await.unwrap().follows, 1, "following twice leaves one pair");
+    assert_eq!(by_names("Roger Histand", "Zoë Q", unfollow, None).await, ByName::Done(None));
+    assert!(!following().await.unwrap(), "unfollowed");
+    assert_eq!(by_names("Roger Histand", "Zoë Q", unfollow, None).await, ByName::Done(None));
+
+    let sent = keyed("api:sim", "f1", "follow Zoë Q", "");
+    assert_eq!(by_names("Roger Histand", "Zoë Q", follow, Some(&sent)).await, ByName::Done(None));
+    assert!(following().await.unwrap(), "followed under a key");
+    assert_eq!(store.receipt(&sent.key, 0).await.unwrap(), Some(sent.receipt.clone()));
+    store.unfollow(roger.id, zoe.id).await.unwrap();
+    let replayed = by_names("Roger Histand", "Zoë Q", follow, Some(&sent)).await;
+    assert_eq!(replayed, ByName::Done(Some(sent.receipt.clone())), "the receipt answers");
+    assert!(!following().await.unwrap(), "a replay writes nothing");
+    let sent = keyed("api:sim", "f2", "unfollow Zoë Q", "");
+    store.follow(roger.id, zoe.id).await.unwrap();
+    let unfollowed = by_names("Roger Histand", "Zoë Q", unfollow, Some(&sent)).await;
+    assert_eq!(unfollowed, ByName::Done(None));
+    assert!(!following().await.unwrap(), "unfollowed under a key");
+    assert!(followees().await.unwrap().is_empty(), "the follow list moves with it");
+
+    for (follower, followee) in [("roger histand", "Zoë Q"), ("Roger Histand", "nobody")] {
+        for change in [follow, unfollow] {
+            let unknown = keyed("api:sim", "f3", "follow nobody", "");
+            let answer = by_names(follower, followee, change, Some(&unknown)).await;
+            assert_eq!(answer, ByName::UnknownUser, "{follower} -> {followee}");
+            assert_eq!(store.receipt(&unknown.key, 0).await.unwrap(), None, "no receipt kept");
+            assert_eq!(by_names(follower, followee, change, None).await, ByName::UnknownUser);
+        }
+    }
+    assert_eq!(store.counts().await.unwrap().follows, 0, "nothing was written");
+    assert!(store.set_disabled(zoe.id, true).await.unwrap());
+    assert_eq!(by_names("Roger Histand", "Zoë Q", follow, None).await, ByName::Done(None));
+    assert!(following().await.unwrap(), "a disabled user may be followed");
+    assert!(store.delete_user(zoe.id).await.unwrap());
+    assert_eq!(by_names("Roger Histand", "Zoë Q", follow, None).await, ByName::UnknownUser);
 }
 
 /// The service's calls by path segment (`POST /msgs/{username}`, `GET
