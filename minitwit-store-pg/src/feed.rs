@@ -1,7 +1,8 @@
 //! PostgreSQL's change feed (`minitwit_core::feed`) through LISTEN/NOTIFY: the process
 //! that writes publishes on the channel [`CHANNEL`] right after the write commits, through
-//! one queue (so in the order of the commits), a batch of changes per statement, and every process listens on its own
-//! connection and hands what it hears to its own subscribers through a [`Hub`].
+//! one queue (so in the order of the commits), a batch of changes per statement, and
+//! every process listens on its own connection and hands what it hears to its own
+//! subscribers through a [`Hub`].
 //!
 //! A post is announced in a transaction apart from the one that stores it: PostgreSQL
 //! commits the transactions that notify one at a time, under one lock held across the
@@ -37,6 +38,12 @@ const QUEUED: usize = 4096;
 
 /// Changes announced per statement, at most.
 const PER_STATEMENT: usize = 256;
+
+/// How long the publisher waits after a change arrives for more to join its statement.
+/// Every statement wakes each listening process, so a busy process notifies once per
+/// many writes (under the simulator's traffic, a batch of about ten against one or two
+/// without the wait), for at most this much more delay before an event.
+const LINGER: Duration = Duration::from_millis(10);
 
 /// This process's delivery: the hub, and the listener feeding it, started on first use;
 /// and the queue of this process's changes to announce, with the task that sends them.
@@ -162,14 +169,72 @@ async fn notify(pool: &PgPool, texts: &[String]) -> StoreResult<()> {
 }
 
 /// Sends the changes queued for announcing, in order, each batch that has queued in one
-/// statement, until the queue closes (its store is gone). A failure is logged: the writes
-/// stand, and readers catch up from the store when they reconnect.
+/// statement (up to [`LINGER`] after its first), until the queue closes (its store is
+/// gone). A failure is logged: the writes stand, and readers catch up from the store
+/// when they reconnect.
 async fn publish(pool: PgPool, mut queue: mpsc::Receiver<Change>) {
     let mut changes = Vec::with_capacity(PER_STATEMENT);
-    while queue.recv_many(&mut changes, PER_STATEMENT).await > 0 {
+    while next_batch(&mut queue, &mut changes).await > 0 {
         let texts: Vec<String> = changes.drain(..).flat_map(|change| change.encode()).collect();
         if let Err(error) = notify(&pool, &texts).await {
             tracing::warn!(%error, changes = texts.len(), "changes could not be announced to live timelines");
         }
+    }
+}
+
+/// Waits for a change, then [`LINGER`] for more, and moves what has queued meanwhile
+/// (up to [`PER_STATEMENT`]) into `changes`; how many, 0 once the queue has closed.
+async fn next_batch(queue: &mut mpsc::Receiver<Change>, changes: &mut Vec<Change>) -> usize {
+    if queue.recv_many(changes, PER_STATEMENT).await == 0 {
+        return 0;
+    }
+    tokio::time::sleep(LINGER).await;
+    while changes.len() < PER_STATEMENT {
+        let Ok(change) = queue.try_recv() else { break };
+        changes.push(change);
+    }
+    changes.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use minitwit_core::{MessageId, UserId};
+
+    fn posted(id: i64) -> Change {
+        Change::Posted { id: MessageId(id), author: UserId(1) }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_takes_what_arrives_while_it_lingers_and_nothing_later() {
+        let (sender, mut queue) = mpsc::channel(QUEUED);
+        let later = tokio::spawn(async move {
+            sender.send(posted(1)).await.unwrap();
+            tokio::time::sleep(LINGER / 2).await;
+            sender.send(posted(2)).await.unwrap();
+            tokio::time::sleep(LINGER).await;
+            sender.send(posted(3)).await.unwrap();
+        });
+        let mut changes = Vec::new();
+        assert_eq!(next_batch(&mut queue, &mut changes).await, 2, "{changes:?}");
+        assert_eq!(changes, [posted(1), posted(2)]);
+        changes.clear();
+        assert_eq!(next_batch(&mut queue, &mut changes).await, 1);
+        assert_eq!(changes, [posted(3)]);
+        later.await.unwrap();
+        changes.clear();
+        assert_eq!(next_batch(&mut queue, &mut changes).await, 0, "the queue closed");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_holds_at_most_one_statements_worth() {
+        let (sender, mut queue) = mpsc::channel(QUEUED);
+        for id in 0..PER_STATEMENT + 3 {
+            sender.send(posted(i64::try_from(id).unwrap())).await.unwrap();
+        }
+        let mut changes = Vec::new();
+        assert_eq!(next_batch(&mut queue, &mut changes).await, PER_STATEMENT);
+        changes.clear();
+        assert_eq!(next_batch(&mut queue, &mut changes).await, 3);
     }
 }
