@@ -25,6 +25,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 /// The notification channel of MiniTwit's changes.
 pub(crate) const CHANNEL: &str = "minitwit_feed";
@@ -39,10 +40,11 @@ const QUEUED: usize = 4096;
 /// Changes announced per statement, at most.
 const PER_STATEMENT: usize = 256;
 
-/// How long the publisher waits after a change arrives for more to join its statement.
-/// Every statement wakes each listening process, so a busy process notifies once per
-/// many writes (under the simulator's traffic, a batch of about ten against one or two
-/// without the wait), for at most this much more delay before an event.
+/// The least time between two statements of the publisher. Every statement wakes each
+/// listening process, so a busy process sends one per many writes (under the simulator's
+/// traffic about ten changes a statement, against one or two without it). A change that
+/// comes after a quiet spell is sent at once: only a busy process's events wait, at most
+/// this long.
 const LINGER: Duration = Duration::from_millis(10);
 
 /// This process's delivery: the hub, and the listener feeding it, started on first use;
@@ -169,12 +171,14 @@ async fn notify(pool: &PgPool, texts: &[String]) -> StoreResult<()> {
 }
 
 /// Sends the changes queued for announcing, in order, each batch that has queued in one
-/// statement (up to [`LINGER`] after its first), until the queue closes (its store is
+/// statement, at most one statement per [`LINGER`], until the queue closes (its store is
 /// gone). A failure is logged: the writes stand, and readers catch up from the store
 /// when they reconnect.
 async fn publish(pool: PgPool, mut queue: mpsc::Receiver<Change>) {
     let mut changes = Vec::with_capacity(PER_STATEMENT);
-    while next_batch(&mut queue, &mut changes).await > 0 {
+    let mut last_sent = None;
+    while next_batch(&mut queue, &mut changes, last_sent).await > 0 {
+        last_sent = Some(Instant::now());
         let texts: Vec<String> = changes.drain(..).flat_map(|change| change.encode()).collect();
         if let Err(error) = notify(&pool, &texts).await {
             tracing::warn!(%error, changes = texts.len(), "changes could not be announced to live timelines");
@@ -182,13 +186,20 @@ async fn publish(pool: PgPool, mut queue: mpsc::Receiver<Change>) {
     }
 }
 
-/// Waits for a change, then [`LINGER`] for more, and moves what has queued meanwhile
-/// (up to [`PER_STATEMENT`]) into `changes`; how many, 0 once the queue has closed.
-async fn next_batch(queue: &mut mpsc::Receiver<Change>, changes: &mut Vec<Change>) -> usize {
+/// Waits for a change; if the last statement went out (`last_sent`) less than
+/// [`LINGER`] ago, waits until [`LINGER`] after it for more; then moves what has queued
+/// (up to [`PER_STATEMENT`]) into `changes`. How many, 0 once the queue has closed.
+async fn next_batch(
+    queue: &mut mpsc::Receiver<Change>,
+    changes: &mut Vec<Change>,
+    last_sent: Option<Instant>,
+) -> usize {
     if queue.recv_many(changes, PER_STATEMENT).await == 0 {
         return 0;
     }
-    tokio::time::sleep(LINGER).await;
+    if let Some(last_sent) = last_sent {
+        tokio::time::sleep_until(last_sent + LINGER).await;
+    }
     while changes.len() < PER_STATEMENT {
         let Ok(change) = queue.try_recv() else { break };
         changes.push(change);
@@ -206,8 +217,27 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_batch_takes_what_arrives_while_it_lingers_and_nothing_later() {
+    async fn a_change_after_a_quiet_spell_goes_at_once() {
         let (sender, mut queue) = mpsc::channel(QUEUED);
+        let long_ago = Some(Instant::now());
+        tokio::time::sleep(LINGER * 2).await;
+        let later = tokio::spawn(async move {
+            sender.send(posted(1)).await.unwrap();
+            tokio::time::sleep(LINGER / 2).await;
+            sender.send(posted(2)).await.unwrap();
+        });
+        let mut changes = Vec::new();
+        assert_eq!(next_batch(&mut queue, &mut changes, long_ago).await, 1, "{changes:?}");
+        changes.clear();
+        assert_eq!(next_batch(&mut queue, &mut changes, None).await, 1, "nothing sent yet");
+        assert_eq!(changes, [posted(2)]);
+        later.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_change_soon_after_a_statement_waits_for_more_and_nothing_later() {
+        let (sender, mut queue) = mpsc::channel(QUEUED);
+        let just_sent = Some(Instant::now());
         let later = tokio::spawn(async move {
             sender.send(posted(1)).await.unwrap();
             tokio::time::sleep(LINGER / 2).await;
@@ -216,14 +246,15 @@ mod tests {
             sender.send(posted(3)).await.unwrap();
         });
         let mut changes = Vec::new();
-        assert_eq!(next_batch(&mut queue, &mut changes).await, 2, "{changes:?}");
+        assert_eq!(next_batch(&mut queue, &mut changes, just_sent).await, 2, "{changes:?}");
         assert_eq!(changes, [posted(1), posted(2)]);
+        let sent = Some(Instant::now());
         changes.clear();
-        assert_eq!(next_batch(&mut queue, &mut changes).await, 1);
+        assert_eq!(next_batch(&mut queue, &mut changes, sent).await, 1);
         assert_eq!(changes, [posted(3)]);
         later.await.unwrap();
         changes.clear();
-        assert_eq!(next_batch(&mut queue, &mut changes).await, 0, "the queue closed");
+        assert_eq!(next_batch(&mut queue, &mut changes, sent).await, 0, "the queue closed");
     }
 
     #[tokio::test(start_paused = true)]
@@ -233,8 +264,8 @@ mod tests {
             sender.send(posted(i64::try_from(id).unwrap())).await.unwrap();
         }
         let mut changes = Vec::new();
-        assert_eq!(next_batch(&mut queue, &mut changes).await, PER_STATEMENT);
+        assert_eq!(next_batch(&mut queue, &mut changes, None).await, PER_STATEMENT);
         changes.clear();
-        assert_eq!(next_batch(&mut queue, &mut changes).await, 3);
+        assert_eq!(next_batch(&mut queue, &mut changes, None).await, 3);
     }
 }
