@@ -171,19 +171,25 @@ async fn notify(pool: &PgPool, texts: &[String]) -> StoreResult<()> {
 }
 
 /// Sends the changes queued for announcing, in order, each batch that has queued in one
-/// statement, at most one statement per [`LINGER`], until the queue closes (its store is
-/// gone). A failure is logged: the writes stand, and readers catch up from the store
-/// when they reconnect.
+/// statement, at most one statement per [`LINGER`] unless a backlog fills them, until the
+/// queue closes (its store is gone). A failure is logged: the writes stand, and readers
+/// catch up from the store when they reconnect.
 async fn publish(pool: PgPool, mut queue: mpsc::Receiver<Change>) {
     let mut changes = Vec::with_capacity(PER_STATEMENT);
     let mut last_sent = None;
     while next_batch(&mut queue, &mut changes, last_sent).await > 0 {
-        last_sent = Some(Instant::now());
+        last_sent = paced_after(changes.len());
         let texts: Vec<String> = changes.drain(..).flat_map(|change| change.encode()).collect();
         if let Err(error) = notify(&pool, &texts).await {
             tracing::warn!(%error, changes = texts.len(), "changes could not be announced to live timelines");
         }
     }
+}
+
+/// What paces the statement after one of `sent` changes, sent now: the time it went
+/// out, unless it was full: a backlog is left, and the next goes at once.
+fn paced_after(sent: usize) -> Option<Instant> {
+    (sent < PER_STATEMENT).then(Instant::now)
 }
 
 /// Waits for a change; if the last statement went out (`last_sent`) less than
@@ -255,6 +261,28 @@ mod tests {
         later.await.unwrap();
         changes.clear();
         assert_eq!(next_batch(&mut queue, &mut changes, sent).await, 0, "the queue closed");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_backlog_goes_out_in_full_batches_without_waiting() {
+        let (sender, mut queue) = mpsc::channel(QUEUED);
+        for id in 0..2 * PER_STATEMENT + 1 {
+            sender.send(posted(i64::try_from(id).unwrap())).await.unwrap();
+        }
+        let (start, mut last_sent, mut changes) = (Instant::now(), None, Vec::new());
+        let mut batches = Vec::new();
+        for _ in 0..3 {
+            let sent = next_batch(&mut queue, &mut changes, last_sent).await;
+            batches.push((sent, start.elapsed()));
+            last_sent = paced_after(sent);
+            changes.clear();
+        }
+        let at_once = Duration::ZERO;
+        let expected = [(PER_STATEMENT, at_once), (PER_STATEMENT, at_once), (1, at_once)];
+        assert_eq!(batches, expected);
+        sender.send(posted(-1)).await.unwrap();
+        assert_eq!(next_batch(&mut queue, &mut changes, last_sent).await, 1);
+        assert_eq!(start.elapsed(), LINGER, "after a batch that was not full, paced again");
     }
 
     #[tokio::test(start_paused = true)]
