@@ -3,7 +3,8 @@
 //! commit together in one round trip. A concurrent statement with the same key (another
 //! request, another replica) waits on the receipt's row until the first ends: if it
 //! committed, the waiter finds its receipt and writes nothing; if it failed, the waiter
-//! claims the key itself.
+//! claims the key itself. A follow by names takes the same statement with or without a
+//! key (the claim then selects nothing).
 
 use crate::error::{FOLLOWEE_FK, backend_error, found_by_name, store_error};
 use crate::rows::sql_limit;
@@ -111,22 +112,22 @@ pub(crate) async fn receipt(
 pub(crate) async fn apply_once(
     pool: &PgPool,
     once: Once<'_>,
-    write: Write,
+    write: &Write,
 ) -> StoreResult<(Option<Receipt>, Option<MessageId>)> {
     // Each statement returns whether it claimed the key (1 or 0) and, for a post, the new
     // message's id.
     let claim = |sql| claiming::<(i64, Option<i64>)>(sql, Some(once));
-    let (claimed, posted) = match write {
-        Write::Register(user) => {
+    let (claimed, posted) = match *write {
+        Write::Register(ref user) => {
             claim(keyed!("INSERT INTO users (username, email, pw_hash) SELECT $8, $9, $10"))?
-                .bind(user.username.as_ref().to_owned())
-                .bind(user.email.as_ref().to_owned())
-                .bind(user.pw_hash)
+                .bind(user.username.as_ref())
+                .bind(user.email.as_ref())
+                .bind(user.pw_hash.as_str())
                 .fetch_one(pool)
                 .await
                 .map_err(backend_error)
         }
-        Write::Post(message) => {
+        Write::Post(ref message) => {
             let author = message.author_id;
             let (claimed, posted) = claim(concat!(
                 "WITH claim AS (",
@@ -136,7 +137,7 @@ pub(crate) async fn apply_once(
                 "SELECT (SELECT count(*) FROM claim), (SELECT id FROM applied)"
             ))?
             .bind(author.0)
-            .bind(message.text.as_ref().to_owned())
+            .bind(message.text.as_ref())
             .bind(message.pub_date)
             .fetch_one(pool)
             .await
@@ -308,6 +309,7 @@ where
         .bind(once.map(|once| once.receipt.recorded_at))
         .bind(once.map(|once| once.since)))
 }
+
 /// A receipt's status as stored (`SMALLINT`).
 fn stored_status(receipt: &Receipt) -> StoreResult<i16> {
     i16::try_from(receipt.status)

@@ -462,14 +462,9 @@ impl Store for PgStore {
         since: i64,
         write: Write,
     ) -> StoreResult<Option<Receipt>> {
-        // What the write changes, for the feed: known now for a follow or an unfollow, once
-        // stored for a post (its new id).
-        let change = follow_change(&write);
-        let author = if let Write::Post(message) = &write { Some(message.author_id) } else { None };
         let once = Once { key, receipt, since };
-        let (kept, posted) = receipts::apply_once(&self.pool, once, write).await?;
-        let change = change.or_else(|| Some(Change::Posted { id: posted?, author: author? }));
-        if let (None, Some(change)) = (&kept, change) {
+        let (kept, posted) = receipts::apply_once(&self.pool, once, &write).await?;
+        if let (None, Some(change)) = (&kept, Change::of_write(&write, posted)) {
             self.feed.announce(&self.pool, change);
         }
         Ok(kept)
@@ -510,7 +505,7 @@ impl Store for PgStore {
             receipts::change_follow_by_names(&self.pool, follower, followee, change, once).await?;
         Ok(changed.map(|(kept, pair)| {
             let write = change.write(pair.follower, pair.followee);
-            if let (None, Some(change)) = (&kept, follow_change(&write)) {
+            if let (None, Some(change)) = (&kept, Change::of_write(&write, None)) {
                 self.feed.announce(&self.pool, change);
             }
             kept
@@ -565,19 +560,6 @@ impl Store for PgStore {
 /// The change of flagging (or unflagging) `ids`.
 fn flag_change(ids: Vec<MessageId>, flagged: bool) -> Change {
     if flagged { Change::Flagged(ids) } else { Change::Unflagged(ids) }
-}
-
-/// The change a keyed follow or unfollow makes.
-fn follow_change(write: &Write) -> Option<Change> {
-    match *write {
-        Write::Follow { follower, followee } => {
-            Some(Change::Followed(Follow { follower, followee }))
-        }
-        Write::Unfollow { follower, followee } => {
-            Some(Change::Unfollowed(Follow { follower, followee }))
-        }
-        Write::Register(_) | Write::Post(_) => None,
-    }
 }
 
 #[cfg(test)]

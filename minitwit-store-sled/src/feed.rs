@@ -3,10 +3,7 @@
 //! once that write is durable.
 
 use crate::SledStore;
-use minitwit_core::MessageId;
 use minitwit_core::feed::{Change, ChangeFeed, Hub};
-use minitwit_core::idempotency::Write;
-use minitwit_core::model::Follow;
 use std::sync::Arc;
 
 impl SledStore {
@@ -18,20 +15,6 @@ impl SledStore {
     /// The hub, as the store's delivery.
     pub(crate) fn feed(&self) -> Arc<dyn ChangeFeed> {
         Arc::new(self.inner.feed.clone()) as Arc<dyn ChangeFeed>
-    }
-}
-
-/// The change a keyed write just applied made, if any (`posted`: a post's new id).
-pub(crate) fn change_of(write: &Write, posted: Option<MessageId>) -> Option<Change> {
-    match write {
-        Write::Register(_) => None,
-        Write::Post(message) => posted.map(|id| Change::Posted { id, author: message.author_id }),
-        Write::Follow { follower, followee } => {
-            Some(Change::Followed(Follow { follower: *follower, followee: *followee }))
-        }
-        Write::Unfollow { follower, followee } => {
-            Some(Change::Unfollowed(Follow { follower: *follower, followee: *followee }))
-        }
     }
 }
 

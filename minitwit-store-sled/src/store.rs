@@ -196,7 +196,7 @@ impl Store for SledStore {
             Applied::Kept(receipt) => Ok(Some(receipt)),
             Applied::Now { posted } => {
                 let posted = posted.map(|((_, id), _)| id);
-                if let Some(change) = crate::feed::change_of(&write, posted) {
+                if let Some(change) = Change::of_write(&write, posted) {
                     self.publish(change);
                 }
                 Ok(None)

@@ -21,6 +21,7 @@ mod wake;
 
 pub use live::{Event, LiveFeed, LiveLimits, LiveTimeline, Stop, Subscription};
 
+use crate::idempotency::Write;
 use crate::model::{Follow, MessageId, UserId};
 use tokio::sync::broadcast;
 
@@ -56,6 +57,23 @@ pub enum Change {
 const IDS_PER_TEXT: usize = 300;
 
 impl Change {
+    /// The change `write` made once applied (`posted`: a post's new id; a post without
+    /// one made none that is told); a registration makes none.
+    pub fn of_write(write: &Write, posted: Option<MessageId>) -> Option<Self> {
+        match *write {
+            Write::Register(_) => None,
+            Write::Post(ref message) => {
+                posted.map(|id| Self::Posted { id, author: message.author_id })
+            }
+            Write::Follow { follower, followee } => {
+                Some(Self::Followed(Follow { follower, followee }))
+            }
+            Write::Unfollow { follower, followee } => {
+                Some(Self::Unfollowed(Follow { follower, followee }))
+            }
+        }
+    }
+
     /// The change in text, in as many pieces as it needs (flagging many messages takes
     /// several), each at most a few kilobytes: `p ID AUTHOR`, `f ID…`, `u ID…`, `d USER`,
     /// `e USER`, `x USER`, `s USER`, `F FOLLOWER FOLLOWEE`, `U FOLLOWER FOLLOWEE`.
