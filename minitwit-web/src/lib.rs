@@ -58,7 +58,8 @@ mod views;
 pub use config::{ConfigError, LiveConfig, MIN_SESSION_KEY_LEN, SessionKey, Throttle, WebConfig};
 pub use error::WebError;
 pub use live::{
-    EVENTS_SENT, SLOW_READERS_DROPPED, STREAMS_OPEN, STREAMS_REFUSED, describe_metrics,
+    EVENT_STREAM, EVENTS_SENT, SLOW_READERS_DROPPED, STREAMS_OPEN, STREAMS_REFUSED, StreamRuntime,
+    describe_metrics,
 };
 pub use route_table::route_label;
 pub use security::add_security_headers;

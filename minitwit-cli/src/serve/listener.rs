@@ -18,14 +18,21 @@
 //! warp's own server gives hyper no timer, hence this loop. It also decides who each
 //! request comes from, for the front ends' throttles: the connection's peer or, behind a
 //! reverse proxy that appends it (when trusted), the last `X-Forwarded-For` entry. That
-//! reaches the filters as a [`ClientAddress`] request extension.
+//! reaches the filters as a [`ClientAddress`] request extension. On the web site, a
+//! connection whose first request asks for a live stream is served on the
+//! [`StreamLane`] (its requests still answered here, told where the stream's task goes by
+//! a [`StreamRuntime`] extension).
 
+use super::AbortOnDrop;
 use super::layers::Instrumented;
+use super::stream_lane::{FirstRequest, StreamLane, first_request};
 use hyper::body::{Body, Bytes, Frame, Incoming, SizeHint};
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use minitwit_core::rate_limit::ClientAddress;
+use minitwit_web::StreamRuntime;
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -33,10 +40,12 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::runtime::Handle;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, Sleep, sleep_until};
-use warp::http::{HeaderMap, Request};
+use warp::http::header::{HeaderValue, RETRY_AFTER};
+use warp::http::{HeaderMap, Request, StatusCode};
 use warp::reply::Response;
 
 /// What one listener allows each client.
@@ -102,12 +111,14 @@ fn last_forwarded_for(headers: &HeaderMap) -> Option<IpAddr> {
 }
 
 /// Serves `routes` on `listener` within `limits`, telling `clients` apart, until `stop`
-/// turns true, then shuts down gracefully within the grace period.
+/// turns true, then shuts down gracefully within the grace period. With a `lane`, a
+/// connection whose first request asks for a live stream is served there.
 pub async fn serve(
     routes: Arc<Instrumented>,
     listener: TcpListener,
     limits: Limits,
     clients: Clients,
+    lane: Option<Arc<StreamLane>>,
     mut stop: watch::Receiver<bool>,
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
@@ -122,8 +133,8 @@ pub async fn serve(
                     Ok(slot) => {
                         let routes = Arc::clone(&routes);
                         let stop = for_connections.clone();
-                        let conn = connection(routes, stream, peer, clients, limits, stop, slot);
-                        connections.spawn(conn);
+                        let conn = Connection { routes, peer, clients, limits, stop, _slot: slot };
+                        connections.spawn(conn.dispatch(stream, lane.clone()));
                     }
                     Err(_) => refuse(&stream, peer),
                 },
@@ -144,7 +155,7 @@ pub async fn serve(
 }
 
 /// Resolves when the stop flag turns true (or its sender is gone).
-async fn stopped(stop: &mut watch::Receiver<bool>) {
+pub(super) async fn stopped(stop: &mut watch::Receiver<bool>) {
     // An error means the sender was dropped: stop as well.
     let _ = stop.wait_for(|stop| *stop).await;
 }
@@ -156,47 +167,98 @@ fn refuse(stream: &TcpStream, peer: SocketAddr) {
     let _ = stream.try_write(BUSY);
 }
 
-/// Serves one connection from `peer`, its requests told apart by `clients`, until it
-/// ends, idles out, or shutdown closes it.
-async fn connection(
+/// One accepted connection: who it is from, what it may do, and its place among the
+/// listener's connections (given back when it ends).
+struct Connection {
     routes: Arc<Instrumented>,
-    stream: TcpStream,
     peer: SocketAddr,
     clients: Clients,
     limits: Limits,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
     _slot: OwnedSemaphorePermit,
-) {
-    let activity = Arc::new(Activity::new());
-    let handler = Arc::clone(&activity);
-    let service = hyper::service::service_fn(move |request: Request<Incoming>| {
-        let client = clients.address(peer, &request);
-        handle(Arc::clone(&routes), client, limits, Arc::clone(&handler), request)
-    });
-    let mut builder = http1::Builder::new();
-    builder.timer(TokioTimer::new()).header_read_timeout(limits.header_read);
-    let stream = super::stall::StallGuard::new(stream, limits.write_stall);
-    let conn = builder.serve_connection(TokioIo::new(stream), service);
-    tokio::pin!(conn);
-    let mut closing = false;
-    loop {
-        tokio::select! {
-            result = conn.as_mut() => {
-                if let Err(error) = result {
-                    tracing::debug!(%peer, %error, "connection ended");
+}
+
+impl Connection {
+    /// Serves `stream` here or, when there is a `lane` and the first request asks for a
+    /// live stream, on the lane (its handlers still run here).
+    async fn dispatch(mut self, stream: TcpStream, lane: Option<Arc<StreamLane>>) {
+        let Some(lane) = lane else { return self.serve(stream, None).await };
+        let header_read = self.limits.header_read;
+        match first_request(&stream, header_read, &mut self.stop).await {
+            FirstRequest::Stream => lane.serve(stream, |s, main| self.serve(s, Some(main))).await,
+            FirstRequest::Other => self.serve(stream, None).await,
+            FirstRequest::Nothing => {}
+        }
+    }
+
+    /// Serves `stream` until it ends, idles out, or shutdown closes it; requests are
+    /// answered on `handlers` if given (then the connection carries one request only),
+    /// else on the runtime polling this.
+    async fn serve(self, stream: TcpStream, handlers: Option<Handle>) {
+        let Self { routes, peer, clients, limits, mut stop, _slot } = self;
+        let activity = Arc::new(Activity::new());
+        let handler = Arc::clone(&activity);
+        // Answered elsewhere: this is the lane, where the live streams' tasks go as well.
+        let streams = handlers.as_ref().map(|_| StreamRuntime(Handle::current()));
+        // A stream's connection carries that one request: what follows on a connection
+        // is not a stream, and belongs on the main runtime.
+        let keep_alive = handlers.is_none();
+        let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
+            let client = clients.address(peer, &request);
+            request.extensions_mut().insert(client);
+            if let Some(streams) = &streams {
+                request.extensions_mut().insert(streams.clone());
+            }
+            let answer = handle(Arc::clone(&routes), limits, Arc::clone(&handler), request);
+            on(handlers.clone(), answer)
+        });
+        let mut builder = http1::Builder::new();
+        builder.timer(TokioTimer::new()).header_read_timeout(limits.header_read);
+        builder.keep_alive(keep_alive);
+        let stream = super::stall::StallGuard::new(stream, limits.write_stall);
+        let conn = builder.serve_connection(TokioIo::new(stream), service);
+        tokio::pin!(conn);
+        let mut closing = false;
+        loop {
+            tokio::select! {
+                result = conn.as_mut() => {
+                    if let Err(error) = result {
+                        tracing::debug!(%peer, %error, "connection ended");
+                    }
+                    return;
                 }
-                return;
-            }
-            () = stopped(&mut stop), if !closing => {
-                closing = true;
-                conn.as_mut().graceful_shutdown();
-            }
-            () = idle_for(&activity, limits.idle), if !closing => {
-                closing = true;
-                conn.as_mut().graceful_shutdown();
+                () = stopped(&mut stop), if !closing => {
+                    closing = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+                () = idle_for(&activity, limits.idle), if !closing => {
+                    closing = true;
+                    conn.as_mut().graceful_shutdown();
+                }
             }
         }
     }
+}
+
+/// Runs `answer` on `runtime` if given (cancelled if this is dropped), else in place.
+async fn on<F>(runtime: Option<Handle>, answer: F) -> Result<Response, Infallible>
+where
+    F: Future<Output = Result<Response, Infallible>> + Send + 'static,
+{
+    let Some(runtime) = runtime else { return answer.await };
+    // Cancelled only when the runtime shuts down: the process is ending.
+    Ok(AbortOnDrop(runtime.spawn(answer)).finished().await.map_or_else(ending, |answer| {
+        let Ok(response) = answer;
+        response
+    }))
+}
+
+/// The answer to a request whose handler the ending process cancelled: 503, retry.
+fn ending() -> Response {
+    let mut response = Response::new(Vec::<u8>::new().into());
+    *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    response
 }
 
 /// Requests on one connection: how many are in flight, and when the last one ended.
@@ -259,18 +321,16 @@ async fn idle_for(activity: &Activity, idle: Duration) {
     }
 }
 
-/// Answers one request: the routes, given the client's address, the body deadline and the
-/// whole-request deadline; counted in the connection's activity.
+/// Answers one request: the routes, given the body deadline and the whole-request
+/// deadline; counted in the connection's activity.
 async fn handle(
     routes: Arc<Instrumented>,
-    client: ClientAddress,
     limits: Limits,
     activity: Arc<Activity>,
     request: Request<Incoming>,
 ) -> Result<Response, Infallible> {
     activity.begin();
-    let mut request = request.map(|body| TimedBody::new(body, limits.body_read));
-    request.extensions_mut().insert(client);
+    let request = request.map(|body| TimedBody::new(body, limits.body_read));
     let response = routes.answer(request, limits.request).await;
     activity.end();
     Ok(response)
@@ -334,6 +394,60 @@ impl Body for TimedBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::serve::layers::{Front, Ops};
+    use minitwit_core::MiniTwit;
+    use minitwit_core::testkit::MemoryStore;
+    use warp::Filter as _;
+
+    /// The calling thread: its name and its scheduling policy.
+    fn this_thread() -> String {
+        let policy = thread_priority::thread_schedule_policy().expect("a policy");
+        format!("{} {policy:?}", std::thread::current().name().unwrap_or("unnamed"))
+    }
+
+    /// A listener, with a stream lane, whose every answer says where its handler ran and
+    /// where its body was written: "HANDLER | BODY".
+    async fn reporting_server() -> (SocketAddr, watch::Sender<bool>) {
+        let routes = warp::any()
+            .map(|| {
+                let handler = this_thread();
+                let body = futures::stream::once(async move {
+                    Ok::<_, Infallible>(Bytes::from(format!("{handler} | {}", this_thread())))
+                });
+                warp::reply::Reply::into_response(warp::reply::stream(body))
+            })
+            .boxed();
+        let front = Front {
+            name: "web",
+            route_label: |_| "any",
+            failure: Box::new(|_| Response::new(Vec::<u8>::new().into())),
+        };
+        let service = MiniTwit::new(Arc::new(MemoryStore::new()));
+        let ops = Ops::new(service, crate::serve::metrics::handle().expect("a recorder"));
+        let routes = Arc::new(Instrumented::new(front, routes, Vec::new(), ops));
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("a port");
+        let addr = listener.local_addr().expect("an address");
+        let lane = Some(Arc::new(StreamLane::start().expect("the lane")));
+        let clients = Clients { trust_forwarded_for: false };
+        let (stop, stopped) = watch::channel(false);
+        tokio::spawn(serve(routes, listener, Limits::default(), clients, lane, stopped));
+        (addr, stop)
+    }
+
+    #[tokio::test]
+    async fn a_live_stream_is_written_at_low_priority_and_answered_by_the_main_runtime() {
+        let (addr, _stop) = reporting_server().await;
+        let client = reqwest::Client::new();
+        let ask = |accept: &'static str| {
+            let request = client.get(format!("http://{addr}/public")).header("accept", accept);
+            async move { request.send().await.expect("an answer").text().await.expect("a body") }
+        };
+        let main = this_thread();
+        let stream = ask("text/event-stream").await;
+        assert_eq!(stream, format!("{main} | minitwit-streams Normal(Idle)"), "a stream");
+        let page = ask("text/html").await;
+        assert_eq!(page, format!("{main} | {main}"), "a page");
+    }
 
     fn request(forwarded_for: &[&str]) -> Request<()> {
         let mut builder = Request::builder();

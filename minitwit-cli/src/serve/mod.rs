@@ -7,6 +7,7 @@
 //! - [`layers`]: request ids, logs, request metrics, `/health`, `/ready`, `/metrics`.
 //! - [`metrics`]: the Prometheus recorder, metric names, business gauges.
 //! - [`listener`]: the accept loop, with its timeouts and connection cap.
+//! - [`stream_lane`]: the low-priority runtime the web site's live streams are served on.
 //! - [`metered_store`]: store operation latency.
 //! - [`receipts`]: the sweep of expired idempotency receipts.
 //!
@@ -25,6 +26,7 @@ pub mod metered_store;
 pub mod metrics;
 pub mod receipts;
 mod stall;
+pub mod stream_lane;
 
 pub use layers::ACCESS_TARGET;
 pub use listener::Limits;
@@ -41,6 +43,7 @@ use minitwit_web::WebConfig;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+use stream_lane::StreamLane;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -105,9 +108,10 @@ pub async fn start(store: Arc<dyn Store>, settings: Settings) -> Result<Server> 
     let (stop, stopped) = watch::channel(false);
     let clients = Clients { trust_forwarded_for: settings.trust_forwarded_for };
     let limits = settings.limits;
+    let lane = Some(Arc::new(StreamLane::start().context("starting the live streams' threads")?));
     let listeners = [
-        tokio::spawn(listener::serve(web, web_listener, limits, clients, stopped.clone())),
-        tokio::spawn(listener::serve(api, api_listener, limits, clients, stopped)),
+        tokio::spawn(listener::serve(web, web_listener, limits, clients, lane, stopped.clone())),
+        tokio::spawn(listener::serve(api, api_listener, limits, clients, None, stopped)),
     ];
     let sweep = receipts::sweep(service.clone(), receipts::SWEEP_EVERY);
     let _maintenance = [AbortOnDrop(tokio::spawn(gauges)), AbortOnDrop(tokio::spawn(sweep))];
@@ -154,9 +158,21 @@ impl Server {
 }
 
 /// A task aborted when this is dropped.
-struct AbortOnDrop(JoinHandle<()>);
+struct AbortOnDrop<T = ()>(JoinHandle<T>);
 
-impl Drop for AbortOnDrop {
+impl<T> AbortOnDrop<T> {
+    /// Waits for the task to end: its output, or `None` if it was cancelled. A panic in
+    /// the task resumes here.
+    async fn finished(mut self) -> Option<T> {
+        match (&mut self.0).await {
+            Ok(output) => Some(output),
+            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+            Err(_) => None,
+        }
+    }
+}
+
+impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
         self.0.abort();
     }

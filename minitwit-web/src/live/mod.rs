@@ -44,6 +44,17 @@ pub const SLOW_READERS_DROPPED: &str = "minitwit_live_slow_readers_dropped_total
 /// Streams refused, by `reason`: `process` (cap), `address` (cap), `shutdown`.
 pub const STREAMS_REFUSED: &str = "minitwit_live_streams_refused_total";
 
+/// The media type a stream request accepts, and its answer's.
+pub const EVENT_STREAM: &str = "text/event-stream";
+
+/// Where a stream's task runs, when the server gives one as a request extension (a
+/// runtime of lower CPU priority, say): it is polled there, in the context of the
+/// runtime that answered the request, so that what it creates (store connections,
+/// timers) belongs to the latter. Without it, the task runs where the request was
+/// answered.
+#[derive(Debug, Clone)]
+pub struct StreamRuntime(pub tokio::runtime::Handle);
+
 /// Registers the help texts of the live timelines' metrics with the process's recorder.
 pub fn describe_metrics() {
     metrics::describe_gauge!(STREAMS_OPEN, "Live timeline streams open now");
@@ -83,6 +94,7 @@ pub(crate) fn routes(site: &Arc<Site>) -> BoxedFilter<(Response,)> {
         .and(warp::header::headers_cloned())
         .and(after_query())
         .and(warp::ext::optional::<ClientAddress>())
+        .and(warp::ext::optional::<StreamRuntime>())
         .then(open)
         .boxed()
 }
@@ -93,7 +105,7 @@ fn wants_stream() -> impl Filter<Extract = (), Error = Rejection> + Clone {
     warp::header::optional::<String>("accept")
         .and_then(|accept: Option<String>| async move {
             match accept {
-                Some(accept) if accept.contains("text/event-stream") => Ok(()),
+                Some(accept) if accept.contains(EVENT_STREAM) => Ok(()),
                 _ => Err(warp::reject::not_found()),
             }
         })
@@ -125,8 +137,10 @@ async fn open(
     headers: HeaderMap,
     after: Option<String>,
     client: Option<ClientAddress>,
+    runtime: Option<StreamRuntime>,
 ) -> Response {
-    match open_stream(kind, &site, &headers, after, client.map(ClientAddress::ip)).await {
+    let client = client.map(ClientAddress::ip);
+    match open_stream(kind, &site, &headers, after, client, runtime).await {
         Ok(response) => response,
         Err(refused) => refused.response(&site),
     }
@@ -173,6 +187,7 @@ async fn open_stream(
     headers: &HeaderMap,
     after: Option<String>,
     client: Option<IpAddr>,
+    runtime: Option<StreamRuntime>,
 ) -> Result<Response, Refused> {
     let streams = &site.streams;
     let Some(feed) = streams.feed.as_ref() else { return Err(WebError::NotFound.into()) };
@@ -188,7 +203,8 @@ async fn open_stream(
     let timeline = timeline(&kind, site, cookie.as_deref()).await?;
     let (subscription, missed) = feed.subscribe(timeline, after).await?;
     let reader = pump::Reader { cookie, timeline };
-    Ok(pump::start(Arc::clone(site), subscription, missed, reader, slot, streams.closing_signal()))
+    let closing = streams.closing_signal();
+    Ok(pump::start(Arc::clone(site), subscription, missed, reader, slot, closing, runtime))
 }
 
 /// The live timeline `kind` names for this reader: 401 for a home stream signed out,

@@ -8,7 +8,7 @@
 
 use super::slots::Slot;
 use super::streams::wire;
-use super::{EVENTS_SENT, SLOW_READERS_DROPPED};
+use super::{EVENTS_SENT, SLOW_READERS_DROPPED, StreamRuntime};
 use crate::config::LiveConfig;
 use crate::site::Site;
 use bytes::Bytes;
@@ -22,8 +22,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
+use tokio::runtime::Handle;
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, Sleep, sleep_until};
+use tokio_util::context::TokioContext;
 use warp::Reply as _;
 use warp::http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
 use warp::reply::Response;
@@ -39,7 +41,7 @@ pub(crate) struct Reader {
 /// Entries remembered per stream with their authors, to withdraw an author's.
 const SENT_KEPT: usize = 256;
 
-/// Starts the stream's task and answers with its body.
+/// Starts the stream's task (on `runtime` if given) and answers with its body.
 pub(crate) fn start(
     site: Arc<Site>,
     subscription: Subscription,
@@ -47,17 +49,22 @@ pub(crate) fn start(
     reader: Reader,
     slot: Slot,
     closing: watch::Receiver<bool>,
+    runtime: Option<StreamRuntime>,
 ) -> Response {
     let config = site.streams.config;
     let (queue, events) = mpsc::channel(config.queue.max(1));
     let dropped = Arc::new(AtomicBool::new(false));
     let pump =
         Pump { site, queue, reader, closing, sent: VecDeque::new(), dropped: Arc::clone(&dropped) };
-    tokio::spawn(pump.run(subscription, missed));
+    let run = pump.run(subscription, missed);
+    match runtime {
+        Some(StreamRuntime(there)) => drop(there.spawn(TokioContext::new(run, Handle::current()))),
+        None => drop(tokio::spawn(run)),
+    }
     let body = Body { events, dropped, window: Window::new(config.write_window), _slot: slot };
     let mut response = warp::reply::stream(body).into_response();
     let headers = response.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(super::EVENT_STREAM));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     // Proxies that buffer answers (nginx) pass this one on as it comes.
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
