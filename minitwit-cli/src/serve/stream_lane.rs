@@ -10,10 +10,13 @@
 //!   ([`first_request`]); one whose first request accepts `text/event-stream` moves here
 //!   for its whole life. This is a scheduling hint, nothing more: both runtimes answer
 //!   every request alike.
-//! - What runs here: the connection's reads and writes (hyper, the response body). Each
-//!   request's handler (its store reads, its subscription, the stream's pump) still runs
-//!   on the main runtime, so that no store connection is opened on, or waits for, a
-//!   low-priority thread.
+//! - What runs here: the connection's reads and writes (hyper, the response body), and
+//!   each stream's task (the web site's pump, told where by a
+//!   [`StreamRuntime`](minitwit_web::StreamRuntime) request extension). Each request's
+//!   handler (its store reads, its subscription) runs on the main runtime, and the
+//!   stream's task is polled in the main runtime's context, so that what it creates
+//!   (store connections, timers) is driven by the main runtime: nothing of the store
+//!   ever waits for an idle thread.
 
 use super::AbortOnDrop;
 use std::future::Future;
@@ -38,6 +41,10 @@ pub struct StreamLane {
 
 impl StreamLane {
     /// Starts the lane's threads (one per CPU); handlers will run on the caller's runtime.
+    ///
+    /// # Panics
+    ///
+    /// When called outside a Tokio runtime.
     pub fn start() -> io::Result<Self> {
         let threads = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
         let runtime = tokio::runtime::Builder::new_multi_thread()
