@@ -223,6 +223,54 @@ async fn timeline(kind: &Kind, site: &Site, cookie: Option<&str>) -> Result<Live
 #[cfg(test)]
 mod tests {
     use super::*;
+    use minitwit_core::Store;
+    use minitwit_core::feed::{ChangeFeed, Hub};
+    use minitwit_core::layer::StoreLayer;
+    use minitwit_core::testkit::MemoryStore;
+
+    /// The in-memory store, with a change feed of its own.
+    struct Fed {
+        inner: MemoryStore,
+        hub: Arc<Hub>,
+    }
+
+    impl StoreLayer for Fed {
+        fn inner(&self) -> &dyn Store {
+            &self.inner
+        }
+
+        fn change_feed(&self) -> Option<Arc<dyn ChangeFeed>> {
+            Some(Arc::clone(&self.hub) as Arc<dyn ChangeFeed>)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_streams_task_runs_on_the_runtime_its_request_names() {
+        let store = Fed { inner: MemoryStore::new(), hub: Arc::default() };
+        let config = crate::WebConfig::new(vec![7; 64]).expect("a configuration");
+        let service = minitwit_core::MiniTwit::new(Arc::new(store));
+        let site = crate::Website::new(service, config).routes();
+        let lane = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let open = |runtime: Option<StreamRuntime>| {
+            let request = warp::test::request().path("/public").header("accept", EVENT_STREAM);
+            let request = match runtime {
+                Some(runtime) => request.extension(runtime),
+                None => request,
+            };
+            request.filter(&site)
+        };
+        let here = open(None).await.expect("a stream here");
+        assert_eq!(lane.metrics().num_alive_tasks(), 0, "a stream without a runtime named");
+        let there = open(Some(StreamRuntime(lane.handle().clone()))).await.expect("a stream");
+        assert_eq!((here.status(), there.status()), (StatusCode::OK, StatusCode::OK));
+        assert_eq!(lane.metrics().num_alive_tasks(), 1, "the stream's task runs there");
+        drop((here, there));
+        lane.shutdown_background();
+    }
 
     #[test]
     fn readers_resume_from_the_header_or_the_query() {
