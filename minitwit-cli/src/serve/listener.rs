@@ -155,7 +155,7 @@ pub async fn serve(
 }
 
 /// Resolves when the stop flag turns true (or its sender is gone).
-pub(super) async fn stopped(stop: &mut watch::Receiver<bool>) {
+async fn stopped(stop: &mut watch::Receiver<bool>) {
     // An error means the sender was dropped: stop as well.
     let _ = stop.wait_for(|stop| *stop).await;
 }
@@ -183,8 +183,12 @@ impl Connection {
     /// live stream, on the lane (its handlers still run here).
     async fn dispatch(mut self, stream: TcpStream, lane: Option<Arc<StreamLane>>) {
         let Some(lane) = lane else { return self.serve(stream, None).await };
-        let header_read = self.limits.header_read;
-        match first_request(&stream, header_read, &mut self.stop).await {
+        let first = tokio::select! {
+            first = first_request(&stream, self.limits.header_read) => first,
+            // Stopping before a request came: close, as hyper would.
+            () = stopped(&mut self.stop) => FirstRequest::Nothing,
+        };
+        match first {
             FirstRequest::Stream => lane.serve(stream, |s, main| self.serve(s, Some(main))).await,
             FirstRequest::Other => self.serve(stream, None).await,
             FirstRequest::Nothing => {}

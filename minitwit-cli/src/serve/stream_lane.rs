@@ -29,7 +29,6 @@ use thread_priority::{
 };
 use tokio::net::TcpStream;
 use tokio::runtime::{Handle, Runtime};
-use tokio::sync::watch;
 
 /// The runtime live stream connections are served on.
 pub struct StreamLane {
@@ -103,27 +102,19 @@ pub enum FirstRequest {
     Stream,
     /// Anything else.
     Other,
-    /// Nothing came within the header read limit, the client closed, or the server is
-    /// stopping: the connection is closed without an answer, as hyper would.
+    /// Nothing came within the header read limit, or the client closed: the connection
+    /// is closed without an answer, as hyper would.
     Nothing,
 }
 
 /// The most of a first request looked at: its head, as browsers send it.
 const PEEKED: usize = 4096;
 
-/// Waits for the connection's first bytes (at most `within`, or until `stop`), without
-/// taking them, and tells whether its first request asks for a live stream.
-pub async fn first_request(
-    stream: &TcpStream,
-    within: Duration,
-    stop: &mut watch::Receiver<bool>,
-) -> FirstRequest {
+/// Waits for the connection's first bytes (at most `within`), without taking them, and
+/// tells whether its first request asks for a live stream.
+pub async fn first_request(stream: &TcpStream, within: Duration) -> FirstRequest {
     let mut head = vec![0; PEEKED];
-    let peeked = tokio::select! {
-        peeked = tokio::time::timeout(within, stream.peek(&mut head)) => peeked,
-        () = super::listener::stopped(stop) => return FirstRequest::Nothing,
-    };
-    match peeked {
+    match tokio::time::timeout(within, stream.peek(&mut head)).await {
         Ok(Ok(read)) if read > 0 => classify(&head[..read]),
         _ => FirstRequest::Nothing,
     }
