@@ -183,11 +183,15 @@ impl Connection {
     /// live stream, on the lane (its handlers still run here).
     async fn dispatch(mut self, stream: TcpStream, lane: Option<Arc<StreamLane>>) {
         let Some(lane) = lane else { return self.serve(stream, None).await };
+        let peeking = Instant::now();
         let first = tokio::select! {
             first = first_request(&stream, self.limits.header_read) => first,
             // Stopping before a request came: close, as hyper would.
             () = stopped(&mut self.stop) => FirstRequest::Nothing,
         };
+        // The header is due within the limit of the accept, the wait for its first bytes
+        // included (hyper's timer starts only now; it has one limit per connection).
+        self.limits.header_read = self.limits.header_read.saturating_sub(peeking.elapsed());
         match first {
             FirstRequest::Stream => lane.serve(stream, |s, main| self.serve(s, Some(main))).await,
             FirstRequest::Other => self.serve(stream, None).await,
