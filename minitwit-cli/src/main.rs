@@ -46,11 +46,7 @@ fn main() -> ExitCode {
     if let Err(err) = serving.then(minitwit_cli::serve::metrics::handle).transpose() {
         return fail(&err);
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .max_blocking_threads(BLOCKING_THREADS)
-        .build();
-    let runtime = match runtime {
+    let runtime = match runtime_for(&cli.command) {
         Ok(runtime) => runtime,
         Err(err) => return fail(&anyhow::Error::new(err).context("starting the runtime")),
     };
@@ -58,6 +54,18 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => fail(&err),
     }
+}
+
+/// The runtime a command runs on. `replay` gets one thread: its requests wait on the
+/// server, not on the CPU, and on one thread each answer wakes the next request without a
+/// hand-over between threads (the client's CPU over the scenario at concurrency 8:
+/// 1.7 → 1.2 s, BENCHMARKS.md), which leaves the cores to the server it measures.
+fn runtime_for(command: &Command) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = match command {
+        Command::Replay(_) => tokio::runtime::Builder::new_current_thread(),
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    };
+    builder.enable_all().max_blocking_threads(BLOCKING_THREADS).build()
 }
 
 /// Prints the error and its causes on one line.
