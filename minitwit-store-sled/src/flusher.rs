@@ -1,4 +1,5 @@
-//! Group commit: one thread flushes sled's log for every writer waiting at that moment.
+//! Group commit: one thread makes durable, at once, the writes of every writer waiting at
+//! that moment.
 //!
 //! A writer commits its transaction (staged, in a durable store), then takes a
 //! [`Ticket`] (a number larger than any handed out before) and waits. The flusher thread repeatedly notes the highest ticket
@@ -9,21 +10,20 @@
 //! about two flushes, not N. Waiting is async (a tokio watch channel); only the flusher
 //! thread blocks on I/O.
 //!
-//! A flush has three steps:
-//! 1. the writes staged since the last flush are applied to sled, together, as one group
-//!    (see `staging`);
-//! 2. `Db::flush` writes sled's log buffers to the file. On Linux sled 0.34 ends this
-//!    with `sync_file_range`, which survives a killed process but not a power cut: it
-//!    neither flushes the drive's cache nor records the file's new size.
-//! 3. so the flusher then calls `fdatasync` on sled's log file (`db`), which does both.
+//! A flush of a durable store has two steps:
+//! 1. the writes staged since the last flush are written to the redo log, then applied
+//!    to sled, together, as one group (see `staging` and `redo`), under the store's
+//!    write lock: the staged writes are the writers'. Queued on the store's own lock, an
+//!    async one, writers wait without a thread, and readers not at all;
+//! 2. `fdatasync` of the redo log, without the lock, so writers commit their changes
+//!    while the disk syncs and form the next group. sled itself is written out only at
+//!    the log's checkpoints.
 //!
-//! During steps 1 and 2 the flusher holds the store's write lock: the staged writes are
-//! the writers', and sled's flush holds sled's global read lock while a transaction
-//! needs its write lock, so a writer queued there would make every reader queue behind
-//! it (and block the thread it runs on). Queued on the store's own lock, an async one,
-//! writers wait just as long, without a thread, and readers not at all. Step 3 runs
-//! without the lock, so writers commit their changes while the disk syncs and form the
-//! next group.
+//! A relaxed store's flush (its last, when it closes) is `Db::flush` under the write lock
+//! (sled's flush holds sled's global read lock while a transaction needs its write lock,
+//! so a writer queued there would block a thread), then `fdatasync` of sled's log file
+//! (`db`): on Linux sled 0.34 ends its flush with `sync_file_range`, which neither flushes
+//! the drive's cache nor records the file's new size.
 //!
 //! Values above 128 KiB go to sled's `blobs/` files, which are not synced; MiniTwit's
 //! records are far smaller.
@@ -223,10 +223,12 @@ impl Drop for DeathNotice<'_> {
 
 /// What the flusher makes durable.
 pub(crate) struct Disk {
-    /// The database whose log buffers are written.
+    /// The database whose log buffers are written (a relaxed store).
     pub(crate) db: sled::Db,
-    /// sled's log file, synced after each write-out.
+    /// sled's log file, synced after each write-out (a relaxed store).
     pub(crate) log_file: File,
+    /// The redo log, synced after each group is written to it (a durable store).
+    pub(crate) redo: Option<File>,
     /// The trees, whose staged writes each flush applies first (see `staging`).
     pub(crate) trees: crate::trees::Trees,
     /// Tests only: the sync that fails on purpose.
@@ -237,17 +239,20 @@ pub(crate) struct Disk {
 }
 
 impl Disk {
-    /// Applies the writes staged so far, writes out everything applied and syncs it to
-    /// the drive.
+    /// Logs and applies the writes staged so far and syncs the log to the drive (a
+    /// relaxed store: writes out everything applied and syncs it).
     fn flush(&self) -> Result<(), String> {
         #[cfg(feature = "fault-injection")]
         self.fault.strike()?;
-        {
-            let _writers_wait = self.write_lock.blocking_lock();
-            self.trees.settle().map_err(|e| format!("applying the staged writes: {e}"))?;
+        let writers_wait = self.write_lock.blocking_lock();
+        let Some(redo) = &self.redo else {
             self.db.flush().map_err(|e| e.to_string())?;
-        }
-        self.log_file.sync_data().map_err(|e| format!("syncing the log file: {e}"))
+            drop(writers_wait);
+            return self.log_file.sync_data().map_err(|e| format!("syncing the log file: {e}"));
+        };
+        self.trees.settle().map_err(|e| format!("logging the staged writes: {e}"))?;
+        drop(writers_wait);
+        redo.sync_data().map_err(|e| format!("syncing the redo log: {e}"))
     }
 }
 

@@ -1,9 +1,10 @@
 //! MiniTwit's embedded default store: [`SledStore`] implements
 //! [`minitwit_core::Store`] on sled 0.34.
 //!
-//! - **Durable by default**: an operation returns only after its write is written out
-//!   and synced to the drive (`fdatasync`); concurrent writers share flushes (group
-//!   commit) so throughput holds. [`Durability::Relaxed`] acknowledges before the flush.
+//! - **Durable by default**: an operation returns only after its write is logged and
+//!   synced to the drive (`fdatasync` of the store's redo log, `redo.log`); concurrent
+//!   writers share syncs (group commit) so throughput holds. [`Durability::Relaxed`]
+//!   acknowledges before the sync.
 //! - **Indexed timelines**: the first page of any timeline costs O(log n + page) (home:
 //!   about O(k log n + page) for k followees); nothing scans all messages. The index
 //!   entries carry the message record and authors' names come from an in-process cache,
@@ -25,6 +26,8 @@
 //! - `authors`: the cache of authors' names and emails, forgotten when a user is deleted.
 //! - `flusher`: the group-commit flusher thread.
 //! - `staging`: a durable store's transactions staged and applied a flush at a time.
+//! - `redo`: the redo log each such group is written to before it is applied, and
+//!   recovery from it.
 //! - `home`: home timelines kept on write, in memory.
 //! - `users`, `messages`, `follows`, `timeline`, `import`, `state`: the operations,
 //!   synchronous, mirroring the PostgreSQL store's modules of the same names.
@@ -93,6 +96,7 @@ mod messages;
 mod open;
 mod receipts;
 mod records;
+mod redo;
 mod staging;
 mod state;
 mod store;

@@ -3,7 +3,10 @@
 
 use crate::flusher::{Disk, Flusher, WriteLock};
 use crate::home::HomeConfig;
+use crate::redo::RedoLog;
+use crate::staging::Group;
 use crate::trees::{Trees, decode_int, meta};
+use minitwit_core::store::StoreError;
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -13,13 +16,16 @@ use std::time::{Duration, Instant};
 ///
 /// - 1: user and message records in JSON.
 /// - 2: new records in a compact binary layout (see `records`); JSON records of
-///   version 1 are still read. A version-1 store is upgraded to 2 when it is opened (no
-///   record is rewritten), so that earlier builds refuse it with a clear error rather
-///   than meet records they cannot read.
-pub const FORMAT_VERSION: u32 = 2;
+///   version 1 are still read.
+/// - 3: a redo log beside sled's files (`redo.log`), which may hold acknowledged writes
+///   sled does not (see `redo`).
+///
+/// An earlier store is upgraded when it is opened (no record is rewritten), so that
+/// earlier builds refuse it with a clear error rather than miss what it holds.
+pub const FORMAT_VERSION: u32 = 3;
 
 /// Earlier formats this build opens (and upgrades, see [`FORMAT_VERSION`]).
-const UPGRADABLE_VERSIONS: [i64; 1] = [1];
+const UPGRADABLE_VERSIONS: [i64; 2] = [1, 2];
 
 /// How often sled flushes a relaxed store on its own (sled's default).
 const RELAXED_FLUSH_EVERY_MS: u64 = 500;
@@ -121,7 +127,8 @@ pub enum OpenError {
         source: sled::Error,
     },
     /// A group of writes that a crash cut short could not be applied again (see the
-    /// `staging` module): its record does not decode, or sled refused the writes.
+    /// `staging` module), or the redo log could not be read or applied (see `redo`):
+    /// a record does not decode, a file cannot be read, or sled refused the writes.
     #[error("cannot recover the sled store at {}: {reason}", path.display())]
     Recovery {
         /// The store's directory.
@@ -150,15 +157,22 @@ pub(crate) fn open(path: &Path, options: SledOptions) -> Result<Opened, OpenErro
     let mut trees = Trees::open(&db, HomeConfig::of(&options)).map_err(storage)?;
     check_format(path, &trees)?;
     finish_applying(path, &db, &trees)?;
-    sync_directory(path).map_err(io)?;
-    if options.durability == Durability::Durable {
-        trees.group_writes();
-    }
-    let write_lock = WriteLock::default();
     let log_file = File::open(path.join(SLED_LOG_FILE)).map_err(io)?;
+    let redo = recover(path, &trees, log_file.try_clone().map_err(io)?)?;
+    sync_directory(path).map_err(io)?;
+    let redo_file = match options.durability {
+        Durability::Durable => {
+            let file = redo.file().map_err(|e| recovery_error(path, e.to_string()))?;
+            trees.group_writes(Group::new(redo));
+            Some(file)
+        }
+        Durability::Relaxed => None,
+    };
+    let write_lock = WriteLock::default();
     let disk = Disk {
         db,
         log_file,
+        redo: redo_file,
         trees: trees.clone(),
         write_lock: Arc::clone(&write_lock),
         #[cfg(feature = "fault-injection")]
@@ -171,12 +185,34 @@ pub(crate) fn open(path: &Path, options: SledOptions) -> Result<Opened, OpenErro
 /// Applies again, whole, the group of writes a crash cut short (see `staging`), and
 /// makes it durable; reported in the log.
 fn finish_applying(path: &Path, db: &sled::Db, trees: &Trees) -> Result<(), OpenError> {
-    let recovery = |reason: String| OpenError::Recovery { path: path.to_owned(), reason };
+    let recovery = |reason: String| recovery_error(path, reason);
     if trees.finish_applying().map_err(|e| recovery(e.to_string()))? {
         db.flush().map_err(|e| recovery(format!("flushing the recovered writes: {e}")))?;
         tracing::warn!(path = %path.display(), "a group of writes cut short by a crash was applied again, whole");
     }
     Ok(())
+}
+
+/// Opens the redo log, applying the groups it holds that sled does not (see `redo`);
+/// reported in the log.
+fn recover(path: &Path, trees: &Trees, sled_file: File) -> Result<RedoLog, OpenError> {
+    let failed = |e: StoreError| recovery_error(path, e.to_string());
+    let (mut redo, records, torn_bytes) =
+        RedoLog::open(path, &trees.meta, sled_file).map_err(failed)?;
+    let replayed = trees.recover(&records, &mut redo).map_err(failed)?;
+    if replayed > 0 || torn_bytes > 0 {
+        tracing::warn!(
+            path = %path.display(),
+            replayed,
+            torn_bytes,
+            "acknowledged groups of writes applied from the redo log; a torn last record (never acknowledged) dropped if torn_bytes > 0"
+        );
+    }
+    Ok(redo)
+}
+
+fn recovery_error(path: &Path, reason: String) -> OpenError {
+    OpenError::Recovery { path: path.to_owned(), reason }
 }
 
 /// How long [`open_sled_when_released`] waits for sled's own lock.

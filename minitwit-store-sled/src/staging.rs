@@ -35,7 +35,8 @@
 //!
 //! A relaxed store, and a store being opened, apply each transaction at once.
 
-use crate::trees::{Trees, backend, corrupt};
+use crate::redo::{Record, RedoLog, SEQ_KEY};
+use crate::trees::{META, Trees, backend, corrupt};
 use minitwit_core::store::StoreResult;
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use sled::{IVec, Tree};
@@ -50,9 +51,10 @@ pub(crate) type Writes = BTreeMap<Vec<u8>, Option<IVec>>;
 pub(crate) type Effect = Box<dyn FnOnce(&Trees) + Send>;
 
 /// Writes staged and not yet applied, with their effects, in staging order.
-#[derive(Default)]
 pub(crate) struct Group {
     state: Mutex<GroupState>,
+    /// Where each group is logged before it is applied (see `redo`).
+    log: Mutex<RedoLog>,
 }
 
 #[derive(Default)]
@@ -63,6 +65,16 @@ struct GroupState {
 }
 
 impl Group {
+    /// Groups logged to `log`.
+    pub(crate) fn new(log: RedoLog) -> Self {
+        Self { state: Mutex::default(), log: Mutex::new(log) }
+    }
+
+    fn log(&self) -> MutexGuard<'_, RedoLog> {
+        // Changed only by `RedoLog`'s methods, which leave it whole when they fail.
+        self.log.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     fn state(&self) -> MutexGuard<'_, GroupState> {
         // Plain maps, each updated by one call that cannot panic half-way.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
@@ -169,12 +181,40 @@ impl Trees {
         }
     }
 
-    /// Applies every staged write, as one group, then runs their effects. The caller
-    /// holds the write lock. On failure everything stays staged.
+    /// Writes `value` at `key` of tree number `tree`, outside any transaction and without
+    /// the write lock: staged when this store groups its writes, applied at once
+    /// otherwise.
+    pub(crate) fn write_one(&self, tree: usize, key: &[u8], value: IVec) -> StoreResult<()> {
+        match self.group() {
+            Some(group) => {
+                let mut writes = vec![Writes::new(); self.all().len()];
+                writes[tree].insert(key.to_vec(), Some(value));
+                group.stage(writes);
+                Ok(())
+            }
+            None => self.all()[tree].insert(key, value).map(drop).map_err(backend),
+        }
+    }
+
+    /// The value at `key` of tree number `tree` as the last write left it, staged or
+    /// applied: for values written by [`Trees::write_one`], which are read back before
+    /// they are durable.
+    pub(crate) fn read_one(&self, tree: usize, key: &[u8]) -> StoreResult<Option<IVec>> {
+        match self.group().and_then(|group| group.get(tree, key)) {
+            Some(staged) => Ok(staged),
+            None => self.all()[tree].get(key).map_err(backend),
+        }
+    }
+
+    /// Logs every staged write, as one group (see `redo`), applies it, then runs their
+    /// effects; the log is synced by the caller. The caller holds the write lock. On
+    /// failure everything stays staged.
     pub(crate) fn settle(&self) -> StoreResult<()> {
         let Some(group) = self.group() else { return Ok(()) };
         let mut state = group.state();
-        self.apply_recorded(&state.writes)?;
+        if !state.writes.iter().all(BTreeMap::is_empty) {
+            self.log_and_apply(&mut group.log(), &mut state.writes)?;
+        }
         state.writes.clear();
         let effects = std::mem::take(&mut state.effects);
         drop(state);
@@ -184,14 +224,41 @@ impl Trees {
         Ok(())
     }
 
-    /// Applies `writes` (one map per tree, in `Trees::all`'s order) as plain writes
-    /// between the group's record and its removal (see the module documentation), or in
-    /// one transaction when the record would be too large.
-    fn apply_recorded(&self, writes: &[Writes]) -> StoreResult<()> {
-        if writes.iter().all(BTreeMap::is_empty) {
-            return Ok(());
-        }
+    /// Writes `writes` to `log` as its next group, numbered in sled as well, then
+    /// applies them. A group too large for the log is made durable by a checkpoint.
+    fn log_and_apply(&self, log: &mut RedoLog, writes: &mut [Writes]) -> StoreResult<()> {
+        number(writes, log.next_seq());
         let record = encode(writes);
+        let logged = log.append(&record)?;
+        self.apply_encoded(writes, record)?;
+        if !logged {
+            log.checkpoint()?;
+        }
+        Ok(())
+    }
+
+    /// Applies, in order, the records of `log` (found when it opened) that sled lacks,
+    /// those numbered past the last group sled holds, then starts the log; how many were
+    /// applied. Run when the store opens, before anything else writes.
+    pub(crate) fn recover(&self, records: &[Record], log: &mut RedoLog) -> StoreResult<usize> {
+        let held = u64::try_from(self.meta_int(SEQ_KEY)?).unwrap_or(0);
+        let mut last = held;
+        let missing: Vec<&Record> = records.iter().filter(|record| record.seq > held).collect();
+        for record in &missing {
+            let writes = decode(&record.payload, self.all().len())
+                .ok_or_else(|| corrupt("a record of the redo log whose checksum matches"))?;
+            self.apply_encoded(&writes, record.payload.clone())?;
+            last = record.seq;
+        }
+        log.start(last)?;
+        Ok(missing.len())
+    }
+
+    /// Applies `writes` (one map per tree, in `Trees::all`'s order), whose [`encode`]d
+    /// record is `record`, as plain writes between the group's record and its removal
+    /// (see the module documentation), or in one transaction when the record would be
+    /// too large.
+    fn apply_encoded(&self, writes: &[Writes], record: Vec<u8>) -> StoreResult<()> {
         if record.len() > RECORDED_GROUP_MAX {
             return self.apply(writes);
         }
@@ -247,6 +314,12 @@ impl Trees {
     }
 }
 
+/// Adds to `writes` the group's number, `seq`, kept in sled (see `redo`).
+fn number(writes: &mut [Writes], seq: u64) {
+    let seq = i64::try_from(seq).unwrap_or(i64::MAX).to_be_bytes();
+    writes[META].insert(SEQ_KEY.to_vec(), Some(IVec::from(&seq[..])));
+}
+
 /// The key in `meta` of the record of the group being applied.
 pub(crate) const APPLYING: &[u8] = b"applying_group";
 
@@ -257,7 +330,7 @@ pub(crate) const RECORDED_GROUP_MAX: usize = 64 * 1024;
 /// A group's writes as one value: for each tree, in order, its number of writes
 /// (`u32`), then each write: the key's length (`u32`) and bytes, then `0` for a removal
 /// or `1`, the value's length (`u32`) and bytes. Little-endian.
-fn encode(writes: &[Writes]) -> Vec<u8> {
+pub(crate) fn encode(writes: &[Writes]) -> Vec<u8> {
     fn push(bytes: &[u8], out: &mut Vec<u8>) {
         // Keys and values are MiniTwit's records: far below 4 GiB.
         out.extend_from_slice(&u32::try_from(bytes.len()).unwrap_or(u32::MAX).to_le_bytes());
@@ -282,7 +355,7 @@ fn encode(writes: &[Writes]) -> Vec<u8> {
 
 /// The writes of a record made by [`encode`] for `trees` trees; `None` if it does not
 /// decode.
-fn decode(mut record: &[u8], trees: usize) -> Option<Vec<Writes>> {
+pub(crate) fn decode(mut record: &[u8], trees: usize) -> Option<Vec<Writes>> {
     fn take<'a>(input: &mut &'a [u8], len: usize) -> Option<&'a [u8]> {
         let (head, rest) = (input.get(..len)?, input.get(len..)?);
         *input = rest;
@@ -327,12 +400,119 @@ fn batch(writes: &Writes) -> sled::Batch {
 
 #[cfg(test)]
 mod tests {
-    use super::{APPLYING, Writes, decode, encode};
+    use super::{APPLYING, Writes, decode, encode, number};
     use crate::home::HomeConfig;
+    use crate::redo::{LOG_BYTES, LOG_FILE, RedoLog};
     use crate::trees::{Trees, meta};
     use sled::IVec;
+    use std::os::unix::fs::FileExt as _;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// The redo log of the store in `dir`, opened, with what it held applied (how many
+    /// groups, and the size of a torn tail), and started.
+    fn recovered_log(dir: &tempfile::TempDir, trees: &Trees) -> (RedoLog, usize, usize) {
+        let sled_file = std::fs::File::open(dir.path().join("db")).expect("sled's log file");
+        let (mut log, records, torn) =
+            RedoLog::open(dir.path(), &trees.meta, sled_file).expect("the redo log opens");
+        let replayed = trees.recover(&records, &mut log).expect("recovers");
+        (log, replayed, torn)
+    }
+
+    fn started_log(dir: &tempfile::TempDir, trees: &Trees) -> RedoLog {
+        recovered_log(dir, trees).0
+    }
+
+    /// Trees over a fresh sled database, writing plainly, and their redo log.
+    fn trees_and_log() -> (Trees, RedoLog, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let db = sled::Config::new().path(dir.path()).open().expect("a fresh sled database");
+        let trees = Trees::open(&db, HomeConfig::of(&crate::SledOptions::default()))
+            .expect("the trees of a fresh database");
+        let log = started_log(&dir, &trees);
+        (trees, log, dir)
+    }
+
+    /// A group setting `key` in `settings` to `value`.
+    fn setting(trees: &Trees, key: &str, value: &[u8]) -> Vec<Writes> {
+        let mut writes = vec![Writes::new(); trees.all().len()];
+        writes[1].insert(key.as_bytes().to_vec(), Some(IVec::from(value)));
+        writes
+    }
+
+    /// Writes `writes` to `log` as the flusher does, without applying them: a crash came
+    /// between the two.
+    fn log_only(log: &mut RedoLog, mut writes: Vec<Writes>) -> u64 {
+        let at = log.next_seq();
+        number(&mut writes, at);
+        assert!(log.append(&encode(&writes)).expect("logs"));
+        at
+    }
+
+    fn value(trees: &Trees, key: &str) -> Option<Vec<u8>> {
+        trees.setting(key).expect("reads")
+    }
+
+    #[test]
+    fn a_group_logged_but_not_applied_is_applied_when_the_store_opens() {
+        let (trees, mut log, dir) = trees_and_log();
+        trees.log_and_apply(&mut log, &mut setting(&trees, "a", b"1")).expect("logs, applies");
+        log_only(&mut log, setting(&trees, "b", b"2"));
+        assert_eq!(value(&trees, "b"), None);
+        drop(log);
+
+        let (_log, replayed, torn) = recovered_log(&dir, &trees);
+        assert_eq!((replayed, torn), (1, 0), "only the group sled lacks");
+        assert_eq!(value(&trees, "a").as_deref(), Some(&b"1"[..]));
+        assert_eq!(value(&trees, "b").as_deref(), Some(&b"2"[..]));
+        let (_log, replayed, _) = recovered_log(&dir, &trees);
+        assert_eq!(replayed, 0, "a checkpoint followed the recovery");
+    }
+
+    #[test]
+    fn a_torn_last_record_is_dropped_and_reported_and_the_ones_before_it_applied() {
+        let (trees, mut log, dir) = trees_and_log();
+        log_only(&mut log, setting(&trees, "a", b"1"));
+        log_only(&mut log, setting(&trees, "b", b"2"));
+        let last_byte = log.end() - 1;
+        drop(log);
+        let file = std::fs::OpenOptions::new().write(true).open(dir.path().join(LOG_FILE));
+        file.expect("the log").write_all_at(b"\xff", last_byte).expect("damages it");
+
+        let (_log, replayed, torn) = recovered_log(&dir, &trees);
+        assert_eq!(replayed, 1);
+        assert!(torn > 0, "the torn record is reported");
+        assert_eq!(value(&trees, "a").as_deref(), Some(&b"1"[..]));
+        assert_eq!(value(&trees, "b"), None, "nothing of a torn record is applied");
+    }
+
+    #[test]
+    fn the_log_starts_again_when_full_and_recovers_what_follows() {
+        let (trees, mut log, dir) = trees_and_log();
+        let large = vec![7; 64 * 1024];
+        for n in 0..2 * LOG_BYTES / large.len() as u64 {
+            let mut writes = setting(&trees, &format!("k{n}"), &large);
+            trees.log_and_apply(&mut log, &mut writes).expect("logs, applies");
+        }
+        log_only(&mut log, setting(&trees, "last", b"x"));
+        drop(log);
+
+        let (_log, replayed, _) = recovered_log(&dir, &trees);
+        assert_eq!(replayed, 1, "the last group only: earlier ones are in sled");
+        assert_eq!(value(&trees, "last").as_deref(), Some(&b"x"[..]));
+        assert_eq!(value(&trees, "k0").as_deref(), Some(&large[..]));
+    }
+
+    #[test]
+    fn a_group_too_large_for_the_log_is_made_durable_by_a_checkpoint() {
+        let (trees, mut log, dir) = trees_and_log();
+        let mut huge = setting(&trees, "huge", &vec![1; LOG_BYTES as usize]);
+        trees.log_and_apply(&mut log, &mut huge).expect("applies");
+        drop(log);
+        let (_log, replayed, _) = recovered_log(&dir, &trees);
+        assert_eq!(replayed, 0, "nothing of it was logged");
+        assert_eq!(value(&trees, "huge").map(|v| v.len()), Some(LOG_BYTES as usize));
+    }
 
     /// Trees over a fresh sled database, staging their writes as a durable store does.
     fn grouped_trees() -> (Trees, tempfile::TempDir) {
@@ -340,7 +520,8 @@ mod tests {
         let db = sled::Config::new().path(dir.path()).open().expect("a fresh sled database");
         let mut trees = Trees::open(&db, HomeConfig::of(&crate::SledOptions::default()))
             .expect("the trees of a fresh database");
-        trees.group_writes();
+        let log = started_log(&dir, &trees);
+        trees.group_writes(super::Group::new(log));
         (trees, dir)
     }
 

@@ -1,7 +1,7 @@
 //! The store's own state: the simulator's `latest`, settings (the session key), and the
 //! totals the counters keep exact.
 
-use crate::trees::{Trees, backend, decode_int, meta};
+use crate::trees::{META, Trees, backend, decode_int, meta};
 use minitwit_core::Counts;
 use minitwit_core::store::{StoreError, StoreResult};
 
@@ -19,13 +19,12 @@ impl Trees {
 
     /// The simulator's `latest`, if set.
     pub(crate) fn latest(&self) -> StoreResult<Option<i64>> {
-        self.meta.get(meta::LATEST).map_err(backend)?.map(|v| decode_int(&v)).transpose()
+        self.read_one(META, meta::LATEST)?.map(|v| decode_int(&v)).transpose()
     }
 
     /// Records the simulator's `latest`.
     pub(crate) fn set_latest(&self, latest: i64) -> StoreResult<()> {
-        self.meta.insert(meta::LATEST, &latest.to_be_bytes()[..]).map_err(backend)?;
-        Ok(())
+        self.write_one(META, meta::LATEST, latest.to_be_bytes()[..].into())
     }
 
     /// A server setting.

@@ -2,7 +2,7 @@
 //!
 //! | tree | key | value |
 //! |---|---|---|
-//! | `meta` | a name (see [`meta`]) | an `i64` (format version, last ids, counters, latest) |
+//! | `meta` | a name (see [`meta`], and `redo`'s) | an `i64` (format version, last ids, counters, latest, the redo log's epoch and last group) |
 //! | `settings` | setting name | raw bytes |
 //! | `users` | user id | the [`User`](minitwit_core::User) (see `records`) |
 //! | `usernames` | exact username bytes | user id |
@@ -131,6 +131,9 @@ trees! {
     receipts,
 }
 
+/// The position of `meta` in [`Trees::all`]: it is declared first.
+pub(crate) const META: usize = 0;
+
 /// The value of index entries whose key says it all.
 pub(crate) const EMPTY: &[u8] = &[];
 
@@ -157,9 +160,10 @@ impl Trees {
         Ok(value)
     }
 
-    /// From now on, transactions are staged for the group commit to apply.
-    pub(crate) fn group_writes(&mut self) {
-        self.group = Some(Arc::default());
+    /// From now on, transactions are staged in `group` for the group commit to log and
+    /// apply.
+    pub(crate) fn group_writes(&mut self, group: Group) {
+        self.group = Some(Arc::new(group));
     }
 
     /// The staged writes, when this store groups them.

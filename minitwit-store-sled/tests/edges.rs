@@ -94,14 +94,14 @@ async fn another_format_version_is_refused() {
     {
         let db = raw_sled(dir.path());
         let meta = db.open_tree("meta").expect("meta tree");
-        meta.insert("format_version", &3_i64.to_be_bytes()[..]).expect("write");
+        meta.insert("format_version", &4_i64.to_be_bytes()[..]).expect("write");
         db.flush().expect("flush");
     }
     let Err(err) = SledStore::open(dir.path(), SledOptions::default()) else {
-        panic!("a store of format version 3 must be refused");
+        panic!("a store of format version 4 must be refused");
     };
-    assert!(matches!(err, OpenError::UnsupportedFormat { found: 3, supported: 2, .. }), "{err:?}");
-    assert!(err.to_string().contains("has format version 3; this build reads version 2"));
+    assert!(matches!(err, OpenError::UnsupportedFormat { found: 4, supported: 3, .. }), "{err:?}");
+    assert!(err.to_string().contains("has format version 4; this build reads version 3"));
 }
 
 /// A record key as the store writes it: the id big-endian with the sign bit flipped.
@@ -165,7 +165,7 @@ async fn a_format_1_store_with_json_records_is_read_written_and_upgraded() {
                 tree.insert(key, &[][..]).expect("write");
             }
         }
-        assert_eq!(recorded_version(&db), 2);
+        assert_eq!(recorded_version(&db), i64::from(minitwit_store_sled::FORMAT_VERSION));
         db.open_tree("meta")
             .expect("meta")
             .insert("format_version", &1_i64.to_be_bytes()[..])
@@ -201,7 +201,11 @@ async fn a_format_1_store_with_json_records_is_read_written_and_upgraded() {
         assert!(report.is_consistent(), "{:?}", report.problems);
     }
     let db = raw_sled(dir.path());
-    assert_eq!(recorded_version(&db), 2, "opening upgrades the recorded version");
+    assert_eq!(
+        recorded_version(&db),
+        i64::from(minitwit_store_sled::FORMAT_VERSION),
+        "opening upgrades the recorded version"
+    );
 }
 
 #[tokio::test]
