@@ -86,7 +86,9 @@ impl RedoLog {
             .open(&path)
             .map_err(failed)?;
         let epoch = match meta.get(EPOCH_KEY).map_err(|e| log_error("reading its epoch", e))? {
-            Some(bytes) => u64::from_be_bytes(bytes.as_ref().try_into().unwrap_or_default()),
+            Some(bytes) => u64::from_be_bytes(
+                bytes.as_ref().try_into().map_err(|_| log_error("its epoch", "not 8 bytes"))?,
+            ),
             None => 0,
         };
         let (records, torn) = read_records(&file, epoch).map_err(failed)?;

@@ -18,6 +18,10 @@
 //!   ([`Trees::settle`]).
 //! - **Readers see what is applied.** A staged write is not acknowledged until the
 //!   flush that applies it, so nobody has been told of a write a reader cannot see yet.
+//! - **Logged, then applied.** A group is written to the redo log before it is applied
+//!   ([`Trees::settle`]); the flusher's sync of that log is what makes it durable (see
+//!   `redo`), and opening the store applies what the log holds that sled does not
+//!   ([`Trees::recover`]).
 //! - **Effects follow their writes.** What a write changes in memory beside sled (the
 //!   kept home timelines, the author cache) runs when the write is applied
 //!   ([`Trees::after_apply`]), under the write lock, as before.
