@@ -173,11 +173,11 @@ impl SledStore {
         op(&self.inner.trees)
     }
 
-    /// Applies a single-key write right here and returns the wait for its durability:
+    /// Makes a single-key write right here (staged with the next group in a durable
+    /// store, applied at once in a relaxed one) and returns the wait for its durability:
     /// the shared flush of the caller's next durable write covers it (its ticket is
-    /// deferred: it wakes the flusher only when waited for). A lone `insert`
-    /// is no transaction, so it needs neither the write lock nor sled's global one (a
-    /// flush in progress does not hold it up). Refused (503) once a flush has failed.
+    /// deferred: it wakes the flusher only when waited for). It needs no transaction, so
+    /// no write lock either. Refused (503) once a flush has failed.
     fn unsynced_write(
         &self,
         op: impl FnOnce(&Trees) -> StoreResult<()>,
