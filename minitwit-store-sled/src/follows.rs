@@ -80,7 +80,7 @@ impl Tx<'_> {
 
     /// Writes the pair both ways and counts it, unless it exists.
     pub(crate) fn insert_follow(&self, follower: UserId, followee: UserId) -> TxResult<()> {
-        if self.follows.insert(keys::pair(follower, followee), EMPTY)?.is_none() {
+        if self.follows.replace(keys::pair(follower, followee), EMPTY)?.is_none() {
             self.followers.insert(keys::pair(followee, follower), EMPTY)?;
             self.bump(meta::FOLLOWS, 1)?;
         }
@@ -89,7 +89,7 @@ impl Tx<'_> {
 
     /// Removes the pair both ways and uncounts it, if it exists.
     pub(crate) fn remove_follow(&self, follower: UserId, followee: UserId) -> TxResult<()> {
-        if self.follows.remove(keys::pair(follower, followee))?.is_some() {
+        if self.follows.take(keys::pair(follower, followee))?.is_some() {
             self.followers.remove(keys::pair(followee, follower))?;
             self.bump(meta::FOLLOWS, -1)?;
         }

@@ -175,7 +175,7 @@ impl Tx<'_> {
 
     /// Removes a message and every index entry of it, uncounting it; nothing if absent.
     pub(crate) fn remove_message(&self, id: MessageId) -> TxResult<()> {
-        let Some(bytes) = self.messages.remove(keys::int(id))? else { return Ok(()) };
+        let Some(bytes) = self.messages.take(keys::int(id))? else { return Ok(()) };
         let m: Message = decode(&bytes).map_err(abort)?;
         self.author_msgs.remove(keys::pair(m.author_id, m.id))?;
         if m.flagged {

@@ -136,24 +136,39 @@ impl<'a> Staged<'a> {
         }
     }
 
-    /// Sets `key` to `value`; the value it had.
-    pub(crate) fn insert(
+    /// Sets `key` to `value`, without reading what it held (see [`Staged::replace`]).
+    pub(crate) fn insert(&self, key: impl AsRef<[u8]>, value: impl Into<IVec>) -> sled::Result<()> {
+        self.stage(key.as_ref(), Some(value.into()));
+        Ok(())
+    }
+
+    /// Removes `key`, without reading what it held (see [`Staged::take`]).
+    pub(crate) fn remove(&self, key: impl AsRef<[u8]>) -> sled::Result<()> {
+        self.stage(key.as_ref(), None);
+        Ok(())
+    }
+
+    /// Sets `key` to `value`; the value it had. Costs a read: a lookup in sled when
+    /// nothing is staged for `key`.
+    pub(crate) fn replace(
         &self,
         key: impl AsRef<[u8]>,
         value: impl Into<IVec>,
     ) -> sled::Result<Option<IVec>> {
-        self.put(key.as_ref(), Some(value.into()))
-    }
-
-    /// Removes `key`; the value it had.
-    pub(crate) fn remove(&self, key: impl AsRef<[u8]>) -> sled::Result<Option<IVec>> {
-        self.put(key.as_ref(), None)
-    }
-
-    fn put(&self, key: &[u8], value: Option<IVec>) -> sled::Result<Option<IVec>> {
-        let before = self.get(key)?;
-        self.writes.borrow_mut().insert(key.to_vec(), value);
+        let before = self.get(key.as_ref())?;
+        self.stage(key.as_ref(), Some(value.into()));
         Ok(before)
+    }
+
+    /// Removes `key`; the value it had. Costs a read, as [`Staged::replace`] does.
+    pub(crate) fn take(&self, key: impl AsRef<[u8]>) -> sled::Result<Option<IVec>> {
+        let before = self.get(key.as_ref())?;
+        self.stage(key.as_ref(), None);
+        Ok(before)
+    }
+
+    fn stage(&self, key: &[u8], value: Option<IVec>) {
+        self.writes.borrow_mut().insert(key.to_vec(), value);
     }
 
     /// What the transaction wrote.
@@ -550,7 +565,7 @@ mod tests {
         let (trees, _dir) = grouped_trees();
         trees.transaction(|tx| Ok(tx.settings.insert("k", &b"v"[..])?)).expect("stages");
         trees.settle().expect("applies");
-        let before = trees.transaction(|tx| Ok(tx.settings.remove("k")?)).expect("stages");
+        let before = trees.transaction(|tx| Ok(tx.settings.take("k")?)).expect("stages");
         assert_eq!(before.as_deref(), Some(&b"v"[..]), "a removal returns the value it removes");
         let seen = trees.transaction(|tx| Ok(tx.settings.get("k")?)).expect("reads");
         assert_eq!(seen, None, "the next writer sees the removal");
