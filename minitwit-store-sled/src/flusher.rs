@@ -76,6 +76,19 @@ struct Requests {
     wanted: u64,
     /// Set when the store closes: flush what is pending, then end.
     stop: bool,
+    /// Whether the flusher thread waits for a request: only then does a request need to
+    /// wake it (a wake is a system call; a busy flusher checks `wanted` before it waits).
+    sleeping: bool,
+}
+
+impl Requests {
+    /// Asks for every ticket up to `ticket` to be flushed; wakes the flusher if it waits.
+    fn want(&mut self, ticket: u64, wake: &Condvar) {
+        self.wanted = self.wanted.max(ticket);
+        if self.sleeping {
+            wake.notify_one();
+        }
+    }
 }
 
 /// State shared by writers and the flusher thread.
@@ -117,9 +130,9 @@ impl Flusher {
     pub(crate) fn ticket(&self) -> Ticket {
         let mut requests = self.shared.requests();
         requests.issued += 1;
-        requests.wanted = requests.issued;
-        self.shared.wake.notify_one();
-        Ticket(requests.issued)
+        let ticket = requests.issued;
+        requests.want(ticket, &self.shared.wake);
+        Ticket(ticket)
     }
 
     /// Takes a ticket without waking the flusher: the next flush anybody asks for covers
@@ -136,8 +149,7 @@ impl Flusher {
         if self.shared.done.borrow().up_to < ticket.0 {
             let mut requests = self.shared.requests();
             if requests.wanted < ticket.0 {
-                requests.wanted = ticket.0;
-                self.shared.wake.notify_one();
+                requests.want(ticket.0, &self.shared.wake);
             }
         }
         let mut rounds = self.shared.done.subscribe();
@@ -301,7 +313,9 @@ pub(crate) mod fault {
 fn next_target(shared: &Shared, flushed: u64) -> Option<u64> {
     let mut requests = shared.requests();
     while requests.wanted <= flushed && !requests.stop {
+        requests.sleeping = true;
         requests = shared.wake.wait(requests).unwrap_or_else(PoisonError::into_inner);
+        requests.sleeping = false;
     }
     (requests.issued > flushed).then_some(requests.issued)
 }
@@ -313,6 +327,19 @@ mod tests {
 
     fn store(dir: &tempfile::TempDir) -> SledStore {
         SledStore::open(dir.path().join("db"), SledOptions::default()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_write_wakes_the_flusher_when_it_sleeps() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir);
+        let shared = &store.inner.flusher.shared;
+        while !shared.requests().sleeping {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        let written = store.init_setting("key", b"value");
+        let woken = tokio::time::timeout(std::time::Duration::from_secs(60), written).await;
+        woken.expect("the sleeping flusher was never woken").unwrap();
     }
 
     #[tokio::test]
