@@ -14,6 +14,7 @@
 //!   summary line per window. A database outage therefore writes a few lines, not two per
 //!   request.
 
+mod access_line;
 mod batches;
 
 use crate::cli::{AccessLog, LogFormat, LogOptions};
@@ -81,7 +82,8 @@ pub fn init(options: &LogOptions, default_level: &str) -> LogGuard {
     let ceiling = Ceiling::new(options.access_log, Arc::clone(&repeats));
     let output = tracing_subscriber::fmt::layer().with_writer(writer);
     let output = if json {
-        output.json().with_current_span(true).with_span_list(false).boxed()
+        let stock = output.json().with_current_span(true).with_span_list(false);
+        stock.map_event_format(access_line::AccessJson::new).boxed()
     } else {
         output.with_target(false).boxed()
     };
