@@ -199,7 +199,7 @@ fn recover(path: &Path, trees: &Trees, sled_file: File) -> Result<RedoLog, OpenE
     let failed = |e: StoreError| recovery_error(path, e.to_string());
     let (mut redo, records, torn_bytes) =
         RedoLog::open(path, &trees.meta, sled_file).map_err(failed)?;
-    let replayed = trees.recover(&records, &mut redo).map_err(failed)?;
+    let replayed = trees.recover(records, &mut redo).map_err(failed)?;
     if replayed > 0 || torn_bytes > 0 {
         tracing::warn!(
             path = %path.display(),

@@ -259,18 +259,19 @@ impl Trees {
     /// Applies, in order, the records of `log` (found when it opened) that sled lacks,
     /// those numbered past the last group sled holds, then starts the log; how many were
     /// applied. Run when the store opens, before anything else writes.
-    pub(crate) fn recover(&self, records: &[Record], log: &mut RedoLog) -> StoreResult<usize> {
+    pub(crate) fn recover(&self, records: Vec<Record>, log: &mut RedoLog) -> StoreResult<usize> {
         let held = u64::try_from(self.meta_int(SEQ_KEY)?).unwrap_or(0);
         let mut last = held;
-        let missing: Vec<&Record> = records.iter().filter(|record| record.seq > held).collect();
-        for record in &missing {
+        let mut applied = 0;
+        for record in records.into_iter().filter(|record| record.seq > held) {
             let writes = decode(&record.payload, self.all().len())
                 .ok_or_else(|| corrupt("a record of the redo log whose checksum matches"))?;
-            self.apply_encoded(&writes, record.payload.clone())?;
+            self.apply_encoded(&writes, record.payload)?;
             last = record.seq;
+            applied += 1;
         }
         log.start(last)?;
-        Ok(missing.len())
+        Ok(applied)
     }
 
     /// Applies `writes` (one map per tree, in `Trees::all`'s order), whose [`encode`]d
@@ -434,7 +435,7 @@ mod tests {
         let sled_file = std::fs::File::open(dir.path().join("db")).expect("sled's log file");
         let (mut log, records, torn) =
             RedoLog::open(dir.path(), &trees.meta, sled_file).expect("the redo log opens");
-        let replayed = trees.recover(&records, &mut log).expect("recovers");
+        let replayed = trees.recover(records, &mut log).expect("recovers");
         (log, replayed, torn)
     }
 
