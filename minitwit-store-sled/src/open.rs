@@ -3,7 +3,7 @@
 
 use crate::flusher::{Disk, Flusher, WriteLock};
 use crate::home::HomeConfig;
-use crate::redo::RedoLog;
+use crate::redo::{LOG_FILE, RedoLog};
 use crate::staging::Group;
 use crate::trees::{Trees, decode_int, meta};
 use minitwit_core::store::StoreError;
@@ -158,15 +158,20 @@ pub(crate) fn open(path: &Path, options: SledOptions) -> Result<Opened, OpenErro
     check_format(path, &trees)?;
     finish_applying(path, &db, &trees)?;
     let log_file = File::open(path.join(SLED_LOG_FILE)).map_err(io)?;
-    let redo = recover(path, &trees, log_file.try_clone().map_err(io)?)?;
+    let redo = if needs_redo_log(path, options.durability).map_err(io)? {
+        Some(recover(path, &trees, log_file.try_clone().map_err(io)?)?)
+    } else {
+        None
+    };
     sync_directory(path).map_err(io)?;
-    let redo_file = match options.durability {
-        Durability::Durable => {
+    let redo_file = match (options.durability, redo) {
+        (Durability::Durable, Some(redo)) => {
             let file = redo.file().map_err(|e| recovery_error(path, e.to_string()))?;
             trees.group_writes(Group::new(redo));
             Some(file)
         }
-        Durability::Relaxed => None,
+        // A relaxed store is done with the log once it has applied what it held.
+        _ => None,
     };
     let write_lock = WriteLock::default();
     let disk = Disk {
@@ -191,6 +196,15 @@ fn finish_applying(path: &Path, db: &sled::Db, trees: &Trees) -> Result<(), Open
         tracing::warn!(path = %path.display(), "a group of writes cut short by a crash was applied again, whole");
     }
     Ok(())
+}
+
+/// Whether the store in `path` opens its redo log: a durable store always does; a relaxed
+/// one, which writes to sled directly, only to apply what a durable run left there.
+fn needs_redo_log(path: &Path, durability: Durability) -> std::io::Result<bool> {
+    match durability {
+        Durability::Durable => Ok(true),
+        Durability::Relaxed => path.join(LOG_FILE).try_exists(),
+    }
 }
 
 /// Opens the redo log, applying the groups it holds that sled does not (see `redo`);

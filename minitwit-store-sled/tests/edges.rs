@@ -275,6 +275,28 @@ async fn relaxed_writes_are_kept_after_an_explicit_flush() {
 }
 
 #[tokio::test]
+async fn a_relaxed_store_keeps_no_redo_log_but_applies_a_durable_ones() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let relaxed = SledOptions { durability: Durability::Relaxed, ..SledOptions::default() };
+    let log = dir.path().join("redo.log");
+    {
+        let store = SledStore::open(dir.path(), relaxed).expect("opening relaxed");
+        let a = user(&store, "a").await;
+        post(&store, &a, "relaxed", 1).await;
+        store.flush().await.expect("flush");
+    }
+    assert!(!log.exists(), "a relaxed store writes to sled directly, with no redo log");
+    {
+        let store = open(dir.path());
+        let a = store.user_by_name("a").await.expect("reads").expect("a is there");
+        post(&store, &a, "durable", 2).await;
+    }
+    assert!(log.exists(), "a durable store keeps one");
+    let store = SledStore::open(dir.path(), relaxed).expect("opening relaxed again");
+    assert_eq!(texts(&store, Timeline::Public).await, ["durable", "relaxed"]);
+}
+
+#[tokio::test]
 async fn following_oneself_does_not_repeat_home_entries() {
     let (store, _dir) = minitwit_store_sled::testkit::fresh_store().await;
     let u = user(&*store, "narcissus").await;
