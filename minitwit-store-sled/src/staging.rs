@@ -107,6 +107,20 @@ impl Group {
     }
 }
 
+/// The value at `key` of `tree` (number `index`) as the writes so far left it: what
+/// `group` has staged for it, else what sled holds.
+fn staged_or_applied(
+    group: Option<&Group>,
+    tree: &Tree,
+    index: usize,
+    key: &[u8],
+) -> sled::Result<Option<IVec>> {
+    match group.and_then(|group| group.get(index, key)) {
+        Some(staged) => Ok(staged),
+        None => tree.get(key),
+    }
+}
+
 /// A tree inside a transaction: reads see its staged writes; writes are staged until
 /// the transaction ends.
 pub(crate) struct Staged<'a> {
@@ -130,10 +144,7 @@ impl<'a> Staged<'a> {
         if let Some(own) = self.writes.borrow().get(key) {
             return Ok(own.clone());
         }
-        match self.group.and_then(|group| group.get(self.index, key)) {
-            Some(staged) => Ok(staged),
-            None => self.tree.get(key),
-        }
+        staged_or_applied(self.group, self.tree, self.index, key)
     }
 
     /// Sets `key` to `value`, without reading what it held (see [`Staged::replace`]).
@@ -219,10 +230,7 @@ impl Trees {
     /// applied: for values written by [`Trees::write_one`], which are read back before
     /// they are durable.
     pub(crate) fn read_one(&self, tree: usize, key: &[u8]) -> StoreResult<Option<IVec>> {
-        match self.group().and_then(|group| group.get(tree, key)) {
-            Some(staged) => Ok(staged),
-            None => self.all()[tree].get(key).map_err(backend),
-        }
+        staged_or_applied(self.group(), &self.all()[tree], tree, key).map_err(backend)
     }
 
     /// Logs every staged write, as one group (see `redo`), applies it, then runs their
@@ -350,7 +358,7 @@ pub(crate) const RECORDED_GROUP_MAX: usize = 64 * 1024;
 /// A group's writes as one value: for each tree, in order, its number of writes
 /// (`u32`), then each write: the key's length (`u32`) and bytes, then `0` for a removal
 /// or `1`, the value's length (`u32`) and bytes. Little-endian.
-pub(crate) fn encode(writes: &[Writes]) -> Vec<u8> {
+fn encode(writes: &[Writes]) -> Vec<u8> {
     fn push(bytes: &[u8], out: &mut Vec<u8>) {
         // Keys and values are MiniTwit's records: far below 4 GiB.
         out.extend_from_slice(&u32::try_from(bytes.len()).unwrap_or(u32::MAX).to_le_bytes());
@@ -375,7 +383,7 @@ pub(crate) fn encode(writes: &[Writes]) -> Vec<u8> {
 
 /// The writes of a record made by [`encode`] for `trees` trees; `None` if it does not
 /// decode.
-pub(crate) fn decode(mut record: &[u8], trees: usize) -> Option<Vec<Writes>> {
+fn decode(mut record: &[u8], trees: usize) -> Option<Vec<Writes>> {
     fn take<'a>(input: &mut &'a [u8], len: usize) -> Option<&'a [u8]> {
         let (head, rest) = (input.get(..len)?, input.get(len..)?);
         *input = rest;

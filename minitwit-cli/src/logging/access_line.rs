@@ -78,14 +78,11 @@ struct Fields<'a, 'e>(&'a Event<'e>);
 
 impl serde::Serialize for Fields<'_, '_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut visitor = FieldVisitor { map: Some(serializer.serialize_map(None)?), error: None };
+        let mut visitor = FieldVisitor { map: serializer.serialize_map(None)?, error: None };
         self.0.record(&mut visitor);
-        if let Some(error) = visitor.error {
-            return Err(error);
-        }
-        match visitor.map {
-            Some(map) => map.end(),
-            None => Err(serde::ser::Error::custom("the fields could not be written")),
+        match visitor.error {
+            Some(error) => Err(error),
+            None => visitor.map.end(),
         }
     }
 }
@@ -93,7 +90,7 @@ impl serde::Serialize for Fields<'_, '_> {
 /// Writes each field into the map, as tracing-serde does: strings and `Debug` values as
 /// strings, numbers and booleans as themselves. The first failure stops it.
 struct FieldVisitor<M: serde::ser::SerializeMap> {
-    map: Option<M>,
+    map: M,
     error: Option<M::Error>,
 }
 
@@ -102,9 +99,7 @@ impl<M: serde::ser::SerializeMap> FieldVisitor<M> {
         if self.error.is_some() {
             return;
         }
-        if let Some(map) = self.map.as_mut()
-            && let Err(error) = map.serialize_entry(field.name(), value)
-        {
+        if let Err(error) = self.map.serialize_entry(field.name(), value) {
             self.error = Some(error);
         }
     }
