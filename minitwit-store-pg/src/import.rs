@@ -189,7 +189,7 @@ async fn bulk_transaction(pool: &PgPool) -> StoreResult<Transaction<'static, Pos
 pub(crate) async fn end(pool: &PgPool, latest: Option<i64>) -> StoreResult<()> {
     let mut tx = pool.begin().await.map_err(backend_error)?;
     if let Some(latest) = latest {
-        crate::state::set_latest(&mut *tx, latest).await?;
+        crate::state::replace_latest(&mut tx, latest).await?;
     }
     sqlx::query("DELETE FROM settings WHERE key = $1")
         .bind(IMPORT_MARK)

@@ -1,15 +1,20 @@
-//! The simulator's `latest`, written beside the request that carries it. A front end
-//! records `latest` first and waits for it last (`Store::begin_set_latest`); written
-//! there and then, its commit and the request's own waited for two flushes, one after
-//! the other. Begun here, the value is written by a task of its own while the request
-//! does its work, so the two commits can share a flush.
+//! The simulator's `latest`, recorded by the action's own statement. A front end
+//! records `latest` first and waits for it last (`Store::begin_set_latest`); a commit of
+//! its own cost each action a second transaction and a fifth of a replay. Here beginning
+//! only notes the value, and the next simulator write to go out (a keyed write, a post
+//! by name, a follow by names) carries the newest value noted: a `WITH` entry of its
+//! statement ([`with_latest!`]) records it, in the action's transaction. A value no
+//! statement carried (a request that wrote nothing, a statement that failed) is written
+//! by a task of its own once it is waited for, as before.
 //!
-//! One writer task at a time per process writes the newest value asked for, then again
-//! if more were asked meanwhile, so concurrent requests share writes (as the core's
-//! coalescing did when the write was made in place). What holds:
-//! - the value stored last is the newest one asked for;
-//! - a request is answered once a write covering its value (its own, or one of a value
-//!   asked for after it) is durable, or with the error of the write that covered it;
+//! Values are numbered in the order they were asked for, and a statement records the
+//! newest one unless a newer one of this process is there already (a slot per backend,
+//! see the migration `latest_slots`). What holds:
+//! - within a process, the value stored is the newest of those recorded, in the order
+//!   they were asked for, whatever order their statements reached the database in;
+//!   between processes, the last to write wins;
+//! - a request is answered once a write covering its value (one carrying it, or a
+//!   value asked for after it) is durable, or with the error of the write that covered it;
 //! - a read of `latest` in this process waits for the values asked for before it, so it
 //!   sees them (other processes see a value once its request is acknowledged).
 
@@ -18,10 +23,48 @@ use sqlx::PgPool;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use tokio::sync::watch;
 
-/// The writes of `latest` of one store (shared by its clones).
+/// The statement recording a carried `latest`. `$p` is a `BIGINT[]`: the writing
+/// process, the value's number and the value; NULL records nothing. The slot is the
+/// backend's, so concurrent writers rarely wait on one another; a newer value of the
+/// same process there is kept.
+macro_rules! latest_update {
+    ($p:literal) => {
+        concat!(
+            "UPDATE latest_slots SET process = (",
+            $p,
+            "::BIGINT[])[1], asked = (",
+            $p,
+            "::BIGINT[])[2], value = (",
+            $p,
+            "::BIGINT[])[3], written = nextval('latest_order') WHERE slot = pg_backend_pid() % 16 AND ",
+            $p,
+            "::BIGINT[] IS NOT NULL AND (process <> (",
+            $p,
+            "::BIGINT[])[1] OR asked < (",
+            $p,
+            "::BIGINT[])[2])"
+        )
+    };
+}
+pub(crate) use latest_update;
+
+/// The start of a statement's `WITH` list that records the `latest` bound to `$p` (see
+/// [`latest_update!`]); the list goes on after it.
+macro_rules! with_latest {
+    ($p:literal) => {
+        concat!("WITH latest_recorded AS (", $crate::latest::latest_update!($p), "), ")
+    };
+}
+pub(crate) use with_latest;
+
+/// The `latest` of one store (shared by its clones): the values asked for, and their
+/// writes.
 pub(crate) struct LatestWrites {
+    /// This process's name in the slots, drawn at random.
+    process: i64,
     asked: Mutex<Asked>,
-    /// The last write's outcome: the number of values it covers, and its result.
+    /// How many of the values asked for are covered by a durable write, and that
+    /// write's result (an error covers the values it would have).
     written: watch::Sender<(u64, StoreResult<()>)>,
 }
 
@@ -31,13 +74,55 @@ struct Asked {
     /// How many, and the newest.
     count: u64,
     newest: i64,
-    /// Whether the writer task is running (it ends once it has written them all).
+    /// The highest number handed to a statement to carry.
+    carried: u64,
+    /// The highest number the writer task is to cover.
+    wanted: u64,
+    /// Whether the writer task is running (it ends once it has covered `wanted`).
     writing: bool,
 }
 
 impl Default for LatestWrites {
     fn default() -> Self {
-        Self { asked: Mutex::default(), written: watch::Sender::new((0, Ok(()))) }
+        Self {
+            process: rand::random(),
+            asked: Mutex::default(),
+            written: watch::Sender::new((0, Ok(()))),
+        }
+    }
+}
+
+/// The `latest` a statement carries (bound as [`latest_update!`]'s `$p`), and what to
+/// report once it has run. Dropped without [`Carried::done`] (its statement failed or
+/// was abandoned), it leaves its values to the writer task.
+#[must_use]
+pub(crate) struct Carried {
+    writes: Arc<LatestWrites>,
+    pool: PgPool,
+    /// The writing process, the value's number and the value; `None` carries nothing.
+    pub(crate) bound: Option<[i64; 3]>,
+}
+
+impl Carried {
+    /// Reports the statement's outcome: committed, the values it carried are durable;
+    /// failed, they are left to the writer task (on drop).
+    pub(crate) fn done<T, E>(mut self, outcome: &Result<T, E>) {
+        if outcome.is_ok()
+            && let Some([_, number, _]) = self.bound.take()
+        {
+            self.writes.covered_by_statement(u64::try_from(number).unwrap_or(0));
+        }
+    }
+}
+
+impl Drop for Carried {
+    fn drop(&mut self) {
+        if let Some([_, number, _]) = self.bound.take() {
+            let number = u64::try_from(number).unwrap_or(0);
+            if self.writes.written.borrow().0 < number {
+                self.writes.want(&self.pool, number);
+            }
+        }
     }
 }
 
@@ -47,32 +132,45 @@ impl LatestWrites {
         self.asked.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Asks for `latest` to be written (starting the writer task if it is idle); the
-    /// wait for a write covering it to be durable.
+    /// Notes `latest` as asked for; the wait for a write covering it to be durable,
+    /// which asks the writer task for one if no statement carried it by then.
     pub(crate) fn begin(self: &Arc<Self>, pool: &PgPool, latest: i64) -> DurableWait {
         let mine = {
             let mut asked = self.asked();
             asked.count += 1;
             asked.newest = latest;
-            if !asked.writing {
-                asked.writing = true;
-                tokio::spawn(Arc::clone(self).write_all(pool.clone()));
-            }
             asked.count
         };
-        let this = Arc::clone(self);
-        Box::pin(async move { this.covered(mine).await })
+        let (this, pool) = (Arc::clone(self), pool.clone());
+        Box::pin(async move { this.durable(&pool, mine).await })
+    }
+
+    /// The newest value asked for, for a statement about to go out to carry, unless a
+    /// statement carries it already.
+    pub(crate) fn carry(self: &Arc<Self>, pool: &PgPool) -> Carried {
+        let bound = {
+            let mut asked = self.asked();
+            (asked.count > asked.carried).then(|| {
+                asked.carried = asked.count;
+                [self.process, i64::try_from(asked.count).unwrap_or(i64::MAX), asked.newest]
+            })
+        };
+        Carried { writes: Arc::clone(self), pool: pool.clone(), bound }
     }
 
     /// Waits for every value asked for so far to be written (whatever the outcome:
     /// that is their requests' concern).
-    pub(crate) async fn settled(&self) {
+    pub(crate) async fn settled(self: &Arc<Self>, pool: &PgPool) {
         let asked = self.asked().count;
-        let _ = self.covered(asked).await;
+        let _ = self.durable(pool, asked).await;
     }
 
-    /// The outcome of the first write seen that covers value number `number`.
-    async fn covered(&self, number: u64) -> StoreResult<()> {
+    /// The outcome of the first durable write seen that covers value number `number`;
+    /// asks the writer task for one if no statement carries it.
+    async fn durable(self: &Arc<Self>, pool: &PgPool, number: u64) -> StoreResult<()> {
+        if self.written.borrow().0 < number && self.asked().carried < number {
+            self.want(pool, number);
+        }
         let mut written = self.written.subscribe();
         let outcome = written.wait_for(|(covers, _)| *covers >= number).await;
         match outcome {
@@ -81,19 +179,90 @@ impl LatestWrites {
         }
     }
 
-    /// The writer task: writes the newest value asked for until none is left unwritten.
+    /// A statement carrying values up to `number` committed.
+    fn covered_by_statement(&self, number: u64) {
+        self.written.send_if_modified(|written| {
+            let newer = written.0 < number;
+            if newer {
+                *written = (number, Ok(()));
+            }
+            newer
+        });
+    }
+
+    /// Has the writer task cover values up to `number`, starting it if it is idle.
+    fn want(self: &Arc<Self>, pool: &PgPool, number: u64) {
+        let mut asked = self.asked();
+        asked.wanted = asked.wanted.max(number);
+        if !asked.writing {
+            asked.writing = true;
+            tokio::spawn(Arc::clone(self).write_all(pool.clone()));
+        }
+    }
+
+    /// The writer task: writes the newest value asked for until the values wanted are
+    /// covered.
     async fn write_all(self: Arc<Self>, pool: PgPool) {
         loop {
             let (count, newest) = {
                 let mut asked = self.asked();
-                if asked.count == self.written.borrow().0 {
+                if asked.wanted <= self.written.borrow().0 {
                     asked.writing = false;
                     return;
                 }
                 (asked.count, asked.newest)
             };
-            let result = crate::state::set_latest(&pool, newest).await;
-            self.written.send_modify(|written| *written = (count, result));
+            let number = i64::try_from(count).unwrap_or(i64::MAX);
+            let result = crate::state::set_latest(&pool, self.process, number, newest).await;
+            self.written.send_if_modified(|written| {
+                let newer = written.0 < count;
+                if newer {
+                    *written = (count, result);
+                }
+                newer
+            });
         }
+    }
+}
+
+#[cfg(all(test, feature = "testkit"))]
+mod tests {
+    use crate::testkit;
+
+    /// Two values of one process, carried by statements on two connections (two slots,
+    /// or one), reach the database newer first: the newer is kept.
+    #[tokio::test]
+    async fn an_older_value_reaching_the_database_later_is_not_kept() {
+        let (url, _db) = testkit::fresh_database_url().await;
+        let store = testkit::connect(&url).await;
+        let (pool, writes) = (&store.pool, &store.latest_writes);
+        let _first = writes.begin(pool, 1);
+        let older = writes.carry(pool);
+        let _second = writes.begin(pool, 2);
+        let newer = writes.carry(pool);
+        assert_eq!((older.bound.map(|b| b[2]), newer.bound.map(|b| b[2])), (Some(1), Some(2)));
+        let (mut one, mut other) = (pool.acquire().await.unwrap(), pool.acquire().await.unwrap());
+        for (conn, carried) in [(&mut *one, &newer), (&mut *other, &older)] {
+            sqlx::query(latest_update!("$1")).bind(carried.bound).execute(conn).await.unwrap();
+        }
+        assert_eq!(crate::state::latest(pool).await.unwrap(), Some(2));
+        older.done(&Ok::<(), ()>(()));
+        newer.done(&Ok::<(), ()>(()));
+    }
+
+    /// A value no statement carried is written by the writer task once waited for; a
+    /// value a failed statement carried is too.
+    #[tokio::test]
+    async fn values_no_statement_recorded_are_written_when_waited_for() {
+        let (url, _db) = testkit::fresh_database_url().await;
+        let store = testkit::connect(&url).await;
+        let (pool, writes) = (&store.pool, &store.latest_writes);
+        writes.begin(pool, 5).await.unwrap();
+        assert_eq!(crate::state::latest(pool).await.unwrap(), Some(5));
+        let wait = writes.begin(pool, 6);
+        let carried = writes.carry(pool);
+        carried.done(&Err::<(), ()>(()));
+        wait.await.unwrap();
+        assert_eq!(crate::state::latest(pool).await.unwrap(), Some(6));
     }
 }

@@ -3,12 +3,14 @@
 //! timelines are `timeline`'s).
 
 use crate::error::{backend_error, found_by_name, store_error};
+use crate::latest::{LatestWrites, with_latest};
 use crate::rows::sql_limit;
 use crate::rows::{self, MessageRow, into_all, message_columns};
 use minitwit_core::model::NewMessage;
 use minitwit_core::store::{ByName, StoreError, StoreResult};
 use minitwit_core::{Message, MessageFilter, MessageId, MessageText, UserId};
 use sqlx::PgPool;
+use std::sync::Arc;
 
 /// Stores a message under a fresh id; an unknown author is the store's `UnknownUser`.
 pub(crate) async fn add(pool: &PgPool, message: NewMessage) -> StoreResult<MessageId> {
@@ -26,31 +28,38 @@ pub(crate) async fn add(pool: &PgPool, message: NewMessage) -> StoreResult<Messa
 }
 
 /// Stores a message of the user named `$1` (`$2` text, `$3` date) unless that user is
-/// disabled, in one statement; no row when nobody has the name, else the user's
+/// disabled, in one statement that also records the `latest` carried in `$4` (see
+/// `latest`); no row when nobody has the name, else the user's
 /// `disabled` flag, their id and the new message's id (NULL when disabled: nothing was
 /// written).
-const INSERT_BY_NAME: &str = "WITH author AS (
-         SELECT id, disabled FROM users WHERE username = $1),
+const INSERT_BY_NAME: &str = concat!(
+    with_latest!("$4"),
+    "author AS (SELECT id, disabled FROM users WHERE username = $1),
      m AS (
          INSERT INTO messages (author_id, text, pub_date)
          SELECT id, $2, $3 FROM author WHERE NOT disabled
          RETURNING id)
-     SELECT disabled, id, (SELECT id FROM m) FROM author";
+     SELECT disabled, id, (SELECT id FROM m) FROM author"
+);
 
 /// Stores a message of the user named `username`, found in the same statement, unless
 /// nobody has that name or the user is disabled; the new message's id and its author's.
 pub(crate) async fn add_by_name(
     pool: &PgPool,
+    latest: &Arc<LatestWrites>,
     username: &str,
     text: &MessageText,
     pub_date: i64,
 ) -> StoreResult<ByName<(MessageId, UserId)>> {
+    let carried = latest.carry(pool);
     let row = sqlx::query_as::<_, (bool, i64, Option<i64>)>(INSERT_BY_NAME)
         .bind(username)
         .bind(text.as_ref())
         .bind(pub_date)
+        .bind(carried.bound)
         .fetch_optional(pool)
         .await;
+    carried.done(&row);
     let found =
         found_by_name(row.map(|row| row.map(|(disabled, author, id)| (disabled, (author, id)))))?;
     found.try_map(|(author, id)| {

@@ -4,9 +4,11 @@
 //! request, another replica) waits on the receipt's row until the first ends: if it
 //! committed, the waiter finds its receipt and writes nothing; if it failed, the waiter
 //! claims the key itself. A follow by names takes the same statement with or without a
-//! key (the claim then selects nothing).
+//! key (the claim then selects nothing). Each of these statements also records the
+//! simulator's `latest` noted for it (see `latest`).
 
 use crate::error::{FOLLOWEE_FK, backend_error, found_by_name, store_error};
+use crate::latest::{Carried, LatestWrites, with_latest};
 use crate::rows::sql_limit;
 use minitwit_core::idempotency::{FollowChange, Once, Receipt, ReceiptKey, Write};
 use minitwit_core::model::Follow;
@@ -15,6 +17,7 @@ use minitwit_core::{MessageId, MessageText, UserId};
 use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::query::QueryAs;
 use sqlx::{FromRow, PgExecutor, PgPool, Postgres};
+use std::sync::Arc;
 
 /// The conflict clause of [`claim_sql!`]: an expired receipt is replaced.
 macro_rules! claim_conflict_sql {
@@ -44,7 +47,7 @@ macro_rules! claim_sql {
 }
 
 /// One statement claiming the key and, only if it did, inserting what `$insert`
-/// selects (its values from $8 on); it returns 1 if it claimed the key, else 0 (and no
+/// selects (its values from $9 on); it returns 1 if it claimed the key, else 0 (and no
 /// message id: see [`apply_once`]). Being one statement, the claim and the write commit
 /// together or not at all, in one round trip.
 macro_rules! keyed {
@@ -53,7 +56,8 @@ macro_rules! keyed {
     };
     ($insert:literal, $tail:literal) => {
         concat!(
-            "WITH claim AS (",
+            with_latest!("$8"),
+            "claim AS (",
             claim_sql!(),
             "), applied AS (",
             $insert,
@@ -111,15 +115,17 @@ pub(crate) async fn receipt(
 /// that receipt, and nothing written. With it, the id of the message a post stored.
 pub(crate) async fn apply_once(
     pool: &PgPool,
+    latest: &Arc<LatestWrites>,
     once: Once<'_>,
     write: &Write,
 ) -> StoreResult<(Option<Receipt>, Option<MessageId>)> {
     // Each statement returns whether it claimed the key (1 or 0) and, for a post, the new
     // message's id.
-    let claim = |sql| claiming::<(i64, Option<i64>)>(sql, Some(once));
-    let (claimed, posted) = match *write {
+    let carried = latest.carry(pool);
+    let claim = |sql| claiming::<(i64, Option<i64>)>(sql, Some(once), &carried);
+    let applied = match *write {
         Write::Register(ref user) => {
-            claim(keyed!("INSERT INTO users (username, email, pw_hash) SELECT $8, $9, $10"))?
+            claim(keyed!("INSERT INTO users (username, email, pw_hash) SELECT $9, $10, $11"))?
                 .bind(user.username.as_ref())
                 .bind(user.email.as_ref())
                 .bind(user.pw_hash.as_str())
@@ -130,10 +136,11 @@ pub(crate) async fn apply_once(
         Write::Post(ref message) => {
             let author = message.author_id;
             let (claimed, posted) = claim(concat!(
-                "WITH claim AS (",
+                with_latest!("$8"),
+                "claim AS (",
                 claim_sql!(),
                 "), applied AS (INSERT INTO messages (author_id, text, pub_date) ",
-                "SELECT $8, $9, $10 WHERE EXISTS (SELECT 1 FROM claim) RETURNING id) ",
+                "SELECT $9, $10, $11 WHERE EXISTS (SELECT 1 FROM claim) RETURNING id) ",
                 "SELECT (SELECT count(*) FROM claim), (SELECT id FROM applied)"
             ))?
             .bind(author.0)
@@ -145,7 +152,7 @@ pub(crate) async fn apply_once(
             Ok((claimed, posted))
         }
         Write::Follow { follower, followee } => claim(keyed!(
-            "INSERT INTO follows (follower_id, followee_id) SELECT $8, $9",
+            "INSERT INTO follows (follower_id, followee_id) SELECT $9, $10",
             "ON CONFLICT DO NOTHING"
         ))?
         .bind(follower.0)
@@ -156,9 +163,10 @@ pub(crate) async fn apply_once(
             store_error(e, |fk| Some(if fk == FOLLOWEE_FK { followee } else { follower }))
         }),
         Write::Unfollow { follower, followee } => claim(concat!(
-            "WITH claim AS (",
+            with_latest!("$8"),
+            "claim AS (",
             claim_sql!(),
-            "), applied AS (DELETE FROM follows WHERE follower_id = $8 AND followee_id = $9 ",
+            "), applied AS (DELETE FROM follows WHERE follower_id = $9 AND followee_id = $10 ",
             "AND EXISTS (SELECT 1 FROM claim)) SELECT count(*), NULL::BIGINT FROM claim"
         ))?
         .bind(follower.0)
@@ -166,21 +174,24 @@ pub(crate) async fn apply_once(
         .fetch_one(pool)
         .await
         .map_err(backend_error),
-    }?;
+    };
+    carried.done(&applied);
+    let (claimed, posted) = applied?;
     let replayed = if claimed == 1 { None } else { Some(receipt_now(pool, once.key).await?) };
     Ok((replayed, posted.map(MessageId)))
 }
 
-/// A keyed post by the user named `$8` (`$9` text, `$10` date) in one statement: the
+/// A keyed post by the user named `$9` (`$10` text, `$11` date) in one statement: the
 /// user found, the key claimed only if they are enabled, the message stored only if the
 /// key was claimed. No row when nobody has the name; else the user's `disabled` flag,
 /// their id, whether the key was claimed (1 or 0) and the new message's id.
 const POST_ONCE_BY_NAME: &str = concat!(
-    "WITH author AS (SELECT id, disabled FROM users WHERE username = $8), ",
+    with_latest!("$8"),
+    "author AS (SELECT id, disabled FROM users WHERE username = $9), ",
     "claim AS (",
     claim_sql!("SELECT $1, $2, $3, $4, $5, $6 FROM author WHERE NOT disabled"),
     "), applied AS (INSERT INTO messages (author_id, text, pub_date) ",
-    "SELECT id, $9, $10 FROM author WHERE EXISTS (SELECT 1 FROM claim) RETURNING id) ",
+    "SELECT id, $10, $11 FROM author WHERE EXISTS (SELECT 1 FROM claim) RETURNING id) ",
     "SELECT disabled, id, (SELECT count(*) FROM claim), (SELECT id FROM applied) FROM author"
 );
 
@@ -190,17 +201,20 @@ const POST_ONCE_BY_NAME: &str = concat!(
 /// author.
 pub(crate) async fn apply_once_by_name(
     pool: &PgPool,
+    latest: &Arc<LatestWrites>,
     once: Once<'_>,
     username: &str,
     text: &MessageText,
     pub_date: i64,
 ) -> StoreResult<ByName<(Option<Receipt>, Option<(MessageId, UserId)>)>> {
-    let row = claiming::<(bool, i64, i64, Option<i64>)>(POST_ONCE_BY_NAME, Some(once))?
+    let carried = latest.carry(pool);
+    let row = claiming::<(bool, i64, i64, Option<i64>)>(POST_ONCE_BY_NAME, Some(once), &carried)?
         .bind(username)
         .bind(text.as_ref())
         .bind(pub_date)
         .fetch_optional(pool)
         .await;
+    carried.done(&row);
     // The rest of the row: the author, whether the statement claimed the key (1: this
     // call posted; 0: an earlier call holds it, and its receipt answers) and the post.
     let found = found_by_name(row.map(|row| {
@@ -214,23 +228,23 @@ pub(crate) async fn apply_once_by_name(
         .map(|(author, _, posted)| (replayed, posted.map(|id| (MessageId(id), UserId(author))))))
 }
 
-/// The users named `$8` (the follower) and `$9` (the followee) as one row, `pair`, in a
+/// The users named `$9` (the follower) and `$10` (the followee) as one row, `pair`, in a
 /// `WITH` list; no row if either name is nobody's.
 macro_rules! pair_sql {
     () => {
         "pair AS (SELECT r.id AS follower_id, e.id AS followee_id FROM users r, users e
-         WHERE r.username = $8 AND e.username = $9)"
+         WHERE r.username = $9 AND e.username = $10)"
     };
 }
 
-/// A follow or an unfollow between the users named `$8` and `$9` in one statement, under
+/// A follow or an unfollow between the users named `$9` and `$10` in one statement, under
 /// a key when `$1` to `$7` claim one (see [`claim_sql!`]) and else applied as it is: the
 /// claim selects from `pair`, or nothing when `$1` is null. No row when either name is
 /// nobody's; else both ids and whether the key was claimed (1 or 0; 0 unkeyed).
 macro_rules! follow_by_names_sql {
     ($applied:literal, $tail:literal) => {
         concat!(
-            "WITH ",
+            with_latest!("$8"),
             pair_sql!(),
             ", claim AS (",
             claim_sql!("SELECT $1, $2, $3, $4, $5, $6 FROM pair WHERE $1::TEXT IS NOT NULL"),
@@ -264,6 +278,7 @@ const UNFOLLOW_BY_NAMES: &str = follow_by_names_sql!(
 /// changed unless a receipt answers.
 pub(crate) async fn change_follow_by_names(
     pool: &PgPool,
+    latest: &Arc<LatestWrites>,
     follower: &str,
     followee: &str,
     change: FollowChange,
@@ -273,11 +288,13 @@ pub(crate) async fn change_follow_by_names(
         FollowChange::Follow => FOLLOW_BY_NAMES,
         FollowChange::Unfollow => UNFOLLOW_BY_NAMES,
     };
-    let row = claiming::<(i64, i64, i64)>(sql, once)?
+    let carried = latest.carry(pool);
+    let row = claiming::<(i64, i64, i64)>(sql, once, &carried)?
         .bind(follower)
         .bind(followee)
         .fetch_optional(pool)
         .await;
+    carried.done(&row);
     // Following has no rule for disabled users: a pair found is never refused.
     let found = found_by_name(row.map(|row| row.map(|pair| (false, pair))))?;
     let replayed = match (&found, once) {
@@ -291,10 +308,12 @@ pub(crate) async fn change_follow_by_names(
 }
 
 /// `sql`, whose `$1` to `$7` claim a key (see [`claim_sql!`]), with `once`'s key, receipt
-/// and the oldest recording time in force bound to them; all null without a key.
+/// and the oldest recording time in force bound to them (all null without a key), and
+/// whose `$8` records the `latest` carried (see [`with_latest!`]).
 fn claiming<'q, O>(
     sql: &'static str,
     once: Option<Once<'q>>,
+    carried: &Carried,
 ) -> StoreResult<QueryAs<'q, Postgres, O, PgArguments>>
 where
     O: for<'r> FromRow<'r, PgRow>,
@@ -307,7 +326,8 @@ where
         .bind(status)
         .bind(once.map(|once| once.receipt.body.as_slice()))
         .bind(once.map(|once| once.receipt.recorded_at))
-        .bind(once.map(|once| once.since)))
+        .bind(once.map(|once| once.since))
+        .bind(carried.bound))
 }
 
 /// A receipt's status as stored (`SMALLINT`).

@@ -2,6 +2,7 @@
 //! totals the counter triggers keep exact, and the snapshot that names what reads see.
 
 use crate::error::backend_error;
+use crate::latest::latest_update;
 use crate::rows::CountsRow;
 use minitwit_core::Counts;
 use minitwit_core::consistency::Snapshot;
@@ -25,22 +26,45 @@ pub(crate) async fn snapshot(pool: &PgPool) -> StoreResult<Option<Snapshot>> {
     Ok(named.map(Snapshot::named))
 }
 
-/// The stored `latest`, if any.
+/// The stored `latest`, if any: the value asked for last by the process that wrote
+/// last (see the migration `latest_slots`).
 pub(crate) async fn latest(pool: &PgPool) -> StoreResult<Option<i64>> {
-    sqlx::query_scalar::<_, i64>("SELECT value FROM latest")
-        .fetch_optional(pool)
-        .await
-        .map_err(backend_error)
+    sqlx::query_scalar::<_, i64>(
+        "SELECT value FROM latest_slots
+         WHERE value IS NOT NULL AND process = (
+             SELECT process FROM latest_slots WHERE value IS NOT NULL
+             ORDER BY written DESC LIMIT 1)
+         ORDER BY asked DESC LIMIT 1",
+    )
+    .fetch_optional(pool)
+    .await
+    .map_err(backend_error)
 }
 
-/// Stores `latest`.
-pub(crate) async fn set_latest(pool: impl sqlx::PgExecutor<'_>, latest: i64) -> StoreResult<()> {
+/// Records `latest` as the value numbered `asked` by `process` (see [`latest_update!`]).
+pub(crate) async fn set_latest(
+    pool: impl sqlx::PgExecutor<'_>,
+    process: i64,
+    asked: i64,
+    latest: i64,
+) -> StoreResult<()> {
+    sqlx::query(latest_update!("$1"))
+        .bind([process, asked, latest])
+        .execute(pool)
+        .await
+        .map_err(backend_error)?;
+    Ok(())
+}
+
+/// Clears every slot and records `latest` alone, as no process's (an import's).
+pub(crate) async fn replace_latest(conn: &mut sqlx::PgConnection, latest: i64) -> StoreResult<()> {
     sqlx::query(
-        "INSERT INTO latest (id, value) VALUES (TRUE, $1)
-         ON CONFLICT (id) DO UPDATE SET value = EXCLUDED.value",
+        "UPDATE latest_slots SET process = 0, asked = 0,
+             value = CASE WHEN slot = 0 THEN $1 END,
+             written = CASE WHEN slot = 0 THEN nextval('latest_order') ELSE 0 END",
     )
     .bind(latest)
-    .execute(pool)
+    .execute(conn)
     .await
     .map_err(backend_error)?;
     Ok(())

@@ -52,7 +52,7 @@ pub struct PgStore {
     /// read may start keeping its reader's home timeline; a read replica's cannot.
     primary: bool,
     /// The writes of `latest` begun and maybe still in flight (see `latest`).
-    latest_writes: Arc<LatestWrites>,
+    pub(crate) latest_writes: Arc<LatestWrites>,
 }
 
 /// What identifies a timeline page: the timeline's kind and user, the cursor, the size.
@@ -331,7 +331,9 @@ impl Store for PgStore {
         text: MessageText,
         pub_date: i64,
     ) -> StoreResult<ByName<MessageId>> {
-        let posted = messages::add_by_name(&self.pool, username, &text, pub_date).await?;
+        let posted =
+            messages::add_by_name(&self.pool, &self.latest_writes, username, &text, pub_date)
+                .await?;
         Ok(posted.map(|(id, author)| {
             self.feed.announce(&self.pool, Change::Posted { id, author });
             id
@@ -463,7 +465,8 @@ impl Store for PgStore {
         write: Write,
     ) -> StoreResult<Option<Receipt>> {
         let once = Once { key, receipt, since };
-        let (kept, posted) = receipts::apply_once(&self.pool, once, &write).await?;
+        let (kept, posted) =
+            receipts::apply_once(&self.pool, &self.latest_writes, once, &write).await?;
         if let (None, Some(change)) = (&kept, Change::of_write(&write, posted)) {
             self.feed.announce(&self.pool, change);
         }
@@ -482,8 +485,15 @@ impl Store for PgStore {
         pub_date: i64,
     ) -> StoreResult<ByName<Option<Receipt>>> {
         let once = Once { key, receipt, since };
-        let applied =
-            receipts::apply_once_by_name(&self.pool, once, username, &text, pub_date).await?;
+        let applied = receipts::apply_once_by_name(
+            &self.pool,
+            &self.latest_writes,
+            once,
+            username,
+            &text,
+            pub_date,
+        )
+        .await?;
         Ok(applied.map(|(kept, posted)| {
             if let Some((id, author)) = posted {
                 self.feed.announce(&self.pool, Change::Posted { id, author });
@@ -501,8 +511,15 @@ impl Store for PgStore {
         change: FollowChange,
         once: Option<Once<'_>>,
     ) -> StoreResult<ByName<Option<Receipt>>> {
-        let changed =
-            receipts::change_follow_by_names(&self.pool, follower, followee, change, once).await?;
+        let changed = receipts::change_follow_by_names(
+            &self.pool,
+            &self.latest_writes,
+            follower,
+            followee,
+            change,
+            once,
+        )
+        .await?;
         Ok(changed.map(|(kept, pair)| {
             let write = change.write(pair.follower, pair.followee);
             if let (None, Some(change)) = (&kept, Change::of_write(&write, None)) {
@@ -518,7 +535,7 @@ impl Store for PgStore {
 
     /// After the writes of `latest` begun in this process before it.
     async fn latest(&self) -> StoreResult<Option<i64>> {
-        self.latest_writes.settled().await;
+        self.latest_writes.settled(&self.pool).await;
         self.reads.latest.read((), || state::latest(&self.pool)).await
     }
 
