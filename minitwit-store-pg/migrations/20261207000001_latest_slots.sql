@@ -22,4 +22,18 @@ INSERT INTO latest_slots (slot) SELECT generate_series(0, 15);
 UPDATE latest_slots SET value = latest.value, written = nextval('latest_order')
 FROM latest WHERE slot = 0;
 
-DROP TABLE latest;
+-- Expand, then contract (OPERATIONS.md): replicas of the previous release, running
+-- beside this one during a rolling deploy, still write the one-row table `latest`.
+-- Their writes are mirrored into the slots as process 0's, numbered in the order
+-- they reach the database, so readers of this release see them. A later release
+-- drops the table and this trigger, once no replica writes it.
+CREATE FUNCTION latest_mirrored() RETURNS TRIGGER LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE latest_slots
+    SET process = 0, asked = nextval('latest_order'), value = NEW.value,
+        written = currval('latest_order')
+    WHERE slot = pg_backend_pid() % 16;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER latest_mirrored AFTER INSERT OR UPDATE ON latest
+    FOR EACH ROW EXECUTE FUNCTION latest_mirrored();

@@ -81,3 +81,22 @@ async fn user(store: &dyn minitwit_core::store::Store, name: &str) -> minitwit_c
     };
     store.create_user(user).await.expect("created")
 }
+
+/// During a rolling deploy, a replica of the previous release still writes the one-row
+/// table `latest`: this release reads its value.
+#[tokio::test]
+async fn a_value_written_by_the_previous_release_is_read() {
+    let (url, _db) = testkit::fresh_database_url().await;
+    let store = testkit::connect(&url).await;
+    let store: &dyn minitwit_core::store::Store = &store;
+    store.set_latest(4).await.unwrap();
+    testkit::execute(
+        &url,
+        "INSERT INTO latest (id, value) VALUES (TRUE, 17)
+         ON CONFLICT (id) DO UPDATE SET value = EXCLUDED.value",
+    )
+    .await;
+    assert_eq!(store.latest().await.unwrap(), Some(17));
+    store.set_latest(18).await.unwrap();
+    assert_eq!(store.latest().await.unwrap(), Some(18), "and a later value of its own");
+}
