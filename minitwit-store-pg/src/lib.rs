@@ -19,7 +19,8 @@
 //!   (the migration `home_timelines`), which `home` checks ([`HomeReport`]) and
 //!   rebuilds.
 //! - `import`: bulk import in one transaction.
-//! - `latest`: the simulator's `latest`, written beside the request that carries it.
+//! - `latest`: the simulator's `latest`, recorded by the statement of the action that carries
+//!   it, in the action's transaction.
 //! - `receipts`: keyed writes applied once, each with its receipt in one transaction.
 //! - `rows`: rows as queries return them, converted into the core's records, and their
 //!   column lists (named once).
