@@ -359,7 +359,9 @@ pub trait Store: Send + Sync + 'static {
     /// Records `latest` as [`Store::set_latest`] does, but returns as soon as later reads
     /// see it, with the wait for its durability: a store that makes writes durable in
     /// shared flushes lets it ride on the flush of the caller's next write instead of one
-    /// of its own. By default (a store without such flushes) the whole write happens here.
+    /// of its own, and one with transactions may record it in that write's transaction
+    /// (a read in this process still sees it at once). By default the whole write
+    /// happens here.
     async fn begin_set_latest(&self, latest: i64) -> StoreResult<DurableWait> {
         self.set_latest(latest).await?;
         Ok(already_durable())

@@ -100,29 +100,33 @@ impl Default for LatestWrites {
 pub(crate) struct Carried {
     writes: Arc<LatestWrites>,
     pool: PgPool,
-    /// The writing process, the value's number and the value; `None` carries nothing.
-    pub(crate) bound: Option<[i64; 3]>,
+    /// The value's number and the value; `None` carries nothing.
+    value: Option<(u64, i64)>,
 }
 
 impl Carried {
+    /// What the statement binds as [`latest_update!`]'s `$p`.
+    pub(crate) fn bound(&self) -> Option<[i64; 3]> {
+        self.value.map(|(number, value)| self.writes.row(number, value))
+    }
+
     /// Reports the statement's outcome: committed, the values it carried are durable;
     /// failed, they are left to the writer task (on drop).
     pub(crate) fn done<T, E>(mut self, outcome: &Result<T, E>) {
         if outcome.is_ok()
-            && let Some([_, number, _]) = self.bound.take()
+            && let Some((number, _)) = self.value.take()
         {
-            self.writes.covered_by_statement(u64::try_from(number).unwrap_or(0));
+            self.writes.covered_by_statement(number);
         }
     }
 }
 
 impl Drop for Carried {
     fn drop(&mut self) {
-        if let Some([_, number, _]) = self.bound.take() {
-            let number = u64::try_from(number).unwrap_or(0);
-            if self.writes.written.borrow().0 < number {
-                self.writes.want(&self.pool, number);
-            }
+        if let Some((number, _)) = self.value.take()
+            && self.writes.written.borrow().0 < number
+        {
+            self.writes.want(&self.pool, number);
         }
     }
 }
@@ -146,17 +150,22 @@ impl LatestWrites {
         Box::pin(async move { this.durable(&pool, mine).await })
     }
 
+    /// The row [`latest_update!`] records for value number `number`.
+    fn row(&self, number: u64, value: i64) -> [i64; 3] {
+        [self.process, i64::try_from(number).unwrap_or(i64::MAX), value]
+    }
+
     /// The newest value asked for, for a statement about to go out to carry, unless a
     /// statement carries it already.
     pub(crate) fn carry(self: &Arc<Self>, pool: &PgPool) -> Carried {
-        let bound = {
+        let value = {
             let mut asked = self.asked();
             (asked.count > asked.carried).then(|| {
                 asked.carried = asked.count;
-                [self.process, i64::try_from(asked.count).unwrap_or(i64::MAX), asked.newest]
+                (asked.count, asked.newest)
             })
         };
-        Carried { writes: Arc::clone(self), pool: pool.clone(), bound }
+        Carried { writes: Arc::clone(self), pool: pool.clone(), value }
     }
 
     /// Waits for every value asked for so far to be written (whatever the outcome:
@@ -213,8 +222,7 @@ impl LatestWrites {
                 }
                 (asked.count, asked.newest)
             };
-            let number = i64::try_from(count).unwrap_or(i64::MAX);
-            let result = crate::state::set_latest(&pool, self.process, number, newest).await;
+            let result = crate::state::set_latest(&pool, self.row(count, newest)).await;
             self.written.send_if_modified(|written| {
                 let newer = written.0 < count;
                 if newer {
@@ -241,10 +249,10 @@ mod tests {
         let older = writes.carry(pool);
         let _second = writes.begin(pool, 2);
         let newer = writes.carry(pool);
-        assert_eq!((older.bound.map(|b| b[2]), newer.bound.map(|b| b[2])), (Some(1), Some(2)));
+        assert_eq!((older.bound().map(|b| b[2]), newer.bound().map(|b| b[2])), (Some(1), Some(2)));
         let (mut one, mut other) = (pool.acquire().await.unwrap(), pool.acquire().await.unwrap());
         for (conn, carried) in [(&mut *one, &newer), (&mut *other, &older)] {
-            sqlx::query(latest_update!("$1")).bind(carried.bound).execute(conn).await.unwrap();
+            sqlx::query(latest_update!("$1")).bind(carried.bound()).execute(conn).await.unwrap();
         }
         assert_eq!(crate::state::latest(pool).await.unwrap(), Some(2));
         older.done(&Ok::<(), ()>(()));

@@ -29,9 +29,8 @@ pub(crate) async fn add(pool: &PgPool, message: NewMessage) -> StoreResult<Messa
 
 /// Stores a message of the user named `$1` (`$2` text, `$3` date) unless that user is
 /// disabled, in one statement that also records the `latest` carried in `$4` (see
-/// `latest`); no row when nobody has the name, else the user's
-/// `disabled` flag, their id and the new message's id (NULL when disabled: nothing was
-/// written).
+/// `latest`); no row when nobody has the name, else the user's `disabled` flag, their id
+/// and the new message's id (NULL when disabled: nothing was written).
 const INSERT_BY_NAME: &str = concat!(
     with_latest!("$4"),
     "author AS (SELECT id, disabled FROM users WHERE username = $1),
@@ -56,7 +55,7 @@ pub(crate) async fn add_by_name(
         .bind(username)
         .bind(text.as_ref())
         .bind(pub_date)
-        .bind(carried.bound)
+        .bind(carried.bound())
         .fetch_optional(pool)
         .await;
     carried.done(&row);

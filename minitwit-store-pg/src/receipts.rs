@@ -327,7 +327,7 @@ where
         .bind(once.map(|once| once.receipt.body.as_slice()))
         .bind(once.map(|once| once.receipt.recorded_at))
         .bind(once.map(|once| once.since))
-        .bind(carried.bound))
+        .bind(carried.bound()))
 }
 
 /// A receipt's status as stored (`SMALLINT`).

@@ -41,18 +41,10 @@ pub(crate) async fn latest(pool: &PgPool) -> StoreResult<Option<i64>> {
     .map_err(backend_error)
 }
 
-/// Records `latest` as the value numbered `asked` by `process` (see [`latest_update!`]).
-pub(crate) async fn set_latest(
-    pool: impl sqlx::PgExecutor<'_>,
-    process: i64,
-    asked: i64,
-    latest: i64,
-) -> StoreResult<()> {
-    sqlx::query(latest_update!("$1"))
-        .bind([process, asked, latest])
-        .execute(pool)
-        .await
-        .map_err(backend_error)?;
+/// Records `latest`'s `row`: the writing process, the value's number and the value (see
+/// [`latest_update!`]).
+pub(crate) async fn set_latest(pool: &PgPool, row: [i64; 3]) -> StoreResult<()> {
+    sqlx::query(latest_update!("$1")).bind(row).execute(pool).await.map_err(backend_error)?;
     Ok(())
 }
 
