@@ -5,6 +5,12 @@
 //! statement of the calls below, spawned writes included, runs on it. Announcements on
 //! the change feed are left out: they are no request's, but a batch of changes at a time
 //! from a task of the store's own (`pg_notify`; see the crate's `feed`).
+//!
+//! The counter is the process's one global subscriber, counting per thread. A
+//! subscriber set per test (`set_default`) missed statements: tracing caches whether a
+//! call site is wanted when the site is first reached, and while one test's subscriber
+//! was the only one, a site first reached by the other test's thread, which had none
+//! yet, was cached as unwanted for both, until the next subscriber was set.
 
 // A test: a call that fails must fail it, helpers included.
 #![allow(clippy::unwrap_used)]
@@ -14,9 +20,9 @@ use minitwit_core::store::ByName;
 use minitwit_core::{Email, Username, model::NewUser};
 use minitwit_core::{HashCost, MessageText, MiniTwit, PageSize, ServiceError, Store, User};
 use minitwit_store_pg::testkit::TestDatabase;
+use std::cell::Cell;
 use std::future::Future;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Once};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Metadata, Subscriber};
@@ -34,8 +40,14 @@ impl Visit for Announces {
     }
 }
 
-/// Counts sqlx's statement events, but announcements; sees nothing else.
-struct StatementCounter(Arc<AtomicUsize>);
+thread_local! {
+    /// How many statements this thread has run since [`statements`] last began counting.
+    static STATEMENTS: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Counts sqlx's statement events, but announcements, on the thread that runs them;
+/// sees nothing else.
+struct StatementCounter;
 
 impl Subscriber for StatementCounter {
     fn enabled(&self, metadata: &Metadata<'_>) -> bool {
@@ -54,7 +66,7 @@ impl Subscriber for StatementCounter {
         let mut announces = Announces::default();
         event.record(&mut announces);
         if event.metadata().target() == STATEMENT_TARGET && !announces.0 {
-            self.0.fetch_add(1, Ordering::SeqCst);
+            STATEMENTS.with(|count| count.set(count.get() + 1));
         }
     }
 
@@ -63,11 +75,20 @@ impl Subscriber for StatementCounter {
     fn exit(&self, _: &Id) {}
 }
 
-/// How many statements `call` ran, and its answer.
-async fn statements<T>(counter: &AtomicUsize, call: impl Future<Output = T>) -> (usize, T) {
-    counter.store(0, Ordering::SeqCst);
+/// Makes [`StatementCounter`] the process's subscriber, once.
+fn count_statements() {
+    static INSTALLED: Once = Once::new();
+    INSTALLED.call_once(|| {
+        tracing::subscriber::set_global_default(StatementCounter)
+            .expect("no other subscriber in this test binary");
+    });
+}
+
+/// How many statements `call` ran on this thread, and its answer.
+async fn statements<T>(call: impl Future<Output = T>) -> (usize, T) {
+    STATEMENTS.with(|count| count.set(0));
     let answer = call.await;
-    (counter.load(Ordering::SeqCst), answer)
+    (STATEMENTS.with(Cell::get), answer)
 }
 
 fn new_user(name: &str) -> NewUser {
@@ -110,8 +131,7 @@ async fn a_session_check_a_follow_list_and_a_post_by_name_are_one_statement_each
     let AliceAndBob { store, twit, alice, bob, _db } = AliceAndBob::new().await;
     store.follow(alice.id, bob.id).await.unwrap();
     store.bump_session_generation(alice.id).await.unwrap();
-    let counter = Arc::new(AtomicUsize::new(0));
-    let _counting = tracing::subscriber::set_default(StatementCounter(Arc::clone(&counter)));
+    count_statements();
     let size = PageSize::new(10);
     // Each statement once first: its first run on a connection may ask more (preparing).
     store.user_with_generation(alice.id).await.unwrap();
@@ -125,39 +145,37 @@ async fn a_session_check_a_follow_list_and_a_post_by_name_are_one_statement_each
     store.followees(alice.id, 10).await.unwrap();
 
     // The counter counts: the two calls a session check used to make are two.
-    let (two, _) = statements(&counter, async {
+    let (two, _) = statements(async {
         store.user_by_id(alice.id).await.unwrap();
         store.session_generation(alice.id).await.unwrap()
     })
     .await;
     assert_eq!(two, 2, "the counter sees each statement");
 
-    let (n, found) = statements(&counter, twit.user_with_generation(alice.id)).await;
+    let (n, found) = statements(twit.user_with_generation(alice.id)).await;
     assert_eq!((n, found.unwrap()), (1, Some((alice.clone(), 1))), "a session check");
 
-    let (n, follows) = statements(&counter, twit.followees_at("alice", size)).await;
+    let (n, follows) = statements(twit.followees_at("alice", size)).await;
     assert_eq!((n, follows.unwrap()), (1, vec!["bob".to_owned()]), "GET /fllws/alice");
-    let (n, unknown) = statements(&counter, store.followees_by_name("nobody", 10)).await;
+    let (n, unknown) = statements(store.followees_by_name("nobody", 10)).await;
     assert_eq!((n, unknown), (1, Ok(None)), "an unknown user's list");
 
-    let (n, posted) = statements(&counter, twit.post_once_at("bob", text("hi"), None)).await;
+    let (n, posted) = statements(twit.post_once_at("bob", text("hi"), None)).await;
     assert_eq!((n, posted.unwrap()), (1, Outcome::Applied), "POST /msgs/bob");
     let sent = keyed("k1");
-    let (n, posted) = statements(&counter, twit.post_once_at("bob", text("hi"), Some(sent))).await;
+    let (n, posted) = statements(twit.post_once_at("bob", text("hi"), Some(sent))).await;
     assert_eq!((n, posted.unwrap()), (1, Outcome::Applied), "POST /msgs/bob, keyed");
-    let (n, unknown) =
-        statements(&counter, store.add_message_by_name("nobody", text("x"), 1)).await;
+    let (n, unknown) = statements(store.add_message_by_name("nobody", text("x"), 1)).await;
     assert_eq!((n, unknown), (1, Ok(ByName::UnknownUser)), "a post by nobody");
     store.set_disabled(bob.id, true).await.unwrap();
-    let (n, disabled) = statements(&counter, store.add_message_by_name("bob", text("x"), 1)).await;
+    let (n, disabled) = statements(store.add_message_by_name("bob", text("x"), 1)).await;
     assert_eq!((n, disabled), (1, Ok(ByName::Disabled)), "a post by a disabled user");
 }
 
 #[tokio::test]
 async fn a_follow_or_unfollow_by_names_is_one_statement_keyed_or_not() {
     let AliceAndBob { store, twit, alice, bob, _db } = AliceAndBob::new().await;
-    let counter = Arc::new(AtomicUsize::new(0));
-    let _counting = tracing::subscriber::set_default(StatementCounter(Arc::clone(&counter)));
+    count_statements();
     // Each statement once first: its first run on a connection may ask more (preparing).
     for (change, key) in [(FollowChange::Follow, "warm1"), (FollowChange::Unfollow, "warm2")] {
         twit.change_follow_at("alice", "bob", change, None).await.unwrap();
@@ -166,15 +184,46 @@ async fn a_follow_or_unfollow_by_names_is_one_statement_keyed_or_not() {
 
     for (change, following) in [(FollowChange::Follow, true), (FollowChange::Unfollow, false)] {
         let call = twit.change_follow_at("alice", "bob", change, None);
-        let (n, changed) = statements(&counter, call).await;
+        let (n, changed) = statements(call).await;
         assert_eq!((n, changed.unwrap()), (1, Outcome::Applied), "{change:?}");
         assert_eq!(store.is_following(alice.id, bob.id).await.unwrap(), following);
         let sent = keyed(&format!("{change:?}"));
         let call = twit.change_follow_at("alice", "bob", change, Some(sent.clone()));
-        let (n, changed) = statements(&counter, call).await;
+        let (n, changed) = statements(call).await;
         assert_eq!((n, changed.unwrap()), (1, Outcome::Applied), "{change:?}, keyed");
         let call = twit.change_follow_at("alice", "nobody", change, Some(sent));
-        let (n, unknown) = statements(&counter, call).await;
+        let (n, unknown) = statements(call).await;
         assert_eq!((n, unknown), (1, Err(ServiceError::UnknownUser)), "{change:?} of nobody");
     }
+}
+
+/// The counter's own guard: another thread, counting nothing, reaches sqlx's record of a
+/// statement first (on its own, this test is the binary's first to count). Counted by a
+/// subscriber set for this thread alone, the statement after it was not seen.
+#[test]
+fn a_statement_is_counted_when_another_thread_ran_one_first() {
+    let (counting_tx, counting_rx) = std::sync::mpsc::channel();
+    let (ran_tx, ran_rx) = std::sync::mpsc::channel();
+    let other = std::thread::spawn(move || {
+        runtime().block_on(async {
+            let AliceAndBob { store, alice, _db, .. } = AliceAndBob::new().await;
+            counting_rx.recv().expect("the counting thread is waiting");
+            store.user_by_id(alice.id).await.unwrap();
+            ran_tx.send(()).expect("the counting thread is waiting");
+        });
+    });
+    runtime().block_on(async {
+        let AliceAndBob { store, alice, _db, .. } = AliceAndBob::new().await;
+        count_statements();
+        counting_tx.send(()).expect("the other thread is waiting");
+        ran_rx.recv().expect("the other thread ran its statement");
+        let (n, _) = statements(store.user_by_id(alice.id)).await;
+        assert_eq!(n, 1, "the statement after the other thread's");
+    });
+    other.join().expect("the other thread ran");
+}
+
+/// A runtime of one thread, as `#[tokio::test]` gives.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
 }
