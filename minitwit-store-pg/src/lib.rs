@@ -18,6 +18,8 @@
 //!   home timelines that the database's triggers write with every post and follow
 //!   (the migration `home_timelines`), which `home` checks ([`HomeReport`]) and
 //!   rebuilds.
+//! - `post_batch`: posts by name that arrive while others are being stored wait, and are
+//!   stored together, by one statement in one commit.
 //! - `import`: bulk import in one transaction.
 //! - `latest`: the simulator's `latest`, recorded by the statement of the action that carries
 //!   it, in the action's transaction.
@@ -80,6 +82,7 @@ mod messages;
 mod options;
 mod pending;
 mod position;
+mod post_batch;
 mod receipts;
 mod replicas;
 mod routed;

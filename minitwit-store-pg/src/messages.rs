@@ -41,20 +41,29 @@ const INSERT_BY_NAME: &str = concat!(
      SELECT disabled, id, (SELECT id FROM m) FROM author"
 );
 
-/// Stores a message of the user named `username`, found in the same statement, unless
-/// nobody has that name or the user is disabled; the new message's id and its author's.
+/// A post by name: its author's name, its text and its date.
+pub(crate) struct Post {
+    pub(crate) username: String,
+    pub(crate) text: MessageText,
+    pub(crate) pub_date: i64,
+}
+
+/// What a post by name did: nothing, for nobody or a disabled user; else the new
+/// message's id and its author's.
+pub(crate) type Posted = ByName<(MessageId, UserId)>;
+
+/// Stores `post`, its author found in the same statement, unless nobody has that name or
+/// the user is disabled.
 pub(crate) async fn add_by_name(
     pool: &PgPool,
     latest: &Arc<LatestWrites>,
-    username: &str,
-    text: &MessageText,
-    pub_date: i64,
-) -> StoreResult<ByName<(MessageId, UserId)>> {
+    post: &Post,
+) -> StoreResult<Posted> {
     let carried = latest.carry(pool);
     let row = sqlx::query_as::<_, (bool, i64, Option<i64>)>(INSERT_BY_NAME)
-        .bind(username)
-        .bind(text.as_ref())
-        .bind(pub_date)
+        .bind(&post.username)
+        .bind(post.text.as_ref())
+        .bind(post.pub_date)
         .bind(carried.bound())
         .fetch_optional(pool)
         .await;
@@ -65,6 +74,63 @@ pub(crate) async fn add_by_name(
         id.map(|id| (MessageId(id), UserId(author)))
             .ok_or_else(|| StoreError::Backend("a post by an enabled user stored nothing".into()))
     })
+}
+
+/// [`INSERT_BY_NAME`] for many posts (`$1` names, `$2` texts, `$3` dates; `$4` the
+/// `latest` carried): one row for each post whose author exists, with its place among
+/// the posts (from 1), the author's `disabled` flag and id, and the new message's id
+/// (NULL when disabled). Ids are drawn before the insert so that each post learns its
+/// own, however alike the posts.
+const INSERT_ALL_BY_NAME: &str = concat!(
+    with_latest!("$4"),
+    "posts AS (
+         SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[])
+             WITH ORDINALITY AS p(username, text, pub_date, place)),
+     found AS (
+         SELECT p.place, p.text, p.pub_date, u.id AS author, u.disabled
+         FROM posts p JOIN users u ON u.username = p.username),
+     fresh AS MATERIALIZED (
+         SELECT place, author, text, pub_date,
+                nextval(pg_get_serial_sequence('messages', 'id')::regclass) AS id
+         FROM found WHERE NOT disabled ORDER BY place),
+     stored AS (
+         INSERT INTO messages (id, author_id, text, pub_date)
+         SELECT id, author, text, pub_date FROM fresh)
+     SELECT found.place, found.disabled, found.author, fresh.id
+     FROM found LEFT JOIN fresh USING (place)"
+);
+
+/// Stores `posts` in one statement, each as [`add_by_name`] would: each post's outcome,
+/// in order. A database's refusal (a user deleted meanwhile, say) stores none of them.
+pub(crate) async fn add_all_by_name(
+    pool: &PgPool,
+    latest: &Arc<LatestWrites>,
+    posts: &[&Post],
+) -> Result<Vec<Posted>, sqlx::Error> {
+    let names: Vec<&str> = posts.iter().map(|post| post.username.as_str()).collect();
+    let texts: Vec<&str> = posts.iter().map(|post| post.text.as_ref()).collect();
+    let dates: Vec<i64> = posts.iter().map(|post| post.pub_date).collect();
+    let carried = latest.carry(pool);
+    let rows = sqlx::query_as::<_, (i64, bool, i64, Option<i64>)>(INSERT_ALL_BY_NAME)
+        .bind(names)
+        .bind(texts)
+        .bind(dates)
+        .bind(carried.bound())
+        .fetch_all(pool)
+        .await;
+    carried.done(&rows);
+    let unexpected = || sqlx::Error::Protocol("a post's row is not as stored".into());
+    let mut outcomes: Vec<Posted> = posts.iter().map(|_| ByName::UnknownUser).collect();
+    for (place, disabled, author, id) in rows? {
+        let outcome = match (disabled, id) {
+            (true, _) => ByName::Disabled,
+            (false, Some(id)) => ByName::Done((MessageId(id), UserId(author))),
+            (false, None) => return Err(unexpected()),
+        };
+        let slot = usize::try_from(place - 1).ok().and_then(|at| outcomes.get_mut(at));
+        *slot.ok_or_else(unexpected)? = outcome;
+    }
+    Ok(outcomes)
 }
 
 /// The message with this id, flagged or not.

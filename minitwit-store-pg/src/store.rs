@@ -14,7 +14,9 @@ use crate::error::{PgError, backend_error};
 use crate::feed::PgFeed;
 use crate::home::{self, HomeReport};
 use crate::latest::LatestWrites;
+use crate::messages::Post;
 use crate::options::PgOptions;
+use crate::post_batch::PostBatches;
 use crate::timeline::{self, TimelinePlans};
 use crate::{follows, import, messages, receipts, state, users};
 use async_trait::async_trait;
@@ -53,6 +55,8 @@ pub struct PgStore {
     primary: bool,
     /// The writes of `latest` begun and maybe still in flight (see `latest`).
     pub(crate) latest_writes: Arc<LatestWrites>,
+    /// Posts by name waiting to be stored together (see `post_batch`).
+    posts: Arc<PostBatches>,
 }
 
 /// What identifies a timeline page: the timeline's kind and user, the cursor, the size.
@@ -138,6 +142,7 @@ impl PgStore {
             feed: Arc::default(),
             primary: false,
             latest_writes: Arc::default(),
+            posts: Arc::default(),
         })
     }
 
@@ -331,9 +336,8 @@ impl Store for PgStore {
         text: MessageText,
         pub_date: i64,
     ) -> StoreResult<ByName<MessageId>> {
-        let posted =
-            messages::add_by_name(&self.pool, &self.latest_writes, username, &text, pub_date)
-                .await?;
+        let post = Post { username: username.to_owned(), text, pub_date };
+        let posted = self.posts.post(&self.pool, &self.latest_writes, post).await?;
         Ok(posted.map(|(id, author)| {
             self.feed.announce(&self.pool, Change::Posted { id, author });
             id

@@ -17,8 +17,10 @@
 
 use minitwit_core::idempotency::{FollowChange, IdempotencyKey, Keyed, Outcome};
 use minitwit_core::store::ByName;
+use minitwit_core::store::StoreError;
 use minitwit_core::{Email, Username, model::NewUser};
-use minitwit_core::{HashCost, MessageText, MiniTwit, PageSize, ServiceError, Store, User};
+use minitwit_core::{HashCost, MessageFilter, MessageId, MessageText, MiniTwit, PageSize};
+use minitwit_core::{ServiceError, Store, User, UserId};
 use minitwit_store_pg::testkit::TestDatabase;
 use std::cell::Cell;
 use std::future::Future;
@@ -195,6 +197,94 @@ async fn a_follow_or_unfollow_by_names_is_one_statement_keyed_or_not() {
         let (n, unknown) = statements(call).await;
         assert_eq!((n, unknown), (1, Err(ServiceError::UnknownUser)), "{change:?} of nobody");
     }
+}
+
+/// Posts `texts` by the users `names` (the same length) at once, each in a task of its
+/// own queued in order before any runs; how many statements they ran, and each answer.
+async fn post_together(
+    store: &Arc<dyn Store>,
+    names: &[&'static str],
+    texts: &[String],
+) -> (usize, Vec<Result<ByName<MessageId>, StoreError>>) {
+    statements(async {
+        let mut posting = tokio::task::JoinSet::new();
+        for (at, (&name, posted)) in names.iter().zip(texts).enumerate() {
+            let (store, posted) = (Arc::clone(store), text(posted));
+            posting.spawn(async move { (at, store.add_message_by_name(name, posted, 1).await) });
+        }
+        let mut answers = posting.join_all().await;
+        answers.sort_by_key(|(at, _)| *at);
+        answers.into_iter().map(|(_, answer)| answer).collect()
+    })
+    .await
+}
+
+/// The messages of `author`, oldest first, as (text, id).
+async fn messages_of(store: &Arc<dyn Store>, author: UserId) -> Vec<(String, MessageId)> {
+    let filter = MessageFilter { author: Some(author), flagged: None, before: None, limit: 100 };
+    let mut all = store.list_messages(filter).await.unwrap();
+    all.reverse();
+    all.into_iter().map(|message| (message.text, message.id)).collect()
+}
+
+#[tokio::test]
+async fn posts_by_name_waiting_together_are_one_statement_each_with_its_own_answer() {
+    let AliceAndBob { store, alice, bob, _db, .. } = AliceAndBob::new().await;
+    let carol = store.create_user(new_user("carol")).await.unwrap();
+    store.set_disabled(carol.id, true).await.unwrap();
+    count_statements();
+    let names: Vec<&str> =
+        ["bob", "alice", "nobody", "carol"].into_iter().cycle().take(32).collect();
+    let texts: Vec<String> = (0..32).map(|at| format!("post {at}")).collect();
+
+    let (n, answers) = post_together(&store, &names, &texts).await;
+    assert_eq!(n, 1, "32 posts by name waiting together");
+    let mut stored = [Vec::new(), Vec::new()];
+    for ((name, posted), answer) in names.iter().zip(&texts).zip(answers) {
+        match *name {
+            "nobody" => assert_eq!(answer, Ok(ByName::UnknownUser), "{posted}"),
+            "carol" => assert_eq!(answer, Ok(ByName::Disabled), "{posted}"),
+            author => match answer {
+                Ok(ByName::Done(id)) => {
+                    stored[usize::from(author == "alice")].push((posted.clone(), id))
+                }
+                other => panic!("{posted} by {author}: {other:?}"),
+            },
+        }
+    }
+    // Each author's posts stored once, each under the id it was answered with, in the
+    // order they were sent: the newest is the one sent last.
+    assert_eq!(messages_of(&store, bob.id).await, stored[0]);
+    assert_eq!(messages_of(&store, alice.id).await, stored[1]);
+    assert!(messages_of(&store, carol.id).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_post_the_database_refuses_fails_alone_and_the_others_of_its_batch_are_stored_once() {
+    let (url, _db) = minitwit_store_pg::testkit::fresh_database_url().await;
+    let store: Arc<dyn Store> = Arc::new(minitwit_store_pg::testkit::connect(&url).await);
+    let bob = store.create_user(new_user("bob")).await.unwrap();
+    minitwit_store_pg::testkit::execute(
+        &url,
+        "CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN IF NEW.text = 'poison' THEN RAISE EXCEPTION 'refused'; END IF; RETURN NEW; END $$;
+         CREATE TRIGGER refuse_poison BEFORE INSERT ON messages
+             FOR EACH ROW EXECUTE FUNCTION refuse_poison()",
+    )
+    .await;
+    count_statements();
+    let texts: Vec<String> = ["one", "poison", "two"].map(String::from).to_vec();
+
+    let (n, answers) = post_together(&store, &["bob"; 3], &texts).await;
+    assert_eq!(n, 4, "the three together, then each alone");
+    assert!(matches!(answers[1], Err(StoreError::Backend(_))), "{:?}", answers[1]);
+    let stored: Vec<(String, MessageId)> = [(0, "one"), (2, "two")]
+        .map(|(at, posted)| match answers[at] {
+            Ok(ByName::Done(id)) => (posted.to_owned(), id),
+            ref other => panic!("{posted}: {other:?}"),
+        })
+        .to_vec();
+    assert_eq!(messages_of(&store, bob.id).await, stored, "stored once each");
 }
 
 /// The counter's own guard: another thread, counting nothing, reaches sqlx's record of a
