@@ -27,10 +27,11 @@ use std::sync::{Arc, OnceLock};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 /// The most posts one statement stores.
-pub(crate) const MAX_BATCH: usize = 64;
+const MAX_BATCH: usize = 64;
 
-/// How many batches may be in flight at once: enough to keep both the database's
-/// cores busy while batches commit, few enough to leave the pool to other requests.
+/// How many batches may be in flight at once: while some commit, the next is being
+/// stored; few, to leave most of the pool (10 connections by default) to the other
+/// requests.
 const SENDERS: usize = 3;
 
 /// How many posts may wait; past that a post waits for room.
@@ -86,7 +87,7 @@ async fn send_batches(
     pool: PgPool,
     latest: Arc<LatestWrites>,
 ) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut batch = Vec::new();
     loop {
         if waiting.lock().await.recv_many(&mut batch, MAX_BATCH).await == 0 {
             return;
