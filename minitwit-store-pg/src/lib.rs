@@ -18,8 +18,9 @@
 //!   home timelines that the database's triggers write with every post and follow
 //!   (the migration `home_timelines`), which `home` checks ([`HomeReport`]) and
 //!   rebuilds.
-//! - `post_batch`: posts by name that arrive while others are being stored wait, and are
-//!   stored together, by one statement in one commit.
+//! - `batch`: the simulator's writes (posts by name, follow changes by names) that arrive
+//!   while others of their kind are being stored wait, and are stored together, by one
+//!   statement in one commit.
 //! - `import`: bulk import in one transaction.
 //! - `latest`: the simulator's `latest`, recorded by the statement of the action that carries
 //!   it, in the action's transaction.
@@ -71,6 +72,7 @@
 
 #![deny(rustdoc::broken_intra_doc_links)]
 
+mod batch;
 mod coalesce;
 mod error;
 mod feed;
@@ -82,7 +84,6 @@ mod messages;
 mod options;
 mod pending;
 mod position;
-mod post_batch;
 mod receipts;
 mod replicas;
 mod routed;

@@ -3,30 +3,34 @@
 //! commit together in one round trip. A concurrent statement with the same key (another
 //! request, another replica) waits on the receipt's row until the first ends: if it
 //! committed, the waiter finds its receipt and writes nothing; if it failed, the waiter
-//! claims the key itself. A follow by names takes the same statement with or without a
-//! key (the claim then selects nothing). Each of these statements also records the
+//! claims the key itself. Posts by name and follows by names claim their keys in their
+//! own statements (`messages`, `follows`), alone ([`claim_sql!`]) or many at once
+//! ([`claim_all_sql!`], [`Claims`]). Each of these statements also records the
 //! simulator's `latest` noted for it (see `latest`).
 
-use crate::error::{FOLLOWEE_FK, backend_error, found_by_name, store_error};
+use crate::error::{FOLLOWEE_FK, backend_error, store_error};
 use crate::latest::{Carried, LatestWrites, with_latest};
 use crate::rows::sql_limit;
-use minitwit_core::idempotency::{FollowChange, Once, Receipt, ReceiptKey, Write};
-use minitwit_core::model::Follow;
-use minitwit_core::store::{ByName, StoreError, StoreResult};
-use minitwit_core::{MessageId, MessageText, UserId};
+use minitwit_core::MessageId;
+use minitwit_core::idempotency::{Once, Receipt, ReceiptKey, Write};
+use minitwit_core::store::{StoreError, StoreResult};
 use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::query::QueryAs;
 use sqlx::{FromRow, PgExecutor, PgPool, Postgres};
 use std::sync::Arc;
 
-/// The conflict clause of [`claim_sql!`]: an expired receipt is replaced.
+/// The conflict clause of [`claim_sql!`] and [`claim_all_sql!`]: a receipt recorded
+/// before $7 (expired) is replaced; the row claimed is returned as `$returning`.
 macro_rules! claim_conflict_sql {
-    () => {
-        " ON CONFLICT (scope, key) DO UPDATE
-         SET fingerprint = EXCLUDED.fingerprint, status = EXCLUDED.status,
-             body = EXCLUDED.body, recorded_at = EXCLUDED.recorded_at
-         WHERE receipts.recorded_at < $7
-         RETURNING 1"
+    ($returning:literal) => {
+        concat!(
+            " ON CONFLICT (scope, key) DO UPDATE
+             SET fingerprint = EXCLUDED.fingerprint, status = EXCLUDED.status,
+                 body = EXCLUDED.body, recorded_at = EXCLUDED.recorded_at
+             WHERE receipts.recorded_at < $7
+             RETURNING ",
+            $returning
+        )
     };
 }
 
@@ -41,10 +45,50 @@ macro_rules! claim_sql {
         concat!(
             "INSERT INTO receipts (scope, key, fingerprint, status, body, recorded_at) ",
             $rows,
-            claim_conflict_sql!()
+            $crate::receipts::claim_conflict_sql!("1")
         )
     };
 }
+pub(crate) use claim_sql;
+
+/// Claims the keys of many writes at once: inserts the receipts of `$source` (a `FROM`
+/// item with the columns `scope`, `key`, `fingerprint`, `status`, `body` and
+/// `recorded_at`, and its `WHERE`), in the order of their keys, so that two batches
+/// claiming the same keys never wait on each other in a circle; or replaces receipts
+/// recorded before $7. Returns the `scope` and `key` of each key it claimed. Waits for a
+/// statement that holds one of the keys uncommitted.
+macro_rules! claim_all_sql {
+    ($source:literal) => {
+        concat!(
+            "INSERT INTO receipts (scope, key, fingerprint, status, body, recorded_at)
+             SELECT scope, key, fingerprint, status, body, recorded_at FROM ",
+            $source,
+            " ORDER BY scope, key",
+            $crate::receipts::claim_conflict_sql!("scope, key")
+        )
+    };
+}
+pub(crate) use {claim_all_sql, claim_conflict_sql};
+
+/// A batch's writes as rows of the `FROM` item `$name`: the write's own arrays
+/// (`$arrays`, named `$columns`), then its claim's, as [`Claims`] binds them to $1 to $6
+/// (`scope`, `key`, `fingerprint`, `status`, `body`, `recorded_at`, all NULL without a
+/// key), then `place`, the write's place in the batch from 1.
+macro_rules! batch_rows_sql {
+    ($arrays:literal, $name:literal, $columns:literal) => {
+        concat!(
+            "unnest(",
+            $arrays,
+            ", $1::TEXT[], $2::TEXT[], $3::BYTEA[], $4::SMALLINT[], $5::BYTEA[], $6::BIGINT[])
+             WITH ORDINALITY AS ",
+            $name,
+            "(",
+            $columns,
+            ", scope, key, fingerprint, status, body, recorded_at, place)"
+        )
+    };
+}
+pub(crate) use batch_rows_sql;
 
 /// One statement claiming the key and, only if it did, inserting what `$insert`
 /// selects (its values from $9 on); it returns 1 if it claimed the key, else 0 (and no
@@ -89,6 +133,89 @@ impl TryFrom<ReceiptRow> for Receipt {
             body: row.body,
             recorded_at: row.recorded_at,
         })
+    }
+}
+
+/// A key to claim for a write that waits in a batch: an owned [`Once`], its status as
+/// stored.
+pub(crate) struct Claim {
+    key: ReceiptKey,
+    receipt: Receipt,
+    status: i16,
+    since: i64,
+}
+
+impl Claim {
+    /// `once`, owned; refused if its status cannot be stored.
+    pub(crate) fn of(once: Once<'_>) -> StoreResult<Self> {
+        Ok(Self {
+            key: once.key.clone(),
+            receipt: once.receipt.clone(),
+            status: stored_status(once.receipt)?,
+            since: once.since,
+        })
+    }
+
+    /// The claim, borrowed.
+    pub(crate) fn once(&self) -> Once<'_> {
+        Once { key: &self.key, receipt: &self.receipt, since: self.since }
+    }
+}
+
+/// The claims of a batch's writes as the arrays its statement binds to $1 to $6 (see
+/// [`batch_rows_sql!`]), one element per write, NULL for a write without a key; and as $7
+/// the oldest recording time in force among them, so that a receipt expired for one
+/// claim by a moment is still in force for all.
+pub(crate) struct Claims<'a> {
+    scopes: Vec<Option<&'a str>>,
+    keys: Vec<Option<&'a str>>,
+    fingerprints: Vec<Option<&'a [u8]>>,
+    statuses: Vec<Option<i16>>,
+    bodies: Vec<Option<&'a [u8]>>,
+    recorded_at: Vec<Option<i64>>,
+    since: Option<i64>,
+}
+
+impl<'a> Claims<'a> {
+    /// The claims of writes, in order.
+    pub(crate) fn of(claims: impl ExactSizeIterator<Item = Option<&'a Claim>>) -> Self {
+        let n = claims.len();
+        let mut all = Self {
+            scopes: Vec::with_capacity(n),
+            keys: Vec::with_capacity(n),
+            fingerprints: Vec::with_capacity(n),
+            statuses: Vec::with_capacity(n),
+            bodies: Vec::with_capacity(n),
+            recorded_at: Vec::with_capacity(n),
+            since: None,
+        };
+        for claim in claims {
+            all.scopes.push(claim.map(|c| c.key.scope.as_str()));
+            all.keys.push(claim.map(|c| c.key.key.as_str()));
+            all.fingerprints.push(claim.map(|c| &c.receipt.fingerprint[..]));
+            all.statuses.push(claim.map(|c| c.status));
+            all.bodies.push(claim.map(|c| c.receipt.body.as_slice()));
+            all.recorded_at.push(claim.map(|c| c.receipt.recorded_at));
+            if let Some(claim) = claim {
+                all.since = Some(all.since.map_or(claim.since, |since| since.min(claim.since)));
+            }
+        }
+        all
+    }
+
+    /// `query` with the claims bound to $1 to $7.
+    pub(crate) fn bind<O>(
+        self,
+        query: QueryAs<'a, Postgres, O, PgArguments>,
+    ) -> QueryAs<'a, Postgres, O, PgArguments> {
+        query
+            .bind(self.scopes)
+            .bind(self.keys)
+            .bind(self.fingerprints)
+            .bind(self.statuses)
+            .bind(self.bodies)
+            .bind(self.recorded_at)
+            .bind(self.since)
     }
 }
 
@@ -181,136 +308,10 @@ pub(crate) async fn apply_once(
     Ok((replayed, posted.map(MessageId)))
 }
 
-/// A keyed post by the user named `$9` (`$10` text, `$11` date) in one statement: the
-/// user found, the key claimed only if they are enabled, the message stored only if the
-/// key was claimed. No row when nobody has the name; else the user's `disabled` flag,
-/// their id, whether the key was claimed (1 or 0) and the new message's id.
-const POST_ONCE_BY_NAME: &str = concat!(
-    with_latest!("$8"),
-    "author AS (SELECT id, disabled FROM users WHERE username = $9), ",
-    "claim AS (",
-    claim_sql!("SELECT $1, $2, $3, $4, $5, $6 FROM author WHERE NOT disabled"),
-    "), applied AS (INSERT INTO messages (author_id, text, pub_date) ",
-    "SELECT id, $10, $11 FROM author WHERE EXISTS (SELECT 1 FROM claim) RETURNING id) ",
-    "SELECT disabled, id, (SELECT count(*) FROM claim), (SELECT id FROM applied) FROM author"
-);
-
-/// A post by the user named `username`, found in the same statement, applied once under
-/// `key` (see [`apply_once`]), unless nobody has that name or the user is disabled: then
-/// nothing is written and no receipt kept. As [`apply_once`], with the new message's
-/// author.
-pub(crate) async fn apply_once_by_name(
-    pool: &PgPool,
-    latest: &Arc<LatestWrites>,
-    once: Once<'_>,
-    username: &str,
-    text: &MessageText,
-    pub_date: i64,
-) -> StoreResult<ByName<(Option<Receipt>, Option<(MessageId, UserId)>)>> {
-    let carried = latest.carry(pool);
-    let row = claiming::<(bool, i64, i64, Option<i64>)>(POST_ONCE_BY_NAME, Some(once), &carried)?
-        .bind(username)
-        .bind(text.as_ref())
-        .bind(pub_date)
-        .fetch_optional(pool)
-        .await;
-    carried.done(&row);
-    // The rest of the row: the author, whether the statement claimed the key (1: this
-    // call posted; 0: an earlier call holds it, and its receipt answers) and the post.
-    let found = found_by_name(row.map(|row| {
-        row.map(|(disabled, author, claimed, posted)| (disabled, (author, claimed, posted)))
-    }))?;
-    let replayed = match found {
-        ByName::Done((_, claimed, _)) if claimed != 1 => Some(receipt_now(pool, once.key).await?),
-        _ => None,
-    };
-    Ok(found
-        .map(|(author, _, posted)| (replayed, posted.map(|id| (MessageId(id), UserId(author))))))
-}
-
-/// The users named `$9` (the follower) and `$10` (the followee) as one row, `pair`, in a
-/// `WITH` list; no row if either name is nobody's.
-macro_rules! pair_sql {
-    () => {
-        "pair AS (SELECT r.id AS follower_id, e.id AS followee_id FROM users r, users e
-         WHERE r.username = $9 AND e.username = $10)"
-    };
-}
-
-/// A follow or an unfollow between the users named `$9` and `$10` in one statement, under
-/// a key when `$1` to `$7` claim one (see [`claim_sql!`]) and else applied as it is: the
-/// claim selects from `pair`, or nothing when `$1` is null. No row when either name is
-/// nobody's; else both ids and whether the key was claimed (1 or 0; 0 unkeyed).
-macro_rules! follow_by_names_sql {
-    ($applied:literal, $tail:literal) => {
-        concat!(
-            with_latest!("$8"),
-            pair_sql!(),
-            ", claim AS (",
-            claim_sql!("SELECT $1, $2, $3, $4, $5, $6 FROM pair WHERE $1::TEXT IS NOT NULL"),
-            "), applied AS (",
-            $applied,
-            " AND ($1::TEXT IS NULL OR EXISTS (SELECT 1 FROM claim)) ",
-            $tail,
-            ") SELECT follower_id, followee_id, (SELECT count(*) FROM claim) FROM pair"
-        )
-    };
-}
-
-/// [`follow_by_names_sql!`] of a follow (a pair already followed stays as it is).
-const FOLLOW_BY_NAMES: &str = follow_by_names_sql!(
-    "INSERT INTO follows (follower_id, followee_id)
-     SELECT follower_id, followee_id FROM pair WHERE TRUE",
-    "ON CONFLICT DO NOTHING"
-);
-
-/// [`follow_by_names_sql!`] of an unfollow (not following is fine).
-const UNFOLLOW_BY_NAMES: &str = follow_by_names_sql!(
-    "DELETE FROM follows f USING pair p
-     WHERE f.follower_id = p.follower_id AND f.followee_id = p.followee_id",
-    ""
-);
-
-/// A follow or an unfollow (`change`) between the users named `follower` and `followee`,
-/// found in the same statement, applied once under `once`'s key if given (see
-/// [`apply_once`]), else as it is; unless either name is nobody's: then nothing is
-/// written and no receipt kept. With the receipt that answers instead, the pair, which
-/// changed unless a receipt answers.
-pub(crate) async fn change_follow_by_names(
-    pool: &PgPool,
-    latest: &Arc<LatestWrites>,
-    follower: &str,
-    followee: &str,
-    change: FollowChange,
-    once: Option<Once<'_>>,
-) -> StoreResult<ByName<(Option<Receipt>, Follow)>> {
-    let sql = match change {
-        FollowChange::Follow => FOLLOW_BY_NAMES,
-        FollowChange::Unfollow => UNFOLLOW_BY_NAMES,
-    };
-    let carried = latest.carry(pool);
-    let row = claiming::<(i64, i64, i64)>(sql, once, &carried)?
-        .bind(follower)
-        .bind(followee)
-        .fetch_optional(pool)
-        .await;
-    carried.done(&row);
-    // Following has no rule for disabled users: a pair found is never refused.
-    let found = found_by_name(row.map(|row| row.map(|pair| (false, pair))))?;
-    let replayed = match (&found, once) {
-        // Keyed, and the key was not claimed: an earlier call holds it.
-        (ByName::Done((_, _, 0)), Some(once)) => Some(receipt_now(pool, once.key).await?),
-        _ => None,
-    };
-    Ok(found.map(|(follower, followee, _)| {
-        (replayed, Follow { follower: UserId(follower), followee: UserId(followee) })
-    }))
-}
-
 /// `sql`, whose `$1` to `$7` claim a key (see [`claim_sql!`]), with `once`'s key, receipt
 /// and the oldest recording time in force bound to them (all null without a key), and
 /// whose `$8` records the `latest` carried (see [`with_latest!`]).
-fn claiming<'q, O>(
+pub(crate) fn claiming<'q, O>(
     sql: &'static str,
     once: Option<Once<'q>>,
     carried: &Carried,
@@ -337,7 +338,7 @@ fn stored_status(receipt: &Receipt) -> StoreResult<i16> {
 }
 
 /// The receipt holding `key` now (committed by the statement the claim waited for).
-async fn receipt_now(pool: &PgPool, key: &ReceiptKey) -> StoreResult<Receipt> {
+pub(crate) async fn receipt_now(pool: &PgPool, key: &ReceiptKey) -> StoreResult<Receipt> {
     receipt(pool, key, i64::MIN)
         .await?
         .ok_or_else(|| StoreError::Backend("a claimed receipt vanished".into()))

@@ -9,14 +9,16 @@
 //! scans (pages are read in index order), and no ping before a statement on a connection
 //! used within the last second.
 
+use crate::batch::{Batches, KEYED_IN_FLIGHT, POSTS_IN_FLIGHT};
 use crate::coalesce::Coalescer;
 use crate::error::{PgError, backend_error};
 use crate::feed::PgFeed;
+use crate::follows::FollowByNames;
 use crate::home::{self, HomeReport};
 use crate::latest::LatestWrites;
 use crate::messages::Post;
 use crate::options::PgOptions;
-use crate::post_batch::PostBatches;
+use crate::receipts::Claim;
 use crate::timeline::{self, TimelinePlans};
 use crate::{follows, import, messages, receipts, state, users};
 use async_trait::async_trait;
@@ -24,7 +26,7 @@ use minitwit_core::consistency::Snapshot;
 use minitwit_core::feed::{Change, ChangeFeed};
 use minitwit_core::idempotency::{FollowChange, Once, Receipt, ReceiptKey, Write};
 use minitwit_core::model::{Follow, ImportBatch, NewMessage, NewUser};
-use minitwit_core::store::{ByName, DurableWait, StoreResult};
+use minitwit_core::store::{ByName, DurableWait, StoreError, StoreResult};
 use minitwit_core::{
     Counts, Cursor, Message, MessageFilter, MessageId, MessageText, Store, Timeline, TimelineEntry,
     User, UserId,
@@ -55,8 +57,11 @@ pub struct PgStore {
     primary: bool,
     /// The writes of `latest` begun and maybe still in flight (see `latest`).
     pub(crate) latest_writes: Arc<LatestWrites>,
-    /// Posts by name waiting to be stored together (see `post_batch`).
-    posts: Arc<PostBatches>,
+    /// Posts by name without a key, keyed posts by name and follow changes by names,
+    /// each waiting to be stored together with their kind (see `batch`).
+    posts: Arc<Batches<Post>>,
+    keyed_posts: Arc<Batches<Post>>,
+    follows: Arc<Batches<FollowByNames>>,
 }
 
 /// What identifies a timeline page: the timeline's kind and user, the cursor, the size.
@@ -142,7 +147,9 @@ impl PgStore {
             feed: Arc::default(),
             primary: false,
             latest_writes: Arc::default(),
-            posts: Arc::default(),
+            posts: Arc::new(Batches::new(POSTS_IN_FLIGHT)),
+            keyed_posts: Arc::new(Batches::new(KEYED_IN_FLIGHT)),
+            follows: Arc::new(Batches::new(KEYED_IN_FLIGHT)),
         })
     }
 
@@ -329,19 +336,23 @@ impl Store for PgStore {
         Ok(id)
     }
 
-    /// One statement: the author found by name and the message stored; then announced.
+    /// One statement, shared with the posts waiting beside it (see `batch`): the author
+    /// found by name and the message stored; then announced.
     async fn add_message_by_name(
         &self,
         username: &str,
         text: MessageText,
         pub_date: i64,
     ) -> StoreResult<ByName<MessageId>> {
-        let post = Post { username: username.to_owned(), text, pub_date };
-        let posted = self.posts.post(&self.pool, &self.latest_writes, post).await?;
-        Ok(posted.map(|(id, author)| {
+        let post = Post { username: username.to_owned(), text, pub_date, claim: None };
+        let posted = self.posts.store(&self.pool, &self.latest_writes, post).await?;
+        posted.try_map(|stored| {
+            let (id, author) = stored.ok_or_else(|| {
+                StoreError::Backend("a post by an enabled user stored nothing".into())
+            })?;
             self.feed.announce(&self.pool, Change::Posted { id, author });
-            id
-        }))
+            Ok(id)
+        })
     }
 
     async fn message_by_id(&self, id: MessageId) -> StoreResult<Option<Message>> {
@@ -477,8 +488,8 @@ impl Store for PgStore {
         Ok(kept)
     }
 
-    /// One statement: the author found by name, the key claimed and the message stored;
-    /// then announced.
+    /// One statement, shared with the posts waiting beside it (see `batch`): the author
+    /// found by name, the key claimed and the message stored; then announced.
     async fn apply_once_by_name(
         &self,
         key: &ReceiptKey,
@@ -488,26 +499,23 @@ impl Store for PgStore {
         text: MessageText,
         pub_date: i64,
     ) -> StoreResult<ByName<Option<Receipt>>> {
-        let once = Once { key, receipt, since };
-        let applied = receipts::apply_once_by_name(
-            &self.pool,
-            &self.latest_writes,
-            once,
-            username,
-            &text,
-            pub_date,
-        )
-        .await?;
-        Ok(applied.map(|(kept, posted)| {
-            if let Some((id, author)) = posted {
+        let claim = Claim::of(Once { key, receipt, since })?;
+        let post = Post { username: username.to_owned(), text, pub_date, claim: Some(claim) };
+        Ok(match self.keyed_posts.store(&self.pool, &self.latest_writes, post).await? {
+            ByName::Done(Some((id, author))) => {
                 self.feed.announce(&self.pool, Change::Posted { id, author });
+                ByName::Done(None)
             }
-            kept
-        }))
+            // The key was held: an earlier post's receipt answers.
+            ByName::Done(None) => ByName::Done(Some(receipts::receipt_now(&self.pool, key).await?)),
+            ByName::Disabled => ByName::Disabled,
+            ByName::UnknownUser => ByName::UnknownUser,
+        })
     }
 
-    /// One statement: both users found by name, the key claimed if there is one, the
-    /// follow changed; then announced, unless a receipt answered.
+    /// One statement, shared with the changes waiting beside it (see `batch`): both users
+    /// found by name, the key claimed if there is one, the follow changed; then
+    /// announced, unless a receipt answered.
     async fn change_follow_by_names(
         &self,
         follower: &str,
@@ -515,22 +523,27 @@ impl Store for PgStore {
         change: FollowChange,
         once: Option<Once<'_>>,
     ) -> StoreResult<ByName<Option<Receipt>>> {
-        let changed = receipts::change_follow_by_names(
-            &self.pool,
-            &self.latest_writes,
-            follower,
-            followee,
-            change,
-            once,
-        )
-        .await?;
-        Ok(changed.map(|(kept, pair)| {
-            let write = change.write(pair.follower, pair.followee);
-            if let (None, Some(change)) = (&kept, Change::of_write(&write, None)) {
-                self.feed.announce(&self.pool, change);
+        let claim = once.map(Claim::of).transpose()?;
+        let (follower, followee) = (follower.to_owned(), followee.to_owned());
+        let write = FollowByNames { follower, followee, change, claim };
+        Ok(match self.follows.store(&self.pool, &self.latest_writes, write).await? {
+            ByName::Done(Some(pair)) => {
+                let write = change.write(pair.follower, pair.followee);
+                if let Some(change) = Change::of_write(&write, None) {
+                    self.feed.announce(&self.pool, change);
+                }
+                ByName::Done(None)
             }
-            kept
-        }))
+            // The key was held: an earlier change's receipt answers.
+            ByName::Done(None) => {
+                let key = once.map(|once| once.key).ok_or_else(|| {
+                    StoreError::Backend("a change without a key was not applied".into())
+                })?;
+                ByName::Done(Some(receipts::receipt_now(&self.pool, key).await?))
+            }
+            ByName::Disabled => ByName::Disabled,
+            ByName::UnknownUser => ByName::UnknownUser,
+        })
     }
 
     async fn forget_receipts(&self, before: i64, limit: usize) -> StoreResult<usize> {

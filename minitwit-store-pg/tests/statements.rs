@@ -15,13 +15,13 @@
 // A test: a call that fails must fail it, helpers included.
 #![allow(clippy::unwrap_used)]
 
-use minitwit_core::idempotency::{FollowChange, IdempotencyKey, Keyed, Outcome};
+use minitwit_core::idempotency::{self, FollowChange, IdempotencyKey, Keyed, Outcome, Receipt};
 use minitwit_core::store::ByName;
 use minitwit_core::store::StoreError;
 use minitwit_core::{Email, Username, model::NewUser};
 use minitwit_core::{HashCost, MessageFilter, MessageId, MessageText, MiniTwit, PageSize};
 use minitwit_core::{ServiceError, Store, User, UserId};
-use minitwit_store_pg::testkit::TestDatabase;
+use minitwit_store_pg::testkit::{KEYED_WRITES_IN_FLIGHT, POSTS_IN_FLIGHT, TestDatabase};
 use std::cell::Cell;
 use std::future::Future;
 use std::sync::{Arc, Once};
@@ -32,19 +32,26 @@ use tracing::{Event, Metadata, Subscriber};
 /// The target of sqlx's event for every statement it runs.
 const STATEMENT_TARGET: &str = "sqlx::query";
 
-/// Whether an event's fields mention the feed's announcements.
+/// Whether an event's fields mention the feed's announcements, or a batch's arrays.
 #[derive(Default)]
-struct Announces(bool);
+struct Seen {
+    announces: bool,
+    batch: bool,
+}
 
-impl Visit for Announces {
+impl Visit for Seen {
     fn record_debug(&mut self, _: &Field, value: &dyn std::fmt::Debug) {
-        self.0 |= format!("{value:?}").contains("pg_notify");
+        let value = format!("{value:?}");
+        self.announces |= value.contains("pg_notify");
+        self.batch |= value.contains("unnest(");
     }
 }
 
 thread_local! {
     /// How many statements this thread has run since [`statements`] last began counting.
     static STATEMENTS: Cell<usize> = const { Cell::new(0) };
+    /// How many of them stored a batch of writes.
+    static BATCHES: Cell<usize> = const { Cell::new(0) };
 }
 
 /// Counts sqlx's statement events, but announcements, on the thread that runs them;
@@ -65,10 +72,11 @@ impl Subscriber for StatementCounter {
     fn record_follows_from(&self, _: &Id, _: &Id) {}
 
     fn event(&self, event: &Event<'_>) {
-        let mut announces = Announces::default();
-        event.record(&mut announces);
-        if event.metadata().target() == STATEMENT_TARGET && !announces.0 {
+        let mut seen = Seen::default();
+        event.record(&mut seen);
+        if event.metadata().target() == STATEMENT_TARGET && !seen.announces {
             STATEMENTS.with(|count| count.set(count.get() + 1));
+            BATCHES.with(|count| count.set(count.get() + usize::from(seen.batch)));
         }
     }
 
@@ -89,6 +97,7 @@ fn count_statements() {
 /// How many statements `call` ran on this thread, and its answer.
 async fn statements<T>(call: impl Future<Output = T>) -> (usize, T) {
     STATEMENTS.with(|count| count.set(0));
+    BATCHES.with(|count| count.set(0));
     let answer = call.await;
     (STATEMENTS.with(Cell::get), answer)
 }
@@ -238,7 +247,12 @@ async fn posts_by_name_waiting_together_are_one_statement_each_with_its_own_answ
     let texts: Vec<String> = (0..32).map(|at| format!("post {at}")).collect();
 
     let (n, answers) = post_together(&store, &names, &texts).await;
-    assert_eq!(n, 1, "32 posts by name waiting together");
+    let batches = BATCHES.with(Cell::get);
+    // The first go alone; the rest wait, and are stored by one statement. (How many
+    // statements the first took depends on the connections they found: a statement's
+    // first run on a connection may ask more.)
+    assert_eq!(batches, 1, "32 posts by name waiting together");
+    assert!(n < 32, "{n} statements");
     let mut stored = [Vec::new(), Vec::new()];
     for ((name, posted), answer) in names.iter().zip(&texts).zip(answers) {
         match *name {
@@ -252,10 +266,12 @@ async fn posts_by_name_waiting_together_are_one_statement_each_with_its_own_answ
             },
         }
     }
-    // Each author's posts stored once, each under the id it was answered with, in the
-    // order they were sent: the newest is the one sent last.
-    assert_eq!(messages_of(&store, bob.id).await, stored[0]);
-    assert_eq!(messages_of(&store, alice.id).await, stored[1]);
+    // Each author's posts stored once, each under the id it was answered with.
+    let [bobs, alices] = stored;
+    for (author, mut answered) in [(bob.id, bobs), (alice.id, alices)] {
+        answered.sort_by_key(|(_, id)| *id);
+        assert_eq!(messages_of(&store, author).await, answered);
+    }
     assert!(messages_of(&store, carol.id).await.is_empty());
 }
 
@@ -273,17 +289,24 @@ async fn a_post_the_database_refuses_fails_alone_and_the_others_of_its_batch_are
     )
     .await;
     count_statements();
-    let texts: Vec<String> = ["one", "poison", "two"].map(String::from).to_vec();
-
-    let (n, answers) = post_together(&store, &["bob"; 3], &texts).await;
-    assert_eq!(n, 4, "the three together, then each alone");
-    assert!(matches!(answers[1], Err(StoreError::Backend(_))), "{:?}", answers[1]);
-    let stored: Vec<(String, MessageId)> = [(0, "one"), (2, "two")]
-        .map(|(at, posted)| match answers[at] {
-            Ok(ByName::Done(id)) => (posted.to_owned(), id),
-            ref other => panic!("{posted}: {other:?}"),
+    // The first posts go alone, and the three after them wait together.
+    let alone = (0..POSTS_IN_FLIGHT).map(|at| format!("alone {at}"));
+    let texts: Vec<String> = alone.chain(["one", "poison", "two"].map(String::from)).collect();
+    let poison = POSTS_IN_FLIGHT + 1;
+    let (_, answers) = post_together(&store, &vec!["bob"; texts.len()], &texts).await;
+    // They waited together; the database refused them together, and each was sent again.
+    assert_eq!(BATCHES.with(Cell::get), 1, "the three waited together");
+    assert!(matches!(answers[poison], Err(StoreError::Backend(_))), "{:?}", answers[poison]);
+    let mut stored: Vec<(String, MessageId)> = texts
+        .iter()
+        .zip(&answers)
+        .filter(|(posted, _)| *posted != "poison")
+        .map(|(posted, answer)| match answer {
+            Ok(ByName::Done(id)) => (posted.clone(), *id),
+            other => panic!("{posted}: {other:?}"),
         })
-        .to_vec();
+        .collect();
+    stored.sort_by_key(|(_, id)| *id);
     assert_eq!(messages_of(&store, bob.id).await, stored, "stored once each");
 }
 
@@ -316,4 +339,175 @@ fn a_statement_is_counted_when_another_thread_ran_one_first() {
 /// A runtime of one thread, as `#[tokio::test]` gives.
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+}
+
+/// A keyed post by `name` of `posted`, under `key`, as the simulator's front end sends it.
+async fn post_once(store: &Arc<dyn Store>, name: &str, posted: &str, key: &str) -> Answer {
+    let sent = keyed(key);
+    store.apply_once_by_name(&sent.key, &sent.receipt, 0, name, text(posted), 1).await
+}
+
+/// A follow change by names, under `key` if given.
+async fn change_once(
+    store: &Arc<dyn Store>,
+    (follower, followee, change): (&str, &str, FollowChange),
+    key: Option<&str>,
+) -> Answer {
+    let sent = key.map(keyed);
+    let once = sent.as_ref().map(|sent| idempotency::Once {
+        key: &sent.key,
+        receipt: &sent.receipt,
+        since: 0,
+    });
+    store.change_follow_by_names(follower, followee, change, once).await
+}
+
+/// What a keyed write by name comes to: applied (`Done(None)`), or answered by the
+/// receipt its key holds.
+type Answer = Result<ByName<Option<Receipt>>, StoreError>;
+
+/// Keyed posts by bob and keyed follows of bob by carol, one of each kind for every
+/// statement a store runs at once: sent first, they take every statement, so that the
+/// writes sent after them wait together.
+fn fillers() -> impl Iterator<Item = (String, String)> {
+    (0..KEYED_WRITES_IN_FLIGHT)
+        .map(|at| (format!("filler-post-{at}"), format!("filler-follow-{at}")))
+}
+
+/// The answers of spawned writes, in the order they were spawned.
+async fn in_order(tasks: tokio::task::JoinSet<(usize, Answer)>) -> Vec<Answer> {
+    let mut answers = tasks.join_all().await;
+    answers.sort_by_key(|(at, _)| *at);
+    answers.into_iter().map(|(_, answer)| answer).collect()
+}
+
+#[tokio::test]
+async fn keyed_posts_and_follow_changes_waiting_together_are_one_statement_a_kind() {
+    let AliceAndBob { store, alice, bob, _db, .. } = AliceAndBob::new().await;
+    let carol = store.create_user(new_user("carol")).await.unwrap();
+    let dave = store.create_user(new_user("dave")).await.unwrap();
+    store.set_disabled(carol.id, true).await.unwrap();
+    store.follow(dave.id, bob.id).await.unwrap();
+    // Two keys held already: their receipts answer the writes sent under them again.
+    assert_eq!(post_once(&store, "bob", "first", "held-post").await, Ok(ByName::Done(None)));
+    let unfollow = ("alice", "dave", FollowChange::Unfollow);
+    assert_eq!(change_once(&store, unfollow, Some("held-follow")).await, Ok(ByName::Done(None)));
+    count_statements();
+    let posts = [
+        ("bob", "p1"),
+        ("alice", "p2"),
+        ("bob", "held-post"),
+        ("nobody", "p3"),
+        ("carol", "p4"),
+        ("bob", "p5"),
+    ];
+    let follows = [
+        (("alice", "bob", FollowChange::Follow), Some("f1")),
+        (("dave", "bob", FollowChange::Unfollow), Some("f2")),
+        (("alice", "dave", FollowChange::Follow), Some("held-follow")),
+        (("nobody", "bob", FollowChange::Follow), Some("f3")),
+        (("bob", "alice", FollowChange::Follow), None),
+    ];
+    let (_, (filled, posts, follows)) = statements(async {
+        let mut filling = tokio::task::JoinSet::new();
+        for (at, (post_key, follow_key)) in fillers().enumerate() {
+            let (posting, changing) = (Arc::clone(&store), Arc::clone(&store));
+            let change = ("carol", "bob", FollowChange::Follow);
+            filling
+                .spawn(async move { (at, post_once(&posting, "bob", "filler", &post_key).await) });
+            filling.spawn(
+                async move { (at, change_once(&changing, change, Some(&follow_key)).await) },
+            );
+        }
+        let mut posting = tokio::task::JoinSet::new();
+        for (at, (name, key)) in posts.into_iter().enumerate() {
+            let store = Arc::clone(&store);
+            posting.spawn(async move { (at, post_once(&store, name, "again", key).await) });
+        }
+        let mut following = tokio::task::JoinSet::new();
+        for (at, (change, key)) in follows.into_iter().enumerate() {
+            let store = Arc::clone(&store);
+            following.spawn(async move { (at, change_once(&store, change, key).await) });
+        }
+        (in_order(filling).await, in_order(posting).await, in_order(following).await)
+    })
+    .await;
+    // The writes sent after the fillers waited, and each kind's were stored by one
+    // statement. (How many statements the fillers took depends on the connections they
+    // found: a statement's first run on a connection may ask more.)
+    assert_eq!(BATCHES.with(Cell::get), 2, "each kind's writes waiting together");
+    let applied = Ok(ByName::Done(None));
+    assert!(filled.iter().all(|answer| *answer == applied), "{filled:?}");
+    let replayed = |answer: &Answer| match answer {
+        Ok(ByName::Done(Some(receipt))) => receipt.fingerprint,
+        other => panic!("{other:?}"),
+    };
+    let held = |key: &str| keyed(key).receipt.fingerprint;
+    assert_eq!([&posts[0], &posts[1], &posts[5]], [&applied; 3], "{posts:?}");
+    assert_eq!(replayed(&posts[2]), held("held-post"));
+    assert_eq!(posts[3], Ok(ByName::UnknownUser));
+    assert_eq!(posts[4], Ok(ByName::Disabled));
+    assert_eq!([&follows[0], &follows[1], &follows[4]], [&applied; 3], "{follows:?}");
+    assert_eq!(replayed(&follows[2]), held("held-follow"));
+    assert_eq!(follows[3], Ok(ByName::UnknownUser));
+    // Stored once each, and nothing for the writes a receipt answered.
+    // (The fillers and the batch ran at once: their posts' order is any.)
+    let texts = |all: Vec<(String, MessageId)>| {
+        let mut texts: Vec<String> = all.into_iter().map(|(text, _)| text).collect();
+        texts.sort();
+        texts
+    };
+    let mut bobs = vec!["again", "again", "first"];
+    bobs.extend(fillers().map(|_| "filler"));
+    bobs.sort();
+    assert_eq!(texts(messages_of(&store, bob.id).await), bobs);
+    assert_eq!(texts(messages_of(&store, alice.id).await), ["again"]);
+    assert!(messages_of(&store, carol.id).await.is_empty());
+    assert!(store.is_following(alice.id, bob.id).await.unwrap());
+    assert!(!store.is_following(dave.id, bob.id).await.unwrap());
+    assert!(!store.is_following(alice.id, dave.id).await.unwrap(), "the receipt answered");
+    assert!(store.is_following(bob.id, alice.id).await.unwrap());
+    assert!(store.is_following(carol.id, bob.id).await.unwrap());
+}
+
+#[tokio::test]
+async fn a_retry_waiting_beside_its_first_attempt_is_applied_once() {
+    let AliceAndBob { store, alice, bob, _db, .. } = AliceAndBob::new().await;
+    // Fillers first take every statement, so that both attempts wait in one batch.
+    let (posts, follows) = tokio::join!(
+        async {
+            let store = &store;
+            let filled = fillers()
+                .map(|(key, _)| async move { post_once(store, "alice", "filler", &key).await });
+            let both = [0, 1].map(|_| post_once(store, "bob", "once", "retried-post"));
+            let (_, both) =
+                tokio::join!(futures::future::join_all(filled), futures::future::join_all(both));
+            both
+        },
+        async {
+            let store = &store;
+            let filled = fillers().map(|(_, key)| async move {
+                change_once(store, ("bob", "alice", FollowChange::Follow), Some(&key)).await
+            });
+            let change = ("alice", "bob", FollowChange::Follow);
+            let both = [0, 1].map(|_| change_once(store, change, Some("retried-follow")));
+            let (_, both) =
+                tokio::join!(futures::future::join_all(filled), futures::future::join_all(both));
+            both
+        },
+    );
+    for (answers, key) in [(posts, "retried-post"), (follows, "retried-follow")] {
+        let fingerprint = keyed(key).receipt.fingerprint;
+        let mut came_to: Vec<Option<[u8; 32]>> = answers
+            .into_iter()
+            .map(|answer| match answer {
+                Ok(ByName::Done(receipt)) => receipt.map(|receipt| receipt.fingerprint),
+                other => panic!("{key}: {other:?}"),
+            })
+            .collect();
+        came_to.sort();
+        assert_eq!(came_to, [None, Some(fingerprint)], "{key}: applied once, then its receipt");
+    }
+    assert_eq!(messages_of(&store, bob.id).await.len(), 1, "the post stored once");
+    assert!(store.is_following(alice.id, bob.id).await.unwrap());
 }

@@ -35,6 +35,13 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+/// How many statements storing posts by name without a key a store runs at once: a
+/// post that finds one free goes alone; the others wait and are stored together.
+pub const POSTS_IN_FLIGHT: usize = crate::batch::POSTS_IN_FLIGHT;
+
+/// [`POSTS_IN_FLIGHT`] for keyed posts by name, and for follow changes by names, each.
+pub const KEYED_WRITES_IN_FLIGHT: usize = crate::batch::KEYED_IN_FLIGHT;
+
 /// The environment variable naming a server to use instead of a throwaway one.
 pub const DATABASE_URL_VAR: &str = "MINITWIT_TEST_DATABASE_URL";
 
