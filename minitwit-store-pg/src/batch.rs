@@ -15,9 +15,10 @@
 //!
 //! The limits were measured (BENCHMARKS.md). Posts without a key: [`POSTS_IN_FLIGHT`],
 //! few, so that a saturated store sends few statements, each storing many posts. Keyed
-//! writes, which the simulator sends: [`KEYED_IN_FLIGHT`], as many as it sends requests
-//! at a time, so that its writes go alone: with fewer, its replay on a machine busy with
-//! other work took a quarter longer, and more of its actions went over the deadline.
+//! posts and follow changes, which the simulator sends: [`KEYED_IN_FLIGHT`] each, as
+//! many as it sends requests at a time, so that its writes go alone: with fewer, its
+//! replay on a machine busy with other work took a quarter longer, and more of its
+//! actions went over the deadline.
 //!
 //! Each write keeps its own answer. An unknown user refuses that write only, and a batch
 //! whose statement fails is sent again one write at a time, so that a failure is its own
