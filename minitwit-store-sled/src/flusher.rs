@@ -17,7 +17,9 @@
 //!    async one, writers wait without a thread, and readers not at all;
 //! 2. `fdatasync` of the redo log, without the lock, so writers commit their changes
 //!    while the disk syncs and form the next group. sled itself is written out only at
-//!    the log's checkpoints.
+//!    the log's checkpoints. The sync runs on a thread of its own ([`RedoSync`]), begun
+//!    as soon as the group is in the log, so that it overlaps the group's apply: a round
+//!    takes the longer of the two, not their sum.
 //!
 //! A relaxed store's flush (its last, when it closes) is `Db::flush` under the write lock
 //! (sled's flush holds sled's global read lock while a transaction needs its write lock,
@@ -42,7 +44,7 @@
 
 use minitwit_core::store::{StoreError, StoreResult};
 use std::fs::File;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, mpsc};
 use std::thread::JoinHandle;
 use tokio::sync::watch;
 
@@ -240,7 +242,7 @@ pub(crate) struct Disk {
     /// sled's log file, synced after each write-out (a relaxed store).
     pub(crate) log_file: File,
     /// The redo log, synced after each group is written to it (a durable store).
-    pub(crate) redo: Option<File>,
+    pub(crate) redo: Option<RedoSync>,
     /// The trees, whose staged writes each flush applies first (see `staging`).
     pub(crate) trees: crate::trees::Trees,
     /// Tests only: the sync that fails on purpose.
@@ -262,9 +264,66 @@ impl Disk {
             drop(writers_wait);
             return self.log_file.sync_data().map_err(|e| format!("syncing the log file: {e}"));
         };
-        self.trees.settle().map_err(|e| format!("logging the staged writes: {e}"))?;
+        let mut syncing = false;
+        let settled = self.trees.settle_then(|| syncing = redo.begin());
         drop(writers_wait);
-        redo.sync_data().map_err(|e| format!("syncing the redo log: {e}"))
+        let synced = if syncing { redo.finish() } else { redo.file.sync_data() };
+        settled.map_err(|e| format!("logging the staged writes: {e}"))?;
+        synced.map_err(|e| format!("syncing the redo log: {e}"))
+    }
+}
+
+/// The redo log's `fdatasync`, on a thread of its own, begun as soon as a group is
+/// written to the log: it runs while the flusher applies that group to sled, so a round
+/// takes the longer of the two rather than their sum.
+pub(crate) struct RedoSync {
+    /// The log file.
+    file: File,
+    /// Asks the thread for one sync; `None` once the store closes.
+    begin: Option<mpsc::SyncSender<()>>,
+    /// Each sync's outcome, in order.
+    done: mpsc::Receiver<std::io::Result<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl RedoSync {
+    /// Starts the sync thread for the redo log `file`.
+    pub(crate) fn start(file: File) -> std::io::Result<Self> {
+        let (begin, asked) = mpsc::sync_channel::<()>(1);
+        let (answer, done) = mpsc::sync_channel(1);
+        let log = file.try_clone()?;
+        let thread =
+            std::thread::Builder::new().name("sled-redo-sync".into()).spawn(move || {
+                for () in asked {
+                    if answer.send(log.sync_data()).is_err() {
+                        return;
+                    }
+                }
+            })?;
+        Ok(Self { file, begin: Some(begin), done, thread: Some(thread) })
+    }
+
+    /// Begins a sync of everything written to the log so far; `false` if the thread is
+    /// gone (the caller then syncs itself).
+    fn begin(&self) -> bool {
+        self.begin.as_ref().is_some_and(|begin| begin.send(()).is_ok())
+    }
+
+    /// Waits for the sync begun last.
+    fn finish(&self) -> std::io::Result<()> {
+        self.done
+            .recv()
+            .unwrap_or_else(|_| Err(std::io::Error::other("the redo log's sync thread died")))
+    }
+}
+
+impl Drop for RedoSync {
+    fn drop(&mut self) {
+        self.begin = None;
+        if let Some(thread) = self.thread.take() {
+            // The thread only syncs; a panic there has been reported already.
+            let _ = thread.join();
+        }
     }
 }
 

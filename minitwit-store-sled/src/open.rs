@@ -1,7 +1,7 @@
 //! Opening a store: options, the directory lock, the format-version check, and the
 //! errors that can stop a store from opening.
 
-use crate::flusher::{Disk, Flusher, WriteLock};
+use crate::flusher::{Disk, Flusher, RedoSync, WriteLock};
 use crate::home::HomeConfig;
 use crate::redo::{LOG_FILE, RedoLog};
 use crate::staging::Group;
@@ -168,7 +168,7 @@ pub(crate) fn open(path: &Path, options: SledOptions) -> Result<Opened, OpenErro
         (Durability::Durable, Some(redo)) => {
             let file = redo.file().map_err(|e| recovery_error(path, e.to_string()))?;
             trees.group_writes(Group::new(redo));
-            Some(file)
+            Some(RedoSync::start(file).map_err(io)?)
         }
         // A relaxed store is done with the log once it has applied what it held.
         _ => None,

@@ -237,10 +237,18 @@ impl Trees {
     /// effects; the log is synced by the caller. The caller holds the write lock. On
     /// failure everything stays staged.
     pub(crate) fn settle(&self) -> StoreResult<()> {
+        self.settle_then(|| ())
+    }
+
+    /// [`Trees::settle`], calling `logged` once the group is written to the log and
+    /// before it is applied, so that the caller's sync of the log can run meanwhile.
+    /// `logged` is not called when nothing was staged, or when the group was made durable
+    /// by a checkpoint instead.
+    pub(crate) fn settle_then(&self, logged: impl FnOnce()) -> StoreResult<()> {
         let Some(group) = self.group() else { return Ok(()) };
         let mut state = group.state();
         if !state.writes.iter().all(BTreeMap::is_empty) {
-            self.log_and_apply(&mut group.log(), &mut state.writes)?;
+            self.log_and_apply(&mut group.log(), &mut state.writes, logged)?;
         }
         state.writes.clear();
         let effects = std::mem::take(&mut state.effects);
@@ -253,10 +261,18 @@ impl Trees {
 
     /// Writes `writes` to `log` as its next group, numbered in sled as well, then
     /// applies them. A group too large for the log is made durable by a checkpoint.
-    fn log_and_apply(&self, log: &mut RedoLog, writes: &mut [Writes]) -> StoreResult<()> {
+    fn log_and_apply(
+        &self,
+        log: &mut RedoLog,
+        writes: &mut [Writes],
+        on_logged: impl FnOnce(),
+    ) -> StoreResult<()> {
         number(writes, log.next_seq());
         let record = encode(writes);
         let logged = log.append(&record)?;
+        if logged {
+            on_logged();
+        }
         self.apply_encoded(writes, record)?;
         if !logged {
             log.checkpoint()?;
@@ -484,7 +500,9 @@ mod tests {
     #[test]
     fn a_group_logged_but_not_applied_is_applied_when_the_store_opens() {
         let (trees, mut log, dir) = trees_and_log();
-        trees.log_and_apply(&mut log, &mut setting(&trees, "a", b"1")).expect("logs, applies");
+        trees
+            .log_and_apply(&mut log, &mut setting(&trees, "a", b"1"), || ())
+            .expect("logs, applies");
         log_only(&mut log, setting(&trees, "b", b"2"));
         assert_eq!(value(&trees, "b"), None);
         drop(log);
@@ -520,7 +538,7 @@ mod tests {
         let large = vec![7; 64 * 1024];
         for n in 0..2 * LOG_BYTES / large.len() as u64 {
             let mut writes = setting(&trees, &format!("k{n}"), &large);
-            trees.log_and_apply(&mut log, &mut writes).expect("logs, applies");
+            trees.log_and_apply(&mut log, &mut writes, || ()).expect("logs, applies");
         }
         log_only(&mut log, setting(&trees, "last", b"x"));
         drop(log);
@@ -532,10 +550,24 @@ mod tests {
     }
 
     #[test]
+    fn the_caller_hears_of_a_group_once_it_is_logged_and_before_it_is_applied() {
+        let (trees, mut log, dir) = trees_and_log();
+        let mut heard = None;
+        let logged = || {
+            let file = std::fs::read(dir.path().join(LOG_FILE)).expect("reads the log");
+            heard = Some((file.starts_with(b"MTRL"), value(&trees, "a")));
+        };
+        trees.log_and_apply(&mut log, &mut setting(&trees, "a", b"1"), logged).expect("applies");
+        assert_eq!(heard, Some((true, None)), "told with the record written, not yet applied");
+        assert_eq!(value(&trees, "a").as_deref(), Some(&b"1"[..]));
+    }
+
+    #[test]
     fn a_group_too_large_for_the_log_is_made_durable_by_a_checkpoint() {
         let (trees, mut log, dir) = trees_and_log();
         let mut huge = setting(&trees, "huge", &vec![1; LOG_BYTES as usize]);
-        trees.log_and_apply(&mut log, &mut huge).expect("applies");
+        let logged = || panic!("the caller is not told of a group the log did not take");
+        trees.log_and_apply(&mut log, &mut huge, logged).expect("applies");
         drop(log);
         let (_log, replayed, _) = recovered_log(&dir, &trees);
         assert_eq!(replayed, 0, "nothing of it was logged");
