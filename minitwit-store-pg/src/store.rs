@@ -218,6 +218,14 @@ impl PgStore {
             .map_err(backend_error)?;
         Ok(())
     }
+
+    /// The answer to a keyed write that a batch did not apply because its key was held:
+    /// the receipt of the earlier write under it.
+    async fn held(&self, key: Option<&ReceiptKey>) -> StoreResult<ByName<Option<Receipt>>> {
+        let key =
+            key.ok_or_else(|| StoreError::Backend("a write without a key was not applied".into()))?;
+        Ok(ByName::Done(Some(receipts::receipt_now(&self.pool, key).await?)))
+    }
 }
 
 /// Refuses libpq's multi-host URLs (`postgres://h1,h2,h3/db`) and
@@ -506,8 +514,7 @@ impl Store for PgStore {
                 self.feed.announce(&self.pool, Change::Posted { id, author });
                 ByName::Done(None)
             }
-            // The key was held: an earlier post's receipt answers.
-            ByName::Done(None) => ByName::Done(Some(receipts::receipt_now(&self.pool, key).await?)),
+            ByName::Done(None) => self.held(Some(key)).await?,
             ByName::Disabled => ByName::Disabled,
             ByName::UnknownUser => ByName::UnknownUser,
         })
@@ -534,13 +541,7 @@ impl Store for PgStore {
                 }
                 ByName::Done(None)
             }
-            // The key was held: an earlier change's receipt answers.
-            ByName::Done(None) => {
-                let key = once.map(|once| once.key).ok_or_else(|| {
-                    StoreError::Backend("a change without a key was not applied".into())
-                })?;
-                ByName::Done(Some(receipts::receipt_now(&self.pool, key).await?))
-            }
+            ByName::Done(None) => self.held(once.map(|once| once.key)).await?,
             ByName::Disabled => ByName::Disabled,
             ByName::UnknownUser => ByName::UnknownUser,
         })
