@@ -2,24 +2,40 @@
 //!
 //! A line is the one tracing-subscriber's JSON formatter writes (`timestamp`, `level`,
 //! `fields`, `target`, in that order, the same escaping and number formats), built in one
-//! buffer: the stock formatter first renders the timestamp into a string of its own, then
-//! hands each field through a map visitor and an adaptor that checks every piece it
-//! writes for UTF-8, which cost a request more than its routing did (BENCHMARKS.md).
+//! buffer that each thread keeps and reuses: the stock formatter first renders the
+//! timestamp into a string of its own, then hands each field through a map visitor and an
+//! adaptor that checks every piece it writes for UTF-8, which cost a request more than its
+//! routing did (BENCHMARKS.md). The timestamp's date and time of day are rendered once a
+//! second per thread ([`Clock`]); only its microseconds are written per line.
 //! Every other event, and an access event inside a span, goes to the formatter this one
 //! wraps.
 
 use minitwit_cli::serve::ACCESS_TARGET;
 use serde::ser::{SerializeMap as _, Serializer as _};
+use std::cell::RefCell;
 use std::fmt;
+use std::time::{SystemTime, UNIX_EPOCH};
+use time::OffsetDateTime;
+use time::format_description::BorrowedFormatItem;
+use time::macros::format_description;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::fmt::format::Writer;
-use tracing_subscriber::fmt::time::{FormatTime as _, SystemTime};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
 /// The longest access line expected: the buffer starts this large.
 const LINE_CAPACITY: usize = 320;
+
+/// A timestamp's date and time of day, as the stock formatter writes them (RFC 3339, UTC).
+const SECOND: &[BorrowedFormatItem<'static>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]");
+
+thread_local! {
+    /// This thread's line buffer and clock, reused from line to line.
+    static LINE: RefCell<(Vec<u8>, Clock)> =
+        RefCell::new((Vec::with_capacity(LINE_CAPACITY), Clock::default()));
+}
 
 /// Formats access lines itself and every other event with `inner`.
 pub struct AccessJson<F> {
@@ -49,28 +65,58 @@ where
         if event.metadata().target() != ACCESS_TARGET || in_span {
             return self.inner.format_event(ctx, writer, event);
         }
-        let line = access_line(event)?;
-        writer.write_str(&line)
+        LINE.with_borrow_mut(|(line, clock)| {
+            line.clear();
+            write_access_line(line, clock.timestamp(SystemTime::now()), event)?;
+            writer.write_str(std::str::from_utf8(line).map_err(|_| fmt::Error)?)
+        })
     }
 }
 
-/// The whole line, newline included.
-fn access_line(event: &Event<'_>) -> Result<String, fmt::Error> {
+/// Writes the whole line, newline included, into `line`.
+fn write_access_line(line: &mut Vec<u8>, timestamp: &str, event: &Event<'_>) -> fmt::Result {
     let meta = event.metadata();
-    let mut timestamp = String::with_capacity(32);
-    SystemTime.format_time(&mut Writer::new(&mut timestamp))?;
-    let mut line = Vec::with_capacity(LINE_CAPACITY);
-    let mut json = serde_json::Serializer::new(&mut line);
+    let mut json = serde_json::Serializer::new(&mut *line);
     let mut map = json.serialize_map(None).map_err(|_| fmt::Error)?;
-    map.serialize_entry("timestamp", &timestamp).map_err(|_| fmt::Error)?;
+    map.serialize_entry("timestamp", timestamp).map_err(|_| fmt::Error)?;
     map.serialize_entry("level", meta.level().as_str()).map_err(|_| fmt::Error)?;
     map.serialize_key("fields").map_err(|_| fmt::Error)?;
     map.serialize_value(&Fields(event)).map_err(|_| fmt::Error)?;
     map.serialize_entry("target", meta.target()).map_err(|_| fmt::Error)?;
     map.end().map_err(|_| fmt::Error)?;
     line.push(b'\n');
-    // serde_json writes only UTF-8.
-    String::from_utf8(line).map_err(|_| fmt::Error)
+    Ok(())
+}
+
+/// A timestamp's text, its date and time of day rendered once per second.
+#[derive(Default)]
+struct Clock {
+    /// The second `text` begins with, in seconds since the epoch.
+    second: Option<u64>,
+    /// The length of that second's text, `YYYY-MM-DDTHH:MM:SS`.
+    second_len: usize,
+    /// The last timestamp: the second's text, then `.uuuuuuZ`.
+    text: String,
+}
+
+impl Clock {
+    /// `now` as the stock formatter writes it: RFC 3339 in UTC, to the microsecond.
+    fn timestamp(&mut self, now: SystemTime) -> &str {
+        let since_epoch = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+        if self.second != Some(since_epoch.as_secs()) {
+            self.text = OffsetDateTime::from(now).format(SECOND).unwrap_or_default();
+            self.second_len = self.text.len();
+            self.second = Some(since_epoch.as_secs());
+        }
+        self.text.truncate(self.second_len);
+        self.text.push('.');
+        let micros = since_epoch.subsec_micros();
+        for place in [100_000, 10_000, 1_000, 100, 10, 1] {
+            self.text.push(char::from_digit(micros / place % 10, 10).unwrap_or('0'));
+        }
+        self.text.push('Z');
+        &self.text
+    }
 }
 
 /// An event's fields as one JSON object, in the order they were recorded.
@@ -208,6 +254,40 @@ mod tests {
             let stock = line(false, || access_event(id, latency, status));
             assert_eq!(ours, stock);
         }
+    }
+
+    #[test]
+    fn the_clock_writes_rfc_3339_to_the_microsecond_across_seconds() {
+        let at = |seconds: u64, micros: u64| {
+            UNIX_EPOCH + std::time::Duration::from_micros(seconds * 1_000_000 + micros)
+        };
+        let mut clock = Clock::default();
+        let cases = [
+            (at(0, 0), "1970-01-01T00:00:00.000000Z"),
+            (at(1_796_620_708, 999_999), "2026-12-07T05:18:28.999999Z"),
+            (at(1_796_620_709, 1), "2026-12-07T05:18:29.000001Z"),
+            (at(1_796_620_709, 120_300), "2026-12-07T05:18:29.120300Z"),
+            (at(1_709_164_799, 500_000), "2024-02-28T23:59:59.500000Z"),
+            (at(1_709_164_800, 42), "2024-02-29T00:00:00.000042Z"),
+            (at(1_796_620_708, 7), "2026-12-07T05:18:28.000007Z"),
+        ];
+        for (now, expected) in cases {
+            assert_eq!(clock.timestamp(now), expected);
+        }
+    }
+
+    #[test]
+    fn the_clock_agrees_with_the_stock_timestamp() {
+        use tracing_subscriber::fmt::time::FormatTime as _;
+        let mut stock = String::new();
+        let before = SystemTime::now();
+        tracing_subscriber::fmt::time::SystemTime
+            .format_time(&mut Writer::new(&mut stock))
+            .unwrap();
+        let after = SystemTime::now();
+        let mut clock = Clock::default();
+        let ours = [clock.timestamp(before).to_owned(), clock.timestamp(after).to_owned()];
+        assert!(ours[0] <= stock && stock <= ours[1], "{ours:?} against {stock}");
     }
 
     #[test]
