@@ -65,12 +65,32 @@ where
         if event.metadata().target() != ACCESS_TARGET || in_span {
             return self.inner.format_event(ctx, writer, event);
         }
-        LINE.with_borrow_mut(|(line, clock)| {
-            line.clear();
-            write_access_line(line, clock.timestamp(SystemTime::now()), event)?;
-            writer.write_str(std::str::from_utf8(line).map_err(|_| fmt::Error)?)
+        let reused = LINE.try_with(|cell| match cell.try_borrow_mut() {
+            Ok(mut state) => {
+                let (line, clock) = &mut *state;
+                write_line(line, clock, event, &mut writer)
+            }
+            // Only if formatting a line logged one (it never does): a buffer of its own.
+            Err(_) => write_line(&mut Vec::new(), &mut Clock::default(), event, &mut writer),
+        });
+        // The thread is ending and its buffer is gone: a buffer of its own.
+        reused.unwrap_or_else(|_| {
+            write_line(&mut Vec::new(), &mut Clock::default(), event, &mut writer)
         })
     }
+}
+
+/// Builds the line in `line` (emptied first) and hands it to `writer`.
+fn write_line(
+    line: &mut Vec<u8>,
+    clock: &mut Clock,
+    event: &Event<'_>,
+    writer: &mut Writer<'_>,
+) -> fmt::Result {
+    line.clear();
+    write_access_line(line, clock.timestamp(SystemTime::now()), event)?;
+    // serde_json writes only UTF-8.
+    writer.write_str(std::str::from_utf8(line).map_err(|_| fmt::Error)?)
 }
 
 /// Writes the whole line, newline included, into `line`.
@@ -254,6 +274,16 @@ mod tests {
             let stock = line(false, || access_event(id, latency, status));
             assert_eq!(ours, stock);
         }
+    }
+
+    #[test]
+    fn a_line_is_written_whole_while_the_threads_buffer_is_held() {
+        let event = || access_event("held", 3.25, 200);
+        let ours = LINE.with(|cell| {
+            let _held = cell.borrow_mut();
+            line(true, event)
+        });
+        assert_eq!(ours, line(false, event));
     }
 
     #[test]
