@@ -6,12 +6,13 @@
 //! timestamp into a string of its own, then hands each field through a map visitor and an
 //! adaptor that checks every piece it writes for UTF-8, which cost a request more than its
 //! routing did (BENCHMARKS.md). The timestamp's date and time of day are rendered once a
-//! second per thread ([`Clock`]); only its microseconds are written per line.
+//! second per thread ([`Clock`]); only its microseconds are written per line. Names and
+//! strings with nothing to escape, nearly all of them, are copied as they are; serde_json
+//! writes the others, and every number.
 //! Every other event, and an access event inside a span, goes to the formatter this one
 //! wraps.
 
 use minitwit_cli::serve::ACCESS_TARGET;
-use serde::ser::{SerializeMap as _, Serializer as _};
 use std::cell::RefCell;
 use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -96,16 +97,39 @@ fn write_line(
 /// Writes the whole line, newline included, into `line`.
 fn write_access_line(line: &mut Vec<u8>, timestamp: &str, event: &Event<'_>) -> fmt::Result {
     let meta = event.metadata();
-    let mut json = serde_json::Serializer::new(&mut *line);
-    let mut map = json.serialize_map(None).map_err(|_| fmt::Error)?;
-    map.serialize_entry("timestamp", timestamp).map_err(|_| fmt::Error)?;
-    map.serialize_entry("level", meta.level().as_str()).map_err(|_| fmt::Error)?;
-    map.serialize_key("fields").map_err(|_| fmt::Error)?;
-    map.serialize_value(&Fields(event)).map_err(|_| fmt::Error)?;
-    map.serialize_entry("target", meta.target()).map_err(|_| fmt::Error)?;
-    map.end().map_err(|_| fmt::Error)?;
-    line.push(b'\n');
+    line.extend_from_slice(b"{\"timestamp\":");
+    push_str(line, timestamp)?;
+    line.extend_from_slice(b",\"level\":");
+    push_str(line, meta.level().as_str())?;
+    line.extend_from_slice(b",\"fields\":{");
+    let mut fields = FieldWriter { line, first: true, result: Ok(()) };
+    event.record(&mut fields);
+    fields.result?;
+    line.extend_from_slice(b"},\"target\":");
+    push_str(line, meta.target())?;
+    line.extend_from_slice(b"}\n");
     Ok(())
+}
+
+/// Appends `text` as a JSON string. Text with nothing to escape (names, labels, ids:
+/// nearly every access line) is copied as it is; any other is written by serde_json.
+fn push_str(line: &mut Vec<u8>, text: &str) -> fmt::Result {
+    // Every byte looked at, with no early exit, so that the compiler can check many at once.
+    let escapes = text
+        .bytes()
+        .fold(false, |found, byte| found | (byte < 0x20) | (byte == b'"') | (byte == b'\\'));
+    if escapes {
+        return push_json(line, text);
+    }
+    line.push(b'"');
+    line.extend_from_slice(text.as_bytes());
+    line.push(b'"');
+    Ok(())
+}
+
+/// Appends `value` as serde_json writes it.
+fn push_json<V: serde::Serialize + ?Sized>(line: &mut Vec<u8>, value: &V) -> fmt::Result {
+    serde_json::to_writer(line, value).map_err(|_| fmt::Error)
 }
 
 /// A timestamp's text, its date and time of day rendered once per second.
@@ -139,61 +163,61 @@ impl Clock {
     }
 }
 
-/// An event's fields as one JSON object, in the order they were recorded.
-struct Fields<'a, 'e>(&'a Event<'e>);
+/// Writes an event's fields as the members of one JSON object, in the order they were
+/// recorded, as tracing-serde does: strings and `Debug` values as strings, numbers and
+/// booleans as themselves. The first failure stops it.
+struct FieldWriter<'a> {
+    line: &'a mut Vec<u8>,
+    first: bool,
+    result: fmt::Result,
+}
 
-impl serde::Serialize for Fields<'_, '_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut visitor = FieldVisitor { map: serializer.serialize_map(None)?, error: None };
-        self.0.record(&mut visitor);
-        match visitor.error {
-            Some(error) => Err(error),
-            None => visitor.map.end(),
+impl FieldWriter<'_> {
+    /// Writes the member's name and colon; whether its value is to be written.
+    fn name(&mut self, field: &Field) -> bool {
+        if self.result.is_err() {
+            return false;
+        }
+        if !std::mem::take(&mut self.first) {
+            self.line.push(b',');
+        }
+        self.result = push_str(self.line, field.name());
+        self.line.push(b':');
+        self.result.is_ok()
+    }
+
+    fn json<V: serde::Serialize + ?Sized>(&mut self, field: &Field, value: &V) {
+        if self.name(field) {
+            self.result = push_json(self.line, value);
         }
     }
 }
 
-/// Writes each field into the map, as tracing-serde does: strings and `Debug` values as
-/// strings, numbers and booleans as themselves. The first failure stops it.
-struct FieldVisitor<M: serde::ser::SerializeMap> {
-    map: M,
-    error: Option<M::Error>,
-}
-
-impl<M: serde::ser::SerializeMap> FieldVisitor<M> {
-    fn entry<V: serde::Serialize + ?Sized>(&mut self, field: &Field, value: &V) {
-        if self.error.is_some() {
-            return;
-        }
-        if let Err(error) = self.map.serialize_entry(field.name(), value) {
-            self.error = Some(error);
-        }
-    }
-}
-
-impl<M: serde::ser::SerializeMap> Visit for FieldVisitor<M> {
+impl Visit for FieldWriter<'_> {
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.entry(field, &value);
+        self.json(field, &value);
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.entry(field, &value);
+        self.json(field, &value);
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.entry(field, &value);
+        self.json(field, &value);
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.entry(field, &value);
+        self.json(field, &value);
     }
 
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.entry(field, value);
+        if self.name(field) {
+            self.result = push_str(self.line, value);
+        }
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.entry(field, &format_args!("{value:?}"));
+        self.json(field, &format_args!("{value:?}"));
     }
 }
 
