@@ -34,15 +34,16 @@ impl MeteredStore {
     ) -> StoreResult<T> {
         let start = Instant::now();
         let result = call.await;
-        let histogram = self.histograms.get((operation, result.is_ok()), |&(operation, ok)| {
+        let register = |&(operation, ok): &(&'static str, bool)| {
             metrics::histogram!(
                 STORE_SECONDS,
                 "backend" => self.inner.backend(),
                 "operation" => operation,
                 "outcome" => if ok { "ok" } else { "error" }
             )
-        });
-        histogram.record(start.elapsed().as_secs_f64());
+        };
+        let seconds = start.elapsed().as_secs_f64();
+        self.histograms.with((operation, result.is_ok()), register, |h| h.record(seconds));
         result
     }
 }

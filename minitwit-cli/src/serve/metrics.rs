@@ -5,6 +5,7 @@
 use anyhow::{Context, Result};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use minitwit_core::MiniTwit;
+use rustc_hash::FxBuildHasher;
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::{Mutex, PoisonError, RwLock};
@@ -27,31 +28,38 @@ const BUCKETS: &[f64] =
 const MAX_LABEL_SETS: usize = 1024;
 
 /// Metric handles by label set, each registered on first use: afterwards a use costs a
-/// read lock and a clone, not hashing and formatting labels in the recorder.
+/// read lock and a quick hash of the labels (static names and numbers, never from a
+/// client), not hashing and formatting them in the recorder.
 pub struct Handles<K, H> {
-    map: RwLock<HashMap<K, H>>,
+    map: RwLock<HashMap<K, H, FxBuildHasher>>,
 }
 
 impl<K, H> Default for Handles<K, H> {
     fn default() -> Self {
-        Self { map: RwLock::new(HashMap::new()) }
+        Self { map: RwLock::new(HashMap::default()) }
     }
 }
 
-impl<K: Hash + Eq + Copy, H: Clone> Handles<K, H> {
-    /// The handle of `labels`, made by `register` the first time (kept while there is
-    /// room).
-    pub fn get(&self, labels: K, register: impl FnOnce(&K) -> H) -> H {
+impl<K: Hash + Eq + Copy, H> Handles<K, H> {
+    /// Uses the handle of `labels`, made by `register` the first time (kept while there is
+    /// room), in place: no handle is cloned and dropped per use.
+    pub fn with<R>(
+        &self,
+        labels: K,
+        register: impl FnOnce(&K) -> H,
+        use_handle: impl FnOnce(&H) -> R,
+    ) -> R {
         // The map only ever holds complete entries: a poisoned lock is still good.
-        let cached = self.map.read().unwrap_or_else(PoisonError::into_inner).get(&labels).cloned();
-        cached.unwrap_or_else(|| {
-            let handle = register(&labels);
-            let mut map = self.map.write().unwrap_or_else(PoisonError::into_inner);
-            if map.len() < MAX_LABEL_SETS {
-                map.insert(labels, handle.clone());
-            }
-            handle
-        })
+        if let Some(handle) = self.map.read().unwrap_or_else(PoisonError::into_inner).get(&labels) {
+            return use_handle(handle);
+        }
+        let handle = register(&labels);
+        let mut map = self.map.write().unwrap_or_else(PoisonError::into_inner);
+        if map.len() < MAX_LABEL_SETS {
+            return use_handle(map.entry(labels).or_insert(handle));
+        }
+        drop(map);
+        use_handle(&handle)
     }
 }
 
@@ -121,5 +129,43 @@ pub async fn maintain(service: MiniTwit, handle: PrometheusHandle, every: Durati
             _ = ticks.tick() => handle.run_upkeep(),
             _ = gauges.tick() => refresh_gauges(&service).await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+
+    #[test]
+    fn a_label_set_is_registered_once_and_its_handle_used_in_place() {
+        let handles: Handles<(&str, u16), u32> = Handles::default();
+        let registered = Cell::new(0);
+        let register = |&(_, status): &(&str, u16)| {
+            registered.set(registered.get() + 1);
+            u32::from(status)
+        };
+        assert_eq!(handles.with(("/latest", 200), register, |h| *h), 200);
+        assert_eq!(handles.with(("/latest", 200), register, |h| *h), 200);
+        assert_eq!(handles.with(("/latest", 404), register, |h| *h), 404);
+        assert_eq!(registered.get(), 2, "once per label set");
+    }
+
+    #[test]
+    fn label_sets_beyond_the_bound_are_registered_per_use() {
+        let handles: Handles<usize, usize> = Handles::default();
+        for labels in 0..MAX_LABEL_SETS {
+            handles.with(labels, |&n| n, |_| ());
+        }
+        let registered = Cell::new(0);
+        let register = |&n: &usize| {
+            registered.set(registered.get() + 1);
+            n
+        };
+        assert_eq!(handles.with(MAX_LABEL_SETS, register, |h| *h), MAX_LABEL_SETS);
+        assert_eq!(handles.with(MAX_LABEL_SETS, register, |h| *h), MAX_LABEL_SETS);
+        assert_eq!(registered.get(), 2, "the map keeps no more than its bound");
+        assert_eq!(handles.with(0, register, |h| *h), 0, "those it kept stay");
+        assert_eq!(registered.get(), 2);
     }
 }
