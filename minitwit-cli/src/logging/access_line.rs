@@ -90,7 +90,7 @@ fn write_line(
 ) -> fmt::Result {
     line.clear();
     write_access_line(line, clock.timestamp(SystemTime::now()), event)?;
-    // serde_json writes only UTF-8.
+    // Made of text and serde_json's output: always UTF-8.
     writer.write_str(std::str::from_utf8(line).map_err(|_| fmt::Error)?)
 }
 
