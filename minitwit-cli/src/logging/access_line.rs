@@ -66,18 +66,17 @@ where
         if event.metadata().target() != ACCESS_TARGET || in_span {
             return self.inner.format_event(ctx, writer, event);
         }
-        let reused = LINE.try_with(|cell| match cell.try_borrow_mut() {
-            Ok(mut state) => {
-                let (line, clock) = &mut *state;
-                write_line(line, clock, event, &mut writer)
-            }
-            // Only if formatting a line logged one (it never does): a buffer of its own.
-            Err(_) => write_line(&mut Vec::new(), &mut Clock::default(), event, &mut writer),
+        let reused = LINE.try_with(|cell| {
+            let mut state = cell.try_borrow_mut().ok()?;
+            let (line, clock) = &mut *state;
+            Some(write_line(line, clock, event, &mut writer))
         });
-        // The thread is ending and its buffer is gone: a buffer of its own.
-        reused.unwrap_or_else(|_| {
-            write_line(&mut Vec::new(), &mut Clock::default(), event, &mut writer)
-        })
+        match reused {
+            Ok(Some(written)) => written,
+            // The buffer is held (only if formatting a line logged one: it never does) or
+            // gone (the thread is ending): a buffer of its own.
+            _ => write_line(&mut Vec::new(), &mut Clock::default(), event, &mut writer),
+        }
     }
 }
 
