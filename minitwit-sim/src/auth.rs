@@ -63,8 +63,19 @@ impl SimConfig {
         let Some(presented) = header.and_then(|value| basic_credentials(value.as_bytes())) else {
             return false;
         };
-        let expected = format!("{}:{}", self.username, self.password);
-        presented.ct_eq(expected.as_bytes()).into()
+        self.matches(&presented)
+    }
+
+    /// Whether `presented` is `user:password`, compared in place, piece by piece, in
+    /// constant time for credentials of the right length (no copy of the expected pair).
+    fn matches(&self, presented: &[u8]) -> bool {
+        let (user, password) = (self.username.as_bytes(), self.password.as_bytes());
+        if presented.len() != user.len() + 1 + password.len() {
+            return false;
+        }
+        let (presented_user, rest) = presented.split_at(user.len());
+        let (colon, presented_password) = rest.split_at(1);
+        (presented_user.ct_eq(user) & colon.ct_eq(b":") & presented_password.ct_eq(password)).into()
     }
 }
 
@@ -98,6 +109,20 @@ mod tests {
             assert!(!config.authorizes(Some(&header(bad))), "{bad}");
         }
         assert!(!config.authorizes(None));
+    }
+
+    #[test]
+    fn every_piece_of_the_pair_is_compared() {
+        let config = SimConfig::default();
+        let basic = |pair: &str| header(&format!("Basic {}", STANDARD.encode(pair)));
+        assert!(config.authorizes(Some(&basic("simulator:super_safe!"))));
+        // Each the expected pair's length, one piece wrong.
+        for bad in ["simulatoR:super_safe!", "simulator;super_safe!", "simulator:super_safe?"] {
+            assert!(!config.authorizes(Some(&basic(bad))), "{bad}");
+        }
+        for bad in ["simulator:super_safe", "simulator:super_safe!!", "simulator", ":"] {
+            assert!(!config.authorizes(Some(&basic(bad))), "{bad}");
+        }
     }
 
     #[test]
