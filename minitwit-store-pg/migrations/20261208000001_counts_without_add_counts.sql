@@ -2,8 +2,9 @@
 -- transition table into variables and moves the backend's slot itself, where it called
 -- a second plpgsql function to do so; users and follow pairs share one function. Same
 -- slots, same totals, still skipped when the statement changed no row, and still at
--- the end of the statement, after every row trigger's locks. PostgreSQL's instructions per post 567k -> 537k, per follow or
--- unfollow 520k -> 497k (scripts/pg-write-cost, BENCHMARKS.md).
+-- the end of the statement, after every row trigger's locks. PostgreSQL's instructions
+-- per post 567k -> 536k, per follow or unfollow 520k -> 497k (scripts/pg-write-cost,
+-- BENCHMARKS.md).
 
 CREATE OR REPLACE FUNCTION count_messages() RETURNS TRIGGER LANGUAGE plpgsql AS $$
 DECLARE
