@@ -93,6 +93,13 @@ async fn insert_messages(
         .execute(&mut **tx)
         .await
         .map_err(backend_error)?;
+        sqlx::query("SELECT home_spread($1, $2, $3)")
+            .bind(chunk.iter().map(|m| m.id.0).collect::<Vec<_>>())
+            .bind(chunk.iter().map(|m| m.author_id.0).collect::<Vec<_>>())
+            .bind(chunk.iter().map(|m| m.pub_date).collect::<Vec<_>>())
+            .execute(&mut **tx)
+            .await
+            .map_err(backend_error)?;
     }
     Ok(())
 }
@@ -103,16 +110,38 @@ async fn insert_follows(
     batch: &ImportBatch,
 ) -> StoreResult<()> {
     for chunk in batch.follows.chunks(CHUNK) {
-        sqlx::query(
+        let begun = sqlx::query_as::<_, (i64, i64)>(
             "INSERT INTO follows (follower_id, followee_id)
-             SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[]) ON CONFLICT DO NOTHING",
+             SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[]) ON CONFLICT DO NOTHING
+             RETURNING follower_id, followee_id",
         )
         .bind(chunk.iter().map(|f| f.follower.0).collect::<Vec<_>>())
         .bind(chunk.iter().map(|f| f.followee.0).collect::<Vec<_>>())
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(backend_error)?;
+        pairs_changed(tx, "SELECT home_add_follows($1, $2)", begun).await?;
+    }
+    Ok(())
+}
+
+/// Hands the follow pairs a bulk statement began or ended to `sql` (`home_add_follows`
+/// or `home_remove_follows`), which brings the kept home timelines up to date.
+async fn pairs_changed(
+    tx: &mut Transaction<'static, Postgres>,
+    sql: &'static str,
+    pairs: Vec<(i64, i64)>,
+) -> StoreResult<()> {
+    if pairs.is_empty() {
+        return Ok(());
+    }
+    let (followers, followees): (Vec<i64>, Vec<i64>) = pairs.into_iter().unzip();
+    sqlx::query(sql)
+        .bind(followers)
+        .bind(followees)
         .execute(&mut **tx)
         .await
         .map_err(backend_error)?;
-    }
     Ok(())
 }
 
@@ -136,21 +165,33 @@ async fn continue_sequence(
     Ok(())
 }
 
-/// Removes the batch's follow pairs, messages and users (their messages, follows and
-/// session rows go with them: `ON DELETE CASCADE`) in one transaction.
+/// Removes the batch's follow pairs, messages and users (their messages and session
+/// rows go with them: `ON DELETE CASCADE`) in one transaction. The users' follows are
+/// ended first, by a statement of their own, with the users locked so that no follow
+/// of theirs can begin meanwhile: in bulk, a follow ended by the cascade would not be
+/// taken out of the kept home timelines.
 pub(crate) async fn remove(pool: &PgPool, batch: ImportBatch) -> StoreResult<()> {
     let mut tx = bulk_transaction(pool).await?;
-    sqlx::query(
-        "DELETE FROM follows f USING UNNEST($1::BIGINT[], $2::BIGINT[]) AS r (a, b)
-         WHERE f.follower_id = r.a AND f.followee_id = r.b",
+    let users: Vec<i64> = batch.users.iter().map(|u| u.id.0).collect();
+    sqlx::query("SELECT FROM users WHERE id = ANY($1) FOR UPDATE")
+        .bind(&users)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend_error)?;
+    let ended = sqlx::query_as::<_, (i64, i64)>(
+        "DELETE FROM follows f
+         WHERE f.follower_id = ANY($3) OR f.followee_id = ANY($3)
+            OR (f.follower_id, f.followee_id) IN (SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[]))
+         RETURNING f.follower_id, f.followee_id",
     )
     .bind(batch.follows.iter().map(|f| f.follower.0).collect::<Vec<_>>())
     .bind(batch.follows.iter().map(|f| f.followee.0).collect::<Vec<_>>())
-    .execute(&mut *tx)
+    .bind(&users)
+    .fetch_all(&mut *tx)
     .await
     .map_err(backend_error)?;
+    pairs_changed(&mut tx, "SELECT home_remove_follows($1, $2)", ended).await?;
     let messages: Vec<i64> = batch.messages.iter().map(|m| m.id.0).collect();
-    let users = batch.users.iter().map(|u| u.id.0).collect();
     let by_id = [
         (REMOVE_KEPT_ENTRIES, messages.clone()),
         ("DELETE FROM messages WHERE id = ANY($1)", messages),
@@ -175,9 +216,10 @@ const REMOVE_KEPT_ENTRIES: &str = "
     ) d
     WHERE h.owner_id = d.owner_id AND h.pub_date = d.pub_date AND h.message_id = d.id";
 
-/// A transaction for writing in bulk: the kept home timelines' triggers take no locks
-/// in it (an import runs alone), so a batch of thousands of authors does not fill the
-/// server's lock table.
+/// A transaction for writing in bulk: the kept home timelines' row triggers do nothing
+/// in it; its statements hand what they wrote to the timelines' set-wise functions
+/// (migration `triggers_without_when`), which take no locks (an import runs alone), so
+/// a batch of thousands of authors does not fill the server's lock table.
 async fn bulk_transaction(pool: &PgPool) -> StoreResult<Transaction<'static, Postgres>> {
     let mut tx = pool.begin().await.map_err(backend_error)?;
     sqlx::query("SET LOCAL minitwit.bulk = 'on'").execute(&mut *tx).await.map_err(backend_error)?;
