@@ -15,6 +15,10 @@
 -- - The totals' statement triggers are unchanged (counting in the row triggers cut a
 --   one-row post further, to 435k, but cost a post stored in a batch of 16 a quarter
 --   more).
+--
+-- Replicas of the previous release, running beside this one during a rolling deploy,
+-- write through the same row triggers as before; only imports changed, and an import
+-- is run by this release's `minitwit import`.
 
 DROP TRIGGER home_fanned_out_in_bulk ON messages;
 DROP TRIGGER home_followed_in_bulk ON follows;
