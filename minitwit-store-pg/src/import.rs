@@ -81,22 +81,25 @@ async fn insert_messages(
     batch: &ImportBatch,
 ) -> StoreResult<()> {
     for chunk in batch.messages.chunks(CHUNK) {
+        let ids: Vec<i64> = chunk.iter().map(|m| m.id.0).collect();
+        let authors: Vec<i64> = chunk.iter().map(|m| m.author_id.0).collect();
+        let dates: Vec<i64> = chunk.iter().map(|m| m.pub_date).collect();
         sqlx::query(
             "INSERT INTO messages (id, author_id, text, pub_date, flagged)
              SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::BIGINT[], $5::BOOLEAN[])",
         )
-        .bind(chunk.iter().map(|m| m.id.0).collect::<Vec<_>>())
-        .bind(chunk.iter().map(|m| m.author_id.0).collect::<Vec<_>>())
+        .bind(&ids)
+        .bind(&authors)
         .bind(chunk.iter().map(|m| m.text.as_str()).collect::<Vec<_>>())
-        .bind(chunk.iter().map(|m| m.pub_date).collect::<Vec<_>>())
+        .bind(&dates)
         .bind(chunk.iter().map(|m| m.flagged).collect::<Vec<_>>())
         .execute(&mut **tx)
         .await
         .map_err(backend_error)?;
         sqlx::query("SELECT home_spread($1, $2, $3)")
-            .bind(chunk.iter().map(|m| m.id.0).collect::<Vec<_>>())
-            .bind(chunk.iter().map(|m| m.author_id.0).collect::<Vec<_>>())
-            .bind(chunk.iter().map(|m| m.pub_date).collect::<Vec<_>>())
+            .bind(&ids)
+            .bind(&authors)
+            .bind(&dates)
             .execute(&mut **tx)
             .await
             .map_err(backend_error)?;
