@@ -32,7 +32,7 @@ impl Trees {
 
     /// Ids of everyone `follower` follows, by id.
     pub(crate) fn followee_ids(&self, follower: UserId) -> StoreResult<Vec<UserId>> {
-        self.second_fields(&self.follows, follower)
+        self.key_fields(&self.follows, follower, 1)
     }
 
     /// Names of up to `limit` users `follower` follows, by followee id.

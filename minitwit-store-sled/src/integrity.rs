@@ -106,14 +106,14 @@ impl Trees {
             report.note_unless(id.0 <= last_id, || format!("message {id} above the id counter"));
             let author = self.users.contains_key(keys::int(m.author_id)).map_err(backend)?;
             report.note_unless(author, || format!("message {id} by missing user {}", m.author_id));
-            let listed = has(&self.author_msgs, keys::pair(m.author_id, id))?;
-            report.note_unless(listed, || format!("message {id} missing from author_msgs"));
             let in_public = has(&self.public_idx, keys::pair(m.pub_date, id))?;
             let in_author = has(&self.author_idx, keys::triple(m.author_id, m.pub_date, id))?;
             let in_flagged = has(&self.flagged, keys::int(id))?;
-            let expected = (!m.flagged, !m.flagged, m.flagged);
-            report.note_unless((in_public, in_author, in_flagged) == expected, || {
-                format!("message {id} (flagged: {}) indexed as public {in_public}, author {in_author}, flagged {in_flagged}", m.flagged)
+            let in_author_flagged = has(&self.author_msgs, keys::pair(m.author_id, id))?;
+            let expected = (!m.flagged, !m.flagged, m.flagged, m.flagged);
+            let found = (in_public, in_author, in_flagged, in_author_flagged);
+            report.note_unless(found == expected, || {
+                format!("message {id} (flagged: {}) indexed as public {in_public}, author {in_author}, flagged {in_flagged}, author's flagged {in_author_flagged}", m.flagged)
             });
         }
         Ok(())
@@ -146,9 +146,9 @@ impl Trees {
         for item in self.author_msgs.iter() {
             let (key, _) = item.map_err(backend)?;
             let (author, id) = (field(&key, 0)?, field(&key, 1)?);
-            let ok = message(id)?.is_some_and(|m| m.author_id == author);
+            let ok = message(id)?.is_some_and(|m| m.flagged && m.author_id == author);
             report.note_unless(ok, || {
-                format!("author_msgs entry ({author}, {id}) has no matching message")
+                format!("author_msgs entry ({author}, {id}) has no matching flagged message")
             });
         }
         for item in self.flagged.iter() {

@@ -7,8 +7,9 @@ use crate::records::{decode, encode};
 use crate::trees::{EMPTY, Trees, Tx, TxResult, abort, backend, corrupt, meta};
 use minitwit_core::model::NewMessage;
 use minitwit_core::store::StoreResult;
-use minitwit_core::{Message, MessageFilter, MessageId};
+use minitwit_core::{Message, MessageFilter, MessageId, UserId};
 use sled::IVec;
+use std::collections::HashSet;
 use std::ops::Bound;
 
 impl Trees {
@@ -85,9 +86,9 @@ impl Trees {
     pub(crate) fn list_messages(&self, filter: &MessageFilter) -> StoreResult<Vec<Message>> {
         let ids: Box<dyn Iterator<Item = StoreResult<MessageId>>> = match filter.author {
             Some(author) => {
-                let end = filter.before.map_or(i64::MAX, |b| b.0.saturating_sub(1));
-                let range = keys::pair(author, i64::MIN)..=keys::pair(author, end);
-                Box::new(self.author_msgs.range(range).rev().map(|item| key_field(item, 1)))
+                let mut ids = self.author_message_ids(author)?;
+                ids.retain(|&id| filter.before.is_none_or(|before| id < before));
+                Box::new(ids.into_iter().map(Ok))
             }
             None if filter.flagged == Some(true) => {
                 Box::new(self.flagged.range(below(filter.before)).rev().map(|i| key_field(i, 0)))
@@ -107,6 +108,39 @@ impl Trees {
             }
         }
         Ok(found)
+    }
+
+    /// Every message of `author`, newest id first: the unflagged from their part of
+    /// `author_idx`, the flagged from `author_msgs`. Reads all of the author's index keys
+    /// (`author_idx` is in date order): for deleting a user and the admin listing, not
+    /// for pages.
+    pub(crate) fn author_message_ids(&self, author: UserId) -> StoreResult<Vec<MessageId>> {
+        let mut ids: Vec<MessageId> = self.key_fields(&self.author_idx, author, 2)?;
+        ids.extend(self.key_fields::<MessageId>(&self.author_msgs, author, 1)?);
+        ids.sort_unstable_by(|a, b| b.cmp(a));
+        ids.dedup();
+        Ok(ids)
+    }
+
+    /// Format 4's upgrade (see `open`): drops from `author_msgs` the entries of messages
+    /// that are not flagged, which earlier formats listed there too; how many. Run when
+    /// the store opens, once its writes are applied and before anything else writes.
+    pub(crate) fn keep_only_flagged_in_author_msgs(&self) -> StoreResult<usize> {
+        let flagged = self
+            .flagged
+            .iter()
+            .map(|item| key_field(item, 0))
+            .collect::<StoreResult<HashSet<MessageId>>>()?;
+        let mut dropped = 0;
+        for item in self.author_msgs.iter() {
+            let (key, _) = item.map_err(backend)?;
+            let id = keys::field(&key, 1).ok_or_else(|| corrupt("an author_msgs key"))?;
+            if !flagged.contains(&id) {
+                self.author_msgs.remove(key).map_err(backend)?;
+                dropped += 1;
+            }
+        }
+        Ok(dropped)
     }
 
     /// Up to `limit` messages with ids above `after`, by id: the export order.
@@ -154,15 +188,15 @@ impl Tx<'_> {
         Ok(((message.pub_date, message.id), record))
     }
 
-    /// Writes a message with its index entries (timeline indexes only when unflagged)
-    /// and counts it; its record. The id must be free.
+    /// Writes a message with its index entries (the timeline indexes when unflagged, the
+    /// flagged lists when flagged) and counts it; its record. The id must be free.
     pub(crate) fn insert_message(&self, m: &Message) -> TxResult<IVec> {
         let id = keys::int(m.id);
         let record = IVec::from(encode(m));
         self.messages.insert(&id, record.clone())?;
-        self.author_msgs.insert(keys::pair(m.author_id, m.id), EMPTY)?;
         if m.flagged {
             self.flagged.insert(&id, EMPTY)?;
+            self.author_msgs.insert(keys::pair(m.author_id, m.id), EMPTY)?;
             self.bump(meta::FLAGGED, 1)?;
         } else {
             // Copies of the record, so that timeline pages read no message record.
@@ -177,9 +211,9 @@ impl Tx<'_> {
     pub(crate) fn remove_message(&self, id: MessageId) -> TxResult<()> {
         let Some(bytes) = self.messages.take(keys::int(id))? else { return Ok(()) };
         let m: Message = decode(&bytes).map_err(abort)?;
-        self.author_msgs.remove(keys::pair(m.author_id, m.id))?;
         if m.flagged {
             self.flagged.remove(keys::int(id))?;
+            self.author_msgs.remove(keys::pair(m.author_id, m.id))?;
             self.bump(meta::FLAGGED, -1)?;
         } else {
             self.public_idx.remove(keys::pair(m.pub_date, m.id))?;

@@ -19,13 +19,17 @@ use std::time::{Duration, Instant};
 ///   version 1 are still read.
 /// - 3: a redo log beside sled's files (`redo.log`), which may hold acknowledged writes
 ///   sled does not (see `redo`).
+/// - 4: `author_msgs` lists an author's flagged messages only (their others are in
+///   `author_idx`), so that a post writes three index entries, not four: sled keeps
+///   15–20 bytes in memory for every entry it stores (BENCHMARKS.md, "Memory").
 ///
-/// An earlier store is upgraded when it is opened (no record is rewritten), so that
-/// earlier builds refuse it with a clear error rather than miss what it holds.
-pub const FORMAT_VERSION: u32 = 3;
+/// An earlier store is upgraded when it is opened, once the writes it holds are applied
+/// (no record is rewritten; `author_msgs` loses its unflagged entries), so that earlier
+/// builds refuse it with a clear error rather than miss what it holds.
+pub const FORMAT_VERSION: u32 = 4;
 
 /// Earlier formats this build opens (and upgrades, see [`FORMAT_VERSION`]).
-const UPGRADABLE_VERSIONS: [i64; 2] = [1, 2];
+const UPGRADABLE_VERSIONS: [i64; 3] = [1, 2, 3];
 
 /// How often sled flushes a relaxed store on its own (sled's default).
 const RELAXED_FLUSH_EVERY_MS: u64 = 500;
@@ -136,6 +140,16 @@ pub enum OpenError {
         /// What went wrong.
         reason: String,
     },
+    /// A store of an earlier format could not be upgraded to this build's (see
+    /// [`FORMAT_VERSION`]): sled refused a read or a write. The store is left at its
+    /// earlier format.
+    #[error("cannot upgrade the sled store at {} to format version {FORMAT_VERSION}: {reason}", path.display())]
+    Upgrade {
+        /// The store's directory.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
 }
 
 /// An open store's parts, before they are wrapped in a [`SledStore`](crate::SledStore).
@@ -155,7 +169,7 @@ pub(crate) fn open(path: &Path, options: SledOptions) -> Result<Opened, OpenErro
     let lock = lock_directory(path)?;
     let db = open_sled_when_released(path, options).map_err(storage)?;
     let mut trees = Trees::open(&db, HomeConfig::of(&options)).map_err(storage)?;
-    check_format(path, &trees)?;
+    let earlier = check_format(path, &trees)?;
     finish_applying(path, &db, &trees)?;
     let log_file = File::open(path.join(SLED_LOG_FILE)).map_err(io)?;
     let redo = if needs_redo_log(path, options.durability).map_err(io)? {
@@ -163,6 +177,9 @@ pub(crate) fn open(path: &Path, options: SledOptions) -> Result<Opened, OpenErro
     } else {
         None
     };
+    if let Some(earlier) = earlier {
+        upgrade(path, &trees, earlier)?;
+    }
     sync_directory(path).map_err(io)?;
     let redo_file = match (options.durability, redo) {
         (Durability::Durable, Some(redo)) => {
@@ -291,9 +308,10 @@ fn lock_directory(path: &Path) -> Result<File, OpenError> {
     }
 }
 
-/// Records the format version in a new store and upgrades an earlier one; refuses a
-/// store of any other version.
-fn check_format(path: &Path, trees: &Trees) -> Result<(), OpenError> {
+/// Records the format version in a new store; refuses a store of a version this build
+/// cannot open; the version of an earlier one, which [`upgrade`] upgrades once the
+/// writes it holds are applied.
+fn check_format(path: &Path, trees: &Trees) -> Result<Option<i64>, OpenError> {
     let storage = |source| OpenError::Storage { path: path.to_owned(), source };
     let unsupported = |found| OpenError::UnsupportedFormat {
         path: path.to_owned(),
@@ -306,13 +324,28 @@ fn check_format(path: &Path, trees: &Trees) -> Result<(), OpenError> {
         Some(bytes) => Some(decode_int(&bytes).map_err(|_| unsupported(-1))?),
     };
     match found {
-        Some(found) if found == i64::from(FORMAT_VERSION) => Ok(()),
-        None => record_format(trees).map_err(storage),
-        Some(found) if UPGRADABLE_VERSIONS.contains(&found) => {
-            record_format(trees).map_err(storage)
-        }
+        Some(found) if found == i64::from(FORMAT_VERSION) => Ok(None),
+        None => record_format(trees).map(|()| None).map_err(storage),
+        Some(found) if UPGRADABLE_VERSIONS.contains(&found) => Ok(Some(found)),
         Some(found) => Err(unsupported(found)),
     }
+}
+
+/// Upgrades a store of format `earlier` (see [`FORMAT_VERSION`]): drops the unflagged
+/// messages' entries from `author_msgs`, then records this build's format. A crash
+/// before the record leaves the store at `earlier`, and the next open does it again.
+fn upgrade(path: &Path, trees: &Trees, earlier: i64) -> Result<(), OpenError> {
+    let failed = |reason: String| OpenError::Upgrade { path: path.to_owned(), reason };
+    let dropped = trees.keep_only_flagged_in_author_msgs().map_err(|e| failed(e.to_string()))?;
+    record_format(trees).map_err(|e| failed(e.to_string()))?;
+    tracing::info!(
+        path = %path.display(),
+        from = earlier,
+        to = FORMAT_VERSION,
+        dropped,
+        "upgraded the store's format: the entries of unflagged messages dropped from author_msgs"
+    );
+    Ok(())
 }
 
 /// Records (durably) that the store is in this build's format.

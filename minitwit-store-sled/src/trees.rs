@@ -10,7 +10,7 @@
 //! | `messages` | message id | the [`Message`](minitwit_core::Message) (see `records`) |
 //! | `public_idx` | (pub_date, id) | a copy of the message record; unflagged messages only |
 //! | `author_idx` | (author, pub_date, id) | a copy of the message record; unflagged messages only |
-//! | `author_msgs` | (author, id) | empty; every message, for deletion and admin listings |
+//! | `author_msgs` | (author, id) | empty; flagged messages only (with `author_idx`, an author's every message, for deletion and admin listings; every message before format 4) |
 //! | `flagged` | message id | empty; flagged messages only |
 //! | `follows` | (follower, followee) | empty |
 //! | `followers` | (followee, follower) | empty |

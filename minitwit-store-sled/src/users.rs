@@ -106,22 +106,23 @@ impl Trees {
     pub(crate) fn user_links(&self, id: UserId) -> StoreResult<UserLinks> {
         Ok(UserLinks {
             id,
-            messages: self.second_fields(&self.author_msgs, id)?,
-            followees: self.second_fields(&self.follows, id)?,
-            followers: self.second_fields(&self.followers, id)?,
+            messages: self.author_message_ids(id)?,
+            followees: self.key_fields(&self.follows, id, 1)?,
+            followers: self.key_fields(&self.followers, id, 1)?,
         })
     }
 
-    /// The second fields of the pair keys in `tree` whose first field is `first`.
-    pub(crate) fn second_fields<T: keys::Number>(
+    /// Field `index` of every key in `tree` whose first field is `first`, in key order.
+    pub(crate) fn key_fields<T: keys::Number>(
         &self,
         tree: &sled::Tree,
         first: UserId,
+        index: usize,
     ) -> StoreResult<Vec<T>> {
         tree.scan_prefix(keys::int(first))
             .map(|item| {
                 let (key, _) = item.map_err(backend)?;
-                keys::field(&key, 1).ok_or_else(|| crate::trees::corrupt("a pair key"))
+                keys::field(&key, index).ok_or_else(|| crate::trees::corrupt("an index key"))
             })
             .collect()
     }

@@ -6,7 +6,7 @@
 use minitwit_core::model::{Follow, ImportBatch, NewMessage};
 use minitwit_core::testkit::MemoryStore;
 use minitwit_core::{
-    Cursor, Message, MessageId, MessageText, Store, Timeline, TimelineEntry, User,
+    Cursor, Message, MessageFilter, MessageId, MessageText, Store, Timeline, TimelineEntry, User,
 };
 use minitwit_store_sled::{Durability, OpenError, SledOptions, SledStore};
 use std::path::Path;
@@ -92,21 +92,43 @@ async fn another_format_version_is_refused() {
     let dir = tempfile::tempdir().expect("temp dir");
     drop(open(dir.path()));
     {
-        let db = raw_sled(dir.path());
-        let meta = db.open_tree("meta").expect("meta tree");
-        meta.insert("format_version", &4_i64.to_be_bytes()[..]).expect("write");
-        db.flush().expect("flush");
+        label_format(&raw_sled(dir.path()), 5);
     }
     let Err(err) = SledStore::open(dir.path(), SledOptions::default()) else {
-        panic!("a store of format version 4 must be refused");
+        panic!("a store of format version 5 must be refused");
     };
-    assert!(matches!(err, OpenError::UnsupportedFormat { found: 4, supported: 3, .. }), "{err:?}");
-    assert!(err.to_string().contains("has format version 4; this build reads version 3"));
+    assert!(matches!(err, OpenError::UnsupportedFormat { found: 5, supported: 4, .. }), "{err:?}");
+    assert!(err.to_string().contains("has format version 5; this build reads version 4"));
 }
 
 /// A record key as the store writes it: the id big-endian with the sign bit flipped.
 fn id_key(id: i64) -> [u8; 8] {
     ((id as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+/// A pair key as the store writes it.
+fn pair_key(first: i64, second: i64) -> Vec<u8> {
+    [id_key(first), id_key(second)].concat()
+}
+
+/// Lists every message in `author_msgs`, as formats before 4 did.
+fn list_every_message_in_author_msgs(db: &sled::Db, messages: &[Message]) {
+    let author_msgs = db.open_tree("author_msgs").expect("author_msgs");
+    for m in messages {
+        author_msgs.insert(pair_key(m.author_id.0, m.id.0), &[][..]).expect("write");
+    }
+}
+
+/// Labels a closed store with format `version`, durably.
+fn label_format(db: &sled::Db, version: i64) {
+    let meta = db.open_tree("meta").expect("meta tree");
+    meta.insert("format_version", &version.to_be_bytes()[..]).expect("write");
+    db.flush().expect("flush");
+}
+
+/// How many entries `author_msgs` holds in a closed store.
+fn author_msgs_entries(db: &sled::Db) -> usize {
+    db.open_tree("author_msgs").expect("author_msgs").len()
 }
 
 /// The format version recorded in a closed store.
@@ -165,12 +187,9 @@ async fn a_format_1_store_with_json_records_is_read_written_and_upgraded() {
                 tree.insert(key, &[][..]).expect("write");
             }
         }
+        list_every_message_in_author_msgs(&db, &messages);
         assert_eq!(recorded_version(&db), i64::from(minitwit_store_sled::FORMAT_VERSION));
-        db.open_tree("meta")
-            .expect("meta")
-            .insert("format_version", &1_i64.to_be_bytes()[..])
-            .expect("write");
-        db.flush().expect("flush");
+        label_format(&db, 1);
     }
     {
         let store = open(dir.path());
@@ -206,6 +225,56 @@ async fn a_format_1_store_with_json_records_is_read_written_and_upgraded() {
         i64::from(minitwit_store_sled::FORMAT_VERSION),
         "opening upgrades the recorded version"
     );
+    assert_eq!(author_msgs_entries(&db), 0, "no message is flagged any more");
+}
+
+#[tokio::test]
+async fn a_format_3_store_lists_only_flagged_messages_in_author_msgs_once_opened() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (alice, ids, messages) = {
+        let store = open(dir.path());
+        let (alice, bob) = (user(&store, "alice").await, user(&store, "bob").await);
+        let mut ids = Vec::new();
+        for (n, author) in [&alice, &alice, &bob, &alice].into_iter().enumerate() {
+            ids.push(post(&store, author, &format!("m{n}"), 10 - n as i64).await);
+        }
+        store.set_flagged(ids[1], true).await.expect("flag");
+        let mut messages = Vec::new();
+        for &id in &ids {
+            messages.push(store.message_by_id(id).await.expect("read").expect("a message"));
+        }
+        (alice, ids, messages)
+    };
+    {
+        let db = raw_sled(dir.path());
+        assert_eq!(author_msgs_entries(&db), 1, "format 4 lists the flagged message alone");
+        list_every_message_in_author_msgs(&db, &messages);
+        label_format(&db, 3);
+    }
+    {
+        let store = open(dir.path());
+        let report = store.check_integrity().await.expect("check");
+        assert!(report.is_consistent(), "{:?}", report.problems);
+        let listed = |before| {
+            let filter = MessageFilter { author: Some(alice.id), flagged: None, before, limit: 10 };
+            let store = &store;
+            async move {
+                let found = store.list_messages(filter).await.expect("list");
+                found.into_iter().map(|m| m.id).collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(listed(None).await, [ids[3], ids[1], ids[0]], "newest id first, flagged too");
+        assert_eq!(listed(Some(ids[3])).await, [ids[1], ids[0]]);
+        assert!(store.delete_user(alice.id).await.expect("delete"));
+        for &id in [ids[0], ids[1], ids[3]].iter() {
+            assert_eq!(store.message_by_id(id).await.expect("read"), None, "{id} deleted");
+        }
+        let report = store.check_integrity().await.expect("check");
+        assert!(report.is_consistent(), "{:?}", report.problems);
+    }
+    let db = raw_sled(dir.path());
+    assert_eq!(recorded_version(&db), i64::from(minitwit_store_sled::FORMAT_VERSION));
+    assert_eq!(author_msgs_entries(&db), 0);
 }
 
 #[tokio::test]
