@@ -111,14 +111,13 @@ impl Trees {
     }
 
     /// Every message of `author`, newest id first: the unflagged from their part of
-    /// `author_idx`, the flagged from `author_msgs`. Reads all of the author's index keys
-    /// (`author_idx` is in date order): for deleting a user and the admin listing, not
-    /// for pages.
+    /// `author_idx`, the flagged from `author_msgs` (a message is in one of the two).
+    /// Reads all of the author's index keys (`author_idx` is in date order): for
+    /// deleting a user and the admin listing, not for pages.
     pub(crate) fn author_message_ids(&self, author: UserId) -> StoreResult<Vec<MessageId>> {
         let mut ids: Vec<MessageId> = self.key_fields(&self.author_idx, author, 2)?;
         ids.extend(self.key_fields::<MessageId>(&self.author_msgs, author, 1)?);
         ids.sort_unstable_by(|a, b| b.cmp(a));
-        ids.dedup();
         Ok(ids)
     }
 

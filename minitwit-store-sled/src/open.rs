@@ -141,8 +141,8 @@ pub enum OpenError {
         reason: String,
     },
     /// A store of an earlier format could not be upgraded to this build's (see
-    /// [`FORMAT_VERSION`]): sled refused a read or a write. The store is left at its
-    /// earlier format.
+    /// [`FORMAT_VERSION`]): sled refused a read or a write. The store keeps its earlier
+    /// format's label, and the next opening by this build upgrades it again.
     #[error("cannot upgrade the sled store at {} to format version {FORMAT_VERSION}: {reason}", path.display())]
     Upgrade {
         /// The store's directory.

@@ -266,7 +266,7 @@ async fn a_format_3_store_lists_only_flagged_messages_in_author_msgs_once_opened
         assert_eq!(listed(None).await, [ids[3], ids[1], ids[0]], "newest id first, flagged too");
         assert_eq!(listed(Some(ids[3])).await, [ids[1], ids[0]]);
         assert!(store.delete_user(alice.id).await.expect("delete"));
-        for &id in [ids[0], ids[1], ids[3]].iter() {
+        for id in [ids[0], ids[1], ids[3]] {
             assert_eq!(store.message_by_id(id).await.expect("read"), None, "{id} deleted");
         }
         let report = store.check_integrity().await.expect("check");
