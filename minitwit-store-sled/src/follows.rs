@@ -2,8 +2,7 @@
 //! (`followers`), so both "whom do I follow" and "who follows me" are prefix scans.
 
 use crate::keys;
-use crate::messages::key_field;
-use crate::trees::{EMPTY, Trees, Tx, TxResult, backend, meta};
+use crate::trees::{EMPTY, Trees, Tx, TxResult, backend, key_field, key_fields, meta};
 use minitwit_core::UserId;
 use minitwit_core::model::Follow;
 use minitwit_core::store::StoreResult;
@@ -32,7 +31,7 @@ impl Trees {
 
     /// Ids of everyone `follower` follows, by id.
     pub(crate) fn followee_ids(&self, follower: UserId) -> StoreResult<Vec<UserId>> {
-        self.key_fields(&self.follows, follower, 1)
+        key_fields(&self.follows, follower, 1)
     }
 
     /// Names of up to `limit` users `follower` follows, by followee id.

@@ -4,7 +4,9 @@
 
 use crate::keys::{self, Found};
 use crate::records::{decode, encode};
-use crate::trees::{EMPTY, Trees, Tx, TxResult, abort, backend, corrupt, meta};
+use crate::trees::{
+    EMPTY, Trees, Tx, TxResult, abort, backend, corrupt, key_field, key_fields, meta,
+};
 use minitwit_core::model::NewMessage;
 use minitwit_core::store::StoreResult;
 use minitwit_core::{Message, MessageFilter, MessageId, UserId};
@@ -115,8 +117,8 @@ impl Trees {
     /// Reads all of the author's index keys (`author_idx` is in date order): for
     /// deleting a user and the admin listing, not for pages.
     pub(crate) fn author_message_ids(&self, author: UserId) -> StoreResult<Vec<MessageId>> {
-        let mut ids: Vec<MessageId> = self.key_fields(&self.author_idx, author, 2)?;
-        ids.extend(self.key_fields::<MessageId>(&self.author_msgs, author, 1)?);
+        let mut ids: Vec<MessageId> = key_fields(&self.author_idx, author, 2)?;
+        ids.extend(key_fields::<MessageId>(&self.author_msgs, author, 1)?);
         ids.sort_unstable_by(|a, b| b.cmp(a));
         Ok(ids)
     }
@@ -160,15 +162,6 @@ impl Trees {
 /// Keys of single ids strictly below `before` (all when `None`).
 fn below(before: Option<MessageId>) -> (Bound<IVec>, Bound<IVec>) {
     (Bound::Unbounded, before.map_or(Bound::Unbounded, |b| Bound::Excluded(keys::int(b))))
-}
-
-/// Field `index` of a key from a range scan.
-pub(crate) fn key_field<T: keys::Number>(
-    item: sled::Result<(sled::IVec, sled::IVec)>,
-    index: usize,
-) -> StoreResult<T> {
-    let (key, _) = item.map_err(backend)?;
-    keys::field(&key, index).ok_or_else(|| corrupt("an index key"))
 }
 
 impl Tx<'_> {

@@ -227,6 +227,24 @@ pub(crate) fn follow_pairs(follows: &Tree) -> sled::Result<Vec<(UserId, UserId)>
     Ok(pairs)
 }
 
+/// Field `index` of a key from a range scan.
+pub(crate) fn key_field<T: keys::Number>(
+    item: sled::Result<(sled::IVec, sled::IVec)>,
+    index: usize,
+) -> StoreResult<T> {
+    let (key, _) = item.map_err(backend)?;
+    keys::field(&key, index).ok_or_else(|| corrupt("an index key"))
+}
+
+/// Field `index` of every key in `tree` whose first field is `first`, in key order.
+pub(crate) fn key_fields<T: keys::Number>(
+    tree: &Tree,
+    first: UserId,
+    index: usize,
+) -> StoreResult<Vec<T>> {
+    tree.scan_prefix(keys::int(first)).map(|item| key_field(item, index)).collect()
+}
+
 /// Wraps a [`StoreError`] to abort a transaction with it.
 pub(crate) fn abort(error: StoreError) -> ConflictableTransactionError<StoreError> {
     ConflictableTransactionError::Abort(error)

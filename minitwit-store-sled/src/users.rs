@@ -3,7 +3,7 @@
 use crate::authors::Author;
 use crate::keys;
 use crate::records::{decode, encode};
-use crate::trees::{Trees, Tx, TxResult, abort, backend, decode_int, meta};
+use crate::trees::{Trees, Tx, TxResult, abort, backend, decode_int, key_fields, meta};
 use minitwit_core::model::NewUser;
 use minitwit_core::store::{StoreError, StoreResult};
 use minitwit_core::{MessageId, User, UserId};
@@ -107,24 +107,9 @@ impl Trees {
         Ok(UserLinks {
             id,
             messages: self.author_message_ids(id)?,
-            followees: self.key_fields(&self.follows, id, 1)?,
-            followers: self.key_fields(&self.followers, id, 1)?,
+            followees: key_fields(&self.follows, id, 1)?,
+            followers: key_fields(&self.followers, id, 1)?,
         })
-    }
-
-    /// Field `index` of every key in `tree` whose first field is `first`, in key order.
-    pub(crate) fn key_fields<T: keys::Number>(
-        &self,
-        tree: &sled::Tree,
-        first: UserId,
-        index: usize,
-    ) -> StoreResult<Vec<T>> {
-        tree.scan_prefix(keys::int(first))
-            .map(|item| {
-                let (key, _) = item.map_err(backend)?;
-                keys::field(&key, index).ok_or_else(|| crate::trees::corrupt("an index key"))
-            })
-            .collect()
     }
 }
 
